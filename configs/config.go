@@ -1,0 +1,204 @@
+package configs
+
+import (
+	"fmt"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the gateway configuration: listeners, inbound TLS, the secret provider
+// and the vendor profiles. Relative file paths under tls and secrets.file are
+// resolved against DataDir; vendor profile paths against the config file's folder.
+type Config struct {
+	// Node names this gateway instance in logs and, later, in audit records.
+	Node string `yaml:"node"`
+	// TrustDomain is the SPIFFE trust domain of app certificates
+	// (spiffe://<trust_domain>/<role>/<name>).
+	TrustDomain string `yaml:"trust_domain"`
+	// DataDir holds state files (and, in dev, the generated PKI and secrets).
+	DataDir string  `yaml:"data_dir"`
+	Listen  Listen  `yaml:"listen"`
+	TLS     TLS     `yaml:"tls"`
+	Secrets Secrets `yaml:"secrets"`
+	// VendorFiles lists vendor profile files; Vendors holds them once loaded.
+	VendorFiles []string  `yaml:"vendors"`
+	Vendors     []*Vendor `yaml:"-"`
+
+	// File is the path the configuration was loaded from, for error messages.
+	File string `yaml:"-"`
+}
+
+// Listen holds the listener addresses (host:port).
+type Listen struct {
+	Gateway string `yaml:"gateway"`
+	Forward string `yaml:"forward"`
+	Admin   string `yaml:"admin"`
+}
+
+// TLS is the inbound TLS of every listener: the gateway's serving certificate and
+// the internal CA that app certificates must chain to.
+type TLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+	// MinVersion is "1.2" (default) or "1.3".
+	MinVersion string `yaml:"min_version"`
+}
+
+// Secrets selects and configures the secret provider.
+type Secrets struct {
+	// Provider is "file" (dev) or "vault".
+	Provider string      `yaml:"provider"`
+	File     SecretsFile `yaml:"file"`
+	Vault    Vault       `yaml:"vault"`
+}
+
+// SecretsFile is the dev file store: a YAML file readable by its owner only.
+type SecretsFile struct {
+	Path string `yaml:"path"`
+}
+
+// Vault configures the Vault provider (KV v2).
+type Vault struct {
+	Address string `yaml:"address"`
+	// Mount is the KV v2 mount, default "secret".
+	Mount string `yaml:"mount"`
+	// Auth is "token", "approle" or "kubernetes".
+	Auth       string `yaml:"auth"`
+	TokenFile  string `yaml:"token_file"`
+	RoleIDFile string `yaml:"role_id_file"`
+	// SecretIDFile holds the AppRole secret id; it is read, never logged.
+	SecretIDFile string   `yaml:"secret_id_file"`
+	Role         string   `yaml:"role"`
+	CAFile       string   `yaml:"ca_file"`
+	MaxStale     Duration `yaml:"max_stale"`
+}
+
+// Vendor is one vendor profile (configs/vendors/<id>.yaml).
+type Vendor struct {
+	ID      string `yaml:"id"`
+	Name    string `yaml:"name"`
+	BaseURL string `yaml:"base_url"`
+	// Assumptions records what the vendor's documents leave open and the profile
+	// chose (paths, header names), so a reader knows what to confirm.
+	Assumptions       []string           `yaml:"assumptions"`
+	Upstream          Upstream           `yaml:"upstream"`
+	Timeouts          Timeouts           `yaml:"timeouts"`
+	ClientCertificate *ClientCertificate `yaml:"client_certificate"`
+	Credentials       []Credential       `yaml:"credentials"`
+	Operations        []Operation        `yaml:"operations"`
+
+	File string `yaml:"-"`
+}
+
+// Upstream is how consentgate trusts the vendor's server.
+type Upstream struct {
+	// CAFile is a PEM bundle of the vendor's CAs; empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName overrides the TLS server name (default: the base URL's host).
+	ServerName string `yaml:"server_name"`
+}
+
+// Timeouts bound each phase of an upstream call.
+type Timeouts struct {
+	Dial           Duration `yaml:"dial"`
+	TLSHandshake   Duration `yaml:"tls_handshake"`
+	ResponseHeader Duration `yaml:"response_header"`
+	// Request bounds the whole exchange including the response body.
+	Request Duration `yaml:"request"`
+	// IdleConn closes kept-alive upstream connections unused for this long.
+	IdleConn Duration `yaml:"idle_conn"`
+}
+
+// ClientCertificate is the vendor-facing certificate (I.CA, PostSignum, or a
+// vendor-issued one). Either Cert and Key, or PKCS12 (with Password).
+type ClientCertificate struct {
+	Cert     *Source `yaml:"cert"`
+	Key      *Source `yaml:"key"`
+	PKCS12   *Source `yaml:"pkcs12"`
+	Password *Source `yaml:"password"`
+	// RequireIssuer lists accepted issuer families: "ica", "postsignum".
+	RequireIssuer []string `yaml:"require_issuer"`
+	// RequireICO refuses a certificate whose subject carries no IČO.
+	RequireICO bool `yaml:"require_ico"`
+}
+
+// Source is where a value comes from: exactly one of a secret reference
+// ("path#key" in the secret provider) or a file.
+type Source struct {
+	Secret string `yaml:"secret"`
+	File   string `yaml:"file"`
+}
+
+// Credential types.
+const (
+	CredentialAPIKey                  = "api_key"
+	CredentialBearer                  = "bearer"
+	CredentialOAuth2ClientCredentials = "oauth2_client_credentials"
+)
+
+// Credential is one thing consentgate attaches to a vendor call on the app's
+// behalf. The app never holds it; if the app sends it anyway it is removed.
+type Credential struct {
+	Type string `yaml:"type"`
+	// Secret is the reference of the value (api_key, bearer).
+	Secret string `yaml:"secret"`
+	// Exactly one of Header, Query, BodyField says where an api_key goes.
+	Header    string `yaml:"header"`
+	Query     string `yaml:"query"`
+	BodyField string `yaml:"body_field"`
+	// TokenURL, ClientID, ClientSecret and Scopes configure oauth2_client_credentials;
+	// TokenURL may be a path relative to the vendor's base URL.
+	TokenURL     string   `yaml:"token_url"`
+	ClientID     string   `yaml:"client_id"`
+	ClientSecret string   `yaml:"client_secret"`
+	Scopes       []string `yaml:"scopes"`
+	// Operations limits the credential to these operation ids (default: all).
+	Operations []string `yaml:"operations"`
+}
+
+// Body kinds of an operation's response.
+const (
+	BodyJSON   = "json"
+	BodyBinary = "binary"
+)
+
+// Operation is one vendor resource consentgate lets apps call.
+type Operation struct {
+	ID     string `yaml:"id"`
+	Method string `yaml:"method"`
+	// Path is a template relative to the base URL's path; {name} matches one segment.
+	Path string `yaml:"path"`
+	// Body is the response body kind: "json" (default) or "binary".
+	Body string `yaml:"body"`
+	// MaxRequestBytes bounds the request body (default 1 MiB).
+	MaxRequestBytes int64  `yaml:"max_request_bytes"`
+	Fields          Fields `yaml:"fields"`
+}
+
+// Fields maps dotted field paths (`[]` for arrays) to data categories.
+type Fields struct {
+	Request  map[string]string `yaml:"request"`
+	Response map[string]string `yaml:"response"`
+}
+
+// Categories are the data categories policies speak in.
+var Categories = []string{"identity", "contact", "address", "document", "pep",
+	"biometric", "account", "card", "national_id", "metadata"}
+
+// Duration is a time.Duration written as "5s", "250ms".
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML parses a Go duration string; the error carries the line.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration such as 5s or 250ms", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the duration back in its string form.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }

@@ -1,0 +1,9 @@
+package configs
+
+import "embed"
+
+// FS holds the shipped configuration files: `consentgate dev` runs from it, so a
+// fresh clone needs nothing on disk.
+//
+//go:embed consentgate.yaml dev.yaml vendors/*.yaml
+var FS embed.FS

@@ -1,0 +1,161 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestShippedConfigsLoad(t *testing.T) {
+	for _, name := range []string{"dev.yaml", "consentgate.yaml"} {
+		cfg, err := LoadFS(FS, name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := len(cfg.Vendors); got != 5 {
+			t.Errorf("%s: %d vendors, want 5", name, got)
+		}
+		for _, id := range []string{"kb", "airbank", "biometric", "finid", "banqware"} {
+			if cfg.Vendor(id) == nil {
+				t.Errorf("%s: vendor %s missing", name, id)
+			}
+		}
+	}
+}
+
+func TestDefaultsApplied(t *testing.T) {
+	cfg, err := LoadFS(FS, "dev.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := cfg.Vendor("airbank").Operations[0]
+	if op.Body != BodyJSON || op.MaxRequestBytes != DefaultMaxRequestBytes {
+		t.Errorf("operation defaults not applied: body %q max %d", op.Body, op.MaxRequestBytes)
+	}
+	if cfg.Vendor("biometric").Timeouts.IdleConn.Duration == 0 {
+		t.Error("idle_conn default not applied")
+	}
+}
+
+const goodMain = `node: n1
+trust_domain: example.test
+data_dir: /tmp/x
+listen:
+  gateway: 127.0.0.1:8443
+tls:
+  cert_file: a.crt
+  key_file: a.key
+  client_ca_file: ca.crt
+secrets:
+  provider: file
+  file:
+    path: s.yaml
+vendors:
+  - v.yaml
+`
+
+const goodVendor = `id: acme
+base_url: https://api.acme.test
+credentials:
+  - type: api_key
+    secret: vendors/acme#key
+    header: apikey
+    operations: [acme.get]
+operations:
+  - id: acme.get
+    method: GET
+    path: /v1/things/{id}
+    fields:
+      response:
+        name: identity
+`
+
+func TestLoadErrorsNameFileLineField(t *testing.T) {
+	tests := []struct {
+		name         string
+		main, vendor string
+		want         string
+	}{
+		{"unknown main key", strings.Replace(goodMain, "node: n1", "node: n1\ncolour: red", 1), goodVendor,
+			"main.yaml:2: colour: unknown field"},
+		{"misspelt nested key", strings.Replace(goodMain, "  cert_file:", "  certfile:", 1), goodVendor,
+			"main.yaml:7: tls.certfile: unknown field"},
+		{"bad listen address", strings.Replace(goodMain, "127.0.0.1:8443", "nonsense", 1), goodVendor,
+			"main.yaml:5: listen.gateway: \"nonsense\" is not host:port"},
+		{"unknown provider", strings.Replace(goodMain, "provider: file", "provider: etcd", 1), goodVendor,
+			"main.yaml:11: secrets.provider: \"etcd\" is unknown"},
+		{"missing vendor file", strings.Replace(goodMain, "- v.yaml", "- nope.yaml", 1), goodVendor,
+			"main.yaml:15: vendors[0]: cannot read vendor profile nope.yaml"},
+		{"unknown vendor key", goodMain, strings.Replace(goodVendor, "    method: GET", "    mehtod: GET", 1),
+			"v.yaml:10: operations[0].mehtod: unknown field"},
+		{"http base url", goodMain, strings.Replace(goodVendor, "https://", "http://", 1),
+			"v.yaml:2: base_url: must use https"},
+		{"bad secret reference", goodMain, strings.Replace(goodVendor, "vendors/acme#key", "vendors/acme", 1),
+			"v.yaml:5: credentials[0].secret: \"vendors/acme\" is not a secret reference"},
+		{"credential names missing operation", goodMain, strings.Replace(goodVendor, "[acme.get]", "[acme.put]", 1),
+			"v.yaml:7: credentials[0].operations[0]: operation \"acme.put\" is not defined"},
+		{"bad category", goodMain, strings.Replace(goodVendor, "name: identity", "name: secrets", 1),
+			"v.yaml:14: operations[0].fields.response.name: \"secrets\" is not a data category"},
+		{"bad duration", goodMain, goodVendor + "timeouts:\n  dial: soon\n",
+			"v.yaml:16: timeouts.dial: \"soon\" is not a duration"},
+		{"wrong type", goodMain, strings.Replace(goodVendor, "fields:", "max_request_bytes: lots\n    fields:", 1),
+			"v.yaml:12: operations[0].max_request_bytes: cannot unmarshal"},
+		{"operation id of other vendor", goodMain, strings.Replace(goodVendor, "id: acme.get", "id: other.get", 1),
+			"v.yaml:9: operations[0].id: \"other.get\" must start with the vendor id"},
+		{"bad path placeholder", goodMain, strings.Replace(goodVendor, "{id}", "{id", 1),
+			"v.yaml:11: operations[0].path: segment \"{id\""},
+		{"two credential places", goodMain, strings.Replace(goodVendor, "header: apikey", "header: apikey\n    query: k", 1),
+			"v.yaml:4: credentials[0]: an api_key goes in exactly one of header, query or body_field"},
+		{"syntax error", goodMain + "  - [unclosed\n", goodVendor,
+			"main.yaml:15: did not find expected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, filepath.Join(dir, "main.yaml"), tt.main)
+			write(t, filepath.Join(dir, "v.yaml"), tt.vendor)
+			_, err := Load(filepath.Join(dir, "main.yaml"))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			want := filepath.Join(dir, tt.want)
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error\n%v\ndoes not contain\n%s", err, want)
+			}
+		})
+	}
+}
+
+func TestLoadGood(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "main.yaml"), goodMain)
+	write(t, filepath.Join(dir, "v.yaml"), goodVendor)
+	cfg, err := Load(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TLS.MinVersion != "1.2" {
+		t.Errorf("min_version default = %q, want 1.2", cfg.TLS.MinVersion)
+	}
+	if got := cfg.ResolvePath("a.crt"); got != "/tmp/x/a.crt" {
+		t.Errorf("ResolvePath = %q", got)
+	}
+}
+
+func TestDuplicateRoutesRejected(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "main.yaml"), goodMain)
+	write(t, filepath.Join(dir, "v.yaml"), goodVendor+"  - id: acme.other\n    method: GET\n    path: /v1/things/{thing}\n")
+	_, err := Load(filepath.Join(dir, "main.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "v.yaml:17: operations[1].path: GET /v1/things/{thing} matches the same requests as operation \"acme.get\"") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func write(t *testing.T, name, data string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

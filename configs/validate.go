@@ -1,0 +1,339 @@
+package configs
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults applied by validation, so every later stage sees explicit values.
+const (
+	DefaultMaxRequestBytes = 1 << 20
+	DefaultKVMount         = "secret"
+)
+
+var (
+	vendorIDRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	opIDRE     = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[A-Za-z][A-Za-z0-9]*$`)
+	secretRE   = regexp.MustCompile(`^[A-Za-z0-9_.\-/]+#[A-Za-z0-9_.\-]+$`)
+	tokenRE    = regexp.MustCompile(`^[!#$%&'*+\-.^_` + "`" + `|~0-9A-Za-z]+$`)
+	segmentRE  = regexp.MustCompile(`^(\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9._~!$&'()*+,;=:@-]+)$`)
+	fieldRE    = regexp.MustCompile(`^[A-Za-z0-9_$-]+(\[\])?(\.[A-Za-z0-9_$-]+(\[\])?)*$`)
+)
+
+// validator collects FieldErrors for one file; each validate… function checks one rule.
+type validator struct {
+	file string
+	idx  index
+	errs Errors
+}
+
+func (v *validator) at(field, format string, args ...any) *FieldError {
+	return &FieldError{File: v.file, Line: v.idx.line(field), Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (v *validator) fail(field, format string, args ...any) {
+	v.errs = append(v.errs, v.at(field, format, args...))
+}
+
+func (v *validator) config(c *Config) {
+	if c.Node == "" {
+		v.fail("node", "is required")
+	}
+	if c.TrustDomain == "" {
+		v.fail("trust_domain", "is required (the SPIFFE trust domain of app certificates)")
+	} else if strings.ContainsAny(c.TrustDomain, "/:@ ") || strings.ToLower(c.TrustDomain) != c.TrustDomain {
+		v.fail("trust_domain", "%q is not a valid trust domain (lower-case DNS-style name)", c.TrustDomain)
+	}
+	if c.DataDir == "" {
+		v.fail("data_dir", "is required")
+	}
+	v.addr("listen.gateway", c.Listen.Gateway, true)
+	v.addr("listen.forward", c.Listen.Forward, false)
+	v.addr("listen.admin", c.Listen.Admin, false)
+	for f, val := range map[string]string{"tls.cert_file": c.TLS.CertFile, "tls.key_file": c.TLS.KeyFile, "tls.client_ca_file": c.TLS.ClientCAFile} {
+		if val == "" {
+			v.fail(f, "is required")
+		}
+	}
+	switch c.TLS.MinVersion {
+	case "":
+		c.TLS.MinVersion = "1.2"
+	case "1.2", "1.3":
+	default:
+		v.fail("tls.min_version", "%q is not allowed: use 1.2 or 1.3", c.TLS.MinVersion)
+	}
+	v.secrets(&c.Secrets)
+	if len(c.VendorFiles) == 0 {
+		v.fail("vendors", "lists no vendor profile: the gateway would refuse every call")
+	}
+}
+
+func (v *validator) addr(field, val string, required bool) {
+	if val == "" {
+		if required {
+			v.fail(field, "is required")
+		}
+		return
+	}
+	if _, _, err := net.SplitHostPort(val); err != nil {
+		v.fail(field, "%q is not host:port", val)
+	}
+}
+
+func (v *validator) secrets(s *Secrets) {
+	switch s.Provider {
+	case "file":
+		if s.File.Path == "" {
+			v.fail("secrets.file.path", "is required when provider is file")
+		}
+	case "vault":
+		v.vault(&s.Vault)
+	case "":
+		v.fail("secrets.provider", "is required: file or vault")
+	default:
+		v.fail("secrets.provider", "%q is unknown: use file or vault", s.Provider)
+	}
+}
+
+func (v *validator) vault(c *Vault) {
+	if u, err := url.Parse(c.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		v.fail("secrets.vault.address", "%q is not an http(s) URL", c.Address)
+	}
+	if c.Mount == "" {
+		c.Mount = DefaultKVMount
+	}
+	switch c.Auth {
+	case "token":
+		if c.TokenFile == "" {
+			v.fail("secrets.vault.token_file", "is required for auth token")
+		}
+	case "approle":
+		if c.RoleIDFile == "" || c.SecretIDFile == "" {
+			v.fail("secrets.vault.auth", "approle needs role_id_file and secret_id_file")
+		}
+	case "kubernetes":
+		if c.Role == "" {
+			v.fail("secrets.vault.role", "is required for auth kubernetes")
+		}
+	default:
+		v.fail("secrets.vault.auth", "%q is unknown: use token, approle or kubernetes", c.Auth)
+	}
+}
+
+func (v *validator) vendor(vd *Vendor) {
+	if !vendorIDRE.MatchString(vd.ID) {
+		v.fail("id", "%q is not a vendor id (lower-case letters, digits, dashes)", vd.ID)
+	}
+	u, err := url.Parse(vd.BaseURL)
+	switch {
+	case err != nil || u.Host == "":
+		v.fail("base_url", "%q is not an absolute URL", vd.BaseURL)
+	case u.Scheme != "https":
+		v.fail("base_url", "must use https: vendor data never crosses the network in clear")
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		v.fail("base_url", "must not carry a query, fragment or user info")
+	}
+	v.timeouts(&vd.Timeouts)
+	if vd.ClientCertificate != nil {
+		v.clientCertificate(vd.ClientCertificate)
+	}
+	ops := map[string]bool{}
+	routes := map[string]string{}
+	for i := range vd.Operations {
+		op := &vd.Operations[i]
+		f := fmt.Sprintf("operations[%d]", i)
+		v.operation(f, vd.ID, op)
+		if ops[op.ID] {
+			v.fail(f+".id", "operation %q is defined twice", op.ID)
+		}
+		ops[op.ID] = true
+		key := op.Method + " " + templateShape(op.Path)
+		if prev, ok := routes[key]; ok {
+			v.fail(f+".path", "%s %s matches the same requests as operation %q", op.Method, op.Path, prev)
+		}
+		routes[key] = op.ID
+	}
+	if len(vd.Operations) == 0 {
+		v.fail("operations", "lists no operation: every call to this vendor would be refused")
+	}
+	for i := range vd.Credentials {
+		v.credential(fmt.Sprintf("credentials[%d]", i), &vd.Credentials[i], ops)
+	}
+}
+
+func (v *validator) timeouts(t *Timeouts) {
+	def := func(d *Duration, val time.Duration) {
+		if d.Duration == 0 {
+			d.Duration = val
+		}
+	}
+	def(&t.Dial, 5*time.Second)
+	def(&t.TLSHandshake, 5*time.Second)
+	def(&t.ResponseHeader, 20*time.Second)
+	def(&t.Request, 30*time.Second)
+	def(&t.IdleConn, 90*time.Second)
+	if t.ResponseHeader.Duration > t.Request.Duration {
+		v.fail("timeouts.response_header", "%s is longer than timeouts.request %s", t.ResponseHeader, t.Request)
+	}
+}
+
+func (v *validator) clientCertificate(c *ClientCertificate) {
+	const f = "client_certificate"
+	pair := c.Cert != nil || c.Key != nil
+	switch {
+	case pair && c.PKCS12 != nil:
+		v.fail(f, "give either cert and key, or pkcs12, not both")
+	case pair && (c.Cert == nil || c.Key == nil):
+		v.fail(f, "cert and key must both be given")
+	case !pair && c.PKCS12 == nil:
+		v.fail(f, "needs cert and key, or pkcs12")
+	case c.Password != nil && c.PKCS12 == nil:
+		v.fail(f+".password", "is only used with pkcs12")
+	}
+	for name, s := range map[string]*Source{"cert": c.Cert, "key": c.Key, "pkcs12": c.PKCS12, "password": c.Password} {
+		if s != nil {
+			v.source(f+"."+name, s)
+		}
+	}
+	for i, fam := range c.RequireIssuer {
+		if fam != "ica" && fam != "postsignum" {
+			v.fail(fmt.Sprintf("%s.require_issuer[%d]", f, i), "%q is unknown: use ica or postsignum", fam)
+		}
+	}
+}
+
+func (v *validator) source(field string, s *Source) {
+	switch {
+	case (s.Secret == "") == (s.File == ""):
+		v.fail(field, "give exactly one of secret or file")
+	case s.Secret != "":
+		v.secretRef(field+".secret", s.Secret)
+	}
+}
+
+func (v *validator) secretRef(field, ref string) {
+	if !secretRE.MatchString(ref) {
+		v.fail(field, "%q is not a secret reference of the form path#key", ref)
+	}
+}
+
+func (v *validator) operation(f, vendor string, op *Operation) {
+	if !opIDRE.MatchString(op.ID) {
+		v.fail(f+".id", "%q is not an operation id such as %s.personalData", op.ID, vendor)
+	} else if !strings.HasPrefix(op.ID, vendor+".") {
+		v.fail(f+".id", "%q must start with the vendor id %q", op.ID, vendor+".")
+	}
+	switch op.Method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		v.fail(f+".method", "%q is not one of GET, POST, PUT, PATCH, DELETE", op.Method)
+	}
+	v.pathTemplate(f+".path", op.Path)
+	switch op.Body {
+	case "":
+		op.Body = BodyJSON
+	case BodyJSON, BodyBinary:
+	default:
+		v.fail(f+".body", "%q is unknown: use json or binary", op.Body)
+	}
+	switch {
+	case op.MaxRequestBytes == 0:
+		op.MaxRequestBytes = DefaultMaxRequestBytes
+	case op.MaxRequestBytes < 0:
+		v.fail(f+".max_request_bytes", "must be positive")
+	}
+	v.fields(f+".fields.request", op.Fields.Request)
+	v.fields(f+".fields.response", op.Fields.Response)
+}
+
+func (v *validator) pathTemplate(field, p string) {
+	if !strings.HasPrefix(p, "/") {
+		v.fail(field, "%q must start with /", p)
+		return
+	}
+	names := map[string]bool{}
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i, seg := range segs {
+		if seg == "" && i == len(segs)-1 {
+			continue // a trailing slash is part of some vendors' paths
+		}
+		if !segmentRE.MatchString(seg) {
+			v.fail(field, "segment %q of %q is not a literal or a {name} placeholder", seg, p)
+			return
+		}
+		if strings.HasPrefix(seg, "{") {
+			if names[seg] {
+				v.fail(field, "placeholder %s appears twice in %q", seg, p)
+			}
+			names[seg] = true
+		}
+	}
+}
+
+// templateShape replaces placeholders so two templates that match the same
+// requests compare equal.
+func templateShape(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if strings.HasPrefix(s, "{") {
+			segs[i] = "{}"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func (v *validator) fields(f string, m map[string]string) {
+	for _, path := range sortedKeys(m) {
+		if !fieldRE.MatchString(path) {
+			v.fail(f+"."+path, "%q is not a dotted field path (use [] for arrays)", path)
+		}
+		if !slices.Contains(Categories, m[path]) {
+			v.fail(f+"."+path, "%q is not a data category (%s)", m[path], strings.Join(Categories, ", "))
+		}
+	}
+}
+
+func (v *validator) credential(f string, c *Credential, ops map[string]bool) {
+	switch c.Type {
+	case CredentialAPIKey:
+		v.secretRef(f+".secret", c.Secret)
+		n := 0
+		for _, s := range []string{c.Header, c.Query, c.BodyField} {
+			if s != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			v.fail(f, "an api_key goes in exactly one of header, query or body_field")
+		}
+		if c.Header != "" && !tokenRE.MatchString(c.Header) {
+			v.fail(f+".header", "%q is not a valid header name", c.Header)
+		}
+	case CredentialBearer:
+		v.secretRef(f+".secret", c.Secret)
+	case CredentialOAuth2ClientCredentials:
+		if c.TokenURL == "" {
+			v.fail(f+".token_url", "is required")
+		} else if u, err := url.Parse(c.TokenURL); err != nil || (u.IsAbs() && u.Scheme != "https") || (!u.IsAbs() && !strings.HasPrefix(c.TokenURL, "/")) {
+			v.fail(f+".token_url", "%q must be an https URL or a path starting with /", c.TokenURL)
+		}
+		v.secretRef(f+".client_id", c.ClientID)
+		v.secretRef(f+".client_secret", c.ClientSecret)
+	default:
+		v.fail(f+".type", "%q is unknown: use api_key, bearer or oauth2_client_credentials", c.Type)
+	}
+	if c.Type != CredentialAPIKey && (c.Header != "" || c.Query != "" || c.BodyField != "") {
+		v.fail(f, "header, query and body_field only apply to type api_key")
+	}
+	for i, id := range c.Operations {
+		if !ops[id] {
+			v.fail(fmt.Sprintf("%s.operations[%d]", f, i), "operation %q is not defined in this profile", id)
+		}
+	}
+}
