@@ -1,0 +1,268 @@
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
+)
+
+func newTestCA(t *testing.T, cn string, org ...string) *CA {
+	t.Helper()
+	ca, err := NewCA(pkix.Name{CommonName: cn, Organization: org}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+func orgID(v string) pkix.AttributeTypeAndValue {
+	return pkix.AttributeTypeAndValue{Type: OIDOrganizationIdentifier, Value: v}
+}
+
+func TestICO(t *testing.T) {
+	tests := []struct {
+		name    string
+		subject pkix.Name
+		want    string
+		source  string
+	}{
+		{"I.CA qualified seal: NTRCZ wins over the I.CA client id",
+			pkix.Name{CommonName: "Firma a.s.", SerialNumber: "ICA - 10123456", ExtraNames: []pkix.AttributeTypeAndValue{orgID("NTRCZ-45317054")}},
+			"45317054", "organizationIdentifier NTRCZ"},
+		{"I.CA commercial certificate with only the client id has no IČO",
+			pkix.Name{CommonName: "server.firma.cz", SerialNumber: "ICA - 10123456"}, "", ""},
+		{"PostSignum qualified seal with client number and NTRCZ",
+			pkix.Name{CommonName: "Firma s.r.o.", SerialNumber: "S123456", ExtraNames: []pkix.AttributeTypeAndValue{orgID("NTRCZ-27074358")}},
+			"27074358", "organizationIdentifier NTRCZ"},
+		{"PostSignum client number P… is never an IČO",
+			pkix.Name{CommonName: "Firma s.r.o.", SerialNumber: "P1234567"}, "", ""},
+		{"PostSignum client number with 8 characters is never an IČO",
+			pkix.Name{CommonName: "Firma s.r.o.", SerialNumber: "S2707435"}, "", ""},
+		{"PSD2 QWAC: PSDCZ-CNB identifier",
+			pkix.Name{CommonName: "tpp.example.cz", ExtraNames: []pkix.AttributeTypeAndValue{orgID("PSDCZ-CNB-27074358")}},
+			"27074358", "organizationIdentifier PSDCZ-CNB"},
+		{"NTRCZ preferred over PSDCZ whatever the order",
+			pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{orgID("PSDCZ-CNB-99999999"), orgID("NTRCZ-45317054")}},
+			"45317054", "organizationIdentifier NTRCZ"},
+		{"bare 8-digit serialNumber",
+			pkix.Name{CommonName: "Firma", SerialNumber: "45317054"}, "45317054", "serialNumber"},
+		{"8 digits with a wrong check digit are not an IČO",
+			pkix.Name{CommonName: "Firma", SerialNumber: "45317055"}, "", ""},
+		{"NTRCZ with a bad check digit is refused",
+			pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{orgID("NTRCZ-45317055")}}, "", ""},
+		{"no identifiers", pkix.Name{CommonName: "x"}, "", ""},
+	}
+	ca := newTestCA(t, "test")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cert, _, err := ca.Issue(&x509.Certificate{Subject: tt.subject})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, src, err := ICO(cert)
+			if got != tt.want || src != tt.source {
+				t.Errorf("ICO = %q from %q (err %v), want %q from %q", got, src, err, tt.want, tt.source)
+			}
+			if tt.want == "" && !errors.Is(err, ErrNoICO) {
+				t.Errorf("err = %v, want ErrNoICO", err)
+			}
+		})
+	}
+}
+
+func TestValidateICO(t *testing.T) {
+	for _, ok := range []string{"45317054", "27074358", "00006947", DevICO} {
+		if err := ValidateICO(ok); err != nil {
+			t.Errorf("ValidateICO(%s) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"4531705", "453170544", "4531705a", "45317050", ""} {
+		if ValidateICO(bad) == nil {
+			t.Errorf("ValidateICO(%q) accepted", bad)
+		}
+	}
+}
+
+func TestRequirement(t *testing.T) {
+	ica := newTestCA(t, "I.CA Qualified 2 CA/RSA 02/2016", "První certifikační autorita, a.s.")
+	ps := newTestCA(t, "PostSignum Qualified CA 4", "Česká pošta, s.p.")
+	other := newTestCA(t, "Some Other CA")
+	good := pkix.Name{CommonName: "Firma", Organization: []string{"Firma a.s."}, ExtraNames: []pkix.AttributeTypeAndValue{orgID("NTRCZ-45317054")}}
+	req := Requirement{Issuers: []string{FamilyICA, FamilyPostSignum}, RequireICO: true}
+	tests := []struct {
+		name    string
+		ca      *CA
+		subject pkix.Name
+		wantErr string
+	}{
+		{"I.CA with IČO", ica, good, ""},
+		{"PostSignum with IČO", ps, good, ""},
+		{"other issuer", other, good, "not one of the required families"},
+		{"no IČO", ica, pkix.Name{CommonName: "Firma", Organization: []string{"Firma a.s."}, SerialNumber: "ICA - 10123456"}, "no IČO"},
+		{"no organisation", ica, pkix.Name{CommonName: "Firma", ExtraNames: []pkix.AttributeTypeAndValue{orgID("NTRCZ-45317054")}}, "no organisation name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cert, _, err := tt.ca.Issue(&x509.Certificate{Subject: tt.subject})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = req.Check(cert)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("Check = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestInspectWarnsBeforeExpiry(t *testing.T) {
+	ca := newTestCA(t, "I.CA Qualified 2 CA/RSA 02/2016")
+	now := time.Now()
+	cert, _, err := ca.Issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "Firma", Organization: []string{"Firma a.s."}, ExtraNames: []pkix.AttributeTypeAndValue{orgID("NTRCZ-45317054")}},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(10 * 24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Inspect(cert, now)
+	if r.ICO != "45317054" || r.IssuerFamily != FamilyICA || r.DaysLeft != 9 || r.KeyType != "ECDSA P-256" {
+		t.Errorf("report = %+v", r)
+	}
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "expires in 9 days") {
+		t.Errorf("warnings = %q", r.Warnings)
+	}
+	if r := Inspect(cert, now.Add(11*24*time.Hour)); !strings.Contains(strings.Join(r.Warnings, ";"), "expired on") {
+		t.Errorf("expired cert warnings = %q", r.Warnings)
+	}
+	if s := r.String(); !strings.Contains(s, "IČO:") || !strings.Contains(s, "45317054 (from organizationIdentifier NTRCZ)") {
+		t.Errorf("String() = %s", s)
+	}
+}
+
+func TestParseKeyPairAndPKCS12(t *testing.T) {
+	ca := newTestCA(t, "I.CA test")
+	cert, key, err := ca.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherKey, _ := ca.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "b"}})
+	keyPEM, _ := EncodePrivateKey(key)
+	otherPEM, _ := EncodePrivateKey(otherKey)
+
+	pair, err := ParseKeyPair(EncodeCertificates(cert, ca.Cert), keyPEM)
+	if err != nil || pair.Leaf.Subject.CommonName != "a" || len(pair.Certificate) != 2 {
+		t.Fatalf("ParseKeyPair = %v, %v", pair, err)
+	}
+	if _, err := ParseKeyPair(EncodeCertificates(cert), otherPEM); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("mismatched key: err = %v", err)
+	}
+
+	p12, err := pkcs12.Modern.Encode(key, cert, []*x509.Certificate{ca.Cert}, "heslo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParsePKCS12(p12, "heslo")
+	if err != nil || !got.Leaf.Equal(cert) || len(got.Certificate) != 2 {
+		t.Fatalf("ParsePKCS12 = %v, %v", got, err)
+	}
+	if _, err := ParsePKCS12(p12, "wrong"); err == nil {
+		t.Fatal("wrong PKCS#12 password accepted")
+	}
+}
+
+func TestClientIdentityReloadKeepsGoodCertificate(t *testing.T) {
+	ca := newTestCA(t, "I.CA Qualified 2 CA/RSA 02/2016")
+	issue := func(subject pkix.Name) *tls.Certificate {
+		cert, key, err := ca.Issue(&x509.Certificate{Subject: subject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}
+	}
+	good := issue(pkix.Name{CommonName: "good", Organization: []string{"Firma"}, ExtraNames: []pkix.AttributeTypeAndValue{orgID("NTRCZ-45317054")}})
+	noICO := issue(pkix.Name{CommonName: "no-ico", Organization: []string{"Firma"}})
+	next := good
+	id, err := NewClientIdentity(context.Background(), "kb", Requirement{RequireICO: true}, func(context.Context) (*tls.Certificate, error) { return next, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	next = noICO
+	if err := id.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "vendor kb") {
+		t.Fatalf("reload with a certificate lacking IČO: err = %v", err)
+	}
+	if got, _ := id.GetClientCertificate(nil); got != good {
+		t.Fatal("a failed reload replaced the good certificate")
+	}
+	if _, err := NewClientIdentity(context.Background(), "kb", Requirement{RequireICO: true}, func(context.Context) (*tls.Certificate, error) { return noICO, nil }); err == nil {
+		t.Fatal("start-up accepted a certificate the vendor would refuse")
+	}
+}
+
+func TestDevPKI(t *testing.T) {
+	dir := t.TempDir()
+	p, err := LoadOrCreateDevPKI(dir, "consentgate.dev", []string{"api.airbank.cz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) *x509.Certificate {
+		data, err := os.ReadFile(p.Path(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ParseCertificates(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c[0]
+	}
+	seal := read(DevKBSealCert)
+	if err := (Requirement{Issuers: []string{FamilyICA}, RequireICO: true}).Check(seal); err != nil {
+		t.Errorf("dev kb seal does not meet kb's requirement: %v", err)
+	}
+	if ico, _, _ := ICO(seal); ico != DevICO {
+		t.Errorf("dev seal IČO = %q, want %s", ico, DevICO)
+	}
+	app := read(AppCert("onboarding-web"))
+	if len(app.URIs) != 1 || app.URIs[0].String() != "spiffe://consentgate.dev/app/onboarding-web" {
+		t.Errorf("app URI = %v", app.URIs)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(read(DevRootCert))
+	if _, err := app.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("app certificate does not chain to the internal root: %v", err)
+	}
+	if err := read(DevSandboxCert).VerifyHostname("api.airbank.cz"); err != nil {
+		t.Errorf("sandbox certificate: %v", err)
+	}
+	info, err := os.Stat(KeyFile(p.Path(DevRootCert)))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("root key mode = %v, %v", info.Mode(), err)
+	}
+
+	// Second run reuses: same root.
+	before := read(DevRootCert)
+	if _, err := LoadOrCreateDevPKI(dir, "consentgate.dev", nil); err != nil {
+		t.Fatal(err)
+	}
+	if !read(DevRootCert).Equal(before) {
+		t.Error("second run regenerated the root")
+	}
+	// A partial PKI is refused rather than silently mixed.
+	if err := os.Remove(p.Path(DevGatewayCert)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateDevPKI(dir, "consentgate.dev", nil); err == nil || !strings.Contains(err.Error(), "incomplete") {
+		t.Fatalf("partial PKI: err = %v", err)
+	}
+}

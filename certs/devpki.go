@@ -1,0 +1,256 @@
+package certs
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DevApps are the app certificates `consentgate dev` issues: name → role.
+var DevApps = []struct{ Name, Role string }{
+	{"onboarding-web", "app"},
+	{"auditor", "auditor"},
+	{"secops", "admin"},
+}
+
+// DevICO is the (check-digit valid, fictitious) IČO of the dev company seal.
+const DevICO = "27123456"
+
+// Files of the dev PKI, relative to its folder.
+const (
+	DevRootCert        = "ca.crt"
+	DevGatewayCert     = "gateway.crt"
+	DevICARootCert     = "vendors/ica-root.crt"
+	DevKBSealCert      = "vendors/kb-seal.crt"
+	DevBanqwareCACert  = "vendors/banqware-ca.crt"
+	DevBanqwareCert    = "vendors/banqware-client.crt"
+	DevSandboxRootCert = "sandbox/ca.crt"
+	DevSandboxCert     = "sandbox/server.crt"
+)
+
+// DevPKI is the certificate set `consentgate dev` generates once and reuses: the
+// internal CA (gateway and apps), an I.CA-style root with a company seal for kb, a
+// banqware-style issuer with a certificate made from our CSR, and the sandboxes'
+// server CA. None of it is trusted anywhere but on this machine.
+type DevPKI struct {
+	Dir string
+}
+
+// KeyFile is the private key file beside a certificate file.
+func KeyFile(certFile string) string {
+	return certFile[:len(certFile)-len(filepath.Ext(certFile))] + ".key"
+}
+
+// AppCert is the certificate file of a dev app.
+func AppCert(name string) string { return "apps/" + name + ".crt" }
+
+// Path is the absolute path of a dev PKI file.
+func (p *DevPKI) Path(name string) string { return filepath.Join(p.Dir, filepath.FromSlash(name)) }
+
+// LoadOrCreateDevPKI reuses the PKI in dir when it is complete, creates it when
+// dir holds none, and refuses a partial one rather than mixing generations.
+// sandboxHosts are the vendor host names the sandboxes answer for.
+func LoadOrCreateDevPKI(dir, trustDomain string, sandboxHosts []string) (*DevPKI, error) {
+	p := &DevPKI{Dir: dir}
+	files := p.files()
+	var missing []string
+	for _, f := range files {
+		if _, err := os.Stat(p.Path(f)); errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, f)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		if err := p.check(); err != nil {
+			return nil, fmt.Errorf("dev PKI in %s: %w (remove the folder to regenerate it)", dir, err)
+		}
+		return p, nil
+	case len(files):
+		if err := p.create(trustDomain, sandboxHosts); err != nil {
+			return nil, fmt.Errorf("creating dev PKI in %s: %w", dir, err)
+		}
+		return p, nil
+	default:
+		return nil, fmt.Errorf("dev PKI in %s is incomplete (missing %v): remove the folder to regenerate it", dir, missing)
+	}
+}
+
+func (p *DevPKI) files() []string {
+	names := []string{DevRootCert, DevGatewayCert, DevICARootCert, DevKBSealCert,
+		DevBanqwareCACert, DevBanqwareCert, DevSandboxRootCert, DevSandboxCert}
+	for _, a := range DevApps {
+		names = append(names, AppCert(a.Name))
+	}
+	return names
+}
+
+// check refuses expired certificates so the user learns why TLS fails.
+func (p *DevPKI) check() error {
+	for _, f := range p.files() {
+		data, err := os.ReadFile(p.Path(f))
+		if err != nil {
+			return err
+		}
+		certs, err := ParseCertificates(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if time.Now().After(certs[0].NotAfter) {
+			return fmt.Errorf("%s expired on %s", f, certs[0].NotAfter.Format(time.DateOnly))
+		}
+	}
+	return nil
+}
+
+func (p *DevPKI) create(trustDomain string, sandboxHosts []string) error {
+	const year = 365 * 24 * time.Hour
+	dev := func(cn string) pkix.Name {
+		return pkix.Name{CommonName: cn, Organization: []string{"consentgate dev (untrusted)"}}
+	}
+	root, err := NewCA(dev("consentgate dev internal CA"), 10*year)
+	if err != nil {
+		return err
+	}
+	if err := p.writeCA(DevRootCert, root); err != nil {
+		return err
+	}
+	gw := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "consentgate dev gateway"},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotAfter:    time.Now().Add(year),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if err := p.issue(DevGatewayCert, root, gw); err != nil {
+		return err
+	}
+	for _, a := range DevApps {
+		if err := p.issue(AppCert(a.Name), root, AppTemplate(trustDomain, a.Role, a.Name, year)); err != nil {
+			return err
+		}
+	}
+
+	ica, err := NewCA(pkix.Name{CommonName: "I.CA Dev Qualified CA (consentgate dev, untrusted)", Organization: []string{"consentgate dev"}, Country: []string{"CZ"}}, 10*year)
+	if err != nil {
+		return err
+	}
+	if err := p.writeCA(DevICARootCert, ica); err != nil {
+		return err
+	}
+	seal := &x509.Certificate{
+		Subject: pkix.Name{
+			CommonName:   "Onboarding Example s.r.o.",
+			Organization: []string{"Onboarding Example s.r.o."},
+			Country:      []string{"CZ"},
+			// I.CA puts its client id in serialNumber; it must not be taken for the IČO.
+			SerialNumber: "ICA - 10998877",
+			ExtraNames:   []pkix.AttributeTypeAndValue{{Type: OIDOrganizationIdentifier, Value: "NTRCZ-" + DevICO}},
+		},
+		NotAfter:    time.Now().Add(year),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if err := p.issue(DevKBSealCert, ica, seal); err != nil {
+		return err
+	}
+
+	bq, err := NewCA(dev("banqware dev client issuer"), 10*year)
+	if err != nil {
+		return err
+	}
+	if err := p.writeCA(DevBanqwareCACert, bq); err != nil {
+		return err
+	}
+	if err := p.issueFromCSR(DevBanqwareCert, bq, pkix.Name{CommonName: "onboarding-example", Organization: []string{"Onboarding Example s.r.o."}}); err != nil {
+		return err
+	}
+
+	sb, err := NewCA(dev("consentgate dev sandbox CA"), 10*year)
+	if err != nil {
+		return err
+	}
+	if err := p.writeCA(DevSandboxRootCert, sb); err != nil {
+		return err
+	}
+	server := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "consentgate dev vendor sandboxes"},
+		DNSNames:    append([]string{"localhost"}, sandboxHosts...),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotAfter:    time.Now().Add(year),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	return p.issue(DevSandboxCert, sb, server)
+}
+
+// AppTemplate is an app client certificate: its identity is the URI SAN
+// spiffe://<trust domain>/<role>/<name>.
+func AppTemplate(trustDomain, role, name string, validity time.Duration) *x509.Certificate {
+	return &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name},
+		URIs:        []*url.URL{{Scheme: "spiffe", Host: trustDomain, Path: "/" + role + "/" + name}},
+		NotAfter:    time.Now().Add(validity),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+}
+
+// issueFromCSR follows the banqware onboarding: we make a key and a CSR, the
+// issuer signs what the CSR asks for.
+func (p *DevPKI) issueFromCSR(name string, ca *CA, subject pkix.Name) error {
+	key, err := newKey()
+	if err != nil {
+		return err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject}, key)
+	if err != nil {
+		return fmt.Errorf("creating CSR: %w", err)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return fmt.Errorf("CSR signature: %w", err)
+	}
+	cert, err := ca.Sign(&x509.Certificate{
+		Subject:     csr.Subject,
+		NotAfter:    time.Now().Add(365 * 24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, csr.PublicKey)
+	if err != nil {
+		return err
+	}
+	return p.write(name, cert, key)
+}
+
+func (p *DevPKI) issue(name string, ca *CA, tmpl *x509.Certificate) error {
+	cert, key, err := ca.Issue(tmpl)
+	if err != nil {
+		return err
+	}
+	return p.write(name, cert, key)
+}
+
+func (p *DevPKI) writeCA(name string, ca *CA) error { return p.write(name, ca.Cert, ca.Key) }
+
+func (p *DevPKI) write(name string, cert *x509.Certificate, key crypto.Signer) error {
+	path := p.Path(name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	keyPEM, err := EncodePrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(KeyFile(path), keyPEM, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(path, EncodeCertificates(cert), 0o644)
+}
