@@ -1,0 +1,16 @@
+package proxy
+
+import "errors"
+
+var (
+	// ErrNoIdentity means a client certificate carries no usable SPIFFE identity.
+	ErrNoIdentity = errors.New("client certificate carries no consentgate identity")
+	// ErrNoRoute means the request matches no vendor or no operation.
+	ErrNoRoute = errors.New("no vendor operation matches the request")
+	// ErrBadPath means the request path could reach a resource other than the one
+	// it names (dot segments, encoded slashes).
+	ErrBadPath = errors.New("request path is not allowed")
+	// ErrUnexpectedEncoding means the vendor compressed a response consentgate did
+	// not ask to be compressed, so it could not be inspected.
+	ErrUnexpectedEncoding = errors.New("vendor response has an encoding consentgate cannot inspect")
+)

@@ -1,0 +1,359 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/secrets"
+)
+
+// Options are what a Gateway is built from.
+type Options struct {
+	Config  *configs.Config
+	Secrets secrets.Provider
+	// Logger receives the canonical request line and start-up warnings; nil discards.
+	Logger *slog.Logger
+	// Now is the clock, for certificate expiry checks; nil means time.Now.
+	Now func() time.Time
+}
+
+// Gateway serves gateway-mode calls: https://<gateway>/v/<vendor>/<vendor path>.
+type Gateway struct {
+	cfg     *configs.Config
+	secrets secrets.Provider
+	log     *slog.Logger
+	vendors map[string]*vendor
+}
+
+var _ http.Handler = (*Gateway)(nil)
+
+// vendor is a vendor profile compiled for the hot path: nothing here is parsed,
+// loaded or built per request.
+type vendor struct {
+	cfg      *configs.Vendor
+	base     *url.URL
+	ops      []*operation
+	creds    []*credential
+	strip    stripRules
+	identity *certs.ClientIdentity
+	proxy    *httputil.ReverseProxy
+}
+
+// New compiles every vendor profile: transports, client certificates (checked
+// against the profile's requirements), credentials. Any problem stops start-up.
+func New(ctx context.Context, o Options) (*Gateway, error) {
+	g := &Gateway{cfg: o.Config, secrets: o.Secrets, log: o.Logger, vendors: map[string]*vendor{}}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	for _, vc := range o.Config.Vendors {
+		v, err := g.compileVendor(ctx, vc)
+		if err != nil {
+			return nil, err
+		}
+		if v.identity != nil {
+			r := certs.Inspect(v.identity.Leaf(), now())
+			if r.NotAfter.Sub(now()) < certs.ExpiryWarning {
+				g.log.Warn("vendor client certificate expires soon", "vendor", vc.ID, "days_left", r.DaysLeft, "not_after", r.NotAfter)
+			}
+		}
+		g.vendors[vc.ID] = v
+	}
+	return g, nil
+}
+
+func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendor, error) {
+	base, err := url.Parse(vc.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("vendor %s base_url: %w", vc.ID, err)
+	}
+	v := &vendor{cfg: vc, base: base}
+	for i := range vc.Operations {
+		v.ops = append(v.ops, compileOperation(&vc.Operations[i]))
+	}
+	if v.identity, err = g.clientIdentity(ctx, vc); err != nil {
+		return nil, err
+	}
+	tr, err := newTransport(vc, base, v.identity)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Transport: tr, Timeout: vc.Timeouts.Request.Duration,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if v.creds, v.strip, err = compileCredentials(vc, base, client); err != nil {
+		return nil, err
+	}
+	v.proxy = &httputil.ReverseProxy{
+		Rewrite:        v.rewrite,
+		Transport:      tr,
+		ModifyResponse: v.modifyResponse,
+		ErrorHandler:   g.upstreamError,
+		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	return v, nil
+}
+
+// outbound is the per-request state the proxy hooks need, prepared before any
+// hook runs so that a hook never has to fail.
+type outbound struct {
+	ex    *exchange
+	url   *url.URL
+	body  []byte
+	inj   *injection
+	scrub *scrubber
+}
+
+type outboundKey struct{}
+
+// ServeHTTP runs the pipeline. Each stage either hands on or answers the app with
+// problem+json; nothing after a refusal reaches the vendor.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := &exchange{start: time.Now(), requestID: uuid.NewString(), method: r.Method, outcome: outcomeRefused,
+		w: &statusWriter{ResponseWriter: w}}
+	defer g.logExchange(ex)
+	w = ex.w
+	w.Header().Set("X-Request-Id", ex.requestID)
+	refuse := func(status int, kind, title, detail string) {
+		writeProblem(w, status, kind, title, detail, ex.requestID)
+	}
+
+	// Stage 1, identity: the listener verified the chain; here we read who it is.
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		refuse(http.StatusUnauthorized, problemForbiddenRole, "Client certificate required", "")
+		return
+	}
+	id, err := identityOf(r.TLS.PeerCertificates[0], g.cfg.TrustDomain)
+	if err != nil {
+		refuse(http.StatusForbidden, problemForbiddenRole, "Unknown identity", err.Error())
+		return
+	}
+	ex.app, ex.role = id.Name, id.Role
+	if id.Role != RoleApp {
+		refuse(http.StatusForbidden, problemForbiddenRole, "Role not allowed",
+			fmt.Sprintf("role %q cannot call vendors; use an app certificate", id.Role))
+		return
+	}
+	ctx := WithIdentity(r.Context(), id)
+
+	// Stage 2, route: deny by default.
+	rt, status, detail := g.route(r)
+	if rt == nil {
+		kind := problemNoRoute
+		if status == http.StatusBadRequest {
+			kind = problemBadRequest
+		}
+		refuse(status, kind, http.StatusText(status), detail)
+		return
+	}
+	v, op := rt.vendor, rt.op
+	ex.vendor, ex.op, ex.pathTemplate = v.cfg.ID, op.cfg.ID, op.cfg.Path
+
+	// Stage 3, decision: consent lookup and policy.Decide plug in here (decide.go).
+	// Stage 4, audit intent: the durable intent record is written here, before any
+	// secret is read or the vendor contacted.
+
+	// Stage 5, request body: bounded, and read whole because credentials and
+	// request minimisation rewrite it.
+	body, err := readBody(r, op.cfg.MaxRequestBytes)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			refuse(http.StatusRequestEntityTooLarge, problemTooLarge, "Request body too large",
+				fmt.Sprintf("operation %s accepts at most %d bytes", op.cfg.ID, op.cfg.MaxRequestBytes))
+			return
+		}
+		refuse(http.StatusBadRequest, problemBadRequest, "Unreadable request body", "")
+		return
+	}
+	ex.bytesIn = int64(len(body))
+
+	// Stage 6, credentials: the vendor is not called without them.
+	inj, err := v.credentialsFor(ctx, op, g.secrets)
+	if err != nil {
+		ex.outcome, ex.err = outcomeFailed, err.Error()
+		g.log.Error("vendor credentials unavailable: refusing the call", logRequestID, ex.requestID, logVendor, v.cfg.ID, logError, err.Error())
+		refuse(http.StatusServiceUnavailable, problemCredentials, "Vendor credentials unavailable",
+			fmt.Sprintf("consentgate could not obtain the credentials for vendor %s; the vendor was not called", v.cfg.ID))
+		return
+	}
+	if body, err = rewriteBody(body, r.Header.Get("Content-Type"), v.strip.body, inj.body); err != nil {
+		refuse(http.StatusBadRequest, problemBadRequest, "Bad request body", err.Error())
+		return
+	}
+
+	// Stage 7, upstream: the reverse proxy's hooks apply what was prepared above.
+	target := v.upstreamURL(rt.path, r.URL.Query(), inj.query)
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeouts.Request.Duration)
+	defer cancel()
+	ob := &outbound{ex: ex, url: target, body: body, inj: inj, scrub: newScrubber(inj.secrets)}
+	ex.outcome = outcomeForwarded
+	v.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))
+	// Stage 8, response minimisation and the audit outcome record plug into
+	// modifyResponse, before the first byte reaches the app.
+}
+
+// route finds the vendor operation; on failure it returns the status and detail.
+func (g *Gateway) route(r *http.Request) (*route, int, string) {
+	vendorID, rest, ok := splitGatewayPath(r.URL.EscapedPath())
+	if !ok {
+		return nil, http.StatusNotFound, "gateway paths are /v/<vendor>/<vendor path>"
+	}
+	v := g.vendors[vendorID]
+	if v == nil {
+		return nil, http.StatusNotFound, fmt.Sprintf("no vendor %q is configured", vendorID)
+	}
+	op, err := v.match(r.Method, rest)
+	switch {
+	case errors.Is(err, ErrBadPath):
+		return nil, http.StatusBadRequest, err.Error()
+	case err != nil:
+		if methods := v.methodsFor(rest); len(methods) > 0 {
+			return nil, http.StatusNotFound, fmt.Sprintf("vendor %s allows only %s on this path", vendorID, strings.Join(methods, ", "))
+		}
+		return nil, http.StatusNotFound, fmt.Sprintf("vendor %s has no operation for %s on this path", vendorID, r.Method)
+	}
+	return &route{vendor: v, op: op, path: rest}, 0, ""
+}
+
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	return io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+}
+
+// upstreamURL joins the base URL with the vendor path and the app's query minus
+// anything credential-like, then adds the injected query credentials.
+func (v *vendor) upstreamURL(escapedPath string, appQuery, inject url.Values) *url.URL {
+	q := url.Values{}
+	for k, vals := range appQuery {
+		if !containsFold(v.strip.query, k) {
+			q[k] = vals
+		}
+	}
+	for k, vals := range inject {
+		q[k] = vals
+	}
+	u := *v.base
+	basePath := strings.TrimSuffix(v.base.EscapedPath(), "/")
+	u.RawPath = basePath + escapedPath
+	u.Path, _ = url.PathUnescape(u.RawPath)
+	u.RawQuery = q.Encode()
+	return &u
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// rewrite builds the outbound request. ReverseProxy has already removed hop-by-hop
+// headers from In; Out starts as a copy and everything the app may not choose is
+// removed before what consentgate injects is added.
+func (v *vendor) rewrite(pr *httputil.ProxyRequest) {
+	ob := pr.In.Context().Value(outboundKey{}).(*outbound)
+	out := pr.Out
+	out.URL = ob.url
+	out.Host = ""
+	for _, h := range v.strip.headers {
+		out.Header.Del(h)
+	}
+	for k := range out.Header {
+		if strings.HasPrefix(strings.ToLower(k), "x-consentgate-") {
+			out.Header.Del(k)
+		}
+	}
+	// Without Accept-Encoding the transport asks for gzip itself and decompresses,
+	// so every response can be inspected.
+	out.Header.Del("Accept-Encoding")
+	for k, vals := range ob.inj.header {
+		out.Header[k] = vals
+	}
+	out.Body = io.NopCloser(bytes.NewReader(ob.body))
+	out.ContentLength = int64(len(ob.body))
+	out.Header.Del("Content-Length")
+	if len(ob.body) == 0 && (pr.In.Method == http.MethodGet || pr.In.Method == http.MethodDelete) {
+		out.Body = http.NoBody
+	}
+	body := ob.body
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+}
+
+// modifyResponse runs before any byte reaches the app.
+func (v *vendor) modifyResponse(resp *http.Response) error {
+	ob := resp.Request.Context().Value(outboundKey{}).(*outbound)
+	ob.ex.upstreamStatus = resp.StatusCode
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return fmt.Errorf("%w: %q", ErrUnexpectedEncoding, enc)
+	}
+	// Vendor session cookies belong to consentgate's connection, not to the app.
+	resp.Header.Del("Set-Cookie")
+	resp.Header.Del("Set-Cookie2")
+	if !ob.scrub.empty() {
+		ob.scrub.header(resp.Header)
+		resp.Body = ob.scrub.reader(resp.Body)
+		// Scrubbing may change the length.
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+	}
+	return nil
+}
+
+// upstreamError answers the app when the vendor could not be reached or its
+// response was refused. The logged error is stripped of the URL (which can carry
+// a query credential) and scrubbed of injected values.
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	ob, _ := r.Context().Value(outboundKey{}).(*outbound)
+	msg := safeUpstreamError(err)
+	if ob != nil {
+		msg = ob.scrub.string(msg)
+		ob.ex.outcome, ob.ex.err = outcomeFailed, msg
+	}
+	reqID := w.Header().Get("X-Request-Id")
+	switch {
+	case errors.Is(err, ErrUnexpectedEncoding):
+		writeProblem(w, http.StatusBadGateway, problemBadUpstream, "Vendor response refused", "the vendor's response could not be inspected, so it was not passed on", reqID)
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		writeProblem(w, http.StatusGatewayTimeout, problemTimeout, "Vendor timed out", "", reqID)
+	case errors.Is(err, context.Canceled):
+		// The app went away; there is nobody to answer.
+		w.WriteHeader(499)
+	default:
+		writeProblem(w, http.StatusBadGateway, problemUpstream, "Vendor unreachable", "", reqID)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func safeUpstreamError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + ": " + ue.Err.Error()
+	}
+	return err.Error()
+}

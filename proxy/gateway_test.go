@@ -1,0 +1,294 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/secrets"
+)
+
+// Secret values of the test vendor; every test that reads an output searches it
+// for these.
+var testSecrets = map[string]string{
+	"api_key":  "hdr-key-7f3a9c1e5b2d4f60",
+	"bearer":   "bearer-tok-1b2c3d4e5f6a7b8c",
+	"body_key": "body-key-0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7",
+	"query":    "query-key-5e4d3c2b1a0f9e8d",
+}
+
+// seen is what the echo upstream received.
+type seen struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+	body []string
+}
+
+func (s *seen) last(t *testing.T) (*http.Request, string) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.reqs) == 0 {
+		t.Fatal("upstream saw no request")
+	}
+	return s.reqs[len(s.reqs)-1], s.body[len(s.body)-1]
+}
+
+func (s *seen) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reqs)
+}
+
+// echoUpstream answers with everything it received, the way a careless vendor
+// echoes credentials in error messages.
+func echoUpstream(t *testing.T, s *seen) *httptest.Server {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.reqs = append(s.reqs, r)
+		s.body = append(s.body, string(body))
+		s.mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/compressed") {
+			w.Header().Set("Content-Encoding", "br")
+			w.Write([]byte("not really brotli"))
+			return
+		}
+		w.Header().Set("X-Echo-Key", r.Header.Get("Apikey"))
+		w.Header().Set("Set-Cookie", "vendor-session=abc")
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"header": r.Header, "query": r.URL.RawQuery, "body": string(body), "path": r.URL.Path})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type testEnv struct {
+	gatewayURL string
+	client     *http.Client // app certificate
+	ca         *certs.CA
+	dir        string
+	logs       *syncBuffer
+	seen       *seen
+	trust      *x509.CertPool
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writePair(t *testing.T, dir, name string, cert *x509.Certificate, key crypto.Signer) {
+	t.Helper()
+	keyPEM, err := certs.EncodePrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, name+".crt"), certs.EncodeCertificates(cert), 0o644)
+	writeFile(t, filepath.Join(dir, name+".key"), keyPEM, 0o600)
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := certs.NewCA(pkix.Name{CommonName: "test internal CA"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "ca.crt"), certs.EncodeCertificates(ca.Cert), 0o644)
+	gw, gwKey, err := ca.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "gw"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePair(t, dir, "gw", gw, gwKey)
+
+	s := &seen{}
+	up := echoUpstream(t, s)
+	writeFile(t, filepath.Join(dir, "upstream.crt"), certs.EncodeCertificates(up.Certificate()), 0o644)
+	writeFile(t, filepath.Join(dir, "secrets.yaml"), []byte(fmt.Sprintf(`vendors/echo:
+  api_key: %s
+  bearer: %s
+  body_key: %s
+  query: %s
+`, testSecrets["api_key"], testSecrets["bearer"], testSecrets["body_key"], testSecrets["query"])), 0o600)
+
+	writeFile(t, filepath.Join(dir, "main.yaml"), []byte(`node: test
+trust_domain: test.local
+data_dir: `+dir+`
+listen:
+  gateway: 127.0.0.1:0
+  forward: 127.0.0.1:0
+  admin: 127.0.0.1:0
+tls:
+  cert_file: gw.crt
+  key_file: gw.key
+  client_ca_file: ca.crt
+secrets:
+  provider: file
+  file:
+    path: secrets.yaml
+vendors: [echo.yaml, nosecret.yaml, down.yaml]
+`), 0o644)
+	writeFile(t, filepath.Join(dir, "echo.yaml"), []byte(`id: echo
+base_url: `+up.URL+`/base
+upstream:
+  ca_file: `+filepath.Join(dir, "upstream.crt")+`
+credentials:
+  - type: api_key
+    secret: vendors/echo#api_key
+    header: apikey
+  - type: bearer
+    secret: vendors/echo#bearer
+  - type: api_key
+    secret: vendors/echo#body_key
+    body_field: api_key
+    operations: [echo.create]
+  - type: api_key
+    secret: vendors/echo#query
+    query: flow_api_key
+    operations: [echo.result]
+operations:
+  - id: echo.thing
+    method: GET
+    path: /things/{id}
+  - id: echo.create
+    method: POST
+    path: /sessions/
+    max_request_bytes: 200
+  - id: echo.result
+    method: GET
+    path: /results/
+  - id: echo.compressed
+    method: GET
+    path: /compressed
+`), 0o644)
+	writeFile(t, filepath.Join(dir, "nosecret.yaml"), []byte(`id: nosecret
+base_url: `+up.URL+`
+upstream:
+  ca_file: `+filepath.Join(dir, "upstream.crt")+`
+credentials:
+  - type: api_key
+    secret: vendors/nosecret#missing
+    header: apikey
+operations:
+  - id: nosecret.get
+    method: GET
+    path: /x
+`), 0o644)
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	downAddr := closed.Addr().String()
+	closed.Close()
+	writeFile(t, filepath.Join(dir, "down.yaml"), []byte(`id: down
+base_url: https://`+downAddr+`
+credentials:
+  - type: api_key
+    secret: vendors/echo#query
+    query: flow_api_key
+operations:
+  - id: down.get
+    method: GET
+    path: /x
+`), 0o644)
+
+	cfg, err := configs.Load(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := secrets.OpenFile(cfg.ResolvePath("secrets.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g, err := New(context.Background(), Options{Config: cfg, Secrets: store, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := NewInboundTLS(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Listen(cfg, in, g, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), ca: ca, dir: dir, logs: logs, seen: s, trust: pool}
+	env.client = env.clientWith(t, ca, "spiffe://test.local/app/web", time.Hour)
+	return env
+}
+
+// clientWith is an HTTP client presenting a certificate from ca with the given
+// SPIFFE id ("" for none) and validity (negative: already expired).
+func (e *testEnv) clientWith(t *testing.T, ca *certs.CA, spiffe string, validity time.Duration) *http.Client {
+	t.Helper()
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: "client"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(validity)
+	if spiffe != "" {
+		u, err := url.Parse(spiffe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.URIs = []*url.URL{u}
+	}
+	cert, key, err := ca.Issue(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs:      e.trust,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}},
+	}}}
+}

@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/consentgate/consentgate/configs"
+)
+
+// InboundTLS is the TLS every listener speaks: our serving certificate, TLS 1.2
+// or newer, and a client certificate that chains to the internal CA and carries a
+// consentgate identity. A missing, foreign, expired or identity-less certificate
+// fails the handshake: such a caller never reaches an HTTP handler.
+type InboundTLS struct {
+	cfg  *configs.Config
+	cert atomic.Pointer[tls.Certificate]
+	tls  *tls.Config
+}
+
+// NewInboundTLS loads the serving certificate and the client CA pool.
+func NewInboundTLS(cfg *configs.Config) (*InboundTLS, error) {
+	in := &InboundTLS{cfg: cfg}
+	if err := in.Reload(); err != nil {
+		return nil, err
+	}
+	pool, err := loadPool(cfg.ResolvePath(cfg.TLS.ClientCAFile))
+	if err != nil {
+		return nil, fmt.Errorf("%s: tls.client_ca_file: %w", cfg.File, err)
+	}
+	min := uint16(tls.VersionTLS12)
+	if cfg.TLS.MinVersion == "1.3" {
+		min = tls.VersionTLS13
+	}
+	in.tls = &tls.Config{
+		MinVersion: min,
+		ClientAuth: tls.RequireAndVerifyClientCert,
+		ClientCAs:  pool,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return in.cert.Load(), nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("client certificate required")
+			}
+			_, err := identityOf(cs.PeerCertificates[0], cfg.TrustDomain)
+			return err
+		},
+		NextProtos: []string{"h2", "http/1.1"},
+	}
+	return in, nil
+}
+
+// Reload re-reads the serving certificate; on failure the current one stays.
+func (in *InboundTLS) Reload() error {
+	certFile, keyFile := in.cfg.ResolvePath(in.cfg.TLS.CertFile), in.cfg.ResolvePath(in.cfg.TLS.KeyFile)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("%s: tls.cert_file/key_file: %w", in.cfg.File, err)
+	}
+	if time.Now().After(pair.Leaf.NotAfter) {
+		return fmt.Errorf("%s: tls.cert_file %s expired on %s", in.cfg.File, certFile, pair.Leaf.NotAfter.Format(time.DateOnly))
+	}
+	in.cert.Store(&pair)
+	return nil
+}
+
+// Config is the tls.Config for a listener.
+func (in *InboundTLS) Config() *tls.Config { return in.tls }
+
+// Server owns the three listeners: gateway, forward and admin.
+type Server struct {
+	servers []*http.Server
+	lns     []net.Listener
+	log     *slog.Logger
+}
+
+// Listen binds the configured addresses so that the caller can print them before
+// serving. The forward and admin listeners answer 501 until their features land,
+// but they hold their ports and their TLS from the start.
+func Listen(cfg *configs.Config, in *InboundTLS, gateway http.Handler, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{log: log}
+	handlers := []struct {
+		addr string
+		h    http.Handler
+	}{
+		{cfg.Listen.Gateway, gateway},
+		{cfg.Listen.Forward, notYet("forward proxy")},
+		{cfg.Listen.Admin, notYet("admin API")},
+	}
+	for _, l := range handlers {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("listening on %s: %w", l.addr, err)
+		}
+		s.lns = append(s.lns, ln)
+		s.servers = append(s.servers, &http.Server{
+			Handler:           l.h,
+			TLSConfig:         in.Config().Clone(), // http.Server mutates it
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			// Handshake failures (no or foreign certificate) are worth seeing.
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelInfo),
+		})
+	}
+	return s, nil
+}
+
+// Addr is the bound address of listener i (0 gateway, 1 forward, 2 admin).
+func (s *Server) Addr(i int) string {
+	if i >= len(s.lns) {
+		return ""
+	}
+	return s.lns[i].Addr().String()
+}
+
+// Serve serves until ctx ends, then drains in-flight requests for up to 10 s.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, len(s.servers))
+	for i, srv := range s.servers {
+		go func() { errc <- srv.ServeTLS(s.lns[i], "", "") }()
+	}
+	select {
+	case err := <-errc:
+		s.close()
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	for _, srv := range s.servers {
+		if err := srv.Shutdown(shutdown); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) close() {
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+}
+
+func notYet(what string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotImplemented, problemNotYet, "Not implemented", what+" is not available in this version", "")
+	})
+}

@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Field names of the canonical request line. One line per request carries every
+// fact about it, so a log search never has to join lines; later the audit record
+// carries the same facts.
+const (
+	logRequestID      = "request_id"
+	logApp            = "app"
+	logRole           = "role"
+	logVendor         = "vendor"
+	logOperation      = "operation"
+	logMethod         = "method"
+	logPathTemplate   = "path_template"
+	logStatus         = "status"
+	logUpstreamStatus = "upstream_status"
+	logDurationMS     = "duration_ms"
+	logBytesIn        = "bytes_in"
+	logBytesOut       = "bytes_out"
+	logOutcome        = "outcome"
+	logError          = "error"
+)
+
+// Outcomes of a request, fixed strings for alerting.
+const (
+	outcomeForwarded = "forwarded"
+	outcomeRefused   = "refused"
+	outcomeFailed    = "failed"
+)
+
+// exchange accumulates the facts of one request for its canonical line.
+// Never put a secret, a query string, a concrete path or a body value in it.
+type exchange struct {
+	start          time.Time
+	requestID      string
+	app, role      string
+	vendor, op     string
+	method         string
+	pathTemplate   string
+	upstreamStatus int
+	bytesIn        int64
+	outcome        string
+	err            string
+	w              *statusWriter
+}
+
+func (g *Gateway) logExchange(ex *exchange) {
+	level := slog.LevelInfo
+	if ex.outcome == outcomeFailed {
+		level = slog.LevelWarn
+	}
+	g.log.LogAttrs(context.Background(), level, "request",
+		slog.String(logRequestID, ex.requestID),
+		slog.String(logApp, ex.app),
+		slog.String(logRole, ex.role),
+		slog.String(logVendor, ex.vendor),
+		slog.String(logOperation, ex.op),
+		slog.String(logMethod, ex.method),
+		slog.String(logPathTemplate, ex.pathTemplate),
+		slog.Int(logStatus, ex.w.status),
+		slog.Int(logUpstreamStatus, ex.upstreamStatus),
+		slog.Float64(logDurationMS, float64(time.Since(ex.start).Microseconds())/1000),
+		slog.Int64(logBytesIn, ex.bytesIn),
+		slog.Int64(logBytesOut, ex.w.bytes),
+		slog.String(logOutcome, ex.outcome),
+		slog.String(logError, ex.err),
+	)
+}
+
+// statusWriter records what was sent to the app.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,274 @@
+package proxy
+
+import (
+	"crypto/x509/pkix"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/consentgate/consentgate/certs"
+)
+
+func do(t *testing.T, c *http.Client, method, url, body string, header map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+// assertNoSecret fails if any injected secret value appears in out.
+func assertNoSecret(t *testing.T, where, out string) {
+	t.Helper()
+	for name, v := range testSecrets {
+		if strings.Contains(out, v) {
+			t.Errorf("%s contains the %s secret", where, name)
+		}
+	}
+}
+
+func TestCredentialsInjectedAndAppCredentialsRemoved(t *testing.T) {
+	env := newTestEnv(t)
+	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/echo/things/42?x=1&flow_api_key=app-query-key&API_KEY=app-q2", "", map[string]string{
+		"Authorization":   "Bearer app-own-token",
+		"Apikey":          "app-own-apikey",
+		"X-Api-Key":       "app-own-x-api-key",
+		"Cookie":          "app=cookie",
+		"X-Consent-Id":    "consent-123",
+		"X-Purpose":       "kyc-onboarding",
+		"Accept-Encoding": "gzip",
+	})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	got, _ := env.seen.last(t)
+	if got.Header.Get("Apikey") != testSecrets["api_key"] {
+		t.Errorf("vendor saw apikey %q", got.Header.Get("Apikey"))
+	}
+	if got.Header.Get("Authorization") != "Bearer "+testSecrets["bearer"] {
+		t.Errorf("vendor saw Authorization %q", got.Header.Get("Authorization"))
+	}
+	for _, h := range []string{"X-Api-Key", "Cookie", "X-Consent-Id", "X-Purpose"} {
+		if v := got.Header.Get(h); v != "" {
+			t.Errorf("vendor saw app header %s: %q", h, v)
+		}
+	}
+	if got.URL.Path != "/base/things/42" || got.URL.Query().Get("x") != "1" {
+		t.Errorf("vendor saw %s?%s", got.URL.Path, got.URL.RawQuery)
+	}
+	if q := got.URL.Query(); q.Has("flow_api_key") || q.Has("API_KEY") {
+		t.Errorf("app query credentials reached the vendor: %s", got.URL.RawQuery)
+	}
+	if strings.Contains(body, "app-own") {
+		t.Error("an app-sent credential reached the vendor")
+	}
+	// The echo upstream returned our secrets in the body and a header.
+	assertNoSecret(t, "response body", body)
+	if !strings.Contains(body, redacted) {
+		t.Errorf("echoed secret not redacted: %s", body)
+	}
+	if resp.Header.Get("X-Echo-Key") != redacted {
+		t.Errorf("echoed header = %q", resp.Header.Get("X-Echo-Key"))
+	}
+	if resp.Header.Get("Set-Cookie") != "" {
+		t.Error("vendor cookie passed to the app")
+	}
+	if resp.Header.Get("X-Request-Id") == "" {
+		t.Error("no X-Request-Id")
+	}
+	assertNoSecret(t, "log", env.logs.String())
+	if strings.Contains(env.logs.String(), "things/42") || strings.Contains(env.logs.String(), "x=1") {
+		t.Error("log carries the concrete path or query")
+	}
+	if !strings.Contains(env.logs.String(), `"operation":"echo.thing"`) || !strings.Contains(env.logs.String(), `"app":"web"`) {
+		t.Errorf("canonical log line lacks the operation or app: %s", env.logs.String())
+	}
+}
+
+func TestBodyAndQueryCredentials(t *testing.T) {
+	env := newTestEnv(t)
+	resp, body := do(t, env.client, "POST", env.gatewayURL+"/v/echo/sessions/", `{"api_key":"app-key","Api_Key":"x","metadata":{"n":12345678901234567890}}`,
+		map[string]string{"Content-Type": "application/json"})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	_, sent := env.seen.last(t)
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(sent), &obj); err != nil {
+		t.Fatalf("vendor body %q: %v", sent, err)
+	}
+	if obj["api_key"] != testSecrets["body_key"] || obj["Api_Key"] != nil {
+		t.Errorf("vendor body = %s", sent)
+	}
+	if !strings.Contains(sent, "12345678901234567890") {
+		t.Errorf("large number altered: %s", sent)
+	}
+	assertNoSecret(t, "response body", body)
+
+	resp, body = do(t, env.client, "GET", env.gatewayURL+"/v/echo/results/?session_id=s-1", "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	got, _ := env.seen.last(t)
+	if got.URL.Query().Get("flow_api_key") != testSecrets["query"] || got.URL.Query().Get("session_id") != "s-1" {
+		t.Errorf("vendor query = %s", got.URL.RawQuery)
+	}
+	// The body credential is for session creation only.
+	if strings.Contains(got.URL.RawQuery, testSecrets["body_key"]) {
+		t.Error("body credential leaked into another operation")
+	}
+	assertNoSecret(t, "response body", body)
+	assertNoSecret(t, "log", env.logs.String())
+}
+
+func TestRefusalsNeverReachTheVendor(t *testing.T) {
+	env := newTestEnv(t)
+	tests := []struct {
+		name, method, path, body string
+		header                   map[string]string
+		status                   int
+		kind                     string
+	}{
+		{"unknown vendor", "GET", "/v/nobody/things/1", "", nil, 404, problemNoRoute},
+		{"not gateway mode", "GET", "/things/1", "", nil, 404, problemNoRoute},
+		{"unknown operation", "GET", "/v/echo/other", "", nil, 404, problemNoRoute},
+		{"wrong method", "DELETE", "/v/echo/things/1", "", nil, 404, problemNoRoute},
+		{"missing trailing slash", "GET", "/v/echo/results", "", nil, 404, problemNoRoute},
+		{"encoded dot-dot", "GET", "/v/echo/things/%2e%2e", "", nil, 400, problemBadRequest},
+		{"encoded slash", "GET", "/v/echo/things/a%2Fb", "", nil, 400, problemBadRequest},
+		{"body too large", "POST", "/v/echo/sessions/", `{"x":"` + strings.Repeat("a", 300) + `"}`, map[string]string{"Content-Type": "application/json"}, 413, problemTooLarge},
+		{"body not JSON where a field is injected", "POST", "/v/echo/sessions/", `not json`, map[string]string{"Content-Type": "application/json"}, 400, problemBadRequest},
+		{"secret missing", "GET", "/v/nosecret/x", "", nil, 503, problemCredentials},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := env.seen.count()
+			resp, body := do(t, env.client, tt.method, env.gatewayURL+tt.path, tt.body, tt.header)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			var p problem
+			if err := json.Unmarshal([]byte(body), &p); err != nil {
+				t.Fatalf("problem body %q: %v", body, err)
+			}
+			if p.Type != "urn:consentgate:problem:"+tt.kind || p.Status != tt.status || p.RequestID == "" {
+				t.Errorf("problem = %+v", p)
+			}
+			if env.seen.count() != before {
+				t.Error("the vendor was called")
+			}
+			assertNoSecret(t, "error body", body)
+		})
+	}
+	assertNoSecret(t, "log", env.logs.String())
+}
+
+func TestUpstreamFailures(t *testing.T) {
+	env := newTestEnv(t)
+	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/down/x", "", nil)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, problemUpstream) {
+		t.Fatalf("unreachable vendor: %d %s", resp.StatusCode, body)
+	}
+	// The dial error must not carry the URL, whose query holds the key.
+	assertNoSecret(t, "error body", body)
+	assertNoSecret(t, "log", env.logs.String())
+	if !strings.Contains(env.logs.String(), "connection refused") {
+		t.Errorf("log does not say why: %s", env.logs.String())
+	}
+
+	resp, body = do(t, env.client, "GET", env.gatewayURL+"/v/echo/compressed", "", nil)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, problemBadUpstream) || strings.Contains(body, "brotli") {
+		t.Fatalf("uninspectable response: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestOnlyAppRoleMayCallVendors(t *testing.T) {
+	env := newTestEnv(t)
+	auditor := env.clientWith(t, env.ca, "spiffe://test.local/auditor/alice", time.Hour)
+	resp, body := do(t, auditor, "GET", env.gatewayURL+"/v/echo/things/1", "", nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, problemForbiddenRole) {
+		t.Fatalf("auditor: %d %s", resp.StatusCode, body)
+	}
+	if env.seen.count() != 0 {
+		t.Error("the vendor was called")
+	}
+}
+
+func TestHandshakeRefusals(t *testing.T) {
+	env := newTestEnv(t)
+	other, err := certs.NewCA(pkix.Name{CommonName: "other CA"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noCert := env.clientWith(t, env.ca, "spiffe://test.local/app/web", time.Hour)
+	noCert.Transport.(*http.Transport).TLSClientConfig.Certificates = nil
+	tests := []struct {
+		name   string
+		client *http.Client
+	}{
+		{"no certificate", noCert},
+		{"certificate from another CA", env.clientWith(t, other, "spiffe://test.local/app/web", time.Hour)},
+		{"expired certificate", env.clientWith(t, env.ca, "spiffe://test.local/app/web", -time.Minute)},
+		{"other trust domain", env.clientWith(t, env.ca, "spiffe://evil.example/app/web", time.Hour)},
+		{"unknown role", env.clientWith(t, env.ca, "spiffe://test.local/root/web", time.Hour)},
+		{"no SPIFFE id", env.clientWith(t, env.ca, "", time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := tt.client.Get(env.gatewayURL + "/v/echo/things/1")
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("handshake succeeded, status %d", resp.StatusCode)
+			}
+		})
+	}
+	if env.seen.count() != 0 {
+		t.Error("the vendor was called")
+	}
+}
+
+func TestScrubReaderAcrossReads(t *testing.T) {
+	secret := "SECRET-abcdef-123456"
+	tests := []struct{ in, want string }{
+		{"before " + secret + " after", "before " + redacted + " after"},
+		{secret + secret, redacted + redacted},
+		{"no secret here", "no secret here"},
+		{"partial SECRET-abc at end", "partial SECRET-abc at end"},
+		{strings.Repeat("x", 70000) + secret, strings.Repeat("x", 70000) + redacted},
+	}
+	for _, tt := range tests {
+		for name, r := range map[string]io.Reader{
+			"one byte": iotest.OneByteReader(strings.NewReader(tt.in)),
+			"half":     iotest.HalfReader(strings.NewReader(tt.in)),
+			"whole":    strings.NewReader(tt.in),
+		} {
+			got, err := io.ReadAll(newScrubber([]string{secret, "short"}).reader(io.NopCloser(r)))
+			if err != nil || string(got) != tt.want {
+				t.Errorf("%s reads of %.30q: got %.40q, %v", name, tt.in, got, err)
+			}
+		}
+	}
+	if got := newScrubber([]string{"abc"}).string("abc"); got != "abc" {
+		t.Errorf("values shorter than %d bytes must not be scrubbed, got %q", minScrubLen, got)
+	}
+}

@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/consentgate/consentgate/configs"
+)
+
+// gatewayPrefix starts every gateway-mode URL: /v/<vendor>/<vendor path>.
+const gatewayPrefix = "/v/"
+
+// operation is a compiled operation path template.
+type operation struct {
+	cfg      *configs.Operation
+	segments []string // literal segments, or "" for a placeholder
+	trailing bool     // the template ends with a slash
+}
+
+func compileOperation(op *configs.Operation) *operation {
+	p := strings.TrimPrefix(op.Path, "/")
+	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/")}
+	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		if strings.HasPrefix(seg, "{") {
+			seg = ""
+		}
+		c.segments = append(c.segments, seg)
+	}
+	return c
+}
+
+// route is where a request goes.
+type route struct {
+	vendor *vendor
+	op     *operation
+	// path is the vendor path, still escaped as the app sent it.
+	path string
+}
+
+// splitGatewayPath splits /v/<vendor>/<rest> of an escaped path.
+func splitGatewayPath(escaped string) (vendorID, rest string, ok bool) {
+	tail, ok := strings.CutPrefix(escaped, gatewayPrefix)
+	if !ok {
+		return "", "", false
+	}
+	vendorID, rest, ok = strings.Cut(tail, "/")
+	return vendorID, "/" + rest, ok && vendorID != ""
+}
+
+// match finds the operation of v for method and the escaped vendor path. Segments
+// are compared unescaped; a segment that unescapes to a dot segment or contains a
+// slash is refused, because the vendor would resolve it to another resource than
+// the one the policy saw.
+func (v *vendor) match(method, escaped string) (*operation, error) {
+	p := strings.TrimPrefix(escaped, "/")
+	trailing := strings.HasSuffix(p, "/")
+	raw := strings.Split(strings.TrimSuffix(p, "/"), "/")
+	segs := make([]string, len(raw))
+	for i, r := range raw {
+		s, err := url.PathUnescape(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadPath, err)
+		}
+		if s == "" || s == "." || s == ".." || strings.ContainsAny(s, "/\\") {
+			return nil, fmt.Errorf("%w: empty, dot or slash segment", ErrBadPath)
+		}
+		segs[i] = s
+	}
+	for _, op := range v.ops {
+		if op.trailing != trailing || len(op.segments) != len(segs) || op.cfg.Method != method {
+			continue
+		}
+		matched := true
+		for i, s := range op.segments {
+			if s != "" && s != segs[i] {
+				matched = false
+				break
+			}
+		}
+		if matched {
+			return op, nil
+		}
+	}
+	return nil, ErrNoRoute
+}
+
+// methodsFor lists the methods v accepts on a path, for a helpful 404 detail.
+func (v *vendor) methodsFor(escaped string) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if _, err := v.match(m, escaped); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
