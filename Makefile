@@ -1,0 +1,33 @@
+# consentgate: `make test` is what CI runs (.ci/run). Tools the checks need are
+# installed once into .cache/bin at pinned versions and reused.
+GO ?= go
+BIN := $(abspath .cache/bin)
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: test vet fmt-check lint build dev clean-dev
+
+test: vet fmt-check lint
+	$(GO) test -race ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@files="$$(gofmt -l $$(git ls-files '*.go'))"; \
+	if [ -n "$$files" ]; then echo "gofmt would change:"; echo "$$files"; exit 1; fi
+
+lint: $(BIN)/staticcheck
+	$(BIN)/staticcheck ./...
+
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+build:
+	$(GO) build -trimpath -o consentgate ./cmd/consentgate
+
+dev:
+	$(GO) run ./cmd/consentgate dev
+
+# Removes the dev PKI, secrets and state; the next `dev` generates new ones.
+clean-dev:
+	rm -rf .consentgate

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/sandbox"
+	"github.com/consentgate/consentgate/secrets"
+)
+
+type devOptions struct {
+	dir                     string
+	gateway, forward, admin string
+}
+
+func newDevCmd(logger func() *slog.Logger) *cobra.Command {
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the gateway with local vendor sandboxes, a dev PKI and file secrets",
+		Long: `Run the whole system on this machine with no external service. The first run
+generates DIR/pki (internal CA, gateway and app certificates, dev vendor PKI)
+and DIR/secrets.yaml (mode 0600); later runs reuse them. The five vendor
+sandboxes start on loopback and every vendor profile is pointed at its sandbox.
+It prints a ready line and one curl command per vendor.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := startDev(cmd.Context(), o, logger())
+			if err != nil {
+				return err
+			}
+			defer d.close()
+			d.printReady(cmd.OutOrStdout())
+			return d.serve(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.dir, "dir", ".consentgate", "folder for the dev PKI, secrets and state")
+	cmd.Flags().StringVar(&o.gateway, "gateway", "127.0.0.1:8443", "gateway listener address")
+	cmd.Flags().StringVar(&o.forward, "forward", "127.0.0.1:8444", "forward proxy listener address")
+	cmd.Flags().StringVar(&o.admin, "admin", "127.0.0.1:9443", "admin listener address")
+	return cmd
+}
+
+// devStack is everything `consentgate dev` runs.
+type devStack struct {
+	*running
+	pki       *certs.DevPKI
+	sandboxes *sandbox.Set
+	creds     sandbox.Credentials
+}
+
+func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, error) {
+	dir, err := filepath.Abs(o.dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	cfg, err := configs.LoadFS(configs.FS, "dev.yaml")
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = dir
+	cfg.Listen = configs.Listen{Gateway: o.gateway, Forward: o.forward, Admin: o.admin}
+
+	var hosts []string
+	for _, v := range cfg.Vendors {
+		u, _ := url.Parse(v.BaseURL) // validated by LoadFS
+		hosts = append(hosts, u.Hostname())
+	}
+	pki, err := certs.LoadOrCreateDevPKI(filepath.Join(dir, "pki"), cfg.TrustDomain, hosts)
+	if err != nil {
+		return nil, err
+	}
+	secretsFile := cfg.ResolvePath(cfg.Secrets.File.Path)
+	creds, err := loadOrCreateDevSecrets(ctx, secretsFile, pki)
+	if err != nil {
+		return nil, err
+	}
+	p, err := secrets.OpenFile(secretsFile)
+	if err != nil {
+		return nil, err
+	}
+
+	sb, err := startSandboxes(pki, creds, log)
+	if err != nil {
+		return nil, err
+	}
+	// Point every profile at its sandbox. The TLS server name stays the vendor's
+	// real host, which the sandbox certificate carries, so the upstream check is
+	// the one production makes.
+	for _, v := range cfg.Vendors {
+		s := sb.Server(v.ID)
+		if s == nil {
+			sb.Close()
+			return nil, fmt.Errorf("no sandbox for vendor %s", v.ID)
+		}
+		u, _ := url.Parse(v.BaseURL)
+		v.Upstream.ServerName = u.Hostname()
+		v.Upstream.CAFile = pki.Path(certs.DevSandboxRootCert)
+		v.BaseURL = s.URL + strings.TrimSuffix(u.Path, "/")
+	}
+	gw, err := startGateway(ctx, cfg, p, log)
+	if err != nil {
+		sb.Close()
+		return nil, err
+	}
+	return &devStack{running: gw, pki: pki, sandboxes: sb, creds: creds}, nil
+}
+
+func (d *devStack) close() { d.sandboxes.Close() }
+
+func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, log *slog.Logger) (*sandbox.Set, error) {
+	server, err := tls.LoadX509KeyPair(pki.Path(certs.DevSandboxCert), certs.KeyFile(pki.Path(certs.DevSandboxCert)))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox certificate: %w", err)
+	}
+	ica, err := certPool(pki.Path(certs.DevICARootCert))
+	if err != nil {
+		return nil, err
+	}
+	bq, err := certPool(pki.Path(certs.DevBanqwareCACert))
+	if err != nil {
+		return nil, err
+	}
+	return sandbox.Start(sandbox.Config{
+		Certificate:   server,
+		ICARoots:      ica,
+		BanqwareRoots: bq,
+		Credentials:   creds,
+		Logger:        log.With("component", "sandbox"),
+	})
+}
+
+func certPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	list, err := certs.ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range list {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// Secret references of the dev store; they match configs/vendors/*.yaml.
+var devSecretRefs = []struct {
+	ref   string
+	value func(sandbox.Credentials) string
+}{
+	{"vendors/kb#api_key", func(c sandbox.Credentials) string { return c.KBAPIKey }},
+	{"vendors/kb#access_token", func(c sandbox.Credentials) string { return c.KBAccessToken }},
+	{"vendors/airbank#api_key", func(c sandbox.Credentials) string { return c.AirbankAPIKey }},
+	{"vendors/airbank#access_token", func(c sandbox.Credentials) string { return c.AirbankAccessToken }},
+	{"vendors/biometric#flow_api_key", func(c sandbox.Credentials) string { return c.BiometricFlowAPIKey }},
+	{"vendors/finid#client_id", func(c sandbox.Credentials) string { return c.FinIDClientID }},
+	{"vendors/finid#client_secret", func(c sandbox.Credentials) string { return c.FinIDClientSecret }},
+}
+
+// loadOrCreateDevSecrets writes DIR/secrets.yaml on the first run: fresh random
+// vendor credentials and the dev vendor client certificates. Later runs read the
+// credentials back, so the sandboxes expect what the gateway holds.
+func loadOrCreateDevSecrets(ctx context.Context, file string, pki *certs.DevPKI) (sandbox.Credentials, error) {
+	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		creds, err := sandbox.NewCredentials()
+		if err != nil {
+			return sandbox.Credentials{}, err
+		}
+		values := map[string]map[string]string{}
+		for _, s := range devSecretRefs {
+			ref, _ := secrets.ParseRef(s.ref)
+			if values[ref.Path] == nil {
+				values[ref.Path] = map[string]string{}
+			}
+			values[ref.Path][ref.Key] = s.value(creds)
+		}
+		for vendor, cert := range map[string]string{"kb": certs.DevKBSealCert, "banqware": certs.DevBanqwareCert} {
+			certPEM, err := os.ReadFile(pki.Path(cert))
+			if err != nil {
+				return sandbox.Credentials{}, err
+			}
+			keyPEM, err := os.ReadFile(certs.KeyFile(pki.Path(cert)))
+			if err != nil {
+				return sandbox.Credentials{}, err
+			}
+			if values["vendors/"+vendor] == nil {
+				values["vendors/"+vendor] = map[string]string{}
+			}
+			values["vendors/"+vendor]["client_cert"] = string(certPEM)
+			values["vendors/"+vendor]["client_key"] = string(keyPEM)
+		}
+		if err := secrets.WriteFile(file, values); err != nil {
+			return sandbox.Credentials{}, err
+		}
+	}
+	store, err := secrets.OpenFile(file)
+	if err != nil {
+		return sandbox.Credentials{}, err
+	}
+	var creds sandbox.Credentials
+	fields := map[string]*string{
+		"vendors/kb#api_key": &creds.KBAPIKey, "vendors/kb#access_token": &creds.KBAccessToken,
+		"vendors/airbank#api_key": &creds.AirbankAPIKey, "vendors/airbank#access_token": &creds.AirbankAccessToken,
+		"vendors/biometric#flow_api_key": &creds.BiometricFlowAPIKey,
+		"vendors/finid#client_id":        &creds.FinIDClientID, "vendors/finid#client_secret": &creds.FinIDClientSecret,
+	}
+	for ref, dst := range fields {
+		r, _ := secrets.ParseRef(ref)
+		s, err := store.Get(ctx, r)
+		if err != nil {
+			return sandbox.Credentials{}, fmt.Errorf("dev secrets: %w (remove %s to regenerate it)", err, file)
+		}
+		*dst = s.Value
+	}
+	return creds, nil
+}
+
+// printReady prints the ready line, then a curl command per vendor.
+func (d *devStack) printReady(w io.Writer) {
+	d.running.printReady(w)
+	for _, c := range d.curlCommands() {
+		fmt.Fprintln(w, c)
+	}
+}
+
+// devCalls are the example calls printed by `consentgate dev`, one per vendor.
+var devCalls = []struct{ vendor, method, path, body string }{
+	{"kb", "GET", "/v1/clients/me/identity", ""},
+	{"airbank", "GET", "/openapi/glClientIdentity/v1/personalData", ""},
+	{"biometric", "POST", "/api/v1/flows/session/create/", `{"metadata":{"edocument":{"iin":{"value":"900315401233","changeable":false}}}}`},
+	{"finid", "POST", "/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`},
+	{"banqware", "POST", "/user-resources/api/user", `{"clientId":"onboarding-example"}`},
+}
+
+func (d *devStack) curlCommands() []string {
+	app := d.pki.Path(certs.AppCert("onboarding-web"))
+	var out []string
+	for _, c := range devCalls {
+		cmd := fmt.Sprintf("curl -sS --cacert %s --cert %s --key %s",
+			shellQuote(d.pki.Path(certs.DevRootCert)), shellQuote(app), shellQuote(certs.KeyFile(app)))
+		if c.method != "GET" {
+			cmd += " -X " + c.method
+		}
+		if c.body != "" {
+			cmd += " -H 'Content-Type: application/json' -d '" + c.body + "'"
+		}
+		out = append(out, cmd+" "+d.gatewayURL()+"/v/"+c.vendor+c.path)
+	}
+	return out
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but safe characters.
+func shellQuote(s string) string {
+	if strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:=@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,466 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/sandbox"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type devEnv struct {
+	*devStack
+	logs *syncBuffer
+	app  *http.Client
+}
+
+// startTestDev runs `consentgate dev` in-process on free ports and stops it when
+// the test ends.
+func startTestDev(t *testing.T, dir string) *devEnv {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := startDev(ctx, devOptions{dir: dir, gateway: "127.0.0.1:0", forward: "127.0.0.1:0", admin: "127.0.0.1:0"}, log)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		d.close()
+	})
+	e := &devEnv{devStack: d, logs: logs}
+	e.app = e.clientFor(t, "onboarding-web")
+	return e
+}
+
+func (e *devEnv) clientFor(t *testing.T, app string) *http.Client {
+	t.Helper()
+	file := e.pki.Path(certs.AppCert(app))
+	pair, err := tls.LoadX509KeyPair(file, certs.KeyFile(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: e.pool(t, certs.DevRootCert), Certificates: []tls.Certificate{pair}}}}
+}
+
+func (e *devEnv) pool(t *testing.T, name string) *x509.CertPool {
+	t.Helper()
+	p, err := certPool(e.pki.Path(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// secretValues are every value the app must never see.
+func (e *devEnv) secretValues(t *testing.T) map[string]string {
+	t.Helper()
+	c := e.creds
+	out := map[string]string{
+		"kb api key": c.KBAPIKey, "kb token": c.KBAccessToken,
+		"airbank api key": c.AirbankAPIKey, "airbank token": c.AirbankAccessToken,
+		"biometric key": c.BiometricFlowAPIKey, "finid client secret": c.FinIDClientSecret,
+	}
+	for _, f := range []string{certs.DevKBSealCert, certs.DevBanqwareCert} {
+		key, err := os.ReadFile(certs.KeyFile(e.pki.Path(f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The base64 body of the key, without PEM armour.
+		lines := strings.Split(strings.TrimSpace(string(key)), "\n")
+		out[f+" key"] = strings.Join(lines[1:len(lines)-1], "")[:40]
+	}
+	return out
+}
+
+func (e *devEnv) assertNoSecrets(t *testing.T, where, text string) {
+	t.Helper()
+	for name, v := range e.secretValues(t) {
+		if v != "" && strings.Contains(text, v) {
+			t.Errorf("%s contains the %s", where, name)
+		}
+	}
+}
+
+func call(t *testing.T, c *http.Client, method, url, body string, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// appSentCredentials are what a careless or malicious app sends itself.
+var appSentCredentials = map[string]string{
+	"Authorization": "Bearer app-sent-token",
+	"Apikey":        "app-sent-apikey",
+	"X-Api-Key":     "app-sent-x-api-key",
+}
+
+func lastRequest(t *testing.T, s *sandbox.Server) sandbox.Request {
+	t.Helper()
+	reqs := s.Requests()
+	if len(reqs) == 0 {
+		t.Fatalf("%s sandbox saw no request", s.Vendor)
+	}
+	return reqs[len(reqs)-1]
+}
+
+func assertNoAppCredentials(t *testing.T, r sandbox.Request) {
+	t.Helper()
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			if strings.Contains(v, "app-sent") {
+				t.Errorf("app-sent credential reached the vendor in %s", k)
+			}
+		}
+	}
+	if strings.Contains(string(r.Body), "app-sent") || strings.Contains(r.RawQuery, "app-sent") {
+		t.Error("app-sent credential reached the vendor in the body or query")
+	}
+}
+
+func TestDevEveryVendorThroughTheGateway(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	c := e.creds
+	tests := []struct {
+		vendor, method, path, body string
+		wantField                  string
+		check                      func(t *testing.T, r sandbox.Request)
+	}{
+		{"kb", "GET", "/v1/clients/me/identity", "", "birthNumber", func(t *testing.T, r sandbox.Request) {
+			if r.ClientCert == nil {
+				t.Fatal("kb saw no client certificate")
+			}
+			if ico, _, _ := certs.ICO(r.ClientCert); ico != certs.DevICO {
+				t.Errorf("kb client certificate IČO %q", ico)
+			}
+			if r.Header.Get("Apikey") != c.KBAPIKey || r.Header.Get("Authorization") != "Bearer "+c.KBAccessToken {
+				t.Error("kb did not get the API key and bearer token")
+			}
+		}},
+		{"airbank", "GET", "/openapi/glClientIdentity/v1/personalData", "", "birthNumber", func(t *testing.T, r sandbox.Request) {
+			if r.Header.Get("Apikey") != c.AirbankAPIKey || r.Header.Get("Authorization") != "Bearer "+c.AirbankAccessToken {
+				t.Error("airbank did not get the API key and bearer token")
+			}
+			if r.ClientCert != nil {
+				t.Error("airbank got a client certificate it does not ask for")
+			}
+		}},
+		{"airbank", "GET", "/openapi/glClientIdentity/v1/accounts", "", "iban", nil},
+		{"airbank", "GET", "/openapi/glClientIdentity/v1/cards", "", "cardNumber", nil},
+		{"biometric", "POST", "/api/v1/flows/session/create/", `{"api_key":"app-sent-key","metadata":{"edocument":{"iin":{"value":"900315401233","changeable":false}}}}`, "session_id", func(t *testing.T, r sandbox.Request) {
+			var body map[string]any
+			if err := json.Unmarshal(r.Body, &body); err != nil || body["api_key"] != c.BiometricFlowAPIKey {
+				t.Errorf("biometric did not get the flow API key in the body (%v)", err)
+			}
+		}},
+		{"finid", "POST", "/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`, "person", func(t *testing.T, r sandbox.Request) {
+			auth := r.Header.Get("Authorization")
+			if !strings.HasPrefix(auth, "Bearer ") || strings.Contains(auth, c.FinIDClientSecret) {
+				t.Errorf("finid Authorization = %q", auth)
+			}
+		}},
+		{"banqware", "POST", "/user-resources/api/user", `{"clientId":"onboarding-example"}`, "userId", func(t *testing.T, r sandbox.Request) {
+			if r.ClientCert == nil || r.ClientCert.Subject.CommonName != "onboarding-example" {
+				t.Errorf("banqware client certificate = %v", r.ClientCert)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.vendor+tt.path, func(t *testing.T) {
+			resp, body := call(t, e.app, tt.method, e.gatewayURL()+"/v/"+tt.vendor+tt.path, tt.body, appSentCredentials)
+			if resp.StatusCode/100 != 2 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if !strings.Contains(string(body), tt.wantField) {
+				t.Errorf("response lacks %s: %s", tt.wantField, body)
+			}
+			r := lastRequest(t, e.sandboxes.Server(tt.vendor))
+			assertNoAppCredentials(t, r)
+			if tt.check != nil {
+				tt.check(t, r)
+			}
+			e.assertNoSecrets(t, "response", string(body))
+			assertFieldsMapped(t, e.cfg.Vendor(tt.vendor), r.Method, r.Path, body)
+		})
+	}
+	e.assertNoSecrets(t, "log", e.logs.String())
+}
+
+// assertFieldsMapped checks that every field the sandbox returned has a data
+// category in the vendor profile: policies speak in categories, and an unmapped
+// field would be invisible to them.
+func assertFieldsMapped(t *testing.T, v *configs.Vendor, method, path string, body []byte) {
+	t.Helper()
+	var doc any
+	if json.Unmarshal(body, &doc) != nil {
+		return
+	}
+	var fields map[string]string
+	for _, op := range v.Operations {
+		if op.Method == method && templateMatches(op.Path, strings.TrimPrefix(path, basePath(v))) {
+			fields = op.Fields.Response
+		}
+	}
+	var unmapped []string
+	for _, p := range leafPaths(doc, "") {
+		if !mapped(fields, p) {
+			unmapped = append(unmapped, p)
+		}
+	}
+	sort.Strings(unmapped)
+	if len(unmapped) > 0 {
+		t.Errorf("vendor %s %s %s: response fields without a data category in the profile: %v", v.ID, method, path, unmapped)
+	}
+}
+
+func basePath(v *configs.Vendor) string {
+	i := strings.Index(v.BaseURL[len("https://"):], "/")
+	if i < 0 {
+		return ""
+	}
+	return v.BaseURL[len("https://")+i:]
+}
+
+func templateMatches(tmpl, path string) bool {
+	a, b := strings.Split(tmpl, "/"), strings.Split(path, "/")
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !strings.HasPrefix(a[i], "{") && a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func mapped(fields map[string]string, p string) bool {
+	for f := p; ; {
+		if _, ok := fields[f]; ok {
+			return true
+		}
+		i := strings.LastIndex(f, ".")
+		if i < 0 {
+			return false
+		}
+		f = f[:i]
+	}
+}
+
+func leafPaths(v any, prefix string) []string {
+	join := func(k string) string {
+		if prefix == "" {
+			return k
+		}
+		return prefix + "." + k
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		var out []string
+		for k, val := range x {
+			out = append(out, leafPaths(val, join(k))...)
+		}
+		return out
+	case []any:
+		var out []string
+		seen := map[string]bool{}
+		for _, el := range x {
+			for _, p := range leafPaths(el, prefix+"[]") {
+				if !seen[p] {
+					seen[p] = true
+					out = append(out, p)
+				}
+			}
+		}
+		if len(x) == 0 || out == nil {
+			return []string{prefix}
+		}
+		return out
+	default:
+		return []string{prefix}
+	}
+}
+
+func TestDevDirectCallsWithoutCredentialsAreRefused(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	direct := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: e.pool(t, certs.DevSandboxRootCert), ServerName: "localhost"}}}
+	calls := map[string]struct{ method, path, body string }{
+		"kb":        {"GET", "/v1/clients/me/identity", ""},
+		"airbank":   {"GET", "/openapi/glClientIdentity/v1/personalData", ""},
+		"biometric": {"POST", "/api/v1/flows/session/create/", `{"metadata":{}}`},
+		"finid":     {"POST", "/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8="}`},
+		"banqware":  {"POST", "/sandbox/user-resources/api/user", `{"clientId":"x"}`},
+	}
+	for vendor, c := range calls {
+		t.Run(vendor, func(t *testing.T) {
+			s := e.sandboxes.Server(vendor)
+			resp, body := call(t, direct, c.method, s.URL+c.path, c.body, nil)
+			if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+				t.Errorf("direct call without credentials: %d %s", resp.StatusCode, body)
+			}
+			if s.Count() != 1 {
+				t.Errorf("sandbox counted %d requests, want 1", s.Count())
+			}
+		})
+	}
+}
+
+func TestDevRefusalsDoNotReachSandboxes(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	for _, path := range []string{"/v/unknown/x", "/v/airbank/openapi/glClientIdentity/v1/secrets", "/v/kb/v1/clients/me/identity/../../admin"} {
+		resp, body := call(t, e.app, "GET", e.gatewayURL()+path, "", nil)
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: status %d", path, resp.StatusCode)
+		}
+		if resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: Content-Type %q", path, resp.Header.Get("Content-Type"))
+		}
+		e.assertNoSecrets(t, "error body", string(body))
+	}
+	// Role auditor may not call vendors.
+	resp, _ := call(t, e.clientFor(t, "auditor"), "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", nil)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("auditor: status %d", resp.StatusCode)
+	}
+	// No client certificate: the handshake fails.
+	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert)}}}
+	if resp, err := noCert.Get(e.gatewayURL() + "/v/airbank/openapi/glClientIdentity/v1/personalData"); err == nil {
+		resp.Body.Close()
+		t.Error("request without a client certificate was answered")
+	}
+	for _, s := range e.sandboxes.All() {
+		if s.Count() != 0 {
+			t.Errorf("%s sandbox was called %d times", s.Vendor, s.Count())
+		}
+	}
+	// The forward and admin listeners hold their ports behind the same mTLS.
+	for _, i := range []int{1, 2} {
+		resp, _ := call(t, e.app, "GET", "https://"+e.srv.Addr(i)+"/", "", nil)
+		if resp.StatusCode != http.StatusNotImplemented {
+			t.Errorf("listener %d: status %d", i, resp.StatusCode)
+		}
+	}
+}
+
+var readyRE = regexp.MustCompile(`^ready gateway=https://127\.0\.0\.1:\d+ forward=https://127\.0\.0\.1:\d+ admin=https://127\.0\.0\.1:\d+$`)
+
+// The printed curl commands must work when pasted: run them.
+func TestDevPrintsReadyLineAndWorkingCurlCommands(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	var out bytes.Buffer
+	e.printReady(&out)
+	sc := bufio.NewScanner(&out)
+	sc.Scan()
+	if !readyRE.MatchString(sc.Text()) {
+		t.Fatalf("ready line %q", sc.Text())
+	}
+	var vendors []string
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "curl ") {
+			t.Fatalf("unexpected line %q", line)
+		}
+		m := regexp.MustCompile(`/v/([a-z]+)/`).FindStringSubmatch(line)
+		vendors = append(vendors, m[1])
+		if _, err := exec.LookPath("curl"); err != nil {
+			t.Fatalf("curl is needed to prove the printed commands work: %v", err)
+		}
+		cmd := exec.Command("sh", "-c", line+" -w '\n%{http_code}'")
+		got, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		body, code, _ := strings.Cut(strings.TrimSpace(string(got)), "\n")
+		if !strings.HasPrefix(code, "2") {
+			t.Errorf("%s: status %s: %s", m[1], code, body)
+		}
+		if !json.Valid([]byte(body)) || e.sandboxes.Server(m[1]).Count() == 0 {
+			t.Errorf("%s: no vendor data: %s", m[1], body)
+		}
+		e.assertNoSecrets(t, "curl output", body)
+	}
+	if want := []string{"kb", "airbank", "biometric", "finid", "banqware"}; !slices.Equal(vendors, want) {
+		t.Errorf("curl commands for %v, want %v", vendors, want)
+	}
+}
+
+func TestDevSecondRunReusesPKIAndSecrets(t *testing.T) {
+	dir := t.TempDir()
+	first := startTestDev(t, dir)
+	root, _ := os.ReadFile(first.pki.Path(certs.DevRootCert))
+	creds := first.creds
+	info, err := os.Stat(filepath.Join(dir, "secrets.yaml"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("secrets.yaml: %v %v", info, err)
+	}
+	second := startTestDev(t, dir)
+	again, _ := os.ReadFile(second.pki.Path(certs.DevRootCert))
+	if !bytes.Equal(root, again) || second.creds != creds {
+		t.Error("second run did not reuse the PKI and secrets")
+	}
+	resp, body := call(t, second.app, "GET", second.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("second run: %d %s", resp.StatusCode, body)
+	}
+}
