@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/consentgate/consentgate/certs"
+)
+
+func decode(t *testing.T, body []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("response %q: %v", body, err)
+	}
+	return m
+}
+
+// step is one call through the gateway that must succeed.
+func (e *devEnv) step(t *testing.T, method, path, body string) []byte {
+	t.Helper()
+	resp, b := call(t, e.app, method, e.gatewayURL()+path, body, appSentCredentials)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: status %d: %s", method, path, resp.StatusCode, b)
+	}
+	vendor := strings.SplitN(strings.TrimPrefix(path, "/v/"), "/", 2)[0]
+	r := lastRequest(t, e.sandboxes.Server(vendor))
+	assertNoAppCredentials(t, r)
+	e.assertNoSecrets(t, "response", string(b))
+	if resp.Header.Get("Content-Type") != "video/mp4" {
+		assertFieldsMapped(t, e.cfg.Vendor(vendor), r.Method, r.Path, b)
+	}
+	return b
+}
+
+func TestDevBiometricSessionResultAndVideo(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	created := decode(t, e.step(t, "POST", "/v/biometric/api/v1/flows/session/create/",
+		`{"metadata":{"face2face":{"photo1":"aGVsbG8gZmFjZQ=="},"edocument":{"iin":{"value":"900315401233","changeable":false}}}}`))
+	id, _ := created["session_id"].(string)
+	if id == "" {
+		t.Fatalf("no session_id: %v", created)
+	}
+	result := decode(t, e.step(t, "GET", "/v/biometric/api/v1/flows/session/result/?session_id="+id+"&flow_api_key=app-sent-key", ""))
+	if result["id"] != id {
+		t.Errorf("result for %v, want %s", result["id"], id)
+	}
+	r := lastRequest(t, e.sandboxes.Biometric)
+	if !strings.Contains(r.RawQuery, "flow_api_key="+e.creds.BiometricFlowAPIKey) {
+		t.Error("result call did not carry the injected flow_api_key")
+	}
+	video := e.step(t, "GET", "/v/biometric/api/v1/liveness/video/download/?session_id="+id, "")
+	if len(video) < 1024 {
+		t.Errorf("video of %d bytes", len(video))
+	}
+	// Unknown session: the vendor's 404 is passed on, without the key.
+	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/biometric/api/v1/flows/session/result/?session_id=00000000-0000-0000-0000-000000000000", "", nil)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown session: %d %s", resp.StatusCode, body)
+	}
+	e.assertNoSecrets(t, "vendor error", string(body))
+	e.assertNoSecrets(t, "log", e.logs.String())
+}
+
+func TestDevFinIDTokenIsFetchedOnceAndReused(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	v := decode(t, e.step(t, "POST", "/v/finid/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`))
+	id, _ := v["id"].(string)
+	got := decode(t, e.step(t, "GET", "/v/finid/api/v1/verifications/"+id, ""))
+	if got["id"] != id {
+		t.Errorf("verification %v, want %s", got["id"], id)
+	}
+	tokens := 0
+	for _, r := range e.sandboxes.FinID.Requests() {
+		if r.Path == "/oauth/token" {
+			tokens++
+		}
+	}
+	if tokens != 1 {
+		t.Errorf("%d token requests for two calls, want 1 (the token must be cached)", tokens)
+	}
+	e.assertNoSecrets(t, "log", e.logs.String())
+}
+
+func TestDevBanqwareConsentFlow(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	const redirect = "https://onboarding.example/banqware/return"
+	e.step(t, "PUT", "/v/banqware/management-resources/api/tenant/urls", `{"redirectUrls":["`+redirect+`"],"updateCallbackUrls":["https://onboarding.example/banqware/updates"]}`)
+	user := decode(t, e.step(t, "POST", "/v/banqware/user-resources/api/user", `{"clientId":"client-42"}`))
+	uid, _ := user["userId"].(string)
+	consent := decode(t, e.step(t, "POST", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent",
+		`{"bankId":"KOMBCZPP","bankIdType":"BIC","redirectUrl":"`+redirect+`"}`))
+	cid, _ := consent["consentId"].(string)
+	if consent["status"] != "requested" {
+		t.Fatalf("consent %v", consent)
+	}
+	// The user authorises at the bank: the browser, not consentgate, opens this URL.
+	browser := &http.Client{
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevSandboxRootCert), ServerName: "localhost"}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := browser.Get(consent["authorizationUrl"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("authorisation: %d", resp.StatusCode)
+	}
+	if got := decode(t, e.step(t, "GET", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent/"+cid, "")); got["status"] != "given" {
+		t.Fatalf("consent after authorisation: %v", got)
+	}
+	upd := decode(t, e.step(t, "POST", "/v/banqware/update-resources/api/user/id/"+uid+"/consent/"+cid+"/update", `{"callbackUrl":"https://onboarding.example/banqware/updates"}`))
+	upid, _ := upd["updateId"].(string)
+	if got := decode(t, e.step(t, "GET", "/v/banqware/update-resources/api/user/id/"+uid+"/update/"+upid, "")); got["status"] != "completed" {
+		t.Fatalf("update: %v", got)
+	}
+	accounts := e.step(t, "GET", "/v/banqware/account-info-resources/api/user/id/"+uid+"/accounts", "")
+	if !bytes.Contains(accounts, []byte("CZ")) {
+		t.Errorf("accounts: %s", accounts)
+	}
+	e.step(t, "GET", "/v/banqware/kyc-resources/api/user/id/"+uid+"/kyc", "")
+	e.step(t, "DELETE", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent/"+cid, "")
+	// Erased: the data acquired with the consent is gone.
+	resp2, _ := call(t, e.app, "GET", e.gatewayURL()+"/v/banqware/kyc-resources/api/user/id/"+uid+"/kyc", "", nil)
+	if resp2.StatusCode/100 == 2 {
+		t.Error("KYC data still served after the consent was deleted")
+	}
+	for _, r := range e.sandboxes.Banqware.Requests() {
+		if strings.HasPrefix(r.Path, "/sandbox/authorize/") {
+			continue
+		}
+		if r.ClientCert == nil {
+			t.Errorf("%s %s reached banqware without our client certificate", r.Method, r.Path)
+		}
+	}
+}

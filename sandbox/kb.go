@@ -1,0 +1,154 @@
+package sandbox
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/consentgate/consentgate/certs"
+)
+
+// kbIdentityPath is an assumption: KB's service description lists the data but no paths. The
+// kb vendor profile names the same path.
+const kbIdentityPath = "/v1/clients/me/identity"
+
+// kb stands in for KB API "Ověřování identity klientů KB". The access token is the one the
+// OAuth2 authorization-code flow would yield; the sandbox takes it as given because the flow
+// needs a client at a browser, which consentgate never is.
+type kb struct {
+	apiKeyHeader string
+	apiKey       string
+	accessToken  string
+	identity     kbIdentity
+}
+
+// kbIdentity has the field set KB's service description lists; the JSON names are an
+// assumption, since the description gives no encoding.
+type kbIdentity struct {
+	GivenName                string             `json:"givenName"`
+	Surname                  string             `json:"surname"`
+	BirthNumber              string             `json:"birthNumber"`
+	DateOfBirth              string             `json:"dateOfBirth"`
+	Gender                   string             `json:"gender"`
+	Citizenship              string             `json:"citizenship"`
+	PoliticallyExposedPerson bool               `json:"politicallyExposedPerson"`
+	PlaceOfBirth             string             `json:"placeOfBirth"`
+	IdentityDocument         kbIdentityDocument `json:"identityDocument"`
+	PermanentAddress         kbAddress          `json:"permanentAddress"`
+	IdentifyingCompanyICO    string             `json:"identifyingCompanyIco"`
+}
+
+type kbIdentityDocument struct {
+	Type           string `json:"type"`
+	Number         string `json:"number"`
+	IssuingCountry string `json:"issuingCountry"`
+	PlaceOfIssue   string `json:"placeOfIssue"`
+	IssueDate      string `json:"issueDate"`
+	ExpiryDate     string `json:"expiryDate"`
+}
+
+type kbAddress struct {
+	Street            string `json:"street"`
+	DescriptiveNumber string `json:"descriptiveNumber"`
+	OrientationNumber string `json:"orientationNumber,omitempty"`
+	PostalCode        string `json:"postalCode"`
+	Municipality      string `json:"municipality"`
+	Country           string `json:"country"`
+}
+
+type kbErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func newKB(cfg Config) *kb {
+	p := kbClient()
+	return &kb{
+		apiKeyHeader: cfg.KBAPIKeyHeader,
+		apiKey:       cfg.Credentials.KBAPIKey,
+		accessToken:  cfg.Credentials.KBAccessToken,
+		identity: kbIdentity{
+			GivenName:                p.GivenName,
+			Surname:                  p.Surname,
+			BirthNumber:              p.BirthNumber,
+			DateOfBirth:              p.Birth.Format(time.DateOnly),
+			Gender:                   p.gender(),
+			Citizenship:              p.Citizenship,
+			PoliticallyExposedPerson: p.PEP,
+			PlaceOfBirth:             p.BirthPlace,
+			IdentityDocument: kbIdentityDocument{
+				Type:           p.Document.Type,
+				Number:         p.Document.Number,
+				IssuingCountry: p.Document.Country,
+				PlaceOfIssue:   p.Document.PlaceOfIssue,
+				IssueDate:      p.Document.Issued.Format(time.DateOnly),
+				ExpiryDate:     p.Document.Valid.Format(time.DateOnly),
+			},
+			PermanentAddress: kbAddress{
+				Street:            p.Address.Street,
+				DescriptiveNumber: p.Address.DescriptiveNumber,
+				OrientationNumber: p.Address.OrientationNumber,
+				PostalCode:        p.Address.PostalCode,
+				Municipality:      p.Address.Municipality,
+				Country:           p.Address.Country,
+			},
+			IdentifyingCompanyICO: kbIdentifyingCompanyICO(),
+		},
+	}
+}
+
+// ServeHTTP checks what KB checks, transport first: the certificate (issuer verified in the
+// handshake, organisation name and IČO here), then the API key of the portal subscription,
+// then the client's OAuth2 access token.
+func (h *kb) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cert := verifiedClientCert(r)
+	if cert == nil {
+		kbError(w, http.StatusForbidden, "CLIENT_CERTIFICATE_REQUIRED",
+			"a client certificate from I.CA or PostSignum carrying the organisation name and IČO is required")
+		return
+	}
+	if len(cert.Subject.Organization) == 0 {
+		kbError(w, http.StatusForbidden, "CLIENT_CERTIFICATE_NO_ORGANIZATION",
+			fmt.Sprintf("client certificate %q carries no organisation name (O)", cert.Subject.CommonName))
+		return
+	}
+	if _, _, err := certs.ICO(cert); err != nil {
+		kbError(w, http.StatusForbidden, "CLIENT_CERTIFICATE_NO_ICO",
+			fmt.Sprintf("client certificate %q carries no IČO; KB needs it as organizationIdentifier NTRCZ-<IČO> or an 8-digit serialNumber: %v",
+				cert.Subject.CommonName, err))
+		return
+	}
+	if r.URL.Path != kbIdentityPath {
+		kbError(w, http.StatusNotFound, "NOT_FOUND", "no such resource")
+		return
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		kbError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "only GET is allowed on this resource")
+		return
+	}
+	switch key := r.Header.Get(h.apiKeyHeader); {
+	case key == "":
+		kbError(w, http.StatusUnauthorized, "API_KEY_MISSING", fmt.Sprintf("the API key header %s is missing", h.apiKeyHeader))
+		return
+	case !secretEqual(key, h.apiKey):
+		kbError(w, http.StatusUnauthorized, "API_KEY_INVALID", "the API key is not valid for this service")
+		return
+	}
+	token, ok := bearerToken(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kb"`)
+		kbError(w, http.StatusUnauthorized, "ACCESS_TOKEN_MISSING", "a bearer access token is required")
+		return
+	}
+	if !secretEqual(token, h.accessToken) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kb", error="invalid_token"`)
+		kbError(w, http.StatusUnauthorized, "ACCESS_TOKEN_INVALID", "the access token is invalid or has expired")
+		return
+	}
+	writeJSON(w, http.StatusOK, h.identity)
+}
+
+func kbError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, kbErrorBody{Code: code, Message: message})
+}

@@ -1,0 +1,374 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config is what Start needs. Certificates and credentials have no defaults: a sandbox that
+// invented its own would prove nothing about what consentgate holds.
+type Config struct {
+	// Certificate is the serving certificate of every sandbox (127.0.0.1); callers trust its
+	// issuer the way consentgate pins a vendor's CA.
+	Certificate tls.Certificate
+	// ICARoots stand for the CAs Komerční banka trusts (I.CA, PostSignum). The kb client
+	// certificate must chain to them and carry an IČO (certs.ICO) and an organisation name.
+	ICARoots *x509.CertPool
+	// BanqwareRoots is the CA that signs the client certificate from the CSR given to Banqware.
+	BanqwareRoots *x509.CertPool
+	Credentials   Credentials
+	// KBAPIKeyHeader names the header carrying kb's API key; KB does not document it.
+	// Default "apikey".
+	KBAPIKeyHeader string
+	// FinIDTokenTTL is how long a FinID access token is honoured; older tokens get 401.
+	// Default 5 minutes.
+	FinIDTokenTTL time.Duration
+	// AirbankRateLimit is how many requests per minute the Air Bank API answers before 429.
+	// Default 600.
+	AirbankRateLimit int
+	// Logger gets one line per request: vendor, method, path, status. Never a query string
+	// (biometric carries its key there), a header or a body. Nil discards.
+	Logger *slog.Logger
+
+	// now is the clock of session expiry, token lifetime and rate windows; tests move it.
+	now func() time.Time
+}
+
+func (c *Config) provision() error {
+	if c.KBAPIKeyHeader == "" {
+		c.KBAPIKeyHeader = "apikey"
+	}
+	if c.FinIDTokenTTL == 0 {
+		c.FinIDTokenTTL = 5 * time.Minute
+	}
+	if c.AirbankRateLimit == 0 {
+		c.AirbankRateLimit = 600
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c.validate()
+}
+
+func (c *Config) validate() error {
+	if len(c.Certificate.Certificate) == 0 || c.Certificate.PrivateKey == nil {
+		return errors.New("sandbox config: Certificate has no certificate or no private key")
+	}
+	// A nil pool would make crypto/tls verify client certificates against the system roots.
+	if c.ICARoots == nil {
+		return errors.New("sandbox config: ICARoots is nil")
+	}
+	if c.BanqwareRoots == nil {
+		return errors.New("sandbox config: BanqwareRoots is nil")
+	}
+	if c.FinIDTokenTTL < 0 {
+		return fmt.Errorf("sandbox config: FinIDTokenTTL %s is negative", c.FinIDTokenTTL)
+	}
+	if c.AirbankRateLimit < 0 {
+		return fmt.Errorf("sandbox config: AirbankRateLimit %d is negative", c.AirbankRateLimit)
+	}
+	return c.Credentials.validate()
+}
+
+// Set is the five running sandboxes.
+type Set struct {
+	KB, Airbank, Biometric, FinID, Banqware *Server
+}
+
+// Start starts the five sandboxes on 127.0.0.1:0, each with its own listener and TLS
+// configuration (TLS 1.2 minimum, HTTP/2 enabled). kb and banqware verify a client
+// certificate when one is given, so one from another CA fails the handshake; a request
+// without one reaches the handler and is refused there, where it is recorded. Note that a
+// crypto/tls client does not send a certificate whose issuer the server did not name: it
+// gets that refusal, not a failed handshake.
+func Start(cfg Config) (*Set, error) {
+	if err := cfg.provision(); err != nil {
+		return nil, err
+	}
+	set := &Set{}
+	for _, v := range []struct {
+		vendor    string
+		clientCAs *x509.CertPool
+		handler   func(origin string) http.Handler
+		dst       **Server
+	}{
+		{"kb", cfg.ICARoots, func(string) http.Handler { return newKB(cfg) }, &set.KB},
+		{"airbank", nil, func(string) http.Handler { return newAirbank(cfg) }, &set.Airbank},
+		{"biometric", nil, func(string) http.Handler { return newBiometric(cfg) }, &set.Biometric},
+		{"finid", nil, func(string) http.Handler { return newFinID(cfg) }, &set.FinID},
+		{"banqware", cfg.BanqwareRoots, func(origin string) http.Handler { return newBanqware(cfg, origin) }, &set.Banqware},
+	} {
+		srv, err := startServer(v.vendor, cfg, v.clientCAs, v.handler)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("starting %s sandbox: %w", v.vendor, err), set.Close())
+		}
+		*v.dst = srv
+	}
+	return set, nil
+}
+
+// All returns the started sandboxes in the order kb, airbank, biometric, finid, banqware.
+func (s *Set) All() []*Server {
+	var out []*Server
+	for _, srv := range []*Server{s.KB, s.Airbank, s.Biometric, s.FinID, s.Banqware} {
+		if srv != nil {
+			out = append(out, srv)
+		}
+	}
+	return out
+}
+
+// Server returns the sandbox of a vendor id ("kb", "airbank", "biometric", "finid",
+// "banqware"), or nil if the id is unknown.
+func (s *Set) Server(vendor string) *Server {
+	for _, srv := range s.All() {
+		if srv.Vendor == vendor {
+			return srv
+		}
+	}
+	return nil
+}
+
+// Close stops every sandbox and waits for them to finish.
+func (s *Set) Close() error {
+	var errs []error
+	for _, srv := range s.All() {
+		if err := srv.close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing %s sandbox: %w", srv.Vendor, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Server is one running sandbox.
+type Server struct {
+	Vendor string // "kb", "airbank", "biometric", "finid" or "banqware"
+	URL    string // origin, e.g. https://127.0.0.1:40123 (no path)
+
+	httpServer *http.Server
+	served     chan struct{}
+	logger     *slog.Logger
+
+	mu       sync.Mutex
+	requests []Request
+}
+
+// Request is one request as it reached a sandbox handler. It holds credentials exactly as
+// they arrived, which is what tests inspect; keep it out of logs.
+type Request struct {
+	Method, Path, RawQuery string
+	Header                 http.Header       // clone of what arrived
+	Body                   []byte            // first 64 KiB
+	ClientCert             *x509.Certificate // leaf presented in TLS, nil if none
+	Status                 int               // status the sandbox answered
+}
+
+const (
+	recordedBodyLimit = 64 << 10
+	// A base64 face photo for biometric or finid runs to a few megabytes.
+	maxRequestBody = 32 << 20
+)
+
+func startServer(vendor string, cfg Config, clientCAs *x509.CertPool, handler func(origin string) http.Handler) (*Server, error) {
+	tlsConfig := &tls.Config{
+		Certificates: []tls.Certificate{cfg.Certificate},
+		MinVersion:   tls.VersionTLS12,
+	}
+	if clientCAs != nil {
+		tlsConfig.ClientAuth = tls.VerifyClientCertIfGiven
+		tlsConfig.ClientCAs = clientCAs
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listening: %w", err)
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	logger := cfg.Logger.With("vendor", vendor)
+	s := &Server{
+		Vendor: vendor,
+		URL:    "https://" + ln.Addr().String(),
+		served: make(chan struct{}),
+		logger: logger,
+	}
+	s.httpServer = &http.Server{
+		Handler:           s.record(handler(s.URL)),
+		TLSConfig:         tlsConfig,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Refused handshakes are expected in tests; keep them out of stderr.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(s.served)
+		if err := s.httpServer.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("sandbox stopped serving", "error", err)
+		}
+	}()
+	return s, nil
+}
+
+func (s *Server) close() error {
+	err := s.httpServer.Close()
+	<-s.served
+	return err
+}
+
+// Count returns how many requests reached the handler, accepted or refused.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.requests)
+}
+
+// Requests returns copies of the recorded requests, oldest first.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Request, len(s.requests))
+	for i, r := range s.requests {
+		r.Header = r.Header.Clone()
+		r.Body = bytes.Clone(r.Body)
+		out[i] = r
+	}
+	return out
+}
+
+// Reset forgets the recorded requests; vendor state (sessions, tokens, consents) stays.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+func (s *Server) record(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := Request{
+			Method:   r.Method,
+			Path:     r.URL.Path,
+			RawQuery: r.URL.RawQuery,
+			Header:   r.Header.Clone(),
+		}
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			req.ClientCert = r.TLS.PeerCertificates[0]
+		}
+		rw := &recordingWriter{ResponseWriter: w, ctx: r.Context(), server: s, req: req}
+		// The whole body is read up front so the record holds it even when a handler refuses
+		// the request before looking at it.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+		rw.req.Body = bytes.Clone(body[:min(len(body), recordedBodyLimit)])
+		if err != nil {
+			status := http.StatusBadRequest
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				status = http.StatusRequestEntityTooLarge
+			}
+			http.Error(rw, http.StatusText(status), status)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(rw, r)
+		rw.commit(http.StatusOK)
+	})
+}
+
+// recordingWriter records the request when the status is decided, before any byte of the
+// response leaves: a test that has read the response therefore always finds it recorded.
+type recordingWriter struct {
+	http.ResponseWriter
+	ctx       context.Context
+	server    *Server
+	req       Request
+	committed bool
+}
+
+func (w *recordingWriter) WriteHeader(status int) {
+	w.commit(status)
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	w.commit(http.StatusOK)
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *recordingWriter) commit(status int) {
+	if w.committed {
+		return
+	}
+	w.committed = true
+	w.req.Status = status
+	s := w.server
+	s.mu.Lock()
+	s.requests = append(s.requests, w.req)
+	s.mu.Unlock()
+	s.logger.LogAttrs(w.ctx, slog.LevelInfo, "sandbox request",
+		slog.String("method", w.req.Method),
+		slog.String("path", w.req.Path),
+		slog.Int("status", status),
+		slog.Bool("client_cert", w.req.ClientCert != nil))
+}
+
+// verifiedClientCert returns the client certificate leaf only when crypto/tls verified its
+// chain, so a handler never trusts a certificate the handshake merely carried.
+func verifiedClientCert(r *http.Request) *x509.Certificate {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return r.TLS.VerifiedChains[0][0]
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeBody(w, status, "application/json", mustJSON(v))
+}
+
+func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// mustJSON encodes what this package builds from strings, numbers, booleans, slices and
+// maps with string keys, which cannot fail to encode.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("sandbox: encoding %T: %v", v, err))
+	}
+	return b
+}
+
+// jsonProblem names what is wrong with a request body without quoting it, since the body may
+// hold a key or a photo. fieldPrefix locates a nested value that was decoded on its own.
+func jsonProblem(fieldPrefix string, err error) string {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		field := strings.TrimSuffix(fieldPrefix+te.Field, ".")
+		if field == "" {
+			field = "body"
+		}
+		return fmt.Sprintf("%s: a JSON %s is not allowed here", field, te.Value)
+	}
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return fmt.Sprintf("the body is not valid JSON (at byte %d)", se.Offset)
+	}
+	return "the body is not a valid JSON object"
+}
