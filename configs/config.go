@@ -8,8 +8,9 @@ import (
 )
 
 // Config is the gateway configuration: listeners, inbound TLS, the secret provider
-// and the vendor profiles. Relative file paths under tls and secrets.file are
-// resolved against DataDir; vendor profile paths against the config file's folder.
+// and the vendor profiles. Vendor profile paths are relative to the config file's
+// folder; every other relative file path (tls, secrets, a profile's ca_file or
+// certificate files) is resolved against DataDir.
 type Config struct {
 	// Node names this gateway instance in logs and, later, in audit records.
 	Node string `yaml:"node"`
@@ -27,6 +28,7 @@ type Config struct {
 
 	// File is the path the configuration was loaded from, for error messages.
 	File string `yaml:"-"`
+	idx  index
 }
 
 // Listen holds the listener addresses (host:port).
@@ -90,6 +92,7 @@ type Vendor struct {
 	Operations        []Operation        `yaml:"operations"`
 
 	File string `yaml:"-"`
+	idx  index
 }
 
 // Upstream is how consentgate trusts the vendor's server.

@@ -48,7 +48,7 @@ func load(base, display string, read func(string) ([]byte, error)) (*Config, err
 	if err != nil {
 		return nil, err
 	}
-	cfg.File = display
+	cfg.File, cfg.idx = display, idx
 	var errs Errors
 	v := &validator{file: display, idx: idx}
 	v.config(&cfg)
@@ -71,7 +71,7 @@ func load(base, display string, read func(string) ([]byte, error)) (*Config, err
 			errs = append(errs, asErrors(err)...)
 			continue
 		}
-		vendor.File = vdisplay
+		vendor.File, vendor.idx = vdisplay, vidx
 		vv := &validator{file: vdisplay, idx: vidx}
 		vv.vendor(&vendor)
 		errs = append(errs, vv.errs...)

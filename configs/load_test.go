@@ -159,3 +159,32 @@ func write(t *testing.T, name, data string) {
 		t.Fatal(err)
 	}
 }
+
+func TestCheckFilesNamesLineAndField(t *testing.T) {
+	dir := t.TempDir()
+	main := strings.Replace(goodMain, "data_dir: /tmp/x", "data_dir: "+dir, 1)
+	write(t, filepath.Join(dir, "main.yaml"), main)
+	write(t, filepath.Join(dir, "v.yaml"), goodVendor+"upstream:\n  ca_file: vendor-ca.pem\n")
+	for _, f := range []string{"a.crt", "a.key", "s.yaml"} {
+		write(t, filepath.Join(dir, f), "x")
+	}
+	cfg, err := Load(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.CheckFiles()
+	if err == nil {
+		t.Fatal("missing files not reported")
+	}
+	for _, want := range []string{
+		filepath.Join(dir, "main.yaml") + ":9: tls.client_ca_file: cannot read " + filepath.Join(dir, "ca.crt"),
+		filepath.Join(dir, "v.yaml") + ":16: upstream.ca_file: cannot read " + filepath.Join(dir, "vendor-ca.pem"),
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error\n%v\ndoes not contain\n%s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), filepath.Join(dir, "a.crt")) {
+		t.Errorf("a readable file was reported: %v", err)
+	}
+}

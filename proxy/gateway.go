@@ -92,7 +92,7 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 	if v.identity, err = g.clientIdentity(ctx, vc); err != nil {
 		return nil, err
 	}
-	tr, err := newTransport(vc, base, v.identity)
+	tr, err := newTransport(g.cfg, vc, base, v.identity)
 	if err != nil {
 		return nil, err
 	}

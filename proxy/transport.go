@@ -19,7 +19,7 @@ import (
 // connections, HTTP/2 where the vendor offers it, the vendor's CA pool and our
 // client certificate. It never consults HTTP(S)_PROXY: egress goes where the
 // profile says and nowhere else.
-func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity) (*http.Transport, error) {
+func newTransport(cfg *configs.Config, v *configs.Vendor, base *url.URL, id *certs.ClientIdentity) (*http.Transport, error) {
 	tlsCfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		ServerName: v.Upstream.ServerName,
@@ -28,7 +28,7 @@ func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity) (*
 		tlsCfg.ServerName = base.Hostname()
 	}
 	if v.Upstream.CAFile != "" {
-		pool, err := loadPool(v.Upstream.CAFile)
+		pool, err := loadPool(cfg.ResolvePath(v.Upstream.CAFile))
 		if err != nil {
 			return nil, fmt.Errorf("vendor %s upstream.ca_file: %w", v.ID, err)
 		}
@@ -72,7 +72,7 @@ func loadPool(file string) (*x509.CertPool, error) {
 // loadSource reads a configured value from the secret provider or a file.
 func (g *Gateway) loadSource(ctx context.Context, s *configs.Source) ([]byte, error) {
 	if s.File != "" {
-		return os.ReadFile(s.File)
+		return os.ReadFile(g.cfg.ResolvePath(s.File))
 	}
 	ref, err := parseRef(s.Secret)
 	if err != nil {

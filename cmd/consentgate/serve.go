@@ -32,6 +32,9 @@ serving certificate and the file secret store; SIGINT/SIGTERM drain and stop.`,
 			if err != nil {
 				return err
 			}
+			if err := cfg.CheckFiles(); err != nil {
+				return err
+			}
 			p, err := openSecrets(cfg)
 			if err != nil {
 				return err

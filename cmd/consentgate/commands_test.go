@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/secrets"
+)
+
+// writeServeConfig lays out what an operator would: the shipped vendor profiles, a
+// PKI, an owner-only secrets file and a main config using the file provider.
+func writeServeConfig(t *testing.T) (dir, file string, pki *certs.DevPKI) {
+	t.Helper()
+	dir = t.TempDir()
+	err := fs.WalkDir(configs.FS, "vendors", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(configs.FS, p)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "vendors"), 0o700); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, p), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki, err = certs.LoadOrCreateDevPKI(filepath.Join(dir, "pki"), "consentgate.test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadOrCreateDevSecrets(context.Background(), filepath.Join(dir, "secrets.yaml"), pki); err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(dir, "consentgate.yaml")
+	writeTestFile(t, file, `node: test-1
+trust_domain: consentgate.test
+data_dir: `+dir+`
+listen:
+  gateway: 127.0.0.1:0
+  forward: 127.0.0.1:0
+  admin: 127.0.0.1:0
+tls:
+  cert_file: pki/gateway.crt
+  key_file: pki/gateway.key
+  client_ca_file: pki/ca.crt
+secrets:
+  provider: file
+  file:
+    path: secrets.yaml
+vendors: [vendors/kb.yaml, vendors/airbank.yaml, vendors/biometric.yaml, vendors/finid.yaml, vendors/banqware.yaml]
+`)
+	return dir, file, pki
+}
+
+func writeTestFile(t *testing.T, name, data string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServeStartsAndStopsCleanly(t *testing.T) {
+	_, file, pki := writeServeConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", file}, stdout, stderr) }()
+	var addr string
+	for deadline := time.Now().Add(20 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := regexp.MustCompile(`ready gateway=https://(\S+)`).FindStringSubmatch(stdout.String()); m != nil {
+			addr = m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped: %v\n%s", err, stderr.String())
+		default:
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no ready line; stderr:\n%s", stderr.String())
+	}
+	e := &devEnv{devStack: &devStack{pki: pki}}
+	resp, body := call(t, e.clientFor(t, "onboarding-web"), "GET", "https://"+addr+"/v/nobody/x", "", nil)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "no-route") {
+		t.Errorf("unknown vendor: %d %s", resp.StatusCode, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop on cancellation")
+	}
+	if !strings.Contains(stderr.String(), "consentgate stopped") {
+		t.Errorf("no stop line in the log:\n%s", stderr.String())
+	}
+}
+
+// A kb certificate without IČO from a non-I.CA issuer must stop start-up with
+// an error that names the vendor and both problems.
+func TestServeRefusesACertificateTheVendorWouldRefuse(t *testing.T) {
+	dir, file, pki := writeServeConfig(t)
+	store, err := secrets.OpenFile(filepath.Join(dir, "secrets.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bqCert, _ := os.ReadFile(pki.Path(certs.DevBanqwareCert))
+	bqKey, _ := os.ReadFile(certs.KeyFile(pki.Path(certs.DevBanqwareCert)))
+	values := map[string]map[string]string{}
+	for _, s := range devSecretRefs {
+		ref, _ := secrets.ParseRef(s.ref)
+		got, err := store.Get(context.Background(), ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if values[ref.Path] == nil {
+			values[ref.Path] = map[string]string{}
+		}
+		values[ref.Path][ref.Key] = got.Value
+	}
+	values["vendors/kb"]["client_cert"], values["vendors/kb"]["client_key"] = string(bqCert), string(bqKey)
+	values["vendors/banqware"] = map[string]string{"client_cert": string(bqCert), "client_key": string(bqKey)}
+	if err := secrets.WriteFile(filepath.Join(dir, "secrets.yaml"), values); err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), []string{"serve", "--config", file}, &syncBuffer{}, &syncBuffer{})
+	if err == nil {
+		t.Fatal("serve started with a kb certificate kb would refuse")
+	}
+	for _, want := range []string{"vendor kb client certificate", "not one of the required families (ica, postsignum)", "no IČO"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestServeNamesMissingFiles(t *testing.T) {
+	dir, file, _ := writeServeConfig(t)
+	if err := os.Remove(filepath.Join(dir, "pki", "ca.crt")); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"serve", "--config", file}, &syncBuffer{}, &syncBuffer{})
+	if err == nil || !strings.Contains(err.Error(), file+":11: tls.client_ca_file: cannot read") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	out := &syncBuffer{}
+	if err := run(context.Background(), []string{"config", "check", "../../configs/consentgate.yaml"}, out, out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "ok (5 vendors,") {
+		t.Errorf("output %q", out.String())
+	}
+	_, file, _ := writeServeConfig(t)
+	data, _ := os.ReadFile(file)
+	writeTestFile(t, file, strings.Replace(string(data), "  key_file:", "  keyfile:", 1))
+	err := run(context.Background(), []string{"config", "check", file}, out, out)
+	if err == nil || !strings.Contains(err.Error(), file+":10: tls.keyfile: unknown field") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCertsInspect(t *testing.T) {
+	_, _, pki := writeServeConfig(t)
+	out := &syncBuffer{}
+	if err := run(context.Background(), []string{"certs", "inspect", pki.Path(certs.DevKBSealCert)}, out, out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"IČO:           " + certs.DevICO + " (from organizationIdentifier NTRCZ)", "issuer family: ica", "organisation:  Onboarding Example s.r.o.", "key:           ECDSA P-256", "days left:     364"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "warning") {
+		t.Errorf("unexpected warning:\n%s", out.String())
+	}
+	out = &syncBuffer{}
+	if err := run(context.Background(), []string{"certs", "inspect", pki.Path(certs.DevBanqwareCert)}, out, out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "IČO:           none") || !strings.Contains(out.String(), "warning:       issuer is neither I.CA nor PostSignum") {
+		t.Errorf("banqware certificate:\n%s", out.String())
+	}
+}

@@ -1,0 +1,53 @@
+package configs
+
+import (
+	"fmt"
+	"os"
+)
+
+// CheckFiles reports every file the configuration names that cannot be read, with
+// the file, line and field that name it. Load does not do this, so that a
+// configuration can be checked on a machine other than the one it runs on;
+// `serve` does, before anything listens.
+func (c *Config) CheckFiles() error {
+	var errs Errors
+	check := func(file string, idx index, field, path string) {
+		if path == "" {
+			return
+		}
+		f, err := os.Open(c.ResolvePath(path))
+		if err != nil {
+			errs = append(errs, &FieldError{File: file, Line: idx.line(field), Field: field,
+				Msg: fmt.Sprintf("cannot read %s: %v", c.ResolvePath(path), unwrapPath(err))})
+			return
+		}
+		f.Close()
+	}
+	check(c.File, c.idx, "tls.cert_file", c.TLS.CertFile)
+	check(c.File, c.idx, "tls.key_file", c.TLS.KeyFile)
+	check(c.File, c.idx, "tls.client_ca_file", c.TLS.ClientCAFile)
+	switch c.Secrets.Provider {
+	case "file":
+		check(c.File, c.idx, "secrets.file.path", c.Secrets.File.Path)
+	case "vault":
+		vc := c.Secrets.Vault
+		check(c.File, c.idx, "secrets.vault.ca_file", vc.CAFile)
+		check(c.File, c.idx, "secrets.vault.token_file", vc.TokenFile)
+		check(c.File, c.idx, "secrets.vault.role_id_file", vc.RoleIDFile)
+		check(c.File, c.idx, "secrets.vault.secret_id_file", vc.SecretIDFile)
+	}
+	for _, v := range c.Vendors {
+		check(v.File, v.idx, "upstream.ca_file", v.Upstream.CAFile)
+		if cc := v.ClientCertificate; cc != nil {
+			for name, s := range map[string]*Source{"cert": cc.Cert, "key": cc.Key, "pkcs12": cc.PKCS12, "password": cc.Password} {
+				if s != nil {
+					check(v.File, v.idx, "client_certificate."+name+".file", s.File)
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
