@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
 	"time"
 )
 
@@ -201,4 +202,21 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 		}
 		return signer, nil
 	}
+}
+
+// LoadPool reads a PEM bundle into a pool of trusted certificates.
+func LoadPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	list, err := ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range list {
+		pool.AddCert(c)
+	}
+	return pool, nil
 }

@@ -62,7 +62,7 @@ func (s *seen) count() int {
 // echoUpstream answers with everything it received, the way a careless vendor
 // echoes credentials in error messages.
 func echoUpstream(t *testing.T, s *seen) *httptest.Server {
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		s.reqs = append(s.reqs, r)
@@ -78,6 +78,8 @@ func echoUpstream(t *testing.T, s *seen) *httptest.Server {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"header": r.Header, "query": r.URL.RawQuery, "body": string(body), "path": r.URL.Path})
 	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/consentgate/consentgate/certs"
+
 	"github.com/consentgate/consentgate/configs"
 )
 
@@ -30,7 +32,7 @@ func NewInboundTLS(cfg *configs.Config) (*InboundTLS, error) {
 	if err := in.Reload(); err != nil {
 		return nil, err
 	}
-	pool, err := loadPool(cfg.ResolvePath(cfg.TLS.ClientCAFile))
+	pool, err := certs.LoadPool(cfg.ResolvePath(cfg.TLS.ClientCAFile))
 	if err != nil {
 		return nil, fmt.Errorf("%s: tls.client_ca_file: %w", cfg.File, err)
 	}

@@ -70,6 +70,9 @@ func TestCredentialsInjectedAndAppCredentialsRemoved(t *testing.T) {
 			t.Errorf("vendor saw app header %s: %q", h, v)
 		}
 	}
+	if got.ProtoMajor != 2 {
+		t.Errorf("upstream spoken over %s, want HTTP/2 where the vendor offers it", got.Proto)
+	}
 	if got.URL.Path != "/base/things/42" || got.URL.Query().Get("x") != "1" {
 		t.Errorf("vendor saw %s?%s", got.URL.Path, got.URL.RawQuery)
 	}

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,7 +27,7 @@ func newTransport(cfg *configs.Config, v *configs.Vendor, base *url.URL, id *cer
 		tlsCfg.ServerName = base.Hostname()
 	}
 	if v.Upstream.CAFile != "" {
-		pool, err := loadPool(cfg.ResolvePath(v.Upstream.CAFile))
+		pool, err := certs.LoadPool(cfg.ResolvePath(v.Upstream.CAFile))
 		if err != nil {
 			return nil, fmt.Errorf("vendor %s upstream.ca_file: %w", v.ID, err)
 		}
@@ -51,22 +50,6 @@ func newTransport(cfg *configs.Config, v *configs.Vendor, base *url.URL, id *cer
 		MaxIdleConnsPerHost:   64,
 		ForceAttemptHTTP2:     true,
 	}, nil
-}
-
-func loadPool(file string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	list, err := certs.ParseCertificates(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	pool := x509.NewCertPool()
-	for _, c := range list {
-		pool.AddCert(c)
-	}
-	return pool, nil
 }
 
 // loadSource reads a configured value from the secret provider or a file.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -130,11 +129,11 @@ func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, log *slog.Logg
 	if err != nil {
 		return nil, fmt.Errorf("sandbox certificate: %w", err)
 	}
-	ica, err := certPool(pki.Path(certs.DevICARootCert))
+	ica, err := certs.LoadPool(pki.Path(certs.DevICARootCert))
 	if err != nil {
 		return nil, err
 	}
-	bq, err := certPool(pki.Path(certs.DevBanqwareCACert))
+	bq, err := certs.LoadPool(pki.Path(certs.DevBanqwareCACert))
 	if err != nil {
 		return nil, err
 	}
@@ -145,22 +144,6 @@ func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, log *slog.Logg
 		Credentials:   creds,
 		Logger:        log.With("component", "sandbox"),
 	})
-}
-
-func certPool(file string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	list, err := certs.ParseCertificates(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	pool := x509.NewCertPool()
-	for _, c := range list {
-		pool.AddCert(c)
-	}
-	return pool, nil
 }
 
 // Secret references of the dev store; they match configs/vendors/*.yaml.

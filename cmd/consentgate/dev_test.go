@@ -87,7 +87,7 @@ func (e *devEnv) clientFor(t *testing.T, app string) *http.Client {
 
 func (e *devEnv) pool(t *testing.T, name string) *x509.CertPool {
 	t.Helper()
-	p, err := certPool(e.pki.Path(name))
+	p, err := certs.LoadPool(e.pki.Path(name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -137,5 +139,42 @@ func TestDevBanqwareConsentFlow(t *testing.T) {
 		if r.ClientCert == nil {
 			t.Errorf("%s %s reached banqware without our client certificate", r.Method, r.Path)
 		}
+	}
+}
+
+// A rotated secret is used for the next request after a reload (SIGHUP), without
+// a restart; a reload of a broken file keeps the values in use.
+func TestDevSecretRotationWithoutRestart(t *testing.T) {
+	dir := t.TempDir()
+	e := startTestDev(t, dir)
+	file := filepath.Join(dir, "secrets.yaml")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rotated = "rotated-airbank-api-key-0123456789"
+	if err := os.WriteFile(file, bytes.Replace(data, []byte(e.creds.AirbankAPIKey), []byte(rotated), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.reload()
+	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", nil)
+	if got := lastRequest(t, e.sandboxes.Airbank).Header.Get("Apikey"); got != rotated {
+		t.Fatalf("vendor saw apikey %q after rotation", got)
+	}
+	// The sandbox still expects the old key: the vendor's refusal is passed on,
+	// with the rotated key scrubbed.
+	if resp.StatusCode != http.StatusUnauthorized || bytes.Contains(body, []byte(rotated)) {
+		t.Errorf("after rotation: %d %s", resp.StatusCode, body)
+	}
+	if err := os.WriteFile(file, []byte("vendors/airbank: [broken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.reload()
+	call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", nil)
+	if got := lastRequest(t, e.sandboxes.Airbank).Header.Get("Apikey"); got != rotated {
+		t.Errorf("a broken secrets file replaced the values in use: vendor saw %q", got)
+	}
+	if !strings.Contains(e.logs.String(), "reloading secrets file failed") {
+		t.Error("the failed reload was not logged")
 	}
 }
