@@ -4,10 +4,13 @@ GO ?= go
 BIN := $(abspath .cache/bin)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: test vet fmt-check lint build dev clean-dev
+.PHONY: test test-deps vet fmt-check lint build dev clean-dev
 
-test: vet fmt-check lint
+test: test-deps vet fmt-check lint
 	$(GO) test -race ./...
+
+test-deps:
+	@deploy/scripts/test-deps.sh
 
 vet:
 	$(GO) vet ./...

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs beyond Go, when it is missing: curl (the tests run
+# the curl commands `consentgate dev` prints). Debian packages, through apt.
+set -euo pipefail
+
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing ${missing[*]} for the tests" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates
