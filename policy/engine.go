@@ -1,0 +1,154 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultTimeout bounds one evaluation.
+const DefaultTimeout = 50 * time.Millisecond
+
+// Options configure an Engine.
+type Options struct {
+	Source  Source
+	Timeout time.Duration // default DefaultTimeout
+	Logger  *slog.Logger  // nil discards
+	// Registerer receives the engine's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+	// OnRevision is called after each successful load with the new revision id,
+	// and after each failed reload with the error (the audit log records both).
+	OnRevision func(revision string, err error)
+}
+
+// Engine holds the current policy revision. Decide only evaluates a query that
+// was prepared when the revision was loaded; Reload prepares a new revision and
+// swaps it in only if it works, so a broken edit never replaces a working policy.
+type Engine struct {
+	opts    Options
+	log     *slog.Logger
+	cur     atomic.Pointer[revision]
+	metrics *metrics
+
+	mu       sync.Mutex // serialises reloads and guards the status fields below
+	lastErr  string
+	lastErrT time.Time
+	failures int
+}
+
+// Status is what /v1/policy/status shows.
+type Status struct {
+	Revision       string    `json:"revision"`
+	Source         string    `json:"source"`
+	LoadedAt       time.Time `json:"loaded_at"`
+	Files          []string  `json:"files"`
+	ReloadFailures int       `json:"reload_failures"`
+	LastError      string    `json:"last_error,omitempty"`
+	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
+}
+
+// New loads the policy; a policy that does not load prevents start-up.
+func New(ctx context.Context, o Options) (*Engine, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	e := &Engine{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer)}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	rev, err := load(ctx, o.Source)
+	if err != nil {
+		return nil, err
+	}
+	e.cur.Store(rev)
+	e.metrics.revision(rev.id)
+	e.log.Info("policy loaded", "revision", rev.id, "source", o.Source.String(), "files", len(rev.files))
+	if o.OnRevision != nil {
+		o.OnRevision(rev.id, nil)
+	}
+	return e, nil
+}
+
+// Reload loads the source again. On any failure the current revision stays in
+// service and the failure is logged, counted and shown in Status.
+func (e *Engine) Reload(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rev, err := load(ctx, e.opts.Source)
+	if err != nil {
+		e.failures++
+		e.lastErr, e.lastErrT = err.Error(), time.Now()
+		e.metrics.reloadFailures.Inc()
+		e.log.Error("policy reload failed; keeping the current revision", "revision", e.cur.Load().id, "error", err.Error())
+		if e.opts.OnRevision != nil {
+			e.opts.OnRevision(e.cur.Load().id, err)
+		}
+		return err
+	}
+	old := e.cur.Swap(rev)
+	e.metrics.revision(rev.id)
+	if old.id != rev.id {
+		e.log.Info("policy revision changed", "from", old.id, "to", rev.id)
+		if e.opts.OnRevision != nil {
+			e.opts.OnRevision(rev.id, nil)
+		}
+	}
+	return nil
+}
+
+// Revision is the id of the policy in service.
+func (e *Engine) Revision() string { return e.cur.Load().id }
+
+// Status reports the revision in service and the last reload failure.
+func (e *Engine) Status() Status {
+	rev := e.cur.Load()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Status{Revision: rev.id, Source: e.opts.Source.String(), LoadedAt: rev.loadedAt, Files: rev.files,
+		ReloadFailures: e.failures, LastError: e.lastErr, LastErrorAt: e.lastErrT}
+}
+
+// Decide evaluates the policy for one call. It never returns an error: whatever
+// goes wrong is a deny with a fixed reason, and the detail is in Decision.Err.
+func (e *Engine) Decide(ctx context.Context, in *Input) Decision {
+	start := time.Now()
+	rev := e.cur.Load()
+	d := evaluate(ctx, rev, in, e.opts.Timeout)
+	d.ID = uuid.NewString()
+	d.Revision = rev.id
+	e.metrics.observe(d, time.Since(start))
+	return d
+}
+
+func evaluate(ctx context.Context, rev *revision, in *Input, timeout time.Duration) Decision {
+	value, err := ast.InterfaceToValue(in.value())
+	if err != nil {
+		return deny(ReasonEvalError, "converting input: "+err.Error())
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rs, err := rev.query.Eval(ctx, rego.EvalParsedInput(value))
+	switch {
+	case err != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)):
+		return deny(ReasonTimeout, err.Error())
+	case err != nil:
+		return deny(ReasonEvalError, err.Error())
+	case len(rs) == 0 || len(rs[0].Expressions) == 0:
+		return deny(ReasonUndefined, Query+" is undefined for this input")
+	case len(rs) > 1:
+		return deny(ReasonMalformed, "more than one result")
+	}
+	d, err := parseDecision(rs[0].Expressions[0].Value)
+	if err != nil {
+		return deny(ReasonMalformed, err.Error())
+	}
+	return d
+}

@@ -1,0 +1,208 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/loader"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// Source says where policies come from: a directory of .rego and data files, or an
+// OPA bundle (a .tar.gz file or an https URL), optionally signed.
+type Source struct {
+	Dir    string
+	Bundle string
+	// VerificationKey is a PEM public key; when set, bundles must be signed with it.
+	VerificationKey string
+	// KeyAlgorithm is the signing algorithm (default RS256).
+	KeyAlgorithm string
+	// Client fetches URL bundles (default: a client with a 30 s timeout).
+	Client *http.Client
+}
+
+func (s Source) String() string {
+	if s.Dir != "" {
+		return s.Dir
+	}
+	return s.Bundle
+}
+
+// revision is one loaded, compiled and prepared policy.
+type revision struct {
+	id       string
+	query    rego.PreparedEvalQuery
+	loadedAt time.Time
+	files    []string
+}
+
+// isTest keeps *_test.rego out of the serving policy: tests belong to
+// `consentgate policy test`, not to decisions.
+func isTest(abspath string, info os.FileInfo, depth int) bool {
+	return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
+}
+
+// readBundle loads the source as an OPA bundle, whatever its form.
+func (s Source) readBundle(ctx context.Context) (*bundle.Bundle, error) {
+	var vc *bundle.VerificationConfig
+	if s.VerificationKey != "" {
+		alg := s.KeyAlgorithm
+		if alg == "" {
+			alg = "RS256"
+		}
+		vc = bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{"consentgate": {Key: s.VerificationKey, Algorithm: alg}}, "consentgate", "", nil)
+	}
+	switch {
+	case s.Dir != "":
+		fl := loader.NewFileLoader().WithFilter(isTest).WithRegoVersion(ast.RegoV1).WithSkipBundleVerification(vc == nil)
+		if vc != nil {
+			fl = fl.WithBundleVerificationConfig(vc)
+		}
+		return fl.AsBundle(s.Dir)
+	case strings.HasPrefix(s.Bundle, "https://") || strings.HasPrefix(s.Bundle, "http://"):
+		data, err := s.fetch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r := bundle.NewReader(strings.NewReader(string(data))).WithRegoVersion(ast.RegoV1).WithSkipBundleVerification(vc == nil)
+		if vc != nil {
+			r = r.WithBundleVerificationConfig(vc)
+		}
+		b, err := r.Read()
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", s.Bundle, err)
+		}
+		return &b, nil
+	case s.Bundle != "":
+		fl := loader.NewFileLoader().WithRegoVersion(ast.RegoV1).WithSkipBundleVerification(vc == nil)
+		if vc != nil {
+			fl = fl.WithBundleVerificationConfig(vc)
+		}
+		return fl.AsBundle(s.Bundle)
+	default:
+		return nil, fmt.Errorf("no policy source: set a directory or a bundle")
+	}
+}
+
+func (s Source) fetch(ctx context.Context) ([]byte, error) {
+	client := s.Client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Bundle, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetching bundle: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetching bundle %s: status %d", s.Bundle, resp.StatusCode)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+}
+
+// load builds a revision: read, compile, prepare the query once, and evaluate a
+// smoke input that must yield a well-formed decision.
+func load(ctx context.Context, src Source) (*revision, error) {
+	b, err := src.readBundle(ctx)
+	if err != nil {
+		return nil, err
+	}
+	modules := map[string]*ast.Module{}
+	var files []string
+	h := sha256.New()
+	sort.Slice(b.Modules, func(i, j int) bool { return b.Modules[i].Path < b.Modules[j].Path })
+	for _, m := range b.Modules {
+		modules[m.Path] = m.Parsed
+		files = append(files, relative(src.Dir, m.Path))
+		fmt.Fprintf(h, "%s\x00%d\x00", relative(src.Dir, m.Path), len(m.Raw))
+		h.Write(m.Raw)
+	}
+	if len(modules) == 0 {
+		return nil, fmt.Errorf("%s: no policy modules", src)
+	}
+	data := b.Data
+	if data == nil {
+		data = map[string]any{}
+	}
+	// encoding/json sorts map keys, so the same data always hashes the same.
+	dataJSON, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: data: %w", src, err)
+	}
+	h.Write(dataJSON)
+
+	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
+	if compiler.Compile(modules); compiler.Failed() {
+		return nil, compileError(src.Dir, compiler.Errors)
+	}
+	pq, err := rego.New(
+		rego.Query(Query),
+		rego.Compiler(compiler),
+		rego.Store(inmem.NewFromObject(data)),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: preparing %s: %w", src, Query, err)
+	}
+	rev := &revision{id: hex.EncodeToString(h.Sum(nil))[:16], query: pq, loadedAt: time.Now(), files: files}
+	if err := smoke(ctx, rev); err != nil {
+		return nil, fmt.Errorf("%s: smoke evaluation: %w", src, err)
+	}
+	return rev, nil
+}
+
+// smoke evaluates a call with no consent: any policy that cannot answer it, or
+// answers allow, is not put into service.
+func smoke(ctx context.Context, rev *revision) error {
+	in := Input{App: App{ID: "smoke-test", Role: "app"}, Vendor: "smoke", Operation: "smoke.test", Method: "GET",
+		Path: "/", Body: "json", Now: time.Now()}
+	d := evaluate(ctx, rev, &in, time.Second)
+	if d.Err != "" {
+		return fmt.Errorf("%s: %s", d.Reasons[0], d.Err)
+	}
+	if d.Allow {
+		return fmt.Errorf("a call without consent by an unknown app was allowed")
+	}
+	return nil
+}
+
+// compileError lists each error as file:line: message, with paths relative to
+// the policy directory so they match what the engineer edits.
+func compileError(dir string, errs ast.Errors) error {
+	var lines []string
+	for _, e := range errs {
+		if e.Location != nil {
+			lines = append(lines, fmt.Sprintf("%s:%d: %s", relative(dir, e.Location.File), e.Location.Row, e.Message))
+		} else {
+			lines = append(lines, e.Message)
+		}
+	}
+	return fmt.Errorf("policy does not compile:\n%s", strings.Join(lines, "\n"))
+}
+
+func relative(dir, path string) string {
+	if dir == "" {
+		return path
+	}
+	if rel, err := filepath.Rel(dir, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return filepath.Join(dir, rel)
+	}
+	return path
+}
