@@ -2,8 +2,9 @@ package configs
 
 import "embed"
 
-// FS holds the shipped configuration files: `consentgate dev` runs from it, so a
+// FS holds the shipped configuration files and policies: `consentgate dev` runs
+// from it, so a
 // fresh clone needs nothing on disk.
 //
-//go:embed consentgate.yaml dev.yaml vendors/*.yaml
+//go:embed consentgate.yaml dev.yaml vendors/*.yaml policies/*.rego policies/*.yaml
 var FS embed.FS

@@ -1,0 +1,54 @@
+package consent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Create stores a new active consent owned by app, granted now, and returns it. Invalid
+// requests are ErrInvalid with the reason; a failing hook is ErrHook and nothing is stored.
+func (r *Registry) Create(ctx context.Context, app string, req Request) (*Consent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := r.validateRequest(app, req, r.now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	c.ID = uuid.NewString()
+	// db.Update, not db.Batch: Batch may run the function twice, and the hook would
+	// record the same change twice.
+	err = r.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketConsents).Get([]byte(c.ID)) != nil {
+			return fmt.Errorf("%w: %s", ErrConflict, c.ID)
+		}
+		if err := storeConsent(tx, c); err != nil {
+			return err
+		}
+		return r.runHook(ctx, Change{Kind: ChangeCreated, Consent: c.clone(), Actor: app, Role: roleApp})
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.log.Info("consent created", "id", c.ID, "app", c.App, "subject_hmac", c.Subject,
+		"vendors", c.Vendors, "purposes", c.Purposes, "categories", c.Categories, "expires_at", c.ExpiresAt)
+	return c, nil
+}
+
+// clone copies the slices too, so a hook holding its Change cannot alter what the
+// caller is handed.
+func (c *Consent) clone() Consent {
+	d := *c
+	d.Vendors = slices.Clone(c.Vendors)
+	d.Purposes = slices.Clone(c.Purposes)
+	d.Categories = slices.Clone(c.Categories)
+	if c.RevokedAt != nil {
+		t := *c.RevokedAt
+		d.RevokedAt = &t
+	}
+	return d
+}

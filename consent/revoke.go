@@ -1,0 +1,52 @@
+package consent
+
+import (
+	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Revoke withdraws the consent with id, as actor (an app or admin name) in role. An app
+// may revoke only its own: another app's consent is ErrNotFound, exactly as if it did not
+// exist. An admin may revoke any; any other role is ErrForbidden. Revoking a revoked
+// consent returns it unchanged and runs no hook. An expired consent can still be
+// revoked: the record then shows the withdrawal, not only the lapse.
+func (r *Registry) Revoke(ctx context.Context, actor, role, id string) (*Consent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if role != roleApp && role != roleAdmin {
+		return nil, fmt.Errorf("%w: role %q may not revoke consents", ErrForbidden, role)
+	}
+	if actor == "" {
+		return nil, fmt.Errorf("%w: revoking needs the actor's name", ErrInvalid)
+	}
+	now := r.now().UTC()
+	var c Consent
+	changed := false
+	err := r.db.Update(func(tx *bolt.Tx) error {
+		if err := loadConsent(tx, id, &c); err != nil {
+			return err
+		}
+		if role == roleApp && c.App != actor {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		if c.Status == Revoked {
+			return nil
+		}
+		c.Status, c.RevokedAt, c.RevokedBy = Revoked, &now, actor
+		if err := storeConsent(tx, &c); err != nil {
+			return err
+		}
+		changed = true
+		return r.runHook(ctx, Change{Kind: ChangeRevoked, Consent: c.clone(), Actor: actor, Role: role})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		r.log.Info("consent revoked", "id", c.ID, "app", c.App, "subject_hmac", c.Subject, "actor", actor, "role", role)
+	}
+	return &c, nil
+}

@@ -1,0 +1,186 @@
+package proxy
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var minimizeNow = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+
+func TestMinimizeActions(t *testing.T) {
+	tests := []struct {
+		name     string
+		in       string
+		fields   map[string]string
+		def      string
+		want     string
+		withheld []string
+	}{
+		{"keep and default drop",
+			`{"names":"Jana","surname":"Nováková","politicallyExposedPerson":false,"newField":"x"}`,
+			map[string]string{"names": "keep", "surname": "keep"}, "drop",
+			`{"names":"Jana","surname":"Nováková"}`, []string{"newField", "politicallyExposedPerson"}},
+		{"default keep", `{"a":1,"b":2}`, map[string]string{"b": "drop"}, "keep", `{"a":1}`, []string{"b"}},
+		{"mask keeps 2 and 2 and the length",
+			`{"birthNumber":"9157144238","short":"abc","číslo":"Žluťoučký"}`,
+			map[string]string{"birthNumber": "mask", "short": "mask", "číslo": "mask"}, "drop",
+			`{"birthNumber":"91******38","short":"***","číslo":"Žl*****ký"}`, []string{"birthNumber", "short", "číslo"}},
+		{"mask a number", `{"n":123456}`, map[string]string{"n": "mask"}, "drop", `{"n":"12**56"}`, []string{"n"}},
+		{"hash is keyed and stable",
+			`{"iin":"900315401233"}`, map[string]string{"iin": "hash"}, "drop",
+			`{"iin":"` + hmacHex("test-hash-key", "900315401233") + `"}`, []string{"iin"}},
+		{"age from ISO date, at the parent, named after the function",
+			`{"birthDate":"2008-11-21","names":"Jan"}`, map[string]string{"birthDate": "derive:age_over_18"}, "drop",
+			`{"age_over_18":true}`, []string{"birthDate", "names"}},
+		{"age one day short",
+			`{"birthDate":"2008-11-22"}`, map[string]string{"birthDate": "derive:age_over_18"}, "drop",
+			`{"age_over_18":false}`, []string{"birthDate"}},
+		{"age over 21 from a Czech birth number of a woman",
+			`{"person":{"birthNumber":"915714/4238"}}`, map[string]string{"person.birthNumber": "derive:age_over_21"}, "drop",
+			`{"person":{"age_over_21":true}}`, []string{"person.birthNumber"}},
+		{"age from a birth number born 2010",
+			`{"birthNumber":"1003150008"}`, map[string]string{"birthNumber": "derive:age_over_18"}, "drop",
+			`{"age_over_18":false}`, []string{"birthNumber"}},
+		{"age from an unreadable value withholds it",
+			`{"birthDate":"sometime"}`, map[string]string{"birthDate": "derive:age_over_18"}, "drop",
+			`{}`, []string{"birthDate"}},
+		{"country only",
+			`{"permanentAddress":{"street":"Wellnerova","country":"CZ"}}`, map[string]string{"permanentAddress": "derive:country_only"}, "drop",
+			`{"permanentAddress":"CZ"}`, []string{"permanentAddress"}},
+		{"year only", `{"d":"1991-07-14"}`, map[string]string{"d": "derive:year_only"}, "drop", `{"d":"1991"}`, []string{"d"}},
+		{"last4", `{"card":"516822******4821"}`, map[string]string{"card": "derive:last4"}, "drop", `{"card":"4821"}`, []string{"card"}},
+		{"nested arrays",
+			`{"data":[{"accountNumber":{"iban":"CZ65","bic":"AIRACZPP","prefix":"19"}},{"accountNumber":{"iban":"CZ66"}}]}`,
+			map[string]string{"data[].accountNumber.iban": "keep"}, "drop",
+			`{"data":[{"accountNumber":{"iban":"CZ65"}},{"accountNumber":{"iban":"CZ66"}}]}`, []string{"data[].accountNumber.bic", "data[].accountNumber.prefix"}},
+		{"array of scalars", `{"technologies":["LDHP","F2F"],"x":[1]}`, map[string]string{"technologies[]": "keep"}, "drop",
+			`{"technologies":["LDHP","F2F"]}`, []string{"x"}},
+		{"whole subtree kept", `{"a":{"b":{"c":1}}}`, map[string]string{"a": "keep"}, "drop", `{"a":{"b":{"c":1}}}`, nil},
+		{"missing named fields are fine", `{"a":1}`, map[string]string{"b": "keep", "c.d": "mask"}, "drop", `{}`, []string{"a"}},
+		{"mask on an object withholds it", `{"addr":{"street":"x"}}`, map[string]string{"addr": "mask"}, "drop", `{}`, []string{"addr"}},
+		{"top-level array", `[{"a":1,"b":2}]`, map[string]string{"[].a": "keep"}, "drop", `[{"a":1}]`, []string{"[].b"}},
+		{"top-level scalar dropped", `"9157144238"`, map[string]string{}, "drop", `{}`, []string{""}},
+		{"keys that read as paths never go out", `{"a.b":"x","c[]":1,"a":{"b":"y"}}`, map[string]string{"a.b": "keep"}, "keep", `{"a":{"b":"y"}}`, []string{"a.b", "c[]"}},
+		{"large numbers keep precision", `{"n":12345678901234567890}`, map[string]string{"n": "keep"}, "drop", `{"n":12345678901234567890}`, nil},
+		{"empty body", ``, map[string]string{}, "drop", ``, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := newMinimizer(tt.fields, tt.def, []byte("test-hash-key"), minimizeNow).minimize([]byte(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got.body) != tt.want {
+				t.Errorf("body\n got %s\nwant %s", got.body, tt.want)
+			}
+			if !slices.Equal(got.withheld, tt.withheld) && !(len(got.withheld) == 0 && len(tt.withheld) == 0) {
+				t.Errorf("withheld %q, want %q", got.withheld, tt.withheld)
+			}
+		})
+	}
+}
+
+func TestMinimizeRefusesNonJSON(t *testing.T) {
+	for _, in := range []string{`<html>error</html>`, `{"a":1} {"b":2}`, `{"a":`} {
+		if _, err := newMinimizer(nil, "drop", nil, minimizeNow).minimize([]byte(in)); !errors.Is(err, ErrUnparsableBody) {
+			t.Errorf("%q: err = %v", in, err)
+		}
+	}
+}
+
+func TestCzechBirthNumber(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+	}{
+		{"9157144238", "1991-07-14"},  // woman: month + 50
+		{"910714/4238", "1991-07-14"}, // man, with slash
+		{"045222/1234", "2004-02-22"}, // man, month + 20 (from 2004)
+		{"475714123", "1947-07-14"},   // nine digits: before 1954
+		{"9113444238", ""},            // month 13
+		{"91071", ""},
+	}
+	for _, tt := range tests {
+		got, ok := czechBirthNumber(tt.in)
+		if tt.want == "" {
+			if ok {
+				t.Errorf("%s accepted as %s", tt.in, got)
+			}
+			continue
+		}
+		if !ok || got.Format(time.DateOnly) != tt.want {
+			t.Errorf("%s = %s, %v; want %s", tt.in, got, ok, tt.want)
+		}
+	}
+}
+
+// FuzzMinimize: whatever the body and whatever the decision, minimisation never
+// panics, always yields JSON, and never lets through a value from a dropped path.
+func FuzzMinimize(f *testing.F) {
+	f.Add(`{"names":"Jana","birthNumber":"9157144238","data":[{"iban":"CZ65"}]}`, "birthNumber")
+	f.Add(`[{"a":{"b":[1,2,{"c":"SECRETVALUE"}]}}]`, "[].a.b[].c")
+	f.Add(`{"a":"SECRETVALUE","a.b":"x"}`, "a")
+	f.Fuzz(func(t *testing.T, body, dropPath string) {
+		var doc any
+		if json.Unmarshal([]byte(body), &doc) != nil {
+			return
+		}
+		fields := map[string]string{dropPath: "drop"}
+		// Keep everything else: the dropped path must still be gone.
+		got, err := newMinimizer(fields, "keep", []byte("k"), minimizeNow).minimize([]byte(body))
+		if err != nil {
+			return
+		}
+		if !json.Valid(got.body) && len(strings.TrimSpace(body)) > 0 {
+			t.Fatalf("minimised body is not JSON: %q", got.body)
+		}
+		var out any
+		json.Unmarshal(got.body, &out)
+		for _, p := range scalarPaths(out, "") {
+			if p == dropPath || strings.HasPrefix(p, dropPath+".") || strings.HasPrefix(p, dropPath+"[]") {
+				t.Fatalf("dropped path %q survived as %q in %s", dropPath, p, got.body)
+			}
+		}
+		// With default drop and nothing named, nothing survives.
+		none, err := newMinimizer(map[string]string{}, "drop", nil, minimizeNow).minimize([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := string(none.body); s != "{}" && s != "[]" {
+			t.Fatalf("default drop let through %s", s)
+		}
+	})
+}
+
+func hmacHex(key, v string) string {
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte(v))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// scalarPaths lists the paths at which a scalar value stands.
+func scalarPaths(v any, path string) []string {
+	switch x := v.(type) {
+	case map[string]any:
+		var out []string
+		for k, val := range x {
+			out = append(out, scalarPaths(val, joinPath(path, k))...)
+		}
+		return out
+	case []any:
+		var out []string
+		for _, el := range x {
+			out = append(out, scalarPaths(el, path+"[]")...)
+		}
+		return out
+	default:
+		return []string{path}
+	}
+}
