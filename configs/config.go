@@ -22,6 +22,11 @@ type Config struct {
 	Listen  Listen  `yaml:"listen"`
 	TLS     TLS     `yaml:"tls"`
 	Secrets Secrets `yaml:"secrets"`
+	Policy  Policy  `yaml:"policy"`
+	Keys    Keys    `yaml:"keys"`
+	// StateDB is the bbolt file of the consent registry (default state.db in
+	// data_dir); it is separate from the audit log.
+	StateDB string `yaml:"state_db"`
 	// VendorFiles lists vendor profile files; Vendors holds them once loaded.
 	VendorFiles []string  `yaml:"vendors"`
 	Vendors     []*Vendor `yaml:"-"`
@@ -29,6 +34,30 @@ type Config struct {
 	// File is the path the configuration was loaded from, for error messages.
 	File string `yaml:"-"`
 	idx  index
+}
+
+// Policy says where the OPA policy comes from: a directory of .rego and data
+// files (watched for changes), or an OPA bundle file or URL, optionally signed.
+type Policy struct {
+	Dir    string `yaml:"dir"`
+	Bundle string `yaml:"bundle"`
+	// BundleKeyFile is the public key (PEM) or shared secret bundles must be
+	// signed with; BundleKeyAlgorithm is its algorithm (default RS256).
+	BundleKeyFile      string `yaml:"bundle_key_file"`
+	BundleKeyAlgorithm string `yaml:"bundle_key_algorithm"`
+	// Timeout bounds one decision (default 50ms); a decision that takes longer
+	// is a deny.
+	Timeout Duration `yaml:"timeout"`
+	// Poll is how often a URL bundle is fetched again (default 1m).
+	Poll Duration `yaml:"poll"`
+}
+
+// Keys are secret references of the keys consentgate itself uses.
+type Keys struct {
+	// SubjectHMAC hashes end-user ids in the consent registry (and audit log).
+	SubjectHMAC string `yaml:"subject_hmac"`
+	// FieldHMAC is the key of the "hash" minimisation action.
+	FieldHMAC string `yaml:"field_hmac"`
 }
 
 // Listen holds the listener addresses (host:port).
@@ -89,7 +118,11 @@ type Vendor struct {
 	Timeouts          Timeouts           `yaml:"timeouts"`
 	ClientCertificate *ClientCertificate `yaml:"client_certificate"`
 	Credentials       []Credential       `yaml:"credentials"`
-	Operations        []Operation        `yaml:"operations"`
+	// ErrorFields maps the fields of the vendor's documented error bodies to
+	// categories; they are added to every operation's response fields, so that
+	// a vendor's error reaches the app without any unmapped field.
+	ErrorFields map[string]string `yaml:"error_fields"`
+	Operations  []Operation       `yaml:"operations"`
 
 	File string `yaml:"-"`
 	idx  index
@@ -176,9 +209,15 @@ type Operation struct {
 	// Body is the response body kind: "json" (default) or "binary".
 	Body string `yaml:"body"`
 	// MaxRequestBytes bounds the request body (default 1 MiB).
-	MaxRequestBytes int64  `yaml:"max_request_bytes"`
-	Fields          Fields `yaml:"fields"`
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// Enforce false makes the route report-only: a policy deny is logged as
+	// would_deny and the call goes through unminimised. Default true.
+	Enforce *bool  `yaml:"enforce"`
+	Fields  Fields `yaml:"fields"`
 }
+
+// Enforced reports whether policy denials are enforced on this operation.
+func (o *Operation) Enforced() bool { return o.Enforce == nil || *o.Enforce }
 
 // Fields maps dotted field paths (`[]` for arrays) to data categories.
 type Fields struct {

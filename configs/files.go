@@ -3,6 +3,7 @@ package configs
 import (
 	"fmt"
 	"os"
+	"strings"
 )
 
 // CheckFiles reports every file the configuration names that cannot be read, with
@@ -35,6 +36,11 @@ func (c *Config) CheckFiles() error {
 		check(c.File, c.idx, "secrets.vault.token_file", vc.TokenFile)
 		check(c.File, c.idx, "secrets.vault.role_id_file", vc.RoleIDFile)
 		check(c.File, c.idx, "secrets.vault.secret_id_file", vc.SecretIDFile)
+	}
+	check(c.File, c.idx, "policy.dir", c.Policy.Dir)
+	check(c.File, c.idx, "policy.bundle_key_file", c.Policy.BundleKeyFile)
+	if !strings.Contains(c.Policy.Bundle, "://") {
+		check(c.File, c.idx, "policy.bundle", c.Policy.Bundle)
 	}
 	for _, v := range c.Vendors {
 		check(v.File, v.idx, "upstream.ca_file", v.Upstream.CAFile)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestShippedConfigsLoad(t *testing.T) {
@@ -51,6 +52,11 @@ secrets:
   provider: file
   file:
     path: s.yaml
+policy:
+  dir: policies
+keys:
+  subject_hmac: consentgate/keys#subject_hmac
+  field_hmac: consentgate/keys#field_hmac
 vendors:
   - v.yaml
 `
@@ -86,7 +92,7 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 		{"unknown provider", strings.Replace(goodMain, "provider: file", "provider: etcd", 1), goodVendor,
 			"main.yaml:11: secrets.provider: \"etcd\" is unknown"},
 		{"missing vendor file", strings.Replace(goodMain, "- v.yaml", "- nope.yaml", 1), goodVendor,
-			"main.yaml:15: vendors[0]: cannot read vendor profile nope.yaml"},
+			"main.yaml:20: vendors[0]: cannot read vendor profile nope.yaml"},
 		{"unknown vendor key", goodMain, strings.Replace(goodVendor, "    method: GET", "    mehtod: GET", 1),
 			"v.yaml:10: operations[0].mehtod: unknown field"},
 		{"http base url", goodMain, strings.Replace(goodVendor, "https://", "http://", 1),
@@ -108,7 +114,13 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 		{"two credential places", goodMain, strings.Replace(goodVendor, "header: apikey", "header: apikey\n    query: k", 1),
 			"v.yaml:4: credentials[0]: an api_key goes in exactly one of header, query or body_field"},
 		{"syntax error", goodMain + "  - [unclosed\n", goodVendor,
-			"main.yaml:15: did not find expected"},
+			"main.yaml:20: did not find expected"},
+		{"no policy", strings.Replace(goodMain, "  dir: policies", "  timeout: 10ms", 1), goodVendor,
+			"main.yaml:14: policy: needs dir or bundle"},
+		{"plain http bundle", strings.Replace(goodMain, "  dir: policies", "  bundle: http://opa.internal/b.tar.gz", 1), goodVendor,
+			"main.yaml:15: policy.bundle: \"http://opa.internal/b.tar.gz\": a bundle URL must use https"},
+		{"report-only flag must be a boolean", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}", "    path: /v1/things/{id}\n    enforce: sometimes", 1),
+			"v.yaml:12: operations[0].enforce: cannot unmarshal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +131,7 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			want := filepath.Join(dir, tt.want)
+			want := dir + string(filepath.Separator) + tt.want
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error\n%v\ndoes not contain\n%s", err, want)
 			}
@@ -134,6 +146,9 @@ func TestLoadGood(t *testing.T) {
 	cfg, err := Load(filepath.Join(dir, "main.yaml"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Policy.Timeout.Duration != 50*time.Millisecond || cfg.StateDB != "state.db" || !cfg.Vendors[0].Operations[0].Enforced() {
+		t.Errorf("policy/state defaults: %+v %q", cfg.Policy, cfg.StateDB)
 	}
 	if cfg.TLS.MinVersion != "1.2" {
 		t.Errorf("min_version default = %q, want 1.2", cfg.TLS.MinVersion)
@@ -165,6 +180,9 @@ func TestCheckFilesNamesLineAndField(t *testing.T) {
 	main := strings.Replace(goodMain, "data_dir: /tmp/x", "data_dir: "+dir, 1)
 	write(t, filepath.Join(dir, "main.yaml"), main)
 	write(t, filepath.Join(dir, "v.yaml"), goodVendor+"upstream:\n  ca_file: vendor-ca.pem\n")
+	if err := os.Mkdir(filepath.Join(dir, "policies"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range []string{"a.crt", "a.key", "s.yaml"} {
 		write(t, filepath.Join(dir, f), "x")
 	}

@@ -69,8 +69,42 @@ func (v *validator) config(c *Config) {
 		v.fail("tls.min_version", "%q is not allowed: use 1.2 or 1.3", c.TLS.MinVersion)
 	}
 	v.secrets(&c.Secrets)
+	v.policy(&c.Policy)
+	v.secretRef("keys.subject_hmac", c.Keys.SubjectHMAC)
+	v.secretRef("keys.field_hmac", c.Keys.FieldHMAC)
+	if c.StateDB == "" {
+		c.StateDB = "state.db"
+	}
 	if len(c.VendorFiles) == 0 {
 		v.fail("vendors", "lists no vendor profile: the gateway would refuse every call")
+	}
+}
+
+func (v *validator) policy(p *Policy) {
+	switch {
+	case p.Dir == "" && p.Bundle == "":
+		v.fail("policy", "needs dir or bundle: without a policy every call would be refused")
+	case p.Dir != "" && p.Bundle != "":
+		v.fail("policy", "give either dir or bundle, not both")
+	}
+	if p.Bundle != "" && strings.Contains(p.Bundle, "://") && !strings.HasPrefix(p.Bundle, "https://") {
+		v.fail("policy.bundle", "%q: a bundle URL must use https", p.Bundle)
+	}
+	switch p.BundleKeyAlgorithm {
+	case "":
+		p.BundleKeyAlgorithm = "RS256"
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512":
+	default:
+		v.fail("policy.bundle_key_algorithm", "%q is not a JWS algorithm OPA supports", p.BundleKeyAlgorithm)
+	}
+	if p.Timeout.Duration == 0 {
+		p.Timeout.Duration = 50 * time.Millisecond
+	}
+	if p.Timeout.Duration > 5*time.Second {
+		v.fail("policy.timeout", "%s is too long for a per-request decision (at most 5s)", p.Timeout)
+	}
+	if p.Poll.Duration == 0 {
+		p.Poll.Duration = time.Minute
 	}
 }
 
@@ -140,6 +174,7 @@ func (v *validator) vendor(vd *Vendor) {
 		v.fail("base_url", "must not carry a query, fragment or user info")
 	}
 	v.timeouts(&vd.Timeouts)
+	v.fields("error_fields", vd.ErrorFields)
 	if vd.ClientCertificate != nil {
 		v.clientCertificate(vd.ClientCertificate)
 	}
@@ -164,6 +199,19 @@ func (v *validator) vendor(vd *Vendor) {
 	}
 	for i := range vd.Credentials {
 		v.credential(fmt.Sprintf("credentials[%d]", i), &vd.Credentials[i], ops)
+	}
+	// Error fields become part of every operation's response map.
+	for i := range vd.Operations {
+		op := &vd.Operations[i]
+		for path, cat := range vd.ErrorFields {
+			if _, ok := op.Fields.Response[path]; ok {
+				continue
+			}
+			if op.Fields.Response == nil {
+				op.Fields.Response = map[string]string{}
+			}
+			op.Fields.Response[path] = cat
+		}
 	}
 }
 

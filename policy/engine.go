@@ -104,6 +104,10 @@ func (e *Engine) Reload(ctx context.Context) error {
 	return nil
 }
 
+// Purposes are the purposes the policy data defines (data.purposes), which the
+// consent registry accepts.
+func (e *Engine) Purposes() []string { return e.cur.Load().purposes }
+
 // Revision is the id of the policy in service.
 func (e *Engine) Revision() string { return e.cur.Load().id }
 

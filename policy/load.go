@@ -47,6 +47,7 @@ type revision struct {
 	query    rego.PreparedEvalQuery
 	loadedAt time.Time
 	files    []string
+	purposes []string
 }
 
 // isTest keeps *_test.rego out of the serving policy: tests belong to
@@ -162,6 +163,12 @@ func load(ctx context.Context, src Source) (*revision, error) {
 		return nil, fmt.Errorf("%s: preparing %s: %w", src, Query, err)
 	}
 	rev := &revision{id: hex.EncodeToString(h.Sum(nil))[:16], query: pq, loadedAt: time.Now(), files: files}
+	if ps, ok := data["purposes"].(map[string]any); ok {
+		for p := range ps {
+			rev.purposes = append(rev.purposes, p)
+		}
+		sort.Strings(rev.purposes)
+	}
 	if err := smoke(ctx, rev); err != nil {
 		return nil, fmt.Errorf("%s: smoke evaluation: %w", src, err)
 	}

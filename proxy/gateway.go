@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,25 +19,33 @@ import (
 
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/secrets"
 )
 
-// Options are what a Gateway is built from.
+// Options are what a Gateway is built from. Policy and Consents are required: a
+// gateway without them would have nothing to decide with.
 type Options struct {
-	Config  *configs.Config
-	Secrets secrets.Provider
+	Config   *configs.Config
+	Secrets  secrets.Provider
+	Policy   *policy.Engine
+	Consents Consents
 	// Logger receives the canonical request line and start-up warnings; nil discards.
 	Logger *slog.Logger
-	// Now is the clock, for certificate expiry checks; nil means time.Now.
+	// Now is the clock (decisions, age derivation, certificate expiry); nil means time.Now.
 	Now func() time.Time
 }
 
 // Gateway serves gateway-mode calls: https://<gateway>/v/<vendor>/<vendor path>.
 type Gateway struct {
-	cfg     *configs.Config
-	secrets secrets.Provider
-	log     *slog.Logger
-	vendors map[string]*vendor
+	cfg      *configs.Config
+	secrets  secrets.Provider
+	policy   *policy.Engine
+	consents Consents
+	hashRef  secrets.Ref
+	log      *slog.Logger
+	now      func() time.Time
+	vendors  map[string]*vendor
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -56,13 +65,20 @@ type vendor struct {
 // New compiles every vendor profile: transports, client certificates (checked
 // against the profile's requirements), credentials. Any problem stops start-up.
 func New(ctx context.Context, o Options) (*Gateway, error) {
-	g := &Gateway{cfg: o.Config, secrets: o.Secrets, log: o.Logger, vendors: map[string]*vendor{}}
+	if o.Policy == nil || o.Consents == nil || o.Secrets == nil {
+		return nil, errors.New("gateway needs a policy engine, a consent registry and a secret provider")
+	}
+	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, log: o.Logger, now: o.Now, vendors: map[string]*vendor{}}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
-	now := o.Now
-	if now == nil {
-		now = time.Now
+	if g.now == nil {
+		g.now = time.Now
+	}
+	now := g.now
+	var err error
+	if g.hashRef, err = parseRef(o.Config.Keys.FieldHMAC); err != nil {
+		return nil, fmt.Errorf("keys.field_hmac: %w", err)
 	}
 	for _, vc := range o.Config.Vendors {
 		v, err := g.compileVendor(ctx, vc)
@@ -115,10 +131,16 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 // hook runs so that a hook never has to fail.
 type outbound struct {
 	ex    *exchange
+	op    *operation
 	url   *url.URL
 	body  []byte
 	inj   *injection
 	scrub *scrubber
+	// decision is applied to the response; passthrough is set for a report-only
+	// route whose decision was a deny (nothing to minimise with).
+	decision    *policy.Decision
+	passthrough bool
+	hashKey     []byte
 }
 
 type outboundKey struct{}
@@ -166,12 +188,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v, op := rt.vendor, rt.op
 	ex.vendor, ex.op, ex.pathTemplate = v.cfg.ID, op.cfg.ID, op.cfg.Path
 
-	// Stage 3, decision: consent lookup and policy.Decide plug in here (decide.go).
-	// Stage 4, audit intent: the durable intent record is written here, before any
-	// secret is read or the vendor contacted.
-
-	// Stage 5, request body: bounded, and read whole because credentials and
-	// request minimisation rewrite it.
+	// Stage 3, request body: bounded, and read whole because the policy sees its
+	// fields and minimisation and credentials rewrite it.
 	body, err := readBody(r, op.cfg.MaxRequestBytes)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -184,6 +202,59 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.bytesIn = int64(len(body))
+
+	// Stage 4, decision: consent lookup and policy. Deny by default.
+	in, status, err := g.decideInput(ctx, r, id, v, op, body)
+	if err != nil {
+		if status == http.StatusServiceUnavailable {
+			ex.outcome, ex.err = outcomeFailed, err.Error()
+			g.log.Error("consent registry unavailable: refusing the call", logRequestID, ex.requestID, logError, err.Error())
+			refuse(status, problemConsentStore, "Consent registry unavailable", "the vendor was not called")
+			return
+		}
+		refuse(status, problemBadRequest, "Bad request", err.Error())
+		return
+	}
+	ex.consentID, ex.purpose, ex.now = in.ConsentID, in.Purpose, in.Now
+	d := g.policy.Decide(ctx, in)
+	ex.decision = &d
+	w.Header().Set("X-Consentgate-Decision-Id", d.ID)
+	passthrough := false
+	if !d.Allow || (op.cfg.Body == configs.BodyBinary && d.Binary != "allow") {
+		if d.Err != "" {
+			g.log.Error("policy could not decide: denying", logRequestID, ex.requestID, logDecisionID, d.ID, logError, d.Err)
+		}
+		if op.cfg.Enforced() {
+			ex.outcome = outcomeDenied
+			writeProblemBody(w, problem{Type: "urn:consentgate:problem:" + problemDenied, Title: "Denied by policy",
+				Status: http.StatusForbidden, Detail: "the vendor was not called: " + reasonList(&d),
+				RequestID: ex.requestID, DecisionID: d.ID, Reasons: d.Reasons})
+			return
+		}
+		// Report-only: the call goes through as it would without consentgate's
+		// policy, and the log says it would have been denied.
+		ex.wouldDeny, passthrough = true, true
+	}
+	// Stage 5, audit intent: the durable intent record is written here, before any
+	// secret is read or the vendor contacted.
+
+	var hashKey []byte
+	if !passthrough && needsHashKey(&d) {
+		s, err := g.secrets.Get(ctx, g.hashRef)
+		if err != nil {
+			ex.outcome, ex.err = outcomeFailed, err.Error()
+			g.log.Error("field hash key unavailable: refusing the call", logRequestID, ex.requestID, logError, err.Error())
+			refuse(http.StatusServiceUnavailable, problemCredentials, "Key unavailable", "the vendor was not called")
+			return
+		}
+		hashKey = []byte(s.Value)
+	}
+	if !passthrough {
+		if body, err = dropRequestFields(body, d.Request.Drop, in.Now); err != nil {
+			refuse(http.StatusBadRequest, problemBadRequest, "Bad request body", err.Error())
+			return
+		}
+	}
 
 	// Stage 6, credentials: the vendor is not called without them.
 	inj, err := v.credentialsFor(ctx, op, g.secrets)
@@ -203,11 +274,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := v.upstreamURL(rt.path, r.URL.Query(), inj.query)
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeouts.Request.Duration)
 	defer cancel()
-	ob := &outbound{ex: ex, url: target, body: body, inj: inj, scrub: newScrubber(inj.secrets)}
+	ob := &outbound{ex: ex, op: op, url: target, body: body, inj: inj, scrub: newScrubber(inj.secrets),
+		decision: &d, passthrough: passthrough, hashKey: hashKey}
 	ex.outcome = outcomeForwarded
 	v.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))
-	// Stage 8, response minimisation and the audit outcome record plug into
-	// modifyResponse, before the first byte reaches the app.
+	// Stage 8, response: minimised in modifyResponse before the first byte reaches
+	// the app; the audit outcome record plugs in there too.
 }
 
 // route finds the vendor operation; on failure it returns the status and detail.
@@ -301,6 +373,9 @@ func (v *vendor) rewrite(pr *httputil.ProxyRequest) {
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 }
 
+// maxResponseBytes bounds a JSON response held for minimisation.
+const maxResponseBytes = 16 << 20
+
 // modifyResponse runs before any byte reaches the app.
 func (v *vendor) modifyResponse(resp *http.Response) error {
 	ob := resp.Request.Context().Value(outboundKey{}).(*outbound)
@@ -311,13 +386,37 @@ func (v *vendor) modifyResponse(resp *http.Response) error {
 	// Vendor session cookies belong to consentgate's connection, not to the app.
 	resp.Header.Del("Set-Cookie")
 	resp.Header.Del("Set-Cookie2")
-	if !ob.scrub.empty() {
-		ob.scrub.header(resp.Header)
-		resp.Body = ob.scrub.reader(resp.Body)
-		// Scrubbing may change the length.
-		resp.ContentLength = -1
-		resp.Header.Del("Content-Length")
+	ob.scrub.header(resp.Header)
+	if ob.passthrough || ob.op.cfg.Body == configs.BodyBinary {
+		if !ob.scrub.empty() {
+			resp.Body = ob.scrub.reader(resp.Body)
+			// Scrubbing may change the length.
+			resp.ContentLength = -1
+			resp.Header.Del("Content-Length")
+		}
+		return nil
 	}
+	// JSON: read it whole, minimise, scrub. Whatever goes wrong, nothing of the
+	// vendor's body is passed on.
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("reading vendor response: %w", err)
+	}
+	if len(raw) > maxResponseBytes {
+		return fmt.Errorf("%w: larger than %d bytes", ErrUnparsableBody, maxResponseBytes)
+	}
+	d := ob.decision
+	out, err := newMinimizer(d.Response.Fields, d.Response.Default, ob.hashKey, ob.ex.now).minimize(raw)
+	if err != nil {
+		return err
+	}
+	body := ob.scrub.bytes(out.body)
+	ob.ex.withheld = len(out.withheld)
+	resp.Header.Set("X-Consentgate-Withheld", strconv.Itoa(len(out.withheld)))
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	return nil
 }
 
@@ -333,7 +432,7 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	reqID := w.Header().Get("X-Request-Id")
 	switch {
-	case errors.Is(err, ErrUnexpectedEncoding):
+	case errors.Is(err, ErrUnexpectedEncoding) || errors.Is(err, ErrUnparsableBody):
 		writeProblem(w, http.StatusBadGateway, problemBadUpstream, "Vendor response refused", "the vendor's response could not be inspected, so it was not passed on", reqID)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		writeProblem(w, http.StatusGatewayTimeout, problemTimeout, "Vendor timed out", "", reqID)

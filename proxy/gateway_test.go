@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,8 @@ import (
 
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/secrets"
 )
 
@@ -68,6 +71,11 @@ func echoUpstream(t *testing.T, s *seen) *httptest.Server {
 		s.reqs = append(s.reqs, r)
 		s.body = append(s.body, string(body))
 		s.mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/html") {
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte("<html>birth number 9157144238</html>"))
+			return
+		}
 		if strings.HasSuffix(r.URL.Path, "/compressed") {
 			w.Header().Set("Content-Encoding", "br")
 			w.Write([]byte("not really brotli"))
@@ -82,6 +90,28 @@ func echoUpstream(t *testing.T, s *seen) *httptest.Server {
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// testPolicy lets app "web" call anything and see everything, so these tests are
+// about the pipeline; the shipped policies are tested through the dev stack.
+const testPolicy = `package consentgate
+
+default decision := {"allow": false, "reasons": ["test deny"], "binary": "deny"}
+
+decision := {"allow": true, "reasons": ["test allow"], "response": {"default": "keep", "fields": {}}, "request": {"drop": []}, "binary": "allow"} if {
+	input.app.id == "web"
+	input.consent_id != "deny-me"
+}
+`
+
+// fakeConsents knows no consent; "broken" stands for a failing registry.
+type fakeConsents struct{}
+
+func (fakeConsents) Get(_ context.Context, id string) (*consent.Consent, error) {
+	if id == "broken" {
+		return nil, errors.New("disk on fire")
+	}
+	return nil, consent.ErrNotFound
 }
 
 type testEnv struct {
@@ -154,6 +184,8 @@ func newTestEnv(t *testing.T) *testEnv {
   bearer: %s
   body_key: %s
   query: %s
+consentgate/keys:
+  field_hmac: test-field-hmac-key-0123456789abcdef
 `, testSecrets["api_key"], testSecrets["bearer"], testSecrets["body_key"], testSecrets["query"])), 0o600)
 
 	writeFile(t, filepath.Join(dir, "main.yaml"), []byte(`node: test
@@ -171,8 +203,14 @@ secrets:
   provider: file
   file:
     path: secrets.yaml
+policy:
+  dir: policies
+keys:
+  subject_hmac: consentgate/keys#subject_hmac
+  field_hmac: consentgate/keys#field_hmac
 vendors: [echo.yaml, nosecret.yaml, down.yaml]
 `), 0o644)
+	writeFile(t, filepath.Join(dir, "policies", "allow.rego"), []byte(testPolicy), 0o644)
 	writeFile(t, filepath.Join(dir, "echo.yaml"), []byte(`id: echo
 base_url: `+up.URL+`/base
 upstream:
@@ -205,6 +243,13 @@ operations:
   - id: echo.compressed
     method: GET
     path: /compressed
+  - id: echo.html
+    method: GET
+    path: /html
+  - id: echo.reportOnly
+    method: GET
+    path: /report-only
+    enforce: false
 `), 0o644)
 	writeFile(t, filepath.Join(dir, "nosecret.yaml"), []byte(`id: nosecret
 base_url: `+up.URL+`
@@ -244,7 +289,11 @@ operations:
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	g, err := New(context.Background(), Options{Config: cfg, Secrets: store, Logger: log})
+	engine, err := policy.New(context.Background(), policy.Options{Source: policy.Source{Dir: filepath.Join(dir, "policies")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(context.Background(), Options{Config: cfg, Secrets: store, Policy: engine, Consents: fakeConsents{}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +301,7 @@ operations:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Listen(cfg, in, g, log)
+	srv, err := Listen(cfg, in, g, http.NotFoundHandler(), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,9 +84,9 @@ type Server struct {
 }
 
 // Listen binds the configured addresses so that the caller can print them before
-// serving. The forward and admin listeners answer 501 until their features land,
-// but they hold their ports and their TLS from the start.
-func Listen(cfg *configs.Config, in *InboundTLS, gateway http.Handler, log *slog.Logger) (*Server, error) {
+// serving. The forward listener answers 501 until the forward proxy lands, but it
+// holds its port and its TLS from the start.
+func Listen(cfg *configs.Config, in *InboundTLS, gateway, admin http.Handler, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -97,7 +97,7 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway http.Handler, log *slog
 	}{
 		{cfg.Listen.Gateway, gateway},
 		{cfg.Listen.Forward, notYet("forward proxy")},
-		{cfg.Listen.Admin, notYet("admin API")},
+		{cfg.Listen.Admin, admin},
 	}
 	for _, l := range handlers {
 		if l.addr == "" {

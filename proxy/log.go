@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/consentgate/consentgate/policy"
 )
 
 // Field names of the canonical request line. One line per request carries every
@@ -25,6 +27,14 @@ const (
 	logBytesOut       = "bytes_out"
 	logOutcome        = "outcome"
 	logError          = "error"
+	logDecisionID     = "decision_id"
+	logRevision       = "policy_revision"
+	logAllow          = "allow"
+	logReasons        = "reasons"
+	logWouldDeny      = "would_deny"
+	logConsentID      = "consent_id"
+	logPurpose        = "purpose"
+	logWithheld       = "withheld"
 )
 
 // Outcomes of a request, fixed strings for alerting.
@@ -32,6 +42,7 @@ const (
 	outcomeForwarded = "forwarded"
 	outcomeRefused   = "refused"
 	outcomeFailed    = "failed"
+	outcomeDenied    = "denied"
 )
 
 // exchange accumulates the facts of one request for its canonical line.
@@ -47,6 +58,12 @@ type exchange struct {
 	bytesIn        int64
 	outcome        string
 	err            string
+	consentID      string
+	purpose        string
+	decision       *policy.Decision
+	wouldDeny      bool
+	withheld       int
+	now            time.Time
 	w              *statusWriter
 }
 
@@ -54,6 +71,12 @@ func (g *Gateway) logExchange(ex *exchange) {
 	level := slog.LevelInfo
 	if ex.outcome == outcomeFailed {
 		level = slog.LevelWarn
+	}
+	var decisionID, revision string
+	var allow bool
+	var reasons []string
+	if d := ex.decision; d != nil {
+		decisionID, revision, allow, reasons = d.ID, d.Revision, d.Allow, d.Reasons
 	}
 	g.log.LogAttrs(context.Background(), level, "request",
 		slog.String(logRequestID, ex.requestID),
@@ -68,6 +91,14 @@ func (g *Gateway) logExchange(ex *exchange) {
 		slog.Float64(logDurationMS, float64(time.Since(ex.start).Microseconds())/1000),
 		slog.Int64(logBytesIn, ex.bytesIn),
 		slog.Int64(logBytesOut, ex.w.bytes),
+		slog.String(logConsentID, ex.consentID),
+		slog.String(logPurpose, ex.purpose),
+		slog.String(logDecisionID, decisionID),
+		slog.String(logRevision, revision),
+		slog.Bool(logAllow, allow),
+		slog.Any(logReasons, reasons),
+		slog.Bool(logWouldDeny, ex.wouldDeny),
+		slog.Int(logWithheld, ex.withheld),
 		slog.String(logOutcome, ex.outcome),
 		slog.String(logError, ex.err),
 	)

@@ -159,6 +159,11 @@ func TestRefusalsNeverReachTheVendor(t *testing.T) {
 		{"body too large", "POST", "/v/echo/sessions/", `{"x":"` + strings.Repeat("a", 300) + `"}`, map[string]string{"Content-Type": "application/json"}, 413, problemTooLarge},
 		{"body not JSON where a field is injected", "POST", "/v/echo/sessions/", `not json`, map[string]string{"Content-Type": "application/json"}, 400, problemBadRequest},
 		{"secret missing", "GET", "/v/nosecret/x", "", nil, 503, problemCredentials},
+		{"policy denies", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "deny-me"}, 403, problemDenied},
+		{"consent registry fails", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "broken"}, 503, problemConsentStore},
+		{"malformed consent id", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "../etc"}, 400, problemBadRequest},
+		{"malformed purpose", "GET", "/v/echo/things/1", "", map[string]string{"X-Purpose": "KYC Onboarding"}, 400, problemBadRequest},
+		{"request body not JSON", "POST", "/v/echo/sessions/", `{"a":`, map[string]string{"Content-Type": "application/json"}, 400, problemBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -273,5 +278,36 @@ func TestScrubReaderAcrossReads(t *testing.T) {
 	}
 	if got := newScrubber([]string{"abc"}).string("abc"); got != "abc" {
 		t.Errorf("values shorter than %d bytes must not be scrubbed, got %q", minScrubLen, got)
+	}
+}
+
+func TestUnparsableVendorResponseIsNotPassedOn(t *testing.T) {
+	env := newTestEnv(t)
+	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/echo/html", "", nil)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, problemBadUpstream) {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if strings.Contains(body, "9157144238") || strings.Contains(body, "html") {
+		t.Errorf("vendor body leaked: %s", body)
+	}
+}
+
+func TestReportOnlyRouteForwardsAndLogsWouldDeny(t *testing.T) {
+	env := newTestEnv(t)
+	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/echo/report-only", "", map[string]string{"X-Consent-Id": "deny-me"})
+	if resp.StatusCode != http.StatusOK || env.seen.count() != 1 {
+		t.Fatalf("report-only deny: %d %s (vendor calls %d)", resp.StatusCode, body, env.seen.count())
+	}
+	if resp.Header.Get("X-Consentgate-Decision-Id") == "" {
+		t.Error("no decision id")
+	}
+	logs := env.logs.String()
+	if !strings.Contains(logs, `"would_deny":true`) || !strings.Contains(logs, `"reasons":["test deny"]`) {
+		t.Errorf("log lacks would_deny: %s", logs)
+	}
+	// The same deny on an enforced route is refused.
+	resp, body = do(t, env.client, "GET", env.gatewayURL+"/v/echo/things/1", "", map[string]string{"X-Consent-Id": "deny-me"})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, `"reasons":["test deny"]`) || !strings.Contains(body, `"decision_id":"`) {
+		t.Fatalf("enforced deny: %d %s", resp.StatusCode, body)
 	}
 }

@@ -9,12 +9,13 @@ import (
 // from a vendor response: it is written by consentgate from fixed text and
 // identifiers the app already knows.
 type problem struct {
-	Type       string `json:"type"`
-	Title      string `json:"title"`
-	Status     int    `json:"status"`
-	Detail     string `json:"detail,omitempty"`
-	RequestID  string `json:"request_id,omitempty"`
-	DecisionID string `json:"decision_id,omitempty"`
+	Type       string   `json:"type"`
+	Title      string   `json:"title"`
+	Status     int      `json:"status"`
+	Detail     string   `json:"detail,omitempty"`
+	RequestID  string   `json:"request_id,omitempty"`
+	DecisionID string   `json:"decision_id,omitempty"`
+	Reasons    []string `json:"reasons,omitempty"`
 }
 
 // Problem types: stable strings apps can switch on.
@@ -28,16 +29,17 @@ const (
 	problemTimeout       = "vendor-timeout"
 	problemBadUpstream   = "vendor-response-refused"
 	problemNotYet        = "not-implemented"
+	problemDenied        = "policy-denied"
+	problemConsentStore  = "consent-registry-unavailable"
 )
 
 func writeProblem(w http.ResponseWriter, status int, kind, title, detail, requestID string) {
-	body, _ := json.Marshal(problem{
-		Type:      "urn:consentgate:problem:" + kind,
-		Title:     title,
-		Status:    status,
-		Detail:    detail,
-		RequestID: requestID,
-	})
+	writeProblemBody(w, problem{Type: "urn:consentgate:problem:" + kind, Title: title, Status: status, Detail: detail, RequestID: requestID})
+}
+
+func writeProblemBody(w http.ResponseWriter, p problem) {
+	status := p.Status
+	body, _ := json.Marshal(p)
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")

@@ -44,6 +44,9 @@ func writeServeConfig(t *testing.T) (dir, file string, pki *certs.DevPKI) {
 	if _, err := loadOrCreateDevSecrets(context.Background(), filepath.Join(dir, "secrets.yaml"), pki); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := devPolicies(filepath.Join(dir, "no-such-dir"), dir); err != nil {
+		t.Fatal(err)
+	}
 	file = filepath.Join(dir, "consentgate.yaml")
 	writeTestFile(t, file, `node: test-1
 trust_domain: consentgate.test
@@ -60,6 +63,11 @@ secrets:
   provider: file
   file:
     path: secrets.yaml
+policy:
+  dir: policies
+keys:
+  subject_hmac: consentgate/keys#subject_hmac
+  field_hmac: consentgate/keys#field_hmac
 vendors: [vendors/kb.yaml, vendors/airbank.yaml, vendors/biometric.yaml, vendors/finid.yaml, vendors/banqware.yaml]
 `)
 	return dir, file, pki
@@ -122,8 +130,12 @@ func TestServeRefusesACertificateTheVendorWouldRefuse(t *testing.T) {
 	bqCert, _ := os.ReadFile(pki.Path(certs.DevBanqwareCert))
 	bqKey, _ := os.ReadFile(certs.KeyFile(pki.Path(certs.DevBanqwareCert)))
 	values := map[string]map[string]string{}
+	refs := devKeyRefs
 	for _, s := range devSecretRefs {
-		ref, _ := secrets.ParseRef(s.ref)
+		refs = append(refs, s.ref)
+	}
+	for _, r := range refs {
+		ref, _ := secrets.ParseRef(r)
 		got, err := store.Get(context.Background(), ref)
 		if err != nil {
 			t.Fatal(err)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +13,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/sandbox"
 	"github.com/consentgate/consentgate/secrets"
 )
@@ -24,6 +29,7 @@ import (
 type devOptions struct {
 	dir                     string
 	gateway, forward, admin string
+	policies                string
 }
 
 func newDevCmd(logger func() *slog.Logger) *cobra.Command {
@@ -35,7 +41,9 @@ func newDevCmd(logger func() *slog.Logger) *cobra.Command {
 generates DIR/pki (internal CA, gateway and app certificates, dev vendor PKI)
 and DIR/secrets.yaml (mode 0600); later runs reuse them. The five vendor
 sandboxes start on loopback and every vendor profile is pointed at its sandbox.
-It prints a ready line and one curl command per vendor.`,
+The policy directory is watched: an edit is in service within a second, and a
+broken edit keeps the running policy. Two consents are seeded for the dev app:
+dev-kyc and dev-age. It prints a ready line and one curl command per vendor.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := startDev(cmd.Context(), o, logger())
@@ -51,6 +59,7 @@ It prints a ready line and one curl command per vendor.`,
 	cmd.Flags().StringVar(&o.gateway, "gateway", "127.0.0.1:8443", "gateway listener address")
 	cmd.Flags().StringVar(&o.forward, "forward", "127.0.0.1:8444", "forward proxy listener address")
 	cmd.Flags().StringVar(&o.admin, "admin", "127.0.0.1:9443", "admin listener address")
+	cmd.Flags().StringVar(&o.policies, "policies", "configs/policies", "policy directory, watched for edits; when it does not exist, the embedded policies are copied to DIR/policies")
 	return cmd
 }
 
@@ -76,6 +85,9 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 	}
 	cfg.DataDir = dir
 	cfg.Listen = configs.Listen{Gateway: o.gateway, Forward: o.forward, Admin: o.admin}
+	if cfg.Policy.Dir, err = devPolicies(o.policies, dir); err != nil {
+		return nil, err
+	}
 
 	var hosts []string
 	for _, v := range cfg.Vendors {
@@ -119,10 +131,86 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		sb.Close()
 		return nil, err
 	}
-	return &devStack{running: gw, pki: pki, sandboxes: sb, creds: creds}, nil
+	d := &devStack{running: gw, pki: pki, sandboxes: sb, creds: creds}
+	if err := d.seedConsents(ctx); err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
 }
 
-func (d *devStack) close() { d.sandboxes.Close() }
+func (d *devStack) close() {
+	d.running.close()
+	d.sandboxes.Close()
+}
+
+// devPolicies picks the policy directory: the repository's, so that edits show at
+// once, or else a copy of the embedded policies (written once, then the user's).
+func devPolicies(flag, dir string) (string, error) {
+	if info, err := os.Stat(flag); err == nil && info.IsDir() {
+		return filepath.Abs(flag)
+	}
+	out := filepath.Join(dir, "policies")
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return "", err
+	}
+	entries, err := fs.ReadDir(configs.FS, "policies")
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		data, err := fs.ReadFile(configs.FS, "policies/"+e.Name())
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(out, e.Name()), data, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return out, nil
+}
+
+// devSubject is the dev end user: an opaque id as an app would hold it.
+const devSubject = "dev-user-0001"
+
+// seedConsents stores the two dev consents. Their times are fixed per dev folder
+// (the internal root's start date), so a restart seeds the same records and a
+// consent revoked through the admin API stays revoked.
+func (d *devStack) seedConsents(ctx context.Context) error {
+	data, err := os.ReadFile(d.pki.Path(certs.DevRootCert))
+	if err != nil {
+		return err
+	}
+	root, err := certs.ParseCertificates(data)
+	if err != nil {
+		return err
+	}
+	granted := root[0].NotBefore.UTC().Truncate(24 * time.Hour)
+	expires := granted.AddDate(1, 11, 0)
+	var vendors []string
+	for _, v := range d.cfg.Vendors {
+		vendors = append(vendors, v.ID)
+	}
+	categories := slices.DeleteFunc(slices.Clone(configs.Categories), func(c string) bool { return c == "metadata" })
+	seeds := []consent.Consent{
+		{ID: "dev-kyc", Vendors: vendors, Categories: categories,
+			Purposes: []string{"kyc-onboarding", "aml-screening", "account-aggregation", "biometric-verification"}},
+		{ID: "dev-age", Vendors: []string{"airbank", "kb"}, Categories: []string{"identity", "national_id"},
+			Purposes: []string{"age-verification"}},
+	}
+	for _, c := range seeds {
+		c.App, c.Subject, c.Status = "onboarding-web", d.consents.SubjectHMAC(devSubject), consent.Active
+		c.GrantedAt, c.ExpiresAt = granted, expires
+		c.Evidence = consent.Evidence{Text: "seeded by consentgate dev", Reference: "dev"}
+		if err := d.consents.Put(ctx, c); err != nil {
+			return fmt.Errorf("seeding dev consent %s: %w", c.ID, err)
+		}
+	}
+	return nil
+}
 
 func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, log *slog.Logger) (*sandbox.Set, error) {
 	server, err := tls.LoadX509KeyPair(pki.Path(certs.DevSandboxCert), certs.KeyFile(pki.Path(certs.DevSandboxCert)))
@@ -160,6 +248,9 @@ var devSecretRefs = []struct {
 	{"vendors/finid#client_secret", func(c sandbox.Credentials) string { return c.FinIDClientSecret }},
 }
 
+// devKeyRefs are consentgate's own keys in the dev store; they match dev.yaml.
+var devKeyRefs = []string{"consentgate/keys#subject_hmac", "consentgate/keys#field_hmac"}
+
 // loadOrCreateDevSecrets writes DIR/secrets.yaml on the first run: fresh random
 // vendor credentials and the dev vendor client certificates. Later runs read the
 // credentials back, so the sandboxes expect what the gateway holds.
@@ -191,6 +282,17 @@ func loadOrCreateDevSecrets(ctx context.Context, file string, pki *certs.DevPKI)
 			}
 			values["vendors/"+vendor]["client_cert"] = string(certPEM)
 			values["vendors/"+vendor]["client_key"] = string(keyPEM)
+		}
+		for _, r := range devKeyRefs {
+			ref, _ := secrets.ParseRef(r)
+			if values[ref.Path] == nil {
+				values[ref.Path] = map[string]string{}
+			}
+			key := make([]byte, 32)
+			if _, err := rand.Read(key); err != nil {
+				return sandbox.Credentials{}, err
+			}
+			values[ref.Path][ref.Key] = hex.EncodeToString(key)
 		}
 		if err := secrets.WriteFile(file, values); err != nil {
 			return sandbox.Credentials{}, err
@@ -226,13 +328,14 @@ func (d *devStack) printReady(w io.Writer) {
 	}
 }
 
-// devCalls are the example calls printed by `consentgate dev`, one per vendor.
-var devCalls = []struct{ vendor, method, path, body string }{
-	{"kb", "GET", "/v1/clients/me/identity", ""},
-	{"airbank", "GET", "/openapi/glClientIdentity/v1/personalData", ""},
-	{"biometric", "POST", "/api/v1/flows/session/create/", `{"metadata":{"edocument":{"iin":{"value":"900315401233","changeable":false}}}}`},
-	{"finid", "POST", "/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`},
-	{"banqware", "POST", "/user-resources/api/user", `{"clientId":"onboarding-example"}`},
+// devCalls are the example calls printed by `consentgate dev`, one per vendor,
+// each under the dev-kyc consent and a purpose it covers.
+var devCalls = []struct{ vendor, purpose, method, path, body string }{
+	{"kb", "kyc-onboarding", "GET", "/v1/clients/me/identity", ""},
+	{"airbank", "kyc-onboarding", "GET", "/openapi/glClientIdentity/v1/personalData", ""},
+	{"biometric", "biometric-verification", "POST", "/api/v1/flows/session/create/", `{"metadata":{"edocument":{"iin":{"value":"900315401233","changeable":false}}}}`},
+	{"finid", "biometric-verification", "POST", "/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`},
+	{"banqware", "account-aggregation", "POST", "/user-resources/api/user", `{"clientId":"onboarding-example"}`},
 }
 
 func (d *devStack) curlCommands() []string {
@@ -241,6 +344,7 @@ func (d *devStack) curlCommands() []string {
 	for _, c := range devCalls {
 		cmd := fmt.Sprintf("curl -sS --cacert %s --cert %s --key %s",
 			shellQuote(d.pki.Path(certs.DevRootCert)), shellQuote(app), shellQuote(certs.KeyFile(app)))
+		cmd += " -H 'X-Consent-Id: dev-kyc' -H 'X-Purpose: " + c.purpose + "'"
 		if c.method != "GET" {
 			cmd += " -X " + c.method
 		}

@@ -52,26 +52,38 @@ type devEnv struct {
 // the test ends.
 func startTestDev(t *testing.T, dir string) *devEnv {
 	t.Helper()
+	e, stop := startTestDevStoppable(t, dir)
+	t.Cleanup(stop)
+	return e
+}
+
+// startTestDevStoppable is startTestDev with the stop in the caller's hands; the
+// embedded policies are copied into dir, so a test may edit them.
+func startTestDevStoppable(t *testing.T, dir string) (*devEnv, func()) {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := startDev(ctx, devOptions{dir: dir, gateway: "127.0.0.1:0", forward: "127.0.0.1:0", admin: "127.0.0.1:0"}, log)
+	d, err := startDev(ctx, devOptions{dir: dir, gateway: "127.0.0.1:0", forward: "127.0.0.1:0", admin: "127.0.0.1:0", policies: filepath.Join(dir, "no-such-dir")}, log)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- d.serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		d.close()
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			d.close()
+		})
+	}
 	e := &devEnv{devStack: d, logs: logs}
 	e.app = e.clientFor(t, "onboarding-web")
-	return e
+	return e, stop
 }
 
 func (e *devEnv) clientFor(t *testing.T, app string) *http.Client {
@@ -155,6 +167,16 @@ var appSentCredentials = map[string]string{
 	"X-Api-Key":     "app-sent-x-api-key",
 }
 
+// under is the headers of a call under the dev-kyc consent for purpose, plus the
+// credentials a careless app sends.
+func under(consentID, purpose string) map[string]string {
+	h := map[string]string{"X-Consent-Id": consentID, "X-Purpose": purpose}
+	for k, v := range appSentCredentials {
+		h[k] = v
+	}
+	return h
+}
+
 func lastRequest(t *testing.T, s *sandbox.Server) sandbox.Request {
 	t.Helper()
 	reqs := s.Requests()
@@ -182,11 +204,11 @@ func TestDevEveryVendorThroughTheGateway(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
 	c := e.creds
 	tests := []struct {
-		vendor, method, path, body string
-		wantField                  string
-		check                      func(t *testing.T, r sandbox.Request)
+		purpose, vendor, method, path, body string
+		wantField                           string
+		check                               func(t *testing.T, r sandbox.Request)
 	}{
-		{"kb", "GET", "/v1/clients/me/identity", "", "birthNumber", func(t *testing.T, r sandbox.Request) {
+		{"kyc-onboarding", "kb", "GET", "/v1/clients/me/identity", "", "birthNumber", func(t *testing.T, r sandbox.Request) {
 			if r.ClientCert == nil {
 				t.Fatal("kb saw no client certificate")
 			}
@@ -197,7 +219,7 @@ func TestDevEveryVendorThroughTheGateway(t *testing.T) {
 				t.Error("kb did not get the API key and bearer token")
 			}
 		}},
-		{"airbank", "GET", "/openapi/glClientIdentity/v1/personalData", "", "birthNumber", func(t *testing.T, r sandbox.Request) {
+		{"kyc-onboarding", "airbank", "GET", "/openapi/glClientIdentity/v1/personalData", "", "birthNumber", func(t *testing.T, r sandbox.Request) {
 			if r.Header.Get("Apikey") != c.AirbankAPIKey || r.Header.Get("Authorization") != "Bearer "+c.AirbankAccessToken {
 				t.Error("airbank did not get the API key and bearer token")
 			}
@@ -205,21 +227,21 @@ func TestDevEveryVendorThroughTheGateway(t *testing.T) {
 				t.Error("airbank got a client certificate it does not ask for")
 			}
 		}},
-		{"airbank", "GET", "/openapi/glClientIdentity/v1/accounts", "", "iban", nil},
-		{"airbank", "GET", "/openapi/glClientIdentity/v1/cards", "", "cardNumber", nil},
-		{"biometric", "POST", "/api/v1/flows/session/create/", `{"api_key":"app-sent-key","metadata":{"edocument":{"iin":{"value":"900315401233","changeable":false}}}}`, "session_id", func(t *testing.T, r sandbox.Request) {
+		{"account-aggregation", "airbank", "GET", "/openapi/glClientIdentity/v1/accounts", "", "iban", nil},
+		{"account-aggregation", "airbank", "GET", "/openapi/glClientIdentity/v1/cards", "", "cardNumber", nil},
+		{"biometric-verification", "biometric", "POST", "/api/v1/flows/session/create/", `{"api_key":"app-sent-key","metadata":{"edocument":{"iin":{"value":"900315401233","changeable":false}}}}`, "session_id", func(t *testing.T, r sandbox.Request) {
 			var body map[string]any
 			if err := json.Unmarshal(r.Body, &body); err != nil || body["api_key"] != c.BiometricFlowAPIKey {
 				t.Errorf("biometric did not get the flow API key in the body (%v)", err)
 			}
 		}},
-		{"finid", "POST", "/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`, "person", func(t *testing.T, r sandbox.Request) {
+		{"biometric-verification", "finid", "POST", "/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`, "person", func(t *testing.T, r sandbox.Request) {
 			auth := r.Header.Get("Authorization")
 			if !strings.HasPrefix(auth, "Bearer ") || strings.Contains(auth, c.FinIDClientSecret) {
 				t.Errorf("finid Authorization = %q", auth)
 			}
 		}},
-		{"banqware", "POST", "/user-resources/api/user", `{"clientId":"onboarding-example"}`, "userId", func(t *testing.T, r sandbox.Request) {
+		{"account-aggregation", "banqware", "POST", "/user-resources/api/user", `{"clientId":"onboarding-example"}`, "userId", func(t *testing.T, r sandbox.Request) {
 			if r.ClientCert == nil || r.ClientCert.Subject.CommonName != "onboarding-example" {
 				t.Errorf("banqware client certificate = %v", r.ClientCert)
 			}
@@ -227,7 +249,10 @@ func TestDevEveryVendorThroughTheGateway(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.vendor+tt.path, func(t *testing.T) {
-			resp, body := call(t, e.app, tt.method, e.gatewayURL()+"/v/"+tt.vendor+tt.path, tt.body, appSentCredentials)
+			resp, body := call(t, e.app, tt.method, e.gatewayURL()+"/v/"+tt.vendor+tt.path, tt.body, under("dev-kyc", tt.purpose))
+			if resp.Header.Get("X-Consentgate-Decision-Id") == "" || resp.Header.Get("X-Consentgate-Withheld") == "" {
+				t.Error("decision id or withheld count missing")
+			}
 			if resp.StatusCode/100 != 2 {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
@@ -394,12 +419,9 @@ func TestDevRefusalsDoNotReachSandboxes(t *testing.T) {
 			t.Errorf("%s sandbox was called %d times", s.Vendor, s.Count())
 		}
 	}
-	// The forward and admin listeners hold their ports behind the same mTLS.
-	for _, i := range []int{1, 2} {
-		resp, _ := call(t, e.app, "GET", "https://"+e.srv.Addr(i)+"/", "", nil)
-		if resp.StatusCode != http.StatusNotImplemented {
-			t.Errorf("listener %d: status %d", i, resp.StatusCode)
-		}
+	// The forward listener holds its port behind the same mTLS.
+	if resp, _ := call(t, e.app, "GET", "https://"+e.srv.Addr(1)+"/", "", nil); resp.StatusCode != http.StatusNotImplemented {
+		t.Errorf("forward listener: status %d", resp.StatusCode)
 	}
 }
 
@@ -447,7 +469,8 @@ func TestDevPrintsReadyLineAndWorkingCurlCommands(t *testing.T) {
 
 func TestDevSecondRunReusesPKIAndSecrets(t *testing.T) {
 	dir := t.TempDir()
-	first := startTestDev(t, dir)
+	first, stop := startTestDevStoppable(t, dir)
+	stop()
 	root, _ := os.ReadFile(first.pki.Path(certs.DevRootCert))
 	creds := first.creds
 	info, err := os.Stat(filepath.Join(dir, "secrets.yaml"))
@@ -459,7 +482,7 @@ func TestDevSecondRunReusesPKIAndSecrets(t *testing.T) {
 	if !bytes.Equal(root, again) || second.creds != creds {
 		t.Error("second run did not reuse the PKI and secrets")
 	}
-	resp, body := call(t, second.app, "GET", second.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", nil)
+	resp, body := call(t, second.app, "GET", second.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", under("dev-kyc", "account-aggregation"))
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("second run: %d %s", resp.StatusCode, body)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"net/http"
@@ -23,9 +24,9 @@ func decode(t *testing.T, body []byte) map[string]any {
 }
 
 // step is one call through the gateway that must succeed.
-func (e *devEnv) step(t *testing.T, method, path, body string) []byte {
+func (e *devEnv) step(t *testing.T, purpose, method, path, body string) []byte {
 	t.Helper()
-	resp, b := call(t, e.app, method, e.gatewayURL()+path, body, appSentCredentials)
+	resp, b := call(t, e.app, method, e.gatewayURL()+path, body, under("dev-kyc", purpose))
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("%s %s: status %d: %s", method, path, resp.StatusCode, b)
 	}
@@ -41,13 +42,13 @@ func (e *devEnv) step(t *testing.T, method, path, body string) []byte {
 
 func TestDevBiometricSessionResultAndVideo(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
-	created := decode(t, e.step(t, "POST", "/v/biometric/api/v1/flows/session/create/",
+	created := decode(t, e.step(t, "biometric-verification", "POST", "/v/biometric/api/v1/flows/session/create/",
 		`{"metadata":{"face2face":{"photo1":"aGVsbG8gZmFjZQ=="},"edocument":{"iin":{"value":"900315401233","changeable":false}}}}`))
 	id, _ := created["session_id"].(string)
 	if id == "" {
 		t.Fatalf("no session_id: %v", created)
 	}
-	result := decode(t, e.step(t, "GET", "/v/biometric/api/v1/flows/session/result/?session_id="+id+"&flow_api_key=app-sent-key", ""))
+	result := decode(t, e.step(t, "biometric-verification", "GET", "/v/biometric/api/v1/flows/session/result/?session_id="+id+"&flow_api_key=app-sent-key", ""))
 	if result["id"] != id {
 		t.Errorf("result for %v, want %s", result["id"], id)
 	}
@@ -55,12 +56,12 @@ func TestDevBiometricSessionResultAndVideo(t *testing.T) {
 	if !strings.Contains(r.RawQuery, "flow_api_key="+e.creds.BiometricFlowAPIKey) {
 		t.Error("result call did not carry the injected flow_api_key")
 	}
-	video := e.step(t, "GET", "/v/biometric/api/v1/liveness/video/download/?session_id="+id, "")
+	video := e.step(t, "biometric-verification", "GET", "/v/biometric/api/v1/liveness/video/download/?session_id="+id, "")
 	if len(video) < 1024 {
 		t.Errorf("video of %d bytes", len(video))
 	}
 	// Unknown session: the vendor's 404 is passed on, without the key.
-	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/biometric/api/v1/flows/session/result/?session_id=00000000-0000-0000-0000-000000000000", "", nil)
+	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/biometric/api/v1/flows/session/result/?session_id=00000000-0000-0000-0000-000000000000", "", under("dev-kyc", "biometric-verification"))
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown session: %d %s", resp.StatusCode, body)
 	}
@@ -70,9 +71,9 @@ func TestDevBiometricSessionResultAndVideo(t *testing.T) {
 
 func TestDevFinIDTokenIsFetchedOnceAndReused(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
-	v := decode(t, e.step(t, "POST", "/v/finid/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`))
+	v := decode(t, e.step(t, "biometric-verification", "POST", "/v/finid/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`))
 	id, _ := v["id"].(string)
-	got := decode(t, e.step(t, "GET", "/v/finid/api/v1/verifications/"+id, ""))
+	got := decode(t, e.step(t, "biometric-verification", "GET", "/v/finid/api/v1/verifications/"+id, ""))
 	if got["id"] != id {
 		t.Errorf("verification %v, want %s", got["id"], id)
 	}
@@ -91,10 +92,10 @@ func TestDevFinIDTokenIsFetchedOnceAndReused(t *testing.T) {
 func TestDevBanqwareConsentFlow(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
 	const redirect = "https://onboarding.example/banqware/return"
-	e.step(t, "PUT", "/v/banqware/management-resources/api/tenant/urls", `{"redirectUrls":["`+redirect+`"],"updateCallbackUrls":["https://onboarding.example/banqware/updates"]}`)
-	user := decode(t, e.step(t, "POST", "/v/banqware/user-resources/api/user", `{"clientId":"client-42"}`))
+	e.step(t, "account-aggregation", "PUT", "/v/banqware/management-resources/api/tenant/urls", `{"redirectUrls":["`+redirect+`"],"updateCallbackUrls":["https://onboarding.example/banqware/updates"]}`)
+	user := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/user-resources/api/user", `{"clientId":"client-42"}`))
 	uid, _ := user["userId"].(string)
-	consent := decode(t, e.step(t, "POST", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent",
+	consent := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent",
 		`{"bankId":"KOMBCZPP","bankIdType":"BIC","redirectUrl":"`+redirect+`"}`))
 	cid, _ := consent["consentId"].(string)
 	if consent["status"] != "requested" {
@@ -113,22 +114,22 @@ func TestDevBanqwareConsentFlow(t *testing.T) {
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("authorisation: %d", resp.StatusCode)
 	}
-	if got := decode(t, e.step(t, "GET", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent/"+cid, "")); got["status"] != "given" {
+	if got := decode(t, e.step(t, "account-aggregation", "GET", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent/"+cid, "")); got["status"] != "given" {
 		t.Fatalf("consent after authorisation: %v", got)
 	}
-	upd := decode(t, e.step(t, "POST", "/v/banqware/update-resources/api/user/id/"+uid+"/consent/"+cid+"/update", `{"callbackUrl":"https://onboarding.example/banqware/updates"}`))
+	upd := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/update-resources/api/user/id/"+uid+"/consent/"+cid+"/update", `{"callbackUrl":"https://onboarding.example/banqware/updates"}`))
 	upid, _ := upd["updateId"].(string)
-	if got := decode(t, e.step(t, "GET", "/v/banqware/update-resources/api/user/id/"+uid+"/update/"+upid, "")); got["status"] != "completed" {
+	if got := decode(t, e.step(t, "account-aggregation", "GET", "/v/banqware/update-resources/api/user/id/"+uid+"/update/"+upid, "")); got["status"] != "completed" {
 		t.Fatalf("update: %v", got)
 	}
-	accounts := e.step(t, "GET", "/v/banqware/account-info-resources/api/user/id/"+uid+"/accounts", "")
+	accounts := e.step(t, "account-aggregation", "GET", "/v/banqware/account-info-resources/api/user/id/"+uid+"/accounts", "")
 	if !bytes.Contains(accounts, []byte("CZ")) {
 		t.Errorf("accounts: %s", accounts)
 	}
-	e.step(t, "GET", "/v/banqware/kyc-resources/api/user/id/"+uid+"/kyc", "")
-	e.step(t, "DELETE", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent/"+cid, "")
+	e.step(t, "account-aggregation", "GET", "/v/banqware/kyc-resources/api/user/id/"+uid+"/kyc", "")
+	e.step(t, "account-aggregation", "DELETE", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent/"+cid, "")
 	// Erased: the data acquired with the consent is gone.
-	resp2, _ := call(t, e.app, "GET", e.gatewayURL()+"/v/banqware/kyc-resources/api/user/id/"+uid+"/kyc", "", nil)
+	resp2, _ := call(t, e.app, "GET", e.gatewayURL()+"/v/banqware/kyc-resources/api/user/id/"+uid+"/kyc", "", under("dev-kyc", "account-aggregation"))
 	if resp2.StatusCode/100 == 2 {
 		t.Error("KYC data still served after the consent was deleted")
 	}
@@ -156,8 +157,8 @@ func TestDevSecretRotationWithoutRestart(t *testing.T) {
 	if err := os.WriteFile(file, bytes.Replace(data, []byte(e.creds.AirbankAPIKey), []byte(rotated), 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.reload()
-	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", nil)
+	e.reload(context.Background())
+	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", under("dev-kyc", "account-aggregation"))
 	if got := lastRequest(t, e.sandboxes.Airbank).Header.Get("Apikey"); got != rotated {
 		t.Fatalf("vendor saw apikey %q after rotation", got)
 	}
@@ -169,8 +170,8 @@ func TestDevSecretRotationWithoutRestart(t *testing.T) {
 	if err := os.WriteFile(file, []byte("vendors/airbank: [broken"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.reload()
-	call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", nil)
+	e.reload(context.Background())
+	call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", under("dev-kyc", "account-aggregation"))
 	if got := lastRequest(t, e.sandboxes.Airbank).Header.Get("Apikey"); got != rotated {
 		t.Errorf("a broken secrets file replaced the values in use: vendor saw %q", got)
 	}

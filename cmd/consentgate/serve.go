@@ -8,11 +8,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/proxy"
 	"github.com/consentgate/consentgate/secrets"
 )
@@ -23,9 +27,11 @@ func newServeCmd(logger func() *slog.Logger) *cobra.Command {
 		Use:   "serve",
 		Short: "Run the gateway from a configuration file",
 		Long: `Run the gateway, forward and admin listeners from a configuration file.
-The configuration, every vendor profile, the vendor client certificates and the
-inbound TLS are loaded and checked before anything listens. SIGHUP reloads the
-serving certificate and the file secret store; SIGINT/SIGTERM drain and stop.`,
+The configuration, every vendor profile, the policy, the consent registry, the
+vendor client certificates and the inbound TLS are loaded and checked before
+anything listens. The policy directory is watched and reloaded on change;
+SIGHUP reloads the policy, the serving certificate and the file secret store;
+SIGINT/SIGTERM drain and stop.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := configs.Load(file)
@@ -43,6 +49,7 @@ serving certificate and the file secret store; SIGINT/SIGTERM drain and stop.`,
 			if err != nil {
 				return err
 			}
+			defer gw.close()
 			gw.printReady(cmd.OutOrStdout())
 			return gw.serve(cmd.Context())
 		},
@@ -64,15 +71,30 @@ func openSecrets(cfg *configs.Config) (secrets.Provider, error) {
 
 // running is a gateway bound to its ports.
 type running struct {
-	cfg     *configs.Config
-	secrets secrets.Provider
-	in      *proxy.InboundTLS
-	srv     *proxy.Server
-	log     *slog.Logger
+	cfg      *configs.Config
+	secrets  secrets.Provider
+	engine   *policy.Engine
+	consents *consent.Registry
+	in       *proxy.InboundTLS
+	srv      *proxy.Server
+	log      *slog.Logger
 }
 
-func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (*running, error) {
-	gw, err := proxy.New(ctx, proxy.Options{Config: cfg, Secrets: p, Logger: log})
+func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (r *running, err error) {
+	engine, err := openPolicy(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	consents, err := openConsents(ctx, cfg, p, engine.Purposes(), log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			consents.Close()
+		}
+	}()
+	gw, err := proxy.New(ctx, proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -80,14 +102,70 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	srv, err := proxy.Listen(cfg, in, gw, log)
+	admin := proxy.NewAdmin(proxy.AdminOptions{TrustDomain: cfg.TrustDomain, Consents: consents, Policy: engine, Logger: log})
+	srv, err := proxy.Listen(cfg, in, gw, admin, log)
 	if err != nil {
 		return nil, err
 	}
-	return &running{cfg: cfg, secrets: p, in: in, srv: srv, log: log}, nil
+	return &running{cfg: cfg, secrets: p, engine: engine, consents: consents, in: in, srv: srv, log: log}, nil
+}
+
+func openPolicy(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*policy.Engine, error) {
+	src := policy.Source{KeyAlgorithm: cfg.Policy.BundleKeyAlgorithm}
+	switch {
+	case cfg.Policy.Dir != "":
+		src.Dir = cfg.ResolvePath(cfg.Policy.Dir)
+	case strings.Contains(cfg.Policy.Bundle, "://"):
+		src.Bundle = cfg.Policy.Bundle
+	default:
+		src.Bundle = cfg.ResolvePath(cfg.Policy.Bundle)
+	}
+	if cfg.Policy.BundleKeyFile != "" {
+		key, err := os.ReadFile(cfg.ResolvePath(cfg.Policy.BundleKeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("policy.bundle_key_file: %w", err)
+		}
+		src.VerificationKey = string(key)
+	}
+	engine, err := policy.New(ctx, policy.Options{Source: src, Timeout: cfg.Policy.Timeout.Duration, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("loading policy: %w", err)
+	}
+	return engine, nil
+}
+
+func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, purposes []string, log *slog.Logger) (*consent.Registry, error) {
+	ref, err := secrets.ParseRef(cfg.Keys.SubjectHMAC)
+	if err != nil {
+		return nil, fmt.Errorf("keys.subject_hmac: %w", err)
+	}
+	key, err := p.Get(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("keys.subject_hmac: %w", err)
+	}
+	var vendors []string
+	for _, v := range cfg.Vendors {
+		vendors = append(vendors, v.ID)
+	}
+	categories := slices.DeleteFunc(slices.Clone(configs.Categories), func(c string) bool { return c == "metadata" })
+	reg, err := consent.Open(cfg.ResolvePath(cfg.StateDB), consent.Options{
+		SubjectKey: []byte(key.Value), Vendors: vendors, Purposes: purposes, Categories: categories, Logger: log,
+		// Until the audit log exists, every consent change is at least logged;
+		// the audit issue replaces this with a durable write that can refuse it.
+		Hook: func(_ context.Context, ch consent.Change) error {
+			log.Info("consent changed", "kind", ch.Kind, "consent_id", ch.Consent.ID, "app", ch.Consent.App, "actor", ch.Actor, "role", ch.Role)
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consent registry: %w", err)
+	}
+	return reg, nil
 }
 
 func (r *running) gatewayURL() string { return "https://" + r.srv.Addr(0) }
+
+func (r *running) adminURL() string { return "https://" + r.srv.Addr(2) }
 
 func (r *running) printReady(w io.Writer) {
 	fmt.Fprintf(w, "ready gateway=https://%s forward=https://%s admin=https://%s\n", r.srv.Addr(0), r.srv.Addr(1), r.srv.Addr(2))
@@ -98,23 +176,27 @@ func (r *running) serve(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if err := r.engine.Watch(ctx, r.cfg.Policy.Poll.Duration); err != nil {
+		return fmt.Errorf("watching policy: %w", err)
+	}
 	go func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				r.reload()
+				r.reload(ctx)
 			}
 		}
 	}()
-	r.log.Info("consentgate started", "node", r.cfg.Node, "gateway", r.srv.Addr(0), "forward", r.srv.Addr(1), "admin", r.srv.Addr(2), "vendors", len(r.cfg.Vendors))
+	r.log.Info("consentgate started", "node", r.cfg.Node, "gateway", r.srv.Addr(0), "forward", r.srv.Addr(1), "admin", r.srv.Addr(2),
+		"vendors", len(r.cfg.Vendors), "policy_revision", r.engine.Revision())
 	err := r.srv.Serve(ctx)
 	r.log.Info("consentgate stopped", "node", r.cfg.Node)
 	return err
 }
 
-func (r *running) reload() {
+func (r *running) reload(ctx context.Context) {
 	if err := r.in.Reload(); err != nil {
 		r.log.Error("reloading serving certificate failed; keeping the current one", "error", err)
 	}
@@ -123,5 +205,12 @@ func (r *running) reload() {
 			r.log.Error("reloading secrets file failed; keeping the current values", "error", err)
 		}
 	}
-	r.log.Info("reload done")
+	r.engine.Reload(ctx) // logs and counts its own failure
+	r.log.Info("reload done", "policy_revision", r.engine.Revision())
+}
+
+func (r *running) close() {
+	if err := r.consents.Close(); err != nil {
+		r.log.Error("closing consent registry", "error", err)
+	}
 }

@@ -338,3 +338,17 @@ test_liveness_video_denied_with_revoked_consent if {
 	d.reasons == ["consent revoked"]
 	d.binary == "deny"
 }
+
+# FinID matches the face against state records: under biometric-verification
+# the IIN, phone and photo are sent, and the app sees the IIN and phone masked
+# and no identity data.
+test_biometric_verification_finid_sends_iin_phone_photo if {
+	x := sending(call(finid_verify, "biometric-verification", ["biometric", "national_id", "contact"]), ["iin", "phone", "photo"])
+	d := decide(x)
+	d.allow == true
+	d.request.drop == []
+	d.response.fields["person.iin"] == "mask"
+	d.response.fields["person.phone"] == "mask"
+	d.response.fields["person.surname"] == "drop"
+	d.response.fields.status == "keep"
+}
