@@ -8,6 +8,8 @@ STATICCHECK_VERSION := v0.8.2
 
 test: test-deps vet fmt-check lint
 	$(GO) test -race ./...
+	$(GO) run ./cmd/consentgate policy check configs/policies
+	$(GO) run ./cmd/consentgate policy test configs/policies
 
 test-deps:
 	@deploy/scripts/test-deps.sh

@@ -123,17 +123,23 @@ func (e *Engine) Status() Status {
 // Decide evaluates the policy for one call. It never returns an error: whatever
 // goes wrong is a deny with a fixed reason, and the detail is in Decision.Err.
 func (e *Engine) Decide(ctx context.Context, in *Input) Decision {
+	return e.DecideRaw(ctx, in.value())
+}
+
+// DecideRaw evaluates an input given as a JSON-like tree, as `consentgate policy
+// eval` reads it from a file.
+func (e *Engine) DecideRaw(ctx context.Context, input map[string]any) Decision {
 	start := time.Now()
 	rev := e.cur.Load()
-	d := evaluate(ctx, rev, in, e.opts.Timeout)
+	d := evaluate(ctx, rev, input, e.opts.Timeout)
 	d.ID = uuid.NewString()
 	d.Revision = rev.id
 	e.metrics.observe(d, time.Since(start))
 	return d
 }
 
-func evaluate(ctx context.Context, rev *revision, in *Input, timeout time.Duration) Decision {
-	value, err := ast.InterfaceToValue(in.value())
+func evaluate(ctx context.Context, rev *revision, input map[string]any, timeout time.Duration) Decision {
+	value, err := ast.InterfaceToValue(input)
 	if err != nil {
 		return deny(ReasonEvalError, "converting input: "+err.Error())
 	}

@@ -180,7 +180,7 @@ func load(ctx context.Context, src Source) (*revision, error) {
 func smoke(ctx context.Context, rev *revision) error {
 	in := Input{App: App{ID: "smoke-test", Role: "app"}, Vendor: "smoke", Operation: "smoke.test", Method: "GET",
 		Path: "/", Body: "json", Now: time.Now()}
-	d := evaluate(ctx, rev, &in, time.Second)
+	d := evaluate(ctx, rev, in.value(), time.Second)
 	if d.Err != "" {
 		return fmt.Errorf("%s: %s", d.Reasons[0], d.Err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"os"
@@ -209,5 +210,55 @@ func TestCertsInspect(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "IČO:           none") || !strings.Contains(out.String(), "warning:       issuer is neither I.CA nor PostSignum") {
 		t.Errorf("banqware certificate:\n%s", out.String())
+	}
+}
+
+func TestPolicyCommands(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := devPolicies(filepath.Join(dir, "none"), dir); err != nil {
+		t.Fatal(err)
+	}
+	pdir := filepath.Join(dir, "policies")
+	out := &syncBuffer{}
+	if err := run(context.Background(), []string{"policy", "test", pdir}, out, out); err != nil {
+		t.Fatalf("shipped policy tests: %v\n%s", err, out.String())
+	}
+	if !regexp.MustCompile(`: (\d{2,}) passed, 0 failed`).MatchString(out.String()) {
+		t.Errorf("summary: %s", out.String())
+	}
+	if err := run(context.Background(), []string{"policy", "check", pdir}, out, out); err != nil {
+		t.Fatalf("policy check: %v", err)
+	}
+
+	// eval prints the decision the gateway would make.
+	input := filepath.Join(dir, "input.json")
+	writeTestFile(t, input, `{"app":{"id":"onboarding-web","role":"app"},"vendor":"airbank","operation":"airbank.cards",
+		"body":"json","purpose":"account-aggregation","consent_id":"c1",
+		"consent":{"id":"c1","app":"onboarding-web","vendors":["airbank"],"purposes":["account-aggregation"],"categories":["card"],
+		"status":"active","granted_at":"2026-01-01T00:00:00Z","expires_at":"2027-01-01T00:00:00Z"},
+		"fields":{"request":{},"response":{"data[].cardNumber":"card"}},"request":{"fields":[]},"now":"2026-11-21T10:00:00Z"}`)
+	out = &syncBuffer{}
+	if err := run(context.Background(), []string{"policy", "eval", "--policy", pdir, "--input", input}, out, out); err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Allow    bool     `json:"allow"`
+		Reasons  []string `json:"reasons"`
+		Response struct {
+			Fields map[string]string `json:"fields"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &d); err != nil || !d.Allow || d.Response.Fields["data[].cardNumber"] != "keep" {
+		t.Errorf("eval: %v %s", err, out.String())
+	}
+
+	// A failing test and an unformatted file are errors.
+	writeTestFile(t, filepath.Join(pdir, "zz_test.rego"), "package consentgate_zz\n\ntest_fails if {\n\tdata.consentgate.decision.allow == true\n}\n")
+	if err := run(context.Background(), []string{"policy", "test", pdir}, out, out); err == nil || !strings.Contains(out.String(), "FAIL ") {
+		t.Errorf("a failing policy test passed: %v", err)
+	}
+	writeTestFile(t, filepath.Join(pdir, "zz_test.rego"), "package consentgate_zz\ntest_x if { true }\n")
+	if err := run(context.Background(), []string{"policy", "check", pdir}, out, out); err == nil || !strings.Contains(err.Error(), "zz_test.rego") {
+		t.Errorf("unformatted file: err = %v", err)
 	}
 }

@@ -1,0 +1,93 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/format"
+	"github.com/open-policy-agent/opa/v1/tester"
+)
+
+// Check parses and compiles every module in dir, tests included, loads the
+// serving policy (with its smoke evaluation), and reports files that are not in
+// `opa fmt` form: what a reviewer should see before a policy change ships.
+func Check(ctx context.Context, dir string) error {
+	if _, _, err := tester.Load([]string{dir}, nil); err != nil {
+		return fmt.Errorf("policy does not compile:\n%w", err)
+	}
+	if _, err := load(ctx, Source{Dir: dir}); err != nil {
+		return err
+	}
+	var unformatted []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".rego") {
+			return err
+		}
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		formatted, err := format.Source(p, src)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if !bytes.Equal(src, formatted) {
+			unformatted = append(unformatted, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(unformatted) > 0 {
+		return fmt.Errorf("not in opa fmt form (run opa fmt -w): %s", strings.Join(unformatted, ", "))
+	}
+	return nil
+}
+
+// Test runs the Rego tests (test_ rules) in dir with OPA's tester, writes one
+// line per failure and a summary to w, and returns an error if any test did not
+// pass.
+func Test(ctx context.Context, dir string, w io.Writer, verbose bool) error {
+	results, err := tester.Run(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("loading %s: %w", dir, err)
+	}
+	var passed, failed int
+	for _, r := range results {
+		switch {
+		case r.Skip:
+			fmt.Fprintf(w, "SKIP %s.%s\n", r.Package, r.Name)
+		case r.Pass():
+			passed++
+			if verbose {
+				fmt.Fprintf(w, "PASS %s.%s (%s)\n", r.Package, r.Name, r.Duration)
+			}
+		default:
+			failed++
+			loc := ""
+			if r.Location != nil {
+				loc = fmt.Sprintf("%s:%d: ", r.Location.File, r.Location.Row)
+			}
+			if r.Error != nil {
+				fmt.Fprintf(w, "ERROR %s%s.%s: %v\n", loc, r.Package, r.Name, r.Error)
+			} else {
+				fmt.Fprintf(w, "FAIL %s%s.%s\n", loc, r.Package, r.Name)
+			}
+		}
+	}
+	fmt.Fprintf(w, "%s: %d passed, %d failed\n", dir, passed, failed)
+	switch {
+	case failed > 0:
+		return fmt.Errorf("%d of %d policy tests failed", failed, passed+failed)
+	case passed == 0:
+		return fmt.Errorf("no policy tests found in %s", dir)
+	}
+	return nil
+}
