@@ -95,9 +95,12 @@ func (m *minimizer) value(v any, path string) (any, bool) {
 		return m.apply(action, v, path)
 	}
 	if m.prefixes[path] || path == "" {
+		// A container emptied by minimisation is dropped too: an empty address
+		// object would still tell that the vendor holds an address.
 		switch x := v.(type) {
 		case map[string]any:
-			return m.object(x, path), true
+			out := m.object(x, path)
+			return out, len(out) > 0 || len(x) == 0
 		case []any:
 			out := make([]any, 0, len(x))
 			for _, el := range x {
@@ -105,7 +108,7 @@ func (m *minimizer) value(v any, path string) (any, bool) {
 					out = append(out, kept)
 				}
 			}
-			return out, true
+			return out, len(out) > 0 || len(x) == 0
 		}
 	}
 	return m.apply(m.def, v, path)

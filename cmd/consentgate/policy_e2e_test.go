@@ -1,0 +1,354 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/secrets"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var (
+	uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	hmacRE = regexp.MustCompile(`"[0-9a-f]{64}"`)
+	timeRE = regexp.MustCompile(`"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"`)
+)
+
+// golden compares a minimised body with testdata/golden/name.json, after
+// replacing what changes from run to run (ids, hashes under the dev key, times).
+func golden(t *testing.T, name string, body []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, body, "", "  "); err != nil {
+		t.Fatalf("%s: %v: %s", name, err, body)
+	}
+	got := uuidRE.ReplaceAll(buf.Bytes(), []byte("<uuid>"))
+	got = hmacRE.ReplaceAll(got, []byte(`"<hmac>"`))
+	got = append(timeRE.ReplaceAll(got, []byte(`"<time>"`)), '\n')
+	file := filepath.Join("testdata", "golden", name+".json")
+	if *update {
+		if err := os.WriteFile(file, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s: minimised body differs from %s:\n%s", name, file, got)
+	}
+}
+
+// The exact body each purpose lets through.
+func TestDevPurposesGolden(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	tests := []struct {
+		name, consent, purpose, path, body string
+		withheld                           bool
+	}{
+		{"kyc-onboarding_airbank_personalData", "dev-kyc", "kyc-onboarding", "/v/airbank/openapi/glClientIdentity/v1/personalData", "", true},
+		{"kyc-onboarding_kb_identity", "dev-kyc", "kyc-onboarding", "/v/kb/v1/clients/me/identity", "", true},
+		{"age-verification_airbank_personalData", "dev-age", "age-verification", "/v/airbank/openapi/glClientIdentity/v1/personalData", "", true},
+		{"age-verification_kb_identity", "dev-age", "age-verification", "/v/kb/v1/clients/me/identity", "", true},
+		{"aml-screening_airbank_personalData", "dev-kyc", "aml-screening", "/v/airbank/openapi/glClientIdentity/v1/personalData", "", true},
+		{"account-aggregation_airbank_accounts", "dev-kyc", "account-aggregation", "/v/airbank/openapi/glClientIdentity/v1/accounts", "", false},
+		{"account-aggregation_airbank_cards", "dev-kyc", "account-aggregation", "/v/airbank/openapi/glClientIdentity/v1/cards", "", false},
+		{"biometric-verification_finid_verify", "dev-kyc", "biometric-verification", "/v/finid/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method := "GET"
+			if tt.body != "" {
+				method = "POST"
+			}
+			resp, body := call(t, e.app, method, e.gatewayURL()+tt.path, tt.body, under(tt.consent, tt.purpose))
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if w := resp.Header.Get("X-Consentgate-Withheld"); (w != "0") != tt.withheld {
+				t.Errorf("X-Consentgate-Withheld = %s", w)
+			}
+			golden(t, tt.name, body)
+		})
+	}
+
+	// The hashed birth number is the HMAC of the real one under the dev field key.
+	_, body := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", under("dev-kyc", "aml-screening"))
+	var got map[string]any
+	json.Unmarshal(body, &got)
+	direct := e.directAirbankPersonalData(t)
+	mac := hmac.New(sha256.New, []byte(e.secret(t, "consentgate/keys#field_hmac")))
+	mac.Write([]byte(direct["birthNumber"].(string)))
+	if got["birthNumber"] != hex.EncodeToString(mac.Sum(nil)) {
+		t.Errorf("aml-screening birthNumber %v is not HMAC(field key, birth number)", got["birthNumber"])
+	}
+	if strings.Contains(string(body), direct["birthNumber"].(string)) {
+		t.Error("raw birth number disclosed under aml-screening")
+	}
+}
+
+func (e *devEnv) secret(t *testing.T, ref string) string {
+	t.Helper()
+	r, _ := secrets.ParseRef(ref)
+	s, err := e.secrets.Get(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Value
+}
+
+// directAirbankPersonalData is what Air Bank itself returns, unminimised.
+func (e *devEnv) directAirbankPersonalData(t *testing.T) map[string]any {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevSandboxRootCert), ServerName: "localhost"}}}
+	resp, body := call(t, c, "GET", e.sandboxes.Airbank.URL+"/openapi/glClientIdentity/v1/personalData", "", map[string]string{
+		"Authorization": "Bearer " + e.creds.AirbankAccessToken, "Apikey": e.creds.AirbankAPIKey})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("direct call: %d", resp.StatusCode)
+	}
+	return decode(t, body)
+}
+
+// issueApp makes a certificate for another app from the dev internal CA.
+func (e *devEnv) issueApp(t *testing.T, name, role string) *http.Client {
+	t.Helper()
+	certPEM, _ := os.ReadFile(e.pki.Path(certs.DevRootCert))
+	keyPEM, _ := os.ReadFile(certs.KeyFile(e.pki.Path(certs.DevRootCert)))
+	ca, err := certs.ParseCA(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Issue(certs.AppTemplate(e.cfg.TrustDomain, role, name, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert),
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}}}}}
+}
+
+// createConsent registers a consent through the admin API as client.
+func (e *devEnv) createConsent(t *testing.T, client *http.Client, body string) string {
+	t.Helper()
+	resp, b := call(t, client, "POST", e.adminURL()+"/v1/consents", body, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("creating consent: %d %s", resp.StatusCode, b)
+	}
+	return decode(t, b)["id"].(string)
+}
+
+// Every deny reason: 403 problem+json naming it, and no vendor call.
+func TestDevEveryDenyReason(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	eshop := e.issueApp(t, "eshop-checkout", "app")
+	stranger := e.issueApp(t, "unlisted-app", "app")
+	const personal = "/v/airbank/openapi/glClientIdentity/v1/personalData"
+
+	other := e.createConsent(t, eshop, `{"subject":"buyer-1","vendors":["airbank"],"purposes":["age-verification"],"categories":["identity"],"evidence":{"text":"checkbox"},"ttl":"24h"}`)
+	revoked := e.createConsent(t, e.app, `{"subject":"user-2","vendors":["airbank"],"purposes":["kyc-onboarding"],"categories":["identity"],"evidence":{"text":"checkbox"},"ttl":"24h"}`)
+	cards := e.createConsent(t, e.app, `{"subject":"user-3","vendors":["airbank"],"purposes":["kyc-onboarding"],"categories":["card"],"evidence":{"text":"checkbox"},"ttl":"24h"}`)
+	if resp, b := call(t, e.app, "DELETE", e.adminURL()+"/v1/consents/"+revoked, "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d %s", resp.StatusCode, b)
+	}
+	past := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Second)
+	if err := e.consents.Put(context.Background(), consent.Consent{ID: "expired-1", App: "onboarding-web", Subject: e.consents.SubjectHMAC("user-4"),
+		Vendors: []string{"airbank"}, Purposes: []string{"kyc-onboarding"}, Categories: []string{"identity"},
+		Evidence: consent.Evidence{Text: "test"}, GrantedAt: past, ExpiresAt: past.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		reason  string
+		client  *http.Client
+		path    string
+		headers map[string]string
+	}{
+		{"no consent header", e.app, personal, map[string]string{"X-Purpose": "kyc-onboarding"}},
+		{"unknown consent", e.app, personal, map[string]string{"X-Consent-Id": "no-such-consent", "X-Purpose": "kyc-onboarding"}},
+		{"consent of another app", e.app, personal, map[string]string{"X-Consent-Id": other, "X-Purpose": "age-verification"}},
+		{"consent revoked", e.app, personal, map[string]string{"X-Consent-Id": revoked, "X-Purpose": "kyc-onboarding"}},
+		{"consent expired", e.app, personal, map[string]string{"X-Consent-Id": "expired-1", "X-Purpose": "kyc-onboarding"}},
+		{"vendor not in consent", e.app, "/v/finid/api/v1/verifications/abc", map[string]string{"X-Consent-Id": "dev-age", "X-Purpose": "age-verification"}},
+		{"no purpose header", e.app, personal, map[string]string{"X-Consent-Id": "dev-kyc"}},
+		{"unknown purpose", e.app, personal, map[string]string{"X-Consent-Id": "dev-kyc", "X-Purpose": "teleportation"}},
+		{"purpose not in consent", e.app, personal, map[string]string{"X-Consent-Id": "dev-age", "X-Purpose": "kyc-onboarding"}},
+		{"category not in consent", e.app, personal, map[string]string{"X-Consent-Id": cards, "X-Purpose": "kyc-onboarding"}},
+		{"app not allowed vendor", stranger, personal, map[string]string{"X-Consent-Id": "dev-kyc", "X-Purpose": "kyc-onboarding"}},
+		{"app not allowed purpose", eshop, personal, map[string]string{"X-Consent-Id": other, "X-Purpose": "aml-screening"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.reason, func(t *testing.T) {
+			before := e.sandboxes.Airbank.Count() + e.sandboxes.FinID.Count()
+			resp, body := call(t, tt.client, "GET", e.gatewayURL()+tt.path, "", tt.headers)
+			if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			var p struct {
+				Type       string   `json:"type"`
+				Reasons    []string `json:"reasons"`
+				DecisionID string   `json:"decision_id"`
+			}
+			if err := json.Unmarshal(body, &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Type != "urn:consentgate:problem:policy-denied" || !slices.Contains(p.Reasons, tt.reason) {
+				t.Errorf("problem %s lacks reason %q", body, tt.reason)
+			}
+			if p.DecisionID == "" || p.DecisionID != resp.Header.Get("X-Consentgate-Decision-Id") {
+				t.Errorf("decision id %q / header %q", p.DecisionID, resp.Header.Get("X-Consentgate-Decision-Id"))
+			}
+			if after := e.sandboxes.Airbank.Count() + e.sandboxes.FinID.Count(); after != before {
+				t.Error("the vendor was called")
+			}
+		})
+	}
+}
+
+// An app registers a consent, uses it, revokes it: the very next call is refused.
+func TestDevConsentLifecycleThroughAdminAPI(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	id := e.createConsent(t, e.app, `{"subject":"customer-77","vendors":["airbank"],"purposes":["account-aggregation"],"categories":["account"],"evidence":{"text":"online form","reference":"form-2026-77"},"ttl":"720h"}`)
+	path := "/v/airbank/openapi/glClientIdentity/v1/accounts"
+	if resp, body := call(t, e.app, "GET", e.gatewayURL()+path, "", under(id, "account-aggregation")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("call under a fresh consent: %d %s", resp.StatusCode, body)
+	}
+	resp, body := call(t, e.app, "GET", e.adminURL()+"/v1/consents?subject=customer-77", "", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), id) || strings.Contains(string(body), "customer-77") {
+		t.Fatalf("list by subject: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := call(t, e.app, "DELETE", e.adminURL()+"/v1/consents/"+id, "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d %s", resp.StatusCode, body)
+	}
+	before := e.sandboxes.Airbank.Count()
+	resp, body = call(t, e.app, "GET", e.gatewayURL()+path, "", under(id, "account-aggregation"))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "consent revoked") {
+		t.Fatalf("call after revocation: %d %s", resp.StatusCode, body)
+	}
+	if e.sandboxes.Airbank.Count() != before {
+		t.Error("the vendor was called after revocation")
+	}
+	// Another app cannot see or revoke it; the auditor can read it.
+	if resp, _ := call(t, e.issueApp(t, "pfm-mobile", "app"), "GET", e.adminURL()+"/v1/consents/"+id, "", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("other app reading the consent: %d", resp.StatusCode)
+	}
+	if resp, _ := call(t, e.clientFor(t, "auditor"), "GET", e.adminURL()+"/v1/consents/"+id, "", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("auditor reading the consent: %d", resp.StatusCode)
+	}
+	if strings.Contains(e.logs.String(), "customer-77") {
+		t.Error("the raw subject reached the log")
+	}
+}
+
+type policyStatus struct {
+	Revision       string `json:"revision"`
+	ReloadFailures int    `json:"reload_failures"`
+	LastError      string `json:"last_error"`
+}
+
+func (e *devEnv) policyStatus(t *testing.T) policyStatus {
+	t.Helper()
+	resp, body := call(t, e.app, "GET", e.adminURL()+"/v1/policy/status", "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("policy status: %d %s", resp.StatusCode, body)
+	}
+	var s policyStatus
+	if err := json.Unmarshal(body, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// Edits are picked up without restart; a broken edit keeps the revision in
+// service; under concurrent calls no request fails or goes undecided.
+func TestDevPolicyHotReload(t *testing.T) {
+	dir := t.TempDir()
+	e := startTestDev(t, dir)
+	pdir := filepath.Join(dir, "policies")
+	data, err := os.ReadFile(filepath.Join(pdir, "data.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := e.policyStatus(t).Revision
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	calls := 0
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", under("dev-kyc", "account-aggregation"))
+				mu.Lock()
+				calls++
+				if resp.StatusCode != http.StatusOK {
+					failures = append(failures, string(body))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	// A broken edit: the revision stays and the error names file and line.
+	broken := filepath.Join(pdir, "broken.rego")
+	if err := os.WriteFile(broken, []byte("package consentgate\n\nallow_all := {\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failed reload", func() bool { return e.policyStatus(t).ReloadFailures > 0 })
+	st := e.policyStatus(t)
+	if st.Revision != first || !strings.Contains(st.LastError, "broken.rego:") {
+		t.Errorf("after a broken edit: %+v", st)
+	}
+	os.Remove(broken)
+	// A good edit: eshop-checkout may now aggregate accounts; a new revision.
+	edited := bytes.Replace(data, []byte("    purposes: [age-verification]"), []byte("    purposes: [age-verification, account-aggregation]"), 1)
+	if bytes.Equal(edited, data) {
+		t.Fatal("edit did not apply")
+	}
+	if err := os.WriteFile(filepath.Join(pdir, "data.yaml"), edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new revision", func() bool { return e.policyStatus(t).Revision != first })
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d calls failed during reloads, first: %s", len(failures), calls, failures[0])
+	}
+	if calls < 10 {
+		t.Fatalf("only %d calls ran during the reloads", calls)
+	}
+	if !strings.Contains(e.logs.String(), "policy reload failed; keeping the current revision") {
+		t.Error("the failed reload was not logged")
+	}
+}
