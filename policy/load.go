@@ -156,7 +156,8 @@ func load(ctx context.Context, src Source) (*revision, error) {
 	pq, err := rego.New(
 		rego.Query(Query),
 		rego.Compiler(compiler),
-		rego.Store(inmem.NewFromObject(data)),
+		// AST values on read: data is converted once at load, not on every lookup.
+		rego.Store(inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))),
 		rego.StrictBuiltinErrors(true),
 	).PrepareForEval(ctx)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -72,6 +73,7 @@ func TestMinimizeActions(t *testing.T) {
 		{"top-level array", `[{"a":1,"b":2}]`, map[string]string{"[].a": "keep"}, "drop", `[{"a":1}]`, []string{"[].b"}},
 		{"top-level scalar dropped", `"9157144238"`, map[string]string{}, "drop", `{}`, []string{""}},
 		{"keys that read as paths never go out", `{"a.b":"x","c[]":1,"a":{"b":"y"}}`, map[string]string{"a.b": "keep"}, "keep", `{"a":{"b":"y"}}`, []string{"a.b", "c[]"}},
+		{"an empty key never goes out", `{"":"x","a":1}`, map[string]string{"a": "keep"}, "keep", `{"a":1}`, []string{""}},
 		{"large numbers keep precision", `{"n":12345678901234567890}`, map[string]string{"n": "keep"}, "drop", `{"n":12345678901234567890}`, nil},
 		{"empty body", ``, map[string]string{}, "drop", ``, nil},
 	}
@@ -92,8 +94,8 @@ func TestMinimizeActions(t *testing.T) {
 }
 
 func TestMinimizeRefusesNonJSON(t *testing.T) {
-	for _, in := range []string{`<html>error</html>`, `{"a":1} {"b":2}`, `{"a":`} {
-		if _, err := newMinimizer(nil, "drop", nil, minimizeNow).minimize([]byte(in)); !errors.Is(err, ErrUnparsableBody) {
+	for _, in := range []string{`<html>error</html>`, `{"a":1} {"b":2}`, `{"a":`, `{"a":1,"b":{"c":1,"c":2}}`} {
+		if _, err := newMinimizer(map[string]string{"b.c": "keep"}, "drop", nil, minimizeNow).minimize([]byte(in)); !errors.Is(err, ErrUnparsableBody) {
 			t.Errorf("%q: err = %v", in, err)
 		}
 	}
@@ -186,5 +188,85 @@ func scalarPaths(v any, path string) []string {
 		return out
 	default:
 		return []string{path}
+	}
+}
+
+// FuzzMinimizeMatchesReference: the byte-walking minimiser and the tree-based
+// reference produce the same document (up to key order) and withhold the same
+// paths, for any body and any decision.
+func FuzzMinimizeMatchesReference(f *testing.F) {
+	f.Add(`{"names":"Jana","birthNumber":"9157144238","addr":{"country":"CZ","street":"x"},"data":[{"iban":"CZ65","bic":"X"}]}`, "birthNumber", "mask", "data[].iban", "drop")
+	f.Add(`{"birthDate":"2000-01-01","birthNumber":"0001010008","x":{"y":[1,2,{"z":"SECRET"}]}}`, "birthDate", "derive:age_over_18", "x.y[].z", "keep")
+	f.Add(`[{"a":"\u0041\"b","a.b":1}]`, "[].a", "hash", "[].c", "derive:last4")
+	actions := []string{"keep", "drop", "mask", "hash", "derive:age_over_18", "derive:age_over_21", "derive:country_only", "derive:year_only", "derive:last4"}
+	f.Fuzz(func(t *testing.T, body, p1, a1, p2, def string) {
+		if !json.Valid([]byte(body)) || !slices.Contains(actions, a1) {
+			return
+		}
+		fields := map[string]string{p1: a1, p2: "keep"}
+		got, err := newMinimizer(fields, def, []byte("k"), minimizeNow).minimize([]byte(body))
+		if errors.Is(err, ErrUnparsableBody) && repeatsKey(body) {
+			return // refused as ambiguous; the map-based reference cannot see repeats
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := refMinimizer{newMinimizer(fields, def, []byte("k"), minimizeNow)}.refMinimize([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g, r any
+		if err := json.Unmarshal(got.body, &g); err != nil {
+			t.Fatalf("output is not JSON: %q", got.body)
+		}
+		json.Unmarshal(ref.body, &r)
+		if !reflect.DeepEqual(g, r) {
+			t.Fatalf("body %s with %v default %s:\n got %s\nwant %s", body, fields, def, got.body, ref.body)
+		}
+		if !slices.Equal(got.withheld, ref.withheld) {
+			t.Fatalf("withheld %q, reference %q", got.withheld, ref.withheld)
+		}
+	})
+}
+
+// repeatsKey reports whether some object in the JSON body repeats a key.
+func repeatsKey(body string) bool {
+	dec := json.NewDecoder(strings.NewReader(body))
+	var stack []map[string]bool
+	expectKey := []bool{}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, map[string]bool{})
+				expectKey = append(expectKey, true)
+			case '[':
+				stack = append(stack, nil)
+				expectKey = append(expectKey, false)
+			default:
+				stack, expectKey = stack[:len(stack)-1], expectKey[:len(expectKey)-1]
+				if len(expectKey) > 0 && stack[len(stack)-1] != nil {
+					expectKey[len(expectKey)-1] = true
+				}
+			}
+			continue
+		case string:
+			if n := len(stack); n > 0 && stack[n-1] != nil && expectKey[n-1] {
+				if stack[n-1][v] {
+					return true
+				}
+				stack[n-1][v] = true
+				expectKey[n-1] = false
+				continue
+			}
+		}
+		if n := len(stack); n > 0 && stack[n-1] != nil {
+			expectKey[n-1] = true
+		}
 	}
 }

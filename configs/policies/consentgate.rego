@@ -64,26 +64,21 @@ request_map := m if {
 } else := {}
 
 # Every field of the profile is named, so the audit record can say what was
-# withheld; fields the profile does not know are left to the default.
+# withheld; fields the profile does not know are left to the default. The
+# category -> action table is a complete rule, evaluated once per decision and
+# then only looked up per field: that keeps a decision in the tens of
+# microseconds.
 response_fields := {} if {
 	not allow
-} else := {path: action |
-	some path, category in response_map
-	action := response_action(path, category)
-}
+} else := object.union(
+	{path: object.get(category_table, category, "drop") | some path, category in response_map},
+	{path: purposes.definition.age_source_action | not consent_free; some path in purposes.age_paths},
+)
 
 # Metadata (ids, statuses) is not personal and every call needs it.
-response_action(_, "metadata") := "keep"
-
-response_action(path, category) := purposes.response_action(path, category) if {
-	category != "metadata"
-	not consent_free
-}
-
-response_action(_, category) := "drop" if {
-	category != "metadata"
+category_table := {"metadata": "keep"} if {
 	consent_free
-}
+} else := object.union(purposes.category_actions, {"metadata": "keep"})
 
 # Request fields the app sent that the vendor must not receive. A field the
 # profile does not map is dropped too: nobody decided it may leave.

@@ -85,12 +85,19 @@ age_source(path) if {
 	trim_suffix(segments[count(segments) - 1], "[]") in data.age_sources
 }
 
-# The action on one personal (non-metadata) response field.
-response_action(path, category) := action if {
-	action := definition.age_source_action
-	age_source(path)
+# The action on each category this call may disclose: the purpose's table,
+# limited to the categories the end user consented to. Other categories drop.
+category_actions := {category: action |
+	some category, action in definition.categories
 	category in consent.categories
-} else := action if {
-	category in disclosed
-	action := definition.categories[category]
-} else := "drop"
+}
+
+# Response fields an age is derived from, when the purpose derives one and the
+# field's category is consented.
+age_paths contains path if {
+	definition.age_source_action
+	some path, category in input.fields.response
+	category != "metadata"
+	category in consent.categories
+	age_source(path)
+}
