@@ -16,7 +16,7 @@ func BenchmarkDecideShippedPolicy(b *testing.B) {
 	}
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	in := &Input{
-		App: App{ID: "onboarding-web", Role: "app", URI: "spiffe://consentgate.dev/app/onboarding-web"},
+		App:    App{ID: "onboarding-web", Role: "app", URI: "spiffe://consentgate.dev/app/onboarding-web"},
 		Vendor: "airbank", Operation: "airbank.personalData", Method: "GET",
 		Path: "/openapi/glClientIdentity/v1/personalData", Body: "json",
 		Purpose: "kyc-onboarding", ConsentID: "dev-kyc",

@@ -309,11 +309,12 @@ func TestDevPolicyHotReload(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", under("dev-kyc", "account-aggregation"))
+				// kb: the Air Bank sandbox would rightly answer 429 at this rate.
+				resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/kb/v1/clients/me/identity", "", under("dev-kyc", "kyc-onboarding"))
 				mu.Lock()
 				calls++
 				if resp.StatusCode != http.StatusOK {
-					failures = append(failures, string(body))
+					failures = append(failures, resp.Status+" "+string(body))
 				}
 				mu.Unlock()
 			}
