@@ -8,12 +8,14 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/consentgate/consentgate/internal/logsink"
 )
 
 // TestRawSubjectNeverLeaves drives every route and failure with the raw subject, then
 // searches the bytes of the bbolt file, every answer (headers too) and the log for it.
 func TestRawSubjectNeverLeaves(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logsink.Buffer{}
 	hooks := &hookLog{}
 	o := testOptions(newClock())
 	o.Hook = hooks.hook

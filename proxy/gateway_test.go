@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -22,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/consentgate/consentgate/internal/logsink"
 
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
@@ -119,26 +120,9 @@ type testEnv struct {
 	client     *http.Client // app certificate
 	ca         *certs.CA
 	dir        string
-	logs       *syncBuffer
+	logs       *logsink.Buffer
 	seen       *seen
 	trust      *x509.CertPool
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
@@ -287,7 +271,7 @@ operations:
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logsink.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	engine, err := policy.New(context.Background(), policy.Options{Source: policy.Source{Dir: filepath.Join(dir, "policies")}})
 	if err != nil {

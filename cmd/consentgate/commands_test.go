@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/internal/logsink"
+
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/secrets"
@@ -84,7 +86,7 @@ func writeTestFile(t *testing.T, name, data string) {
 func TestServeStartsAndStopsCleanly(t *testing.T) {
 	_, file, pki := writeServeConfig(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &logsink.Buffer{}, &logsink.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", file}, stdout, stderr) }()
 	var addr string
@@ -151,7 +153,7 @@ func TestServeRefusesACertificateTheVendorWouldRefuse(t *testing.T) {
 	if err := secrets.WriteFile(filepath.Join(dir, "secrets.yaml"), values); err != nil {
 		t.Fatal(err)
 	}
-	err = run(context.Background(), []string{"serve", "--config", file}, &syncBuffer{}, &syncBuffer{})
+	err = run(context.Background(), []string{"serve", "--config", file}, &logsink.Buffer{}, &logsink.Buffer{})
 	if err == nil {
 		t.Fatal("serve started with a kb certificate kb would refuse")
 	}
@@ -167,14 +169,14 @@ func TestServeNamesMissingFiles(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "pki", "ca.crt")); err != nil {
 		t.Fatal(err)
 	}
-	err := run(context.Background(), []string{"serve", "--config", file}, &syncBuffer{}, &syncBuffer{})
+	err := run(context.Background(), []string{"serve", "--config", file}, &logsink.Buffer{}, &logsink.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), file+":11: tls.client_ca_file: cannot read") {
 		t.Fatalf("err = %v", err)
 	}
 }
 
 func TestConfigCheck(t *testing.T) {
-	out := &syncBuffer{}
+	out := &logsink.Buffer{}
 	if err := run(context.Background(), []string{"config", "check", "../../configs/consentgate.yaml"}, out, out); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +194,7 @@ func TestConfigCheck(t *testing.T) {
 
 func TestCertsInspect(t *testing.T) {
 	_, _, pki := writeServeConfig(t)
-	out := &syncBuffer{}
+	out := &logsink.Buffer{}
 	if err := run(context.Background(), []string{"certs", "inspect", pki.Path(certs.DevKBSealCert)}, out, out); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +206,7 @@ func TestCertsInspect(t *testing.T) {
 	if strings.Contains(out.String(), "warning") {
 		t.Errorf("unexpected warning:\n%s", out.String())
 	}
-	out = &syncBuffer{}
+	out = &logsink.Buffer{}
 	if err := run(context.Background(), []string{"certs", "inspect", pki.Path(certs.DevBanqwareCert)}, out, out); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +221,7 @@ func TestPolicyCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	pdir := filepath.Join(dir, "policies")
-	out := &syncBuffer{}
+	out := &logsink.Buffer{}
 	if err := run(context.Background(), []string{"policy", "test", pdir}, out, out); err != nil {
 		t.Fatalf("shipped policy tests: %v\n%s", err, out.String())
 	}
@@ -237,7 +239,7 @@ func TestPolicyCommands(t *testing.T) {
 		"consent":{"id":"c1","app":"onboarding-web","vendors":["airbank"],"purposes":["account-aggregation"],"categories":["card"],
 		"status":"active","granted_at":"2026-01-01T00:00:00Z","expires_at":"2027-01-01T00:00:00Z"},
 		"fields":{"request":{},"response":{"data[].cardNumber":"card"}},"request":{"fields":[]},"now":"2026-11-21T10:00:00Z"}`)
-	out = &syncBuffer{}
+	out = &logsink.Buffer{}
 	if err := run(context.Background(), []string{"policy", "eval", "--policy", pdir, "--input", input}, out, out); err != nil {
 		t.Fatal(err)
 	}

@@ -20,31 +20,16 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/consentgate/consentgate/internal/logsink"
+
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/sandbox"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type devEnv struct {
 	*devStack
-	logs *syncBuffer
+	logs *logsink.Buffer
 	app  *http.Client
 }
 
@@ -61,7 +46,7 @@ func startTestDev(t *testing.T, dir string) *devEnv {
 // embedded policies are copied into dir, so a test may edit them.
 func startTestDevStoppable(t *testing.T, dir string) (*devEnv, func()) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logsink.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := startDev(ctx, devOptions{dir: dir, gateway: "127.0.0.1:0", forward: "127.0.0.1:0", admin: "127.0.0.1:0", policies: filepath.Join(dir, "no-such-dir")}, log)
