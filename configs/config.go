@@ -24,6 +24,7 @@ type Config struct {
 	Secrets Secrets `yaml:"secrets"`
 	Policy  Policy  `yaml:"policy"`
 	Keys    Keys    `yaml:"keys"`
+	Audit   Audit   `yaml:"audit"`
 	// StateDB is the bbolt file of the consent registry (default state.db in
 	// data_dir); it is separate from the audit log.
 	StateDB string `yaml:"state_db"`
@@ -52,10 +53,30 @@ type Policy struct {
 	Poll Duration `yaml:"poll"`
 }
 
+// Audit configures the append-only audit log.
+type Audit struct {
+	// Path is the bbolt file (default audit.db in data_dir).
+	Path string `yaml:"path"`
+	// Mode is "strict" (default: a record is on disk before the call goes on)
+	// or "async" (not compliance-grade: a crash can lose the last records).
+	Mode string `yaml:"mode"`
+	// BatchSize and MaxDelay bound a group commit (defaults 256 and 1ms).
+	BatchSize int      `yaml:"batch_size"`
+	MaxDelay  Duration `yaml:"max_delay"`
+	// CheckpointEvery and CheckpointInterval say how often a signed checkpoint
+	// is written (defaults 1000 records and 10s).
+	CheckpointEvery    int      `yaml:"checkpoint_every"`
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+}
+
 // Keys are secret references of the keys consentgate itself uses.
 type Keys struct {
-	// SubjectHMAC hashes end-user ids in the consent registry (and audit log).
+	// SubjectHMAC hashes end-user ids and searchable identifiers (birth number,
+	// IIN, document number) in the consent registry and the audit log, so an
+	// auditor can search by them without the log holding them.
 	SubjectHMAC string `yaml:"subject_hmac"`
+	// AuditSigning is the Ed25519 private key (PKCS#8 PEM) of audit checkpoints.
+	AuditSigning string `yaml:"audit_signing"`
 	// FieldHMAC is the key of the "hash" minimisation action.
 	FieldHMAC string `yaml:"field_hmac"`
 }

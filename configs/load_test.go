@@ -57,6 +57,7 @@ policy:
 keys:
   subject_hmac: consentgate/keys#subject_hmac
   field_hmac: consentgate/keys#field_hmac
+  audit_signing: consentgate/keys#audit_signing
 vendors:
   - v.yaml
 `
@@ -92,7 +93,7 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 		{"unknown provider", strings.Replace(goodMain, "provider: file", "provider: etcd", 1), goodVendor,
 			"main.yaml:11: secrets.provider: \"etcd\" is unknown"},
 		{"missing vendor file", strings.Replace(goodMain, "- v.yaml", "- nope.yaml", 1), goodVendor,
-			"main.yaml:20: vendors[0]: cannot read vendor profile nope.yaml"},
+			"main.yaml:21: vendors[0]: cannot read vendor profile nope.yaml"},
 		{"unknown vendor key", goodMain, strings.Replace(goodVendor, "    method: GET", "    mehtod: GET", 1),
 			"v.yaml:10: operations[0].mehtod: unknown field"},
 		{"http base url", goodMain, strings.Replace(goodVendor, "https://", "http://", 1),
@@ -114,7 +115,7 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 		{"two credential places", goodMain, strings.Replace(goodVendor, "header: apikey", "header: apikey\n    query: k", 1),
 			"v.yaml:4: credentials[0]: an api_key goes in exactly one of header, query or body_field"},
 		{"syntax error", goodMain + "  - [unclosed\n", goodVendor,
-			"main.yaml:20: did not find expected"},
+			"main.yaml:21: did not find expected"},
 		{"no policy", strings.Replace(goodMain, "  dir: policies", "  timeout: 10ms", 1), goodVendor,
 			"main.yaml:14: policy: needs dir or bundle"},
 		{"plain http bundle", strings.Replace(goodMain, "  dir: policies", "  bundle: http://opa.internal/b.tar.gz", 1), goodVendor,

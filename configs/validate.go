@@ -72,6 +72,8 @@ func (v *validator) config(c *Config) {
 	v.policy(&c.Policy)
 	v.secretRef("keys.subject_hmac", c.Keys.SubjectHMAC)
 	v.secretRef("keys.field_hmac", c.Keys.FieldHMAC)
+	v.secretRef("keys.audit_signing", c.Keys.AuditSigning)
+	v.audit(&c.Audit)
 	if c.StateDB == "" {
 		c.StateDB = "state.db"
 	}
@@ -105,6 +107,39 @@ func (v *validator) policy(p *Policy) {
 	}
 	if p.Poll.Duration == 0 {
 		p.Poll.Duration = time.Minute
+	}
+}
+
+func (v *validator) audit(a *Audit) {
+	if a.Path == "" {
+		a.Path = "audit.db"
+	}
+	switch a.Mode {
+	case "":
+		a.Mode = "strict"
+	case "strict", "async":
+	default:
+		v.fail("audit.mode", "%q is unknown: use strict or async", a.Mode)
+	}
+	switch {
+	case a.BatchSize == 0:
+		a.BatchSize = 256
+	case a.BatchSize < 1 || a.BatchSize > 10000:
+		v.fail("audit.batch_size", "%d is outside 1..10000", a.BatchSize)
+	}
+	if a.MaxDelay.Duration == 0 {
+		a.MaxDelay.Duration = time.Millisecond
+	} else if a.MaxDelay.Duration > time.Second {
+		v.fail("audit.max_delay", "%s would hold every call for up to that long", a.MaxDelay)
+	}
+	switch {
+	case a.CheckpointEvery == 0:
+		a.CheckpointEvery = 1000
+	case a.CheckpointEvery < 1:
+		v.fail("audit.checkpoint_every", "must be positive")
+	}
+	if a.CheckpointInterval.Duration == 0 {
+		a.CheckpointInterval.Duration = 10 * time.Second
 	}
 }
 

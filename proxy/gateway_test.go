@@ -192,6 +192,7 @@ policy:
 keys:
   subject_hmac: consentgate/keys#subject_hmac
   field_hmac: consentgate/keys#field_hmac
+  audit_signing: consentgate/keys#audit_signing
 vendors: [echo.yaml, nosecret.yaml, down.yaml]
 `), 0o644)
 	writeFile(t, filepath.Join(dir, "policies", "allow.rego"), []byte(testPolicy), 0o644)

@@ -71,6 +71,7 @@ policy:
 keys:
   subject_hmac: consentgate/keys#subject_hmac
   field_hmac: consentgate/keys#field_hmac
+  audit_signing: consentgate/keys#audit_signing
 vendors: [vendors/kb.yaml, vendors/airbank.yaml, vendors/biometric.yaml, vendors/finid.yaml, vendors/banqware.yaml]
 `)
 	return dir, file, pki

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -249,7 +252,28 @@ var devSecretRefs = []struct {
 }
 
 // devKeyRefs are consentgate's own keys in the dev store; they match dev.yaml.
-var devKeyRefs = []string{"consentgate/keys#subject_hmac", "consentgate/keys#field_hmac"}
+var devKeyRefs = []string{"consentgate/keys#subject_hmac", "consentgate/keys#field_hmac", "consentgate/keys#audit_signing"}
+
+// newDevKey makes the value of one of consentgate's own keys: an Ed25519 PKCS#8
+// PEM key for audit signing, 32 random bytes in hex for the HMAC keys.
+func newDevKey(ref secrets.Ref) (string, error) {
+	if ref.Key == "audit_signing" {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return "", err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			return "", err
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), nil
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(key), nil
+}
 
 // loadOrCreateDevSecrets writes DIR/secrets.yaml on the first run: fresh random
 // vendor credentials and the dev vendor client certificates. Later runs read the
@@ -288,11 +312,11 @@ func loadOrCreateDevSecrets(ctx context.Context, file string, pki *certs.DevPKI)
 			if values[ref.Path] == nil {
 				values[ref.Path] = map[string]string{}
 			}
-			key := make([]byte, 32)
-			if _, err := rand.Read(key); err != nil {
+			key, err := newDevKey(ref)
+			if err != nil {
 				return sandbox.Credentials{}, err
 			}
-			values[ref.Path][ref.Key] = hex.EncodeToString(key)
+			values[ref.Path][ref.Key] = key
 		}
 		if err := secrets.WriteFile(file, values); err != nil {
 			return sandbox.Credentials{}, err
