@@ -2,9 +2,13 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"time"
 
+	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/policy"
 )
@@ -14,6 +18,7 @@ type AdminOptions struct {
 	TrustDomain string
 	Consents    *consent.Registry
 	Policy      *policy.Engine
+	Audit       *audit.Log
 	Logger      *slog.Logger
 }
 
@@ -44,8 +49,80 @@ func NewAdmin(o AdminOptions) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(o.Policy.Status())
 	})
+	// Liveness and readiness: ready means calls can be decided and recorded.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := o.Audit.Healthy(); err != nil {
+			writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Not ready", "the audit log cannot be written", "")
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	auditorOnly := func(h func(w http.ResponseWriter, r *http.Request, name, role string)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			name, role, ok := identity(r)
+			switch {
+			case !ok:
+				writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Unknown identity", "", "")
+			case role != RoleAuditor && role != RoleAdmin:
+				writeProblem(w, http.StatusForbidden, problemForbiddenRole, "Role not allowed", "the audit log is for the auditor and admin roles", "")
+			default:
+				h(w, r, name, role)
+			}
+		}
+	}
+	mux.HandleFunc("GET /v1/audit/head", auditorOnly(func(w http.ResponseWriter, r *http.Request, _, _ string) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(o.Audit.Head())
+	}))
+	mux.HandleFunc("GET /v1/audit/export", auditorOnly(func(w http.ResponseWriter, r *http.Request, name, role string) {
+		f, err := exportFilter(r.URL.Query())
+		if err != nil {
+			writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad filter", err.Error(), "")
+			return
+		}
+		// Reading the log is itself an admin action the log records.
+		if _, err := o.Audit.Append(r.Context(), audit.Record{Kind: audit.KindAdmin, App: name,
+			Detail: map[string]string{"action": "audit export", "role": role, "filter": r.URL.RawQuery}}); err != nil {
+			writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Audit log unavailable", "", "")
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		if err := o.Audit.Export(r.Context(), w, f); err != nil && o.Logger != nil {
+			o.Logger.Error("audit export failed mid-stream", "error", err.Error())
+		}
+	}))
+	mux.HandleFunc("GET /v1/audit/snapshot", auditorOnly(func(w http.ResponseWriter, r *http.Request, name, role string) {
+		if _, err := o.Audit.Append(r.Context(), audit.Record{Kind: audit.KindAdmin, App: name,
+			Detail: map[string]string{"action": "audit snapshot", "role": role}}); err != nil {
+			writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Audit log unavailable", "", "")
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="audit.db"`)
+		if _, err := o.Audit.Snapshot(w); err != nil && o.Logger != nil {
+			o.Logger.Error("audit snapshot failed mid-stream", "error", err.Error())
+		}
+	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found", "admin routes are /v1/consents and /v1/policy/status", "")
+		writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found", "admin routes are /v1/consents, /v1/policy/status, /v1/audit/{head,export,snapshot}, /healthz, /readyz", "")
 	})
 	return mux
+}
+
+// exportFilter reads the export filters of a query string.
+func exportFilter(q url.Values) (audit.Filter, error) {
+	f := audit.Filter{Vendor: q.Get("vendor"), App: q.Get("app"), Purpose: q.Get("purpose"), Consent: q.Get("consent")}
+	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, fmt.Errorf("%s must be an RFC 3339 time", name)
+			}
+			*dst = t
+		}
+	}
+	return f, nil
 }

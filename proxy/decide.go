@@ -31,7 +31,8 @@ var (
 // its field categories, the consent the app names, and the fields its body holds.
 // An error means the call cannot be decided (400 for the app's mistakes, 503 for
 // ours); it never means allow.
-func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id Identity, v *vendor, op *operation, body []byte) (*policy.Input, int, error) {
+// It also returns the decoded JSON body (nil if none), for the audit record.
+func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id Identity, v *vendor, op *operation, body []byte) (*policy.Input, any, int, error) {
 	in := &policy.Input{
 		App:            policy.App{ID: id.Name, Role: id.Role, URI: id.URI},
 		Vendor:         v.cfg.ID,
@@ -46,35 +47,35 @@ func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id Identity,
 		Now:            g.now(),
 	}
 	if in.Purpose != "" && !purposeRE.MatchString(in.Purpose) {
-		return nil, http.StatusBadRequest, errors.New("X-Purpose must be a purpose name such as kyc-onboarding")
+		return nil, nil, http.StatusBadRequest, errors.New("X-Purpose must be a purpose name such as kyc-onboarding")
 	}
 	if in.ConsentID != "" {
 		if !consentIDRE.MatchString(in.ConsentID) {
-			return nil, http.StatusBadRequest, errors.New("X-Consent-Id is not a consent id")
+			return nil, nil, http.StatusBadRequest, errors.New("X-Consent-Id is not a consent id")
 		}
 		c, err := g.consents.Get(ctx, in.ConsentID)
 		switch {
 		case errors.Is(err, consent.ErrNotFound):
 			// The policy says "unknown consent".
 		case err != nil:
-			return nil, http.StatusServiceUnavailable, fmt.Errorf("consent registry: %w", err)
+			return nil, nil, http.StatusServiceUnavailable, fmt.Errorf("consent registry: %w", err)
 		default:
 			in.Consent = &policy.Consent{ID: c.ID, App: c.App, Subject: c.Subject, Vendors: c.Vendors, Purposes: c.Purposes,
 				Categories: c.Categories, Status: c.Status, GrantedAt: c.GrantedAt, ExpiresAt: c.ExpiresAt}
 		}
 	}
+	var doc any
 	if isJSON(r.Header.Get("Content-Type")) && len(bytes.TrimSpace(body)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()
-		var doc any
 		if err := dec.Decode(&doc); err != nil || dec.More() {
-			return nil, http.StatusBadRequest, errors.New("request body is not valid JSON")
+			return nil, nil, http.StatusBadRequest, errors.New("request body is not valid JSON")
 		}
 		present := map[string]bool{}
 		presentFields(doc, "", present)
 		in.Present = sortedSet(present)
 	}
-	return in, 0, nil
+	return in, doc, 0, nil
 }
 
 func isJSON(contentType string) bool {

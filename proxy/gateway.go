@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/policy"
@@ -30,6 +31,7 @@ type Options struct {
 	Secrets  secrets.Provider
 	Policy   *policy.Engine
 	Consents Consents
+	Audit    Auditor
 	// Logger receives the canonical request line and start-up warnings; nil discards.
 	Logger *slog.Logger
 	// Now is the clock (decisions, age derivation, certificate expiry); nil means time.Now.
@@ -42,10 +44,13 @@ type Gateway struct {
 	secrets  secrets.Provider
 	policy   *policy.Engine
 	consents Consents
+	auditor  Auditor
 	hashRef  secrets.Ref
-	log      *slog.Logger
-	now      func() time.Time
-	vendors  map[string]*vendor
+	// subjectRef is the key identifiers are hashed with for the audit record.
+	subjectRef secrets.Ref
+	log        *slog.Logger
+	now        func() time.Time
+	vendors    map[string]*vendor
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -65,10 +70,11 @@ type vendor struct {
 // New compiles every vendor profile: transports, client certificates (checked
 // against the profile's requirements), credentials. Any problem stops start-up.
 func New(ctx context.Context, o Options) (*Gateway, error) {
-	if o.Policy == nil || o.Consents == nil || o.Secrets == nil {
-		return nil, errors.New("gateway needs a policy engine, a consent registry and a secret provider")
+	if o.Policy == nil || o.Consents == nil || o.Secrets == nil || o.Audit == nil {
+		return nil, errors.New("gateway needs a policy engine, a consent registry, a secret provider and an audit log")
 	}
-	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, log: o.Logger, now: o.Now, vendors: map[string]*vendor{}}
+	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, auditor: o.Audit,
+		log: o.Logger, now: o.Now, vendors: map[string]*vendor{}}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -79,6 +85,9 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	var err error
 	if g.hashRef, err = parseRef(o.Config.Keys.FieldHMAC); err != nil {
 		return nil, fmt.Errorf("keys.field_hmac: %w", err)
+	}
+	if g.subjectRef, err = parseRef(o.Config.Keys.SubjectHMAC); err != nil {
+		return nil, fmt.Errorf("keys.subject_hmac: %w", err)
 	}
 	for _, vc := range o.Config.Vendors {
 		v, err := g.compileVendor(ctx, vc)
@@ -120,7 +129,7 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 	v.proxy = &httputil.ReverseProxy{
 		Rewrite:        v.rewrite,
 		Transport:      tr,
-		ModifyResponse: v.modifyResponse,
+		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.upstreamError,
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
@@ -141,6 +150,7 @@ type outbound struct {
 	decision    *policy.Decision
 	passthrough bool
 	hashKey     []byte
+	subjectKey  []byte
 }
 
 type outboundKey struct{}
@@ -153,7 +163,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer g.logExchange(ex)
 	w = ex.w
 	w.Header().Set("X-Request-Id", ex.requestID)
+	// Every answer is preceded by its outcome record; if that cannot be written,
+	// the answer is 503 instead.
 	refuse := func(status int, kind, title, detail string) {
+		ex.status = status
+		if err := g.record(r.Context(), ex, audit.KindOutcome); err != nil {
+			g.auditUnavailable(w, ex)
+			return
+		}
 		writeProblem(w, status, kind, title, detail, ex.requestID)
 	}
 
@@ -204,7 +221,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.bytesIn = int64(len(body))
 
 	// Stage 4, decision: consent lookup and policy. Deny by default.
-	in, status, err := g.decideInput(ctx, r, id, v, op, body)
+	in, reqDoc, status, err := g.decideInput(ctx, r, id, v, op, body)
 	if err != nil {
 		if status == http.StatusServiceUnavailable {
 			ex.outcome, ex.err = outcomeFailed, err.Error()
@@ -216,6 +233,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.consentID, ex.purpose, ex.now = in.ConsentID, in.Purpose, in.Now
+	if in.Consent != nil {
+		ex.subject = in.Consent.Subject
+	}
 	d := g.policy.Decide(ctx, in)
 	ex.decision = &d
 	w.Header().Set("X-Consentgate-Decision-Id", d.ID)
@@ -225,7 +245,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.log.Error("policy could not decide: denying", logRequestID, ex.requestID, logDecisionID, d.ID, logError, d.Err)
 		}
 		if op.cfg.Enforced() {
-			ex.outcome = outcomeDenied
+			ex.outcome, ex.status = outcomeDenied, http.StatusForbidden
+			if err := g.record(ctx, ex, audit.KindOutcome); err != nil {
+				g.auditUnavailable(w, ex)
+				return
+			}
 			writeProblemBody(w, problem{Type: "urn:consentgate:problem:" + problemDenied, Title: "Denied by policy",
 				Status: http.StatusForbidden, Detail: "the vendor was not called: " + reasonList(&d),
 				RequestID: ex.requestID, DecisionID: d.ID, Reasons: d.Reasons})
@@ -235,8 +259,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// policy, and the log says it would have been denied.
 		ex.wouldDeny, passthrough = true, true
 	}
-	// Stage 5, audit intent: the durable intent record is written here, before any
-	// secret is read or the vendor contacted.
+	// Stage 5, audit intent: durable before any vendor secret is read or the
+	// vendor contacted. It carries the identifiers the request discloses.
+	sk, err := g.secrets.Get(ctx, g.subjectRef)
+	if err != nil {
+		ex.outcome, ex.err = outcomeFailed, "identifier key unavailable"
+		g.log.Error("identifier HMAC key unavailable: refusing the call", logRequestID, ex.requestID, logError, err.Error())
+		g.auditUnavailable(w, ex)
+		return
+	}
+	subjectKey := []byte(sk.Value)
+	if reqDoc != nil {
+		for _, val := range identifierValues(reqDoc, op.cfg.Fields.Request) {
+			ex.identifiers = append(ex.identifiers, audit.HMAC(subjectKey, val))
+		}
+	}
+	if err := g.record(ctx, ex, audit.KindIntent); err != nil {
+		ex.outcome, ex.err = outcomeFailed, "audit intent not written"
+		g.auditUnavailable(w, ex)
+		return
+	}
 
 	var hashKey []byte
 	if !passthrough && needsHashKey(&d) {
@@ -275,11 +317,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeouts.Request.Duration)
 	defer cancel()
 	ob := &outbound{ex: ex, op: op, url: target, body: body, inj: inj, scrub: newScrubber(inj.secrets),
-		decision: &d, passthrough: passthrough, hashKey: hashKey}
+		decision: &d, passthrough: passthrough, hashKey: hashKey, subjectKey: subjectKey}
 	ex.outcome = outcomeForwarded
 	v.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))
-	// Stage 8, response: minimised in modifyResponse before the first byte reaches
-	// the app; the audit outcome record plugs in there too.
+	// Stage 8, response: minimised and its outcome recorded in modifyResponse,
+	// before the first byte reaches the app.
+}
+
+// auditUnavailable answers 503 when a record could not be written. It writes no
+// record itself: the log is what failed.
+func (g *Gateway) auditUnavailable(w http.ResponseWriter, ex *exchange) {
+	ex.outcome = outcomeFailed
+	if ex.err == "" {
+		ex.err = "audit log unavailable"
+	}
+	writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Audit log unavailable",
+		"consentgate could not record the call, so it was not made or not answered", ex.requestID)
 }
 
 // route finds the vendor operation; on failure it returns the status and detail.
@@ -377,9 +430,10 @@ func (v *vendor) rewrite(pr *httputil.ProxyRequest) {
 const maxResponseBytes = 16 << 20
 
 // modifyResponse runs before any byte reaches the app.
-func (v *vendor) modifyResponse(resp *http.Response) error {
+func (g *Gateway) modifyResponse(resp *http.Response) error {
 	ob := resp.Request.Context().Value(outboundKey{}).(*outbound)
-	ob.ex.upstreamStatus = resp.StatusCode
+	ex := ob.ex
+	ex.upstreamStatus = resp.StatusCode
 	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return fmt.Errorf("%w: %q", ErrUnexpectedEncoding, enc)
 	}
@@ -387,7 +441,12 @@ func (v *vendor) modifyResponse(resp *http.Response) error {
 	resp.Header.Del("Set-Cookie")
 	resp.Header.Del("Set-Cookie2")
 	ob.scrub.header(resp.Header)
+	ex.status = resp.StatusCode
 	if ob.passthrough || ob.op.cfg.Body == configs.BodyBinary {
+		ex.bytesOut = resp.ContentLength
+		if err := g.record(resp.Request.Context(), ex, audit.KindOutcome); err != nil {
+			return err
+		}
 		if !ob.scrub.empty() {
 			resp.Body = ob.scrub.reader(resp.Body)
 			// Scrubbing may change the length.
@@ -407,12 +466,20 @@ func (v *vendor) modifyResponse(resp *http.Response) error {
 		return fmt.Errorf("%w: larger than %d bytes", ErrUnparsableBody, maxResponseBytes)
 	}
 	d := ob.decision
-	out, err := newMinimizer(d.Response.Fields, d.Response.Default, ob.hashKey, ob.ex.now).minimize(raw)
+	m := newMinimizer(d.Response.Fields, d.Response.Default, ob.hashKey, ex.now)
+	m.identify = ob.op.identifiers
+	out, err := m.minimize(raw)
 	if err != nil {
 		return err
 	}
 	body := ob.scrub.bytes(out.body)
-	ob.ex.withheld = len(out.withheld)
+	ex.withheld, ex.disclosed, ex.bytesOut = out.withheld, out.disclosed, int64(len(body))
+	for _, val := range out.identifiers {
+		ex.identifiers = append(ex.identifiers, audit.HMAC(ob.subjectKey, val))
+	}
+	if err := g.record(resp.Request.Context(), ex, audit.KindOutcome); err != nil {
+		return err
+	}
 	resp.Header.Set("X-Consentgate-Withheld", strconv.Itoa(len(out.withheld)))
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
@@ -431,6 +498,28 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		ob.ex.outcome, ob.ex.err = outcomeFailed, msg
 	}
 	reqID := w.Header().Get("X-Request-Id")
+	if ob == nil {
+		writeProblem(w, http.StatusBadGateway, problemUpstream, "Vendor unreachable", "", reqID)
+		return
+	}
+	if errors.Is(err, ErrAuditUnavailable) {
+		g.auditUnavailable(w, ob.ex)
+		return
+	}
+	status := http.StatusBadGateway
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		status = http.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled):
+		status = 499
+	}
+	{
+		ob.ex.status = status
+		if rerr := g.record(r.Context(), ob.ex, audit.KindOutcome); rerr != nil {
+			g.auditUnavailable(w, ob.ex)
+			return
+		}
+	}
 	switch {
 	case errors.Is(err, ErrUnexpectedEncoding) || errors.Is(err, ErrUnparsableBody):
 		writeProblem(w, http.StatusBadGateway, problemBadUpstream, "Vendor response refused", "the vendor's response could not be inspected, so it was not passed on", reqID)

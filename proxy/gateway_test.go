@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/consentgate/consentgate/internal/logsink"
 
+	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
@@ -123,6 +126,7 @@ type testEnv struct {
 	logs       *logsink.Buffer
 	seen       *seen
 	trust      *x509.CertPool
+	audit      *audit.Log
 }
 
 func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
@@ -170,6 +174,7 @@ func newTestEnv(t *testing.T) *testEnv {
   query: %s
 consentgate/keys:
   field_hmac: test-field-hmac-key-0123456789abcdef
+  subject_hmac: test-subject-hmac-key-0123456789abcdef
 `, testSecrets["api_key"], testSecrets["bearer"], testSecrets["body_key"], testSecrets["query"])), 0o600)
 
 	writeFile(t, filepath.Join(dir, "main.yaml"), []byte(`node: test
@@ -278,7 +283,16 @@ operations:
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(context.Background(), Options{Config: cfg, Secrets: store, Policy: engine, Consents: fakeConsents{}, Logger: log})
+	_, signing, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog, err := audit.Open(filepath.Join(dir, "audit.db"), audit.Options{Node: "test", SigningKey: signing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alog.Close() })
+	g, err := New(context.Background(), Options{Config: cfg, Secrets: store, Policy: engine, Consents: fakeConsents{}, Audit: alog, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +315,7 @@ operations:
 	})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), ca: ca, dir: dir, logs: logs, seen: s, trust: pool}
+	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog}
 	env.client = env.clientWith(t, ca, "spiffe://test.local/app/web", time.Hour)
 	return env
 }

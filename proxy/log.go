@@ -62,9 +62,16 @@ type exchange struct {
 	purpose        string
 	decision       *policy.Decision
 	wouldDeny      bool
-	withheld       int
 	now            time.Time
-	w              *statusWriter
+	// For the audit record: what the app got, and the identifiers (as HMACs)
+	// of the person the call was about.
+	status      int
+	bytesOut    int64
+	disclosed   []string
+	withheld    []string
+	subject     string
+	identifiers []string
+	w           *statusWriter
 }
 
 func (g *Gateway) logExchange(ex *exchange) {
@@ -98,7 +105,7 @@ func (g *Gateway) logExchange(ex *exchange) {
 		slog.Bool(logAllow, allow),
 		slog.Any(logReasons, reasons),
 		slog.Bool(logWouldDeny, ex.wouldDeny),
-		slog.Int(logWithheld, ex.withheld),
+		slog.Int(logWithheld, len(ex.withheld)),
 		slog.String(logOutcome, ex.outcome),
 		slog.String(logError, ex.err),
 	)

@@ -38,13 +38,18 @@ type minimizer struct {
 	// ambiguous is set by an object with a repeated key: parsers disagree on
 	// which one counts, so such a body is refused rather than minimised.
 	ambiguous bool
+	// identify names the paths whose values are identifiers auditors search by;
+	// found collects those values (raw: the caller hashes them at once).
+	identify map[string]bool
+	found    []string
 }
 
 // minimized is what minimisation did, for the response header and the audit log.
 type minimized struct {
-	body      []byte
-	withheld  []string
-	disclosed []string
+	body        []byte
+	withheld    []string
+	disclosed   []string
+	identifiers []string
 }
 
 func newMinimizer(fields map[string]string, def string, hashKey []byte, now time.Time) *minimizer {
@@ -88,7 +93,7 @@ func (m *minimizer) minimize(body []byte) (minimized, error) {
 			out.WriteString("{}")
 		}
 	}
-	return minimized{body: out.Bytes(), withheld: sortedSet(m.withheld), disclosed: sortedSet(m.disclosed)}, nil
+	return minimized{body: out.Bytes(), withheld: sortedSet(m.withheld), disclosed: sortedSet(m.disclosed), identifiers: m.found}, nil
 }
 
 // value writes what stays of the JSON value raw, found at path, and reports
@@ -133,6 +138,11 @@ func (m *minimizer) object(out *bytes.Buffer, raw []byte, path string) int {
 		v := skipSpace(raw, skipSpace(raw, keyEnd)+1)
 		next := skipValue(raw, v)
 		p := joinPath(path, key)
+		if m.identify[p] {
+			if s, ok := scalarString(scalarValue(raw[v:next])); ok && s != "" {
+				m.found = append(m.found, s)
+			}
+		}
 		action, named := m.fields[p]
 		switch {
 		case key == "" || strings.ContainsAny(key, ".[]"):

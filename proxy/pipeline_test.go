@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"context"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"io"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/consentgate/consentgate/audit"
 	"time"
 
 	"github.com/consentgate/consentgate/certs"
@@ -309,5 +313,86 @@ func TestReportOnlyRouteForwardsAndLogsWouldDeny(t *testing.T) {
 	resp, body = do(t, env.client, "GET", env.gatewayURL+"/v/echo/things/1", "", map[string]string{"X-Consent-Id": "deny-me"})
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, `"reasons":["test deny"]`) || !strings.Contains(body, `"decision_id":"`) {
 		t.Fatalf("enforced deny: %d %s", resp.StatusCode, body)
+	}
+}
+
+// exportAll is the whole audit log as the auditor would get it.
+func (e *testEnv) exportAll(t *testing.T) []audit.Record {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := e.audit.Export(context.Background(), &buf, audit.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	var out []audit.Record
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var r struct {
+			Type string `json:"type"`
+			audit.Record
+		}
+		if err := json.Unmarshal([]byte(line), &r); err == nil && r.Kind != "" {
+			out = append(out, r.Record)
+		}
+	}
+	return out
+}
+
+func TestEveryCallHasIntentAndOutcomeRecords(t *testing.T) {
+	env := newTestEnv(t)
+	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/echo/things/42?x=9157144238", "", map[string]string{"Apikey": "app-own-apikey"})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	do(t, env.client, "GET", env.gatewayURL+"/v/nobody/x", "", nil)
+	recs := env.exportAll(t)
+	var intent, outcome, refused *audit.Record
+	for i := range recs {
+		r := &recs[i]
+		switch {
+		case r.Kind == audit.KindIntent && r.Operation == "echo.thing":
+			intent = r
+		case r.Kind == audit.KindOutcome && r.Operation == "echo.thing":
+			outcome = r
+		case r.Kind == audit.KindOutcome && r.Status == http.StatusNotFound:
+			refused = r
+		}
+	}
+	if intent == nil || outcome == nil || refused == nil {
+		t.Fatalf("records missing: intent %v outcome %v refused %v", intent != nil, outcome != nil, refused != nil)
+	}
+	if intent.Seq >= outcome.Seq || intent.RequestID != outcome.RequestID || outcome.RequestID != resp.Header.Get("X-Request-Id") {
+		t.Errorf("intent %d / outcome %d do not pair", intent.Seq, outcome.Seq)
+	}
+	if outcome.DecisionID != resp.Header.Get("X-Consentgate-Decision-Id") || outcome.PolicyRevision == "" || outcome.Status != 200 || outcome.App != "web" {
+		t.Errorf("outcome record = %+v", outcome)
+	}
+	if outcome.PathTemplate != "/things/{id}" {
+		t.Errorf("path_template %q", outcome.PathTemplate)
+	}
+	raw, _ := json.Marshal(recs)
+	assertNoSecret(t, "audit export", string(raw))
+	if strings.Contains(string(raw), "9157144238") || strings.Contains(string(raw), "app-own-apikey") {
+		t.Error("the audit log holds a raw query value or an app-sent credential")
+	}
+}
+
+// If the audit log cannot be written, the vendor is not called and the app
+// gets 503 problem+json.
+func TestAuditUnwritableStopsTheCall(t *testing.T) {
+	env := newTestEnv(t)
+	if err := env.audit.Close(); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/echo/things/1", "", nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, problemAudit) {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("Content-Type %q", resp.Header.Get("Content-Type"))
+	}
+	if env.seen.count() != 0 {
+		t.Error("the vendor was called without an intent record")
+	}
+	if !strings.Contains(env.logs.String(), "AUDIT LOG UNWRITABLE") {
+		t.Error("the failure was not logged loudly")
 	}
 }

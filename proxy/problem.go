@@ -31,6 +31,7 @@ const (
 	problemNotYet        = "not-implemented"
 	problemDenied        = "policy-denied"
 	problemConsentStore  = "consent-registry-unavailable"
+	problemAudit         = "audit-unavailable"
 )
 
 func writeProblem(w http.ResponseWriter, status int, kind, title, detail, requestID string) {

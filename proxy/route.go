@@ -17,11 +17,19 @@ type operation struct {
 	cfg      *configs.Operation
 	segments []string // literal segments, or "" for a placeholder
 	trailing bool     // the template ends with a slash
+	// identifiers are the response paths whose values the audit record keeps
+	// (hashed) so an auditor can search by them.
+	identifiers map[string]bool
 }
 
 func compileOperation(op *configs.Operation) *operation {
 	p := strings.TrimPrefix(op.Path, "/")
-	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/")}
+	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/"), identifiers: map[string]bool{}}
+	for path, category := range op.Fields.Response {
+		if identifierPath(path, category) {
+			c.identifiers[path] = true
+		}
+	}
 	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
 		if strings.HasPrefix(seg, "{") {
 			seg = ""

@@ -22,6 +22,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
@@ -135,6 +136,11 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		return nil, err
 	}
 	d := &devStack{running: gw, pki: pki, sandboxes: sb, creds: creds}
+	// The auditor's copy of the checkpoint key, for `consentgate audit verify`.
+	if err := os.WriteFile(filepath.Join(dir, "audit.pub"), audit.PublicKeyPEM(gw.audit.PublicKey()), 0o644); err != nil {
+		d.close()
+		return nil, err
+	}
 	if err := d.seedConsents(ctx); err != nil {
 		d.close()
 		return nil, err

@@ -11,9 +11,11 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/policy"
@@ -73,6 +75,7 @@ func openSecrets(cfg *configs.Config) (secrets.Provider, error) {
 type running struct {
 	cfg      *configs.Config
 	secrets  secrets.Provider
+	audit    *audit.Log
 	engine   *policy.Engine
 	consents *consent.Registry
 	in       *proxy.InboundTLS
@@ -81,11 +84,20 @@ type running struct {
 }
 
 func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (r *running, err error) {
-	engine, err := openPolicy(ctx, cfg, log)
+	alog, err := openAudit(ctx, cfg, p, log)
 	if err != nil {
 		return nil, err
 	}
-	consents, err := openConsents(ctx, cfg, p, engine.Purposes(), log)
+	defer func() {
+		if err != nil {
+			alog.Close()
+		}
+	}()
+	engine, err := openPolicy(ctx, cfg, log, alog)
+	if err != nil {
+		return nil, err
+	}
+	consents, err := openConsents(ctx, cfg, p, engine.Purposes(), alog, log)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +106,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 			consents.Close()
 		}
 	}()
-	gw, err := proxy.New(ctx, proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Logger: log})
+	gw, err := proxy.New(ctx, proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Audit: alog, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -102,15 +114,39 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	admin := proxy.NewAdmin(proxy.AdminOptions{TrustDomain: cfg.TrustDomain, Consents: consents, Policy: engine, Logger: log})
+	admin := proxy.NewAdmin(proxy.AdminOptions{TrustDomain: cfg.TrustDomain, Consents: consents, Policy: engine, Audit: alog, Logger: log})
 	srv, err := proxy.Listen(cfg, in, gw, admin, log)
 	if err != nil {
 		return nil, err
 	}
-	return &running{cfg: cfg, secrets: p, engine: engine, consents: consents, in: in, srv: srv, log: log}, nil
+	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, in: in, srv: srv, log: log}, nil
 }
 
-func openPolicy(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*policy.Engine, error) {
+func openAudit(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (*audit.Log, error) {
+	key, err := auditSigningKey(ctx, cfg, p)
+	if err != nil {
+		return nil, err
+	}
+	a := cfg.Audit
+	l, err := audit.Open(cfg.ResolvePath(a.Path), audit.Options{Node: cfg.Node, Mode: a.Mode, BatchSize: a.BatchSize,
+		MaxDelay: a.MaxDelay.Duration, CheckpointEvery: a.CheckpointEvery, CheckpointInterval: a.CheckpointInterval.Duration,
+		SigningKey: key, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	if a.Mode == "async" {
+		log.Warn("audit mode async: records are not durable before calls proceed; not compliance-grade")
+	}
+	return l, nil
+}
+
+// systemRecord records a fact about the gateway itself (start, stop).
+func systemRecord(ctx context.Context, l *audit.Log, detail map[string]string) error {
+	_, err := l.Append(ctx, audit.Record{Kind: audit.KindSystem, Detail: detail})
+	return err
+}
+
+func openPolicy(ctx context.Context, cfg *configs.Config, log *slog.Logger, alog *audit.Log) (*policy.Engine, error) {
 	src := policy.Source{KeyAlgorithm: cfg.Policy.BundleKeyAlgorithm}
 	switch {
 	case cfg.Policy.Dir != "":
@@ -127,14 +163,24 @@ func openPolicy(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*po
 		}
 		src.VerificationKey = string(key)
 	}
-	engine, err := policy.New(ctx, policy.Options{Source: src, Timeout: cfg.Policy.Timeout.Duration, Logger: log})
+	// Every revision put into service, and every reload refused, is recorded.
+	onRevision := func(rev string, rerr error) {
+		d := map[string]string{"event": "revision", "revision": rev}
+		if rerr != nil {
+			d = map[string]string{"event": "reload failed", "revision_kept": rev, "error": rerr.Error()}
+		}
+		if _, err := alog.Append(context.Background(), audit.Record{Kind: audit.KindPolicy, PolicyRevision: rev, Detail: d}); err != nil {
+			log.Error("AUDIT LOG UNWRITABLE: policy change not recorded", "revision", rev, "error", err.Error())
+		}
+	}
+	engine, err := policy.New(ctx, policy.Options{Source: src, Timeout: cfg.Policy.Timeout.Duration, Logger: log, OnRevision: onRevision})
 	if err != nil {
 		return nil, fmt.Errorf("loading policy: %w", err)
 	}
 	return engine, nil
 }
 
-func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, purposes []string, log *slog.Logger) (*consent.Registry, error) {
+func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, purposes []string, alog *audit.Log, log *slog.Logger) (*consent.Registry, error) {
 	ref, err := secrets.ParseRef(cfg.Keys.SubjectHMAC)
 	if err != nil {
 		return nil, fmt.Errorf("keys.subject_hmac: %w", err)
@@ -150,11 +196,14 @@ func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	categories := slices.DeleteFunc(slices.Clone(configs.Categories), func(c string) bool { return c == "metadata" })
 	reg, err := consent.Open(cfg.ResolvePath(cfg.StateDB), consent.Options{
 		SubjectKey: []byte(key.Value), Vendors: vendors, Purposes: purposes, Categories: categories, Logger: log,
-		// Until the audit log exists, every consent change is at least logged;
-		// the audit issue replaces this with a durable write that can refuse it.
-		Hook: func(_ context.Context, ch consent.Change) error {
-			log.Info("consent changed", "kind", ch.Kind, "consent_id", ch.Consent.ID, "app", ch.Consent.App, "actor", ch.Actor, "role", ch.Role)
-			return nil
+		// A consent change the audit log cannot record does not happen.
+		Hook: func(ctx context.Context, ch consent.Change) error {
+			c := ch.Consent
+			_, err := alog.Append(ctx, audit.Record{Kind: audit.KindConsent, ConsentID: c.ID, App: c.App, SubjectHMAC: c.Subject,
+				Detail: map[string]string{"change": ch.Kind, "actor": ch.Actor, "role": ch.Role, "status": c.Status,
+					"vendors": strings.Join(c.Vendors, ","), "purposes": strings.Join(c.Purposes, ","),
+					"categories": strings.Join(c.Categories, ","), "expires_at": c.ExpiresAt.UTC().Format(time.RFC3339)}})
+			return err
 		},
 	})
 	if err != nil {
@@ -189,9 +238,15 @@ func (r *running) serve(ctx context.Context) error {
 			}
 		}
 	}()
+	if err := systemRecord(ctx, r.audit, map[string]string{"event": "start", "policy_revision": r.engine.Revision()}); err != nil {
+		return fmt.Errorf("recording start: %w", err)
+	}
 	r.log.Info("consentgate started", "node", r.cfg.Node, "gateway", r.srv.Addr(0), "forward", r.srv.Addr(1), "admin", r.srv.Addr(2),
 		"vendors", len(r.cfg.Vendors), "policy_revision", r.engine.Revision())
 	err := r.srv.Serve(ctx)
+	if rerr := systemRecord(context.WithoutCancel(ctx), r.audit, map[string]string{"event": "stop"}); rerr != nil {
+		r.log.Error("AUDIT LOG UNWRITABLE: stop not recorded", "error", rerr.Error())
+	}
 	r.log.Info("consentgate stopped", "node", r.cfg.Node)
 	return err
 }
@@ -212,5 +267,9 @@ func (r *running) reload(ctx context.Context) {
 func (r *running) close() {
 	if err := r.consents.Close(); err != nil {
 		r.log.Error("closing consent registry", "error", err)
+	}
+	// Close writes the final checkpoint.
+	if err := r.audit.Close(); err != nil {
+		r.log.Error("closing audit log", "error", err)
 	}
 }

@@ -1,0 +1,79 @@
+// Package audit is consentgate's append-only, tamper-evident audit log: one bbolt file,
+// records hash-chained and written by group commit, Ed25519-signed checkpoints, and the
+// export, verification and search auditors run offline. It never sees a raw identifier.
+//
+// # Basics
+//
+// Open a file with a signing key, Append records, Close. Append is called from many
+// goroutines; one writer goroutine gives each record its sequence number, time and
+// hash, and commits a whole batch in one bbolt transaction (one fsync), so the cost of
+// durability is shared by everyone who waited for that commit. In strict mode (the
+// default) Append returns once its record is on disk; if the batch cannot be written
+// every caller of it gets an error wrapping ErrUnavailable, Healthy reports it, and the
+// gateway must not make the call it wanted to record.
+//
+// The file holds two buckets: "records", the canonical line of each record under its
+// big-endian sequence number (1, 2, …), and "meta", written once at creation: format,
+// log id (a UUID), node, public key and its fingerprint. Nothing updates or deletes a
+// record.
+//
+// # Records and the chain
+//
+// A record's canonical form is the JSON object of its members in the order Record
+// declares them, empty optional members left out, no white space, detail keys sorted,
+// time in RFC 3339 UTC with nanoseconds and no trailing zeros, and strings escaped only
+// where JSON must (`"`, `\`, and bytes below 0x20 as \u00xx; everything else is UTF-8 as
+// it is). hash = SHA-256(raw bytes of prev_hash || canonical form without prev_hash and
+// hash), as 64 lowercase hex digits; record 1's prev_hash is
+// SHA-256("consentgate audit log v1\n" + log id). The stored line, and an export line,
+// is the canonical form with prev_hash and hash last; readers refuse any line that is
+// not byte for byte the canonical encoding of what it decodes to.
+//
+// # Checkpoints
+//
+// A checkpoint is a record of kind "checkpoint" in the same chain, written after every
+// CheckpointEvery records, when CheckpointInterval passes with records not yet covered,
+// on Checkpoint, and at Close. Its detail carries head_seq and head_hash (the record just
+// before it, which it must chain to), log_id, and signature: Ed25519 over
+// "consentgate audit head v1\n" + log id + "\n" + head_seq + "\n" + head_hash + "\n" +
+// the checkpoint's time, hex. Being in the chain, a checkpoint cannot be removed or
+// moved without breaking it, and it vouches for every record before it: rewriting one
+// and re-hashing the rest needs a new signature at the next checkpoint.
+//
+// # Exports and verification
+//
+// An export is JSONL: a header (format, log id, node, public key, partial, filter, the
+// time, and a signed head: the same statement a checkpoint signs, about the last
+// record), then every record up to that head. Export signs the header too; ExportFile,
+// which has no key, uses the last checkpoint's statement as the head and signs nothing
+// else, so in its exports only the records and that head are authenticated. A filtered
+// export keeps the records outside the filter as stubs of seq, kind "elided", prev_hash
+// and hash, so the chain and the signed head still verify; its header says partial.
+//
+// Verify (an export) and VerifyDB (a file) report the first bad record as a
+// *VerifyError: a changed byte, a gap, a reordering, a broken link, a bad or missing
+// checkpoint signature, or an export cut short of its signed head. Records after the
+// last checkpoint are reported, not failed (Report.Unvouched): a crash leaves them
+// behind. A file the gateway closed cleanly ends with a checkpoint, so pass
+// RequireVouched to fail on them; pass an Anchor (a head kept from an earlier export,
+// or a checkpoint the gateway logged) to detect a file cut back to exactly a checkpoint,
+// which nothing inside the file can reveal.
+//
+// # Caveats
+//
+//   - One process opens a file (bbolt's flock); a second Open, and ExportFile, VerifyDB
+//     and Search on a file a gateway has open, fail with ErrLocked after a second. Use
+//     Snapshot, Export, or a stopped gateway's file.
+//   - Append ignores its context's cancellation: a record once handed over is written or
+//     refused, and the caller learns which.
+//   - Async mode loses what is queued at a crash and reports write failures only to the
+//     logger and Healthy. It is not compliance-grade.
+//   - A lone caller waits up to MaxDelay for company before its record is committed;
+//     under concurrency batches fill while the previous one is being fsync'd.
+//   - bbolt's commit fsyncs twice (data, then meta page); Stats.Batches counts commits.
+//   - The signing key is fixed for the life of a file (Open refuses another): rotating
+//     it means starting a new file, whose log id differs.
+//   - Whoever can write the file can cut it back to a checkpoint or append unsigned
+//     records to it; only RequireVouched, an Anchor, and the checkpoints the gateway logs
+//     elsewhere reveal that.
+package audit

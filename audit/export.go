@@ -1,0 +1,358 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Filter selects the records an export carries in full. Zero fields select everything;
+// set fields must all match. Checkpoints are always carried in full.
+type Filter struct {
+	From    time.Time `json:"from,omitzero"` // records at or after
+	To      time.Time `json:"to,omitzero"`   // records before
+	Vendor  string    `json:"vendor,omitempty"`
+	App     string    `json:"app,omitempty"`
+	Purpose string    `json:"purpose,omitempty"`
+	Consent string    `json:"consent,omitempty"` // consent id
+}
+
+func (f Filter) isZero() bool { return f == Filter{} }
+
+func (f Filter) match(r *Record) bool {
+	return (f.From.IsZero() || !r.Time.Before(f.From)) &&
+		(f.To.IsZero() || r.Time.Before(f.To)) &&
+		(f.Vendor == "" || r.Vendor == f.Vendor) &&
+		(f.App == "" || r.App == f.App) &&
+		(f.Purpose == "" || r.Purpose == f.Purpose) &&
+		(f.Consent == "" || r.ConsentID == f.Consent)
+}
+
+func (f Filter) encode() []byte {
+	o := jsonObject{}
+	o.optTime("from", f.From)
+	o.optTime("to", f.To)
+	o.optStr("vendor", f.Vendor)
+	o.optStr("app", f.App)
+	o.optStr("purpose", f.Purpose)
+	o.optStr("consent", f.Consent)
+	return o.close()
+}
+
+// exportFormat names the export format in its header.
+const exportFormat = "consentgate-audit-export/1"
+
+// exportHeader is the first line of an export.
+type exportHeader struct {
+	Format     string      `json:"format"`
+	LogID      string      `json:"log_id"`
+	Node       string      `json:"node"`
+	PublicKey  string      `json:"public_key"` // hex of the 32 raw bytes
+	Partial    bool        `json:"partial"`
+	Filter     Filter      `json:"filter"`
+	ExportedAt time.Time   `json:"exported_at"`
+	Head       *signedHead `json:"head,omitempty"`
+	Signature  string      `json:"signature,omitempty"` // over signedMessage; none from ExportFile
+}
+
+// signedHead states, under the log's key, that the log reached record Seq with hash Hash
+// as of Time (see headMessage).
+type signedHead struct {
+	Seq       uint64    `json:"seq"`
+	Hash      string    `json:"hash"`
+	Time      time.Time `json:"time"`
+	Signature string    `json:"signature"`
+}
+
+func (h *exportHeader) encode(withSignature bool) []byte {
+	o := jsonObject{}
+	o.str("format", h.Format)
+	o.str("log_id", h.LogID)
+	o.str("node", h.Node)
+	o.str("public_key", h.PublicKey)
+	o.bool("partial", h.Partial)
+	o.key("filter")
+	o.b = append(o.b, h.Filter.encode()...)
+	o.time("exported_at", h.ExportedAt)
+	if hd := h.Head; hd != nil {
+		o.key("head")
+		in := jsonObject{b: o.b}
+		in.uint("seq", hd.Seq)
+		in.str("hash", hd.Hash)
+		in.time("time", hd.Time)
+		in.str("signature", hd.Signature)
+		o.b = in.close()
+	}
+	if withSignature {
+		o.optStr("signature", h.Signature)
+	}
+	return o.close()
+}
+
+// signedMessage is what the header's signature covers: every member but itself.
+func (h *exportHeader) signedMessage() []byte {
+	return append([]byte("consentgate audit export header v1\n"), h.encode(false)...)
+}
+
+// parseHeader decodes an export's first line; like parseLine it refuses any spelling
+// but the canonical one.
+func parseHeader(line []byte) (exportHeader, *VerifyError) {
+	var h exportHeader
+	if err := json.Unmarshal(line, &h); err != nil {
+		return h, &VerifyError{Reason: fmt.Sprintf("not an export header: %v", err)}
+	}
+	if h.Format != exportFormat {
+		return h, &VerifyError{Reason: fmt.Sprintf("format %q, want %q", h.Format, exportFormat)}
+	}
+	if !bytes.Equal(h.encode(true), line) {
+		return h, &VerifyError{Reason: "header not in canonical form (changed after export)"}
+	}
+	if !isHex(h.PublicKey, 2*ed25519.PublicKeySize) {
+		return h, &VerifyError{Reason: "public_key is not 64 lowercase hex digits"}
+	}
+	if h.Head != nil && !isHex(h.Head.Hash, 64) {
+		return h, &VerifyError{Reason: "head hash is not 64 lowercase hex digits"}
+	}
+	return h, nil
+}
+
+// exportSource is a log file and what an export of it needs to know.
+type exportSource struct {
+	db   *bolt.DB
+	meta meta
+	key  ed25519.PrivateKey // nil: the header is not signed (ExportFile)
+	now  func() time.Time
+}
+
+// Export writes the log as JSONL: a header line, then every record up to the head as
+// of the call, in order, each line exactly as stored. With a filter, records outside it
+// are stubs (seq, kind "elided", prev_hash, hash) and the header says partial. The
+// header is signed and carries a head signed now, so a cut-off export fails Verify.
+// Records are read in short transactions, so a large export never holds the file
+// against the writer.
+func (l *Log) Export(ctx context.Context, w io.Writer, f Filter) error {
+	if l.isClosed() {
+		return fmt.Errorf("%w: closed", ErrUnavailable)
+	}
+	err := export(ctx, w, f, exportSource{db: l.db, meta: meta{logID: l.id, node: l.node, pub: l.pub}, key: l.key, now: l.now})
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// ExportFile exports a log file, opened read-only, as Export does (it fails with
+// ErrLocked while a gateway has it open: export a snapshot). Without the signing key
+// the header is not signed; its head is the last checkpoint's signed statement, and
+// records after that checkpoint are exported but unvouched (Report.Unvouched).
+func ExportFile(ctx context.Context, dbPath string, w io.Writer, f Filter) error {
+	db, err := openReadOnly(dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var m meta
+	if err := db.View(func(tx *bolt.Tx) error {
+		m, err = readMeta(tx)
+		return err
+	}); err != nil {
+		return fmt.Errorf("exporting %s: %w", dbPath, err)
+	}
+	if m.pub == nil {
+		return fmt.Errorf("exporting %s: %w: no public key", dbPath, ErrNotLog)
+	}
+	return export(ctx, w, f, exportSource{db: db, meta: m, now: time.Now})
+}
+
+// exportChunk is how many records one read transaction covers. A long read transaction
+// would keep the writer from growing the file (bbolt remaps under an exclusive lock).
+const exportChunk = 1024
+
+func export(ctx context.Context, w io.Writer, f Filter, src exportSource) error {
+	h := exportHeader{
+		Format:     exportFormat,
+		LogID:      src.meta.logID,
+		Node:       src.meta.node,
+		PublicKey:  hex.EncodeToString(src.meta.pub),
+		Partial:    !f.isZero(),
+		Filter:     f,
+		ExportedAt: src.now().UTC().Round(0),
+	}
+	var lastKey []byte // the head's key: records appended during the export are not in it
+	err := src.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		if b == nil {
+			return ErrNotLog
+		}
+		c := b.Cursor()
+		k, v := c.Last()
+		head := Head{Hash: genesis(h.LogID)}
+		if k != nil {
+			lastKey = bytes.Clone(k)
+			head = Head{Seq: seqOf(k), Hash: lenient(v).Hash}
+		}
+		if src.key != nil {
+			h.Head = &signedHead{Seq: head.Seq, Hash: head.Hash, Time: h.ExportedAt,
+				Signature: hex.EncodeToString(ed25519.Sign(src.key, headMessage(h.LogID, head.Seq, head.Hash, h.ExportedAt)))}
+			return nil
+		}
+		for ; k != nil; k, v = c.Prev() {
+			if r := lenient(v); r.Kind == KindCheckpoint {
+				seq, _ := strconv.ParseUint(r.Detail[DetailHeadSeq], 10, 64)
+				h.Head = &signedHead{Seq: seq, Hash: r.Detail[DetailHeadHash], Time: r.Time, Signature: r.Detail[DetailSignature]}
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("exporting audit log: %w", err)
+	}
+	if src.key != nil {
+		h.Signature = hex.EncodeToString(ed25519.Sign(src.key, h.signedMessage()))
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(h.encode(true))
+	bw.WriteByte('\n')
+	var lines []byte
+	// from is where the next transaction starts: the key after the last one exported
+	// (appending a zero byte gives the least key greater than it), so even a file with
+	// malformed keys is walked once, in order.
+	from := []byte{}
+	for done := lastKey == nil; !done; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Lines are copied out of the transaction and written after it ends, so a slow
+		// reader of the export does not hold the transaction open either.
+		lines = lines[:0]
+		err := src.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketRecords).Cursor()
+			n := 0
+			k, v := c.Seek(from)
+			for ; k != nil && n < exportChunk && bytes.Compare(k, lastKey) <= 0; k, v = c.Next() {
+				lines = appendExportLine(lines, v, f)
+				lines = append(lines, '\n')
+				from = append(append(from[:0], k...), 0)
+				n++
+			}
+			done = k == nil || bytes.Compare(k, lastKey) > 0
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("exporting audit log: %w", err)
+		}
+		if _, err := bw.Write(lines); err != nil {
+			return fmt.Errorf("writing audit export: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing audit export: %w", err)
+	}
+	return nil
+}
+
+// appendExportLine appends the stored line v as it is, or its stub if the filter
+// leaves it out. A line that does not decode is exported as it is, for Verify to name.
+func appendExportLine(b, v []byte, f Filter) []byte {
+	if f.isZero() {
+		return append(b, v...)
+	}
+	var r Record
+	if json.Unmarshal(v, &r) != nil || r.Kind == KindCheckpoint || f.match(&r) {
+		return append(b, v...)
+	}
+	return stubLine(b, r.Seq, r.PrevHash, r.Hash)
+}
+
+// lenient decodes what it can of a stored record: exporting a damaged file must still
+// work, so that Verify of the export can say what is wrong.
+func lenient(v []byte) Record {
+	var r Record
+	json.Unmarshal(v, &r)
+	return r
+}
+
+// seqOf reads a key; a malformed one (only a damaged file has it) reads as 0.
+func seqOf(k []byte) uint64 {
+	if len(k) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}
+
+// maxLine bounds one line of an export, so a corrupt export cannot exhaust memory.
+const maxLine = 16 << 20
+
+var (
+	errPartialLine = errors.New("last line has no newline")
+	errLongLine    = errors.New("line longer than 16 MiB")
+)
+
+// lineReader reads an export's lines. bufio.Scanner is not used: it drops a "\r"
+// before the newline, and a changed byte must never go unseen.
+type lineReader struct {
+	r   *bufio.Reader
+	buf []byte
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// next returns the next line without its newline; it is valid until the next call.
+func (lr *lineReader) next() ([]byte, error) {
+	lr.buf = lr.buf[:0]
+	for {
+		frag, err := lr.r.ReadSlice('\n')
+		lr.buf = append(lr.buf, frag...)
+		if len(lr.buf) > maxLine {
+			return nil, errLongLine
+		}
+		switch {
+		case err == nil:
+			return lr.buf[:len(lr.buf)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, io.EOF) && len(lr.buf) == 0:
+			return nil, io.EOF
+		case errors.Is(err, io.EOF):
+			return nil, errPartialLine
+		default:
+			return nil, err
+		}
+	}
+}
+
+// misplaced explains finding record found where want belongs, reading ahead to tell a
+// reordering (want comes later) from a gap (it never does). It consumes the reader:
+// verification stops here anyway.
+func (lr *lineReader) misplaced(want, found uint64) string {
+	if found < want {
+		return fmt.Sprintf("reordered or repeated: record %d appears again after record %d", found, want-1)
+	}
+	for {
+		line, err := lr.next()
+		if err != nil {
+			break
+		}
+		var s struct {
+			Seq uint64 `json:"seq"`
+		}
+		if json.Unmarshal(line, &s) == nil && s.Seq == want {
+			return fmt.Sprintf("reordered: record %d comes before record %d", found, want)
+		}
+	}
+	return fmt.Sprintf("gap: record %d is missing (the next is record %d)", want, found)
+}

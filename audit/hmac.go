@@ -1,0 +1,50 @@
+package audit
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// HMAC is how an identifier enters the log: HMAC-SHA256 under key, as lowercase hex.
+// The gateway computes it when it writes a record and `consentgate audit search`
+// computes it from what an auditor types, so both must normalise the value alike:
+//
+//   - surrounding white space is trimmed (strings.TrimSpace);
+//   - a value made only of ASCII digits and the separators space, "/", "-" and ".",
+//     with at least one digit, loses its separators: "915714/4238", "915714 4238" and
+//     "9157144238" are one birth number, "123.456.789-09" is "12345678909";
+//   - anything else (letters, other punctuation) is kept as it is, case included:
+//     "AB 123456" is not "AB123456" nor "ab 123456".
+//
+// For a value the rules leave unchanged the result equals an HMAC-SHA256 of the raw
+// value, so consent.Registry.SubjectHMAC of an already-normalised user id matches.
+func HMAC(key []byte, value string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(normalise(value)))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func normalise(value string) string {
+	v := strings.TrimSpace(value)
+	digits := 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == ' ' || c == '/' || c == '-' || c == '.':
+		default:
+			return v
+		}
+	}
+	if digits == 0 {
+		return v
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, v)
+}

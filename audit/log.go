@@ -1,0 +1,316 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Log is an open audit log. It is safe for concurrent use: Append from any number of
+// goroutines; one writer goroutine orders, hashes and commits their records in batches.
+type Log struct {
+	db   *bolt.DB
+	path string
+	id   string
+	node string
+	key  ed25519.PrivateKey
+	pub  ed25519.PublicKey
+	log  *slog.Logger
+	now  func() time.Time
+
+	strict     bool
+	batchSize  int
+	maxDelay   time.Duration
+	cpEvery    int
+	cpInterval time.Duration
+
+	// mu guards closed and every send on queue: Close takes it to close the queue, so no
+	// Append can send on a closed channel (which would panic).
+	mu     sync.RWMutex
+	closed bool
+	queue  chan *pending
+	done   chan struct{} // closed when the writer has stopped
+	st     writerState   // the writer's alone
+	final  error         // the final checkpoint's failure; written before done closes
+
+	head    atomic.Pointer[Head]
+	healthy sync.Mutex
+	failure error // the last write's failure, nil once a write succeeds again
+
+	records, checkpoints, batches, failed atomic.Uint64
+}
+
+// Head is the last committed record of a log: its sequence number, hash and time. An
+// empty log's head is sequence number 0 and the log's genesis hash.
+type Head struct {
+	Seq  uint64    `json:"seq"`
+	Hash string    `json:"hash"`
+	Time time.Time `json:"time,omitzero"`
+}
+
+// Stats count what the log has written since Open.
+type Stats struct {
+	Records     uint64 // records committed (checkpoints not included)
+	Checkpoints uint64 // checkpoints committed
+	Batches     uint64 // write transactions committed: one fsync'd commit each
+	Failed      uint64 // records refused because their batch could not be written
+}
+
+// Open opens (creating, mode 0600) the log file at path and starts its writer. A new file
+// gets a log id; an existing one must have been created with the same signing key, and
+// the records after its last checkpoint must verify (else ErrCorrupt): the next
+// checkpoint will vouch for them. Another process holding the file makes Open fail with
+// ErrLocked after about a second.
+func Open(path string, o Options) (*Log, error) {
+	l, err := newLog(o)
+	if err != nil {
+		return nil, err
+	}
+	l.path = path
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("opening audit log %s: %w (still locked after %s; is another consentgate running on it?)", path, ErrLocked, lockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening audit log %s: %w", path, err)
+	}
+	if err := db.Update(l.prepare); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening audit log %s: %w", path, err)
+	}
+	if err := db.View(l.loadTail); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening audit log %s: %w", path, err)
+	}
+	l.db = db
+	l.queue = make(chan *pending, l.batchSize)
+	l.done = make(chan struct{})
+	l.publishHead()
+	l.log.Info("audit log opened", "path", path, "log_id", l.id, "head_seq", l.st.seq,
+		"mode", map[bool]string{true: ModeStrict, false: ModeAsync}[l.strict])
+	if l.st.since > 0 {
+		l.log.Warn("audit log was not closed cleanly: records after the last checkpoint will be covered by the next one",
+			"log_id", l.id, "unvouched", l.st.since, "head_seq", l.st.seq)
+	}
+	go l.run()
+	return l, nil
+}
+
+// prepare creates the buckets and identity of a new file and checks those of an old one.
+func (l *Log) prepare(tx *bolt.Tx) error {
+	if tx.Bucket(bucketMeta) == nil {
+		if k, _ := tx.Cursor().First(); k != nil {
+			return fmt.Errorf("%w: the file holds other data", ErrNotLog)
+		}
+		for _, name := range [][]byte{bucketRecords, bucketMeta} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("creating bucket %s: %w", name, err)
+			}
+		}
+		m := tx.Bucket(bucketMeta)
+		for k, v := range map[string]string{
+			string(metaFormat): fileFormat, string(metaLogID): uuid.NewString(), string(metaNode): l.node,
+			string(metaPublicKey): hex.EncodeToString(l.pub), string(metaFingerprint): Fingerprint(l.pub),
+		} {
+			if err := m.Put([]byte(k), []byte(v)); err != nil {
+				return fmt.Errorf("writing log identity: %w", err)
+			}
+		}
+	}
+	m, err := readMeta(tx)
+	if err != nil {
+		return err
+	}
+	if !m.pub.Equal(l.pub) {
+		return fmt.Errorf("%w (the file's key has fingerprint %s, the signing key's is %s)", ErrWrongKey, Fingerprint(m.pub), Fingerprint(l.pub))
+	}
+	l.id = m.logID
+	return nil
+}
+
+// loadTail finds the head and verifies the records from the last checkpoint on, which
+// is what the writer continues from.
+func (l *Log) loadTail(tx *bolt.Tx) error {
+	l.st = writerState{hash: genesis(l.id)}
+	c := tx.Bucket(bucketRecords).Cursor()
+	start, prev := uint64(1), l.st.hash
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		r, _, err := parseLine(v)
+		if err != nil {
+			return fmt.Errorf("%w: record %d: %w", ErrCorrupt, seqOf(k), err)
+		}
+		if r.Kind == KindCheckpoint {
+			start, prev = r.Seq, r.PrevHash
+			break
+		}
+	}
+	ch := newChain(l.pub, l.id, verifyConfig{})
+	ch.next, ch.prev = start, prev
+	for k, v := c.Seek(seqKey(start)); k != nil; k, v = c.Next() {
+		if verr := ch.addStored(k, v); verr != nil {
+			return fmt.Errorf("%w: %w (run consentgate audit verify)", ErrCorrupt, verr)
+		}
+	}
+	l.st.seq, l.st.hash, l.st.time = ch.rep.Head.Seq, ch.rep.Head.Hash, ch.rep.Head.Time
+	l.st.since = int(l.st.seq - ch.lastCP)
+	var ok bool
+	if l.st.raw, ok = decodeHash(l.st.hash); !ok {
+		return fmt.Errorf("%w: head hash %q", ErrCorrupt, l.st.hash)
+	}
+	return nil
+}
+
+// Append writes r and returns it as stored, with Seq, Time, Node, PrevHash and Hash set
+// (whatever the caller put there is replaced). In strict mode it returns only once the
+// record is committed and fsync'd together with its batch; in async mode once it is
+// queued, and the returned record has none of those fields set.
+//
+// ctx is deliberately not watched: once Append is called the record is written or
+// refused, and the caller learns which, even if the request that caused it was
+// cancelled meanwhile (context.WithoutCancel semantics). A record must never be lost
+// because a client hung up, and a caller must never wrongly believe it was.
+//
+// The error wraps ErrInvalid for a record that breaks a rule, and ErrUnavailable when
+// the log is closed or the batch could not be written: the caller must not go on with
+// what it wanted to record.
+func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
+	r, err := prepareRecord(r)
+	if err != nil {
+		return Record{}, err
+	}
+	p := &pending{rec: r}
+	if l.strict {
+		p.done = make(chan error, 1)
+	}
+	if err := l.enqueue(p); err != nil {
+		return Record{}, err
+	}
+	if !l.strict {
+		return r, nil
+	}
+	if err := <-p.done; err != nil {
+		return Record{}, err
+	}
+	return p.rec, nil
+}
+
+// Checkpoint writes a signed checkpoint now (in either mode, durably) unless the last
+// record already is one. Records appended before the call are covered.
+func (l *Log) Checkpoint(ctx context.Context) error {
+	p := &pending{checkpoint: true, done: make(chan error, 1)}
+	if err := l.enqueue(p); err != nil {
+		return err
+	}
+	return <-p.done
+}
+
+func (l *Log) enqueue(p *pending) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return fmt.Errorf("%w: closed", ErrUnavailable)
+	}
+	l.queue <- p
+	return nil
+}
+
+func (l *Log) isClosed() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.closed
+}
+
+// Healthy is nil while the log can write. It wraps ErrUnavailable after Close, and after
+// a failed write until a later one succeeds: a readiness probe should fail meanwhile.
+func (l *Log) Healthy() error {
+	if l.isClosed() {
+		return fmt.Errorf("%w: closed", ErrUnavailable)
+	}
+	l.healthy.Lock()
+	defer l.healthy.Unlock()
+	return l.failure
+}
+
+// setFailure records the outcome of a write for Healthy and returns the one before.
+func (l *Log) setFailure(err error) error {
+	l.healthy.Lock()
+	defer l.healthy.Unlock()
+	was := l.failure
+	l.failure = err
+	return was
+}
+
+// Head is the last committed record.
+func (l *Log) Head() Head { return *l.head.Load() }
+
+func (l *Log) publishHead() {
+	l.head.Store(&Head{Seq: l.st.seq, Hash: l.st.hash, Time: l.st.time})
+}
+
+// LogID is the log's identity, chosen when its file was created; record 1 chains to it.
+func (l *Log) LogID() string { return l.id }
+
+// PublicKey verifies the log's checkpoints and exports.
+func (l *Log) PublicKey() ed25519.PublicKey { return l.pub }
+
+// Stats counts what the log has written since Open.
+func (l *Log) Stats() Stats {
+	return Stats{Records: l.records.Load(), Checkpoints: l.checkpoints.Load(),
+		Batches: l.batches.Load(), Failed: l.failed.Load()}
+}
+
+// Snapshot writes a consistent copy of the log file to w while the log runs (bbolt's
+// Tx.WriteTo) and returns its size. The copy is a log file of its own, for ExportFile,
+// VerifyDB and Search; the records after its last checkpoint are unvouched in it. The
+// copy holds one read transaction open, during which the file cannot grow: a writer
+// that needs to waits for it.
+func (l *Log) Snapshot(w io.Writer) (int64, error) {
+	if l.isClosed() {
+		return 0, fmt.Errorf("%w: closed", ErrUnavailable)
+	}
+	var n int64
+	err := l.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return n, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err != nil {
+		return n, fmt.Errorf("snapshot of audit log: %w", err)
+	}
+	return n, nil
+}
+
+// Close writes whatever is queued, then a final checkpoint, stops the writer and closes
+// the file. Append afterwards fails with ErrUnavailable. Calling it again does nothing.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		<-l.done
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.queue)
+	<-l.done
+	err := l.final
+	if cerr := l.db.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing audit log %s: %w", l.path, cerr)
+	}
+	l.log.Info("audit log closed", "log_id", l.id, "head_seq", l.st.seq, "error", err)
+	return err
+}

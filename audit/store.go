@@ -1,0 +1,77 @@
+package audit
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Layout of the file. records maps the big-endian sequence number to the record's
+// canonical line (checkpoints included: they are records of the chain). meta holds what
+// identifies the log: it is written once, when the file is created.
+var (
+	bucketRecords = []byte("records")
+	bucketMeta    = []byte("meta")
+
+	metaFormat      = []byte("format")
+	metaLogID       = []byte("log_id")
+	metaNode        = []byte("node")
+	metaPublicKey   = []byte("public_key")      // hex of the 32 raw bytes
+	metaFingerprint = []byte("key_fingerprint") // Fingerprint of it
+)
+
+const fileFormat = "consentgate-audit/1"
+
+// lockTimeout is how long Open waits for another process to let go of the file. bbolt
+// waits forever by default, which turns a second consentgate on the same data directory
+// into a silent hang instead of an error.
+const lockTimeout = time.Second
+
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
+}
+
+// meta is the identity of a log file.
+type meta struct {
+	logID, node string
+	pub         ed25519.PublicKey
+}
+
+// readMeta reads a log's identity; a file without it is not an audit log.
+func readMeta(tx *bolt.Tx) (meta, error) {
+	b := tx.Bucket(bucketMeta)
+	if b == nil || tx.Bucket(bucketRecords) == nil {
+		return meta{}, ErrNotLog
+	}
+	if f := string(b.Get(metaFormat)); f != fileFormat {
+		return meta{}, fmt.Errorf("%w: format %q, want %q", ErrNotLog, f, fileFormat)
+	}
+	m := meta{logID: string(b.Get(metaLogID)), node: string(b.Get(metaNode))}
+	if m.logID == "" {
+		return meta{}, fmt.Errorf("%w: no log id", ErrNotLog)
+	}
+	if pub, err := hex.DecodeString(string(b.Get(metaPublicKey))); err == nil && len(pub) == ed25519.PublicKeySize {
+		m.pub = pub
+	}
+	return m, nil
+}
+
+// openReadOnly opens a log file for export, verification or search. It shares the lock
+// with other readers, so it fails while a gateway has the file open for writing: read a
+// snapshot instead, or export through the running gateway.
+func openReadOnly(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("opening audit log %s read-only: %w (still locked after %s: a gateway has it open; use a snapshot)", path, ErrLocked, lockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening audit log %s read-only: %w", path, err)
+	}
+	return db, nil
+}

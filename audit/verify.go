@@ -1,0 +1,378 @@
+package audit
+
+import (
+	"cmp"
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Report is what a verification found. It is filled as far as the log verified, also
+// when Verify or VerifyDB return an error.
+type Report struct {
+	LogID string
+	// Records counts the records verified in full, checkpoints and elided stubs not
+	// included; Checkpoints the checkpoints, whose signatures all verified; Elided the
+	// stubs of a filtered export.
+	Records, Checkpoints, Elided int
+	// First and Last are the times of the first and last record verified in full.
+	First, Last time.Time
+	// Incomplete lists, in log order, the request ids of intents with no outcome: calls
+	// in flight when the log was read, calls cut off by a crash, or, in a filtered
+	// export, outcomes the filter elided.
+	Incomplete []string
+	// Partial is set for a filtered export: records outside the filter are stubs.
+	Partial bool
+	// Unvouched counts the records after the last checkpoint (in an export, after the
+	// last checkpoint or the export's signed head, whichever is later), starting at
+	// FirstUnvouched. Nothing signed covers them: they are what a crash leaves behind,
+	// but also what a truncation to before the last checkpoint, or records appended by
+	// someone without the key, look like. They fail verification only if asked
+	// (RequireVouched); a live log's snapshot always has some.
+	Unvouched      int
+	FirstUnvouched uint64
+	// Head is the last record: its sequence number and hash (the time only if it was
+	// present in full). An auditor can keep it and pass it as an Anchor later.
+	Head Head
+}
+
+// A VerifyOption makes Verify or VerifyDB stricter.
+type VerifyOption func(*verifyConfig)
+
+type verifyConfig struct {
+	requireVouched bool
+	anchors        []Head
+}
+
+// RequireVouched makes records no checkpoint covers (Report.Unvouched) a failure, named
+// at the first of them. Use it on a file the gateway closed cleanly (Close writes a
+// final checkpoint): then the only way to have such records is a truncation or an
+// insertion.
+func RequireVouched() VerifyOption {
+	return func(c *verifyConfig) { c.requireVouched = true }
+}
+
+// Anchor requires the log to contain record h.Seq with hash h.Hash: a head known from
+// outside the file (an earlier export's Report.Head, a checkpoint the gateway logged).
+// It is the only way to detect a file cut back to exactly a checkpoint, since what is
+// left is a complete, signed log.
+func Anchor(h Head) VerifyOption {
+	return func(c *verifyConfig) { c.anchors = append(c.anchors, h) }
+}
+
+// VerifyDB verifies a log file, opened read-only (it fails with ErrLocked while a
+// gateway has it open: verify a snapshot). Every record must decode to its canonical
+// form, hash to its hash, follow the record before it in sequence and in the chain, and
+// every checkpoint must be signed by pub. The error for a log that fails is a
+// *VerifyError naming the first bad record. Records after the last checkpoint are
+// counted in Report.Unvouched and fail only with RequireVouched.
+func VerifyDB(path string, pub ed25519.PublicKey, opts ...VerifyOption) (Report, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return Report{}, errors.New("audit verify: need the log's Ed25519 public key")
+	}
+	cfg := verifyConfig{}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	db, err := openReadOnly(path)
+	if err != nil {
+		return Report{}, err
+	}
+	defer db.Close()
+	var rep Report
+	err = db.View(func(tx *bolt.Tx) error {
+		m, err := readMeta(tx)
+		if err != nil {
+			return fmt.Errorf("verifying %s: %w", path, err)
+		}
+		c := newChain(pub, m.logID, cfg)
+		defer func() { rep = c.rep }()
+		if m.pub != nil && !m.pub.Equal(pub) {
+			c.keyHint = fmt.Sprintf(" (the file names another key, fingerprint %s)", Fingerprint(m.pub))
+		}
+		cur := tx.Bucket(bucketRecords).Cursor()
+		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			if verr := c.addStored(k, v); verr != nil {
+				return verr
+			}
+		}
+		if verr := c.finish(); verr != nil {
+			return verr
+		}
+		return nil
+	})
+	return rep, err
+}
+
+// Verify verifies an export read from r, as Export and ExportFile write it, against
+// the log's public key (which the auditor must hold from elsewhere: the key the export
+// names is only used to explain a mismatch). Besides what VerifyDB checks, the header
+// must be canonical and its signature and signed head must verify, and the export must
+// reach its signed head: a cut-off export fails at the first missing record. Stubs of
+// a filtered export are followed by their hashes. The error for an export that fails
+// is a *VerifyError; Seq 0 means the header.
+func Verify(r io.Reader, pub ed25519.PublicKey, opts ...VerifyOption) (Report, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return Report{}, errors.New("audit verify: need the log's Ed25519 public key")
+	}
+	cfg := verifyConfig{}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	lr := newLineReader(r)
+	line, err := lr.next()
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, errPartialLine) || errors.Is(err, errLongLine) {
+			return Report{}, &VerifyError{Reason: "no export header line: " + err.Error()}
+		}
+		return Report{}, fmt.Errorf("reading audit export: %w", err)
+	}
+	h, verr := parseHeader(line)
+	if verr != nil {
+		return Report{}, verr
+	}
+	c := newChain(pub, h.LogID, cfg)
+	c.rep.Partial = h.Partial
+	if verr := c.header(&h); verr != nil {
+		return c.rep, verr
+	}
+	for {
+		line, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, errPartialLine) || errors.Is(err, errLongLine) {
+			return c.rep, &VerifyError{Seq: c.next, Reason: err.Error() + " (export cut off or changed)"}
+		}
+		if err != nil {
+			return c.rep, fmt.Errorf("reading audit export: %w", err)
+		}
+		rec, stub, err := parseLine(line)
+		if err != nil {
+			return c.rep, &VerifyError{Seq: c.next, Reason: err.Error()}
+		}
+		if stub && !h.Partial {
+			return c.rep, &VerifyError{Seq: c.next, Reason: "elided record in an export whose header says it is complete"}
+		}
+		want := c.next
+		if verr := c.add(&rec, stub, func(found uint64) string { return lr.misplaced(want, found) }); verr != nil {
+			return c.rep, verr
+		}
+	}
+	if verr := c.finish(); verr != nil {
+		return c.rep, verr
+	}
+	return c.rep, nil
+}
+
+// chain follows records in sequence order, checking each against the one before it.
+type chain struct {
+	pub     ed25519.PublicKey
+	logID   string
+	cfg     verifyConfig
+	keyHint string // explains signature failures: the file or export names another key
+
+	next    uint64 // sequence number the next record must have
+	prev    string // the hash it must chain to
+	limited bool   // no record may follow limit:
+	limit   uint64 // a signed export ends at its head
+	vouched uint64 // the export's signed head vouches for the records up to here
+	lastCP  uint64 // sequence number of the last checkpoint
+	marks   map[uint64][]mark
+	intents map[string]uint64
+	rep     Report
+}
+
+// mark is a record the chain must pass through with the given hash.
+type mark struct {
+	hash, what string
+}
+
+func newChain(pub ed25519.PublicKey, logID string, cfg verifyConfig) *chain {
+	c := &chain{pub: pub, logID: logID, cfg: cfg, next: 1, prev: genesis(logID),
+		marks: map[uint64][]mark{}, intents: map[string]uint64{}}
+	c.rep.LogID = logID
+	c.rep.Head = Head{Hash: c.prev}
+	for _, a := range cfg.anchors {
+		c.marks[a.Seq] = append(c.marks[a.Seq], mark{hash: a.Hash, what: "the anchor"})
+	}
+	return c
+}
+
+// header checks an export's header against the key and sets the marks it implies.
+func (c *chain) header(h *exportHeader) *VerifyError {
+	if h.PublicKey != hex.EncodeToString(c.pub) {
+		c.keyHint = fmt.Sprintf(" (the export names another key, fingerprint %s)", Fingerprint(mustHex(h.PublicKey)))
+	}
+	if h.Signature != "" {
+		if !verifySignature(c.pub, h.signedMessage(), h.Signature) {
+			return &VerifyError{Reason: "header signature does not verify under the given public key" + c.keyHint}
+		}
+		if h.Head == nil {
+			return &VerifyError{Reason: "signed header without a signed head"}
+		}
+		c.limited, c.limit = true, h.Head.Seq
+	}
+	if hd := h.Head; hd != nil {
+		if !verifySignature(c.pub, headMessage(c.logID, hd.Seq, hd.Hash, hd.Time), hd.Signature) {
+			return &VerifyError{Reason: "signed head does not verify under the given public key" + c.keyHint}
+		}
+		c.marks[hd.Seq] = append(c.marks[hd.Seq], mark{hash: hd.Hash, what: "the export's signed head"})
+		c.vouched = hd.Seq
+	}
+	// A mark at 0 is the empty log: its head is the genesis hash.
+	for _, m := range c.marks[0] {
+		if m.hash != c.prev {
+			return &VerifyError{Reason: fmt.Sprintf("%s is not the empty log of %s", m.what, c.logID)}
+		}
+	}
+	return nil
+}
+
+// addStored checks a record of a file, under its bbolt key.
+func (c *chain) addStored(k, v []byte) *VerifyError {
+	if len(k) != 8 {
+		return &VerifyError{Seq: c.next, Reason: fmt.Sprintf("malformed key %x after record %d", k, c.next-1)}
+	}
+	at := binary.BigEndian.Uint64(k)
+	if at > c.next {
+		return &VerifyError{Seq: c.next, Reason: fmt.Sprintf("gap: no record stored under sequence number %d (the next is %d)", c.next, at)}
+	}
+	r, stub, err := parseLine(v)
+	if err != nil {
+		return &VerifyError{Seq: at, Reason: err.Error()}
+	}
+	if stub {
+		return &VerifyError{Seq: at, Reason: "an elided stub stored in the file"}
+	}
+	return c.add(&r, false, func(found uint64) string {
+		return fmt.Sprintf("reordered: sequence number %d holds record %d", at, found)
+	})
+}
+
+// add checks r, which stands where record c.next must be. misplaced explains a record
+// whose own sequence number is another.
+func (c *chain) add(r *Record, stub bool, misplaced func(found uint64) string) *VerifyError {
+	at := c.next
+	fail := func(format string, a ...any) *VerifyError {
+		return &VerifyError{Seq: at, Reason: fmt.Sprintf(format, a...)}
+	}
+	if c.limited && at > c.limit {
+		return fail("record after the export's signed head (record %d): added to the export", c.limit)
+	}
+	if !isHex(r.Hash, 64) {
+		return fail("hash is not 64 lowercase hex digits")
+	}
+	// The record's own hash first: a changed byte (its seq included) is reported as
+	// what it is, not as the disorder it may also cause.
+	if !stub {
+		prev, ok := decodeHash(r.PrevHash)
+		if !ok {
+			return fail("prev_hash is not 64 lowercase hex digits")
+		}
+		if sum := chainHash(prev, recordBody(nil, r)); hex.EncodeToString(sum[:]) != r.Hash {
+			return fail("hash mismatch: the record was changed after it was written")
+		}
+	}
+	if r.Seq != at {
+		return fail("%s", misplaced(r.Seq))
+	}
+	if r.PrevHash != c.prev {
+		if at == 1 {
+			return fail("does not chain to log id %s (a record of another log, or the log id was changed)", c.logID)
+		}
+		return fail("chain broken: prev_hash is not the hash of record %d (a record was inserted, replaced or rewritten)", at-1)
+	}
+	for _, m := range c.marks[at] {
+		if m.hash != r.Hash {
+			return fail("hash differs from %s's", m.what)
+		}
+	}
+	switch {
+	case stub:
+		c.rep.Elided++
+	case r.Kind == KindCheckpoint:
+		if reason := c.checkpoint(r); reason != "" {
+			return fail("%s", reason)
+		}
+		c.lastCP = at
+		c.rep.Checkpoints++
+	default:
+		c.rep.Records++
+		if c.rep.First.IsZero() {
+			c.rep.First = r.Time
+		}
+		c.rep.Last = r.Time
+		switch {
+		case r.RequestID == "":
+		case r.Kind == KindIntent:
+			c.intents[r.RequestID] = at
+		case r.Kind == KindOutcome:
+			delete(c.intents, r.RequestID)
+		}
+	}
+	c.rep.Head = Head{Seq: at, Hash: r.Hash}
+	if !stub {
+		c.rep.Head.Time = r.Time
+	}
+	c.prev = r.Hash
+	c.next++
+	return nil
+}
+
+// checkpoint checks a checkpoint record's statement and signature; "" means it holds.
+func (c *chain) checkpoint(r *Record) string {
+	d := r.Detail
+	at := r.Seq
+	switch {
+	case d[DetailSignature] == "":
+		return "checkpoint without a signature"
+	case d[DetailHeadSeq] != strconv.FormatUint(at-1, 10):
+		return fmt.Sprintf("checkpoint covers record %q, not the record before it (%d)", d[DetailHeadSeq], at-1)
+	case d[DetailHeadHash] != r.PrevHash:
+		return fmt.Sprintf("checkpoint's head_hash is not the hash of record %d", at-1)
+	case d[DetailLogID] != c.logID:
+		return fmt.Sprintf("checkpoint of another log (%q)", d[DetailLogID])
+	case !verifySignature(c.pub, headMessage(c.logID, at-1, r.PrevHash, r.Time), d[DetailSignature]):
+		return "bad checkpoint signature: not made by the given public key (forged checkpoint, or another key)" + c.keyHint
+	}
+	return ""
+}
+
+// finish checks what can only be checked at the end and completes the report.
+func (c *chain) finish() *VerifyError {
+	last := c.next - 1
+	for _, seq := range slices.Sorted(maps.Keys(c.marks)) {
+		if seq > last {
+			return &VerifyError{Seq: last + 1, Reason: fmt.Sprintf("truncated: the log ends at record %d, but %s is record %d",
+				last, c.marks[seq][0].what, seq)}
+		}
+	}
+	vouched := max(c.lastCP, c.vouched)
+	if last > vouched {
+		c.rep.Unvouched = int(last - vouched)
+		c.rep.FirstUnvouched = vouched + 1
+	}
+	open := slices.SortedFunc(maps.Keys(c.intents), func(a, b string) int { return cmp.Compare(c.intents[a], c.intents[b]) })
+	c.rep.Incomplete = open
+	if c.cfg.requireVouched && c.rep.Unvouched > 0 {
+		return &VerifyError{Seq: c.rep.FirstUnvouched, Reason: fmt.Sprintf(
+			"records %d to %d are not covered by a signed checkpoint (the log was not closed cleanly, cut back, or added to without the key)",
+			c.rep.FirstUnvouched, last)}
+	}
+	return nil
+}
+
+func mustHex(s string) []byte {
+	b, _ := hex.DecodeString(s)
+	return b
+}

@@ -1,0 +1,218 @@
+package audit
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// pending is one request to the writer: a record, or a checkpoint.
+type pending struct {
+	rec        Record
+	checkpoint bool
+	done       chan error // nil in async mode: nobody waits
+}
+
+// writerState is the chain as committed: the writer alone reads and changes it.
+type writerState struct {
+	seq   uint64
+	hash  string
+	raw   [32]byte // hash, decoded
+	time  time.Time
+	since int // records after the last checkpoint
+}
+
+// entry is one key/value the batch will put.
+type entry struct {
+	key, val []byte
+	cp       *Record // the checkpoint, if it is one, to log once committed
+}
+
+// run is the writer: it takes the first queued request, waits up to maxDelay for more
+// (up to batchSize), and commits them in one transaction. While it commits, new requests
+// queue up, so under load batches fill without waiting at all.
+func (l *Log) run() {
+	defer close(l.done)
+	tick := time.NewTicker(l.cpInterval)
+	defer tick.Stop()
+	fill := time.NewTimer(time.Hour)
+	fill.Stop()
+	batch := make([]*pending, 0, l.batchSize)
+	for {
+		batch = batch[:0]
+		select {
+		case p, ok := <-l.queue:
+			if !ok {
+				l.shutdown()
+				return
+			}
+			batch = append(batch, p)
+		case <-tick.C:
+			if l.st.since > 0 {
+				l.commit(nil, true)
+			}
+			continue
+		}
+		open := l.gather(&batch, fill)
+		l.commit(batch, false)
+		if !open {
+			l.shutdown()
+			return
+		}
+	}
+}
+
+// gather adds queued requests to batch until it is full or maxDelay has passed. It
+// reports false once the queue is closed.
+func (l *Log) gather(batch *[]*pending, fill *time.Timer) bool {
+	if l.maxDelay < 0 {
+		for len(*batch) < l.batchSize {
+			select {
+			case p, ok := <-l.queue:
+				if !ok {
+					return false
+				}
+				*batch = append(*batch, p)
+			default:
+				return true
+			}
+		}
+		return true
+	}
+	fill.Reset(l.maxDelay)
+	defer fill.Stop()
+	for len(*batch) < l.batchSize {
+		select {
+		case p, ok := <-l.queue:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, p)
+		case <-fill.C:
+			return true
+		}
+	}
+	return true
+}
+
+// shutdown runs once the queue is closed and drained: the final checkpoint.
+func (l *Log) shutdown() {
+	if l.st.since > 0 {
+		if err := l.commit(nil, true); err != nil {
+			l.final = fmt.Errorf("final checkpoint: %w", err)
+		}
+	}
+}
+
+// commit seals the batch (sequence numbers, times, hashes, checkpoints due) and writes
+// it in one transaction. Only if that commits does the chain advance; otherwise every
+// caller in the batch gets the error and the same sequence numbers are used again.
+func (l *Log) commit(batch []*pending, checkpoint bool) error {
+	st := l.st
+	entries := make([]entry, 0, len(batch)+1)
+	for _, p := range batch {
+		if p.checkpoint {
+			if st.since > 0 {
+				entries = append(entries, l.checkpointEntry(&st))
+			}
+			continue
+		}
+		entries = append(entries, l.seal(&p.rec, &st, l.now()))
+		st.since++
+		if st.since >= l.cpEvery {
+			entries = append(entries, l.checkpointEntry(&st))
+		}
+	}
+	if checkpoint && st.since > 0 {
+		entries = append(entries, l.checkpointEntry(&st))
+	}
+	if len(entries) == 0 {
+		release(batch, nil)
+		return nil
+	}
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		// Keys only ever grow: full pages instead of bbolt's half-full default.
+		b.FillPercent = 1
+		for _, e := range entries {
+			if err := b.Put(e.key, e.val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("%w: writing records %d to %d: %w", ErrUnavailable, l.st.seq+1, st.seq, err)
+		l.setFailure(err)
+		l.failed.Add(uint64(len(batch)))
+		l.log.Error("AUDIT LOG WRITE FAILED: records not stored; their callers are refused",
+			"log_id", l.id, "records", len(entries), "first_seq", l.st.seq+1, "error", err)
+		release(batch, err)
+		return err
+	}
+	cps := 0
+	for _, e := range entries {
+		if e.cp != nil {
+			cps++
+			l.log.Info("audit checkpoint", "log_id", l.id, "seq", e.cp.Seq,
+				"head_seq", e.cp.Detail[DetailHeadSeq], "head_hash", e.cp.Detail[DetailHeadHash])
+		}
+	}
+	l.st = st
+	l.publishHead()
+	l.batches.Add(1)
+	l.checkpoints.Add(uint64(cps))
+	l.records.Add(uint64(len(entries) - cps))
+	if l.setFailure(nil) != nil {
+		l.log.Info("audit log writes again", "log_id", l.id, "head_seq", st.seq)
+	}
+	release(batch, nil)
+	return nil
+}
+
+func release(batch []*pending, err error) {
+	for _, p := range batch {
+		if p.done != nil {
+			p.done <- err
+		}
+	}
+}
+
+// seal makes r the next record of the chain st, stamped t, and returns its entry.
+func (l *Log) seal(r *Record, st *writerState, t time.Time) entry {
+	r.Seq = st.seq + 1
+	r.Time = t.UTC().Round(0)
+	r.Node = l.node
+	r.PrevHash = st.hash
+	body := recordBody(nil, r)
+	st.raw = chainHash(st.raw, body)
+	r.Hash = hex.EncodeToString(st.raw[:])
+	st.seq, st.hash, st.time = r.Seq, r.Hash, r.Time
+	// The stored line is the body with prev_hash and hash added before its closing brace.
+	val := append(body[:len(body)-1], `,"prev_hash":`...)
+	val = appendString(val, r.PrevHash)
+	val = append(val, `,"hash":`...)
+	val = appendString(val, r.Hash)
+	val = append(val, '}')
+	return entry{key: seqKey(r.Seq), val: val}
+}
+
+// checkpointEntry seals a checkpoint covering the chain st so far.
+func (l *Log) checkpointEntry(st *writerState) entry {
+	t := l.now().UTC().Round(0)
+	sig := ed25519.Sign(l.key, headMessage(l.id, st.seq, st.hash, t))
+	cp := &Record{Kind: KindCheckpoint, Detail: map[string]string{
+		DetailHeadSeq:   strconv.FormatUint(st.seq, 10),
+		DetailHeadHash:  st.hash,
+		DetailLogID:     l.id,
+		DetailSignature: hex.EncodeToString(sig),
+	}}
+	e := l.seal(cp, st, t)
+	st.since = 0
+	e.cp = cp
+	return e
+}

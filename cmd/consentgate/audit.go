@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/secrets"
+)
+
+func newAuditCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Verify, export and search the audit log"}
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditExportCmd(), newAuditPubkeyCmd(), newAuditSearchCmd())
+	return cmd
+}
+
+func newAuditVerifyCmd() *cobra.Command {
+	var db, export, pubkey string
+	cmd := &cobra.Command{
+		Use:   "verify (--db FILE | --export FILE) --pubkey FILE",
+		Short: "Prove the log complete and untouched, or name the first bad record",
+		Long: `Verify the hash chain and the signed checkpoints of an audit log file (the
+gateway stopped, or a snapshot) or of an export, with only the public key.
+Exit 0 with a summary, or exit 1 naming the first bad sequence number and why.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			raw, err := os.ReadFile(pubkey)
+			if err != nil {
+				return err
+			}
+			pub, err := audit.ParsePublicKeyPEM(raw)
+			if err != nil {
+				return fmt.Errorf("%s: %w", pubkey, err)
+			}
+			var rep audit.Report
+			switch {
+			case db != "" && export == "":
+				rep, err = audit.VerifyDB(db, pub)
+			case export != "" && db == "":
+				f, ferr := os.Open(export)
+				if ferr != nil {
+					return ferr
+				}
+				defer f.Close()
+				rep, err = audit.Verify(f, pub)
+			default:
+				return errors.New("give exactly one of --db or --export")
+			}
+			if err != nil {
+				return fmt.Errorf("NOT VERIFIED: %w", err)
+			}
+			printReport(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&db, "db", "", "audit.db file (not in use by a running gateway)")
+	cmd.Flags().StringVar(&export, "export", "", "export file (JSONL)")
+	cmd.Flags().StringVar(&pubkey, "pubkey", "", "public key PEM (consentgate audit pubkey)")
+	cmd.MarkFlagRequired("pubkey")
+	return cmd
+}
+
+func printReport(w io.Writer, r audit.Report) {
+	fmt.Fprintf(w, "verified: %d records, %d checkpoints\n", r.Records, r.Checkpoints)
+	if r.Records > 0 {
+		fmt.Fprintf(w, "from %s to %s\n", r.First.UTC().Format(time.RFC3339Nano), r.Last.UTC().Format(time.RFC3339Nano))
+	}
+	if r.Partial {
+		fmt.Fprintln(w, "partial export: records outside the filter are present only as hashes")
+	}
+	if r.Unvouched > 0 {
+		fmt.Fprintf(w, "warning: %d records after the last checkpoint are not yet vouched for by a signature\n", r.Unvouched)
+	}
+	if len(r.Incomplete) > 0 {
+		fmt.Fprintf(w, "incomplete requests (intent without outcome): %d\n", len(r.Incomplete))
+		for _, id := range r.Incomplete {
+			fmt.Fprintf(w, "  %s\n", id)
+		}
+	}
+}
+
+type exportFlags struct {
+	db, admin, out, format     string
+	cert, key, cacert          string
+	from, to                   string
+	vendor, app, purpose, cons string
+}
+
+func (f *exportFlags) filter() (audit.Filter, error) {
+	var af audit.Filter
+	var err error
+	if f.from != "" {
+		if af.From, err = time.Parse(time.RFC3339, f.from); err != nil {
+			return af, fmt.Errorf("--from: %w", err)
+		}
+	}
+	if f.to != "" {
+		if af.To, err = time.Parse(time.RFC3339, f.to); err != nil {
+			return af, fmt.Errorf("--to: %w", err)
+		}
+	}
+	af.Vendor, af.App, af.Purpose, af.Consent = f.vendor, f.app, f.purpose, f.cons
+	return af, nil
+}
+
+func newAuditExportCmd() *cobra.Command {
+	var f exportFlags
+	cmd := &cobra.Command{
+		Use:   "export (--db FILE | --admin URL --cert F --key F --cacert F)",
+		Short: "Stream the audit log as JSONL, whole or filtered, still verifiable",
+		Long: `Export the audit log from a file, or from the running gateway's admin API
+with an auditor or admin certificate. A filtered export stays verifiable: records
+outside the filter are carried as hashes only and the export says it is partial.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.format != "jsonl" {
+				return fmt.Errorf("--format %q: only jsonl is supported", f.format)
+			}
+			filter, err := f.filter()
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if f.out != "" {
+				file, err := os.OpenFile(f.out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+				if err != nil {
+					return err
+				}
+				defer file.Close()
+				w = file
+			}
+			switch {
+			case f.db != "" && f.admin == "":
+				return audit.ExportFile(cmd.Context(), f.db, w, filter)
+			case f.admin != "" && f.db == "":
+				return exportFromAdmin(cmd.Context(), f, w)
+			default:
+				return errors.New("give exactly one of --db or --admin")
+			}
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.db, "db", "", "audit.db file (not in use by a running gateway)")
+	fl.StringVar(&f.admin, "admin", "", "admin URL of a running gateway, e.g. https://127.0.0.1:9443")
+	fl.StringVar(&f.cert, "cert", "", "auditor certificate (with --admin)")
+	fl.StringVar(&f.key, "key", "", "auditor key (with --admin)")
+	fl.StringVar(&f.cacert, "cacert", "", "internal CA (with --admin)")
+	fl.StringVar(&f.out, "out", "", "write to FILE instead of stdout")
+	fl.StringVar(&f.format, "format", "jsonl", "jsonl")
+	fl.StringVar(&f.from, "from", "", "RFC 3339 time: records at or after")
+	fl.StringVar(&f.to, "to", "", "RFC 3339 time: records before")
+	fl.StringVar(&f.vendor, "vendor", "", "only this vendor")
+	fl.StringVar(&f.app, "app", "", "only this app")
+	fl.StringVar(&f.purpose, "purpose", "", "only this purpose")
+	fl.StringVar(&f.cons, "consent", "", "only this consent id")
+	return cmd
+}
+
+func exportFromAdmin(ctx context.Context, f exportFlags, w io.Writer) error {
+	pair, err := tls.LoadX509KeyPair(f.cert, f.key)
+	if err != nil {
+		return fmt.Errorf("--cert/--key: %w", err)
+	}
+	pool, err := certs.LoadPool(f.cacert)
+	if err != nil {
+		return fmt.Errorf("--cacert: %w", err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}}
+	q := url.Values{}
+	for k, v := range map[string]string{"from": f.from, "to": f.to, "vendor": f.vendor, "app": f.app, "purpose": f.purpose, "consent": f.cons} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.admin+"/v1/audit/export?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("admin API: %s: %s", resp.Status, body)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+func newAuditPubkeyCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "pubkey --config FILE",
+		Short: "Print the public key that verifies this gateway's audit checkpoints",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, p, err := loadForAudit(file)
+			if err != nil {
+				return err
+			}
+			key, err := auditSigningKey(cmd.Context(), cfg, p)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(audit.PublicKeyPEM(key.Public().(ed25519.PublicKey)))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&file, "config", "configs/consentgate.yaml", "configuration file (for the secret provider)")
+	return cmd
+}
+
+func newAuditSearchCmd() *cobra.Command {
+	var file, db, export, subject string
+	cmd := &cobra.Command{
+		Use:   "search --subject VALUE (--db FILE | --export FILE) --config FILE",
+		Short: "Find every record about a person by app user id, birth number, IIN or document number",
+		Long: `Answer "what did you disclose about this person?" without the log holding the
+raw identifier: VALUE is hashed with the key from the secret provider and
+matched against the subject and identifier HMACs of every record.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, p, err := loadForAudit(file)
+			if err != nil {
+				return err
+			}
+			ref, err := secrets.ParseRef(cfg.Keys.SubjectHMAC)
+			if err != nil {
+				return err
+			}
+			key, err := p.Get(cmd.Context(), ref)
+			if err != nil {
+				return err
+			}
+			h := audit.HMAC([]byte(key.Value), subject)
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			n := 0
+			emit := func(r audit.Record) error { n++; return enc.Encode(r) }
+			switch {
+			case db != "" && export == "":
+				err = audit.Search(cmd.Context(), db, h, emit)
+			case export != "" && db == "":
+				f, ferr := os.Open(export)
+				if ferr != nil {
+					return ferr
+				}
+				defer f.Close()
+				err = audit.SearchExport(f, h, emit)
+			default:
+				return errors.New("give exactly one of --db or --export")
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%d records\n", n)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "config", "configs/consentgate.yaml", "configuration file (for the secret provider)")
+	cmd.Flags().StringVar(&db, "db", "", "audit.db file (not in use by a running gateway)")
+	cmd.Flags().StringVar(&export, "export", "", "export file (JSONL)")
+	cmd.Flags().StringVar(&subject, "subject", "", "app user id, birth number, IIN or document number")
+	cmd.MarkFlagRequired("subject")
+	return cmd
+}
+
+func loadForAudit(file string) (*configs.Config, secrets.Provider, error) {
+	cfg, err := configs.Load(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := openSecrets(cfg)
+	return cfg, p, err
+}
+
+// auditSigningKey reads the Ed25519 checkpoint key (PKCS#8 PEM) from the provider.
+func auditSigningKey(ctx context.Context, cfg *configs.Config, p secrets.Provider) (ed25519.PrivateKey, error) {
+	ref, err := secrets.ParseRef(cfg.Keys.AuditSigning)
+	if err != nil {
+		return nil, fmt.Errorf("keys.audit_signing: %w", err)
+	}
+	s, err := p.Get(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("keys.audit_signing: %w", err)
+	}
+	block, _ := pem.Decode([]byte(s.Value))
+	if block == nil {
+		return nil, errors.New("keys.audit_signing: not a PEM private key")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("keys.audit_signing: %w", err)
+	}
+	ed, ok := key.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("keys.audit_signing: %T is not an Ed25519 key", key)
+	}
+	return ed, nil
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/consentgate/consentgate/internal/logsink"
+)
+
+// runCmd runs the CLI in-process and returns stdout+stderr.
+func runCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out := &logsink.Buffer{}
+	err := run(context.Background(), args, out, out)
+	return out.String(), err
+}
+
+// The end-to-end story of the audit log: calls leave records; after the gateway
+// stops, the file verifies with only the public key; an export holds no secret
+// and no raw personal value; search finds a person by app user id and by birth
+// number; tampering with the export is caught with the sequence number.
+func TestDevAuditTrail(t *testing.T) {
+	dir := t.TempDir()
+	e, stop := startTestDevStoppable(t, dir)
+	defer stop()
+	direct := e.directAirbankPersonalData(t)
+	calls := []struct{ consent, purpose, path string }{
+		{"dev-kyc", "kyc-onboarding", "/v/airbank/openapi/glClientIdentity/v1/personalData"},
+		{"dev-age", "age-verification", "/v/airbank/openapi/glClientIdentity/v1/personalData"},
+		{"dev-kyc", "kyc-onboarding", "/v/kb/v1/clients/me/identity"},
+		{"dev-kyc", "account-aggregation", "/v/airbank/openapi/glClientIdentity/v1/accounts"},
+		{"", "kyc-onboarding", "/v/airbank/openapi/glClientIdentity/v1/personalData"}, // denied
+	}
+	for _, c := range calls {
+		h := map[string]string{"X-Purpose": c.purpose}
+		if c.consent != "" {
+			h["X-Consent-Id"] = c.consent
+		}
+		call(t, e.app, "GET", e.gatewayURL()+c.path, "", h)
+	}
+	// The running gateway exports through the admin API to the auditor only.
+	if out, err := runCmd(t, "audit", "export", "--admin", e.adminURL(),
+		"--cert", e.pki.Path("apps/onboarding-web.crt"), "--key", e.pki.Path("apps/onboarding-web.key"), "--cacert", e.pki.Path("ca.crt")); err == nil {
+		t.Errorf("an app certificate exported the audit log: %s", out)
+	}
+	live := filepath.Join(dir, "live.jsonl")
+	if out, err := runCmd(t, "audit", "export", "--admin", e.adminURL(), "--out", live,
+		"--cert", e.pki.Path("apps/auditor.crt"), "--key", e.pki.Path("apps/auditor.key"), "--cacert", e.pki.Path("ca.crt")); err != nil {
+		t.Fatalf("auditor export: %v %s", err, out)
+	}
+	stop() // final checkpoint
+
+	pub := filepath.Join(dir, "audit.pub")
+	out, err := runCmd(t, "audit", "verify", "--db", filepath.Join(dir, "audit.db"), "--pubkey", pub)
+	if err != nil || !strings.Contains(out, "verified:") || strings.Contains(out, "incomplete requests") {
+		t.Fatalf("verify --db: %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, "audit", "verify", "--export", live, "--pubkey", pub); err != nil {
+		t.Fatalf("verify the live export: %v\n%s", err, out)
+	}
+	exp := filepath.Join(dir, "audit.jsonl")
+	if out, err := runCmd(t, "audit", "export", "--db", filepath.Join(dir, "audit.db"), "--out", exp); err != nil {
+		t.Fatalf("export: %v %s", err, out)
+	}
+	data, err := os.ReadFile(exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{`"kind":"intent"`, `"kind":"outcome"`, `"kind":"consent"`, `"kind":"policy"`, `"kind":"system"`, `"kind":"admin"`} {
+		if !bytes.Contains(data, []byte(kind)) {
+			t.Errorf("export has no %s record", kind)
+		}
+	}
+	e.assertNoSecrets(t, "audit export", string(data))
+	for _, field := range []string{"birthNumber", "names", "surname", "birthDate", "birthPlace"} {
+		if v, _ := direct[field].(string); v != "" && bytes.Contains(data, []byte(v)) {
+			t.Errorf("audit export holds the raw %s", field)
+		}
+	}
+	if bytes.Contains(data, []byte(devSubject)) {
+		t.Error("audit export holds the raw subject")
+	}
+
+	// Search by the app's user id and by the birth number the vendor returned.
+	cfgFile := writeDevConfig(t, dir)
+	out, err = runCmd(t, "audit", "search", "--config", cfgFile, "--db", filepath.Join(dir, "audit.db"), "--subject", devSubject)
+	if err != nil || !strings.Contains(out, `"kind":"consent"`) || !strings.Contains(out, `"kind":"outcome"`) {
+		t.Fatalf("search by subject: %v\n%s", err, out)
+	}
+	out, err = runCmd(t, "audit", "search", "--config", cfgFile, "--export", exp, "--subject", direct["birthNumber"].(string))
+	if err != nil || !strings.Contains(out, `"operation":"airbank.personalData"`) {
+		t.Fatalf("search by birth number: %v\n%s", err, out)
+	}
+
+	// Tamper with one record of the export: caught, with its sequence number.
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	i := len(lines) / 2
+	var rec map[string]any
+	json.Unmarshal([]byte(lines[i]), &rec)
+	lines[i] = strings.Replace(lines[i], `"status":200`, `"status":201`, 1)
+	if lines[i] == strings.Split(strings.TrimSpace(string(data)), "\n")[i] {
+		lines[i] = strings.Replace(lines[i], `"node":"dev-1"`, `"node":"dev-2"`, 1)
+	}
+	tampered := filepath.Join(dir, "tampered.jsonl")
+	os.WriteFile(tampered, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+	out, err = runCmd(t, "audit", "verify", "--export", tampered, "--pubkey", pub)
+	if err == nil || !strings.Contains(err.Error(), "NOT VERIFIED") {
+		t.Fatalf("a tampered export verified: %v\n%s", err, out)
+	}
+	if seq, ok := rec["seq"].(float64); ok && !strings.Contains(err.Error(), "seq "+jsonNumber(seq)) && !strings.Contains(err.Error(), jsonNumber(seq)) {
+		t.Errorf("error %q does not name seq %v", err, seq)
+	}
+}
+
+func jsonNumber(f float64) string {
+	b, _ := json.Marshal(f)
+	return string(b)
+}
+
+// writeDevConfig writes the dev configuration as a file, for the CLI commands
+// that take --config (they read the dev secrets file through it).
+func writeDevConfig(t *testing.T, dir string) string {
+	t.Helper()
+	if _, err := devPolicies(filepath.Join(dir, "none"), dir); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../../configs/dev.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "data_dir:"):
+			line = "data_dir: " + dir
+		case strings.HasPrefix(line, "  - vendors/"):
+			line = "  - " + filepath.Join(mustAbs(t, "../../configs"), strings.TrimPrefix(line, "  - "))
+		}
+		b.WriteString(line + "\n")
+	}
+	file := filepath.Join(dir, "dev-config.yaml")
+	writeTestFile(t, file, b.String())
+	return file
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/consentgate/consentgate/audit"
+)
+
+// Auditor records what the gateway decides and does; *audit.Log implements it.
+// In strict mode Append returns only once the record is durable, which is what
+// lets the gateway promise that no vendor call and no answer goes unrecorded.
+type Auditor interface {
+	Append(ctx context.Context, r audit.Record) (audit.Record, error)
+}
+
+// ErrAuditUnavailable means a record could not be written: the call stops.
+var ErrAuditUnavailable = errors.New("audit log unavailable")
+
+// record writes the intent or outcome record of one exchange. The request's
+// context may already be cancelled (the app hung up): the record is written
+// regardless, because the vendor may already have been called.
+func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
+	r := audit.Record{
+		Kind:         kind,
+		RequestID:    ex.requestID,
+		App:          ex.app,
+		Vendor:       ex.vendor,
+		Operation:    ex.op,
+		Method:       ex.method,
+		PathTemplate: ex.pathTemplate,
+		ConsentID:    ex.consentID,
+		Purpose:      ex.purpose,
+		SubjectHMAC:  ex.subject,
+		Identifiers:  ex.identifiers,
+		BytesIn:      ex.bytesIn,
+	}
+	if d := ex.decision; d != nil {
+		allow := d.Allow
+		r.DecisionID, r.PolicyRevision, r.Allow, r.Reasons = d.ID, d.Revision, &allow, d.Reasons
+	}
+	if kind == audit.KindOutcome {
+		r.Status = ex.status
+		r.LatencyUS = time.Since(ex.start).Microseconds()
+		r.BytesOut = ex.bytesOut
+		r.Disclosed, r.Withheld = ex.disclosed, ex.withheld
+		r.Error = ex.err
+		if ex.wouldDeny {
+			r.Detail = map[string]string{"would_deny": "true"}
+		}
+	}
+	if _, err := g.auditor.Append(context.WithoutCancel(ctx), r); err != nil {
+		g.log.Error("AUDIT LOG UNWRITABLE: the call is refused", logRequestID, ex.requestID, "kind", kind, logError, err.Error())
+		return errors.Join(ErrAuditUnavailable, err)
+	}
+	return nil
+}
+
+// identifierPath says whether a field holds an identifier auditors must be able
+// to search by: national ids (birth number, IIN) and document numbers.
+func identifierPath(path, category string) bool {
+	if category == "national_id" {
+		return true
+	}
+	if category != "document" {
+		return false
+	}
+	last := path[strings.LastIndex(path, ".")+1:]
+	return strings.Contains(strings.ToLower(last), "number")
+}
+
+// identifierValues returns the scalar values at the identifier paths of fields
+// found in a decoded JSON document.
+func identifierValues(doc any, fields map[string]string) []string {
+	var out []string
+	var walk func(v any, path string)
+	walk = func(v any, path string) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, val := range x {
+				walk(val, joinPath(path, k))
+			}
+		case []any:
+			for _, el := range x {
+				walk(el, path+"[]")
+			}
+		case string:
+			if identifierPath(path, fields[path]) && x != "" {
+				out = append(out, x)
+			}
+		case json.Number:
+			if identifierPath(path, fields[path]) {
+				out = append(out, x.String())
+			}
+		}
+	}
+	walk(doc, "")
+	return out
+}
