@@ -48,8 +48,14 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 		r.BytesOut = ex.bytesOut
 		r.Disclosed, r.Withheld = ex.disclosed, ex.withheld
 		r.Error = ex.err
+		r.Detail = map[string]string{}
 		if ex.wouldDeny {
-			r.Detail = map[string]string{"would_deny": "true"}
+			r.Detail["would_deny"] = "true"
+		}
+		// The data categories disclosed, for the record of processing
+		// (audit report); the paths are in Disclosed.
+		if len(ex.categories) > 0 {
+			r.Detail["categories"] = strings.Join(ex.categories, ",")
 		}
 	}
 	if _, err := g.auditor.Append(context.WithoutCancel(ctx), r); err != nil {
@@ -99,4 +105,29 @@ func identifierValues(doc any, fields map[string]string) []string {
 	}
 	walk(doc, "")
 	return out
+}
+
+// disclosedCategories maps disclosed paths to the categories of the operation's
+// response fields; a derived age (age_over_18) is reported as "derived_age".
+func disclosedCategories(disclosed []string, fields map[string]string) []string {
+	set := map[string]bool{}
+	for _, p := range disclosed {
+		if strings.HasPrefix(p[strings.LastIndex(p, ".")+1:], "age_over_") {
+			set["derived_age"] = true
+			continue
+		}
+		c, ok := fields[p]
+		for q := p; !ok && q != ""; {
+			i := strings.LastIndexAny(q, ".[")
+			if i < 0 {
+				break
+			}
+			q = q[:i]
+			c, ok = fields[q]
+		}
+		if ok && c != "metadata" {
+			set[c] = true
+		}
+	}
+	return sortedSet(set)
 }

@@ -474,6 +474,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	}
 	body := ob.scrub.bytes(out.body)
 	ex.withheld, ex.disclosed, ex.bytesOut = out.withheld, out.disclosed, int64(len(body))
+	ex.categories = disclosedCategories(out.disclosed, ob.op.cfg.Fields.Response)
 	for _, val := range out.identifiers {
 		ex.identifiers = append(ex.identifiers, audit.HMAC(ob.subjectKey, val))
 	}

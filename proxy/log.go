@@ -71,6 +71,7 @@ type exchange struct {
 	withheld    []string
 	subject     string
 	identifiers []string
+	categories  []string
 	w           *statusWriter
 }
 
