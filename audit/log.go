@@ -41,6 +41,7 @@ type Log struct {
 	closed bool
 	queue  chan *pending
 	done   chan struct{} // closed when the writer has stopped
+	coming atomic.Int64  // requests announced by enqueue and not yet taken by the writer
 	st     writerState   // the writer's alone
 	final  error         // the final checkpoint's failure; written before done closes
 
@@ -221,6 +222,7 @@ func (l *Log) enqueue(p *pending) error {
 	if l.closed {
 		return fmt.Errorf("%w: closed", ErrUnavailable)
 	}
+	l.coming.Add(1)
 	l.queue <- p
 	return nil
 }

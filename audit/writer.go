@@ -32,9 +32,9 @@ type entry struct {
 	cp       *Record // the checkpoint, if it is one, to log once committed
 }
 
-// run is the writer: it takes the first queued request, waits up to maxDelay for more
-// (up to batchSize), and commits them in one transaction. While it commits, new requests
-// queue up, so under load batches fill without waiting at all.
+// run is the writer: it takes the first queued request, gathers more (up to batchSize,
+// for at most maxDelay), and commits them in one transaction. While it commits, new
+// requests queue up, so under load batches fill without waiting at all.
 func (l *Log) run() {
 	defer close(l.done)
 	tick := time.NewTicker(l.cpInterval)
@@ -50,6 +50,7 @@ func (l *Log) run() {
 				l.shutdown()
 				return
 			}
+			l.coming.Add(-1)
 			batch = append(batch, p)
 		case <-tick.C:
 			if l.st.since > 0 {
@@ -66,35 +67,40 @@ func (l *Log) run() {
 	}
 }
 
-// gather adds queued requests to batch until it is full or maxDelay has passed. It
-// reports false once the queue is closed.
+// gather adds queued requests to batch until it is full, maxDelay has passed, or no
+// caller is on its way: a lone caller is not kept waiting for company that is not
+// coming. It reports false once the queue is closed.
 func (l *Log) gather(batch *[]*pending, fill *time.Timer) bool {
-	if l.maxDelay < 0 {
-		for len(*batch) < l.batchSize {
+	waiting := false
+	defer func() {
+		if waiting {
+			fill.Stop()
+		}
+	}()
+	for len(*batch) < l.batchSize {
+		var p *pending
+		var ok bool
+		select {
+		case p, ok = <-l.queue:
+		default:
+			if l.maxDelay < 0 || l.coming.Load() == 0 {
+				return true
+			}
+			if !waiting {
+				fill.Reset(l.maxDelay)
+				waiting = true
+			}
 			select {
-			case p, ok := <-l.queue:
-				if !ok {
-					return false
-				}
-				*batch = append(*batch, p)
-			default:
+			case p, ok = <-l.queue:
+			case <-fill.C:
 				return true
 			}
 		}
-		return true
-	}
-	fill.Reset(l.maxDelay)
-	defer fill.Stop()
-	for len(*batch) < l.batchSize {
-		select {
-		case p, ok := <-l.queue:
-			if !ok {
-				return false
-			}
-			*batch = append(*batch, p)
-		case <-fill.C:
-			return true
+		if !ok {
+			return false
 		}
+		l.coming.Add(-1)
+		*batch = append(*batch, p)
 	}
 	return true
 }

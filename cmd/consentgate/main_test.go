@@ -1,0 +1,17 @@
+package main
+
+import (
+	"os"
+	"testing"
+)
+
+// TestMain lets a test run this very binary as the consentgate command (with
+// CONSENTGATE_RUN_MAIN=1), so process-level tests such as the crash loop need no
+// separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("CONSENTGATE_RUN_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
