@@ -143,7 +143,9 @@ func TestCrashLoopLosesNoAnsweredOutcome(t *testing.T) {
 	}
 	outcomes := map[string]bool{}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(audit.ExportFile(context.Background(), filepath.Join(dir, "audit.db"), pw, audit.Filter{})) }()
+	go func() {
+		pw.CloseWithError(audit.ExportFile(context.Background(), filepath.Join(dir, "audit.db"), pw, audit.Filter{}))
+	}()
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
