@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -71,7 +72,7 @@ func (l *Log) run() {
 // caller is on its way: a lone caller is not kept waiting for company that is not
 // coming. It reports false once the queue is closed.
 func (l *Log) gather(batch *[]*pending, fill *time.Timer) bool {
-	waiting := false
+	waiting, yielded := false, false
 	defer func() {
 		if waiting {
 			fill.Stop()
@@ -83,8 +84,18 @@ func (l *Log) gather(batch *[]*pending, fill *time.Timer) bool {
 		select {
 		case p, ok = <-l.queue:
 		default:
-			if l.maxDelay < 0 || l.coming.Load() == 0 {
+			if l.maxDelay < 0 {
 				return true
+			}
+			if l.coming.Load() == 0 {
+				// Callers just released may be runnable but not yet running: let them
+				// run once before deciding that nobody is coming.
+				if yielded {
+					return true
+				}
+				yielded = true
+				runtime.Gosched()
+				continue
 			}
 			if !waiting {
 				fill.Reset(l.maxDelay)

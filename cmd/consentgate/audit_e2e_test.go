@@ -159,3 +159,26 @@ func mustAbs(t *testing.T, p string) string {
 	}
 	return a
 }
+
+// When the audit log cannot be written, /readyz says so, calls stop before the
+// vendor with 503, and consent changes are refused.
+func TestDevAuditUnwritable(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	if resp, _ := call(t, e.app, "GET", e.adminURL()+"/readyz", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("readyz before: %d", resp.StatusCode)
+	}
+	if err := e.audit.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := call(t, e.app, "GET", e.adminURL()+"/readyz", "", nil); resp.StatusCode != 503 {
+		t.Errorf("readyz with the audit log closed: %d", resp.StatusCode)
+	}
+	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/kb/v1/clients/me/identity", "", under("dev-kyc", "kyc-onboarding"))
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "audit-unavailable") || e.sandboxes.KB.Count() != 0 {
+		t.Errorf("call with the audit log closed: %d %s (kb calls %d)", resp.StatusCode, body, e.sandboxes.KB.Count())
+	}
+	resp, body = call(t, e.app, "POST", e.adminURL()+"/v1/consents", `{"subject":"u","vendors":["kb"],"purposes":["kyc-onboarding"],"categories":["identity"],"evidence":{"text":"x"},"ttl":"1h"}`, nil)
+	if resp.StatusCode != 503 {
+		t.Errorf("consent created without an audit record: %d %s", resp.StatusCode, body)
+	}
+}
