@@ -25,7 +25,7 @@ import (
 
 func newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Verify, export and search the audit log"}
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditExportCmd(), newAuditPubkeyCmd(), newAuditSearchCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditExportCmd(), newAuditPubkeyCmd(), newAuditSearchCmd(), newAuditReportCmd())
 	return cmd
 }
 
@@ -314,4 +314,68 @@ func auditSigningKey(ctx context.Context, cfg *configs.Config, p secrets.Provide
 		return nil, fmt.Errorf("keys.audit_signing: %T is not an Ed25519 key", key)
 	}
 	return ed, nil
+}
+
+func newAuditReportCmd() *cobra.Command {
+	var db, export, from, to, format string
+	cmd := &cobra.Command{
+		Use:   "report (--db FILE | --export FILE) [--from T] [--to T] [--format md|json]",
+		Short: "Processing report: disclosures and denials by purpose, data category, vendor and app",
+		Long: `Summarise what was disclosed to which recipient (vendor), for which purpose and
+app, with the data categories and the counts of disclosures and denials: the facts
+a GDPR Art. 30 record of processing needs. Markdown or JSON.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var f, t time.Time
+			var err error
+			if from != "" {
+				if f, err = time.Parse(time.RFC3339, from); err != nil {
+					return fmt.Errorf("--from: %w", err)
+				}
+			}
+			if to != "" {
+				if t, err = time.Parse(time.RFC3339, to); err != nil {
+					return fmt.Errorf("--to: %w", err)
+				}
+			}
+			var src io.Reader
+			switch {
+			case db != "" && export == "":
+				pr, pw := io.Pipe()
+				go func() { pw.CloseWithError(audit.ExportFile(cmd.Context(), db, pw, audit.Filter{})) }()
+				defer pr.Close()
+				src = pr
+			case export != "" && db == "":
+				file, err := os.Open(export)
+				if err != nil {
+					return err
+				}
+				defer file.Close()
+				src = file
+			default:
+				return errors.New("give exactly one of --db or --export")
+			}
+			rep, err := audit.Processing(src, f, t)
+			if err != nil {
+				return err
+			}
+			switch format {
+			case "md":
+				_, err = io.WriteString(cmd.OutOrStdout(), rep.Markdown())
+			case "json":
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				err = enc.Encode(rep)
+			default:
+				err = fmt.Errorf("--format %q: use md or json", format)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&db, "db", "", "audit.db file (not in use by a running gateway)")
+	cmd.Flags().StringVar(&export, "export", "", "export file (JSONL)")
+	cmd.Flags().StringVar(&from, "from", "", "RFC 3339 time: records at or after")
+	cmd.Flags().StringVar(&to, "to", "", "RFC 3339 time: records before")
+	cmd.Flags().StringVar(&format, "format", "md", "md or json")
+	return cmd
 }

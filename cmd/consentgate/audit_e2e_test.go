@@ -98,6 +98,13 @@ func TestDevAuditTrail(t *testing.T) {
 		t.Fatalf("search by birth number: %v\n%s", err, out)
 	}
 
+	// The processing report counts the disclosures and the denial per purpose.
+	out, err = runCmd(t, "audit", "report", "--export", exp)
+	if err != nil || !strings.Contains(out, "| kyc-onboarding | airbank | onboarding-web | ") ||
+		!strings.Contains(out, "| age-verification | airbank | onboarding-web | derived_age | 1 | 0 | 0 |") {
+		t.Errorf("report: %v\n%s", err, out)
+	}
+
 	// Tamper with one record of the export: caught, with its sequence number.
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	i := len(lines) / 2
