@@ -34,21 +34,23 @@
 // A checkpoint is a record of kind "checkpoint" in the same chain, written after every
 // CheckpointEvery records, when CheckpointInterval passes with records not yet covered,
 // on Checkpoint, and at Close. Its detail carries head_seq and head_hash (the record just
-// before it, which it must chain to), log_id, and signature: Ed25519 over
+// before it, which it must chain to), log_id, and signature, in hex: Ed25519 over
 // "consentgate audit head v1\n" + log id + "\n" + head_seq + "\n" + head_hash + "\n" +
-// the checkpoint's time, hex. Being in the chain, a checkpoint cannot be removed or
+// the checkpoint's time as its record spells it. Being in the chain, a checkpoint cannot be removed or
 // moved without breaking it, and it vouches for every record before it: rewriting one
 // and re-hashing the rest needs a new signature at the next checkpoint.
 //
 // # Exports and verification
 //
 // An export is JSONL: a header (format, log id, node, public key, partial, filter, the
-// time, and a signed head: the same statement a checkpoint signs, about the last
-// record), then every record up to that head. Export signs the header too; ExportFile,
-// which has no key, uses the last checkpoint's statement as the head and signs nothing
-// else, so in its exports only the records and that head are authenticated. A filtered
-// export keeps the records outside the filter as stubs of seq, kind "elided", prev_hash
-// and hash, so the chain and the signed head still verify; its header says partial.
+// time, and the head: sequence number and hash of the last record), then every record
+// up to that head. Export signs the whole header, head included, at export time, so an
+// export cut short, added to, or with any header field changed fails. ExportFile, which
+// has no key, takes the last checkpoint's signed statement as the head instead; its
+// other header fields are not signed, and records after that checkpoint are exported
+// but unvouched. A filtered export keeps the records outside the filter as stubs of
+// seq, kind "elided", prev_hash and hash, so the chain and the head still verify; its
+// header says partial.
 //
 // Verify (an export) and VerifyDB (a file) report the first bad record as a
 // *VerifyError: a changed byte, a gap, a reordering, a broken link, a bad or missing
@@ -68,8 +70,9 @@
 //     refused, and the caller learns which.
 //   - Async mode loses what is queued at a crash and reports write failures only to the
 //     logger and Healthy. It is not compliance-grade.
-//   - A lone caller waits up to MaxDelay for company before its record is committed;
-//     under concurrency batches fill while the previous one is being fsync'd.
+//   - Group commit never delays a lone caller: the writer waits (at most MaxDelay) only
+//     for callers already inside Append, and batches fill by themselves while the
+//     previous one is being fsync'd.
 //   - bbolt's commit fsyncs twice (data, then meta page); Stats.Batches counts commits.
 //   - The signing key is fixed for the life of a file (Open refuses another): rotating
 //     it means starting a new file, whose log id differs.

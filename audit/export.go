@@ -67,13 +67,16 @@ type exportHeader struct {
 	Signature  string      `json:"signature,omitempty"` // over signedMessage; none from ExportFile
 }
 
-// signedHead states, under the log's key, that the log reached record Seq with hash Hash
-// as of Time (see headMessage).
+// signedHead states that the log reached record Seq with hash Hash as of Time. Export
+// signs it with the rest of the header and leaves Signature empty; ExportFile, without
+// the key, copies the last checkpoint's statement and its Signature (see headMessage).
+// So an export has exactly one signature over its head, and stripping the header's
+// leaves a head nobody signed.
 type signedHead struct {
 	Seq       uint64    `json:"seq"`
 	Hash      string    `json:"hash"`
 	Time      time.Time `json:"time"`
-	Signature string    `json:"signature"`
+	Signature string    `json:"signature,omitempty"`
 }
 
 func (h *exportHeader) encode(withSignature bool) []byte {
@@ -92,7 +95,7 @@ func (h *exportHeader) encode(withSignature bool) []byte {
 		in.uint("seq", hd.Seq)
 		in.str("hash", hd.Hash)
 		in.time("time", hd.Time)
-		in.str("signature", hd.Signature)
+		in.optStr("signature", hd.Signature)
 		o.b = in.close()
 	}
 	if withSignature {
@@ -139,7 +142,7 @@ type exportSource struct {
 // Export writes the log as JSONL: a header line, then every record up to the head as
 // of the call, in order, each line exactly as stored. With a filter, records outside it
 // are stubs (seq, kind "elided", prev_hash, hash) and the header says partial. The
-// header is signed and carries a head signed now, so a cut-off export fails Verify.
+// header, head included, is signed now, so a cut-off export fails Verify.
 // Records are read in short transactions, so a large export never holds the file
 // against the writer.
 func (l *Log) Export(ctx context.Context, w io.Writer, f Filter) error {
@@ -204,8 +207,7 @@ func export(ctx context.Context, w io.Writer, f Filter, src exportSource) error 
 			head = Head{Seq: seqOf(k), Hash: lenient(v).Hash}
 		}
 		if src.key != nil {
-			h.Head = &signedHead{Seq: head.Seq, Hash: head.Hash, Time: h.ExportedAt,
-				Signature: hex.EncodeToString(ed25519.Sign(src.key, headMessage(h.LogID, head.Seq, head.Hash, h.ExportedAt)))}
+			h.Head = &signedHead{Seq: head.Seq, Hash: head.Hash, Time: h.ExportedAt}
 			return nil
 		}
 		for ; k != nil; k, v = c.Prev() {

@@ -98,8 +98,11 @@ func Open(path string, o Options) (*Log, error) {
 	l.queue = make(chan *pending, l.batchSize)
 	l.done = make(chan struct{})
 	l.publishHead()
-	l.log.Info("audit log opened", "path", path, "log_id", l.id, "head_seq", l.st.seq,
-		"mode", map[bool]string{true: ModeStrict, false: ModeAsync}[l.strict])
+	mode := ModeAsync
+	if l.strict {
+		mode = ModeStrict
+	}
+	l.log.Info("audit log opened", "path", path, "log_id", l.id, "head_seq", l.st.seq, "mode", mode)
 	if l.st.since > 0 {
 		l.log.Warn("audit log was not closed cleanly: records after the last checkpoint will be covered by the next one",
 			"log_id", l.id, "unvouched", l.st.since, "head_seq", l.st.seq)

@@ -171,6 +171,22 @@ func TestAppendConcurrentGroupCommit(t *testing.T) {
 	}
 }
 
+// The writer waits for callers already in Append, never for ones that may come: with a
+// delay of an hour a lone caller still gets its answer at once.
+func TestLoneAppendDoesNotWait(t *testing.T) {
+	o := testOptions(t)
+	o.MaxDelay = time.Hour
+	l, _ := MustOpen(t, o)
+	start := time.Now()
+	appendN(t, l, 3)
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("three appends took %s", d)
+	}
+	if st := l.Stats(); st.Batches != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
 func TestAppendAsync(t *testing.T) {
 	o := testOptions(t)
 	o.Mode = ModeAsync
@@ -432,7 +448,6 @@ func TestWriteFailureRefusesTheBatch(t *testing.T) {
 	var sink logsink.Buffer
 	o := testOptions(t)
 	o.Logger = slog.New(slog.NewJSONHandler(&sink, nil))
-	o.MaxDelay = 20 * time.Millisecond // so the callers below share one batch
 	l, _ := MustOpen(t, o)
 	appendN(t, l, 2)
 	l.db.Close() // the disk goes away under the writer

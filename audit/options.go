@@ -27,9 +27,10 @@ type Options struct {
 	Mode string
 	// BatchSize is the most records one transaction (one fsync) takes. Zero: 256.
 	BatchSize int
-	// MaxDelay is how long the writer waits, once it holds one record, for more to fill
-	// the batch. It bounds the latency a lone caller pays for group commit. Zero: 1ms;
-	// negative: no wait, write whatever has queued up.
+	// MaxDelay bounds how long the writer, once it holds one record, waits for callers
+	// already inside Append to hand theirs over and share the commit. It never waits for
+	// callers that have not arrived, so a lone caller's record is committed at once.
+	// Zero: 1ms; negative: no wait, write whatever has queued up.
 	MaxDelay time.Duration
 	// CheckpointEvery is how many records a checkpoint follows at most. Zero: 1000.
 	CheckpointEvery int

@@ -213,22 +213,29 @@ func (c *chain) header(h *exportHeader) *VerifyError {
 	if h.PublicKey != hex.EncodeToString(c.pub) {
 		c.keyHint = fmt.Sprintf(" (the export names another key, fingerprint %s)", Fingerprint(mustHex(h.PublicKey)))
 	}
-	if h.Signature != "" {
+	hd := h.Head
+	switch {
+	case hd == nil || hd.Signature == "" && h.Signature == "":
+		// Then nothing ties the export to the key: any log id, any records would do.
+		return &VerifyError{Reason: "nothing in the export is signed: no header signature and no signed head " +
+			"(exported offline from a file without a checkpoint? open and close it with the gateway to add one)"}
+	case h.Signature != "" && hd.Signature != "":
+		return &VerifyError{Reason: "both the header and its head carry a signature"}
+	case h.Signature != "":
+		// Export: the header signature covers the head, which is where the export ends.
 		if !verifySignature(c.pub, h.signedMessage(), h.Signature) {
 			return &VerifyError{Reason: "header signature does not verify under the given public key" + c.keyHint}
 		}
-		if h.Head == nil {
-			return &VerifyError{Reason: "signed header without a signed head"}
-		}
-		c.limited, c.limit = true, h.Head.Seq
-	}
-	if hd := h.Head; hd != nil {
+		c.limited, c.limit = true, hd.Seq
+	default:
+		// ExportFile: the head is the last checkpoint's statement; records after it are
+		// in the export but unvouched.
 		if !verifySignature(c.pub, headMessage(c.logID, hd.Seq, hd.Hash, hd.Time), hd.Signature) {
 			return &VerifyError{Reason: "signed head does not verify under the given public key" + c.keyHint}
 		}
-		c.marks[hd.Seq] = append(c.marks[hd.Seq], mark{hash: hd.Hash, what: "the export's signed head"})
-		c.vouched = hd.Seq
 	}
+	c.marks[hd.Seq] = append(c.marks[hd.Seq], mark{hash: hd.Hash, what: "the export's signed head"})
+	c.vouched = hd.Seq
 	// A mark at 0 is the empty log: its head is the genesis hash.
 	for _, m := range c.marks[0] {
 		if m.hash != c.prev {

@@ -165,7 +165,11 @@ func (l *Log) commit(batch []*pending, checkpoint bool) error {
 	if err != nil {
 		err = fmt.Errorf("%w: writing records %d to %d: %w", ErrUnavailable, l.st.seq+1, st.seq, err)
 		l.setFailure(err)
-		l.failed.Add(uint64(len(batch)))
+		for _, p := range batch {
+			if !p.checkpoint {
+				l.failed.Add(1)
+			}
+		}
 		l.log.Error("AUDIT LOG WRITE FAILED: records not stored; their callers are refused",
 			"log_id", l.id, "records", len(entries), "first_seq", l.st.seq+1, "error", err)
 		release(batch, err)
