@@ -30,7 +30,8 @@ func newAuditCmd() *cobra.Command {
 }
 
 func newAuditVerifyCmd() *cobra.Command {
-	var db, export, pubkey string
+	var db, export, pubkey, anchor string
+	var requireVouched bool
 	cmd := &cobra.Command{
 		Use:   "verify (--db FILE | --export FILE) --pubkey FILE",
 		Short: "Prove the log complete and untouched, or name the first bad record",
@@ -47,17 +48,32 @@ Exit 0 with a summary, or exit 1 naming the first bad sequence number and why.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", pubkey, err)
 			}
+			var opts []audit.VerifyOption
+			if requireVouched {
+				opts = append(opts, audit.RequireVouched())
+			}
+			if anchor != "" {
+				raw, err := os.ReadFile(anchor)
+				if err != nil {
+					return err
+				}
+				var h audit.Head
+				if err := json.Unmarshal(raw, &h); err != nil {
+					return fmt.Errorf("--anchor %s: %w", anchor, err)
+				}
+				opts = append(opts, audit.Anchor(h))
+			}
 			var rep audit.Report
 			switch {
 			case db != "" && export == "":
-				rep, err = audit.VerifyDB(db, pub)
+				rep, err = audit.VerifyDB(db, pub, opts...)
 			case export != "" && db == "":
 				f, ferr := os.Open(export)
 				if ferr != nil {
 					return ferr
 				}
 				defer f.Close()
-				rep, err = audit.Verify(f, pub)
+				rep, err = audit.Verify(f, pub, opts...)
 			default:
 				return errors.New("give exactly one of --db or --export")
 			}
@@ -71,6 +87,8 @@ Exit 0 with a summary, or exit 1 naming the first bad sequence number and why.`,
 	cmd.Flags().StringVar(&db, "db", "", "audit.db file (not in use by a running gateway)")
 	cmd.Flags().StringVar(&export, "export", "", "export file (JSONL)")
 	cmd.Flags().StringVar(&pubkey, "pubkey", "", "public key PEM (consentgate audit pubkey)")
+	cmd.Flags().BoolVar(&requireVouched, "require-vouched", false, "fail on records after the last signed checkpoint (use on a file the gateway closed cleanly)")
+	cmd.Flags().StringVar(&anchor, "anchor", "", "a head kept earlier (JSON from /v1/audit/head): the log must still contain it, which detects truncation back to a checkpoint")
 	cmd.MarkFlagRequired("pubkey")
 	return cmd
 }

@@ -57,7 +57,7 @@ func TestDevAuditTrail(t *testing.T) {
 	stop() // final checkpoint
 
 	pub := filepath.Join(dir, "audit.pub")
-	out, err := runCmd(t, "audit", "verify", "--db", filepath.Join(dir, "audit.db"), "--pubkey", pub)
+	out, err := runCmd(t, "audit", "verify", "--db", filepath.Join(dir, "audit.db"), "--pubkey", pub, "--require-vouched")
 	if err != nil || !strings.Contains(out, "verified:") || strings.Contains(out, "incomplete requests") {
 		t.Fatalf("verify --db: %v\n%s", err, out)
 	}
