@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/consentgate/consentgate/audit"
@@ -94,6 +95,17 @@ func NewAdmin(o AdminOptions) http.Handler {
 			o.Logger.Error("audit export failed mid-stream", "error", err.Error())
 		}
 	}))
+	mux.HandleFunc("GET /v1/audit/tail", auditorOnly(func(w http.ResponseWriter, r *http.Request, _, _ string) {
+		after, err := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
+		if err != nil && r.URL.Query().Get("after") != "" {
+			writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad request", "after must be a sequence number", "")
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		if _, err := o.Audit.Tail(r.Context(), w, after, 1000, 25*time.Second); err != nil && o.Logger != nil {
+			o.Logger.Warn("audit tail ended early", "error", err.Error())
+		}
+	}))
 	mux.HandleFunc("GET /v1/audit/snapshot", auditorOnly(func(w http.ResponseWriter, r *http.Request, name, role string) {
 		if _, err := o.Audit.Append(r.Context(), audit.Record{Kind: audit.KindAdmin, App: name,
 			Detail: map[string]string{"action": "audit snapshot", "role": role}}); err != nil {
@@ -107,7 +119,7 @@ func NewAdmin(o AdminOptions) http.Handler {
 		}
 	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found", "admin routes are /v1/consents, /v1/policy/status, /v1/audit/{head,export,snapshot}, /healthz, /readyz", "")
+		writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found", "admin routes are /v1/consents, /v1/policy/status, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz", "")
 	})
 	return mux
 }

@@ -25,7 +25,7 @@ import (
 
 func newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Verify, export and search the audit log"}
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditExportCmd(), newAuditPubkeyCmd(), newAuditSearchCmd(), newAuditReportCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditExportCmd(), newAuditPubkeyCmd(), newAuditSearchCmd(), newAuditReportCmd(), newAuditTailCmd())
 	return cmd
 }
 
@@ -146,8 +146,8 @@ with an auditor or admin certificate. A filtered export stays verifiable: record
 outside the filter are carried as hashes only and the export says it is partial.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.format != "jsonl" {
-				return fmt.Errorf("--format %q: only jsonl is supported", f.format)
+			if f.format != "jsonl" && f.format != "csv" {
+				return fmt.Errorf("--format %q: use jsonl or csv", f.format)
 			}
 			filter, err := f.filter()
 			if err != nil {
@@ -162,14 +162,20 @@ outside the filter are carried as hashes only and the export says it is partial.
 				defer file.Close()
 				w = file
 			}
-			switch {
-			case f.db != "" && f.admin == "":
-				return audit.ExportFile(cmd.Context(), f.db, w, filter)
-			case f.admin != "" && f.db == "":
-				return exportFromAdmin(cmd.Context(), f, w)
-			default:
-				return errors.New("give exactly one of --db or --admin")
+			if f.format == "csv" {
+				// CSV is a view of the JSONL export, for spreadsheets; it is not
+				// verifiable on its own.
+				pr, pw := io.Pipe()
+				done := make(chan error, 1)
+				go func() { done <- audit.WriteCSV(pr, w); pr.Close() }()
+				err := exportTo(cmd.Context(), f, filter, pw)
+				pw.CloseWithError(err)
+				if werr := <-done; err == nil {
+					err = werr
+				}
+				return err
 			}
+			return exportTo(cmd.Context(), f, filter, w)
 		},
 	}
 	fl := cmd.Flags()
@@ -179,7 +185,7 @@ outside the filter are carried as hashes only and the export says it is partial.
 	fl.StringVar(&f.key, "key", "", "auditor key (with --admin)")
 	fl.StringVar(&f.cacert, "cacert", "", "internal CA (with --admin)")
 	fl.StringVar(&f.out, "out", "", "write to FILE instead of stdout")
-	fl.StringVar(&f.format, "format", "jsonl", "jsonl")
+	fl.StringVar(&f.format, "format", "jsonl", "jsonl (verifiable) or csv (a view for spreadsheets)")
 	fl.StringVar(&f.from, "from", "", "RFC 3339 time: records at or after")
 	fl.StringVar(&f.to, "to", "", "RFC 3339 time: records before")
 	fl.StringVar(&f.vendor, "vendor", "", "only this vendor")
@@ -189,17 +195,36 @@ outside the filter are carried as hashes only and the export says it is partial.
 	return cmd
 }
 
+func exportTo(ctx context.Context, f exportFlags, filter audit.Filter, w io.Writer) error {
+	switch {
+	case f.db != "" && f.admin == "":
+		return audit.ExportFile(ctx, f.db, w, filter)
+	case f.admin != "" && f.db == "":
+		return exportFromAdmin(ctx, f, w)
+	default:
+		return errors.New("give exactly one of --db or --admin")
+	}
+}
+
+// adminClient is an HTTP client with the auditor's certificate.
+func adminClient(cert, key, cacert string) (*http.Client, error) {
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("--cert/--key: %w", err)
+	}
+	pool, err := certs.LoadPool(cacert)
+	if err != nil {
+		return nil, fmt.Errorf("--cacert: %w", err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}}, nil
+}
+
 func exportFromAdmin(ctx context.Context, f exportFlags, w io.Writer) error {
-	pair, err := tls.LoadX509KeyPair(f.cert, f.key)
+	client, err := adminClient(f.cert, f.key, f.cacert)
 	if err != nil {
-		return fmt.Errorf("--cert/--key: %w", err)
+		return err
 	}
-	pool, err := certs.LoadPool(f.cacert)
-	if err != nil {
-		return fmt.Errorf("--cacert: %w", err)
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}}
 	q := url.Values{}
 	for k, v := range map[string]string{"from": f.from, "to": f.to, "vendor": f.vendor, "app": f.app, "purpose": f.purpose, "consent": f.cons} {
 		if v != "" {
@@ -395,5 +420,62 @@ a GDPR Art. 30 record of processing needs. Markdown or JSON.`,
 	cmd.Flags().StringVar(&from, "from", "", "RFC 3339 time: records at or after")
 	cmd.Flags().StringVar(&to, "to", "", "RFC 3339 time: records before")
 	cmd.Flags().StringVar(&format, "format", "md", "md or json")
+	return cmd
+}
+
+func newAuditTailCmd() *cobra.Command {
+	var admin, cert, key, cacert string
+	var after uint64
+	cmd := &cobra.Command{
+		Use:   "tail --admin URL --cert F --key F --cacert F [--after SEQ]",
+		Short: "Follow the running gateway's audit log, one JSON record per line",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := adminClient(cert, key, cacert)
+			if err != nil {
+				return err
+			}
+			client.Timeout = time.Minute
+			for cmd.Context().Err() == nil {
+				req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet,
+					fmt.Sprintf("%s/v1/audit/tail?after=%d", admin, after), nil)
+				if err != nil {
+					return err
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					if cmd.Context().Err() != nil {
+						return nil
+					}
+					return err
+				}
+				if resp.StatusCode != http.StatusOK {
+					body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+					resp.Body.Close()
+					return fmt.Errorf("admin API: %s: %s", resp.Status, body)
+				}
+				dec := json.NewDecoder(resp.Body)
+				for {
+					var raw json.RawMessage
+					if err := dec.Decode(&raw); err != nil {
+						break
+					}
+					var r struct {
+						Seq uint64 `json:"seq"`
+					}
+					json.Unmarshal(raw, &r)
+					after = max(after, r.Seq)
+					fmt.Fprintln(cmd.OutOrStdout(), string(raw))
+				}
+				resp.Body.Close()
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&admin, "admin", "https://127.0.0.1:9443", "admin URL of the running gateway")
+	cmd.Flags().StringVar(&cert, "cert", "", "auditor certificate")
+	cmd.Flags().StringVar(&key, "key", "", "auditor key")
+	cmd.Flags().StringVar(&cacert, "cacert", "", "internal CA")
+	cmd.Flags().Uint64Var(&after, "after", 0, "start after this sequence number (0: from the beginning)")
 	return cmd
 }

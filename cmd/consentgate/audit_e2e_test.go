@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/consentgate/consentgate/internal/logsink"
 )
@@ -54,6 +55,15 @@ func TestDevAuditTrail(t *testing.T) {
 		"--cert", e.pki.Path("apps/auditor.crt"), "--key", e.pki.Path("apps/auditor.key"), "--cacert", e.pki.Path("ca.crt")); err != nil {
 		t.Fatalf("auditor export: %v %s", err, out)
 	}
+	// Tail follows the log: the records so far, then stops with the context.
+	tailCtx, cancelTail := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	tailOut := &logsink.Buffer{}
+	run(tailCtx, []string{"audit", "tail", "--admin", e.adminURL(),
+		"--cert", e.pki.Path("apps/auditor.crt"), "--key", e.pki.Path("apps/auditor.key"), "--cacert", e.pki.Path("ca.crt")}, tailOut, tailOut)
+	cancelTail()
+	if !strings.Contains(tailOut.String(), `"seq":1,`) || !strings.Contains(tailOut.String(), `"kind":"outcome"`) {
+		t.Errorf("audit tail printed:\n%.500s", tailOut.String())
+	}
 	stop() // final checkpoint
 
 	pub := filepath.Join(dir, "audit.pub")
@@ -96,6 +106,12 @@ func TestDevAuditTrail(t *testing.T) {
 	out, err = runCmd(t, "audit", "search", "--config", cfgFile, "--export", exp, "--subject", direct["birthNumber"].(string))
 	if err != nil || !strings.Contains(out, `"operation":"airbank.personalData"`) {
 		t.Fatalf("search by birth number: %v\n%s", err, out)
+	}
+
+	// CSV is a view for spreadsheets.
+	out, err = runCmd(t, "audit", "export", "--db", filepath.Join(dir, "audit.db"), "--format", "csv")
+	if err != nil || !strings.HasPrefix(out, "seq,time,node,kind,") || !strings.Contains(out, ",outcome,") {
+		t.Errorf("csv export: %v\n%.300s", err, out)
 	}
 
 	// The processing report counts the disclosures and the denial per purpose.

@@ -1,0 +1,41 @@
+package audit
+
+import (
+	"context"
+	"io"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Tail writes, as export lines, the records after sequence number after (at most
+// max), waiting up to wait for the first one to be committed: a long poll, so
+// `consentgate audit tail` follows a running gateway without a standing stream.
+// It returns the sequence number of the last record written (after, if none).
+func (l *Log) Tail(ctx context.Context, w io.Writer, after uint64, max int, wait time.Duration) (uint64, error) {
+	deadline := time.Now().Add(wait)
+	for l.Head().Seq <= after && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return after, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	last := after
+	var lines []byte
+	err := l.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		n := 0
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && n < max; k, v = c.Next() {
+			lines = append(append(lines, v...), '\n')
+			last = seqOf(k)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return after, err
+	}
+	_, err = w.Write(lines)
+	return last, err
+}
