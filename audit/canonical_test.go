@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"flag"
 	"os"
 	"path/filepath"
@@ -128,7 +129,7 @@ func TestPublicKeyPEM(t *testing.T) {
 	}
 	for name, in := range map[string]string{
 		"empty":       "",
-		"private key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+		"private key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{0, 0, 0}})),
 		"garbage":     "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
 	} {
 		if _, err := ParsePublicKeyPEM([]byte(in)); err == nil {
