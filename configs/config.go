@@ -155,6 +155,10 @@ type Upstream struct {
 	CAFile string `yaml:"ca_file"`
 	// ServerName overrides the TLS server name (default: the base URL's host).
 	ServerName string `yaml:"server_name"`
+	// Pin lists internal addresses (loopback, private, link-local, ...) this
+	// vendor may resolve to. Without it such addresses are refused: a vendor host
+	// that resolves inward is a misconfiguration or a DNS rebinding attack.
+	Pin []string `yaml:"pin"`
 }
 
 // Timeouts bound each phase of an upstream call.

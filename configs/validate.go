@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -210,6 +211,11 @@ func (v *validator) vendor(vd *Vendor) {
 	}
 	v.timeouts(&vd.Timeouts)
 	v.fields("error_fields", vd.ErrorFields)
+	for i, a := range vd.Upstream.Pin {
+		if _, err := netip.ParseAddr(a); err != nil {
+			v.fail(fmt.Sprintf("upstream.pin[%d]", i), "%q is not an IP address", a)
+		}
+	}
 	if vd.ClientCertificate != nil {
 		v.clientCertificate(vd.ClientCertificate)
 	}

@@ -198,13 +198,14 @@ keys:
   subject_hmac: consentgate/keys#subject_hmac
   field_hmac: consentgate/keys#field_hmac
   audit_signing: consentgate/keys#audit_signing
-vendors: [echo.yaml, nosecret.yaml, down.yaml]
+vendors: [echo.yaml, nosecret.yaml, down.yaml, inward.yaml]
 `), 0o644)
 	writeFile(t, filepath.Join(dir, "policies", "allow.rego"), []byte(testPolicy), 0o644)
 	writeFile(t, filepath.Join(dir, "echo.yaml"), []byte(`id: echo
 base_url: `+up.URL+`/base
 upstream:
   ca_file: `+filepath.Join(dir, "upstream.crt")+`
+  pin: [127.0.0.1]
 credentials:
   - type: api_key
     secret: vendors/echo#api_key
@@ -245,6 +246,7 @@ operations:
 base_url: `+up.URL+`
 upstream:
   ca_file: `+filepath.Join(dir, "upstream.crt")+`
+  pin: [127.0.0.1]
 credentials:
   - type: api_key
     secret: vendors/nosecret#missing
@@ -259,6 +261,8 @@ operations:
 	closed.Close()
 	writeFile(t, filepath.Join(dir, "down.yaml"), []byte(`id: down
 base_url: https://`+downAddr+`
+upstream:
+  pin: [127.0.0.1]
 credentials:
   - type: api_key
     secret: vendors/echo#query
@@ -269,6 +273,17 @@ operations:
     path: /x
 `), 0o644)
 
+	// The same upstream, but not pinned: its loopback address must be refused.
+	writeFile(t, filepath.Join(dir, "inward.yaml"), []byte(`id: inward
+base_url: `+strings.Replace(up.URL, "127.0.0.1", "localhost", 1)+`
+upstream:
+  ca_file: `+filepath.Join(dir, "upstream.crt")+`
+  server_name: 127.0.0.1
+operations:
+  - id: inward.get
+    method: GET
+    path: /things/{id}
+`), 0o644)
 	cfg, err := configs.Load(filepath.Join(dir, "main.yaml"))
 	if err != nil {
 		t.Fatal(err)

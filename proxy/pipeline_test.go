@@ -396,3 +396,19 @@ func TestAuditUnwritableStopsTheCall(t *testing.T) {
 		t.Error("the failure was not logged loudly")
 	}
 }
+
+// A vendor host that resolves to an internal address is not dialled unless the
+// profile pins it: the vendor is never reached.
+func TestUnpinnedInternalAddressRefused(t *testing.T) {
+	env := newTestEnv(t)
+	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/inward/things/1", "", nil)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, problemUpstream) {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if env.seen.count() != 0 {
+		t.Fatal("the internal address was dialled")
+	}
+	if !strings.Contains(env.logs.String(), "upstream address refused") {
+		t.Errorf("the log does not say why: %s", env.logs.String())
+	}
+}

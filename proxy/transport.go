@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"time"
@@ -37,7 +37,19 @@ func newTransport(cfg *configs.Config, v *configs.Vendor, base *url.URL, id *cer
 		tlsCfg.GetClientCertificate = id.GetClientCertificate
 	}
 	t := v.Timeouts
-	dialer := &net.Dialer{Timeout: t.Dial.Duration, KeepAlive: 30 * time.Second}
+	var pinned []netip.Addr
+	for _, a := range v.Upstream.Pin {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("vendor %s upstream.pin: %w", v.ID, err)
+		}
+		pinned = append(pinned, ip.Unmap())
+	}
+	port := base.Port()
+	if port == "" {
+		port = "443"
+	}
+	dialer := newEgressDialer(t.Dial.Duration, pinned, port)
 	return &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,

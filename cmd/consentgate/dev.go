@@ -116,9 +116,10 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 	if err != nil {
 		return nil, err
 	}
-	// Point every profile at its sandbox. The TLS server name stays the vendor's
-	// real host, which the sandbox certificate carries, so the upstream check is
-	// the one production makes.
+	// Point every profile at its sandbox, pinning loopback, which is otherwise
+	// refused. The TLS server name stays the vendor's real host, which the
+	// sandbox certificate carries, so the upstream check is the one production
+	// makes.
 	for _, v := range cfg.Vendors {
 		s := sb.Server(v.ID)
 		if s == nil {
@@ -128,6 +129,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		u, _ := url.Parse(v.BaseURL)
 		v.Upstream.ServerName = u.Hostname()
 		v.Upstream.CAFile = pki.Path(certs.DevSandboxRootCert)
+		v.Upstream.Pin = []string{"127.0.0.1"} // the sandboxes listen on loopback
 		v.BaseURL = s.URL + strings.TrimSuffix(u.Path, "/")
 	}
 	gw, err := startGateway(ctx, cfg, p, log)

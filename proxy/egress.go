@@ -1,0 +1,105 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// ErrAddressRefused means a vendor host resolved to an address consentgate does
+// not dial: a private, loopback or otherwise internal one that no profile pins.
+var ErrAddressRefused = errors.New("upstream address refused")
+
+// internalPrefixes are networks an egress gateway must not reach on a vendor's
+// behalf: a vendor host that resolves into them (by mistake or by DNS rebinding)
+// would turn consentgate into a way into the internal network.
+var internalPrefixes = mustPrefixes(
+	"0.0.0.0/8",      // "this network", unspecified
+	"10.0.0.0/8",     // private
+	"100.64.0.0/10",  // carrier-grade NAT
+	"127.0.0.0/8",    // loopback
+	"169.254.0.0/16", // link-local (cloud metadata services live here)
+	"172.16.0.0/12",  // private
+	"192.0.0.0/24",   // IETF protocol assignments
+	"192.168.0.0/16", // private
+	"198.18.0.0/15",  // benchmarking
+	"224.0.0.0/4",    // multicast
+	"240.0.0.0/4",    // reserved, broadcast
+	"::/128",         // unspecified
+	"::1/128",        // loopback
+	"::ffff:0:0/96",  // IPv4-mapped: judged by the IPv4 address it carries
+	"64:ff9b::/96",   // NAT64
+	"64:ff9b:1::/48", // local-use NAT64
+	"2002::/16",      // 6to4
+	"fc00::/7",       // unique local
+	"fe80::/10",      // link-local
+	"ff00::/8",       // multicast
+)
+
+func mustPrefixes(ss ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
+
+// internal reports whether ip is in a network consentgate refuses by default.
+// IPv4-mapped addresses are judged by the IPv4 address inside.
+func internal(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range internalPrefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// egressDialer resolves a vendor host once and dials the address it checked, so
+// a second resolution (DNS rebinding) cannot swap in another target. Pinned
+// addresses are the ones a profile explicitly allows although internal.
+type egressDialer struct {
+	dialer   *net.Dialer
+	resolver interface {
+		LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+	}
+	pinned []netip.Addr
+	port   string // the only port this vendor may be dialled on
+}
+
+func newEgressDialer(timeout time.Duration, pinned []netip.Addr, port string) *egressDialer {
+	return &egressDialer{dialer: &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second},
+		resolver: net.DefaultResolver, pinned: pinned, port: port}
+}
+
+// DialContext is the transport's dial: resolve, check every address, dial the
+// first allowed one by IP.
+func (d *egressDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	if port != d.port {
+		return nil, fmt.Errorf("%w: port %s is not the profile's port %s", ErrAddressRefused, port, d.port)
+	}
+	var addrs []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{ip}
+	} else if addrs, err = d.resolver.LookupNetIP(ctx, "ip", host); err != nil {
+		return nil, err
+	}
+	var refused []string
+	for _, ip := range addrs {
+		if internal(ip) && !slices.Contains(d.pinned, ip.Unmap()) {
+			refused = append(refused, ip.String())
+			continue
+		}
+		return d.dialer.DialContext(ctx, network, net.JoinHostPort(ip.Unmap().String(), port))
+	}
+	return nil, fmt.Errorf("%w: %s resolves only to internal addresses %v that the profile does not pin", ErrAddressRefused, host, refused)
+}
