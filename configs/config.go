@@ -96,6 +96,11 @@ type TLS struct {
 	ClientCAFile string `yaml:"client_ca_file"`
 	// MinVersion is "1.2" (default) or "1.3".
 	MinVersion string `yaml:"min_version"`
+	// ForwardCACertFile and ForwardCAKeyFile are the internal CA the forward
+	// proxy mints vendor-host certificates with (apps already trust it). Without
+	// them the forward listener answers 501.
+	ForwardCACertFile string `yaml:"forward_ca_cert_file"`
+	ForwardCAKeyFile  string `yaml:"forward_ca_key_file"`
 }
 
 // Secrets selects and configures the secret provider.

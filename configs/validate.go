@@ -62,6 +62,9 @@ func (v *validator) config(c *Config) {
 			v.fail(f, "is required")
 		}
 	}
+	if (c.TLS.ForwardCACertFile == "") != (c.TLS.ForwardCAKeyFile == "") {
+		v.fail("tls.forward_ca_key_file", "forward_ca_cert_file and forward_ca_key_file go together")
+	}
 	switch c.TLS.MinVersion {
 	case "":
 		c.TLS.MinVersion = "1.2"

@@ -175,14 +175,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Stage 1, identity: the listener verified the chain; here we read who it is.
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		refuse(http.StatusUnauthorized, problemForbiddenRole, "Client certificate required", "")
-		return
-	}
-	id, err := identityOf(r.TLS.PeerCertificates[0], g.cfg.TrustDomain)
-	if err != nil {
-		refuse(http.StatusForbidden, problemForbiddenRole, "Unknown identity", err.Error())
-		return
+	// Behind the forward proxy the identity comes from the outer TLS connection,
+	// which the proxy put in the context (an app cannot set a context).
+	id, ok := IdentityFrom(r.Context())
+	if !ok {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			refuse(http.StatusUnauthorized, problemForbiddenRole, "Client certificate required", "")
+			return
+		}
+		var err error
+		if id, err = identityOf(r.TLS.PeerCertificates[0], g.cfg.TrustDomain); err != nil {
+			refuse(http.StatusForbidden, problemForbiddenRole, "Unknown identity", err.Error())
+			return
+		}
 	}
 	ex.app, ex.role = id.Name, id.Role
 	if id.Role != RoleApp {

@@ -315,7 +315,7 @@ operations:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Listen(cfg, in, g, http.NotFoundHandler(), log)
+	srv, err := Listen(cfg, in, g, nil, http.NotFoundHandler(), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,9 +84,9 @@ type Server struct {
 }
 
 // Listen binds the configured addresses so that the caller can print them before
-// serving. The forward listener answers 501 until the forward proxy lands, but it
-// holds its port and its TLS from the start.
-func Listen(cfg *configs.Config, in *InboundTLS, gateway, admin http.Handler, log *slog.Logger) (*Server, error) {
+// serving. A nil forward handler (no forward CA configured) answers 501 but
+// still holds its port and its TLS.
+func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin http.Handler, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -96,12 +96,15 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, admin http.Handler, lo
 		h    http.Handler
 	}{
 		{cfg.Listen.Gateway, gateway},
-		{cfg.Listen.Forward, notYet("forward proxy")},
+		{cfg.Listen.Forward, forward},
 		{cfg.Listen.Admin, admin},
 	}
-	for _, l := range handlers {
+	for i, l := range handlers {
 		if l.addr == "" {
 			continue
+		}
+		if l.h == nil {
+			l.h = notYet("the forward proxy (configure tls.forward_ca_cert_file and tls.forward_ca_key_file)")
 		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
@@ -109,9 +112,17 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, admin http.Handler, lo
 			return nil, fmt.Errorf("listening on %s: %w", l.addr, err)
 		}
 		s.lns = append(s.lns, ln)
+		tlsCfg := in.Config().Clone() // http.Server mutates it
+		var nextProto map[string]func(*http.Server, *tls.Conn, http.Handler)
+		if i == 1 {
+			// CONNECT tunnels are HTTP/1.1: the forward listener never offers h2.
+			tlsCfg.NextProtos = []string{"http/1.1"}
+			nextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+		}
 		s.servers = append(s.servers, &http.Server{
 			Handler:           l.h,
-			TLSConfig:         in.Config().Clone(), // http.Server mutates it
+			TLSConfig:         tlsCfg,
+			TLSNextProto:      nextProto,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,

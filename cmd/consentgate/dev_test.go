@@ -404,8 +404,8 @@ func TestDevRefusalsDoNotReachSandboxes(t *testing.T) {
 			t.Errorf("%s sandbox was called %d times", s.Vendor, s.Count())
 		}
 	}
-	// The forward listener holds its port behind the same mTLS.
-	if resp, _ := call(t, e.app, "GET", "https://"+e.srv.Addr(1)+"/", "", nil); resp.StatusCode != http.StatusNotImplemented {
+	// The forward listener refuses a host no vendor profile owns.
+	if resp, _ := call(t, e.app, "GET", "https://"+e.srv.Addr(1)+"/", "", nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("forward listener: status %d", resp.StatusCode)
 	}
 }

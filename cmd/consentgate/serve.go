@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/policy"
@@ -115,7 +117,23 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 		return nil, err
 	}
 	admin := proxy.NewAdmin(proxy.AdminOptions{TrustDomain: cfg.TrustDomain, Consents: consents, Policy: engine, Audit: alog, Logger: log})
-	srv, err := proxy.Listen(cfg, in, gw, admin, log)
+	var forward http.Handler
+	if cfg.TLS.ForwardCACertFile != "" {
+		certPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCACertFile))
+		if err != nil {
+			return nil, fmt.Errorf("tls.forward_ca_cert_file: %w", err)
+		}
+		keyPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCAKeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("tls.forward_ca_key_file: %w", err)
+		}
+		ca, err := certs.ParseCA(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("forward proxy CA: %w", err)
+		}
+		forward = proxy.NewForward(gw, ca)
+	}
+	srv, err := proxy.Listen(cfg, in, gw, forward, admin, log)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/consentgate/consentgate/certs"
+)
+
+// proxyClient is an app that cannot change its vendor base URL but sets
+// HTTPS_PROXY: its certificate serves the proxy's mTLS, and the internal CA
+// verifies both the proxy and the vendor-host certificates the proxy mints.
+func (e *devEnv) proxyClient(t *testing.T) *http.Client {
+	t.Helper()
+	file := e.pki.Path(certs.AppCert("onboarding-web"))
+	pair, err := tls.LoadX509KeyPair(file, certs.KeyFile(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyURL, _ := url.Parse("https://" + e.srv.Addr(1))
+	return &http.Client{Transport: &http.Transport{
+		Proxy:           http.ProxyURL(proxyURL),
+		TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert), Certificates: []tls.Certificate{pair}},
+	}}
+}
+
+func TestDevForwardProxy(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	c := e.proxyClient(t)
+
+	// A Go client with HTTPS_PROXY reaches Air Bank by its real host name and
+	// gets exactly what the gateway would give it.
+	resp, body := call(t, c, "GET", "https://api.airbank.cz/openapi/glClientIdentity/v1/personalData", "", under("dev-age", "age-verification"))
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"age_over_18":true}` {
+		t.Fatalf("through the forward proxy: %d %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("X-Consentgate-Decision-Id") == "" || e.sandboxes.Airbank.Count() != 1 {
+		t.Errorf("decision id %q, airbank calls %d", resp.Header.Get("X-Consentgate-Decision-Id"), e.sandboxes.Airbank.Count())
+	}
+	assertNoAppCredentials(t, lastRequest(t, e.sandboxes.Airbank))
+
+	// The same policy applies: no consent, no call.
+	resp, body = call(t, c, "GET", "https://api.airbank.cz/openapi/glClientIdentity/v1/cards", "", nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "no consent header") || e.sandboxes.Airbank.Count() != 1 {
+		t.Errorf("no consent through the proxy: %d %s", resp.StatusCode, body)
+	}
+
+	// banqware's base path (/sandbox) is part of the vendor's URL.
+	resp, body = call(t, c, "POST", "https://api.banqware.com/sandbox/user-resources/api/user", `{"clientId":"x"}`, under("dev-kyc", "account-aggregation"))
+	if resp.StatusCode/100 != 2 || !strings.Contains(string(body), "userId") {
+		t.Errorf("banqware through the proxy: %d %s", resp.StatusCode, body)
+	}
+
+	// A host no profile owns: refused before any tunnel.
+	if resp, err := c.Get("https://example.com/"); err == nil {
+		resp.Body.Close()
+		t.Error("CONNECT to a host no profile owns was tunnelled")
+	} else if !strings.Contains(err.Error(), "Forbidden") {
+		t.Errorf("refusal: %v", err)
+	}
+	// A vendor host on another port: refused too.
+	if resp, err := c.Get("https://api.airbank.cz:8080/"); err == nil {
+		resp.Body.Close()
+		t.Error("CONNECT to a vendor host on another port was tunnelled")
+	}
+}
+
+// The documented curl use: --proxy with the app certificate, by the vendor's
+// real host name, over HTTPS and (upgraded) plain HTTP.
+func TestDevForwardProxyWithCurl(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	app := e.pki.Path(certs.AppCert("onboarding-web"))
+	ca := e.pki.Path(certs.DevRootCert)
+	for _, target := range []string{
+		"https://api.airbank.cz/openapi/glClientIdentity/v1/cards",
+		"http://api.airbank.cz/openapi/glClientIdentity/v1/cards",
+	} {
+		out, err := exec.Command("curl", "-sS", "--proxy", "https://"+e.srv.Addr(1),
+			"--proxy-cert", app, "--proxy-key", certs.KeyFile(app), "--proxy-cacert", ca,
+			"--cacert", ca, "--cert", app, "--key", certs.KeyFile(app),
+			"-H", "X-Consent-Id: dev-kyc", "-H", "X-Purpose: account-aggregation", target).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "cardNumber") {
+			t.Errorf("curl %s: %v\n%s", target, err, out)
+		}
+	}
+	if got := e.sandboxes.Airbank.Count(); got != 2 {
+		t.Errorf("airbank saw %d calls, want 2", got)
+	}
+}

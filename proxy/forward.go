@@ -1,0 +1,233 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/certs"
+)
+
+// leafLifetime is how long a minted vendor-host certificate lives; it is renewed
+// an hour before it ends.
+const leafLifetime = 24 * time.Hour
+
+// Forward is the forward-proxy listener's handler, for apps that cannot change
+// their vendor base URL but can set HTTPS_PROXY. CONNECT to a host a vendor
+// profile owns is answered by terminating the app's TLS with a certificate for
+// that host minted by the internal CA; the requests inside then run exactly the
+// gateway pipeline. Any other host is refused before a tunnel exists.
+type Forward struct {
+	gw    *Gateway
+	ca    *certs.CA
+	hosts map[string]*vendor // lower-case host → vendor
+
+	mu    sync.Mutex
+	leafs map[string]*tls.Certificate
+}
+
+// NewForward builds the forward proxy over a gateway; ca mints the per-host
+// certificates and must be the CA apps already trust for the gateway.
+func NewForward(g *Gateway, ca *certs.CA) *Forward {
+	f := &Forward{gw: g, ca: ca, hosts: map[string]*vendor{}, leafs: map[string]*tls.Certificate{}}
+	for _, v := range g.vendors {
+		f.hosts[strings.ToLower(v.publicHost())] = v
+	}
+	return f
+}
+
+// publicHost is the host apps address the vendor by: the TLS server name when a
+// profile overrides it (dev points real hosts at sandboxes), else the base URL's.
+func (v *vendor) publicHost() string {
+	if v.cfg.Upstream.ServerName != "" {
+		return v.cfg.Upstream.ServerName
+	}
+	return v.base.Hostname()
+}
+
+// allowedPort reports whether apps may address the vendor on port.
+func (v *vendor) allowedPort(port string) bool {
+	return port == "443" || port == v.base.Port()
+}
+
+func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := &exchange{start: time.Now(), requestID: uuid.NewString(), method: r.Method, outcome: outcomeRefused,
+		w: &statusWriter{ResponseWriter: w}}
+	w = ex.w
+	w.Header().Set("X-Request-Id", ex.requestID)
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Client certificate required", "", ex.requestID)
+		return
+	}
+	id, err := identityOf(r.TLS.PeerCertificates[0], f.gw.cfg.TrustDomain)
+	if err != nil {
+		writeProblem(w, http.StatusForbidden, problemForbiddenRole, "Unknown identity", err.Error(), ex.requestID)
+		return
+	}
+	ex.app, ex.role = id.Name, id.Role
+
+	host, port := r.Host, "443"
+	if h, p, err := net.SplitHostPort(r.Host); err == nil {
+		host, port = h, p
+	}
+	v := f.hosts[strings.ToLower(host)]
+	if v == nil || (r.Method == http.MethodConnect && !v.allowedPort(port)) {
+		// Deny by default, audited like any refusal; the tunnel never opens.
+		defer f.gw.logExchange(ex)
+		ex.status, ex.err = http.StatusForbidden, "forward proxy: host is not owned by any vendor profile"
+		if err := f.gw.record(r.Context(), ex, audit.KindOutcome); err != nil {
+			f.gw.auditUnavailable(w, ex)
+			return
+		}
+		writeProblem(w, http.StatusForbidden, problemNoRoute, "Host not allowed",
+			"no vendor profile owns this host and port; consentgate only reaches configured vendors", ex.requestID)
+		return
+	}
+	ctx := WithIdentity(r.Context(), id)
+	switch {
+	case r.Method == http.MethodConnect:
+		f.tunnel(w, r.WithContext(ctx), v, host, ex.requestID)
+	case r.URL.IsAbs():
+		// Absolute-form http://vendor/... : the call still goes out over HTTPS.
+		f.pipeline(v).ServeHTTP(w, r.WithContext(ctx))
+	default:
+		writeProblem(w, http.StatusBadRequest, problemBadRequest, "Not a proxy request",
+			"send CONNECT host:443 or an absolute-form URL", ex.requestID)
+	}
+}
+
+// pipeline maps a request for the vendor's own URL onto the gateway's
+// /v/<vendor>/<path> and runs the gateway pipeline.
+func (f *Forward) pipeline(v *vendor) http.Handler {
+	basePath := strings.TrimSuffix(v.base.EscapedPath(), "/")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		escaped := r.URL.EscapedPath()
+		rest, ok := strings.CutPrefix(escaped, basePath)
+		if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
+			writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found",
+				fmt.Sprintf("vendor %s serves paths under %s", v.cfg.ID, basePath+"/"), "")
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Scheme, r2.URL.Host = "", ""
+		r2.URL.RawPath = gatewayPrefix + v.cfg.ID + rest
+		r2.URL.Path = r2.URL.RawPath
+		if p, err := url.PathUnescape(r2.URL.RawPath); err == nil {
+			r2.URL.Path = p
+		}
+		r2.RequestURI = ""
+		f.gw.ServeHTTP(w, r2)
+	})
+}
+
+// tunnel answers CONNECT, then speaks TLS as the vendor host to the app and
+// serves the requests inside through the pipeline.
+func (f *Forward) tunnel(w http.ResponseWriter, r *http.Request, v *vendor, host, requestID string) {
+	leaf, err := f.leaf(host)
+	if err != nil {
+		f.gw.log.Error("forward proxy: minting a certificate failed", "vendor", v.cfg.ID, logError, err.Error())
+		writeProblem(w, http.StatusInternalServerError, problemUpstream, "Cannot intercept", "", requestID)
+		return
+	}
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		writeProblem(w, http.StatusInternalServerError, problemBadRequest, "CONNECT needs HTTP/1.1", "", requestID)
+		return
+	}
+	if _, err := rw.WriteString("HTTP/1.1 200 Connection Established\r\n\r\n"); err != nil || rw.Flush() != nil {
+		conn.Close()
+		return
+	}
+	inner := tls.Server(bufferedConn{Conn: conn, r: rw.Reader}, &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{*leaf},
+		NextProtos:   []string{"http/1.1"},
+	})
+	ctx := r.Context()
+	srv := &http.Server{
+		Handler:           f.pipeline(v),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ConnContext:       func(context.Context, net.Conn) context.Context { return context.WithoutCancel(ctx) },
+		ErrorLog:          slog.NewLogLogger(f.gw.log.Handler(), slog.LevelInfo),
+	}
+	srv.Serve(&oneConnListener{conn: inner, done: make(chan struct{})})
+}
+
+// leaf returns the cached certificate for host, minting a new one when none is
+// valid for at least another hour.
+func (f *Forward) leaf(host string) (*tls.Certificate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.leafs[host]; c != nil && time.Until(c.Leaf.NotAfter) > time.Hour {
+		return c, nil
+	}
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: host},
+		DNSNames:    []string{host},
+		NotAfter:    time.Now().Add(leafLifetime),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	cert, key, err := f.ca.Issue(tmpl)
+	if err != nil {
+		return nil, err
+	}
+	c := &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}
+	f.leafs[host] = c
+	return c, nil
+}
+
+// bufferedConn keeps bytes the HTTP server read ahead of the TLS handshake.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// oneConnListener serves exactly one connection, then reports closed once that
+// connection ends, so http.Server.Serve returns.
+type oneConnListener struct {
+	conn net.Conn
+	once sync.Once
+	done chan struct{}
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	var c net.Conn
+	l.once.Do(func() { c = &closeNotifier{Conn: l.conn, done: l.done} })
+	if c != nil {
+		return c, nil
+	}
+	<-l.done
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error   { return nil }
+func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
+
+type closeNotifier struct {
+	net.Conn
+	once sync.Once
+	done chan struct{}
+}
+
+func (c *closeNotifier) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.done) })
+	return err
+}
