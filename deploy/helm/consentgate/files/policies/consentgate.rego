@@ -1,0 +1,109 @@
+# The decision consentgate asks for on every vendor call (DESIGN.md, "Policy
+# contract"). This module only assembles it; the rules that say who may see what
+# live in apps.rego (app permissions), consent.rego (the end user's consent) and
+# purposes.rego (what each purpose discloses).
+#
+# It must be defined for every input, even {}: the gateway treats an undefined
+# decision as a broken policy. So every part below is total, and allow is
+# exactly "no deny reason", which keeps reasons non-empty either way.
+package consentgate
+
+import data.consentgate.apps
+import data.consentgate.consent
+import data.consentgate.purposes
+
+decision := {
+	"allow": allow,
+	"reasons": reasons,
+	# Vendors add response fields without notice: whatever is not named is dropped.
+	"response": {"default": "drop", "fields": response_fields},
+	"request": {"drop": request_drop},
+	"binary": binary,
+}
+
+# Operations that concern no end user need neither consent nor purpose.
+consent_free if input.operation in data.consent_free_operations
+
+deny contains "app not allowed vendor" if not apps.vendor_allowed
+
+deny contains "app not allowed purpose" if {
+	not consent_free
+	purposes.name
+	not apps.purpose_allowed
+}
+
+deny contains reason if {
+	not consent_free
+	some reason in consent.deny
+}
+
+deny contains reason if {
+	not consent_free
+	some reason in purposes.deny
+}
+
+default allow := false
+
+allow if count(deny) == 0
+
+reasons := sort(deny) if {
+	not allow
+} else := ["operation needs no consent"] if {
+	consent_free
+} else := ["consent active", "purpose covered"]
+
+# The operation's field -> category maps from the vendor profile.
+response_map := m if {
+	m := input.fields.response
+	is_object(m)
+} else := {}
+
+request_map := m if {
+	m := input.fields.request
+	is_object(m)
+} else := {}
+
+# Every field of the profile is named, so the audit record can say what was
+# withheld; fields the profile does not know are left to the default. The
+# category -> action table is a complete rule, evaluated once per decision and
+# then only looked up per field: that keeps a decision in the tens of
+# microseconds.
+response_fields := {} if {
+	not allow
+} else := object.union(
+	{path: object.get(category_table, category, "drop") | some path, category in response_map},
+	{path: purposes.definition.age_source_action | not consent_free; some path in purposes.age_paths},
+)
+
+# Metadata (ids, statuses) is not personal and every call needs it.
+category_table := {"metadata": "keep"} if {
+	consent_free
+} else := object.union(purposes.category_actions, {"metadata": "keep"})
+
+# Request fields the app sent that the vendor must not receive. A field the
+# profile does not map is dropped too: nobody decided it may leave.
+request_drop := [] if {
+	not allow
+} else := sort([path |
+	some path in present
+	not request_permitted(path)
+])
+
+present contains path if {
+	some path in input.request.fields
+	is_string(path)
+}
+
+request_permitted(path) if request_map[path] == "metadata"
+
+request_permitted(path) if {
+	not consent_free
+	request_map[path] in purposes.disclosed
+}
+
+default binary := "deny"
+
+binary := "allow" if {
+	allow
+	purposes.binary_allowed
+}

@@ -1,0 +1,103 @@
+# What a purpose discloses, in data categories: data.purposes maps each purpose to
+# a category -> action table (and age-verification to a derivation from the
+# age-source fields, data.age_sources). Only categories both the purpose uses
+# and the end user consented to are disclosed.
+package consentgate.purposes
+
+import data.consentgate.consent
+
+# The X-Purpose header ("" when absent).
+name := p if {
+	p := input.purpose
+	is_string(p)
+	p != ""
+}
+
+definition := data.purposes[name]
+
+deny contains "no purpose header" if not name
+
+deny contains "unknown purpose" if {
+	name
+	not definition
+}
+
+deny contains "purpose not in consent" if {
+	name
+	consent.record
+	not name in consent.record.purposes
+}
+
+# A call whose purpose would disclose only categories the user never consented
+# to is refused rather than answered with nothing.
+deny contains "category not in consent" if {
+	consent.record
+	count(would_disclose) > 0
+	count(would_disclose & consent.categories) == 0
+}
+
+# The binary body (the liveness video) cannot be minimised: it goes whole or not
+# at all, and not at all is a refusal.
+deny contains "category not in consent" if {
+	definition
+	consent.record
+	input.body == "binary"
+	not binary_allowed
+}
+
+# Categories the purpose makes use of.
+uses contains category if {
+	some category, action in definition.categories
+	action != "drop"
+}
+
+# Categories that flow in this call, in either direction.
+disclosed := uses & consent.categories
+
+# Personal categories the response would disclose under the purpose, before the
+# consent is looked at.
+would_disclose contains category if {
+	some _, category in input.fields.response
+	category != "metadata"
+	category in uses
+}
+
+would_disclose contains category if {
+	definition.age_source_action
+	some path, category in input.fields.response
+	category != "metadata"
+	age_source(path)
+}
+
+would_disclose contains "biometric" if {
+	input.body == "binary"
+	"biometric" in uses
+}
+
+binary_allowed if {
+	input.body == "binary"
+	"biometric" in disclosed
+}
+
+# A field is an age source by the last segment of its path.
+age_source(path) if {
+	segments := split(path, ".")
+	trim_suffix(segments[count(segments) - 1], "[]") in data.age_sources
+}
+
+# The action on each category this call may disclose: the purpose's table,
+# limited to the categories the end user consented to. Other categories drop.
+category_actions := {category: action |
+	some category, action in definition.categories
+	category in consent.categories
+}
+
+# Response fields an age is derived from, when the purpose derives one and the
+# field's category is consented.
+age_paths contains path if {
+	definition.age_source_action
+	some path, category in input.fields.response
+	category != "metadata"
+	category in consent.categories
+	age_source(path)
+}
