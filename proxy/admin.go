@@ -20,7 +20,9 @@ type AdminOptions struct {
 	Consents    *consent.Registry
 	Policy      *policy.Engine
 	Audit       *audit.Log
-	Logger      *slog.Logger
+	// Metrics serves /metrics (Prometheus); nil leaves the route out.
+	Metrics http.Handler
+	Logger  *slog.Logger
 }
 
 // NewAdmin is the admin API: consents (app, auditor and admin roles, each limited
@@ -50,6 +52,9 @@ func NewAdmin(o AdminOptions) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(o.Policy.Status())
 	})
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
 	// Liveness and readiness: ready means calls can be decided and recorded.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))

@@ -58,7 +58,10 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 			r.Detail["categories"] = strings.Join(ex.categories, ",")
 		}
 	}
-	if _, err := g.auditor.Append(context.WithoutCancel(ctx), r); err != nil {
+	start := time.Now()
+	_, err := g.auditor.Append(context.WithoutCancel(ctx), r)
+	g.metrics.observe(stageAudit, start)
+	if err != nil {
 		g.log.Error("AUDIT LOG UNWRITABLE: the call is refused", logRequestID, ex.requestID, "kind", kind, logError, err.Error())
 		return errors.Join(ErrAuditUnavailable, err)
 	}

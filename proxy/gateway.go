@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
@@ -34,6 +35,8 @@ type Options struct {
 	Audit    Auditor
 	// Logger receives the canonical request line and start-up warnings; nil discards.
 	Logger *slog.Logger
+	// Registerer receives the gateway's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
 	// Now is the clock (decisions, age derivation, certificate expiry); nil means time.Now.
 	Now func() time.Time
 }
@@ -49,6 +52,7 @@ type Gateway struct {
 	// subjectRef is the key identifiers are hashed with for the audit record.
 	subjectRef secrets.Ref
 	log        *slog.Logger
+	metrics    *metrics
 	now        func() time.Time
 	vendors    map[string]*vendor
 }
@@ -74,7 +78,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		return nil, errors.New("gateway needs a policy engine, a consent registry, a secret provider and an audit log")
 	}
 	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, auditor: o.Audit,
-		log: o.Logger, now: o.Now, vendors: map[string]*vendor{}}
+		log: o.Logger, now: o.Now, vendors: map[string]*vendor{}, metrics: newMetrics(o.Registerer)}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -95,6 +99,14 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 			return nil, err
 		}
 		if v.identity != nil {
+			if o.Registerer != nil {
+				id := v.identity
+				o.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+					Name:        "consentgate_vendor_certificate_expiry_seconds",
+					Help:        "Seconds until the vendor client certificate expires.",
+					ConstLabels: prometheus.Labels{"vendor": vc.ID},
+				}, func() float64 { return time.Until(id.Leaf().NotAfter).Seconds() }))
+			}
 			r := certs.Inspect(v.identity.Leaf(), now())
 			if r.NotAfter.Sub(now()) < certs.ExpiryWarning {
 				g.log.Warn("vendor client certificate expires soon", "vendor", vc.ID, "days_left", r.DaysLeft, "not_after", r.NotAfter)
@@ -151,6 +163,7 @@ type outbound struct {
 	passthrough bool
 	hashKey     []byte
 	subjectKey  []byte
+	sent        time.Time // when the request left for the vendor
 }
 
 type outboundKey struct{}
@@ -241,7 +254,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if in.Consent != nil {
 		ex.subject = in.Consent.Subject
 	}
+	decideStart := time.Now()
 	d := g.policy.Decide(ctx, in)
+	g.metrics.observe(stagePolicy, decideStart)
 	ex.decision = &d
 	w.Header().Set("X-Consentgate-Decision-Id", d.ID)
 	passthrough := false
@@ -322,7 +337,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeouts.Request.Duration)
 	defer cancel()
 	ob := &outbound{ex: ex, op: op, url: target, body: body, inj: inj, scrub: newScrubber(inj.secrets),
-		decision: &d, passthrough: passthrough, hashKey: hashKey, subjectKey: subjectKey}
+		decision: &d, passthrough: passthrough, hashKey: hashKey, subjectKey: subjectKey, sent: time.Now()}
 	ex.outcome = outcomeForwarded
 	v.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))
 	// Stage 8, response: minimised and its outcome recorded in modifyResponse,
@@ -437,6 +452,7 @@ const maxResponseBytes = 16 << 20
 // modifyResponse runs before any byte reaches the app.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	ob := resp.Request.Context().Value(outboundKey{}).(*outbound)
+	g.metrics.observe(stageUpstream, ob.sent)
 	ex := ob.ex
 	ex.upstreamStatus = resp.StatusCode
 	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {

@@ -76,6 +76,7 @@ type exchange struct {
 }
 
 func (g *Gateway) logExchange(ex *exchange) {
+	g.metrics.request(ex)
 	level := slog.LevelInfo
 	if ex.outcome == outcomeFailed {
 		level = slog.LevelWarn

@@ -205,3 +205,35 @@ func TestDevAuditUnwritable(t *testing.T) {
 		t.Errorf("consent created without an audit record: %d %s", resp.StatusCode, body)
 	}
 }
+
+// /metrics counts calls by vendor, operation, decision and status, and shows the
+// policy, audit and certificate figures, with no personal value or secret.
+func TestDevMetrics(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", under("dev-kyc", "kyc-onboarding"))
+	call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", nil)
+	resp, body := call(t, e.clientFor(t, "secops"), "GET", e.adminURL()+"/metrics", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("metrics: %d", resp.StatusCode)
+	}
+	m := string(body)
+	for _, want := range []string{
+		`consentgate_requests_total{decision="allow",operation="airbank.personalData",status="200",vendor="airbank"} 1`,
+		`consentgate_requests_total{decision="deny",operation="airbank.personalData",status="403",vendor="airbank"} 1`,
+		`consentgate_stage_seconds_count{stage="policy"} 2`,
+		`consentgate_stage_seconds_count{stage="upstream"} 1`,
+		`consentgate_policy_decisions_total{result="allow"} 1`,
+		`consentgate_policy_reload_failures_total 0`,
+		`consentgate_audit_writable 1`,
+		`consentgate_vendor_certificate_expiry_seconds{vendor="kb"}`,
+		`consentgate_audit_commits_total`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	e.assertNoSecrets(t, "metrics", m)
+	if strings.Contains(m, devSubject) || strings.Contains(m, "dev-kyc") {
+		t.Error("metrics carry a subject or consent id")
+	}
+}

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/consentgate/consentgate/audit"
@@ -86,16 +89,19 @@ type running struct {
 }
 
 func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (r *running, err error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	alog, err := openAudit(ctx, cfg, p, log)
 	if err != nil {
 		return nil, err
 	}
+	registerAuditMetrics(reg, alog)
 	defer func() {
 		if err != nil {
 			alog.Close()
 		}
 	}()
-	engine, err := openPolicy(ctx, cfg, log, alog)
+	engine, err := openPolicy(ctx, cfg, log, alog, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +114,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 			consents.Close()
 		}
 	}()
-	gw, err := proxy.New(ctx, proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Audit: alog, Logger: log})
+	gw, err := proxy.New(ctx, proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Audit: alog, Logger: log, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +122,8 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	admin := proxy.NewAdmin(proxy.AdminOptions{TrustDomain: cfg.TrustDomain, Consents: consents, Policy: engine, Audit: alog, Logger: log})
+	admin := proxy.NewAdmin(proxy.AdminOptions{TrustDomain: cfg.TrustDomain, Consents: consents, Policy: engine, Audit: alog, Logger: log,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	var forward http.Handler
 	if cfg.TLS.ForwardCACertFile != "" {
 		certPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCACertFile))
@@ -158,13 +165,35 @@ func openAudit(ctx context.Context, cfg *configs.Config, p secrets.Provider, log
 	return l, nil
 }
 
+// registerAuditMetrics exposes the audit log's counters: records and commits
+// (their ratio is the group-commit batch size), checkpoints, failed writes, and
+// whether the log is writable.
+func registerAuditMetrics(reg prometheus.Registerer, l *audit.Log) {
+	counter := func(name, help string, f func(audit.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(l.Stats())) })
+	}
+	reg.MustRegister(
+		counter("consentgate_audit_records_total", "Audit records committed.", func(s audit.Stats) uint64 { return s.Records }),
+		counter("consentgate_audit_commits_total", "Audit group commits (one fsync each).", func(s audit.Stats) uint64 { return s.Batches }),
+		counter("consentgate_audit_checkpoints_total", "Signed audit checkpoints written.", func(s audit.Stats) uint64 { return s.Checkpoints }),
+		counter("consentgate_audit_failed_total", "Audit records that could not be written.", func(s audit.Stats) uint64 { return s.Failed }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "consentgate_audit_writable", Help: "1 while the audit log can be written."},
+			func() float64 {
+				if l.Healthy() != nil {
+					return 0
+				}
+				return 1
+			}),
+	)
+}
+
 // systemRecord records a fact about the gateway itself (start, stop).
 func systemRecord(ctx context.Context, l *audit.Log, detail map[string]string) error {
 	_, err := l.Append(ctx, audit.Record{Kind: audit.KindSystem, Detail: detail})
 	return err
 }
 
-func openPolicy(ctx context.Context, cfg *configs.Config, log *slog.Logger, alog *audit.Log) (*policy.Engine, error) {
+func openPolicy(ctx context.Context, cfg *configs.Config, log *slog.Logger, alog *audit.Log, reg prometheus.Registerer) (*policy.Engine, error) {
 	src := policy.Source{KeyAlgorithm: cfg.Policy.BundleKeyAlgorithm}
 	switch {
 	case cfg.Policy.Dir != "":
@@ -191,7 +220,7 @@ func openPolicy(ctx context.Context, cfg *configs.Config, log *slog.Logger, alog
 			log.Error("AUDIT LOG UNWRITABLE: policy change not recorded", "revision", rev, "error", err.Error())
 		}
 	}
-	engine, err := policy.New(ctx, policy.Options{Source: src, Timeout: cfg.Policy.Timeout.Duration, Logger: log, OnRevision: onRevision})
+	engine, err := policy.New(ctx, policy.Options{Source: src, Timeout: cfg.Policy.Timeout.Duration, Logger: log, OnRevision: onRevision, Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("loading policy: %w", err)
 	}

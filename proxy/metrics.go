@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics carry only values from configuration and fixed sets (vendor and
+// operation ids, decision, status code): never a personal value or a secret.
+type metrics struct {
+	requests *prometheus.CounterVec
+	stages   *prometheus.HistogramVec
+}
+
+// Pipeline stages timed in consentgate_stage_seconds.
+const (
+	stagePolicy   = "policy"
+	stageUpstream = "upstream"
+	stageAudit    = "audit"
+	stageTotal    = "total"
+)
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentgate_requests_total",
+			Help: "Calls through the gateway by vendor, operation, decision (allow, deny, none) and status answered.",
+		}, []string{"vendor", "operation", "decision", "status"}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "consentgate_stage_seconds",
+			Help:    "Time spent per pipeline stage: policy, upstream, audit, total.",
+			Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10, 30},
+		}, []string{"stage"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.stages)
+	}
+	return m
+}
+
+func (m *metrics) observe(stage string, since time.Time) {
+	m.stages.WithLabelValues(stage).Observe(time.Since(since).Seconds())
+}
+
+// request counts one finished call. Unknown vendors are counted as "-": the
+// label must not grow with whatever an app puts in a path.
+func (m *metrics) request(ex *exchange) {
+	decision := "none"
+	if d := ex.decision; d != nil {
+		decision = "deny"
+		if d.Allow {
+			decision = "allow"
+		}
+	}
+	vendor, op := ex.vendor, ex.op
+	if vendor == "" {
+		vendor, op = "-", "-"
+	}
+	m.requests.WithLabelValues(vendor, op, decision, strconv.Itoa(ex.w.status)).Inc()
+	m.observe(stageTotal, ex.start)
+}
