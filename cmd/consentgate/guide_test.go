@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/internal/logsink"
+)
+
+var shBlockRE = regexp.MustCompile("(?s)```sh\n(.*?)```")
+
+// guideCommands returns the consentgate commands of a guide's sh blocks.
+func guideCommands(t *testing.T, file string) []string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range shBlockRE.FindAllStringSubmatch(string(data), -1) {
+		for _, line := range strings.Split(strings.TrimSpace(m[1]), "\n") {
+			if strings.HasPrefix(line, "consentgate ") {
+				out = append(out, line)
+			}
+		}
+	}
+	return out
+}
+
+// The auditor's guide works as written: every command in it runs against a dev
+// gateway (the admin-API ones while it runs, the file ones after it stopped).
+func TestAuditorGuideCommands(t *testing.T) {
+	cmds := guideCommands(t, "../../docs/auditor.md")
+	if len(cmds) < 8 {
+		t.Fatalf("found only %d commands in the guide", len(cmds))
+	}
+	dir := t.TempDir()
+	e, stop := startTestDevStoppable(t, dir)
+	defer stop()
+	call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", under("dev-kyc", "kyc-onboarding"))
+	cfg := writeDevConfig(t, dir)
+	work := t.TempDir()
+	t.Chdir(work)
+
+	runGuide := func(line string) {
+		t.Helper()
+		line = strings.NewReplacer("$DIR", dir, "$CONFIG", cfg, "https://127.0.0.1:9443", e.adminURL()).Replace(line)
+		var redirect string
+		if before, after, ok := strings.Cut(line, " > "); ok {
+			line, redirect = before, strings.TrimSpace(after)
+		}
+		args := strings.Fields(strings.TrimPrefix(line, "consentgate "))
+		out := &logsink.Buffer{}
+		ctx := context.Background()
+		if args[1] == "tail" {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Second)
+			defer cancel()
+		}
+		if err := run(ctx, args, out, out); err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		if redirect != "" {
+			if err := os.WriteFile(redirect, []byte(out.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if args[1] == "tail" && !strings.Contains(out.String(), `"kind":"outcome"`) {
+			t.Errorf("%s printed no records", line)
+		}
+	}
+	var later []string
+	for _, c := range cmds {
+		if strings.Contains(c, "--admin") {
+			runGuide(c)
+		} else {
+			later = append(later, c)
+		}
+	}
+	stop()
+	for _, c := range later {
+		runGuide(c)
+	}
+	for _, f := range []string{"audit.pub", "audit.jsonl", "live.jsonl", "airbank.jsonl"} {
+		if _, err := os.Stat(filepath.Join(work, f)); err != nil {
+			t.Errorf("the guide's %s was not written: %v", f, err)
+		}
+	}
+}
