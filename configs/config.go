@@ -86,6 +86,14 @@ type Listen struct {
 	Gateway string `yaml:"gateway"`
 	Forward string `yaml:"forward"`
 	Admin   string `yaml:"admin"`
+	// ReadHeaderTimeout bounds how long a client may take to send its request
+	// headers (slowloris); default 10s. ReadTimeout bounds the whole request,
+	// body included (default 60s); IdleTimeout a kept-alive connection with no
+	// request (default 2m). MaxHeaderBytes bounds request headers (default 64 KiB).
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	ReadTimeout       Duration `yaml:"read_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    int      `yaml:"max_header_bytes"`
 }
 
 // TLS is the inbound TLS of every listener: the gateway's serving certificate and

@@ -57,6 +57,20 @@ func (v *validator) config(c *Config) {
 	v.addr("listen.gateway", c.Listen.Gateway, true)
 	v.addr("listen.forward", c.Listen.Forward, false)
 	v.addr("listen.admin", c.Listen.Admin, false)
+	def := func(d *Duration, val time.Duration) {
+		if d.Duration == 0 {
+			d.Duration = val
+		}
+	}
+	def(&c.Listen.ReadHeaderTimeout, 10*time.Second)
+	def(&c.Listen.ReadTimeout, time.Minute)
+	def(&c.Listen.IdleTimeout, 2*time.Minute)
+	switch {
+	case c.Listen.MaxHeaderBytes == 0:
+		c.Listen.MaxHeaderBytes = 64 << 10
+	case c.Listen.MaxHeaderBytes < 4<<10 || c.Listen.MaxHeaderBytes > 1<<20:
+		v.fail("listen.max_header_bytes", "%d is outside 4096..1048576", c.Listen.MaxHeaderBytes)
+	}
 	for f, val := range map[string]string{"tls.cert_file": c.TLS.CertFile, "tls.key_file": c.TLS.KeyFile, "tls.client_ca_file": c.TLS.ClientCAFile} {
 		if val == "" {
 			v.fail(f, "is required")

@@ -26,8 +26,10 @@ var (
 		"Apikey", "Api-Key", "X-Api-Key", "X-Apikey"}
 	appCredentialQuery = []string{"api_key", "apikey", "flow_api_key", "access_token", "client_secret"}
 	appCredentialBody  = []string{"api_key", "apikey", "client_secret"}
-	// Headers that are for consentgate itself, never for a vendor.
-	gatewayHeaders = []string{"X-Consent-Id", "X-Purpose"}
+	// Headers that are for consentgate itself, never for a vendor, and claims
+	// about the app's network the vendor has no business seeing. (X-Forwarded-*
+	// and Forwarded are removed by the reverse proxy before any hook runs.)
+	gatewayHeaders = []string{"X-Consent-Id", "X-Purpose", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Via"}
 )
 
 // minScrubLen keeps very short values (a misconfigured "1") from redacting

@@ -184,6 +184,7 @@ listen:
   gateway: 127.0.0.1:0
   forward: 127.0.0.1:0
   admin: 127.0.0.1:0
+  read_header_timeout: 300ms
 tls:
   cert_file: gw.crt
   key_file: gw.key

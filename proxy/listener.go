@@ -123,9 +123,10 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin http.Ha
 			Handler:           l.h,
 			TLSConfig:         tlsCfg,
 			TLSNextProto:      nextProto,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
+			ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout.Duration,
+			ReadTimeout:       cfg.Listen.ReadTimeout.Duration,
+			IdleTimeout:       cfg.Listen.IdleTimeout.Duration,
+			MaxHeaderBytes:    cfg.Listen.MaxHeaderBytes,
 			// Handshake failures (no or foreign certificate) are worth seeing.
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelInfo),
 		})

@@ -88,7 +88,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		return nil, err
 	}
 	cfg.DataDir = dir
-	cfg.Listen = configs.Listen{Gateway: o.gateway, Forward: o.forward, Admin: o.admin}
+	cfg.Listen.Gateway, cfg.Listen.Forward, cfg.Listen.Admin = o.gateway, o.forward, o.admin
 	if cfg.Policy.Dir, err = devPolicies(o.policies, dir); err != nil {
 		return nil, err
 	}
