@@ -157,9 +157,19 @@ type Vendor struct {
 	// a vendor's error reaches the app without any unmapped field.
 	ErrorFields map[string]string `yaml:"error_fields"`
 	Operations  []Operation       `yaml:"operations"`
+	Quota       Quota             `yaml:"quota"`
 
 	File string `yaml:"-"`
 	idx  index
+}
+
+// Quota is a vendor's budget as consentgate enforces it, on top of what the
+// vendor itself reports in its rate-limit headers. Zero means no limit.
+type Quota struct {
+	RequestsPerSecond       float64 `yaml:"requests_per_second"`
+	Burst                   int     `yaml:"burst"`
+	PerAppRequestsPerSecond float64 `yaml:"per_app_requests_per_second"`
+	PerAppBurst             int     `yaml:"per_app_burst"`
 }
 
 // Upstream is how consentgate trusts the vendor's server.

@@ -228,6 +228,9 @@ func (v *validator) vendor(vd *Vendor) {
 	}
 	v.timeouts(&vd.Timeouts)
 	v.fields("error_fields", vd.ErrorFields)
+	if q := vd.Quota; q.RequestsPerSecond < 0 || q.PerAppRequestsPerSecond < 0 || q.Burst < 0 || q.PerAppBurst < 0 {
+		v.fail("quota", "rates and bursts must not be negative")
+	}
 	for i, a := range vd.Upstream.Pin {
 		if _, err := netip.ParseAddr(a); err != nil {
 			v.fail(fmt.Sprintf("upstream.pin[%d]", i), "%q is not an IP address", a)

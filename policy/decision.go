@@ -75,7 +75,11 @@ type Input struct {
 	ResponseFields map[string]string
 	// Present are the field paths present in the app's JSON request body.
 	Present []string
-	Now     time.Time
+	// QuotaRemaining is the vendor's last stated remaining budget; QuotaKnown is
+	// false until the vendor has said.
+	QuotaRemaining int
+	QuotaKnown     bool
+	Now            time.Time
 }
 
 // value is the input as the JSON-like tree OPA evaluates.
@@ -100,6 +104,7 @@ func (in *Input) value() map[string]any {
 		"consent":    consent,
 		"fields":     map[string]any{"request": fieldMap(in.RequestFields), "response": fieldMap(in.ResponseFields)},
 		"request":    map[string]any{"fields": anySlice(in.Present)},
+		"quota":      map[string]any{"remaining": in.QuotaRemaining, "known": in.QuotaKnown},
 		"now":        in.Now.UTC().Format(time.RFC3339),
 	}
 }

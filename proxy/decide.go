@@ -46,6 +46,7 @@ func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id Identity,
 		ResponseFields: op.cfg.Fields.Response,
 		Now:            g.now(),
 	}
+	in.QuotaRemaining, in.QuotaKnown = v.quota.snapshot()
 	if in.Purpose != "" && !purposeRE.MatchString(in.Purpose) {
 		return nil, nil, http.StatusBadRequest, errors.New("X-Purpose must be a purpose name such as kyc-onboarding")
 	}

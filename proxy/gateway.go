@@ -69,6 +69,7 @@ type vendor struct {
 	strip    stripRules
 	identity *certs.ClientIdentity
 	proxy    *httputil.ReverseProxy
+	quota    *quota
 }
 
 // New compiles every vendor profile: transports, client certificates (checked
@@ -122,7 +123,7 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 	if err != nil {
 		return nil, fmt.Errorf("vendor %s base_url: %w", vc.ID, err)
 	}
-	v := &vendor{cfg: vc, base: base}
+	v := &vendor{cfg: vc, base: base, quota: newQuota(vc.Quota)}
 	for i := range vc.Operations {
 		v.ops = append(v.ops, compileOperation(&vc.Operations[i]))
 	}
@@ -151,12 +152,13 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 // outbound is the per-request state the proxy hooks need, prepared before any
 // hook runs so that a hook never has to fail.
 type outbound struct {
-	ex    *exchange
-	op    *operation
-	url   *url.URL
-	body  []byte
-	inj   *injection
-	scrub *scrubber
+	ex     *exchange
+	vendor *vendor
+	op     *operation
+	url    *url.URL
+	body   []byte
+	inj    *injection
+	scrub  *scrubber
 	// decision is applied to the response; passthrough is set for a report-only
 	// route whose decision was a deny (nothing to minimise with).
 	decision    *policy.Decision
@@ -279,6 +281,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// policy, and the log says it would have been denied.
 		ex.wouldDeny, passthrough = true, true
 	}
+	// The vendor's budget: when the vendor has said it is spent, or the profile's
+	// bucket is empty, the app gets 429 from consentgate and the vendor no call
+	// it would refuse.
+	if ok, wait := v.quota.admit(id.Name, g.now()); !ok {
+		ex.status, ex.err = http.StatusTooManyRequests, "vendor quota exhausted"
+		if err := g.record(ctx, ex, audit.KindOutcome); err != nil {
+			g.auditUnavailable(w, ex)
+			return
+		}
+		w.Header().Set("Retry-After", retryAfterSeconds(wait))
+		writeProblem(w, http.StatusTooManyRequests, problemQuota, "Vendor quota exhausted",
+			fmt.Sprintf("vendor %s will take no more calls for now; retry after the Retry-After seconds", v.cfg.ID), ex.requestID)
+		return
+	}
+
 	// Stage 5, audit intent: durable before any vendor secret is read or the
 	// vendor contacted. It carries the identifiers the request discloses.
 	sk, err := g.secrets.Get(ctx, g.subjectRef)
@@ -336,7 +353,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := v.upstreamURL(rt.path, r.URL.Query(), inj.query)
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeouts.Request.Duration)
 	defer cancel()
-	ob := &outbound{ex: ex, op: op, url: target, body: body, inj: inj, scrub: newScrubber(inj.secrets),
+	ob := &outbound{ex: ex, vendor: v, op: op, url: target, body: body, inj: inj, scrub: newScrubber(inj.secrets),
 		decision: &d, passthrough: passthrough, hashKey: hashKey, subjectKey: subjectKey, sent: time.Now()}
 	ex.outcome = outcomeForwarded
 	v.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))
@@ -453,6 +470,10 @@ const maxResponseBytes = 16 << 20
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	ob := resp.Request.Context().Value(outboundKey{}).(*outbound)
 	g.metrics.observe(stageUpstream, ob.sent)
+	ob.vendor.quota.observe(resp.Header, resp.StatusCode, g.now())
+	if rem, known := ob.vendor.quota.snapshot(); known {
+		g.metrics.quotaRemaining.WithLabelValues(ob.vendor.cfg.ID).Set(float64(rem))
+	}
 	ex := ob.ex
 	ex.upstreamStatus = resp.StatusCode
 	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {

@@ -10,8 +10,9 @@ import (
 // metrics carry only values from configuration and fixed sets (vendor and
 // operation ids, decision, status code): never a personal value or a secret.
 type metrics struct {
-	requests *prometheus.CounterVec
-	stages   *prometheus.HistogramVec
+	requests       *prometheus.CounterVec
+	stages         *prometheus.HistogramVec
+	quotaRemaining *prometheus.GaugeVec
 }
 
 // Pipeline stages timed in consentgate_stage_seconds.
@@ -33,9 +34,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time spent per pipeline stage: policy, upstream, audit, total.",
 			Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10, 30},
 		}, []string{"stage"}),
+		quotaRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "consentgate_vendor_quota_remaining",
+			Help: "The remaining budget the vendor last reported in its rate-limit headers.",
+		}, []string{"vendor"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.stages)
+		reg.MustRegister(m.requests, m.stages, m.quotaRemaining)
 	}
 	return m
 }

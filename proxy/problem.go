@@ -32,6 +32,7 @@ const (
 	problemDenied        = "policy-denied"
 	problemConsentStore  = "consent-registry-unavailable"
 	problemAudit         = "audit-unavailable"
+	problemQuota         = "vendor-quota"
 )
 
 func writeProblem(w http.ResponseWriter, status int, kind, title, detail, requestID string) {

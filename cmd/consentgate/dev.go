@@ -34,6 +34,8 @@ type devOptions struct {
 	dir                     string
 	gateway, forward, admin string
 	policies                string
+	// airbankLimit overrides the Air Bank sandbox's per-minute limit (tests).
+	airbankLimit int
 }
 
 func newDevCmd(logger func() *slog.Logger) *cobra.Command {
@@ -112,7 +114,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		return nil, err
 	}
 
-	sb, err := startSandboxes(pki, creds, log)
+	sb, err := startSandboxes(pki, creds, o.airbankLimit, log)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +225,7 @@ func (d *devStack) seedConsents(ctx context.Context) error {
 	return nil
 }
 
-func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, log *slog.Logger) (*sandbox.Set, error) {
+func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, airbankLimit int, log *slog.Logger) (*sandbox.Set, error) {
 	server, err := tls.LoadX509KeyPair(pki.Path(certs.DevSandboxCert), certs.KeyFile(pki.Path(certs.DevSandboxCert)))
 	if err != nil {
 		return nil, fmt.Errorf("sandbox certificate: %w", err)
@@ -237,11 +239,12 @@ func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, log *slog.Logg
 		return nil, err
 	}
 	return sandbox.Start(sandbox.Config{
-		Certificate:   server,
-		ICARoots:      ica,
-		BanqwareRoots: bq,
-		Credentials:   creds,
-		Logger:        log.With("component", "sandbox"),
+		Certificate:      server,
+		ICARoots:         ica,
+		BanqwareRoots:    bq,
+		Credentials:      creds,
+		AirbankRateLimit: airbankLimit,
+		Logger:           log.With("component", "sandbox"),
 	})
 }
 

@@ -46,10 +46,19 @@ func startTestDev(t *testing.T, dir string) *devEnv {
 // embedded policies are copied into dir, so a test may edit them.
 func startTestDevStoppable(t *testing.T, dir string) (*devEnv, func()) {
 	t.Helper()
+	return startTestDevOpts(t, devOptions{dir: dir})
+}
+
+// startTestDevOpts is startTestDevStoppable with options (free ports and the
+// embedded policies are filled in).
+func startTestDevOpts(t *testing.T, o devOptions) (*devEnv, func()) {
+	t.Helper()
+	dir := o.dir
 	logs := &logsink.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := startDev(ctx, devOptions{dir: dir, gateway: "127.0.0.1:0", forward: "127.0.0.1:0", admin: "127.0.0.1:0", policies: filepath.Join(dir, "no-such-dir")}, log)
+	o.gateway, o.forward, o.admin, o.policies = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", filepath.Join(dir, "no-such-dir")
+	d, err := startDev(ctx, o, log)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
