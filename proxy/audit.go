@@ -41,6 +41,11 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 	if d := ex.decision; d != nil {
 		allow := d.Allow
 		r.DecisionID, r.PolicyRevision, r.Allow, r.Reasons = d.ID, d.Revision, &allow, d.Reasons
+		// The question the policy was asked, for `policy replay`: on the intent
+		// of a call that went ahead, on the outcome of one that was denied.
+		if kind == audit.KindIntent || !d.Allow {
+			r.Detail = map[string]string{"policy_input": ex.policyInput}
+		}
 	}
 	if kind == audit.KindOutcome {
 		r.Status = ex.status
@@ -48,7 +53,9 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 		r.BytesOut = ex.bytesOut
 		r.Disclosed, r.Withheld = ex.disclosed, ex.withheld
 		r.Error = ex.err
-		r.Detail = map[string]string{}
+		if r.Detail == nil {
+			r.Detail = map[string]string{}
+		}
 		if ex.wouldDeny {
 			r.Detail["would_deny"] = "true"
 		}

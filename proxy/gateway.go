@@ -256,6 +256,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if in.Consent != nil {
 		ex.subject = in.Consent.Subject
 	}
+	ex.policyInput = in.Replayable()
 	decideStart := time.Now()
 	d := g.policy.Decide(ctx, in)
 	g.metrics.observe(stagePolicy, decideStart)

@@ -72,6 +72,8 @@ type exchange struct {
 	subject     string
 	identifiers []string
 	categories  []string
+	// policyInput is the replayable policy input (policy.Input.Replayable).
+	policyInput string
 	w           *statusWriter
 }
 

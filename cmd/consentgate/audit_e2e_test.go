@@ -237,3 +237,42 @@ func TestDevMetrics(t *testing.T) {
 		t.Error("metrics carry a subject or consent id")
 	}
 }
+
+// A security team tightens the policy and replays the recorded decisions
+// against the candidate first: the calls that would now be refused are named.
+func TestDevPolicyReplay(t *testing.T) {
+	dir := t.TempDir()
+	e, stop := startTestDevStoppable(t, dir)
+	call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", under("dev-kyc", "kyc-onboarding"))
+	call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/accounts", "", under("dev-kyc", "account-aggregation"))
+	call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", nil) // denied
+	stop()
+	exp := filepath.Join(dir, "audit.jsonl")
+	if out, err := runCmd(t, "audit", "export", "--db", filepath.Join(dir, "audit.db"), "--out", exp); err != nil {
+		t.Fatalf("export: %v %s", err, out)
+	}
+	cfg := writeDevConfig(t, dir)
+
+	// The same policy: nothing changes.
+	out, err := runCmd(t, "policy", "replay", "--policy", filepath.Join(dir, "policies"), "--audit", exp, "--config", cfg)
+	if err != nil || !strings.Contains(out, "3 decisions replayed, 0 would change") {
+		t.Fatalf("replay with the same policy: %v\n%s", err, out)
+	}
+	// A candidate without kyc-onboarding for the app.
+	candidate := filepath.Join(dir, "candidate")
+	if _, err := devPolicies(filepath.Join(dir, "none"), candidate); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(candidate, "policies", "data.yaml"))
+	edited := strings.Replace(string(data), "      - kyc-onboarding\n", "", 1)
+	if edited == string(data) {
+		t.Fatal("candidate edit did not apply")
+	}
+	writeTestFile(t, filepath.Join(candidate, "policies", "data.yaml"), edited)
+	out, err = runCmd(t, "policy", "replay", "--policy", filepath.Join(candidate, "policies"), "--audit", exp, "--config", cfg)
+	if err != nil || !strings.Contains(out, "3 decisions replayed, 1 would change (1 newly denied, 0 newly allowed)") ||
+		!strings.Contains(out, "airbank.personalData purpose=kyc-onboarding app=onboarding-web: allow") ||
+		!strings.Contains(out, "app not allowed purpose") {
+		t.Fatalf("replay with the candidate: %v\n%s", err, out)
+	}
+}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/policy"
 )
 
@@ -71,6 +75,94 @@ decisions.`,
 	eval.Flags().StringVar(&dir, "policy", "configs/policies", "policy directory")
 	eval.Flags().StringVar(&input, "input", "", "input JSON file")
 	eval.MarkFlagRequired("input")
-	cmd.AddCommand(test, check, eval)
+	cmd.AddCommand(test, check, eval, newPolicyReplayCmd())
 	return cmd
+}
+
+func newPolicyReplayCmd() *cobra.Command {
+	var dir, export, config string
+	cmd := &cobra.Command{
+		Use:   "replay --policy DIR --audit EXPORT --config FILE",
+		Short: "Re-decide recorded calls with a candidate policy and print what would change",
+		Long: `Every decision the gateway made is in the audit log with the question it asked
+the policy (its non-personal input). replay asks a candidate policy the same
+questions, with the field maps of the vendor profiles in FILE, and prints every
+call whose allow or reasons would change: the way to roll out a stricter policy
+without surprises.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := configs.Load(config)
+			if err != nil {
+				return err
+			}
+			e, err := policy.New(cmd.Context(), policy.Options{Source: policy.Source{Dir: dir}})
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(export)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			out := cmd.OutOrStdout()
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 64<<10), 16<<20)
+			var replayed, changed, newlyDenied, newlyAllowed int
+			for sc.Scan() {
+				var r audit.Record
+				if json.Unmarshal(sc.Bytes(), &r) != nil || r.Detail["policy_input"] == "" || r.Allow == nil {
+					continue
+				}
+				var req, resp map[string]string
+				if v := cfg.Vendor(r.Vendor); v != nil {
+					for i := range v.Operations {
+						if v.Operations[i].ID == r.Operation {
+							req, resp = v.Operations[i].Fields.Request, v.Operations[i].Fields.Response
+						}
+					}
+				}
+				in, err := policy.ReplayInput(r.Detail["policy_input"], req, resp)
+				if err != nil {
+					return fmt.Errorf("record %d: %w", r.Seq, err)
+				}
+				d := e.DecideRaw(cmd.Context(), in)
+				replayed++
+				if d.Allow == *r.Allow && slices.Equal(sorted(d.Reasons), sorted(r.Reasons)) {
+					continue
+				}
+				changed++
+				switch {
+				case *r.Allow && !d.Allow:
+					newlyDenied++
+				case !*r.Allow && d.Allow:
+					newlyAllowed++
+				}
+				fmt.Fprintf(out, "seq %d %s %s purpose=%s app=%s: %s %v -> %s %v\n", r.Seq, r.RequestID, r.Operation, r.Purpose, r.App,
+					verdict(*r.Allow), r.Reasons, verdict(d.Allow), d.Reasons)
+			}
+			if err := sc.Err(); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%d decisions replayed, %d would change (%d newly denied, %d newly allowed)\n", replayed, changed, newlyDenied, newlyAllowed)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "policy", "configs/policies", "candidate policy directory")
+	cmd.Flags().StringVar(&export, "audit", "", "audit export (JSONL)")
+	cmd.Flags().StringVar(&config, "config", "configs/consentgate.yaml", "configuration whose vendor profiles give the field maps")
+	cmd.MarkFlagRequired("audit")
+	return cmd
+}
+
+func verdict(allow bool) string {
+	if allow {
+		return "allow"
+	}
+	return "deny"
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
