@@ -158,6 +158,9 @@ type Vendor struct {
 	ErrorFields map[string]string `yaml:"error_fields"`
 	Operations  []Operation       `yaml:"operations"`
 	Quota       Quota             `yaml:"quota"`
+	// Enforce false makes every operation of the vendor report-only unless the
+	// operation says otherwise. Default true.
+	Enforce *bool `yaml:"enforce"`
 
 	File string `yaml:"-"`
 	idx  index

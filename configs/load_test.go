@@ -207,3 +207,17 @@ func TestCheckFilesNamesLineAndField(t *testing.T) {
 		t.Errorf("a readable file was reported: %v", err)
 	}
 }
+
+func TestVendorEnforceIsTheOperationsDefault(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "main.yaml"), goodMain)
+	write(t, filepath.Join(dir, "v.yaml"), goodVendor+"  - id: acme.strict\n    method: POST\n    path: /v1/things\n    enforce: true\nenforce: false\n")
+	cfg, err := Load(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := cfg.Vendors[0].Operations
+	if ops[0].Enforced() || !ops[1].Enforced() {
+		t.Errorf("enforced: %v %v, want false (vendor default) and true (operation)", ops[0].Enforced(), ops[1].Enforced())
+	}
+}

@@ -261,9 +261,13 @@ func (v *validator) vendor(vd *Vendor) {
 	for i := range vd.Credentials {
 		v.credential(fmt.Sprintf("credentials[%d]", i), &vd.Credentials[i], ops)
 	}
-	// Error fields become part of every operation's response map.
+	// Error fields become part of every operation's response map, and the
+	// vendor's enforce setting its operations' default.
 	for i := range vd.Operations {
 		op := &vd.Operations[i]
+		if op.Enforce == nil {
+			op.Enforce = vd.Enforce
+		}
 		for path, cat := range vd.ErrorFields {
 			if _, ok := op.Fields.Response[path]; ok {
 				continue
