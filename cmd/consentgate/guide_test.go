@@ -92,3 +92,40 @@ func TestAuditorGuideCommands(t *testing.T) {
 		}
 	}
 }
+
+// The security team's guide works as written: test, check, eval, replay.
+func TestSecurityGuideCommands(t *testing.T) {
+	cmds := guideCommands(t, "../../docs/security.md")
+	if len(cmds) != 4 {
+		t.Fatalf("found %d commands in the guide, want 4", len(cmds))
+	}
+	dir := t.TempDir()
+	e, stop := startTestDevStoppable(t, dir)
+	call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", under("dev-kyc", "account-aggregation"))
+	stop()
+	cfg := writeDevConfig(t, dir)
+	exp := filepath.Join(dir, "audit.jsonl")
+	if out, err := runCmd(t, "audit", "export", "--db", filepath.Join(dir, "audit.db"), "--out", exp); err != nil {
+		t.Fatalf("export: %v %s", err, out)
+	}
+	work := t.TempDir()
+	writeTestFile(t, filepath.Join(work, "input.json"), `{"app":{"id":"onboarding-web","role":"app"},"vendor":"airbank",
+		"operation":"airbank.cards","body":"json","purpose":"account-aggregation","consent_id":"",
+		"fields":{"request":{},"response":{"data[].cardNumber":"card"}},"request":{"fields":[]},"now":"2026-11-21T10:00:00Z"}`)
+	t.Chdir(work)
+	for _, line := range cmds {
+		line = strings.NewReplacer("$POLICY", filepath.Join(dir, "policies"), "$CANDIDATE", filepath.Join(dir, "policies"),
+			"$CONFIG", cfg, "$AUDIT", exp).Replace(line)
+		args := strings.Fields(strings.TrimPrefix(line, "consentgate "))
+		out := &logsink.Buffer{}
+		if err := run(context.Background(), args, out, out); err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		if args[1] == "eval" && !strings.Contains(out.String(), "no consent header") {
+			t.Errorf("eval printed:\n%s", out)
+		}
+		if args[1] == "replay" && !strings.Contains(out.String(), "1 decisions replayed, 0 would change") {
+			t.Errorf("replay printed:\n%s", out)
+		}
+	}
+}
