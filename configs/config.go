@@ -86,6 +86,9 @@ type Listen struct {
 	Gateway string `yaml:"gateway"`
 	Forward string `yaml:"forward"`
 	Admin   string `yaml:"admin"`
+	// Callbacks is where vendors call back (banqware's update callbacks): server
+	// TLS only, because vendors hold no internal certificate. Optional.
+	Callbacks string `yaml:"callbacks"`
 	// ReadHeaderTimeout bounds how long a client may take to send its request
 	// headers (slowloris); default 10s. ReadTimeout bounds the whole request,
 	// body included (default 60s); IdleTimeout a kept-alive connection with no
@@ -161,9 +164,33 @@ type Vendor struct {
 	// Enforce false makes every operation of the vendor report-only unless the
 	// operation says otherwise. Default true.
 	Enforce *bool `yaml:"enforce"`
+	// Callback receives the vendor's calls to us (optional).
+	Callback *Callback `yaml:"callback"`
 
 	File string `yaml:"-"`
 	idx  index
+}
+
+// Callback is how consentgate receives a vendor's calls: on the callbacks
+// listener at /callbacks/<vendor>/<path>, from allowed source addresses only,
+// optionally with a client certificate or a shared secret; the body is decided
+// and minimised like a response and forwarded to the app that owns it.
+type Callback struct {
+	// Operation is the id of the profile operation (with callback: true) whose
+	// path and fields describe the call.
+	Operation string `yaml:"operation"`
+	// App is the app the callback is for: the policy decides as for its call.
+	App string `yaml:"app"`
+	// ForwardURL is the app's internal URL; ForwardCAFile its CA (default: system).
+	ForwardURL    string `yaml:"forward_url"`
+	ForwardCAFile string `yaml:"forward_ca_file"`
+	// AllowSources lists the vendor's source networks (CIDR); others get 403.
+	AllowSources []string `yaml:"allow_sources"`
+	// SharedSecret (path#key) must arrive in SharedSecretHeader, if set.
+	SharedSecret       string `yaml:"shared_secret"`
+	SharedSecretHeader string `yaml:"shared_secret_header"`
+	// ClientCAFile, if set, requires a vendor client certificate chained to it.
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // Quota is a vendor's budget as consentgate enforces it, on top of what the
@@ -263,8 +290,11 @@ type Operation struct {
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 	// Enforce false makes the route report-only: a policy deny is logged as
 	// would_deny and the call goes through unminimised. Default true.
-	Enforce *bool  `yaml:"enforce"`
-	Fields  Fields `yaml:"fields"`
+	Enforce *bool `yaml:"enforce"`
+	// Callback marks an operation the vendor calls (see Vendor.Callback): apps
+	// cannot call it through the gateway.
+	Callback bool   `yaml:"callback"`
+	Fields   Fields `yaml:"fields"`
 }
 
 // Enforced reports whether policy denials are enforced on this operation.

@@ -46,6 +46,10 @@ func (c *Config) CheckFiles() error {
 	}
 	for _, v := range c.Vendors {
 		check(v.File, v.idx, "upstream.ca_file", v.Upstream.CAFile)
+		if cb := v.Callback; cb != nil {
+			check(v.File, v.idx, "callback.forward_ca_file", cb.ForwardCAFile)
+			check(v.File, v.idx, "callback.client_ca_file", cb.ClientCAFile)
+		}
 		if cc := v.ClientCertificate; cc != nil {
 			for name, s := range map[string]*Source{"cert": cc.Cert, "key": cc.Key, "pkcs12": cc.PKCS12, "password": cc.Password} {
 				if s != nil {

@@ -57,6 +57,7 @@ func (v *validator) config(c *Config) {
 	v.addr("listen.gateway", c.Listen.Gateway, true)
 	v.addr("listen.forward", c.Listen.Forward, false)
 	v.addr("listen.admin", c.Listen.Admin, false)
+	v.addr("listen.callbacks", c.Listen.Callbacks, false)
 	def := func(d *Duration, val time.Duration) {
 		if d.Duration == 0 {
 			d.Duration = val
@@ -228,6 +229,9 @@ func (v *validator) vendor(vd *Vendor) {
 	}
 	v.timeouts(&vd.Timeouts)
 	v.fields("error_fields", vd.ErrorFields)
+	if cb := vd.Callback; cb != nil {
+		v.callback(cb, vd)
+	}
 	if q := vd.Quota; q.RequestsPerSecond < 0 || q.PerAppRequestsPerSecond < 0 || q.Burst < 0 || q.PerAppBurst < 0 {
 		v.fail("quota", "rates and bursts must not be negative")
 	}
@@ -276,6 +280,41 @@ func (v *validator) vendor(vd *Vendor) {
 				op.Fields.Response = map[string]string{}
 			}
 			op.Fields.Response[path] = cat
+		}
+	}
+}
+
+func (v *validator) callback(cb *Callback, vd *Vendor) {
+	found := false
+	for _, op := range vd.Operations {
+		if op.ID == cb.Operation {
+			found = true
+			if !op.Callback {
+				v.fail("callback.operation", "operation %q must have callback: true", cb.Operation)
+			}
+		}
+	}
+	if !found {
+		v.fail("callback.operation", "operation %q is not defined in this profile", cb.Operation)
+	}
+	if cb.App == "" {
+		v.fail("callback.app", "is required: the app the callbacks are for")
+	}
+	if u, err := url.Parse(cb.ForwardURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.fail("callback.forward_url", "%q is not an https URL", cb.ForwardURL)
+	}
+	if len(cb.AllowSources) == 0 {
+		v.fail("callback.allow_sources", "lists no source network: every callback would be refused")
+	}
+	for i, s := range cb.AllowSources {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			v.fail(fmt.Sprintf("callback.allow_sources[%d]", i), "%q is not a CIDR such as 203.0.113.0/24", s)
+		}
+	}
+	if cb.SharedSecret != "" {
+		v.secretRef("callback.shared_secret", cb.SharedSecret)
+		if !tokenRE.MatchString(cb.SharedSecretHeader) {
+			v.fail("callback.shared_secret_header", "%q is not a header name", cb.SharedSecretHeader)
 		}
 	}
 }

@@ -119,14 +119,15 @@ func (fakeConsents) Get(_ context.Context, id string) (*consent.Consent, error) 
 }
 
 type testEnv struct {
-	gatewayURL string
-	client     *http.Client // app certificate
-	ca         *certs.CA
-	dir        string
-	logs       *logsink.Buffer
-	seen       *seen
-	trust      *x509.CertPool
-	audit      *audit.Log
+	gatewayURL   string
+	callbacksURL string
+	client       *http.Client // app certificate
+	ca           *certs.CA
+	dir          string
+	logs         *logsink.Buffer
+	seen         *seen
+	trust        *x509.CertPool
+	audit        *audit.Log
 }
 
 func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
@@ -172,6 +173,7 @@ func newTestEnv(t *testing.T) *testEnv {
   bearer: %s
   body_key: %s
   query: %s
+  cb_secret: callback-secret-0123456789
 consentgate/keys:
   field_hmac: test-field-hmac-key-0123456789abcdef
   subject_hmac: test-subject-hmac-key-0123456789abcdef
@@ -184,6 +186,7 @@ listen:
   gateway: 127.0.0.1:0
   forward: 127.0.0.1:0
   admin: 127.0.0.1:0
+  callbacks: 127.0.0.1:0
   read_header_timeout: 300ms
 tls:
   cert_file: gw.crt
@@ -199,7 +202,7 @@ keys:
   subject_hmac: consentgate/keys#subject_hmac
   field_hmac: consentgate/keys#field_hmac
   audit_signing: consentgate/keys#audit_signing
-vendors: [echo.yaml, nosecret.yaml, down.yaml, inward.yaml]
+vendors: [echo.yaml, nosecret.yaml, down.yaml, inward.yaml, walled.yaml]
 `), 0o644)
 	writeFile(t, filepath.Join(dir, "policies", "allow.rego"), []byte(testPolicy), 0o644)
 	writeFile(t, filepath.Join(dir, "echo.yaml"), []byte(`id: echo
@@ -221,7 +224,19 @@ credentials:
     secret: vendors/echo#query
     query: flow_api_key
     operations: [echo.result]
+callback:
+  operation: echo.status
+  app: web
+  forward_url: `+up.URL+`/app-inbox
+  forward_ca_file: `+filepath.Join(dir, "upstream.crt")+`
+  allow_sources: [127.0.0.1/32]
+  shared_secret: vendors/echo#cb_secret
+  shared_secret_header: X-Callback-Token
 operations:
+  - id: echo.status
+    method: POST
+    path: /status
+    callback: true
   - id: echo.thing
     method: GET
     path: /things/{id}
@@ -285,6 +300,22 @@ operations:
     method: GET
     path: /things/{id}
 `), 0o644)
+	// Callbacks only from a network the test does not call from.
+	writeFile(t, filepath.Join(dir, "walled.yaml"), []byte(`id: walled
+base_url: `+up.URL+`
+upstream:
+  pin: [127.0.0.1]
+callback:
+  operation: walled.status
+  app: web
+  forward_url: `+up.URL+`/app-inbox
+  allow_sources: [10.0.0.0/8]
+operations:
+  - id: walled.status
+    method: POST
+    path: /status
+    callback: true
+`), 0o644)
 	cfg, err := configs.Load(filepath.Join(dir, "main.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +347,11 @@ operations:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Listen(cfg, in, g, nil, http.NotFoundHandler(), log)
+	cbs, err := NewCallbacks(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Listen(cfg, in, g, nil, http.NotFoundHandler(), cbs, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +366,7 @@ operations:
 	})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog}
+	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), callbacksURL: "https://" + srv.Addr(3), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog}
 	env.client = env.clientWith(t, ca, "spiffe://test.local/app/web", time.Hour)
 	return env
 }

@@ -80,13 +80,14 @@ func (in *InboundTLS) Config() *tls.Config { return in.tls }
 type Server struct {
 	servers []*http.Server
 	lns     []net.Listener
+	addrs   [4]string // by listener: gateway, forward, admin, callbacks
 	log     *slog.Logger
 }
 
 // Listen binds the configured addresses so that the caller can print them before
 // serving. A nil forward handler (no forward CA configured) answers 501 but
 // still holds its port and its TLS.
-func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin http.Handler, log *slog.Logger) (*Server, error) {
+func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin, callbacks http.Handler, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -98,10 +99,14 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin http.Ha
 		{cfg.Listen.Gateway, gateway},
 		{cfg.Listen.Forward, forward},
 		{cfg.Listen.Admin, admin},
+		{cfg.Listen.Callbacks, callbacks},
 	}
 	for i, l := range handlers {
 		if l.addr == "" {
 			continue
+		}
+		if l.addr != "" && l.h == nil && i == 3 {
+			l.h = http.NotFoundHandler()
 		}
 		if l.h == nil {
 			l.h = notYet("the forward proxy (configure tls.forward_ca_cert_file and tls.forward_ca_key_file)")
@@ -112,12 +117,17 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin http.Ha
 			return nil, fmt.Errorf("listening on %s: %w", l.addr, err)
 		}
 		s.lns = append(s.lns, ln)
+		s.addrs[i] = ln.Addr().String()
 		tlsCfg := in.Config().Clone() // http.Server mutates it
 		var nextProto map[string]func(*http.Server, *tls.Conn, http.Handler)
-		if i == 1 {
+		switch i {
+		case 1:
 			// CONNECT tunnels are HTTP/1.1: the forward listener never offers h2.
 			tlsCfg.NextProtos = []string{"http/1.1"}
 			nextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+		case 3:
+			// Vendors hold no internal certificate: server TLS only here.
+			tlsCfg = CallbackTLS(in)
 		}
 		s.servers = append(s.servers, &http.Server{
 			Handler:           l.h,
@@ -134,12 +144,13 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin http.Ha
 	return s, nil
 }
 
-// Addr is the bound address of listener i (0 gateway, 1 forward, 2 admin).
+// Addr is the bound address of listener i (0 gateway, 1 forward, 2 admin,
+// 3 callbacks), or "" if it is not configured.
 func (s *Server) Addr(i int) string {
-	if i >= len(s.lns) {
+	if i < 0 || i >= len(s.addrs) {
 		return ""
 	}
-	return s.lns[i].Addr().String()
+	return s.addrs[i]
 }
 
 // Serve serves until ctx ends, then drains in-flight requests for up to 10 s.

@@ -77,6 +77,9 @@ func (v *vendor) match(method, escaped string) (*operation, error) {
 		segs[i] = s
 	}
 	for _, op := range v.ops {
+		if op.cfg.Callback {
+			continue // vendors call it; apps cannot
+		}
 		if op.trailing != trailing || len(op.segments) != len(segs) || op.cfg.Method != method {
 			continue
 		}

@@ -1,7 +1,11 @@
 package sandbox
 
 import (
+	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -43,9 +47,11 @@ const (
 // the bank during an update; here the update completes at once and the data is the invented
 // client of banqwareClient, kept per consent so that deleting the consent erases it.
 type banqware struct {
-	origin string // for authorization URLs, which the user's browser opens
-	now    func() time.Time
-	mux    *http.ServeMux
+	log       *slog.Logger
+	callbacks *http.Client // nil: update callbacks are not sent
+	origin    string       // for authorization URLs, which the user's browser opens
+	now       func() time.Time
+	mux       *http.ServeMux
 
 	mu           sync.Mutex
 	redirectURLs []string
@@ -138,6 +144,7 @@ type bqDoc struct {
 
 func newBanqware(cfg Config, origin string) *banqware {
 	h := &banqware{
+		log:       cfg.Logger,
 		origin:    origin,
 		now:       cfg.now,
 		mux:       http.NewServeMux(),
@@ -158,6 +165,10 @@ func newBanqware(cfg Config, origin string) *banqware {
 		banqwareAuthorize:  h.authorize,
 	} {
 		h.mux.HandleFunc(pattern, handle)
+	}
+	if cfg.CallbackRoots != nil {
+		h.callbacks = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: cfg.CallbackRoots, MinVersion: tls.VersionTLS12}}}
 	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "no such resource")
@@ -376,11 +387,27 @@ func (h *banqware) createUpdate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, u)
 }
 
-// postUpdateCallback is where the hub tells the tenant that an update changed status, by
-// POSTing to the update's callbackUrl: an inbound call to consentgate. A later issue sends it;
-// until then the tenant polls the update. The caller holds h.mu, so the POST must not be made
-// inline.
-func (h *banqware) postUpdateCallback(*bqUpdate) {}
+// postUpdateCallback tells the tenant that an update changed status, by POSTing to the
+// update's callbackUrl: an inbound call, which consentgate receives on its callbacks
+// listener. The caller holds h.mu, so the POST is made from its own goroutine.
+func (h *banqware) postUpdateCallback(u *bqUpdate) {
+	if u.CallbackURL == "" || h.callbacks == nil {
+		return
+	}
+	body, _ := json.Marshal(map[string]string{"updateId": u.UpdateID, "userId": u.UserID,
+		"consentId": u.ConsentID, "status": u.Status})
+	url, client := u.CallbackURL, h.callbacks
+	go func() {
+		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			h.log.Warn("banqware sandbox: update callback failed", "error", err.Error())
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		h.log.Info("banqware sandbox: update callback delivered", "status", resp.StatusCode)
+	}()
+}
 
 func (h *banqware) update(w http.ResponseWriter, r *http.Request) {
 	if !h.allow(w, r, http.MethodGet) {

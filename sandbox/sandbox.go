@@ -29,6 +29,9 @@ type Config struct {
 	ICARoots *x509.CertPool
 	// BanqwareRoots is the CA that signs the client certificate from the CSR given to Banqware.
 	BanqwareRoots *x509.CertPool
+	// CallbackRoots verify the server banqware posts its update callbacks to (consentgate's
+	// callbacks listener). Nil: callbacks are not sent.
+	CallbackRoots *x509.CertPool
 	Credentials   Credentials
 	// KBAPIKeyHeader names the header carrying kb's API key; KB does not document it.
 	// Default "apikey".

@@ -36,7 +36,7 @@ func freeAddr(t *testing.T) string {
 // startProcess runs `consentgate dev` as a child process and waits for its ready line.
 func startProcess(t *testing.T, dir, gw, fw, admin string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "dev", "--dir", dir, "--gateway", gw, "--forward", fw, "--admin", admin,
+	cmd := exec.Command(os.Args[0], "dev", "--dir", dir, "--gateway", gw, "--forward", fw, "--admin", admin, "--callbacks", "127.0.0.1:0",
 		"--policies", filepath.Join(dir, "no-such-dir"), "--log-level", "error")
 	cmd.Env = append(os.Environ(), "CONSENTGATE_RUN_MAIN=1")
 	stdout, err := cmd.StdoutPipe()

@@ -33,6 +33,7 @@ import (
 type devOptions struct {
 	dir                     string
 	gateway, forward, admin string
+	callbacks               string
 	policies                string
 	// airbankLimit overrides the Air Bank sandbox's per-minute limit (tests).
 	airbankLimit int
@@ -65,6 +66,7 @@ dev-kyc and dev-age. It prints a ready line and one curl command per vendor.`,
 	cmd.Flags().StringVar(&o.gateway, "gateway", "127.0.0.1:8443", "gateway listener address")
 	cmd.Flags().StringVar(&o.forward, "forward", "127.0.0.1:8444", "forward proxy listener address")
 	cmd.Flags().StringVar(&o.admin, "admin", "127.0.0.1:9443", "admin listener address")
+	cmd.Flags().StringVar(&o.callbacks, "callbacks", "127.0.0.1:8445", "vendor callbacks listener address")
 	cmd.Flags().StringVar(&o.policies, "policies", "configs/policies", "policy directory, watched for edits; when it does not exist, the embedded policies are copied to DIR/policies")
 	return cmd
 }
@@ -75,6 +77,7 @@ type devStack struct {
 	pki       *certs.DevPKI
 	sandboxes *sandbox.Set
 	creds     sandbox.Credentials
+	inbox     *inbox
 }
 
 func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, error) {
@@ -90,7 +93,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		return nil, err
 	}
 	cfg.DataDir = dir
-	cfg.Listen.Gateway, cfg.Listen.Forward, cfg.Listen.Admin = o.gateway, o.forward, o.admin
+	cfg.Listen.Gateway, cfg.Listen.Forward, cfg.Listen.Admin, cfg.Listen.Callbacks = o.gateway, o.forward, o.admin, o.callbacks
 	if cfg.Policy.Dir, err = devPolicies(o.policies, dir); err != nil {
 		return nil, err
 	}
@@ -118,6 +121,11 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 	if err != nil {
 		return nil, err
 	}
+	inbox, err := startInbox(pki, log)
+	if err != nil {
+		sb.Close()
+		return nil, err
+	}
 	// Point every profile at its sandbox, pinning loopback, which is otherwise
 	// refused. The TLS server name stays the vendor's real host, which the
 	// sandbox certificate carries, so the upstream check is the one production
@@ -132,14 +140,21 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		v.Upstream.ServerName = u.Hostname()
 		v.Upstream.CAFile = pki.Path(certs.DevSandboxRootCert)
 		v.Upstream.Pin = []string{"127.0.0.1"} // the sandboxes listen on loopback
+		if cb := v.Callback; cb != nil {
+			// The sandbox calls back from loopback; the dev inbox stands for the app.
+			cb.AllowSources = []string{"127.0.0.1/32"}
+			cb.ForwardURL = inbox.url + "/" + v.ID
+			cb.ForwardCAFile = pki.Path(certs.DevSandboxRootCert)
+		}
 		v.BaseURL = s.URL + strings.TrimSuffix(u.Path, "/")
 	}
 	gw, err := startGateway(ctx, cfg, p, log)
 	if err != nil {
 		sb.Close()
+		inbox.close()
 		return nil, err
 	}
-	d := &devStack{running: gw, pki: pki, sandboxes: sb, creds: creds}
+	d := &devStack{running: gw, pki: pki, sandboxes: sb, creds: creds, inbox: inbox}
 	// The auditor's copy of the checkpoint key, for `consentgate audit verify`.
 	if err := os.WriteFile(filepath.Join(dir, "audit.pub"), audit.PublicKeyPEM(gw.audit.PublicKey()), 0o644); err != nil {
 		d.close()
@@ -155,6 +170,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 func (d *devStack) close() {
 	d.running.close()
 	d.sandboxes.Close()
+	d.inbox.close()
 }
 
 // devPolicies picks the policy directory: the repository's, so that edits show at
@@ -238,12 +254,19 @@ func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, airbankLimit i
 	if err != nil {
 		return nil, err
 	}
+	// banqware's update callbacks go to consentgate's callbacks listener, whose
+	// certificate the internal CA signs.
+	internal, err := certs.LoadPool(pki.Path(certs.DevRootCert))
+	if err != nil {
+		return nil, err
+	}
 	return sandbox.Start(sandbox.Config{
 		Certificate:      server,
 		ICARoots:         ica,
 		BanqwareRoots:    bq,
 		Credentials:      creds,
 		AirbankRateLimit: airbankLimit,
+		CallbackRoots:    internal,
 		Logger:           log.With("component", "sandbox"),
 	})
 }

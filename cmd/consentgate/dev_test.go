@@ -57,7 +57,7 @@ func startTestDevOpts(t *testing.T, o devOptions) (*devEnv, func()) {
 	logs := &logsink.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	o.gateway, o.forward, o.admin, o.policies = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", filepath.Join(dir, "no-such-dir")
+	o.gateway, o.forward, o.admin, o.callbacks, o.policies = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", filepath.Join(dir, "no-such-dir")
 	d, err := startDev(ctx, o, log)
 	if err != nil {
 		cancel()

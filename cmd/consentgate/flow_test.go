@@ -92,7 +92,9 @@ func TestDevFinIDTokenIsFetchedOnceAndReused(t *testing.T) {
 func TestDevBanqwareConsentFlow(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
 	const redirect = "https://onboarding.example/banqware/return"
-	e.step(t, "account-aggregation", "PUT", "/v/banqware/management-resources/api/tenant/urls", `{"redirectUrls":["`+redirect+`"],"updateCallbackUrls":["https://onboarding.example/banqware/updates"]}`)
+	// The hub calls back to consentgate's callbacks listener.
+	callbackURL := "https://" + e.srv.Addr(3) + "/callbacks/banqware/updates"
+	e.step(t, "account-aggregation", "PUT", "/v/banqware/management-resources/api/tenant/urls", `{"redirectUrls":["`+redirect+`"],"updateCallbackUrls":["`+callbackURL+`"]}`)
 	user := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/user-resources/api/user", `{"clientId":"client-42"}`))
 	uid, _ := user["userId"].(string)
 	consent := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent",
@@ -117,8 +119,15 @@ func TestDevBanqwareConsentFlow(t *testing.T) {
 	if got := decode(t, e.step(t, "account-aggregation", "GET", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent/"+cid, "")); got["status"] != "given" {
 		t.Fatalf("consent after authorisation: %v", got)
 	}
-	upd := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/update-resources/api/user/id/"+uid+"/consent/"+cid+"/update", `{"callbackUrl":"https://onboarding.example/banqware/updates"}`))
+	upd := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/update-resources/api/user/id/"+uid+"/consent/"+cid+"/update", `{"callbackUrl":"`+callbackURL+`"}`))
 	upid, _ := upd["updateId"].(string)
+	// The update callback arrives at the app through consentgate.
+	waitFor(t, "the update callback at the app", func() bool { return len(e.inbox.messages()) > 0 })
+	msg := e.inbox.messages()[0]
+	if msg.Path != "/banqware" || msg.Header.Get("X-Consentgate-Vendor") != "banqware" ||
+		!strings.Contains(msg.Body, upid) || !strings.Contains(msg.Body, `"status":"completed"`) {
+		t.Errorf("the app got %s %s", msg.Path, msg.Body)
+	}
 	if got := decode(t, e.step(t, "account-aggregation", "GET", "/v/banqware/update-resources/api/user/id/"+uid+"/update/"+upid, "")); got["status"] != "completed" {
 		t.Fatalf("update: %v", got)
 	}

@@ -140,7 +140,13 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 		}
 		forward = proxy.NewForward(gw, ca)
 	}
-	srv, err := proxy.Listen(cfg, in, gw, forward, admin, log)
+	var callbacks http.Handler
+	if cfg.Listen.Callbacks != "" {
+		if callbacks, err = proxy.NewCallbacks(gw); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := proxy.Listen(cfg, in, gw, forward, admin, callbacks, log)
 	if err != nil {
 		return nil, err
 	}
@@ -289,6 +295,7 @@ func (r *running) serve(ctx context.Context) error {
 		return fmt.Errorf("recording start: %w", err)
 	}
 	r.log.Info("consentgate started", "node", r.cfg.Node, "gateway", r.srv.Addr(0), "forward", r.srv.Addr(1), "admin", r.srv.Addr(2),
+		"callbacks", r.srv.Addr(3),
 		"vendors", len(r.cfg.Vendors), "policy_revision", r.engine.Revision())
 	err := r.srv.Serve(ctx)
 	if rerr := systemRecord(context.WithoutCancel(ctx), r.audit, map[string]string{"event": "stop"}); rerr != nil {

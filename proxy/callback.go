@@ -1,0 +1,239 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/policy"
+	"github.com/consentgate/consentgate/secrets"
+)
+
+// callbackPrefix starts every callback URL: /callbacks/<vendor>/<path>.
+const callbackPrefix = "/callbacks/"
+
+// Callbacks receives vendors' calls to us (banqware's update callbacks) on the
+// callbacks listener. A callback is refused unless it comes from the vendor's
+// source networks (and carries its client certificate or shared secret, when the
+// profile asks for one); it is decided by the policy and minimised like a
+// response, recorded in the audit log, and forwarded to the app's internal URL.
+type Callbacks struct {
+	gw      *Gateway
+	vendors map[string]*callbackVendor
+}
+
+type callbackVendor struct {
+	v       *vendor
+	cfg     *configs.Callback
+	op      *operation
+	sources []netip.Prefix
+	clients *x509.CertPool // nil: no client certificate required
+	secret  *secrets.Ref
+	forward *http.Client
+}
+
+// NewCallbacks prepares the callback routes of every profile that has one.
+func NewCallbacks(g *Gateway) (*Callbacks, error) {
+	c := &Callbacks{gw: g, vendors: map[string]*callbackVendor{}}
+	for id, v := range g.vendors {
+		cb := v.cfg.Callback
+		if cb == nil {
+			continue
+		}
+		cv := &callbackVendor{v: v, cfg: cb}
+		for _, op := range v.ops {
+			if op.cfg.ID == cb.Operation {
+				cv.op = op
+			}
+		}
+		for _, s := range cb.AllowSources {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("vendor %s callback.allow_sources: %w", id, err)
+			}
+			cv.sources = append(cv.sources, p.Masked())
+		}
+		if cb.ClientCAFile != "" {
+			pool, err := certs.LoadPool(g.cfg.ResolvePath(cb.ClientCAFile))
+			if err != nil {
+				return nil, fmt.Errorf("vendor %s callback.client_ca_file: %w", id, err)
+			}
+			cv.clients = pool
+		}
+		if cb.SharedSecret != "" {
+			ref, err := parseRef(cb.SharedSecret)
+			if err != nil {
+				return nil, fmt.Errorf("vendor %s callback.shared_secret: %w", id, err)
+			}
+			cv.secret = &ref
+		}
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cb.ForwardCAFile != "" {
+			pool, err := certs.LoadPool(g.cfg.ResolvePath(cb.ForwardCAFile))
+			if err != nil {
+				return nil, fmt.Errorf("vendor %s callback.forward_ca_file: %w", id, err)
+			}
+			tlsCfg.RootCAs = pool
+		}
+		cv.forward = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: tlsCfg},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		c.vendors[id] = cv
+	}
+	return c, nil
+}
+
+// CallbackTLS is the callbacks listener's TLS: our serving certificate, and a
+// client certificate requested but not required, because only some vendors
+// have one; profiles that require it are checked per request.
+func CallbackTLS(in *InboundTLS) *tls.Config {
+	cfg := in.Config().Clone()
+	cfg.ClientAuth = tls.RequestClientCert
+	cfg.ClientCAs = nil
+	cfg.VerifyConnection = nil
+	return cfg
+}
+
+func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g := c.gw
+	ex := &exchange{start: time.Now(), requestID: uuid.NewString(), method: r.Method, outcome: outcomeRefused,
+		role: "vendor", w: &statusWriter{ResponseWriter: w}}
+	defer g.logExchange(ex)
+	w = ex.w
+	w.Header().Set("X-Request-Id", ex.requestID)
+	refuse := func(status int, kind, title, detail string) {
+		ex.status = status
+		if err := g.record(r.Context(), ex, audit.KindOutcome); err != nil {
+			g.auditUnavailable(w, ex)
+			return
+		}
+		writeProblem(w, status, kind, title, detail, ex.requestID)
+	}
+
+	rest, _ := strings.CutPrefix(r.URL.Path, callbackPrefix)
+	vendorID, path, _ := strings.Cut(rest, "/")
+	cv := c.vendors[vendorID]
+	if cv == nil || cv.op == nil || r.Method != cv.op.cfg.Method || "/"+path != cv.op.cfg.Path {
+		refuse(http.StatusNotFound, problemNoRoute, "Not found", "no callback is configured for this path")
+		return
+	}
+	ex.vendor, ex.op, ex.pathTemplate, ex.app = cv.v.cfg.ID, cv.op.cfg.ID, cv.op.cfg.Path, cv.cfg.App
+
+	// Who is calling: the vendor's networks, its certificate, its secret.
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	src, err := netip.ParseAddr(host)
+	if err != nil || !cv.allowed(src.Unmap()) {
+		ex.err = "callback from a source outside the vendor's networks"
+		refuse(http.StatusForbidden, problemForbiddenRole, "Source not allowed", "")
+		return
+	}
+	if cv.clients != nil && !verifiedBy(r.TLS, cv.clients) {
+		ex.err = "callback without the vendor's client certificate"
+		refuse(http.StatusForbidden, problemForbiddenRole, "Client certificate required", "")
+		return
+	}
+	if cv.secret != nil {
+		s, err := g.secrets.Get(r.Context(), *cv.secret)
+		if err != nil {
+			ex.err = "callback secret unavailable"
+			refuse(http.StatusServiceUnavailable, problemCredentials, "Secret unavailable", "")
+			return
+		}
+		got := r.Header.Get(cv.cfg.SharedSecretHeader)
+		if subtle.ConstantTimeCompare([]byte(got), []byte(s.Value)) != 1 {
+			ex.err = "callback with a wrong shared secret"
+			refuse(http.StatusUnauthorized, problemForbiddenRole, "Unauthorized", "")
+			return
+		}
+	}
+	body, err := readBody(r, cv.op.cfg.MaxRequestBytes)
+	if err != nil {
+		refuse(http.StatusRequestEntityTooLarge, problemTooLarge, "Callback body too large", "")
+		return
+	}
+	ex.bytesIn = int64(len(body))
+
+	// Decided like a response the app is about to receive.
+	in := &policy.Input{App: policy.App{ID: cv.cfg.App, Role: RoleApp}, Vendor: cv.v.cfg.ID, Operation: cv.op.cfg.ID,
+		Method: cv.op.cfg.Method, Path: cv.op.cfg.Path, Body: cv.op.cfg.Body,
+		RequestFields: cv.op.cfg.Fields.Request, ResponseFields: cv.op.cfg.Fields.Response, Now: g.now()}
+	ex.policyInput, ex.now = in.Replayable(), in.Now
+	d := g.policy.Decide(r.Context(), in)
+	ex.decision = &d
+	if !d.Allow {
+		ex.outcome = outcomeDenied
+		refuse(http.StatusForbidden, problemDenied, "Denied by policy", reasonList(&d))
+		return
+	}
+	if err := g.record(r.Context(), ex, audit.KindIntent); err != nil {
+		g.auditUnavailable(w, ex)
+		return
+	}
+	out, err := newMinimizer(d.Response.Fields, d.Response.Default, nil, in.Now).minimize(body)
+	if err != nil {
+		ex.err = "callback body could not be minimised"
+		refuse(http.StatusBadRequest, problemBadRequest, "Callback body is not JSON", "")
+		return
+	}
+	ex.withheld, ex.disclosed = out.withheld, out.disclosed
+	ex.categories = disclosedCategories(out.disclosed, cv.op.cfg.Fields.Response)
+
+	// Forward to the app; what the app answers is what the vendor gets.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, cv.cfg.ForwardURL, bytes.NewReader(out.body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Consentgate-Vendor", cv.v.cfg.ID)
+	req.Header.Set("X-Consentgate-Decision-Id", d.ID)
+	req.Header.Set("X-Request-Id", ex.requestID)
+	resp, err := cv.forward.Do(req)
+	if err != nil {
+		ex.outcome, ex.err = outcomeFailed, "forwarding to the app: "+safeUpstreamError(err)
+		refuse(http.StatusBadGateway, problemUpstream, "App unreachable", "")
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	ex.status, ex.bytesOut, ex.outcome = resp.StatusCode, int64(len(out.body)), outcomeForwarded
+	if err := g.record(r.Context(), ex, audit.KindOutcome); err != nil {
+		g.auditUnavailable(w, ex)
+		return
+	}
+	w.WriteHeader(resp.StatusCode)
+}
+
+func (cv *callbackVendor) allowed(ip netip.Addr) bool {
+	for _, p := range cv.sources {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// verifiedBy checks the peer's certificate chain against pool.
+func verifiedBy(cs *tls.ConnectionState, pool *x509.CertPool) bool {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return false
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return err == nil
+}
