@@ -199,6 +199,8 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Header.Set("X-Consentgate-Vendor", cv.v.cfg.ID)
 	req.Header.Set("X-Consentgate-Decision-Id", d.ID)
 	req.Header.Set("X-Request-Id", ex.requestID)
+	// Set by us from the connection, never passed on from the caller.
+	req.Header.Set("X-Forwarded-For", src.Unmap().String())
 	resp, err := cv.forward.Do(req)
 	if err != nil {
 		ex.outcome, ex.err = outcomeFailed, "forwarding to the app: "+safeUpstreamError(err)

@@ -29,7 +29,7 @@ func TestCallbacks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := env.seen.count()
-			h := map[string]string{"Content-Type": "application/json"}
+			h := map[string]string{"Content-Type": "application/json", "X-Forwarded-For": "198.51.100.7"}
 			if tt.token != "" {
 				h["X-Callback-Token"] = tt.token
 			}
@@ -44,6 +44,9 @@ func TestCallbacks(t *testing.T) {
 				r, sent := env.seen.last(t)
 				if r.URL.Path != "/app-inbox" || r.Header.Get("X-Consentgate-Vendor") != "echo" || !strings.Contains(sent, `"status":"completed"`) {
 					t.Errorf("the app got %s %v %s", r.URL.Path, r.Header, sent)
+				}
+				if xff := r.Header.Get("X-Forwarded-For"); xff != "127.0.0.1" {
+					t.Errorf("X-Forwarded-For %q, want the source consentgate saw, not the caller's claim", xff)
 				}
 				if r.Header.Get("X-Callback-Token") != "" {
 					t.Error("the vendor's secret was forwarded to the app")
