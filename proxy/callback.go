@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
@@ -109,18 +107,11 @@ func CallbackTLS(in *InboundTLS) *tls.Config {
 
 func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := c.gw
-	ex := &exchange{start: time.Now(), requestID: uuid.NewString(), method: r.Method, outcome: outcomeRefused,
-		role: "vendor", w: &statusWriter{ResponseWriter: w}}
+	ex, w := g.begin(w, r)
+	ex.role = "vendor"
 	defer g.logExchange(ex)
-	w = ex.w
-	w.Header().Set("X-Request-Id", ex.requestID)
 	refuse := func(status int, kind, title, detail string) {
-		ex.status = status
-		if err := g.record(r.Context(), ex, audit.KindOutcome); err != nil {
-			g.auditUnavailable(w, ex)
-			return
-		}
-		writeProblem(w, status, kind, title, detail, ex.requestID)
+		g.refuse(r.Context(), w, ex, status, kind, title, detail)
 	}
 
 	rest, _ := strings.CutPrefix(r.URL.Path, callbackPrefix)

@@ -15,9 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
-	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 )
 
@@ -64,10 +61,7 @@ func (v *vendor) allowedPort(port string) bool {
 }
 
 func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{start: time.Now(), requestID: uuid.NewString(), method: r.Method, outcome: outcomeRefused,
-		w: &statusWriter{ResponseWriter: w}}
-	w = ex.w
-	w.Header().Set("X-Request-Id", ex.requestID)
+	ex, w := f.gw.begin(w, r)
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Client certificate required", "", ex.requestID)
 		return
@@ -87,13 +81,9 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v == nil || (r.Method == http.MethodConnect && !v.allowedPort(port)) {
 		// Deny by default, audited like any refusal; the tunnel never opens.
 		defer f.gw.logExchange(ex)
-		ex.status, ex.err = http.StatusForbidden, "forward proxy: host is not owned by any vendor profile"
-		if err := f.gw.record(r.Context(), ex, audit.KindOutcome); err != nil {
-			f.gw.auditUnavailable(w, ex)
-			return
-		}
-		writeProblem(w, http.StatusForbidden, problemNoRoute, "Host not allowed",
-			"no vendor profile owns this host and port; consentgate only reaches configured vendors", ex.requestID)
+		ex.err = "forward proxy: host is not owned by any vendor profile"
+		f.gw.refuse(r.Context(), w, ex, http.StatusForbidden, problemNoRoute, "Host not allowed",
+			"no vendor profile owns this host and port; consentgate only reaches configured vendors")
 		return
 	}
 	ctx := WithIdentity(r.Context(), id)

@@ -173,20 +173,10 @@ type outboundKey struct{}
 // ServeHTTP runs the pipeline. Each stage either hands on or answers the app with
 // problem+json; nothing after a refusal reaches the vendor.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{start: time.Now(), requestID: uuid.NewString(), method: r.Method, outcome: outcomeRefused,
-		w: &statusWriter{ResponseWriter: w}}
+	ex, w := g.begin(w, r)
 	defer g.logExchange(ex)
-	w = ex.w
-	w.Header().Set("X-Request-Id", ex.requestID)
-	// Every answer is preceded by its outcome record; if that cannot be written,
-	// the answer is 503 instead.
 	refuse := func(status int, kind, title, detail string) {
-		ex.status = status
-		if err := g.record(r.Context(), ex, audit.KindOutcome); err != nil {
-			g.auditUnavailable(w, ex)
-			return
-		}
-		writeProblem(w, status, kind, title, detail, ex.requestID)
+		g.refuse(r.Context(), w, ex, status, kind, title, detail)
 	}
 
 	// Stage 1, identity: the listener verified the chain; here we read who it is.
@@ -360,6 +350,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))
 	// Stage 8, response: minimised and its outcome recorded in modifyResponse,
 	// before the first byte reaches the app.
+}
+
+// begin starts one exchange: its request id (also in the answer) and the
+// writer that records what the app is sent, for the canonical log line.
+func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*exchange, http.ResponseWriter) {
+	ex := &exchange{start: time.Now(), requestID: uuid.NewString(), method: r.Method, outcome: outcomeRefused,
+		w: &statusWriter{ResponseWriter: w}}
+	ex.w.Header().Set("X-Request-Id", ex.requestID)
+	return ex, ex.w
+}
+
+// refuse answers with problem+json, after the outcome record: if that cannot be
+// written, the answer is 503 instead.
+func (g *Gateway) refuse(ctx context.Context, w http.ResponseWriter, ex *exchange, status int, kind, title, detail string) {
+	ex.status = status
+	if err := g.record(ctx, ex, audit.KindOutcome); err != nil {
+		g.auditUnavailable(w, ex)
+		return
+	}
+	writeProblem(w, status, kind, title, detail, ex.requestID)
 }
 
 // auditUnavailable answers 503 when a record could not be written. It writes no

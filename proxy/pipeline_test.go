@@ -11,8 +11,9 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/consentgate/consentgate/audit"
 	"time"
+
+	"github.com/consentgate/consentgate/audit"
 
 	"github.com/consentgate/consentgate/certs"
 )

@@ -116,7 +116,14 @@ func TestCrashLoopLosesNoAnsweredOutcome(t *testing.T) {
 				}
 			}()
 		}
-		time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+		// Let at least a few calls through in every round (a busy machine starts
+		// the process slowly), then kill it at a random moment.
+		count := func() int { mu.Lock(); defer mu.Unlock(); return len(answered) }
+		roundStart := count()
+		for deadline := time.Now().Add(20 * time.Second); count() < roundStart+5 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rand.IntN(400)) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}

@@ -37,6 +37,9 @@ type devOptions struct {
 	policies                string
 	// airbankLimit overrides the Air Bank sandbox's per-minute limit (tests).
 	airbankLimit int
+	// policyTimeout overrides the per-decision bound (tests under -race, where
+	// evaluation is many times slower than in a real build).
+	policyTimeout time.Duration
 }
 
 func newDevCmd(logger func() *slog.Logger) *cobra.Command {
@@ -96,6 +99,9 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 	cfg.Listen.Gateway, cfg.Listen.Forward, cfg.Listen.Admin, cfg.Listen.Callbacks = o.gateway, o.forward, o.admin, o.callbacks
 	if cfg.Policy.Dir, err = devPolicies(o.policies, dir); err != nil {
 		return nil, err
+	}
+	if o.policyTimeout > 0 {
+		cfg.Policy.Timeout.Duration = o.policyTimeout
 	}
 
 	var hosts []string
