@@ -52,11 +52,14 @@ func writePolicy(t *testing.T, dir, name, src string) {
 	}
 }
 
+// newTestEngine loads src with a generous decision bound: under the race
+// detector on a busy machine a decision can take longer than the production
+// default, and these tests are not about the bound (TestDecideShapes is).
 func newTestEngine(t *testing.T, src string, reg prometheus.Registerer) (*Engine, string) {
 	t.Helper()
 	dir := t.TempDir()
 	writePolicy(t, dir, "policy.rego", src)
-	e, err := New(context.Background(), Options{Source: Source{Dir: dir}, Registerer: reg})
+	e, err := New(context.Background(), Options{Source: Source{Dir: dir}, Registerer: reg, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +68,7 @@ func newTestEngine(t *testing.T, src string, reg prometheus.Registerer) (*Engine
 
 func TestDecideShapes(t *testing.T) {
 	e, _ := newTestEngine(t, testPolicy, nil)
+	e.opts.Timeout = 200 * time.Millisecond // "v.slow" must hit it
 	tests := []struct {
 		op     string
 		allow  bool
@@ -186,6 +190,7 @@ func TestReloadUnderConcurrentDecisions(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	bad := 0
+	var firstBad Decision
 	for i := 0; i < 4; i++ {
 		wg.Add(1)
 		go func() {
@@ -194,6 +199,9 @@ func TestReloadUnderConcurrentDecisions(t *testing.T) {
 				d := e.Decide(context.Background(), &Input{App: App{ID: "web"}, Operation: "v.ok"})
 				if !d.Allow || d.Err != "" {
 					mu.Lock()
+					if bad == 0 {
+						firstBad = d
+					}
 					bad++
 					mu.Unlock()
 				}
@@ -211,7 +219,7 @@ func TestReloadUnderConcurrentDecisions(t *testing.T) {
 	cancel()
 	wg.Wait()
 	if bad != 0 {
-		t.Fatalf("%d decisions failed during reloads", bad)
+		t.Fatalf("%d decisions failed during reloads, first: %v %s", bad, firstBad.Reasons, firstBad.Err)
 	}
 }
 
@@ -269,7 +277,7 @@ func TestSignedBundleFromURL(t *testing.T) {
 	served := signedBundle(t, testPolicy, key)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(served) }))
 	defer srv.Close()
-	e, err := New(context.Background(), Options{Source: Source{Bundle: srv.URL + "/bundle.tar.gz", VerificationKey: key, KeyAlgorithm: "HS256"}})
+	e, err := New(context.Background(), Options{Source: Source{Bundle: srv.URL + "/bundle.tar.gz", VerificationKey: key, KeyAlgorithm: "HS256"}, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

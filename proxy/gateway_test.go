@@ -326,7 +326,7 @@ operations:
 	}
 	logs := &logsink.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	engine, err := policy.New(context.Background(), policy.Options{Source: policy.Source{Dir: filepath.Join(dir, "policies")}})
+	engine, err := policy.New(context.Background(), policy.Options{Source: policy.Source{Dir: filepath.Join(dir, "policies")}, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -58,7 +59,8 @@ decisions.`,
 			if err := json.Unmarshal(raw, &in); err != nil {
 				return fmt.Errorf("%s: %w", input, err)
 			}
-			e, err := policy.New(cmd.Context(), policy.Options{Source: policy.Source{Dir: dir}})
+			// A command-line question is not on a request's clock: a generous bound.
+			e, err := policy.New(cmd.Context(), policy.Options{Source: policy.Source{Dir: dir}, Timeout: 5 * time.Second})
 			if err != nil {
 				return err
 			}
@@ -95,7 +97,7 @@ without surprises.`,
 			if err != nil {
 				return err
 			}
-			e, err := policy.New(cmd.Context(), policy.Options{Source: policy.Source{Dir: dir}})
+			e, err := policy.New(cmd.Context(), policy.Options{Source: policy.Source{Dir: dir}, Timeout: 5 * time.Second})
 			if err != nil {
 				return err
 			}
