@@ -358,3 +358,12 @@ func (lr *lineReader) misplaced(want, found uint64) string {
 	}
 	return fmt.Sprintf("gap: record %d is missing (the next is record %d)", want, found)
 }
+
+// ExportReader is ExportFile as a stream to read, for tools that consume an
+// export (report, replay) straight from a file; an export error surfaces as the
+// reader's error.
+func ExportReader(ctx context.Context, dbPath string, f Filter) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(ExportFile(ctx, dbPath, pw, f)) }()
+	return pr
+}

@@ -384,10 +384,9 @@ a GDPR Art. 30 record of processing needs. Markdown or JSON.`,
 			var src io.Reader
 			switch {
 			case db != "" && export == "":
-				pr, pw := io.Pipe()
-				go func() { pw.CloseWithError(audit.ExportFile(cmd.Context(), db, pw, audit.Filter{})) }()
-				defer pr.Close()
-				src = pr
+				r := audit.ExportReader(cmd.Context(), db, audit.Filter{})
+				defer r.Close()
+				src = r
 			case export != "" && db == "":
 				file, err := os.Open(export)
 				if err != nil {

@@ -149,10 +149,8 @@ func TestCrashLoopLosesNoAnsweredOutcome(t *testing.T) {
 		t.Fatalf("after %d SIGKILLs the chain does not verify: %v", 10, err)
 	}
 	outcomes := map[string]bool{}
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(audit.ExportFile(context.Background(), filepath.Join(dir, "audit.db"), pw, audit.Filter{}))
-	}()
+	pr := audit.ExportReader(context.Background(), filepath.Join(dir, "audit.db"), audit.Filter{})
+	defer pr.Close()
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
