@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Replayable is the input as the audit record keeps it: without the consent
@@ -11,13 +12,57 @@ import (
 // `consentgate policy replay` asks a candidate policy the question the gateway
 // asked.
 func (in *Input) Replayable() string {
-	v := in.value()
-	if c, ok := v["consent"].(map[string]any); ok {
-		delete(c, "subject")
+	r := recordedInput{App: in.App, Vendor: in.Vendor, Operation: in.Operation, Method: in.Method, Path: in.Path,
+		Body: in.Body, Purpose: in.Purpose, ConsentID: in.ConsentID, Now: in.Now.UTC().Format(time.RFC3339)}
+	if c := in.Consent; c != nil {
+		r.Consent = &recordedConsent{ID: c.ID, App: c.App, Vendors: nonNil(c.Vendors), Purposes: nonNil(c.Purposes),
+			Categories: nonNil(c.Categories), Status: c.Status,
+			GrantedAt: c.GrantedAt.UTC().Format(time.RFC3339), ExpiresAt: c.ExpiresAt.UTC().Format(time.RFC3339)}
 	}
-	delete(v, "fields")
-	b, _ := json.Marshal(v)
+	r.Request.Fields = nonNil(in.Present)
+	r.Quota.Remaining, r.Quota.Known = in.QuotaRemaining, in.QuotaKnown
+	b, _ := json.Marshal(r)
 	return string(b)
+}
+
+// recordedInput is the input tree's recorded form as a struct: encoding it is
+// several times cheaper than encoding the map, and it is done on every call.
+type recordedInput struct {
+	App       App              `json:"app"`
+	Vendor    string           `json:"vendor"`
+	Operation string           `json:"operation"`
+	Method    string           `json:"method"`
+	Path      string           `json:"path"`
+	Body      string           `json:"body"`
+	Purpose   string           `json:"purpose"`
+	ConsentID string           `json:"consent_id"`
+	Consent   *recordedConsent `json:"consent"`
+	Request   struct {
+		Fields []string `json:"fields"`
+	} `json:"request"`
+	Quota struct {
+		Remaining int  `json:"remaining"`
+		Known     bool `json:"known"`
+	} `json:"quota"`
+	Now string `json:"now"`
+}
+
+type recordedConsent struct {
+	ID         string   `json:"id"`
+	App        string   `json:"app"`
+	Vendors    []string `json:"vendors"`
+	Purposes   []string `json:"purposes"`
+	Categories []string `json:"categories"`
+	Status     string   `json:"status"`
+	GrantedAt  string   `json:"granted_at"`
+	ExpiresAt  string   `json:"expires_at"`
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // ReplayInput rebuilds an input from its recorded form and the operation's
