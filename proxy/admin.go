@@ -23,6 +23,16 @@ type AdminOptions struct {
 	// Metrics serves /metrics (Prometheus); nil leaves the route out.
 	Metrics http.Handler
 	Logger  *slog.Logger
+	// Ready are further readiness checks (secrets fresh, certificates valid).
+	// Each names what is wrong without any secret; the first failure answers 503.
+	Ready []ReadyCheck
+}
+
+// ReadyCheck is one readiness condition: Name is what /readyz reports when
+// Check fails, with the error's text as the detail.
+type ReadyCheck struct {
+	Name  string
+	Check func() error
 }
 
 // NewAdmin is the admin API: consents (app, auditor and admin roles, each limited
@@ -63,6 +73,12 @@ func NewAdmin(o AdminOptions) http.Handler {
 		if err := o.Audit.Healthy(); err != nil {
 			writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Not ready", "the audit log cannot be written", "")
 			return
+		}
+		for _, c := range o.Ready {
+			if err := c.Check(); err != nil {
+				writeProblem(w, http.StatusServiceUnavailable, problemNotReady, "Not ready", c.Name+": "+err.Error(), "")
+				return
+			}
 		}
 		w.Write([]byte("ready\n"))
 	})

@@ -33,6 +33,7 @@ const (
 	problemConsentStore  = "consent-registry-unavailable"
 	problemAudit         = "audit-unavailable"
 	problemQuota         = "vendor-quota"
+	problemNotReady      = "not-ready"
 )
 
 func writeProblem(w http.ResponseWriter, status int, kind, title, detail, requestID string) {
