@@ -147,15 +147,21 @@ func (f *Forward) tunnel(w http.ResponseWriter, r *http.Request, v *vendor, host
 		NextProtos:   []string{"http/1.1"},
 	})
 	ctx := r.Context()
+	const maxHeader = 64 << 10
+	// The requests inside the tunnel get the same framing guard as the
+	// listeners; the identity is the outer connection's, so no TLS state.
+	guarded := &framingConn{Conn: inner, scan: requestScanner{maxHead: maxHeader + 4096}, log: f.gw.log}
 	srv := &http.Server{
-		Handler:           f.pipeline(v),
+		Handler:           withConnTLS(f.pipeline(v)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ConnContext:       func(context.Context, net.Conn) context.Context { return context.WithoutCancel(ctx) },
-		ErrorLog:          slog.NewLogLogger(f.gw.log.Handler(), slog.LevelInfo),
+		MaxHeaderBytes:    maxHeader,
+		ConnContext: func(context.Context, net.Conn) context.Context {
+			return context.WithValue(context.WithoutCancel(ctx), connTLSKey{}, guarded)
+		},
+		ErrorLog: slog.NewLogLogger(f.gw.log.Handler(), slog.LevelInfo),
 	}
-	srv.Serve(&oneConnListener{conn: inner, done: make(chan struct{})})
+	srv.Serve(&oneConnListener{conn: guarded, done: make(chan struct{})})
 }
 
 // leaf returns the cached certificate for host, minting a new one when none is

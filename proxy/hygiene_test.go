@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,16 @@ func TestRequestHygiene(t *testing.T) {
 			"GET /v/echo/things/1 HTTP/1.1\r\nHost: gw\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n", 431},
 		{"Content-Length that is not a number",
 			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Length: 1e3\r\n\r\n", 400},
+		// net/http alone would accept the next ones, resolving them its own way.
+		{"Content-Length and Transfer-Encoding",
+			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n" +
+				"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", 400},
+		{"Transfer-Encoding before Content-Length, lower case",
+			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\ntransfer-encoding: chunked\r\ncontent-length: 7\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", 400},
+		{"the same Content-Length twice",
+			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", 400},
+		{"Transfer-Encoding in HTTP/1.0",
+			"POST /v/echo/sessions/ HTTP/1.0\r\nHost: gw\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +66,10 @@ func TestRequestHygiene(t *testing.T) {
 			if resp.StatusCode != tt.status {
 				t.Errorf("status %d, want %d", resp.StatusCode, tt.status)
 			}
+			if resp.StatusCode == http.StatusBadRequest && strings.Contains(tt.name, "Content-Length") &&
+				!strings.Contains(tt.name, "number") && resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("Content-Type %q, want application/problem+json", resp.Header.Get("Content-Type"))
+			}
 		})
 	}
 	if env.seen.count() != 0 {
@@ -62,23 +77,49 @@ func TestRequestHygiene(t *testing.T) {
 	}
 }
 
-// Transfer-Encoding wins over Content-Length (RFC 9112 §6.3) and consentgate
-// re-frames the body it forwards with an exact Content-Length, so what the
-// vendor receives cannot be read two ways.
-func TestChunkedWithContentLengthIsReframed(t *testing.T) {
+// Requests pipelined on one connection keep their framing, so the guard finds
+// the ambiguous one after valid bodies of every kind, and only that one is refused.
+func TestPipelinedRequestsKeepTheirFraming(t *testing.T) {
 	env := newTestEnv(t)
-	body := `{"a":1}`
-	resp, err := env.raw(t, "POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"+
-		"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n"+body+"\r\n0\r\n\r\n")
+	cfg := env.client.Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(env.gatewayURL, "https://"), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d", resp.StatusCode)
+	defer conn.Close()
+	// The first body holds a fake request head: a guard that lost count of the
+	// body would refuse the call there.
+	fake := `{"a":"\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"}`
+	stream := "POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(fake)) + "\r\n\r\n" + fake +
+		"\r\n" + // an empty line between requests is allowed
+		"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"3;ext=1\r\n{\"b\r\n4\r\n\":2}\r\n0\r\nX-Trailer: 1\r\n\r\n" +
+		"GET /v/echo/things/1 HTTP/1.1\r\nHost: gw\r\n\r\n" +
+		"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" +
+		"GET /v/echo/things/2 HTTP/1.1\r\nHost: gw\r\n\r\n"
+	if _, err := io.WriteString(conn, stream); err != nil {
+		t.Fatal(err)
 	}
-	got, sent := env.seen.last(t)
-	if len(got.TransferEncoding) != 0 || got.ContentLength != int64(len(sent)) || !strings.Contains(sent, `"a":1`) {
-		t.Errorf("vendor got TE %v, CL %d, body %q", got.TransferEncoding, got.ContentLength, sent)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for i, want := range []int{200, 200, 200, 400} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("response %d: status %d, want %d: %s", i, resp.StatusCode, want, body)
+		}
+	}
+	if _, err := http.ReadResponse(br, nil); err == nil {
+		t.Error("the request after the refused one was answered")
+	}
+	if n := env.seen.count(); n != 3 {
+		t.Errorf("vendor called %d times, want 3", n)
 	}
 }
 

@@ -130,7 +130,8 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin, callba
 			tlsCfg = CallbackTLS(in)
 		}
 		s.servers = append(s.servers, &http.Server{
-			Handler:           l.h,
+			Handler:           withConnTLS(l.h),
+			ConnContext:       connContext,
 			TLSConfig:         tlsCfg,
 			TLSNextProto:      nextProto,
 			ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout.Duration,
@@ -157,7 +158,10 @@ func (s *Server) Addr(i int) string {
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, len(s.servers))
 	for i, srv := range s.servers {
-		go func() { errc <- srv.ServeTLS(s.lns[i], "", "") }()
+		// The guard does the TLS handshake with its own copy of the config:
+		// net/http adjusts srv.TLSConfig while it starts.
+		ln := newGuardListener(s.lns[i], srv.TLSConfig.Clone(), srv, s.log)
+		go func() { errc <- srv.Serve(ln) }()
 	}
 	select {
 	case err := <-errc:

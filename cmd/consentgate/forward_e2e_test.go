@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/consentgate/consentgate/certs"
 )
@@ -91,3 +96,49 @@ func TestDevForwardProxyWithCurl(t *testing.T) {
 		t.Errorf("airbank saw %d calls, want 2", got)
 	}
 }
+
+// Inside a CONNECT tunnel, requests get the same framing guard as on the
+// gateway listener: one that carries both Content-Length and Transfer-Encoding
+// is refused and never reaches the vendor.
+func TestDevForwardProxyRefusesAmbiguousFraming(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	cfg := e.proxyClient(t).Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	outer, err := tls.Dial("tcp", e.srv.Addr(1), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outer.Close()
+	outer.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(outer, "CONNECT api.banqware.com:443 HTTP/1.1\r\nHost: api.banqware.com:443\r\n\r\n")
+	br := bufio.NewReader(outer)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	innerCfg := &tls.Config{RootCAs: cfg.RootCAs, ServerName: "api.banqware.com", NextProtos: []string{"http/1.1"}}
+	inner := tls.Client(tunnelConn{outer, br}, innerCfg)
+	body := `{"clientId":"x"}`
+	fmt.Fprintf(inner, "POST /sandbox/user-resources/api/user HTTP/1.1\r\nHost: api.banqware.com\r\nContent-Type: application/json\r\n"+
+		"X-Consent-Id: dev-kyc\r\nX-Purpose: account-aggregation\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+	resp, err = http.ReadResponse(bufio.NewReader(inner), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(got), "Content-Length and Transfer-Encoding") {
+		t.Errorf("ambiguous request in the tunnel: %d %s", resp.StatusCode, got)
+	}
+	if n := e.sandboxes.Banqware.Count(); n != 0 {
+		t.Errorf("banqware called %d times", n)
+	}
+}
+
+// tunnelConn reads a tunnel's bytes through the reader that read its CONNECT
+// response, which may hold some of them already.
+type tunnelConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c tunnelConn) Read(p []byte) (int, error) { return c.r.Read(p) }

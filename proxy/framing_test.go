@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"testing"
+)
+
+// refusedAt reads stream as net/http does, request by request, and returns
+// the offset of the first request whose framing is ambiguous, or -1 if there
+// is none before net/http itself fails (or a CONNECT turns the rest into a
+// tunnel). next is where net/http stopped understanding the stream.
+func refusedAt(stream []byte) (at, headEnd, next int) {
+	off := 0
+	for off < len(stream) {
+		// The raw header, before net/http merges or drops anything.
+		rest := stream[off:]
+		tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(rest)))
+		line, err := tp.ReadLine()
+		for err == nil && line == "" {
+			line, err = tp.ReadLine()
+		}
+		if err != nil {
+			return -1, 0, off
+		}
+		hdr, err := tp.ReadMIMEHeader()
+		if err != nil {
+			return -1, 0, off
+		}
+		cl, te := len(hdr["Content-Length"]), len(hdr["Transfer-Encoding"])
+		if cl > 1 || (cl > 0 && te > 0) || (te > 0 && strings.HasSuffix(line, " HTTP/1.0")) {
+			end := bytes.Index(rest, []byte("\n\r\n"))
+			if e := bytes.Index(rest, []byte("\n\n")); e >= 0 && (end < 0 || e < end) {
+				end = e
+			}
+			return off, off + end + 2, off
+		}
+		cr := &countingReader{r: bytes.NewReader(rest)}
+		br := bufio.NewReader(cr)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return -1, 0, off
+		}
+		if req.Method == http.MethodConnect {
+			return -1, 0, off
+		}
+		if _, err := io.Copy(io.Discard, req.Body); err != nil {
+			return -1, 0, off
+		}
+		off += cr.n - br.Buffered()
+	}
+	return -1, 0, off
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// scan feeds stream to a scanner in pieces of size step and returns how many
+// bytes it released and the error it found.
+func scan(stream []byte, step int) (int, error) {
+	s := requestScanner{maxHead: 1 << 20}
+	released := 0
+	for i := 0; i < len(stream); i += step {
+		out, err := s.feed(nil, stream[i:min(i+step, len(stream))])
+		released += len(out)
+		if err != nil {
+			return released, err
+		}
+	}
+	return released, nil
+}
+
+// The scanner must find exactly the request net/http would have resolved on
+// its own, after releasing every request before it and none of its head, and
+// must not refuse anything net/http reads unambiguously.
+func checkScanner(t *testing.T, stream []byte) {
+	at, headEnd, next := refusedAt(stream)
+	for _, step := range []int{len(stream) + 1, 1, 7} {
+		released, err := scan(stream, step)
+		switch {
+		case at >= 0 && err == nil:
+			t.Fatalf("step %d: request at %d not refused in %q", step, at, stream)
+		case at >= 0 && (released < at || released >= headEnd):
+			t.Fatalf("step %d: released %d bytes, want from %d to before %d in %q", step, released, at, headEnd, stream)
+		case at < 0 && err != nil && released < next:
+			t.Fatalf("step %d: refused (%v) at %d, before %d where net/http stops, in %q", step, err, released, next, stream)
+		}
+	}
+}
+
+var framingSeeds = []string{
+	"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n" +
+		"POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\n\r\n" +
+		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+	"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"\r\nGET / HTTP/1.1\nHost: a\nX: b\n c\n\n" + "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+	"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+}
+
+func TestRequestScanner(t *testing.T) {
+	for _, s := range framingSeeds {
+		checkScanner(t, []byte(s))
+	}
+	// The seeds must exercise both outcomes, or the check proves nothing.
+	var refused, clean int
+	for _, s := range framingSeeds {
+		if at, _, _ := refusedAt([]byte(s)); at >= 0 {
+			refused++
+		} else {
+			clean++
+		}
+	}
+	if refused < 5 || clean < 3 {
+		t.Fatalf("seeds: %d refused, %d clean", refused, clean)
+	}
+}
+
+func FuzzRequestScanner(f *testing.F) {
+	for _, s := range framingSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		if len(stream) > 4096 {
+			return
+		}
+		checkScanner(t, stream)
+	})
+}
