@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -113,6 +114,8 @@ func printReport(w io.Writer, r audit.Report) {
 }
 
 type exportFlags struct {
+	merge                      bool
+	pubkeys                    []string
 	db, admin, out, format     string
 	cert, key, cacert          string
 	from, to                   string
@@ -139,15 +142,31 @@ func (f *exportFlags) filter() (audit.Filter, error) {
 func newAuditExportCmd() *cobra.Command {
 	var f exportFlags
 	cmd := &cobra.Command{
-		Use:   "export (--db FILE | --admin URL --cert F --key F --cacert F)",
+		Use:   "export (--db FILE | --admin URL --cert F --key F --cacert F | --merge --pubkey P EXPORT...)",
 		Short: "Stream the audit log as JSONL, whole or filtered, still verifiable",
 		Long: `Export the audit log from a file, or from the running gateway's admin API
 with an auditor or admin certificate. A filtered export stays verifiable: records
-outside the filter are carried as hashes only and the export says it is partial.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+outside the filter are carried as hashes only and the export says it is partial.
+
+With --merge, the arguments are exports of several replicas (each keeps its own
+chain): each is verified with the --pubkey matching its header, and only if all
+verify are their records written as one timeline ordered by time. The merged
+stream is for reading (or --format csv); the per-replica exports stay the evidence.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if f.merge && len(args) == 0 {
+				return errors.New("--merge needs the export files to merge")
+			}
+			if !f.merge && len(args) > 0 {
+				return fmt.Errorf("unexpected argument %q (export files are merged only with --merge)", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.format != "jsonl" && f.format != "csv" {
 				return fmt.Errorf("--format %q: use jsonl or csv", f.format)
+			}
+			if f.merge {
+				return mergeExports(cmd, f, args)
 			}
 			filter, err := f.filter()
 			if err != nil {
@@ -192,7 +211,101 @@ outside the filter are carried as hashes only and the export says it is partial.
 	fl.StringVar(&f.app, "app", "", "only this app")
 	fl.StringVar(&f.purpose, "purpose", "", "only this purpose")
 	fl.StringVar(&f.cons, "consent", "", "only this consent id")
+	fl.BoolVar(&f.merge, "merge", false, "verify the export files given as arguments and merge them by time")
+	fl.StringArrayVar(&f.pubkeys, "pubkey", nil, "with --merge: a replica's public key PEM (repeat for each key)")
 	return cmd
+}
+
+// mergeExports verifies every export before writing anything: a merged
+// timeline must never include a chain that does not verify.
+func mergeExports(cmd *cobra.Command, f exportFlags, files []string) error {
+	if len(f.pubkeys) == 0 {
+		return errors.New("--merge needs --pubkey (one per replica key)")
+	}
+	if f.db != "" || f.admin != "" || f.from != "" || f.to != "" || f.vendor != "" || f.app != "" || f.purpose != "" || f.cons != "" {
+		return errors.New("--merge takes export files only: filter when exporting each replica")
+	}
+	keys := map[string]ed25519.PublicKey{}
+	for _, file := range f.pubkeys {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		pub, err := audit.ParsePublicKeyPEM(raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		keys[hex.EncodeToString(pub)] = pub
+	}
+	for _, file := range files {
+		rep, err := verifyExportFile(file, keys)
+		if err != nil {
+			return fmt.Errorf("NOT MERGED: %s: %w", file, err)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: verified, node %s, %d records\n", file, rep.node, rep.Records)
+	}
+	var readers []io.Reader
+	for _, file := range files {
+		fh, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		readers = append(readers, fh)
+	}
+	w := cmd.OutOrStdout()
+	if f.out != "" {
+		file, err := os.OpenFile(f.out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		w = file
+	}
+	if f.format == "csv" {
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- audit.WriteCSV(pr, w); pr.Close() }()
+		_, err := audit.Merge(pw, readers...)
+		pw.CloseWithError(err)
+		if werr := <-done; err == nil {
+			err = werr
+		}
+		return err
+	}
+	_, err := audit.Merge(w, readers...)
+	return err
+}
+
+type verifiedExport struct {
+	audit.Report
+	node string
+}
+
+// verifyExportFile verifies one export with the key its header names, which
+// must be one of keys.
+func verifyExportFile(file string, keys map[string]ed25519.PublicKey) (verifiedExport, error) {
+	fh, err := os.Open(file)
+	if err != nil {
+		return verifiedExport{}, err
+	}
+	defer fh.Close()
+	var hdr struct {
+		Node      string `json:"node"`
+		PublicKey string `json:"public_key"`
+	}
+	if err := json.NewDecoder(fh).Decode(&hdr); err != nil {
+		return verifiedExport{}, fmt.Errorf("not an audit export: %w", err)
+	}
+	pub, ok := keys[hdr.PublicKey]
+	if !ok {
+		return verifiedExport{}, fmt.Errorf("signed by key %.16s…, which is none of the --pubkey keys", hdr.PublicKey)
+	}
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		return verifiedExport{}, err
+	}
+	rep, err := audit.Verify(fh, pub)
+	return verifiedExport{Report: rep, node: hdr.Node}, err
 }
 
 func exportTo(ctx context.Context, f exportFlags, filter audit.Filter, w io.Writer) error {

@@ -83,10 +83,14 @@ func TestAuditorGuideCommands(t *testing.T) {
 		}
 	}
 	stop()
+	// Two more replicas' exports, for the merge.
+	t0 := time.Now().UTC()
+	replicaExport(t, work, "gw-0", []time.Time{t0, t0.Add(2 * time.Millisecond)})
+	replicaExport(t, work, "gw-1", []time.Time{t0.Add(time.Millisecond)})
 	for _, c := range later {
 		runGuide(c)
 	}
-	for _, f := range []string{"audit.pub", "audit.jsonl", "live.jsonl", "airbank.jsonl"} {
+	for _, f := range []string{"audit.pub", "audit.jsonl", "live.jsonl", "airbank.jsonl", "merged.jsonl"} {
 		if _, err := os.Stat(filepath.Join(work, f)); err != nil {
 			t.Errorf("the guide's %s was not written: %v", f, err)
 		}
