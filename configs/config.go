@@ -25,6 +25,7 @@ type Config struct {
 	Policy  Policy  `yaml:"policy"`
 	Keys    Keys    `yaml:"keys"`
 	Audit   Audit   `yaml:"audit"`
+	Tracing Tracing `yaml:"tracing"`
 	// StateDB is the bbolt file of the consent registry (default state.db in
 	// data_dir); it is separate from the audit log.
 	StateDB string `yaml:"state_db"`
@@ -67,6 +68,20 @@ type Audit struct {
 	// is written (defaults 1000 records and 10s).
 	CheckpointEvery    int      `yaml:"checkpoint_every"`
 	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+}
+
+// Tracing exports OpenTelemetry spans of every exchange (one per pipeline
+// stage, with the decision id) over OTLP/HTTP. Off unless Endpoint is set.
+type Tracing struct {
+	// Endpoint is the collector's OTLP/HTTP base URL, e.g.
+	// https://otel-collector:4318 (spans go to <endpoint>/v1/traces).
+	Endpoint string `yaml:"endpoint"`
+	// CAFile verifies the collector (default: the system roots).
+	CAFile string `yaml:"ca_file"`
+	// SampleRatio is the share of exchanges traced, 0 < r <= 1 (default 1).
+	SampleRatio float64 `yaml:"sample_ratio"`
+	// ServiceName is the service.name resource attribute (default consentgate).
+	ServiceName string `yaml:"service_name"`
 }
 
 // Keys are secret references of the keys consentgate itself uses.

@@ -93,6 +93,7 @@ func (v *validator) config(c *Config) {
 	v.secretRef("keys.field_hmac", c.Keys.FieldHMAC)
 	v.secretRef("keys.audit_signing", c.Keys.AuditSigning)
 	v.audit(&c.Audit)
+	v.tracing(&c.Tracing)
 	if c.StateDB == "" {
 		c.StateDB = "state.db"
 	}
@@ -127,6 +128,42 @@ func (v *validator) policy(p *Policy) {
 	if p.Poll.Duration == 0 {
 		p.Poll.Duration = time.Minute
 	}
+}
+
+func (v *validator) tracing(t *Tracing) {
+	if t.Endpoint == "" {
+		if t.CAFile != "" || t.SampleRatio != 0 || t.ServiceName != "" {
+			v.fail("tracing.endpoint", "is required when tracing is configured (leave the whole section out to turn tracing off)")
+		}
+		return
+	}
+	u, err := url.Parse(t.Endpoint)
+	switch {
+	case err != nil || u.Host == "":
+		v.fail("tracing.endpoint", "%q is not a URL such as https://otel-collector:4318", t.Endpoint)
+	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+		// Span attributes name apps, vendors and decisions: not for the open network.
+		v.fail("tracing.endpoint", "%q: use https (plain http only to a loopback collector)", t.Endpoint)
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.fail("tracing.endpoint", "%q: the scheme must be https", t.Endpoint)
+	}
+	switch {
+	case t.SampleRatio == 0:
+		t.SampleRatio = 1
+	case t.SampleRatio < 0 || t.SampleRatio > 1:
+		v.fail("tracing.sample_ratio", "%v is outside 0..1", t.SampleRatio)
+	}
+	if t.ServiceName == "" {
+		t.ServiceName = "consentgate"
+	}
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (v *validator) audit(a *Audit) {

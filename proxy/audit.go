@@ -24,6 +24,8 @@ var ErrAuditUnavailable = errors.New("audit log unavailable")
 // context may already be cancelled (the app hung up): the record is written
 // regardless, because the vendor may already have been called.
 func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
+	ctx, span := g.stage(ctx, spanAuditPrefix+kind)
+	defer span.End()
 	r := audit.Record{
 		Kind:         kind,
 		RequestID:    ex.requestID,

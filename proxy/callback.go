@@ -107,6 +107,8 @@ func CallbackTLS(in *InboundTLS) *tls.Config {
 
 func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := c.gw
+	r, span := g.exchangeSpan(r, "callbacks")
+	defer span.End()
 	ex, w := g.begin(w, r)
 	ex.role = "vendor"
 	defer g.logExchange(ex)

@@ -29,7 +29,10 @@ var (
 	// Headers that are for consentgate itself, never for a vendor, and claims
 	// about the app's network the vendor has no business seeing. (X-Forwarded-*
 	// and Forwarded are removed by the reverse proxy before any hook runs.)
-	gatewayHeaders = []string{"X-Consent-Id", "X-Purpose", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Via"}
+	// Trace context is the app's and consentgate's business: baggage can name
+	// a user, and trace ids link calls the vendor should not link.
+	gatewayHeaders = []string{"X-Consent-Id", "X-Purpose", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Via",
+		"Traceparent", "Tracestate", "Baggage"}
 )
 
 // minScrubLen keeps very short values (a misconfigured "1") from redacting

@@ -17,6 +17,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
@@ -39,6 +41,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock (decisions, age derivation, certificate expiry); nil means time.Now.
 	Now func() time.Time
+	// Tracer receives a span per exchange and stage; nil turns tracing off.
+	Tracer trace.TracerProvider
 }
 
 // Gateway serves gateway-mode calls: https://<gateway>/v/<vendor>/<vendor path>.
@@ -55,6 +59,7 @@ type Gateway struct {
 	metrics    *metrics
 	now        func() time.Time
 	vendors    map[string]*vendor
+	tracer     trace.Tracer // nil: tracing off
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -85,6 +90,9 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	}
 	if g.now == nil {
 		g.now = time.Now
+	}
+	if o.Tracer != nil {
+		g.tracer = o.Tracer.Tracer(tracerName)
 	}
 	now := g.now
 	var err error
@@ -139,9 +147,13 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 	if v.creds, v.strip, err = compileCredentials(vc, base, client); err != nil {
 		return nil, err
 	}
+	var upstream http.RoundTripper = tr
+	if g.tracer != nil {
+		upstream = tracedTransport{next: tr, tracer: g.tracer}
+	}
 	v.proxy = &httputil.ReverseProxy{
 		Rewrite:        v.rewrite,
-		Transport:      tr,
+		Transport:      upstream,
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.upstreamError,
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
@@ -173,6 +185,8 @@ type outboundKey struct{}
 // ServeHTTP runs the pipeline. Each stage either hands on or answers the app with
 // problem+json; nothing after a refusal reaches the vendor.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, span := g.exchangeSpan(r, "gateway")
+	defer span.End()
 	ex, w := g.begin(w, r)
 	defer g.logExchange(ex)
 	refuse := func(status int, kind, title, detail string) {
@@ -248,7 +262,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ex.policyInput = in.Replayable()
 	decideStart := time.Now()
-	d := g.policy.Decide(ctx, in)
+	pctx, pspan := g.stage(ctx, spanPolicy)
+	d := g.policy.Decide(pctx, in)
+	pspan.SetAttributes(attribute.String("consentgate.decision_id", d.ID), attribute.Bool("consentgate.allow", d.Allow))
+	pspan.End()
 	g.metrics.observe(stagePolicy, decideStart)
 	ex.decision = &d
 	w.Header().Set("X-Consentgate-Decision-Id", d.ID)
@@ -327,7 +344,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Stage 6, credentials: the vendor is not called without them.
-	inj, err := v.credentialsFor(ctx, op, g.secrets)
+	cctx, cspan := g.stage(ctx, spanCredentials)
+	inj, err := v.credentialsFor(cctx, op, g.secrets)
+	cspan.End()
 	if err != nil {
 		ex.outcome, ex.err = outcomeFailed, err.Error()
 		g.log.Error("vendor credentials unavailable: refusing the call", logRequestID, ex.requestID, logVendor, v.cfg.ID, logError, err.Error())
@@ -356,7 +375,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // writer that records what the app is sent, for the canonical log line.
 func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*exchange, http.ResponseWriter) {
 	ex := &exchange{start: time.Now(), requestID: uuid.NewString(), method: r.Method, outcome: outcomeRefused,
-		w: &statusWriter{ResponseWriter: w}}
+		w: &statusWriter{ResponseWriter: w}, span: trace.SpanFromContext(r.Context())}
 	ex.w.Header().Set("X-Request-Id", ex.requestID)
 	return ex, ex.w
 }
@@ -521,7 +540,10 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	d := ob.decision
 	m := newMinimizer(d.Response.Fields, d.Response.Default, ob.hashKey, ex.now)
 	m.identify = ob.op.identifiers
+	_, mspan := g.stage(resp.Request.Context(), spanMinimise)
 	out, err := m.minimize(raw)
+	mspan.SetAttributes(attribute.Int("consentgate.withheld", len(out.withheld)))
+	mspan.End()
 	if err != nil {
 		return err
 	}

@@ -150,7 +150,8 @@ func writePair(t *testing.T, dir, name string, cert *x509.Certificate, key crypt
 	writeFile(t, filepath.Join(dir, name+".key"), keyPEM, 0o600)
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+// newTestEnv starts a gateway on loopback; opts adjust its Options.
+func newTestEnv(t *testing.T, opts ...func(*Options)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := certs.NewCA(pkix.Name{CommonName: "test internal CA"}, time.Hour)
@@ -339,7 +340,11 @@ operations:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { alog.Close() })
-	g, err := New(context.Background(), Options{Config: cfg, Secrets: store, Policy: engine, Consents: fakeConsents{}, Audit: alog, Logger: log})
+	o := Options{Config: cfg, Secrets: store, Policy: engine, Consents: fakeConsents{}, Audit: alog, Logger: log}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	g, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

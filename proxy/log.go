@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/consentgate/consentgate/policy"
 )
 
@@ -75,10 +77,14 @@ type exchange struct {
 	// policyInput is the replayable policy input (policy.Input.Replayable).
 	policyInput string
 	w           *statusWriter
+	span        trace.Span // the exchange's span (a no-op one when tracing is off)
 }
 
 func (g *Gateway) logExchange(ex *exchange) {
 	g.metrics.request(ex)
+	if ex.span != nil {
+		endExchangeSpan(ex.span, ex)
+	}
 	level := slog.LevelInfo
 	if ex.outcome == outcomeFailed {
 		level = slog.LevelWarn

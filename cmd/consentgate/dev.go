@@ -40,6 +40,8 @@ type devOptions struct {
 	// policyTimeout overrides the per-decision bound (tests under -race, where
 	// evaluation is many times slower than in a real build).
 	policyTimeout time.Duration
+	// otlp is an OTLP/HTTP collector to send spans to (tracing.endpoint).
+	otlp string
 }
 
 func newDevCmd(logger func() *slog.Logger) *cobra.Command {
@@ -71,6 +73,7 @@ dev-kyc and dev-age. It prints a ready line and one curl command per vendor.`,
 	cmd.Flags().StringVar(&o.admin, "admin", "127.0.0.1:9443", "admin listener address")
 	cmd.Flags().StringVar(&o.callbacks, "callbacks", "127.0.0.1:8445", "vendor callbacks listener address")
 	cmd.Flags().StringVar(&o.policies, "policies", "configs/policies", "policy directory, watched for edits; when it does not exist, the embedded policies are copied to DIR/policies")
+	cmd.Flags().StringVar(&o.otlp, "otlp", "", "send OpenTelemetry spans to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (off by default)")
 	return cmd
 }
 
@@ -153,6 +156,9 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 			cb.ForwardCAFile = pki.Path(certs.DevSandboxRootCert)
 		}
 		v.BaseURL = s.URL + strings.TrimSuffix(u.Path, "/")
+	}
+	if o.otlp != "" {
+		cfg.Tracing = configs.Tracing{Endpoint: o.otlp, SampleRatio: 1, ServiceName: "consentgate"}
 	}
 	gw, err := startGateway(ctx, cfg, p, log)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
@@ -86,6 +87,7 @@ type running struct {
 	in       *proxy.InboundTLS
 	srv      *proxy.Server
 	log      *slog.Logger
+	tracer   *sdktrace.TracerProvider // nil: tracing off
 }
 
 func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (r *running, err error) {
@@ -114,7 +116,16 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 			consents.Close()
 		}
 	}()
-	gw, err := proxy.New(ctx, proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Audit: alog, Logger: log, Registerer: reg})
+	tp, err := proxy.NewTracerProvider(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Audit: alog, Logger: log, Registerer: reg}
+	if tp != nil {
+		opts.Tracer = tp
+		log.Info("tracing on", "endpoint", cfg.Tracing.Endpoint, "sample_ratio", cfg.Tracing.SampleRatio)
+	}
+	gw, err := proxy.New(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +161,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, in: in, srv: srv, log: log}, nil
+	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, in: in, srv: srv, log: log, tracer: tp}, nil
 }
 
 func openAudit(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (*audit.Log, error) {
@@ -325,5 +336,13 @@ func (r *running) close() {
 	// Close writes the final checkpoint.
 	if err := r.audit.Close(); err != nil {
 		r.log.Error("closing audit log", "error", err)
+	}
+	if r.tracer != nil {
+		// Flush the last spans, but do not hold up a shutdown for a collector.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.tracer.Shutdown(ctx); err != nil {
+			r.log.Warn("flushing spans", "error", err)
+		}
 	}
 }
