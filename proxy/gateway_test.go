@@ -128,6 +128,7 @@ type testEnv struct {
 	seen         *seen
 	trust        *x509.CertPool
 	audit        *audit.Log
+	srv          *Server
 }
 
 func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
@@ -371,7 +372,7 @@ operations:
 	})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), callbacksURL: "https://" + srv.Addr(3), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog}
+	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), callbacksURL: "https://" + srv.Addr(3), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog, srv: srv}
 	env.client = env.clientWith(t, ca, "spiffe://test.local/app/web", time.Hour)
 	return env
 }

@@ -20,8 +20,9 @@ import (
 // profile says and nowhere else.
 func newTransport(cfg *configs.Config, v *configs.Vendor, base *url.URL, id *certs.ClientIdentity) (*http.Transport, error) {
 	tlsCfg := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		ServerName: v.Upstream.ServerName,
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: AEADSuites,
+		ServerName:   v.Upstream.ServerName,
 	}
 	if tlsCfg.ServerName == "" {
 		tlsCfg.ServerName = base.Hostname()
