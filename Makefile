@@ -4,7 +4,7 @@ GO ?= go
 BIN := $(abspath .cache/bin)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: test test-deps vet fmt-check lint build dev clean-dev
+.PHONY: test test-deps vet fmt-check lint build dev clean-dev fuzz
 
 test: test-deps vet fmt-check lint
 	$(GO) test -race ./...
@@ -36,3 +36,17 @@ dev:
 # Removes the dev PKI, secrets and state; the next `dev` generates new ones.
 clean-dev:
 	rm -rf .consentgate
+
+# Runs every fuzz target for FUZZTIME each (`make test` runs their seed corpora
+# as ordinary tests). A crash is saved under the package's testdata/fuzz: commit
+# it, and it stays a regression test.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := configs:FuzzLoad certs:FuzzICO proxy:FuzzRouteMatch proxy:FuzzRequestScanner \
+	proxy:FuzzMinimize proxy:FuzzMinimizeMatchesReference audit:FuzzVerifyModifiedExport audit:FuzzVerifyArbitrary
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg/; \
+	done
