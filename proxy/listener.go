@@ -20,7 +20,10 @@ import (
 // InboundTLS is the TLS every listener speaks: our serving certificate, TLS 1.2
 // or newer, and a client certificate that chains to the internal CA and carries a
 // consentgate identity. A missing, foreign, expired or identity-less certificate
-// fails the handshake: such a caller never reaches an HTTP handler.
+// fails the handshake: such a caller never reaches an HTTP handler. The one
+// exception is the gateway listener when end users' browsers come back to it
+// from vendor logins (browserTLS): there a missing certificate reaches
+// GatewayListener, which serves it the OAuth2 callback and nothing else.
 type InboundTLS struct {
 	cfg  *configs.Config
 	cert atomic.Pointer[tls.Certificate]
