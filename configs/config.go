@@ -29,6 +29,12 @@ type Config struct {
 	// StateDB is the bbolt file of the consent registry (default state.db in
 	// data_dir); it is separate from the audit log.
 	StateDB string `yaml:"state_db"`
+	// OAuth configures the OAuth2 authorization-code flows consentgate brokers
+	// for end users (vendors with an oauth2_authorization_code credential).
+	OAuth OAuth `yaml:"oauth"`
+	// Apps lists what consentgate knows of each app beyond its certificate: where
+	// its end users may be sent back after authorising at a vendor.
+	Apps []App `yaml:"apps"`
 	// VendorFiles lists vendor profile files; Vendors holds them once loaded.
 	VendorFiles []string  `yaml:"vendors"`
 	Vendors     []*Vendor `yaml:"-"`
@@ -94,6 +100,34 @@ type Keys struct {
 	AuditSigning string `yaml:"audit_signing"`
 	// FieldHMAC is the key of the "hash" minimisation action.
 	FieldHMAC string `yaml:"field_hmac"`
+	// TokenSeal is the AES-256 key (32 bytes, hex or base64) that seals end
+	// users' OAuth2 tokens and PKCE verifiers in state.db. Required when a
+	// vendor uses oauth2_authorization_code.
+	TokenSeal string `yaml:"token_seal"`
+}
+
+// OAuth configures the authorization-code flows: an app asks for a vendor login
+// URL on the admin listener, the end user's browser comes back to the gateway
+// listener at <public_url>/oauth/<vendor>/callback.
+type OAuth struct {
+	// PublicURL is the gateway listener as end users' browsers reach it
+	// (https://host[:port], no path). The redirect URI registered with each
+	// vendor is <public_url>/oauth/<vendor>/callback. Required when a vendor
+	// uses oauth2_authorization_code.
+	PublicURL string `yaml:"public_url"`
+	// StateTTL is how long a started authorization may take to come back
+	// (default 10m, at most 1h); later, its state is refused.
+	StateTTL Duration `yaml:"state_ttl"`
+}
+
+// App is one app, by the name its certificate carries
+// (spiffe://<trust_domain>/app/<id>).
+type App struct {
+	ID string `yaml:"id"`
+	// OAuthReturnTo lists where the app may have its end users sent once they
+	// have authorised at a vendor: exact URLs, or prefixes ending in "/". An app
+	// without entries may start no authorization (deny by default).
+	OAuthReturnTo []string `yaml:"oauth_return_to"`
 }
 
 // Listen holds the listener addresses (host:port).
@@ -265,6 +299,10 @@ const (
 	CredentialAPIKey                  = "api_key"
 	CredentialBearer                  = "bearer"
 	CredentialOAuth2ClientCredentials = "oauth2_client_credentials"
+	// CredentialOAuth2AuthorizationCode is a bearer token the end user grants
+	// through the vendor's login page; consentgate brokers the flow, keeps the
+	// tokens sealed per consent and refreshes them.
+	CredentialOAuth2AuthorizationCode = "oauth2_authorization_code"
 )
 
 // Credential is one thing consentgate attaches to a vendor call on the app's
@@ -277,12 +315,18 @@ type Credential struct {
 	Header    string `yaml:"header"`
 	Query     string `yaml:"query"`
 	BodyField string `yaml:"body_field"`
-	// TokenURL, ClientID, ClientSecret and Scopes configure oauth2_client_credentials;
+	// TokenURL, ClientID, ClientSecret and Scopes configure the OAuth2 types;
 	// TokenURL may be a path relative to the vendor's base URL.
 	TokenURL     string   `yaml:"token_url"`
 	ClientID     string   `yaml:"client_id"`
 	ClientSecret string   `yaml:"client_secret"`
 	Scopes       []string `yaml:"scopes"`
+	// AuthorizeURL is the vendor's login page (oauth2_authorization_code), where
+	// the end user's browser is sent.
+	AuthorizeURL string `yaml:"authorize_url"`
+	// PKCE sends an S256 code challenge (RFC 7636) with the authorization and
+	// the verifier with the code exchange (oauth2_authorization_code).
+	PKCE bool `yaml:"pkce"`
 	// Operations limits the credential to these operation ids (default: all).
 	Operations []string `yaml:"operations"`
 }

@@ -81,6 +81,14 @@ func load(base, display string, read func(string) ([]byte, error)) (*Config, err
 		seen[vendor.ID] = vdisplay
 		cfg.Vendors = append(cfg.Vendors, &vendor)
 	}
+	for _, vd := range cfg.Vendors {
+		if vd.AuthorizationCode() != nil {
+			v.errs = nil
+			v.requireOAuth(&cfg, vd.ID)
+			errs = append(errs, v.errs...)
+			break
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -92,6 +100,27 @@ func (c *Config) Vendor(id string) *Vendor {
 	for _, v := range c.Vendors {
 		if v.ID == id {
 			return v
+		}
+	}
+	return nil
+}
+
+// AuthorizationCode returns the vendor's oauth2_authorization_code credential,
+// or nil.
+func (v *Vendor) AuthorizationCode() *Credential {
+	for i := range v.Credentials {
+		if v.Credentials[i].Type == CredentialOAuth2AuthorizationCode {
+			return &v.Credentials[i]
+		}
+	}
+	return nil
+}
+
+// App returns the app with the given id, or nil.
+func (c *Config) App(id string) *App {
+	for i := range c.Apps {
+		if c.Apps[i].ID == id {
+			return &c.Apps[i]
 		}
 	}
 	return nil

@@ -25,6 +25,9 @@ var (
 	tokenRE    = regexp.MustCompile(`^[!#$%&'*+\-.^_` + "`" + `|~0-9A-Za-z]+$`)
 	segmentRE  = regexp.MustCompile(`^(\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9._~!$&'()*+,;=:@-]+)$`)
 	fieldRE    = regexp.MustCompile(`^[A-Za-z0-9_$-]+(\[\])?(\.[A-Za-z0-9_$-]+(\[\])?)*$`)
+	appIDRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	// scopeRE is an RFC 6749 scope-token.
+	scopeRE = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
 )
 
 // validator collects FieldErrors for one file; each validate… function checks one rule.
@@ -92,6 +95,11 @@ func (v *validator) config(c *Config) {
 	v.secretRef("keys.subject_hmac", c.Keys.SubjectHMAC)
 	v.secretRef("keys.field_hmac", c.Keys.FieldHMAC)
 	v.secretRef("keys.audit_signing", c.Keys.AuditSigning)
+	if c.Keys.TokenSeal != "" {
+		v.secretRef("keys.token_seal", c.Keys.TokenSeal)
+	}
+	v.oauth(&c.OAuth)
+	v.apps(c.Apps)
 	v.audit(&c.Audit)
 	v.tracing(&c.Tracing)
 	if c.StateDB == "" {
@@ -99,6 +107,59 @@ func (v *validator) config(c *Config) {
 	}
 	if len(c.VendorFiles) == 0 {
 		v.fail("vendors", "lists no vendor profile: the gateway would refuse every call")
+	}
+}
+
+func (v *validator) oauth(o *OAuth) {
+	if o.PublicURL != "" {
+		u, err := url.Parse(o.PublicURL)
+		switch {
+		case err != nil || u.Scheme != "https" || u.Host == "":
+			v.fail("oauth.public_url", "%q is not an https URL such as https://gateway.example.com", o.PublicURL)
+		case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			v.fail("oauth.public_url", "%q must be scheme, host and port only: the callback path is /oauth/<vendor>/callback", o.PublicURL)
+		}
+	}
+	switch d := o.StateTTL.Duration; {
+	case d == 0:
+		o.StateTTL.Duration = 10 * time.Minute
+	case d < 10*time.Second || d > time.Hour:
+		v.fail("oauth.state_ttl", "%s is outside 10s..1h (the time an end user has to log in at the vendor)", o.StateTTL)
+	}
+}
+
+// requireOAuth checks what a vendor with an oauth2_authorization_code credential
+// needs of the main file.
+func (v *validator) requireOAuth(c *Config, vendor string) {
+	if c.OAuth.PublicURL == "" {
+		v.fail("oauth.public_url", "is required: vendor %s uses oauth2_authorization_code, whose callback is <public_url>/oauth/%s/callback", vendor, vendor)
+	}
+	if c.Keys.TokenSeal == "" {
+		v.fail("keys.token_seal", "is required: vendor %s uses oauth2_authorization_code, whose tokens are stored sealed", vendor)
+	}
+}
+
+func (v *validator) apps(apps []App) {
+	seen := map[string]bool{}
+	for i, a := range apps {
+		f := fmt.Sprintf("apps[%d]", i)
+		if !appIDRE.MatchString(a.ID) {
+			v.fail(f+".id", "%q is not an app name as certificates carry it (spiffe://<trust_domain>/app/<id>)", a.ID)
+		}
+		if seen[a.ID] {
+			v.fail(f+".id", "app %q is listed twice", a.ID)
+		}
+		seen[a.ID] = true
+		for j, rt := range a.OAuthReturnTo {
+			ff := fmt.Sprintf("%s.oauth_return_to[%d]", f, j)
+			u, err := ReturnToURL(rt)
+			switch {
+			case err != nil:
+				v.fail(ff, "%v", err)
+			case u.RawQuery != "":
+				v.fail(ff, "%q: an allowed return URL carries no query (apps add their own at start)", rt)
+			}
+		}
 	}
 }
 
@@ -264,6 +325,9 @@ func (v *validator) vendor(vd *Vendor) {
 	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
 		v.fail("base_url", "must not carry a query, fragment or user info")
 	}
+	if err != nil {
+		u = nil
+	}
 	v.timeouts(&vd.Timeouts)
 	v.fields("error_fields", vd.ErrorFields)
 	if cb := vd.Callback; cb != nil {
@@ -299,8 +363,15 @@ func (v *validator) vendor(vd *Vendor) {
 	if len(vd.Operations) == 0 {
 		v.fail("operations", "lists no operation: every call to this vendor would be refused")
 	}
+	authCodes := 0
 	for i := range vd.Credentials {
-		v.credential(fmt.Sprintf("credentials[%d]", i), &vd.Credentials[i], ops)
+		c := &vd.Credentials[i]
+		v.credential(fmt.Sprintf("credentials[%d]", i), c, ops, u)
+		if c.Type == CredentialOAuth2AuthorizationCode {
+			if authCodes++; authCodes > 1 {
+				v.fail(fmt.Sprintf("credentials[%d]", i), "a vendor has at most one oauth2_authorization_code credential: an end user authorises one client")
+			}
+		}
 	}
 	// Error fields become part of every operation's response map, and the
 	// vendor's enforce setting its operations' default.
@@ -488,7 +559,7 @@ func (v *validator) fields(f string, m map[string]string) {
 	}
 }
 
-func (v *validator) credential(f string, c *Credential, ops map[string]bool) {
+func (v *validator) credential(f string, c *Credential, ops map[string]bool, base *url.URL) {
 	switch c.Type {
 	case CredentialAPIKey:
 		v.secretRef(f+".secret", c.Secret)
@@ -514,15 +585,46 @@ func (v *validator) credential(f string, c *Credential, ops map[string]bool) {
 		}
 		v.secretRef(f+".client_id", c.ClientID)
 		v.secretRef(f+".client_secret", c.ClientSecret)
+	case CredentialOAuth2AuthorizationCode:
+		v.authorizationCode(f, c, base)
 	default:
-		v.fail(f+".type", "%q is unknown: use api_key, bearer or oauth2_client_credentials", c.Type)
+		v.fail(f+".type", "%q is unknown: use api_key, bearer, oauth2_client_credentials or oauth2_authorization_code", c.Type)
 	}
 	if c.Type != CredentialAPIKey && (c.Header != "" || c.Query != "" || c.BodyField != "") {
 		v.fail(f, "header, query and body_field only apply to type api_key")
+	}
+	if c.Type != CredentialOAuth2AuthorizationCode && (c.AuthorizeURL != "" || c.PKCE) {
+		v.fail(f, "authorize_url and pkce only apply to type oauth2_authorization_code")
+	}
+	for i, s := range c.Scopes {
+		if !scopeRE.MatchString(s) {
+			v.fail(fmt.Sprintf("%s.scopes[%d]", f, i), "%q is not an OAuth2 scope (no spaces, quotes or backslashes)", s)
+		}
 	}
 	for i, id := range c.Operations {
 		if !ops[id] {
 			v.fail(fmt.Sprintf("%s.operations[%d]", f, i), "operation %q is not defined in this profile", id)
 		}
 	}
+}
+
+// authorizationCode checks an oauth2_authorization_code credential. The token
+// endpoint is reached through the vendor's own transport (its TLS name, client
+// certificate and egress rules), so it must be on the base URL's host.
+func (v *validator) authorizationCode(f string, c *Credential, base *url.URL) {
+	if u, err := url.Parse(c.AuthorizeURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.fail(f+".authorize_url", "%q is not an https URL of the vendor's login page", c.AuthorizeURL)
+	} else if u.Fragment != "" || u.User != nil {
+		v.fail(f+".authorize_url", "%q must not carry a fragment or user info", c.AuthorizeURL)
+	}
+	switch u, err := url.Parse(c.TokenURL); {
+	case c.TokenURL == "":
+		v.fail(f+".token_url", "is required")
+	case err != nil || (!u.IsAbs() && !strings.HasPrefix(c.TokenURL, "/")):
+		v.fail(f+".token_url", "%q must be a path starting with / or an https URL on the base URL's host", c.TokenURL)
+	case u.IsAbs() && (u.Scheme != "https" || base == nil || !strings.EqualFold(u.Host, base.Host)):
+		v.fail(f+".token_url", "%q must be on the base URL's host: the exchange uses the vendor's transport", c.TokenURL)
+	}
+	v.secretRef(f+".client_id", c.ClientID)
+	v.secretRef(f+".client_secret", c.ClientSecret)
 }

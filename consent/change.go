@@ -7,16 +7,22 @@ import (
 
 // Kinds of Change.
 const (
-	ChangeCreated = "created"
-	ChangeRevoked = "revoked"
+	ChangeCreated    = "created"
+	ChangeRevoked    = "revoked"
+	ChangeAuthorized = "authorized"
 )
 
 // Change is passed to the hook on every create and revoke; the audit log will record it.
 type Change struct {
-	Kind    string  // ChangeCreated or ChangeRevoked
+	Kind    string  // ChangeCreated, ChangeRevoked or ChangeAuthorized
 	Consent Consent // as stored after the change; Subject is the HMAC
 	Actor   string  // app or admin name; "seed" for Put
 	Role    string  // "app" or "admin"; "system" for Put
+	// Vendor and Scopes are what an end user authorised (ChangeAuthorized).
+	Vendor string
+	Scopes []string
+	// TokensDeleted names the vendors whose tokens a revocation deleted.
+	TokensDeleted []string
 }
 
 // Roles, as the caller's certificate proves them (the gateway's identity), and the

@@ -17,6 +17,10 @@ type Consent struct {
 	Status     string     `json:"status"` // Active, Revoked or Expired
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 	RevokedBy  string     `json:"revoked_by,omitempty"`
+	// Authorizations are the vendors at which the end user authorised this
+	// consent through OAuth2, latest per vendor; the tokens themselves are kept
+	// apart, sealed, and never answered.
+	Authorizations []Authorization `json:"authorizations,omitempty"`
 }
 
 // Evidence is how the app captured the consent: the text the user agreed to and the

@@ -46,6 +46,10 @@ func (c *Consent) clone() Consent {
 	d.Vendors = slices.Clone(c.Vendors)
 	d.Purposes = slices.Clone(c.Purposes)
 	d.Categories = slices.Clone(c.Categories)
+	d.Authorizations = slices.Clone(c.Authorizations)
+	for i := range d.Authorizations {
+		d.Authorizations[i].Scopes = slices.Clone(c.Authorizations[i].Scopes)
+	}
 	if c.RevokedAt != nil {
 		t := *c.RevokedAt
 		d.RevokedAt = &t

@@ -20,4 +20,14 @@ var (
 	// ErrWrongKey means the subject key is not the one the registry was created with:
 	// every lookup by subject would silently find nothing.
 	ErrWrongKey = errors.New("subject key differs from the one the consent registry was created with")
+	// ErrNotActive means the consent is revoked or expired.
+	ErrNotActive = errors.New("consent is not active")
+	// ErrUnknownState means no pending OAuth2 authorization has this state: it was
+	// never issued, or has been used already.
+	ErrUnknownState = errors.New("unknown or already used authorization state")
+	// ErrStateExpired means the pending OAuth2 authorization took too long.
+	ErrStateExpired = errors.New("authorization state expired")
+	// ErrNoTokens means the end user has not authorised the vendor for this consent
+	// (or the tokens were removed: revoked, refused by the vendor).
+	ErrNoTokens = errors.New("no vendor tokens for this consent")
 )

@@ -126,7 +126,20 @@ func checkFile(t testing.TB, path string) {
 		for k := range want {
 			t.Errorf("consent index lacks %q", k)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		// No vendor tokens outlive their consent's revocation.
+		return tx.Bucket(bucketTokens).ForEach(func(k, _ []byte) error {
+			id, _, _ := strings.Cut(string(k), "\x00")
+			var c Consent
+			if err := loadConsent(tx, id, &c); err != nil {
+				t.Errorf("tokens stored for consent %s, which is not stored: %v", id, err)
+			} else if c.Status == Revoked {
+				t.Errorf("tokens stored for revoked consent %s", id)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		t.Errorf("checking %s: %v", path, err)

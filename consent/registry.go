@@ -71,7 +71,7 @@ const keyCheckInput = "consentgate consent registry: subject key check v1"
 
 // prepare creates the buckets of a new file and checks the subject key of an old one.
 func (r *Registry) prepare(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta} {
+	for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("creating bucket %s: %w", name, err)
 		}

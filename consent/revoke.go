@@ -39,8 +39,12 @@ func (r *Registry) Revoke(ctx context.Context, actor, role, id string) (*Consent
 		if err := storeConsent(tx, &c); err != nil {
 			return err
 		}
+		deleted, err := deleteTokens(tx, c.ID)
+		if err != nil {
+			return err
+		}
 		changed = true
-		return r.runHook(ctx, Change{Kind: ChangeRevoked, Consent: c.clone(), Actor: actor, Role: role})
+		return r.runHook(ctx, Change{Kind: ChangeRevoked, Consent: c.clone(), Actor: actor, Role: role, TokensDeleted: deleted})
 	})
 	if err != nil {
 		return nil, err

@@ -10,12 +10,22 @@ import (
 // Layout of the file. consents maps id to the consent's JSON. by_subject maps
 // "<subject hmac>/<id>" to nothing, so a subject's consents are one prefix scan away;
 // the HMAC is fixed-length hex, so the first "/" always ends it. meta holds the key check.
+// oauth_pending maps the hash of an OAuth2 state to its Pending; oauth_tokens maps
+// "<consent id>\x00<vendor>" to that vendor's tokens, sealed by the gateway.
 var (
 	bucketConsents  = []byte("consents")
 	bucketBySubject = []byte("by_subject")
 	bucketMeta      = []byte("meta")
+	bucketPending   = []byte("oauth_pending")
+	bucketTokens    = []byte("oauth_tokens")
 	keyKeyCheck     = []byte("subject_key_check")
 )
+
+// tokensKey is where a consent's tokens at a vendor are stored; ids never hold a
+// NUL byte, so the prefix of one consent never matches another's.
+func tokensKey(consentID, vendor string) []byte {
+	return []byte(consentID + "\x00" + vendor)
+}
 
 func subjectKey(subject, id string) []byte {
 	return []byte(subject + "/" + id)

@@ -23,6 +23,9 @@ type AdminOptions struct {
 	// Metrics serves /metrics (Prometheus); nil leaves the route out.
 	Metrics http.Handler
 	Logger  *slog.Logger
+	// OAuthStart serves GET /v1/oauth/{vendor}/start (Gateway.OAuthStart); nil
+	// leaves the route out.
+	OAuthStart http.HandlerFunc
 	// Ready are further readiness checks (secrets fresh, certificates valid).
 	// Each names what is wrong without any secret; the first failure answers 503.
 	Ready []ReadyCheck
@@ -64,6 +67,9 @@ func NewAdmin(o AdminOptions) http.Handler {
 	})
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
+	}
+	if o.OAuthStart != nil {
+		mux.HandleFunc("GET /v1/oauth/{vendor}/start", o.OAuthStart)
 	}
 	// Liveness and readiness: ready means calls can be decided and recorded.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +146,7 @@ func NewAdmin(o AdminOptions) http.Handler {
 		}
 	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found", "admin routes are /v1/consents, /v1/policy/status, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz", "")
+		writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz", "")
 	})
 	return mux
 }

@@ -41,10 +41,11 @@ const minScrubLen = 6
 
 // credential is a configured credential ready to use.
 type credential struct {
-	cfg   *configs.Credential
-	ref   secrets.Ref
-	ops   map[string]bool // nil: every operation
-	oauth *oauthSource
+	cfg      *configs.Credential
+	ref      secrets.Ref
+	ops      map[string]bool // nil: every operation
+	oauth    *oauthSource
+	authCode *authCode
 }
 
 // stripRules are what is removed from every app request to one vendor.
@@ -71,13 +72,14 @@ func parseRef(s string) (secrets.Ref, error) {
 	return ref, nil
 }
 
-func compileCredentials(v *configs.Vendor, base *url.URL, client *http.Client) ([]*credential, stripRules, error) {
+func compileCredentials(v *configs.Vendor, base *url.URL, client *http.Client) ([]*credential, *authCode, stripRules, error) {
 	strip := stripRules{
 		headers: append(append([]string{}, appCredentialHeaders...), gatewayHeaders...),
 		query:   append([]string{}, appCredentialQuery...),
 		body:    append([]string{}, appCredentialBody...),
 	}
 	var out []*credential
+	var ac *authCode
 	for i := range v.Credentials {
 		c := &v.Credentials[i]
 		cred := &credential{cfg: c}
@@ -93,9 +95,12 @@ func compileCredentials(v *configs.Vendor, base *url.URL, client *http.Client) (
 			cred.ref, err = parseRef(c.Secret)
 		case configs.CredentialOAuth2ClientCredentials:
 			cred.oauth, err = newOAuthSource(c, base, client)
+		case configs.CredentialOAuth2AuthorizationCode:
+			cred.authCode, err = newAuthCode(v.ID, c, base, client)
+			ac = cred.authCode
 		}
 		if err != nil {
-			return nil, stripRules{}, fmt.Errorf("vendor %s credentials[%d]: %w", v.ID, i, err)
+			return nil, nil, stripRules{}, fmt.Errorf("vendor %s credentials[%d]: %w", v.ID, i, err)
 		}
 		if c.Header != "" {
 			strip.headers = append(strip.headers, c.Header)
@@ -108,13 +113,18 @@ func compileCredentials(v *configs.Vendor, base *url.URL, client *http.Client) (
 		}
 		out = append(out, cred)
 	}
-	return out, strip, nil
+	return out, ac, strip, nil
 }
 
-// credentialsFor resolves every credential op needs. Any failure means the vendor
-// is not called: a call without its credential would be refused anyway, and one
-// with a stale credential is worse.
-func (v *vendor) credentialsFor(ctx context.Context, op *operation, p secrets.Provider) (*injection, error) {
+// userBearer returns the end user's access token at a vendor, for the consent a
+// call is made under; see Gateway.userBearer.
+type userBearer func(ctx context.Context, ac *authCode) (token string, secrets []string, err error)
+
+// credentialsFor resolves every credential op needs; user supplies the end
+// user's tokens (nil when the call names no usable consent). Any failure means
+// the vendor is not called: a call without its credential would be refused
+// anyway, and one with a stale credential is worse.
+func (v *vendor) credentialsFor(ctx context.Context, op *operation, p secrets.Provider, user userBearer) (*injection, error) {
 	inj := &injection{header: http.Header{}, query: url.Values{}, body: map[string]string{}}
 	for _, c := range v.creds {
 		if c.ops != nil && !c.ops[op.cfg.ID] {
@@ -128,6 +138,16 @@ func (v *vendor) credentialsFor(ctx context.Context, op *operation, p secrets.Pr
 			}
 			inj.header.Set("Authorization", "Bearer "+tok)
 			inj.secrets = append(inj.secrets, tok, secret)
+		case configs.CredentialOAuth2AuthorizationCode:
+			if user == nil {
+				return nil, fmt.Errorf("%w: the call names no consent of this app", ErrNotAuthorized)
+			}
+			tok, extra, err := user(ctx, c.authCode)
+			if err != nil {
+				return nil, err
+			}
+			inj.header.Set("Authorization", "Bearer "+tok)
+			inj.secrets = append(inj.secrets, extra...)
 		default:
 			s, err := p.Get(ctx, c.ref)
 			if err != nil {

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,7 +36,10 @@ type Options struct {
 	Secrets  secrets.Provider
 	Policy   *policy.Engine
 	Consents Consents
-	Audit    Auditor
+	// Grants keeps end users' OAuth2 authorizations and tokens; required when a
+	// vendor uses oauth2_authorization_code (the consent registry).
+	Grants Grants
+	Audit  Auditor
 	// Logger receives the canonical request line and start-up warnings; nil discards.
 	Logger *slog.Logger
 	// Registerer receives the gateway's metrics; nil registers nowhere.
@@ -60,6 +65,14 @@ type Gateway struct {
 	now        func() time.Time
 	vendors    map[string]*vendor
 	tracer     trace.Tracer // nil: tracing off
+
+	// OAuth2 authorization-code brokering (oauth.go, usertokens.go).
+	grants     Grants
+	sealRef    secrets.Ref
+	sealCache  atomic.Pointer[sealKeyCache]
+	publicURL  atomic.Pointer[url.URL]
+	returnTo   returnTargets
+	tokenLocks [64]sync.Mutex
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -75,6 +88,7 @@ type vendor struct {
 	identity *certs.ClientIdentity
 	proxy    *httputil.ReverseProxy
 	quota    *quota
+	authCode *authCode // nil: no end-user login at this vendor
 }
 
 // New compiles every vendor profile: transports, client certificates (checked
@@ -84,7 +98,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		return nil, errors.New("gateway needs a policy engine, a consent registry, a secret provider and an audit log")
 	}
 	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, auditor: o.Audit,
-		log: o.Logger, now: o.Now, vendors: map[string]*vendor{}, metrics: newMetrics(o.Registerer)}
+		log: o.Logger, now: o.Now, vendors: map[string]*vendor{}, metrics: newMetrics(o.Registerer), grants: o.Grants}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -123,7 +137,39 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		}
 		g.vendors[vc.ID] = v
 	}
+	if err := g.prepareOAuth(); err != nil {
+		return nil, err
+	}
 	return g, nil
+}
+
+// prepareOAuth checks what vendors with an end-user login need: somewhere to keep
+// authorizations, the key that seals tokens, the public URL and the apps'
+// return URLs.
+func (g *Gateway) prepareOAuth() error {
+	var uses []string
+	for id, v := range g.vendors {
+		if v.authCode != nil {
+			uses = append(uses, id)
+		}
+	}
+	if len(uses) == 0 {
+		return nil
+	}
+	if g.grants == nil {
+		return fmt.Errorf("vendors %v use oauth2_authorization_code: the gateway needs a grant store", uses)
+	}
+	var err error
+	if g.sealRef, err = parseRef(g.cfg.Keys.TokenSeal); err != nil {
+		return fmt.Errorf("keys.token_seal: %w", err)
+	}
+	if err := g.SetOAuthPublicURL(g.cfg.OAuth.PublicURL); err != nil {
+		return fmt.Errorf("oauth.public_url: %w", err)
+	}
+	if g.returnTo, err = compileReturnTargets(g.cfg.Apps); err != nil {
+		return err
+	}
+	return nil
 }
 
 func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendor, error) {
@@ -144,7 +190,7 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 	}
 	client := &http.Client{Transport: tr, Timeout: vc.Timeouts.Request.Duration,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	if v.creds, v.strip, err = compileCredentials(vc, base, client); err != nil {
+	if v.creds, v.authCode, v.strip, err = compileCredentials(vc, base, client); err != nil {
 		return nil, err
 	}
 	var upstream http.RoundTripper = tr
@@ -198,7 +244,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// which the proxy put in the context (an app cannot set a context).
 	id, ok := IdentityFrom(r.Context())
 	if !ok {
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		// Verified chains, not merely presented certificates: the gateway
+		// listener may accept connections without one (browsers at the OAuth2
+		// callback), and this stage must not depend on how it was configured.
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || len(r.TLS.VerifiedChains) == 0 {
 			refuse(http.StatusUnauthorized, problemForbiddenRole, "Client certificate required", "")
 			return
 		}
@@ -345,8 +394,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Stage 6, credentials: the vendor is not called without them.
 	cctx, cspan := g.stage(ctx, spanCredentials)
-	inj, err := v.credentialsFor(cctx, op, g.secrets)
+	inj, err := v.credentialsFor(cctx, op, g.secrets, g.userBearer(id.Name, in.Consent))
 	cspan.End()
+	if errors.Is(err, ErrNotAuthorized) {
+		ex.err = err.Error()
+		refuse(http.StatusFailedDependency, problemAuthorizationNeeded, "End user authorization required",
+			fmt.Sprintf("the end user has not authorised vendor %s for consent %q, or the vendor has withdrawn it; start it with GET /v1/oauth/%s/start on the admin listener; the vendor was not called",
+				v.cfg.ID, in.ConsentID, v.cfg.ID))
+		return
+	}
 	if err != nil {
 		ex.outcome, ex.err = outcomeFailed, err.Error()
 		g.log.Error("vendor credentials unavailable: refusing the call", logRequestID, ex.requestID, logVendor, v.cfg.ID, logError, err.Error())

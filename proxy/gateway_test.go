@@ -131,7 +131,7 @@ type testEnv struct {
 	srv          *Server
 }
 
-func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
+func writeFile(t testing.TB, path string, data []byte, mode os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
 	}
 }
 
-func writePair(t *testing.T, dir, name string, cert *x509.Certificate, key crypto.Signer) {
+func writePair(t testing.TB, dir, name string, cert *x509.Certificate, key crypto.Signer) {
 	t.Helper()
 	keyPEM, err := certs.EncodePrivateKey(key)
 	if err != nil {
@@ -379,7 +379,7 @@ operations:
 
 // clientWith is an HTTP client presenting a certificate from ca with the given
 // SPIFFE id ("" for none) and validity (negative: already expired).
-func (e *testEnv) clientWith(t *testing.T, ca *certs.CA, spiffe string, validity time.Duration) *http.Client {
+func (e *testEnv) clientWith(t testing.TB, ca *certs.CA, spiffe string, validity time.Duration) *http.Client {
 	t.Helper()
 	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: "client"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(validity)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +32,10 @@ var AEADSuites = []uint16{
 // InboundTLS is the TLS every listener speaks: our serving certificate, TLS 1.2
 // or newer, and a client certificate that chains to the internal CA and carries a
 // consentgate identity. A missing, foreign, expired or identity-less certificate
-// fails the handshake: such a caller never reaches an HTTP handler.
+// fails the handshake: such a caller never reaches an HTTP handler. The one
+// exception is the gateway listener when end users' browsers come back to it
+// from vendor logins (browserTLS): there a missing certificate reaches
+// GatewayListener, which serves it the OAuth2 callback and nothing else.
 type InboundTLS struct {
 	cfg  *configs.Config
 	cert atomic.Pointer[tls.Certificate]
@@ -89,12 +93,15 @@ func (in *InboundTLS) Reload() error {
 // Config is the tls.Config for a listener.
 func (in *InboundTLS) Config() *tls.Config { return in.tls }
 
-// Server owns the three listeners: gateway, forward and admin.
+// Server owns the listeners: gateway, forward, admin and callbacks.
 type Server struct {
 	servers []*http.Server
 	lns     []net.Listener
 	addrs   [4]string // by listener: gateway, forward, admin, callbacks
 	log     *slog.Logger
+
+	start sync.Once
+	errc  chan error
 }
 
 // Listen binds the configured addresses so that the caller can print them before
@@ -134,6 +141,10 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin, callba
 		tlsCfg := in.Config().Clone() // http.Server mutates it
 		var nextProto map[string]func(*http.Server, *tls.Conn, http.Handler)
 		switch i {
+		case 0:
+			if browsersReturn(cfg) {
+				tlsCfg = browserTLS(in, cfg.TrustDomain)
+			}
 		case 1:
 			// CONNECT tunnels are HTTP/1.1: the forward listener never offers h2.
 			tlsCfg.NextProtos = []string{"http/1.1"}
@@ -167,17 +178,26 @@ func (s *Server) Addr(i int) string {
 	return s.addrs[i]
 }
 
+// Start begins answering on every listener; Serve calls it too. `dev` calls it
+// early, to run the OAuth2 logins of its seeded consents through the real routes
+// before it reports ready.
+func (s *Server) Start() {
+	s.start.Do(func() {
+		s.errc = make(chan error, len(s.servers))
+		for i, srv := range s.servers {
+			// The guard does the TLS handshake with its own copy of the config:
+			// net/http adjusts srv.TLSConfig while it starts.
+			ln := newGuardListener(s.lns[i], srv.TLSConfig.Clone(), srv, s.log)
+			go func() { s.errc <- srv.Serve(ln) }()
+		}
+	})
+}
+
 // Serve serves until ctx ends, then drains in-flight requests for up to 10 s.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, len(s.servers))
-	for i, srv := range s.servers {
-		// The guard does the TLS handshake with its own copy of the config:
-		// net/http adjusts srv.TLSConfig while it starts.
-		ln := newGuardListener(s.lns[i], srv.TLSConfig.Clone(), srv, s.log)
-		go func() { errc <- srv.Serve(ln) }()
-	}
+	s.Start()
 	select {
-	case err := <-errc:
+	case err := <-s.errc:
 		s.close()
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
@@ -197,6 +217,22 @@ func (s *Server) close() {
 	for _, ln := range s.lns {
 		ln.Close()
 	}
+}
+
+// Close stops accepting connections at once, for a start-up that fails after
+// Start; Serve's own shutdown drains instead.
+func (s *Server) Close() { s.close() }
+
+// browsersReturn reports whether end users' browsers come back to the gateway
+// listener from a vendor login (some vendor uses oauth2_authorization_code). Only
+// then does that listener accept a connection without a client certificate.
+func browsersReturn(cfg *configs.Config) bool {
+	for _, v := range cfg.Vendors {
+		if v.AuthorizationCode() != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func notYet(what string) http.Handler {

@@ -12,20 +12,25 @@ import (
 )
 
 const (
-	airbankBasePath    = "/openapi/glClientIdentity/v1/"
+	airbankBasePath = "/openapi/glClientIdentity/v1/"
+	// airbankLoginPath is the login page: https://ib.airbank.cz/ in production, a host of its
+	// own; the sandbox serves it beside the API.
+	airbankLoginPath   = "/"
+	airbankTokenPath   = "/openapi/glClientIdentity/abauth/token"
 	airbankAPIName     = "glClientIdentity" // the <API> of the per-API rate-limit headers
 	airbankContentType = "application/json;charset=UTF-8"
 	airbankBankCode    = "3030"
 	airbankBIC         = "AIRACZPP"
 )
 
-// airbank stands in for Air Bank OpenAPI GL Client Identity v1. As with kb, the access token
-// is taken as the outcome of the authorization-code flow.
+// airbank stands in for Air Bank OpenAPI GL Client Identity v1 and its OAuth2
+// authorization-code login: the login page approves the test user, the token endpoint issues
+// access tokens that live AirbankTokenTTL with a refresh token.
 type airbank struct {
-	apiKey      string
-	accessToken string
-	limit       int
-	now         func() time.Time
+	apiKey string
+	login  *authServer
+	limit  int
+	now    func() time.Time
 	// resources are encoded once: the data never changes, only the envelope does.
 	resources map[string][]byte
 
@@ -92,10 +97,13 @@ func newAirbank(cfg Config) *airbank {
 		}})
 	}
 	return &airbank{
-		apiKey:      cfg.Credentials.AirbankAPIKey,
-		accessToken: cfg.Credentials.AirbankAccessToken,
-		limit:       cfg.AirbankRateLimit,
-		now:         cfg.now,
+		apiKey: cfg.Credentials.AirbankAPIKey,
+		// Air Bank documents its login parameters; PKCE is not among them, so a challenge
+		// is ignored like any unknown parameter.
+		login: newAuthServer(cfg.Credentials.AirbankClientID, cfg.Credentials.AirbankClientSecret,
+			redirectPrefix, false, cfg.AirbankTokenTTL, cfg.now),
+		limit: cfg.AirbankRateLimit,
+		now:   cfg.now,
 		resources: map[string][]byte{
 			"personalData": mustJSON(airbankPersonalData{
 				Gender:      p.gender(),
@@ -130,9 +138,18 @@ func newAirbank(cfg Config) *airbank {
 	}
 }
 
-// ServeHTTP answers in the order an API gateway would: quota, route, API key, OAuth2 token.
-// Every answer, refusals and 429 included, carries the quota headers.
+// ServeHTTP answers the login page and the token endpoint (answering as RFC 6749 prescribes,
+// outside the API's quota), and the API in the order an API gateway would: quota, route, API
+// key, OAuth2 token. Every API answer, refusals and 429 included, carries the quota headers.
 func (h *airbank) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case airbankLoginPath:
+		h.login.authorize(w, r)
+		return
+	case airbankTokenPath:
+		h.login.token(w, r)
+		return
+	}
 	remaining, reset, ok := h.take()
 	hdr := w.Header()
 	hdr.Set("X-Rate-Limit-Limit", strconv.Itoa(h.limit))
@@ -175,7 +192,7 @@ func (h *airbank) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}))
 		return
 	}
-	if !secretEqual(token, h.accessToken) {
+	if known, live := h.login.check(token); !known || !live {
 		hdr.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		h.write(w, r, http.StatusUnauthorized, mustJSON(map[string]string{
 			"error": "invalid_token", "error_description": "The access token is invalid or has expired",

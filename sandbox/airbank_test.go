@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-func airbankAuth(cfg Config) []string {
-	return []string{"apikey", cfg.Credentials.AirbankAPIKey, "Authorization", "Bearer " + cfg.Credentials.AirbankAccessToken}
+func airbankAuth(cfg Config, token string) []string {
+	return []string{"apikey", cfg.Credentials.AirbankAPIKey, "Authorization", "Bearer " + token}
 }
 
 func TestAirbankResources(t *testing.T) {
@@ -22,9 +22,10 @@ func TestAirbankResources(t *testing.T) {
 	cfg := testConfig(t, pki)
 	set := startSet(t, cfg)
 	c := newClient(t, pki)
+	token := loginToken(t, set, cfg, "airbank", c).AccessToken
 	get := func(resource string) response {
 		t.Helper()
-		resp := send(t, c, http.MethodGet, set.Airbank.URL+airbankBasePath+resource, "", airbankAuth(cfg)...)
+		resp := send(t, c, http.MethodGet, set.Airbank.URL+airbankBasePath+resource, "", airbankAuth(cfg, token)...)
 		if resp.status != http.StatusOK {
 			t.Fatalf("%s: status %d: %s", resource, resp.status, resp.body)
 		}
@@ -98,7 +99,8 @@ func TestAirbankRefusals(t *testing.T) {
 	cfg := testConfig(t, pki)
 	set := startSet(t, cfg)
 	c := newClient(t, pki)
-	key, token := cfg.Credentials.AirbankAPIKey, cfg.Credentials.AirbankAccessToken
+	token := loginToken(t, set, cfg, "airbank", c).AccessToken
+	key := cfg.Credentials.AirbankAPIKey
 	personal := airbankBasePath + "personalData"
 
 	type oauthError struct {
@@ -120,9 +122,9 @@ func TestAirbankRefusals(t *testing.T) {
 			&oauthError{"invalid_token", "The access token is invalid or has expired"}, ""},
 		{"api key missing", "GET", personal, []string{"Authorization", "Bearer " + token}, 401, nil, "API_KEY_MISSING"},
 		{"api key wrong", "GET", personal, []string{"apikey", token, "Authorization", "Bearer " + token}, 401, nil, "API_KEY_INVALID"},
-		{"unknown resource", "GET", airbankBasePath + "transactions", airbankAuth(cfg), 404, nil, "OBJECT_NOT_FOUND"},
-		{"outside the API", "GET", "/openapi/banking/v1/accounts", airbankAuth(cfg), 404, nil, "OBJECT_NOT_FOUND"},
-		{"wrong method", "POST", personal, airbankAuth(cfg), 405, nil, "METHOD_NOT_ALLOWED"},
+		{"unknown resource", "GET", airbankBasePath + "transactions", airbankAuth(cfg, token), 404, nil, "OBJECT_NOT_FOUND"},
+		{"outside the API", "GET", "/openapi/banking/v1/accounts", airbankAuth(cfg, token), 404, nil, "OBJECT_NOT_FOUND"},
+		{"wrong method", "POST", personal, airbankAuth(cfg, token), 405, nil, "METHOD_NOT_ALLOWED"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,6 +166,7 @@ func TestAirbankRateLimit(t *testing.T) {
 	cfg.now = clock.Now
 	set := startSet(t, cfg)
 	c := newClient(t, pki)
+	token := loginToken(t, set, cfg, "airbank", c).AccessToken
 	url := set.Airbank.URL + airbankBasePath + "cards"
 
 	quota := func(resp response) (limit, remaining, reset, apiLimit, apiRemaining string) {
@@ -172,7 +175,7 @@ func TestAirbankRateLimit(t *testing.T) {
 			h.Get("X-RateLimit-Limit-glClientIdentity-Minute"), h.Get("X-RateLimit-Remaining-glClientIdentity-Minute")
 	}
 	for i, wantRemaining := range []string{"2", "1", "0"} {
-		resp := send(t, c, http.MethodGet, url, "", airbankAuth(cfg)...)
+		resp := send(t, c, http.MethodGet, url, "", airbankAuth(cfg, token)...)
 		limit, remaining, reset, apiLimit, apiRemaining := quota(resp)
 		if resp.status != http.StatusOK || limit != "3" || apiLimit != "3" || remaining != wantRemaining || apiRemaining != wantRemaining {
 			t.Fatalf("request %d: status %d, limit %s/%s, remaining %s/%s", i+1, resp.status, limit, apiLimit, remaining, apiRemaining)
@@ -183,7 +186,7 @@ func TestAirbankRateLimit(t *testing.T) {
 		clock.Advance(15 * time.Second)
 	}
 
-	resp := send(t, c, http.MethodGet, url, "", airbankAuth(cfg)...)
+	resp := send(t, c, http.MethodGet, url, "", airbankAuth(cfg, token)...)
 	if resp.status != http.StatusTooManyRequests || len(resp.body) != 0 {
 		t.Fatalf("over the limit: status %d, body %q; want 429 with an empty body", resp.status, resp.body)
 	}
@@ -199,7 +202,7 @@ func TestAirbankRateLimit(t *testing.T) {
 	}
 
 	clock.Advance(15 * time.Second) // the window has ended
-	resp = send(t, c, http.MethodGet, url, "", airbankAuth(cfg)...)
+	resp = send(t, c, http.MethodGet, url, "", airbankAuth(cfg, token)...)
 	if _, remaining, reset, _, _ := quota(resp); resp.status != http.StatusOK || remaining != "2" || reset != "60" {
 		t.Errorf("new window: status %d, remaining %s, reset %s", resp.status, remaining, reset)
 	}
@@ -210,8 +213,9 @@ func TestAirbankGzip(t *testing.T) {
 	cfg := testConfig(t, pki)
 	set := startSet(t, cfg)
 	c := newClient(t, pki)
+	token := loginToken(t, set, cfg, "airbank", c).AccessToken
 	url := set.Airbank.URL + airbankBasePath + "personalData"
-	plain := send(t, c, http.MethodGet, url, "", airbankAuth(cfg)...)
+	plain := send(t, c, http.MethodGet, url, "", airbankAuth(cfg, token)...)
 
 	tests := []struct {
 		acceptEncoding string
@@ -226,7 +230,7 @@ func TestAirbankGzip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.acceptEncoding, func(t *testing.T) {
-			resp := send(t, c, http.MethodGet, url, "", append(airbankAuth(cfg), "Accept-Encoding", tt.acceptEncoding)...)
+			resp := send(t, c, http.MethodGet, url, "", append(airbankAuth(cfg, token), "Accept-Encoding", tt.acceptEncoding)...)
 			if resp.status != http.StatusOK {
 				t.Fatalf("status %d", resp.status)
 			}

@@ -13,9 +13,11 @@ import (
 // secret store. None of them is ever written to a log or echoed in a response.
 type Credentials struct {
 	KBAPIKey            string // kb: header (name configurable, default "apikey")
-	KBAccessToken       string // kb: Authorization: Bearer
+	KBClientID          string // kb: OAuth2 authorization code (login page, token endpoint)
+	KBClientSecret      string
 	AirbankAPIKey       string // airbank: header "apikey"
-	AirbankAccessToken  string // airbank: Authorization: Bearer
+	AirbankClientID     string // airbank: OAuth2 authorization code
+	AirbankClientSecret string
 	BiometricFlowAPIKey string // biometric: body field api_key / query flow_api_key; 47+ chars
 	FinIDClientID       string // finid: OAuth2 client credentials
 	FinIDClientSecret   string
@@ -34,9 +36,11 @@ func NewCredentials() (Credentials, error) {
 		bytes int
 	}{
 		{&c.KBAPIKey, 32},
-		{&c.KBAccessToken, 32},
+		{&c.KBClientID, 16},
+		{&c.KBClientSecret, 32},
 		{&c.AirbankAPIKey, 32},
-		{&c.AirbankAccessToken, 32},
+		{&c.AirbankClientID, 16},
+		{&c.AirbankClientSecret, 32},
 		{&c.BiometricFlowAPIKey, 48}, // 64 characters
 		{&c.FinIDClientID, 16},
 		{&c.FinIDClientSecret, 32},
@@ -53,9 +57,11 @@ func NewCredentials() (Credentials, error) {
 func (c Credentials) validate() error {
 	for _, f := range []struct{ name, value string }{
 		{"KBAPIKey", c.KBAPIKey},
-		{"KBAccessToken", c.KBAccessToken},
+		{"KBClientID", c.KBClientID},
+		{"KBClientSecret", c.KBClientSecret},
 		{"AirbankAPIKey", c.AirbankAPIKey},
-		{"AirbankAccessToken", c.AirbankAccessToken},
+		{"AirbankClientID", c.AirbankClientID},
+		{"AirbankClientSecret", c.AirbankClientSecret},
 		{"BiometricFlowAPIKey", c.BiometricFlowAPIKey},
 		{"FinIDClientID", c.FinIDClientID},
 		{"FinIDClientSecret", c.FinIDClientSecret},

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -101,7 +100,7 @@ func (h *finid) token(w http.ResponseWriter, r *http.Request) {
 		finidError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported")
 		return
 	}
-	id, secret, ok := h.client(r)
+	id, secret, ok := clientOf(r)
 	if !ok {
 		finidError(w, http.StatusBadRequest, "invalid_request", "send the client either in HTTP Basic or in the form, not both")
 		return
@@ -131,28 +130,6 @@ func (h *finid) token(w http.ResponseWriter, r *http.Request) {
 		"token_type":   "Bearer",
 		"expires_in":   int(h.ttl.Seconds()),
 	})
-}
-
-// client returns the client credentials of a token request; ok is false when the request
-// uses two authentication methods. Basic credentials are form-encoded (RFC 6749 §2.3.1).
-func (h *finid) client(r *http.Request) (id, secret string, ok bool) {
-	formID, formSecret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	basicID, basicSecret, basic := r.BasicAuth()
-	if !basic {
-		return formID, formSecret, true
-	}
-	if formSecret != "" {
-		return "", "", false
-	}
-	id, errID := url.QueryUnescape(basicID)
-	secret, errSecret := url.QueryUnescape(basicSecret)
-	if errID != nil || errSecret != nil {
-		return "", "", true // undecodable credentials are simply wrong ones
-	}
-	if formID != "" && formID != id {
-		return "", "", false
-	}
-	return id, secret, true
 }
 
 func (h *finid) expired(issued, now time.Time) bool { return now.Sub(issued) >= h.ttl }

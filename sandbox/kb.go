@@ -8,17 +8,22 @@ import (
 	"github.com/consentgate/consentgate/certs"
 )
 
-// kbIdentityPath is an assumption: KB's service description lists the data but no paths. The
-// kb vendor profile names the same path.
-const kbIdentityPath = "/v1/clients/me/identity"
+// KB's service description lists the data but no paths or OAuth2 endpoints: these are
+// assumptions shared with the kb vendor profile.
+const (
+	kbIdentityPath = "/v1/clients/me/identity"
+	kbLoginPath    = "/oauth2/authorize"
+	kbTokenPath    = "/oauth2/token"
+)
 
-// kb stands in for KB API "Ověřování identity klientů KB". The access token is the one the
-// OAuth2 authorization-code flow would yield; the sandbox takes it as given because the flow
-// needs a client at a browser, which consentgate never is.
+// kb stands in for KB API "Ověřování identity klientů KB" and its OAuth2 authorization-code
+// consent: the login page (where the client would confirm with KB Klíč) approves the test
+// user; the token endpoint, behind the same mTLS as the API, issues expiring access tokens
+// with a refresh token.
 type kb struct {
 	apiKeyHeader string
 	apiKey       string
-	accessToken  string
+	login        *authServer
 	identity     kbIdentity
 }
 
@@ -66,7 +71,9 @@ func newKB(cfg Config) *kb {
 	return &kb{
 		apiKeyHeader: cfg.KBAPIKeyHeader,
 		apiKey:       cfg.Credentials.KBAPIKey,
-		accessToken:  cfg.Credentials.KBAccessToken,
+		// The registered redirect URI, matched exactly; PKCE required (both assumptions).
+		login: newAuthServer(cfg.Credentials.KBClientID, cfg.Credentials.KBClientSecret,
+			redirectExact, true, cfg.KBTokenTTL, cfg.now),
 		identity: kbIdentity{
 			GivenName:                p.GivenName,
 			Surname:                  p.Surname,
@@ -97,10 +104,15 @@ func newKB(cfg Config) *kb {
 	}
 }
 
-// ServeHTTP checks what KB checks, transport first: the certificate (issuer verified in the
-// handshake, organisation name and IČO here), then the API key of the portal subscription,
-// then the client's OAuth2 access token.
+// ServeHTTP serves the login page to the client's browser, which holds no certificate. Every
+// other request is checked as KB checks it, transport first: the certificate (issuer verified
+// in the handshake, organisation name and IČO here); then the token endpoint, or the API key
+// of the portal subscription and the client's OAuth2 access token.
 func (h *kb) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == kbLoginPath {
+		h.login.authorize(w, r)
+		return
+	}
 	cert := verifiedClientCert(r)
 	if cert == nil {
 		kbError(w, http.StatusForbidden, "CLIENT_CERTIFICATE_REQUIRED",
@@ -116,6 +128,10 @@ func (h *kb) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		kbError(w, http.StatusForbidden, "CLIENT_CERTIFICATE_NO_ICO",
 			fmt.Sprintf("client certificate %q carries no IČO; KB needs it as organizationIdentifier NTRCZ-<IČO> or an 8-digit serialNumber: %v",
 				cert.Subject.CommonName, err))
+		return
+	}
+	if r.URL.Path == kbTokenPath {
+		h.login.token(w, r)
 		return
 	}
 	if r.URL.Path != kbIdentityPath {
@@ -141,7 +157,7 @@ func (h *kb) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		kbError(w, http.StatusUnauthorized, "ACCESS_TOKEN_MISSING", "a bearer access token is required")
 		return
 	}
-	if !secretEqual(token, h.accessToken) {
+	if known, live := h.login.check(token); !known || !live {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kb", error="invalid_token"`)
 		kbError(w, http.StatusUnauthorized, "ACCESS_TOKEN_INVALID", "the access token is invalid or has expired")
 		return

@@ -14,9 +14,11 @@ func TestKBReturnsIdentity(t *testing.T) {
 	cfg := testConfig(t, pki)
 	set := startSet(t, cfg)
 	cert := clientCert(t, pki.ica, companySubject(testCompanyICO))
+	c := newClient(t, pki, cert)
+	token := loginToken(t, set, cfg, "kb", c).AccessToken
 
-	resp := send(t, newClient(t, pki, cert), http.MethodGet, set.KB.URL+kbIdentityPath, "",
-		"apikey", cfg.Credentials.KBAPIKey, "Authorization", "Bearer "+cfg.Credentials.KBAccessToken)
+	resp := send(t, c, http.MethodGet, set.KB.URL+kbIdentityPath, "",
+		"apikey", cfg.Credentials.KBAPIKey, "Authorization", "Bearer "+token)
 	if resp.status != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.status, resp.body)
 	}
@@ -61,7 +63,7 @@ func TestKBRefusals(t *testing.T) {
 	badICO := companySubject(testCompanyICO[:7] + "9") // wrong check digit
 	noOrg := companySubject(testCompanyICO)
 	noOrg.Organization = nil
-	key, token := cfg.Credentials.KBAPIKey, cfg.Credentials.KBAccessToken
+	key, token := cfg.Credentials.KBAPIKey, loginToken(t, set, cfg, "kb", newClient(t, pki, good)).AccessToken
 
 	tests := []struct {
 		name     string
@@ -133,7 +135,7 @@ func TestKBAPIKeyHeaderIsConfigurable(t *testing.T) {
 	cfg.KBAPIKeyHeader = "X-KB-Api-Key"
 	set := startSet(t, cfg)
 	c := newClient(t, pki, clientCert(t, pki.ica, companySubject(testCompanyICO)))
-	bearer := "Bearer " + cfg.Credentials.KBAccessToken
+	bearer := "Bearer " + loginToken(t, set, cfg, "kb", c).AccessToken
 
 	if resp := send(t, c, "GET", set.KB.URL+kbIdentityPath, "", "apikey", cfg.Credentials.KBAPIKey, "Authorization", bearer); resp.status != http.StatusUnauthorized {
 		t.Errorf("key in the default header: status %d, want 401", resp.status)

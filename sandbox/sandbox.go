@@ -42,6 +42,10 @@ type Config struct {
 	// AirbankRateLimit is how many requests per minute the Air Bank API answers before 429.
 	// Default 600.
 	AirbankRateLimit int
+	// AirbankTokenTTL and KBTokenTTL are how long an access token from the vendor's token
+	// endpoint lives. Defaults: 20 minutes (what Air Bank documents) and 10 minutes (KB
+	// documents none). Tests shorten them to see refreshes.
+	AirbankTokenTTL, KBTokenTTL time.Duration
 	// Logger gets one line per request: vendor, method, path, status. Never a query string
 	// (biometric carries its key there), a header or a body. Nil discards.
 	Logger *slog.Logger
@@ -59,6 +63,12 @@ func (c *Config) provision() error {
 	}
 	if c.AirbankRateLimit == 0 {
 		c.AirbankRateLimit = 600
+	}
+	if c.AirbankTokenTTL == 0 {
+		c.AirbankTokenTTL = 20 * time.Minute
+	}
+	if c.KBTokenTTL == 0 {
+		c.KBTokenTTL = 10 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -83,6 +93,9 @@ func (c *Config) validate() error {
 	if c.FinIDTokenTTL < 0 {
 		return fmt.Errorf("sandbox config: FinIDTokenTTL %s is negative", c.FinIDTokenTTL)
 	}
+	if c.AirbankTokenTTL < time.Second || c.KBTokenTTL < time.Second {
+		return errors.New("sandbox config: token lifetimes must be at least a second (expires_in counts seconds)")
+	}
 	if c.AirbankRateLimit < 0 {
 		return fmt.Errorf("sandbox config: AirbankRateLimit %d is negative", c.AirbankRateLimit)
 	}
@@ -92,6 +105,20 @@ func (c *Config) validate() error {
 // Set is the five running sandboxes.
 type Set struct {
 	KB, Airbank, Biometric, FinID, Banqware *Server
+
+	// logins are the OAuth2 authorization servers of kb and airbank, by vendor.
+	logins map[string]*authServer
+}
+
+// RegisterRedirectURI registers a redirect URI for the vendor's OAuth2 client, as the
+// developer portal (Air Bank) or the contract (KB) does. Air Bank accepts any redirect_uri
+// that starts with a registered one; KB the registered one exactly.
+func (s *Set) RegisterRedirectURI(vendor, uri string) error {
+	a := s.logins[vendor]
+	if a == nil {
+		return fmt.Errorf("vendor %q has no OAuth2 login", vendor)
+	}
+	return a.register(uri)
 }
 
 // Start starts the five sandboxes on 127.0.0.1:0, each with its own listener and TLS
@@ -104,15 +131,16 @@ func Start(cfg Config) (*Set, error) {
 	if err := cfg.provision(); err != nil {
 		return nil, err
 	}
-	set := &Set{}
+	kb, airbank := newKB(cfg), newAirbank(cfg)
+	set := &Set{logins: map[string]*authServer{"kb": kb.login, "airbank": airbank.login}}
 	for _, v := range []struct {
 		vendor    string
 		clientCAs *x509.CertPool
 		handler   func(origin string) http.Handler
 		dst       **Server
 	}{
-		{"kb", cfg.ICARoots, func(string) http.Handler { return newKB(cfg) }, &set.KB},
-		{"airbank", nil, func(string) http.Handler { return newAirbank(cfg) }, &set.Airbank},
+		{"kb", cfg.ICARoots, func(string) http.Handler { return kb }, &set.KB},
+		{"airbank", nil, func(string) http.Handler { return airbank }, &set.Airbank},
 		{"biometric", nil, func(string) http.Handler { return newBiometric(cfg) }, &set.Biometric},
 		{"finid", nil, func(string) http.Handler { return newFinID(cfg) }, &set.FinID},
 		{"banqware", cfg.BanqwareRoots, func(origin string) http.Handler { return newBanqware(cfg, origin) }, &set.Banqware},

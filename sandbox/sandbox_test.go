@@ -481,7 +481,7 @@ func TestNewCredentials(t *testing.T) {
 }
 
 func secretValues(c Credentials) []string {
-	return []string{c.KBAPIKey, c.KBAccessToken, c.AirbankAPIKey, c.AirbankAccessToken,
+	return []string{c.KBAPIKey, c.KBClientID, c.KBClientSecret, c.AirbankAPIKey, c.AirbankClientID, c.AirbankClientSecret,
 		c.BiometricFlowAPIKey, c.FinIDClientID, c.FinIDClientSecret}
 }
 
@@ -503,12 +503,31 @@ func TestSecretsNeverLeaveTheSandboxes(t *testing.T) {
 	do := func(method, url, body string, headers ...string) {
 		responses = append(responses, send(t, c, method, url, body, headers...))
 	}
-	do("GET", set.KB.URL+kbIdentityPath, "", "apikey", cr.KBAPIKey, "Authorization", "Bearer "+cr.KBAccessToken)
-	do("GET", set.KB.URL+kbIdentityPath, "", "apikey", wrong, "Authorization", "Bearer "+cr.KBAccessToken)
+	// The logins, right and wrong: the client secret goes to the token endpoint only.
+	token := func(vendor string) string {
+		l := loginOf(t, set, cfg, vendor)
+		do("GET", l.server.URL+l.loginPath+"?"+l.loginParams("st").Encode(), "")
+		loc, _ := url.Parse(responses[len(responses)-1].header.Get("Location"))
+		p := l.loginParams("st")
+		p.Set("client_id", l.secret)
+		do("GET", l.server.URL+l.loginPath+"?"+p.Encode(), "")
+		form := l.codeForm(loc.Query().Get("code"))
+		do("POST", l.server.URL+l.tokenPath, form.Encode(), "Content-Type", formContent, "Authorization", basicAuth(l.clientID, l.secret[1:]))
+		form.Set("client_id", l.clientID)
+		form.Set("client_secret", l.secret)
+		do("POST", l.server.URL+l.tokenPath, form.Encode(), "Content-Type", formContent)
+		return decode[oauthTokens](t, responses[len(responses)-1].body).AccessToken
+	}
+	kbToken, abToken := token("kb"), token("airbank")
+	if kbToken == "" || abToken == "" {
+		t.Fatal("the logins issued no tokens")
+	}
+	do("GET", set.KB.URL+kbIdentityPath, "", "apikey", cr.KBAPIKey, "Authorization", "Bearer "+kbToken)
+	do("GET", set.KB.URL+kbIdentityPath, "", "apikey", wrong, "Authorization", "Bearer "+kbToken)
 	do("GET", set.KB.URL+kbIdentityPath, "", "apikey", cr.KBAPIKey, "Authorization", "Bearer "+wrong)
 	ab := set.Airbank.URL + airbankBasePath + "personalData"
-	do("GET", ab, "", "apikey", cr.AirbankAPIKey, "Authorization", "Bearer "+cr.AirbankAccessToken)
-	do("GET", ab, "", "apikey", cr.AirbankAccessToken, "Authorization", "Bearer "+cr.AirbankAPIKey)
+	do("GET", ab, "", "apikey", cr.AirbankAPIKey, "Authorization", "Bearer "+abToken)
+	do("GET", ab, "", "apikey", cr.AirbankClientSecret, "Authorization", "Bearer "+cr.AirbankAPIKey)
 	key := cr.BiometricFlowAPIKey
 	do("POST", set.Biometric.URL+biometricCreatePath+"?flow_api_key="+key, `{"api_key":"`+key+`"}`)
 	do("POST", set.Biometric.URL+biometricCreatePath, `{"api_key":"`+key[1:]+`"}`)

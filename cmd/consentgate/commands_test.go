@@ -72,6 +72,9 @@ keys:
   subject_hmac: consentgate/keys#subject_hmac
   field_hmac: consentgate/keys#field_hmac
   audit_signing: consentgate/keys#audit_signing
+  token_seal: consentgate/keys#token_seal
+oauth:
+  public_url: https://consentgate.test
 vendors: [vendors/kb.yaml, vendors/airbank.yaml, vendors/biometric.yaml, vendors/finid.yaml, vendors/banqware.yaml]
 `)
 	return dir, file, pki

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
@@ -42,6 +43,9 @@ type devOptions struct {
 	policyTimeout time.Duration
 	// otlp is an OTLP/HTTP collector to send spans to (tracing.endpoint).
 	otlp string
+	// tokenTTL overrides the lifetime of the Air Bank and KB sandboxes' access
+	// tokens (tests that watch a refresh).
+	tokenTTL time.Duration
 }
 
 func newDevCmd(logger func() *slog.Logger) *cobra.Command {
@@ -54,8 +58,9 @@ generates DIR/pki (internal CA, gateway and app certificates, dev vendor PKI)
 and DIR/secrets.yaml (mode 0600); later runs reuse them. The five vendor
 sandboxes start on loopback and every vendor profile is pointed at its sandbox.
 The policy directory is watched: an edit is in service within a second, and a
-broken edit keeps the running policy. Two consents are seeded for the dev app:
-dev-kyc and dev-age. It prints a ready line and one curl command per vendor.`,
+broken edit keeps the running policy. Two consents are seeded for the dev app,
+dev-kyc and dev-age, and authorised at Air Bank and KB through the sandboxes'
+OAuth2 logins. It prints a ready line and one curl command per vendor.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := startDev(cmd.Context(), o, logger())
@@ -126,7 +131,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		return nil, err
 	}
 
-	sb, err := startSandboxes(pki, creds, o.airbankLimit, log)
+	sb, err := startSandboxes(pki, creds, o.airbankLimit, o.tokenTTL, log)
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +161,14 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 			cb.ForwardCAFile = pki.Path(certs.DevSandboxRootCert)
 		}
 		v.BaseURL = s.URL + strings.TrimSuffix(u.Path, "/")
+		// The end user's browser logs in at the sandbox too.
+		if ac := v.AuthorizationCode(); ac != nil {
+			login, _ := url.Parse(ac.AuthorizeURL)
+			ac.AuthorizeURL = s.URL + login.Path
+			if login.RawQuery != "" {
+				ac.AuthorizeURL += "?" + login.RawQuery
+			}
+		}
 	}
 	if o.otlp != "" {
 		cfg.Tracing = configs.Tracing{Endpoint: o.otlp, SampleRatio: 1, ServiceName: "consentgate"}
@@ -167,6 +180,20 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		return nil, err
 	}
 	d := &devStack{running: gw, pki: pki, sandboxes: sb, creds: creds, inbox: inbox}
+	// The callbacks are on the port the gateway bound; the sandboxes know them as
+	// the vendors' portals would.
+	if err := gw.gw.SetOAuthPublicURL(gw.gatewayURL()); err != nil {
+		d.close()
+		return nil, err
+	}
+	for _, v := range cfg.Vendors {
+		if v.AuthorizationCode() != nil {
+			if err := sb.RegisterRedirectURI(v.ID, gw.gw.RedirectURL(v.ID)); err != nil {
+				d.close()
+				return nil, err
+			}
+		}
+	}
 	// The auditor's copy of the checkpoint key, for `consentgate audit verify`.
 	if err := os.WriteFile(filepath.Join(dir, "audit.pub"), audit.PublicKeyPEM(gw.audit.PublicKey()), 0o644); err != nil {
 		d.close()
@@ -175,6 +202,16 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 	if err := d.seedConsents(ctx); err != nil {
 		d.close()
 		return nil, err
+	}
+	// The sandboxes are new on every run, so tokens from an earlier one mean
+	// nothing to them: the seeded consents are authorised again, through the
+	// same routes an app and a browser use.
+	if err := gw.start(ctx); err != nil {
+		d.close()
+		return nil, err
+	}
+	if err := d.authorizeSeeds(ctx); err != nil {
+		log.Error("dev: the seeded consents could not be authorised at the banks; their calls will answer 424", "error", err.Error())
 	}
 	return d, nil
 }
@@ -214,8 +251,14 @@ func devPolicies(flag, dir string) (string, error) {
 	return out, nil
 }
 
-// devSubject is the dev end user: an opaque id as an app would hold it.
-const devSubject = "dev-user-0001"
+// devSubject is the dev end user: an opaque id as an app would hold it; devApp
+// the app that holds the seeded consents devConsents.
+const (
+	devSubject = "dev-user-0001"
+	devApp     = "onboarding-web"
+)
+
+var devConsents = []string{"dev-kyc", "dev-age"}
 
 // seedConsents stores the two dev consents. Their times are fixed per dev folder
 // (the internal root's start date), so a restart seeds the same records and a
@@ -243,7 +286,7 @@ func (d *devStack) seedConsents(ctx context.Context) error {
 			Purposes: []string{"age-verification"}},
 	}
 	for _, c := range seeds {
-		c.App, c.Subject, c.Status = "onboarding-web", d.consents.SubjectHMAC(devSubject), consent.Active
+		c.App, c.Subject, c.Status = devApp, d.consents.SubjectHMAC(devSubject), consent.Active
 		c.GrantedAt, c.ExpiresAt = granted, expires
 		c.Evidence = consent.Evidence{Text: "seeded by consentgate dev", Reference: "dev"}
 		if err := d.consents.Put(ctx, c); err != nil {
@@ -253,7 +296,7 @@ func (d *devStack) seedConsents(ctx context.Context) error {
 	return nil
 }
 
-func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, airbankLimit int, log *slog.Logger) (*sandbox.Set, error) {
+func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, airbankLimit int, tokenTTL time.Duration, log *slog.Logger) (*sandbox.Set, error) {
 	server, err := tls.LoadX509KeyPair(pki.Path(certs.DevSandboxCert), certs.KeyFile(pki.Path(certs.DevSandboxCert)))
 	if err != nil {
 		return nil, fmt.Errorf("sandbox certificate: %w", err)
@@ -278,6 +321,8 @@ func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, airbankLimit i
 		BanqwareRoots:    bq,
 		Credentials:      creds,
 		AirbankRateLimit: airbankLimit,
+		AirbankTokenTTL:  tokenTTL,
+		KBTokenTTL:       tokenTTL,
 		CallbackRoots:    internal,
 		Logger:           log.With("component", "sandbox"),
 	})
@@ -289,19 +334,23 @@ var devSecretRefs = []struct {
 	value func(sandbox.Credentials) string
 }{
 	{"vendors/kb#api_key", func(c sandbox.Credentials) string { return c.KBAPIKey }},
-	{"vendors/kb#access_token", func(c sandbox.Credentials) string { return c.KBAccessToken }},
+	{"vendors/kb#client_id", func(c sandbox.Credentials) string { return c.KBClientID }},
+	{"vendors/kb#client_secret", func(c sandbox.Credentials) string { return c.KBClientSecret }},
 	{"vendors/airbank#api_key", func(c sandbox.Credentials) string { return c.AirbankAPIKey }},
-	{"vendors/airbank#access_token", func(c sandbox.Credentials) string { return c.AirbankAccessToken }},
+	{"vendors/airbank#client_id", func(c sandbox.Credentials) string { return c.AirbankClientID }},
+	{"vendors/airbank#client_secret", func(c sandbox.Credentials) string { return c.AirbankClientSecret }},
 	{"vendors/biometric#flow_api_key", func(c sandbox.Credentials) string { return c.BiometricFlowAPIKey }},
 	{"vendors/finid#client_id", func(c sandbox.Credentials) string { return c.FinIDClientID }},
 	{"vendors/finid#client_secret", func(c sandbox.Credentials) string { return c.FinIDClientSecret }},
 }
 
 // devKeyRefs are consentgate's own keys in the dev store; they match dev.yaml.
-var devKeyRefs = []string{"consentgate/keys#subject_hmac", "consentgate/keys#field_hmac", "consentgate/keys#audit_signing"}
+var devKeyRefs = []string{"consentgate/keys#subject_hmac", "consentgate/keys#field_hmac", "consentgate/keys#audit_signing",
+	"consentgate/keys#token_seal"}
 
 // newDevKey makes the value of one of consentgate's own keys: an Ed25519 PKCS#8
-// PEM key for audit signing, 32 random bytes in hex for the HMAC keys.
+// PEM key for audit signing, 32 random bytes in hex for the HMAC keys and the
+// token seal key.
 func newDevKey(ref secrets.Ref) (string, error) {
 	if ref.Key == "audit_signing" {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -322,48 +371,60 @@ func newDevKey(ref secrets.Ref) (string, error) {
 }
 
 // loadOrCreateDevSecrets writes DIR/secrets.yaml on the first run: fresh random
-// vendor credentials and the dev vendor client certificates. Later runs read the
-// credentials back, so the sandboxes expect what the gateway holds.
+// vendor credentials, the dev vendor client certificates and consentgate's own
+// keys. Later runs read the credentials back, so the sandboxes expect what the
+// gateway holds; a value a newer version needs and an older file lacks is added.
 func loadOrCreateDevSecrets(ctx context.Context, file string, pki *certs.DevPKI) (sandbox.Credentials, error) {
-	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
-		creds, err := sandbox.NewCredentials()
+	values := map[string]map[string]string{}
+	if raw, err := os.ReadFile(file); err == nil {
+		if err := yaml.Unmarshal(raw, &values); err != nil {
+			return sandbox.Credentials{}, fmt.Errorf("dev secrets %s: %w (remove it to regenerate it)", file, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return sandbox.Credentials{}, fmt.Errorf("dev secrets: %w", err)
+	}
+	fresh, err := sandbox.NewCredentials()
+	if err != nil {
+		return sandbox.Credentials{}, err
+	}
+	added := false
+	set := func(r string, value func() (string, error)) error {
+		ref, _ := secrets.ParseRef(r)
+		if _, ok := values[ref.Path][ref.Key]; ok {
+			return nil
+		}
+		v, err := value()
 		if err != nil {
+			return err
+		}
+		if values[ref.Path] == nil {
+			values[ref.Path] = map[string]string{}
+		}
+		values[ref.Path][ref.Key], added = v, true
+		return nil
+	}
+	for _, s := range devSecretRefs {
+		if err := set(s.ref, func() (string, error) { return s.value(fresh), nil }); err != nil {
 			return sandbox.Credentials{}, err
 		}
-		values := map[string]map[string]string{}
-		for _, s := range devSecretRefs {
-			ref, _ := secrets.ParseRef(s.ref)
-			if values[ref.Path] == nil {
-				values[ref.Path] = map[string]string{}
-			}
-			values[ref.Path][ref.Key] = s.value(creds)
-		}
-		for vendor, cert := range map[string]string{"kb": certs.DevKBSealCert, "banqware": certs.DevBanqwareCert} {
-			certPEM, err := os.ReadFile(pki.Path(cert))
-			if err != nil {
+	}
+	for vendor, cert := range map[string]string{"kb": certs.DevKBSealCert, "banqware": certs.DevBanqwareCert} {
+		for key, path := range map[string]string{"client_cert": pki.Path(cert), "client_key": certs.KeyFile(pki.Path(cert))} {
+			if err := set("vendors/"+vendor+"#"+key, func() (string, error) {
+				data, err := os.ReadFile(path)
+				return string(data), err
+			}); err != nil {
 				return sandbox.Credentials{}, err
 			}
-			keyPEM, err := os.ReadFile(certs.KeyFile(pki.Path(cert)))
-			if err != nil {
-				return sandbox.Credentials{}, err
-			}
-			if values["vendors/"+vendor] == nil {
-				values["vendors/"+vendor] = map[string]string{}
-			}
-			values["vendors/"+vendor]["client_cert"] = string(certPEM)
-			values["vendors/"+vendor]["client_key"] = string(keyPEM)
 		}
-		for _, r := range devKeyRefs {
-			ref, _ := secrets.ParseRef(r)
-			if values[ref.Path] == nil {
-				values[ref.Path] = map[string]string{}
-			}
-			key, err := newDevKey(ref)
-			if err != nil {
-				return sandbox.Credentials{}, err
-			}
-			values[ref.Path][ref.Key] = key
+	}
+	for _, r := range devKeyRefs {
+		ref, _ := secrets.ParseRef(r)
+		if err := set(r, func() (string, error) { return newDevKey(ref) }); err != nil {
+			return sandbox.Credentials{}, err
 		}
+	}
+	if added {
 		if err := secrets.WriteFile(file, values); err != nil {
 			return sandbox.Credentials{}, err
 		}
@@ -374,8 +435,9 @@ func loadOrCreateDevSecrets(ctx context.Context, file string, pki *certs.DevPKI)
 	}
 	var creds sandbox.Credentials
 	fields := map[string]*string{
-		"vendors/kb#api_key": &creds.KBAPIKey, "vendors/kb#access_token": &creds.KBAccessToken,
-		"vendors/airbank#api_key": &creds.AirbankAPIKey, "vendors/airbank#access_token": &creds.AirbankAccessToken,
+		"vendors/kb#api_key": &creds.KBAPIKey, "vendors/kb#client_id": &creds.KBClientID, "vendors/kb#client_secret": &creds.KBClientSecret,
+		"vendors/airbank#api_key": &creds.AirbankAPIKey, "vendors/airbank#client_id": &creds.AirbankClientID,
+		"vendors/airbank#client_secret":  &creds.AirbankClientSecret,
 		"vendors/biometric#flow_api_key": &creds.BiometricFlowAPIKey,
 		"vendors/finid#client_id":        &creds.FinIDClientID, "vendors/finid#client_secret": &creds.FinIDClientSecret,
 	}

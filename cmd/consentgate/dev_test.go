@@ -81,6 +81,11 @@ func startTestDevOpts(t *testing.T, o devOptions) (*devEnv, func()) {
 	}
 	e := &devEnv{devStack: d, logs: logs}
 	e.app = e.clientFor(t, "onboarding-web")
+	// The sandboxes count what the tests send: dev's own logins of the seeded
+	// consents are done.
+	for _, s := range d.sandboxes.All() {
+		s.Reset()
+	}
 	return e, stop
 }
 
@@ -109,9 +114,13 @@ func (e *devEnv) secretValues(t *testing.T) map[string]string {
 	t.Helper()
 	c := e.creds
 	out := map[string]string{
-		"kb api key": c.KBAPIKey, "kb token": c.KBAccessToken,
-		"airbank api key": c.AirbankAPIKey, "airbank token": c.AirbankAccessToken,
+		"kb api key": c.KBAPIKey, "kb client secret": c.KBClientSecret,
+		"airbank api key": c.AirbankAPIKey, "airbank client secret": c.AirbankClientSecret,
 		"biometric key": c.BiometricFlowAPIKey, "finid client secret": c.FinIDClientSecret,
+		"token seal key": e.secret(t, "consentgate/keys#token_seal"),
+	}
+	for name, v := range e.vendorTokens(t) {
+		out[name] = v
 	}
 	for _, f := range []string{certs.DevKBSealCert, certs.DevBanqwareCert} {
 		key, err := os.ReadFile(certs.KeyFile(e.pki.Path(f)))
@@ -213,13 +222,13 @@ func TestDevEveryVendorThroughTheGateway(t *testing.T) {
 			if ico, _, _ := certs.ICO(r.ClientCert); ico != certs.DevICO {
 				t.Errorf("kb client certificate IČO %q", ico)
 			}
-			if r.Header.Get("Apikey") != c.KBAPIKey || r.Header.Get("Authorization") != "Bearer "+c.KBAccessToken {
-				t.Error("kb did not get the API key and bearer token")
+			if r.Header.Get("Apikey") != c.KBAPIKey || !e.issuedBearer(t, "kb", r.Header.Get("Authorization")) {
+				t.Error("kb did not get the API key and the bearer token its login issued")
 			}
 		}},
 		{"kyc-onboarding", "airbank", "GET", "/openapi/glClientIdentity/v1/personalData", "", "birthNumber", func(t *testing.T, r sandbox.Request) {
-			if r.Header.Get("Apikey") != c.AirbankAPIKey || r.Header.Get("Authorization") != "Bearer "+c.AirbankAccessToken {
-				t.Error("airbank did not get the API key and bearer token")
+			if r.Header.Get("Apikey") != c.AirbankAPIKey || !e.issuedBearer(t, "airbank", r.Header.Get("Authorization")) {
+				t.Error("airbank did not get the API key and the bearer token its login issued")
 			}
 			if r.ClientCert != nil {
 				t.Error("airbank got a client certificate it does not ask for")
@@ -391,6 +400,11 @@ func TestDevDirectCallsWithoutCredentialsAreRefused(t *testing.T) {
 
 func TestDevRefusalsDoNotReachSandboxes(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
+	// dev's own logins of the seeded consents have reached kb and airbank.
+	before := map[string]int{}
+	for _, s := range e.sandboxes.All() {
+		before[s.Vendor] = s.Count()
+	}
 	for _, path := range []string{"/v/unknown/x", "/v/airbank/openapi/glClientIdentity/v1/secrets", "/v/kb/v1/clients/me/identity/../../admin"} {
 		resp, body := call(t, e.app, "GET", e.gatewayURL()+path, "", nil)
 		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusBadRequest {
@@ -406,15 +420,25 @@ func TestDevRefusalsDoNotReachSandboxes(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("auditor: status %d", resp.StatusCode)
 	}
-	// No client certificate: the handshake fails.
+	// No client certificate: the admin and forward listeners fail the handshake;
+	// the gateway listener, where browsers come back from bank logins, answers
+	// 401 to anything but the OAuth2 callback.
 	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert)}}}
-	if resp, err := noCert.Get(e.gatewayURL() + "/v/airbank/openapi/glClientIdentity/v1/personalData"); err == nil {
-		resp.Body.Close()
-		t.Error("request without a client certificate was answered")
+	for _, addr := range []string{e.adminURL() + "/v1/policy/status", "https://" + e.srv.Addr(1) + "/"} {
+		if resp, err := noCert.Get(addr); err == nil {
+			resp.Body.Close()
+			t.Errorf("%s answered a request without a client certificate", addr)
+		}
+	}
+	for _, path := range []string{"/v/airbank/openapi/glClientIdentity/v1/personalData", "/v/kb/v1/clients/me/identity", "/oauth/airbank/callbackx", "/oauth/finid/callback"} {
+		resp, body := call(t, noCert, "GET", e.gatewayURL()+path, "", under("dev-kyc", "kyc-onboarding"))
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s without a client certificate: %d %s", path, resp.StatusCode, body)
+		}
 	}
 	for _, s := range e.sandboxes.All() {
-		if s.Count() != 0 {
-			t.Errorf("%s sandbox was called %d times", s.Vendor, s.Count())
+		if s.Count() != before[s.Vendor] {
+			t.Errorf("%s sandbox was called %d times", s.Vendor, s.Count()-before[s.Vendor])
 		}
 	}
 	// The forward listener refuses a host no vendor profile owns.

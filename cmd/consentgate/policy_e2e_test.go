@@ -122,7 +122,7 @@ func (e *devEnv) directAirbankPersonalData(t *testing.T) map[string]any {
 	t.Helper()
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevSandboxRootCert), ServerName: "localhost"}}}
 	resp, body := call(t, c, "GET", e.sandboxes.Airbank.URL+"/openapi/glClientIdentity/v1/personalData", "", map[string]string{
-		"Authorization": "Bearer " + e.creds.AirbankAccessToken, "Apikey": e.creds.AirbankAPIKey})
+		"Authorization": "Bearer " + e.directAirbankToken(t), "Apikey": e.creds.AirbankAPIKey})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("direct call: %d", resp.StatusCode)
 	}
@@ -227,6 +227,7 @@ func TestDevEveryDenyReason(t *testing.T) {
 func TestDevConsentLifecycleThroughAdminAPI(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
 	id := e.createConsent(t, e.app, `{"subject":"customer-77","vendors":["airbank"],"purposes":["account-aggregation"],"categories":["account"],"evidence":{"text":"online form","reference":"form-2026-77"},"ttl":"720h"}`)
+	e.authorize(t, "airbank", id)
 	path := "/v/airbank/openapi/glClientIdentity/v1/accounts"
 	if resp, body := call(t, e.app, "GET", e.gatewayURL()+path, "", under(id, "account-aggregation")); resp.StatusCode != http.StatusOK {
 		t.Fatalf("call under a fresh consent: %d %s", resp.StatusCode, body)

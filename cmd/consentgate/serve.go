@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -84,10 +85,12 @@ type running struct {
 	audit    *audit.Log
 	engine   *policy.Engine
 	consents *consent.Registry
+	gw       *proxy.Gateway
 	in       *proxy.InboundTLS
 	srv      *proxy.Server
 	log      *slog.Logger
 	tracer   *sdktrace.TracerProvider // nil: tracing off
+	started  sync.Once
 }
 
 func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (r *running, err error) {
@@ -120,7 +123,8 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	opts := proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Audit: alog, Logger: log, Registerer: reg}
+	opts := proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Grants: consents,
+		Audit: alog, Logger: log, Registerer: reg}
 	if tp != nil {
 		opts.Tracer = tp
 		log.Info("tracing on", "endpoint", cfg.Tracing.Endpoint, "sample_ratio", cfg.Tracing.SampleRatio)
@@ -134,7 +138,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 		return nil, err
 	}
 	admin := proxy.NewAdmin(proxy.AdminOptions{TrustDomain: cfg.TrustDomain, Consents: consents, Policy: engine, Audit: alog, Logger: log,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: gw.OAuthStart})
 	var forward http.Handler
 	if cfg.TLS.ForwardCACertFile != "" {
 		certPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCACertFile))
@@ -157,11 +161,11 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 			return nil, err
 		}
 	}
-	srv, err := proxy.Listen(cfg, in, gw, forward, admin, callbacks, log)
+	srv, err := proxy.Listen(cfg, in, proxy.GatewayListener(gw), forward, admin, callbacks, log)
 	if err != nil {
 		return nil, err
 	}
-	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, in: in, srv: srv, log: log, tracer: tp}, nil
+	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, gw: gw, in: in, srv: srv, log: log, tracer: tp}, nil
 }
 
 func openAudit(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (*audit.Log, error) {
@@ -263,10 +267,17 @@ func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 		// A consent change the audit log cannot record does not happen.
 		Hook: func(ctx context.Context, ch consent.Change) error {
 			c := ch.Consent
+			d := map[string]string{"change": ch.Kind, "actor": ch.Actor, "role": ch.Role, "status": c.Status,
+				"vendors": strings.Join(c.Vendors, ","), "purposes": strings.Join(c.Purposes, ","),
+				"categories": strings.Join(c.Categories, ","), "expires_at": c.ExpiresAt.UTC().Format(time.RFC3339)}
+			if ch.Kind == consent.ChangeAuthorized {
+				d["scopes"] = strings.Join(ch.Scopes, " ")
+			}
+			if len(ch.TokensDeleted) > 0 {
+				d["tokens_deleted"] = strings.Join(ch.TokensDeleted, ",")
+			}
 			_, err := alog.Append(ctx, audit.Record{Kind: audit.KindConsent, ConsentID: c.ID, App: c.App, SubjectHMAC: c.Subject,
-				Detail: map[string]string{"change": ch.Kind, "actor": ch.Actor, "role": ch.Role, "status": c.Status,
-					"vendors": strings.Join(c.Vendors, ","), "purposes": strings.Join(c.Purposes, ","),
-					"categories": strings.Join(c.Categories, ","), "expires_at": c.ExpiresAt.UTC().Format(time.RFC3339)}})
+				Vendor: ch.Vendor, Detail: d})
 			return err
 		},
 	})
@@ -302,8 +313,8 @@ func (r *running) serve(ctx context.Context) error {
 			}
 		}
 	}()
-	if err := systemRecord(ctx, r.audit, map[string]string{"event": "start", "policy_revision": r.engine.Revision()}); err != nil {
-		return fmt.Errorf("recording start: %w", err)
+	if err := r.start(ctx); err != nil {
+		return err
 	}
 	r.log.Info("consentgate started", "node", r.cfg.Node, "gateway", r.srv.Addr(0), "forward", r.srv.Addr(1), "admin", r.srv.Addr(2),
 		"callbacks", r.srv.Addr(3),
@@ -313,6 +324,20 @@ func (r *running) serve(ctx context.Context) error {
 		r.log.Error("AUDIT LOG UNWRITABLE: stop not recorded", "error", rerr.Error())
 	}
 	r.log.Info("consentgate stopped", "node", r.cfg.Node)
+	return err
+}
+
+// start records the start in the audit log, then begins answering; serve calls
+// it unless `dev` already has.
+func (r *running) start(ctx context.Context) error {
+	var err error
+	r.started.Do(func() {
+		if err = systemRecord(ctx, r.audit, map[string]string{"event": "start", "policy_revision": r.engine.Revision()}); err != nil {
+			err = fmt.Errorf("recording start: %w", err)
+			return
+		}
+		r.srv.Start()
+	})
 	return err
 }
 
@@ -330,6 +355,7 @@ func (r *running) reload(ctx context.Context) {
 }
 
 func (r *running) close() {
+	r.srv.Close() // already shut down after serve; not yet serving after a failed start
 	if err := r.consents.Close(); err != nil {
 		r.log.Error("closing consent registry", "error", err)
 	}

@@ -1,0 +1,156 @@
+package configs
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const oauthMain = `node: n1
+trust_domain: example.test
+data_dir: /tmp/x
+listen:
+  gateway: 127.0.0.1:8443
+tls:
+  cert_file: a.crt
+  key_file: a.key
+  client_ca_file: ca.crt
+secrets:
+  provider: file
+  file:
+    path: s.yaml
+policy:
+  dir: policies
+keys:
+  subject_hmac: consentgate/keys#subject_hmac
+  field_hmac: consentgate/keys#field_hmac
+  audit_signing: consentgate/keys#audit_signing
+  token_seal: consentgate/keys#token_seal
+oauth:
+  public_url: https://gw.example.test
+apps:
+  - id: web
+    oauth_return_to:
+      - https://app.example.test/done/
+vendors:
+  - v.yaml
+`
+
+const oauthVendor = `id: acme
+base_url: https://api.acme.test
+credentials:
+  - type: oauth2_authorization_code
+    authorize_url: https://login.acme.test/authorize
+    token_url: /oauth/token
+    client_id: vendors/acme#client_id
+    client_secret: vendors/acme#client_secret
+    scopes: [identity]
+    pkce: true
+operations:
+  - id: acme.get
+    method: GET
+    path: /v1/things/{id}
+`
+
+func TestOAuthConfigGood(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "main.yaml"), oauthMain)
+	write(t, filepath.Join(dir, "v.yaml"), oauthVendor)
+	cfg, err := Load(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := cfg.Vendor("acme").AuthorizationCode()
+	if ac == nil || !ac.PKCE || ac.AuthorizeURL != "https://login.acme.test/authorize" || ac.Scopes[0] != "identity" {
+		t.Errorf("credential %+v", ac)
+	}
+	if cfg.OAuth.StateTTL.Duration != 10*time.Minute {
+		t.Errorf("state_ttl default %s", cfg.OAuth.StateTTL)
+	}
+	if a := cfg.App("web"); a == nil || a.OAuthReturnTo[0] != "https://app.example.test/done/" || cfg.App("nope") != nil {
+		t.Errorf("apps %+v", cfg.Apps)
+	}
+	// Loopback http is allowed for return URLs (RFC 8252), on any name for it.
+	write(t, filepath.Join(dir, "main.yaml"), strings.Replace(oauthMain, "https://app.example.test/done/", "http://127.0.0.1/cb", 1))
+	if _, err := Load(filepath.Join(dir, "main.yaml")); err != nil {
+		t.Errorf("loopback return URL: %v", err)
+	}
+}
+
+func TestOAuthConfigErrors(t *testing.T) {
+	repl := func(s, old, new string) string {
+		if !strings.Contains(s, old) {
+			panic("test edit does not apply: " + old)
+		}
+		return strings.Replace(s, old, new, 1)
+	}
+	tests := []struct {
+		name         string
+		main, vendor string
+		want         string
+	}{
+		{"no public url", repl(oauthMain, "oauth:\n  public_url: https://gw.example.test\n", ""), oauthVendor,
+			"main.yaml:1: oauth.public_url: is required: vendor acme uses oauth2_authorization_code"},
+		{"no seal key", repl(oauthMain, "  token_seal: consentgate/keys#token_seal\n", ""), oauthVendor,
+			"main.yaml:16: keys.token_seal: is required: vendor acme uses oauth2_authorization_code"},
+		{"bad seal key ref", repl(oauthMain, "keys#token_seal", "keys"), oauthVendor,
+			"main.yaml:20: keys.token_seal: \"consentgate/keys\" is not a secret reference"},
+		{"public url with a path", repl(oauthMain, "gw.example.test", "gw.example.test/base"), oauthVendor,
+			"main.yaml:22: oauth.public_url: \"https://gw.example.test/base\" must be scheme, host and port only"},
+		{"public url in clear", repl(oauthMain, "https://gw.example.test", "http://gw.example.test"), oauthVendor,
+			"main.yaml:22: oauth.public_url: \"http://gw.example.test\" is not an https URL"},
+		{"state ttl too long", repl(oauthMain, "gw.example.test\n", "gw.example.test\n  state_ttl: 2h\n"), oauthVendor,
+			"main.yaml:23: oauth.state_ttl: 2h0m0s is outside 10s..1h"},
+		{"return url with a query", repl(oauthMain, "/done/\n", "/done/?x=1\n"), oauthVendor,
+			"main.yaml:26: apps[0].oauth_return_to[0]: \"https://app.example.test/done/?x=1\": an allowed return URL carries no query"},
+		{"return url in clear", repl(oauthMain, "https://app.example.test", "http://app.example.test"), oauthVendor,
+			"main.yaml:26: apps[0].oauth_return_to[0]: \"http://app.example.test/done/\" must use https"},
+		{"return url with dot segments", repl(oauthMain, "/done/\n", "/done/../admin/\n"), oauthVendor,
+			"main.yaml:26: apps[0].oauth_return_to[0]: \"https://app.example.test/done/../admin/\": the path holds a dot segment"},
+		{"bad app id", repl(oauthMain, "id: web", "id: web app"), oauthVendor,
+			"main.yaml:24: apps[0].id: \"web app\" is not an app name"},
+		{"app twice", repl(oauthMain, "vendors:\n", "  - id: web\nvendors:\n"), oauthVendor,
+			"main.yaml:27: apps[1].id: app \"web\" is listed twice"},
+		{"misspelt app key", repl(oauthMain, "oauth_return_to:", "return_to:"), oauthVendor,
+			"main.yaml:25: apps[0].return_to: unknown field"},
+		{"login page in clear", oauthMain, repl(oauthVendor, "https://login", "http://login"),
+			"v.yaml:5: credentials[0].authorize_url: \"http://login.acme.test/authorize\" is not an https URL"},
+		{"token endpoint on another host", oauthMain, repl(oauthVendor, "token_url: /oauth/token", "token_url: https://evil.test/token"),
+			"v.yaml:6: credentials[0].token_url: \"https://evil.test/token\" must be on the base URL's host"},
+		{"token endpoint not a path", oauthMain, repl(oauthVendor, "token_url: /oauth/token", "token_url: oauth/token"),
+			"v.yaml:6: credentials[0].token_url: \"oauth/token\" must be a path starting with /"},
+		{"no client secret", oauthMain, repl(oauthVendor, "    client_secret: vendors/acme#client_secret\n", ""),
+			"v.yaml:4: credentials[0].client_secret: \"\" is not a secret reference"},
+		{"scope with a space", oauthMain, repl(oauthVendor, "[identity]", `["a b"]`),
+			"v.yaml:9: credentials[0].scopes[0]: \"a b\" is not an OAuth2 scope"},
+		{"pkce on an api key", oauthMain, repl(goodVendor, "header: apikey", "header: apikey\n    pkce: true"),
+			"v.yaml:4: credentials[0]: authorize_url and pkce only apply to type oauth2_authorization_code"},
+		{"two end-user logins", oauthMain, repl(oauthVendor, "operations:", "  - type: oauth2_authorization_code\n    authorize_url: https://x.test/\n    token_url: /t\n    client_id: a#b\n    client_secret: a#c\noperations:"),
+			"v.yaml:11: credentials[1]: a vendor has at most one oauth2_authorization_code credential"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, filepath.Join(dir, "main.yaml"), tt.main)
+			write(t, filepath.Join(dir, "v.yaml"), tt.vendor)
+			_, err := Load(filepath.Join(dir, "main.yaml"))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if want := dir + string(filepath.Separator) + tt.want; !strings.Contains(err.Error(), want) {
+				t.Errorf("error\n%v\ndoes not contain\n%s", err, want)
+			}
+		})
+	}
+}
+
+// A configuration without end-user logins needs none of it.
+func TestOAuthConfigNotRequiredWithoutLogins(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "main.yaml"), goodMain)
+	write(t, filepath.Join(dir, "v.yaml"), goodVendor)
+	if _, err := Load(filepath.Join(dir, "main.yaml")); err != nil {
+		t.Fatal(err)
+	}
+}

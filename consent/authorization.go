@@ -1,0 +1,231 @@
+package consent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Authorization is the evidence that the end user authorised a vendor to release
+// their data under this consent: consentgate records it when it completes the
+// vendor's OAuth2 login for the consent.
+type Authorization struct {
+	Vendor       string    `json:"vendor"`
+	AuthorizedAt time.Time `json:"authorized_at"`
+	// Scopes are the scopes the vendor granted (or, if it did not say, the ones
+	// requested).
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// Pending is an OAuth2 authorization an app has started and the end user has
+// not completed. It is stored under the hash of the state sent to the vendor.
+type Pending struct {
+	ConsentID string `json:"consent_id"`
+	App       string `json:"app"`
+	Vendor    string `json:"vendor"`
+	ReturnTo  string `json:"return_to"`
+	// Verifier is the PKCE verifier, sealed by the caller; opaque here.
+	Verifier  []byte    `json:"verifier,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// BeginAuthorization stores p under key after checking the consent as the app
+// that starts it sees it: another app's consent reads as ErrNotFound, exactly as
+// if it did not exist; a revoked or expired one is ErrNotActive; one that does
+// not name the vendor is ErrInvalid. Pending authorizations past their expiry
+// are removed on the way.
+func (r *Registry) BeginAuthorization(ctx context.Context, key []byte, p Pending) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(key) == 0 || p.App == "" || p.Vendor == "" || p.ExpiresAt.IsZero() {
+		return fmt.Errorf("%w: a pending authorization needs a key, an app, a vendor and an expiry", ErrInvalid)
+	}
+	v, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encoding pending authorization: %w", err)
+	}
+	now := r.now()
+	return r.db.Update(func(tx *bolt.Tx) error {
+		if _, err := r.authorizable(tx, p.App, p.ConsentID, p.Vendor, now); err != nil {
+			return err
+		}
+		pending := tx.Bucket(bucketPending)
+		if err := sweepPending(pending, now); err != nil {
+			return err
+		}
+		if pending.Get(key) != nil {
+			return fmt.Errorf("%w: pending authorization key is already in use", ErrConflict)
+		}
+		return pending.Put(key, v)
+	})
+}
+
+// sweepPending removes pending authorizations past their expiry.
+func sweepPending(b *bolt.Bucket, now time.Time) error {
+	var old [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		var p Pending
+		if json.Unmarshal(v, &p) != nil || !p.ExpiresAt.After(now) {
+			old = append(old, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("removing an expired pending authorization: %w", err)
+		}
+	}
+	return nil
+}
+
+// TakeAuthorization removes the pending authorization under key and returns it:
+// a state is good for one try, whatever comes of it. An unknown key is
+// ErrUnknownState; one past its expiry is ErrStateExpired, and is removed too.
+func (r *Registry) TakeAuthorization(ctx context.Context, key []byte) (*Pending, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var p Pending
+	err := r.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPending)
+		v := b.Get(key)
+		if v == nil {
+			return ErrUnknownState
+		}
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("decoding pending authorization: %w", err)
+		}
+		return b.Delete(key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !p.ExpiresAt.After(r.now()) {
+		return nil, ErrStateExpired
+	}
+	return &p, nil
+}
+
+// CompleteAuthorization stores the vendor's tokens (sealed by the caller) for the
+// consent and records a on it, in one transaction with the hook
+// (ChangeAuthorized): evidence the audit log could not record is not kept, and
+// neither are the tokens. The consent must still be app's, active and name the
+// vendor: a consent revoked while the end user was at the vendor gets no tokens.
+func (r *Registry) CompleteAuthorization(ctx context.Context, app, consentID string, a Authorization, tokens []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(tokens) == 0 {
+		return fmt.Errorf("%w: no tokens to store", ErrInvalid)
+	}
+	a.AuthorizedAt = a.AuthorizedAt.UTC()
+	a.Scopes = slices.Clone(a.Scopes)
+	now := r.now()
+	var stored *Consent
+	err := r.db.Update(func(tx *bolt.Tx) error {
+		c, err := r.authorizable(tx, app, consentID, a.Vendor, now)
+		if err != nil {
+			return err
+		}
+		c.Authorizations = slices.DeleteFunc(c.Authorizations, func(x Authorization) bool { return x.Vendor == a.Vendor })
+		c.Authorizations = append(c.Authorizations, a)
+		if err := storeConsent(tx, c); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketTokens).Put(tokensKey(consentID, a.Vendor), tokens); err != nil {
+			return fmt.Errorf("storing tokens of consent %s: %w", consentID, err)
+		}
+		stored = c
+		return r.runHook(ctx, Change{Kind: ChangeAuthorized, Consent: c.clone(), Actor: app, Role: roleApp,
+			Vendor: a.Vendor, Scopes: slices.Clone(a.Scopes)})
+	})
+	if err != nil {
+		return err
+	}
+	r.log.Info("consent authorized at vendor", "id", stored.ID, "app", stored.App, "vendor", a.Vendor, "scopes", a.Scopes)
+	return nil
+}
+
+// authorizable loads the consent an app wants authorised at a vendor, as of now.
+func (r *Registry) authorizable(tx *bolt.Tx, app, id, vendor string, now time.Time) (*Consent, error) {
+	var c Consent
+	if err := loadConsent(tx, id, &c); err != nil {
+		return nil, err
+	}
+	if c.App != app {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	c.settle(now)
+	if c.Status != Active {
+		return nil, fmt.Errorf("%w: consent %s is %s", ErrNotActive, id, c.Status)
+	}
+	if !slices.Contains(c.Vendors, vendor) {
+		return nil, fmt.Errorf("%w: consent %s does not name vendor %s", ErrInvalid, id, vendor)
+	}
+	return &c, nil
+}
+
+// Tokens returns the sealed tokens of a consent at a vendor, or ErrNoTokens.
+func (r *Registry) Tokens(ctx context.Context, consentID, vendor string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := r.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketTokens).Get(tokensKey(consentID, vendor))
+		if v == nil {
+			return fmt.Errorf("%w: consent %s at vendor %s", ErrNoTokens, consentID, vendor)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+// SwapTokens replaces the sealed tokens old with updated (nil: removes them),
+// only if old is what is stored. A refresh that raced with a revocation or with
+// another refresh changes nothing and gets ErrNoTokens.
+func (r *Registry) SwapTokens(ctx context.Context, consentID, vendor string, old, updated []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return r.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTokens)
+		k := tokensKey(consentID, vendor)
+		if cur := b.Get(k); cur == nil || !bytes.Equal(cur, old) {
+			return fmt.Errorf("%w: consent %s at vendor %s (changed meanwhile)", ErrNoTokens, consentID, vendor)
+		}
+		if updated == nil {
+			return b.Delete(k)
+		}
+		return b.Put(k, updated)
+	})
+}
+
+// deleteTokens removes every vendor's tokens of a consent and returns the vendors.
+func deleteTokens(tx *bolt.Tx, consentID string) ([]string, error) {
+	b := tx.Bucket(bucketTokens)
+	prefix := tokensKey(consentID, "")
+	var keys [][]byte
+	cur := b.Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	var vendors []string
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return nil, fmt.Errorf("deleting tokens of consent %s: %w", consentID, err)
+		}
+		vendors = append(vendors, string(k[len(prefix):]))
+	}
+	return vendors, nil
+}

@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/policy"
+	"github.com/consentgate/consentgate/secrets"
+)
+
+// Grants is what OAuth2 brokering needs of the consent registry: pending
+// authorizations under the hash of their state, and each consent's sealed tokens
+// per vendor. *consent.Registry implements it; revoking a consent deletes its
+// tokens there, in the same transaction.
+type Grants interface {
+	BeginAuthorization(ctx context.Context, key []byte, p consent.Pending) error
+	TakeAuthorization(ctx context.Context, key []byte) (*consent.Pending, error)
+	CompleteAuthorization(ctx context.Context, app, consentID string, a consent.Authorization, tokens []byte) error
+	Tokens(ctx context.Context, consentID, vendor string) ([]byte, error)
+	SwapTokens(ctx context.Context, consentID, vendor string, old, updated []byte) error
+}
+
+var _ Grants = (*consent.Registry)(nil)
+
+// storedTokens is what is sealed in state.db for one consent at one vendor.
+type storedTokens struct {
+	AccessToken  string    `json:"access_token"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	TokenType    string    `json:"token_type,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+	IssuedAt     time.Time `json:"issued_at"`
+}
+
+// fresh reports whether the access token can still be used at now: it is
+// refreshed once less than a minute, or a quarter of its lifetime, is left
+// (whichever is shorter), so a call never leaves with a token about to lapse.
+func (t *storedTokens) fresh(now time.Time) bool {
+	if t.Expiry.IsZero() {
+		return true // the vendor gave no lifetime: used until it refuses it
+	}
+	margin := min(time.Minute, t.Expiry.Sub(t.IssuedAt)/4)
+	return t.Expiry.Sub(now) > margin
+}
+
+// tokensAAD binds sealed tokens to their consent and vendor: moved to another
+// consent's slot, they no longer open.
+func tokensAAD(consentID, vendor string) []byte {
+	return []byte("consentgate oauth2 tokens v1\x00" + consentID + "\x00" + vendor)
+}
+
+// verifierAAD binds a sealed PKCE verifier to its state.
+func verifierAAD(stateKey []byte) []byte {
+	return append([]byte("consentgate pkce verifier v1\x00"), stateKey...)
+}
+
+// sealKeyCache keeps the parsed seal key of one secret version.
+type sealKeyCache struct {
+	version string
+	key     *secrets.SealKey
+}
+
+// sealKey returns keys.token_seal, parsed once per version of the secret.
+func (g *Gateway) sealKey(ctx context.Context) (*secrets.SealKey, error) {
+	s, err := g.secrets.Get(ctx, g.sealRef)
+	if err != nil {
+		return nil, fmt.Errorf("keys.token_seal: %w", err)
+	}
+	if c := g.sealCache.Load(); c != nil && c.version == s.Version {
+		return c.key, nil
+	}
+	k, err := secrets.ParseSealKey(s.Value)
+	if err != nil {
+		return nil, fmt.Errorf("keys.token_seal %s: %w", g.sealRef, err)
+	}
+	g.sealCache.Store(&sealKeyCache{version: s.Version, key: k})
+	return k, nil
+}
+
+func (g *Gateway) sealTokens(key *secrets.SealKey, consentID, vendor string, t *storedTokens) ([]byte, error) {
+	plain, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("encoding tokens: %w", err)
+	}
+	return key.Seal(plain, tokensAAD(consentID, vendor))
+}
+
+// tokenLock serialises refreshes of one consent's tokens at one vendor, so two
+// calls never spend the same refresh token (a vendor that rotates refresh tokens
+// would refuse the second, and the end user's authorization would be lost).
+func (g *Gateway) tokenLock(consentID, vendor string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(consentID + "\x00" + vendor))
+	return &g.tokenLocks[h.Sum32()%uint32(len(g.tokenLocks))]
+}
+
+// userBearer returns the token source for the consent a call names, or nil when
+// the consent is not this app's active one: an end user's tokens are used only
+// for the app that started their authorization, whatever a report-only policy
+// lets through.
+func (g *Gateway) userBearer(app string, c *policy.Consent) userBearer {
+	if c == nil || c.App != app || c.Status != consent.Active {
+		return nil
+	}
+	return func(ctx context.Context, ac *authCode) (string, []string, error) {
+		return g.accessToken(ctx, ac, c.ID)
+	}
+}
+
+// accessToken opens the consent's tokens at the vendor, refreshing them first if
+// they are about to expire; the refreshed tokens are stored sealed before use.
+// ErrNotAuthorized means there are none the vendor would accept: never
+// authorised, revoked, refused at refresh, or sealed under another key.
+func (g *Gateway) accessToken(ctx context.Context, ac *authCode, consentID string) (string, []string, error) {
+	vendor := ac.vendor
+	mu := g.tokenLock(consentID, vendor)
+	mu.Lock()
+	defer mu.Unlock()
+	sealed, err := g.grants.Tokens(ctx, consentID, vendor)
+	if errors.Is(err, consent.ErrNoTokens) {
+		return "", nil, fmt.Errorf("%w: no tokens for consent %s at vendor %s", ErrNotAuthorized, consentID, vendor)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("reading tokens of consent %s: %w", consentID, err)
+	}
+	key, err := g.sealKey(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	plain, err := key.Open(sealed, tokensAAD(consentID, vendor))
+	if err != nil {
+		g.log.Error("stored vendor tokens do not open: the end user must authorise again", logVendor, vendor,
+			logConsentID, consentID, logError, err.Error())
+		return "", nil, fmt.Errorf("%w: stored tokens of consent %s at vendor %s do not open", ErrNotAuthorized, consentID, vendor)
+	}
+	var t storedTokens
+	if err := json.Unmarshal(plain, &t); err != nil {
+		return "", nil, fmt.Errorf("%w: stored tokens of consent %s are unreadable", ErrNotAuthorized, consentID)
+	}
+	now := g.now()
+	if t.fresh(now) {
+		return t.AccessToken, []string{t.AccessToken, t.RefreshToken}, nil
+	}
+	if t.RefreshToken == "" {
+		return "", nil, fmt.Errorf("%w: the access token of consent %s at vendor %s has expired and there is no refresh token", ErrNotAuthorized, consentID, vendor)
+	}
+	conf, clientSecret, err := ac.config(ctx, g.secrets, g.RedirectURL(vendor))
+	if err != nil {
+		return "", nil, err
+	}
+	xctx, cancel := ac.exchangeContext(ctx)
+	defer cancel()
+	tok, err := conf.TokenSource(xctx, &oauth2.Token{RefreshToken: t.RefreshToken}).Token()
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
+			// The vendor has withdrawn the grant: these tokens are of no more use.
+			if derr := g.grants.SwapTokens(ctx, consentID, vendor, sealed, nil); derr != nil && !errors.Is(derr, consent.ErrNoTokens) {
+				g.log.Error("removing refused vendor tokens", logVendor, vendor, logConsentID, consentID, logError, derr.Error())
+			}
+			return "", nil, fmt.Errorf("%w: vendor %s refused the refresh token of consent %s", ErrNotAuthorized, vendor, consentID)
+		}
+		return "", nil, fmt.Errorf("vendor %s refresh: %w", vendor, safeTokenError(err))
+	}
+	next := &storedTokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType,
+		Expiry: tok.Expiry, IssuedAt: now}
+	resealed, err := g.sealTokens(key, consentID, vendor, next)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := g.grants.SwapTokens(ctx, consentID, vendor, sealed, resealed); err != nil {
+		// Revoked while the refresh was under way: the new tokens are dropped
+		// and the call is not made with them.
+		if errors.Is(err, consent.ErrNoTokens) {
+			return "", nil, fmt.Errorf("%w: consent %s changed during the refresh", ErrNotAuthorized, consentID)
+		}
+		return "", nil, fmt.Errorf("storing refreshed tokens of consent %s: %w", consentID, err)
+	}
+	g.log.Info("vendor tokens refreshed", logVendor, vendor, logConsentID, consentID)
+	return next.AccessToken, []string{next.AccessToken, next.RefreshToken, t.RefreshToken, clientSecret}, nil
+}
