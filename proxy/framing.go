@@ -44,8 +44,15 @@ type guardListener struct {
 }
 
 func newGuardListener(ln net.Listener, cfg *tls.Config, srv *http.Server, log *slog.Logger) *guardListener {
-	timeout := srv.ReadHeaderTimeout
-	if timeout <= 0 {
+	// The handshake gets what net/http would give it: the shortest of the
+	// server's read and write timeouts.
+	var timeout time.Duration
+	for _, d := range []time.Duration{srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout} {
+		if d > 0 && (timeout == 0 || d < timeout) {
+			timeout = d
+		}
+	}
+	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
 	maxHead := srv.MaxHeaderBytes

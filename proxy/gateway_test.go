@@ -189,7 +189,7 @@ listen:
   forward: 127.0.0.1:0
   admin: 127.0.0.1:0
   callbacks: 127.0.0.1:0
-  read_header_timeout: 300ms
+  read_header_timeout: 1s
 tls:
   cert_file: gw.crt
   key_file: gw.key
