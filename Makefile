@@ -10,9 +10,9 @@ KUBECONFORM_VERSION := v0.7.0
 KUBE_VERSION := 1.34.2
 SCHEMAS := $(abspath .cache/k8s-schemas/v$(KUBE_VERSION)-standalone-strict)
 
-.PHONY: test test-deps vet fmt-check lint chart-check build dev clean-dev
+.PHONY: test test-deps vet fmt-check lint chart-check vault build dev clean-dev
 
-test: test-deps vet fmt-check lint chart-check
+test: test-deps vault vet fmt-check lint chart-check
 	$(GO) test -race ./...
 	$(GO) run ./cmd/consentgate policy check configs/policies
 	$(GO) run ./cmd/consentgate policy test configs/policies
@@ -29,6 +29,11 @@ fmt-check:
 
 lint: $(BIN)/staticcheck
 	$(BIN)/staticcheck ./...
+
+# The Vault server the integration tests run (and `dev --vault`): built once
+# into .cache/bin/vault from deploy/vault-dev (~11 min cold), then reused.
+vault:
+	@deploy/scripts/build-vault.sh
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -567,12 +567,14 @@ func isNamedVolume(source string) bool {
 	return source != "" && !strings.ContainsAny(source[:1], "./~$")
 }
 
-func checkCompose(doc map[string]any) []string {
+// checkCompose checks the compose file; vaultVersion is the version of the
+// Vault test server (deploy/vault-dev), which the Vault image must match.
+func checkCompose(doc map[string]any, vaultVersion string) []string {
 	var p problems
 	services := asMap(doc["services"])
-	gw, vault := asMap(services["gateway"]), asMap(services["vault"])
-	if gw == nil || vault == nil {
-		p.add("compose needs the services gateway and vault")
+	gw, vault, initVault := asMap(services["gateway"]), asMap(services["vault"]), asMap(services["vault-init"])
+	if gw == nil || vault == nil || initVault == nil {
+		p.add("compose needs the services gateway, vault and vault-init")
 		return p
 	}
 	if gw["read_only"] != true {
@@ -641,9 +643,10 @@ func checkCompose(doc map[string]any) []string {
 			}
 		}
 	}
-	if img := asString(vault["image"]); !strings.HasPrefix(img, "hashicorp/vault:1.21") {
-		p.add("vault: image %q, want hashicorp/vault:1.21", img)
+	if img, want := asString(vault["image"]), "hashicorp/vault:"+vaultVersion; img != want {
+		p.add("vault: image %q, want %s (the version the tests run, deploy/vault-dev/go.mod)", img, want)
 	}
+	p = append(p, checkVaultInit(doc, gw, vault, initVault)...)
 	if !slices.ContainsFunc(asList(vault["command"]), func(v any) bool { return asString(v) == "-dev" }) {
 		p.add("vault: not started with -dev")
 	}
@@ -660,13 +663,90 @@ func checkCompose(doc map[string]any) []string {
 	return p
 }
 
+// checkVaultInit checks the seeding step: it runs compose/seed-vault.sh in the
+// Vault image once Vault is healthy, the gateway waits for it to succeed, and
+// the AppRole files reach the gateway read-only through a named volume. The
+// gateway never gets the root token.
+func checkVaultInit(doc, gw, vault, initVault map[string]any) []string {
+	var p problems
+	if asString(initVault["image"]) != asString(vault["image"]) {
+		p.add("vault-init: image %v is not the vault service's %v", initVault["image"], vault["image"])
+	}
+	if asString(dig(initVault, "depends_on", "vault", "condition")) != "service_healthy" {
+		p.add("vault-init does not wait for vault to be healthy")
+	}
+	if asString(dig(gw, "depends_on", "vault-init", "condition")) != "service_completed_successfully" {
+		p.add("gateway: does not wait for vault-init to complete successfully: it would start before its secrets exist")
+	}
+	if !containsString(asList(initVault["cap_drop"]), "ALL") {
+		p.add("vault-init: cap_drop does not drop ALL capabilities")
+	}
+	entry := asList(initVault["entrypoint"])
+	script := ""
+	if len(entry) > 0 {
+		script = asString(entry[len(entry)-1])
+	}
+	seeded, approle := false, ""
+	for _, mt := range composeMounts(initVault["volumes"]) {
+		switch {
+		case mt.target == script && mt.source == "./compose/seed-vault.sh":
+			seeded = true
+		case mt.target == "/approle" && !mt.readOnly:
+			approle = mt.source
+		}
+	}
+	if !seeded {
+		p.add("vault-init: entrypoint %v does not run ./compose/seed-vault.sh", entry)
+	}
+	switch {
+	case approle == "":
+		p.add("vault-init: no writable volume at /approle for the AppRole files")
+	case !isNamedVolume(approle) || !declared(doc, approle):
+		p.add("vault-init: /approle is %q, not a declared named volume", approle)
+	default:
+		shared := false
+		for _, mt := range composeMounts(gw["volumes"]) {
+			if mt.source == approle {
+				shared = true
+			}
+		}
+		if !shared {
+			p.add("gateway: does not mount the AppRole volume %s", approle)
+		}
+	}
+	if strings.Contains(toYAML(gw), "VAULT_DEV_ROOT_TOKEN_ID") {
+		p.add("gateway: gets the Vault root token")
+	}
+	for _, s := range asList(gw["secrets"]) {
+		name := asString(s)
+		if m := asMap(s); m != nil {
+			name = asString(m["source"])
+		}
+		if asString(dig(doc, "secrets", name, "environment")) == "VAULT_DEV_ROOT_TOKEN_ID" {
+			p.add("gateway: secret %s is the Vault root token", name)
+		}
+	}
+	return p
+}
+
 func declared(doc map[string]any, volume string) bool {
 	_, ok := asMap(doc["volumes"])[volume]
 	return ok
 }
 
+// vaultVersion is the Vault version deploy/vault-dev builds ("1.21.0").
+func vaultVersion(t *testing.T) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^require github\.com/hashicorp/vault v(\S+)$`).FindStringSubmatch(read(t, "vault-dev/go.mod"))
+	if m == nil {
+		t.Fatal("deploy/vault-dev/go.mod does not require github.com/hashicorp/vault")
+	}
+	return m[1]
+}
+
 func TestCompose(t *testing.T) {
-	expectProblems(t, checkCompose(loadYAML(t, "compose.yaml")), "")
+	version := vaultVersion(t)
+	expectProblems(t, checkCompose(loadYAML(t, "compose.yaml"), version), "")
 
 	cases := []struct {
 		name   string
@@ -689,13 +769,34 @@ func TestCompose(t *testing.T) {
 			asList(dig(d, "services", "gateway", "ports"))[0] = "8443:8443"
 		}, "every interface"},
 		{"short stop", func(d map[string]any) { asMap(dig(d, "services", "gateway"))["stop_grace_period"] = "5s" }, "stop_grace_period"},
-		{"other vault", func(d map[string]any) { asMap(dig(d, "services", "vault"))["image"] = "vault:latest" }, "hashicorp/vault:1.21"},
+		{"other vault", func(d map[string]any) { asMap(dig(d, "services", "vault"))["image"] = "hashicorp/vault:latest" }, "deploy/vault-dev/go.mod"},
+		{"no seeding", func(d map[string]any) { delete(asMap(d["services"]), "vault-init") }, "vault-init"},
+		{"gateway before seeding", func(d map[string]any) {
+			asMap(dig(d, "services", "gateway"))["depends_on"] = map[string]any{"vault": map[string]any{"condition": "service_healthy"}}
+		}, "before its secrets exist"},
+		{"seeding before Vault", func(d map[string]any) { delete(asMap(dig(d, "services", "vault-init")), "depends_on") }, "healthy"},
+		{"other seeding image", func(d map[string]any) { asMap(dig(d, "services", "vault-init"))["image"] = "alpine:3" }, "vault-init: image"},
+		{"other script", func(d map[string]any) {
+			asMap(dig(d, "services", "vault-init"))["entrypoint"] = []any{"/bin/sh", "-c", "true"}
+		}, "seed-vault.sh"},
+		{"AppRole files not shared", func(d map[string]any) {
+			gw := asMap(dig(d, "services", "gateway"))
+			gw["volumes"] = slices.DeleteFunc(asList(gw["volumes"]), func(v any) bool { return strings.HasPrefix(asString(v), "vault-approle:") })
+		}, "AppRole volume"},
+		{"root token to the gateway", func(d map[string]any) {
+			asMap(dig(d, "services", "gateway"))["secrets"] = []any{"root"}
+			d["secrets"] = map[string]any{"root": map[string]any{"environment": "VAULT_DEV_ROOT_TOKEN_ID"}}
+		}, "root token"},
+		{"root token in the gateway's environment", func(d map[string]any) {
+			asMap(dig(d, "services", "gateway"))["environment"] = map[string]any{"VAULT_TOKEN": "${VAULT_DEV_ROOT_TOKEN_ID}"}
+		}, "root token"},
+		{"init keeps capabilities", func(d map[string]any) { delete(asMap(dig(d, "services", "vault-init")), "cap_drop") }, "vault-init: cap_drop"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			doc := loadYAML(t, "compose.yaml")
 			c.mutate(doc)
-			expectProblems(t, checkCompose(doc), c.want)
+			expectProblems(t, checkCompose(doc, version), c.want)
 		})
 	}
 }
@@ -800,6 +901,32 @@ func TestComposeGatewayConfig(t *testing.T) {
 	}
 	if tf := cfg.Secrets.Vault.TokenFile; tf != "" && !slices.Contains(secretTargets, tf) {
 		t.Errorf("secrets.vault.token_file %s is not a compose secret of the gateway (%v)", tf, secretTargets)
+	}
+	// The AppRole files are the ones compose/seed-vault.sh writes into the
+	// volume vault-init shares with the gateway (at /approle there).
+	v := cfg.Secrets.Vault
+	if v.Auth != "approle" {
+		t.Errorf("secrets.vault.auth %q, want approle (the AppRole vault-init makes)", v.Auth)
+	}
+	var approle string
+	for _, mt := range composeMounts(dig(doc, "services", "vault-init", "volumes")) {
+		if mt.target == "/approle" {
+			approle = mt.source
+		}
+	}
+	for _, mt := range composeMounts(gw["volumes"]) {
+		if mt.source == approle {
+			for field, want := range map[string]string{"role_id_file": path.Join(mt.target, "role-id"), "secret_id_file": path.Join(mt.target, "secret-id")} {
+				got := map[string]string{"role_id_file": v.RoleIDFile, "secret_id_file": v.SecretIDFile}[field]
+				if got != want {
+					t.Errorf("secrets.vault.%s %s, want %s (what seed-vault.sh writes)", field, got, want)
+				}
+			}
+			approle = ""
+		}
+	}
+	if approle != "" {
+		t.Errorf("the gateway does not mount vault-init's AppRole volume %q", approle)
 	}
 	for field, f := range configFiles(cfg) {
 		if !under(f, append(targets, secretTargets...)) {
