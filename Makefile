@@ -3,10 +3,16 @@
 GO ?= go
 BIN := $(abspath .cache/bin)
 STATICCHECK_VERSION := v0.8.2
+# The chart check: helm and kubeconform at pinned tags, and the Kubernetes
+# version whose OpenAPI spec (in the k8s.io/kubernetes module) the schemas come from.
+HELM_VERSION := v3.19.5
+KUBECONFORM_VERSION := v0.7.0
+KUBE_VERSION := 1.34.2
+SCHEMAS := $(abspath .cache/k8s-schemas/v$(KUBE_VERSION)-standalone-strict)
 
-.PHONY: test test-deps vet fmt-check lint build dev clean-dev fuzz
+.PHONY: test test-deps vet fmt-check lint chart-check vault build dev clean-dev fuzz
 
-test: test-deps vet fmt-check lint
+test: test-deps vault vet fmt-check lint chart-check
 	$(GO) test -race ./...
 	$(GO) run ./cmd/consentgate policy check configs/policies
 	$(GO) run ./cmd/consentgate policy test configs/policies
@@ -24,8 +30,43 @@ fmt-check:
 lint: $(BIN)/staticcheck
 	$(BIN)/staticcheck ./...
 
+# The Vault server the integration tests run (and `dev --vault`): built once
+# into .cache/bin/vault from deploy/vault-dev (~11 min cold), then reused.
+vault:
+	@deploy/scripts/build-vault.sh
+
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# Renders deploy/helm/consentgate with the real `helm template` and validates it
+# with kubeconform, offline (see deploy/scripts/chart-check.sh). Warm: a few
+# seconds; cold: helm ~6 min to build, kubeconform and the schemas seconds.
+chart-check: $(BIN)/.helm-$(HELM_VERSION) $(BIN)/.kubeconform-$(KUBECONFORM_VERSION) $(SCHEMAS)
+	cd deploy/k8s-schemas && $(GO) vet ./... && $(GO) test ./...
+	HELM=$(BIN)/helm KUBECONFORM=$(BIN)/kubeconform SCHEMAS=$(SCHEMAS) KUBE_VERSION=$(KUBE_VERSION) \
+		deploy/scripts/chart-check.sh
+
+# The stamp files carry the version, so changing a pin above reinstalls. helm's
+# version string is set at link time by its release build; -X does the same here.
+$(BIN)/.helm-$(HELM_VERSION):
+	GOBIN=$(BIN) $(GO) install -ldflags '-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)' \
+		helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	touch $@
+
+$(BIN)/.kubeconform-$(KUBECONFORM_VERSION):
+	GOBIN=$(BIN) $(GO) install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	touch $@
+
+# kubeconform would download its schemas from GitHub; the network here (and in
+# many CI sandboxes) only reaches the Go module proxy. The k8s.io/kubernetes
+# module carries api/openapi-spec/swagger.json, which deploy/k8s-schemas turns
+# into kubeconform's standalone strict schemas, once (regenerated when the
+# converter changes). `go mod download` runs outside any module, so no go.sum changes.
+$(SCHEMAS): $(wildcard deploy/k8s-schemas/*.go) deploy/k8s-schemas/go.mod
+	dir="$$(cd "$${TMPDIR:-/tmp}" && $(GO) mod download -json k8s.io/kubernetes@v$(KUBE_VERSION) \
+		| sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')"; \
+	test -n "$$dir" || { echo "go mod download k8s.io/kubernetes@v$(KUBE_VERSION) gave no Dir" >&2; exit 1; }; \
+	cd deploy/k8s-schemas && $(GO) run . -swagger "$$dir/api/openapi-spec/swagger.json" -out $@
 
 build:
 	$(GO) build -trimpath -o consentgate ./cmd/consentgate

@@ -12,7 +12,8 @@ import (
 // folder; every other relative file path (tls, secrets, a profile's ca_file or
 // certificate files) is resolved against DataDir.
 type Config struct {
-	// Node names this gateway instance in logs and, later, in audit records.
+	// Node names this gateway instance in logs and audit records; each replica
+	// needs its own (--node and CONSENTGATE_NODE override it, see LoadWithNode).
 	Node string `yaml:"node"`
 	// TrustDomain is the SPIFFE trust domain of app certificates
 	// (spiffe://<trust_domain>/<role>/<name>).

@@ -21,8 +21,13 @@ import (
 // then validates everything. The returned error lists every problem found, each
 // naming file, line and field.
 func Load(file string) (*Config, error) {
+	return load(file, "")
+}
+
+// load reads file from disk; node, when not empty, replaces the file's node.
+func load(file, node string) (*Config, error) {
 	dir := filepath.Dir(file)
-	return load(filepath.Base(file), file, func(name string) ([]byte, error) {
+	return parse(filepath.Base(file), file, node, func(name string) ([]byte, error) {
 		if !filepath.IsAbs(name) {
 			name = filepath.Join(dir, name)
 		}
@@ -33,12 +38,12 @@ func Load(file string) (*Config, error) {
 // LoadFS reads a configuration from fsys (for example the embedded FS).
 func LoadFS(fsys fs.FS, name string) (*Config, error) {
 	dir := path.Dir(name)
-	return load(path.Base(name), name, func(n string) ([]byte, error) {
+	return parse(path.Base(name), name, "", func(n string) ([]byte, error) {
 		return fs.ReadFile(fsys, path.Join(dir, n))
 	})
 }
 
-func load(base, display string, read func(string) ([]byte, error)) (*Config, error) {
+func parse(base, display, node string, read func(string) ([]byte, error)) (*Config, error) {
 	data, err := read(base)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
@@ -47,6 +52,9 @@ func load(base, display string, read func(string) ([]byte, error)) (*Config, err
 	idx, err := decode(display, data, &cfg)
 	if err != nil {
 		return nil, err
+	}
+	if node != "" {
+		cfg.Node = node
 	}
 	cfg.File, cfg.idx = display, idx
 	var errs Errors

@@ -47,7 +47,9 @@ func (v *validator) fail(field, format string, args ...any) {
 
 func (v *validator) config(c *Config) {
 	if c.Node == "" {
-		v.fail("node", "is required")
+		v.fail("node", "is required (or set by --node or %s)", NodeEnv)
+	} else if err := CheckNode(c.Node); err != nil {
+		v.fail("node", "%v", err)
 	}
 	if c.TrustDomain == "" {
 		v.fail("trust_domain", "is required (the SPIFFE trust domain of app certificates)")

@@ -1,11 +1,18 @@
-// Tests of the deployment artefacts. No Docker engine, systemd or Helm runs
-// here, so each file is parsed and checked for what matters: the image is
-// multi-stage, distroless and non-root with no secret baked in; the compose file
-// keeps the gateway's root file system read-only; the systemd unit is
-// sandboxed; and the Helm chart, rendered with Go's text/template and the few
-// Helm and Sprig functions it uses, yields hardened, consistent Kubernetes
-// objects whose consentgate.yaml loads with the real configuration loader.
-// `helm template` and kubeconform stay the authority on the chart.
+// Tests of the deployment artefacts. No Docker engine or systemd runs here, so
+// each file is parsed and checked for what matters: the image is multi-stage,
+// distroless and non-root with no secret baked in; the compose file keeps the
+// gateway's root file system read-only and its Vault seeding works against a
+// real Vault server; the systemd unit is sandboxed; and the Helm chart, rendered
+// with Go's text/template and the few Helm and Sprig functions it uses, yields
+// hardened, consistent Kubernetes objects whose consentgate.yaml loads with the
+// real configuration loader and the node each pod gets from its name.
+//
+// `make chart-check` (part of `make test`) renders the same chart, with the
+// same values variants (ci/), with the real `helm template` and validates every
+// object with kubeconform against the Kubernetes API schemas: the schemas catch
+// unknown fields and wrong types, which these checks do not look for; these
+// checks catch what a schema cannot (hardening, consistency between objects,
+// the gateway's own configuration).
 //
 // Every check function returns the problems it finds, and a table of broken
 // variants proves each check can fail.
@@ -560,12 +567,14 @@ func isNamedVolume(source string) bool {
 	return source != "" && !strings.ContainsAny(source[:1], "./~$")
 }
 
-func checkCompose(doc map[string]any) []string {
+// checkCompose checks the compose file; vaultVersion is the version of the
+// Vault test server (deploy/vault-dev), which the Vault image must match.
+func checkCompose(doc map[string]any, vaultVersion string) []string {
 	var p problems
 	services := asMap(doc["services"])
-	gw, vault := asMap(services["gateway"]), asMap(services["vault"])
-	if gw == nil || vault == nil {
-		p.add("compose needs the services gateway and vault")
+	gw, vault, initVault := asMap(services["gateway"]), asMap(services["vault"]), asMap(services["vault-init"])
+	if gw == nil || vault == nil || initVault == nil {
+		p.add("compose needs the services gateway, vault and vault-init")
 		return p
 	}
 	if gw["read_only"] != true {
@@ -634,9 +643,10 @@ func checkCompose(doc map[string]any) []string {
 			}
 		}
 	}
-	if img := asString(vault["image"]); !strings.HasPrefix(img, "hashicorp/vault:1.21") {
-		p.add("vault: image %q, want hashicorp/vault:1.21", img)
+	if img, want := asString(vault["image"]), "hashicorp/vault:"+vaultVersion; img != want {
+		p.add("vault: image %q, want %s (the version the tests run, deploy/vault-dev/go.mod)", img, want)
 	}
+	p = append(p, checkVaultInit(doc, gw, vault, initVault)...)
 	if !slices.ContainsFunc(asList(vault["command"]), func(v any) bool { return asString(v) == "-dev" }) {
 		p.add("vault: not started with -dev")
 	}
@@ -653,13 +663,90 @@ func checkCompose(doc map[string]any) []string {
 	return p
 }
 
+// checkVaultInit checks the seeding step: it runs compose/seed-vault.sh in the
+// Vault image once Vault is healthy, the gateway waits for it to succeed, and
+// the AppRole files reach the gateway read-only through a named volume. The
+// gateway never gets the root token.
+func checkVaultInit(doc, gw, vault, initVault map[string]any) []string {
+	var p problems
+	if asString(initVault["image"]) != asString(vault["image"]) {
+		p.add("vault-init: image %v is not the vault service's %v", initVault["image"], vault["image"])
+	}
+	if asString(dig(initVault, "depends_on", "vault", "condition")) != "service_healthy" {
+		p.add("vault-init does not wait for vault to be healthy")
+	}
+	if asString(dig(gw, "depends_on", "vault-init", "condition")) != "service_completed_successfully" {
+		p.add("gateway: does not wait for vault-init to complete successfully: it would start before its secrets exist")
+	}
+	if !containsString(asList(initVault["cap_drop"]), "ALL") {
+		p.add("vault-init: cap_drop does not drop ALL capabilities")
+	}
+	entry := asList(initVault["entrypoint"])
+	script := ""
+	if len(entry) > 0 {
+		script = asString(entry[len(entry)-1])
+	}
+	seeded, approle := false, ""
+	for _, mt := range composeMounts(initVault["volumes"]) {
+		switch {
+		case mt.target == script && mt.source == "./compose/seed-vault.sh":
+			seeded = true
+		case mt.target == "/approle" && !mt.readOnly:
+			approle = mt.source
+		}
+	}
+	if !seeded {
+		p.add("vault-init: entrypoint %v does not run ./compose/seed-vault.sh", entry)
+	}
+	switch {
+	case approle == "":
+		p.add("vault-init: no writable volume at /approle for the AppRole files")
+	case !isNamedVolume(approle) || !declared(doc, approle):
+		p.add("vault-init: /approle is %q, not a declared named volume", approle)
+	default:
+		shared := false
+		for _, mt := range composeMounts(gw["volumes"]) {
+			if mt.source == approle {
+				shared = true
+			}
+		}
+		if !shared {
+			p.add("gateway: does not mount the AppRole volume %s", approle)
+		}
+	}
+	if strings.Contains(toYAML(gw), "VAULT_DEV_ROOT_TOKEN_ID") {
+		p.add("gateway: gets the Vault root token")
+	}
+	for _, s := range asList(gw["secrets"]) {
+		name := asString(s)
+		if m := asMap(s); m != nil {
+			name = asString(m["source"])
+		}
+		if asString(dig(doc, "secrets", name, "environment")) == "VAULT_DEV_ROOT_TOKEN_ID" {
+			p.add("gateway: secret %s is the Vault root token", name)
+		}
+	}
+	return p
+}
+
 func declared(doc map[string]any, volume string) bool {
 	_, ok := asMap(doc["volumes"])[volume]
 	return ok
 }
 
+// vaultVersion is the Vault version deploy/vault-dev builds ("1.21.0").
+func vaultVersion(t *testing.T) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^require github\.com/hashicorp/vault v(\S+)$`).FindStringSubmatch(read(t, "vault-dev/go.mod"))
+	if m == nil {
+		t.Fatal("deploy/vault-dev/go.mod does not require github.com/hashicorp/vault")
+	}
+	return m[1]
+}
+
 func TestCompose(t *testing.T) {
-	expectProblems(t, checkCompose(loadYAML(t, "compose.yaml")), "")
+	version := vaultVersion(t)
+	expectProblems(t, checkCompose(loadYAML(t, "compose.yaml"), version), "")
 
 	cases := []struct {
 		name   string
@@ -682,13 +769,34 @@ func TestCompose(t *testing.T) {
 			asList(dig(d, "services", "gateway", "ports"))[0] = "8443:8443"
 		}, "every interface"},
 		{"short stop", func(d map[string]any) { asMap(dig(d, "services", "gateway"))["stop_grace_period"] = "5s" }, "stop_grace_period"},
-		{"other vault", func(d map[string]any) { asMap(dig(d, "services", "vault"))["image"] = "vault:latest" }, "hashicorp/vault:1.21"},
+		{"other vault", func(d map[string]any) { asMap(dig(d, "services", "vault"))["image"] = "hashicorp/vault:latest" }, "deploy/vault-dev/go.mod"},
+		{"no seeding", func(d map[string]any) { delete(asMap(d["services"]), "vault-init") }, "vault-init"},
+		{"gateway before seeding", func(d map[string]any) {
+			asMap(dig(d, "services", "gateway"))["depends_on"] = map[string]any{"vault": map[string]any{"condition": "service_healthy"}}
+		}, "before its secrets exist"},
+		{"seeding before Vault", func(d map[string]any) { delete(asMap(dig(d, "services", "vault-init")), "depends_on") }, "healthy"},
+		{"other seeding image", func(d map[string]any) { asMap(dig(d, "services", "vault-init"))["image"] = "alpine:3" }, "vault-init: image"},
+		{"other script", func(d map[string]any) {
+			asMap(dig(d, "services", "vault-init"))["entrypoint"] = []any{"/bin/sh", "-c", "true"}
+		}, "seed-vault.sh"},
+		{"AppRole files not shared", func(d map[string]any) {
+			gw := asMap(dig(d, "services", "gateway"))
+			gw["volumes"] = slices.DeleteFunc(asList(gw["volumes"]), func(v any) bool { return strings.HasPrefix(asString(v), "vault-approle:") })
+		}, "AppRole volume"},
+		{"root token to the gateway", func(d map[string]any) {
+			asMap(dig(d, "services", "gateway"))["secrets"] = []any{"root"}
+			d["secrets"] = map[string]any{"root": map[string]any{"environment": "VAULT_DEV_ROOT_TOKEN_ID"}}
+		}, "root token"},
+		{"root token in the gateway's environment", func(d map[string]any) {
+			asMap(dig(d, "services", "gateway"))["environment"] = map[string]any{"VAULT_TOKEN": "${VAULT_DEV_ROOT_TOKEN_ID}"}
+		}, "root token"},
+		{"init keeps capabilities", func(d map[string]any) { delete(asMap(dig(d, "services", "vault-init")), "cap_drop") }, "vault-init: cap_drop"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			doc := loadYAML(t, "compose.yaml")
 			c.mutate(doc)
-			expectProblems(t, checkCompose(doc), c.want)
+			expectProblems(t, checkCompose(doc, version), c.want)
 		})
 	}
 }
@@ -793,6 +901,32 @@ func TestComposeGatewayConfig(t *testing.T) {
 	}
 	if tf := cfg.Secrets.Vault.TokenFile; tf != "" && !slices.Contains(secretTargets, tf) {
 		t.Errorf("secrets.vault.token_file %s is not a compose secret of the gateway (%v)", tf, secretTargets)
+	}
+	// The AppRole files are the ones compose/seed-vault.sh writes into the
+	// volume vault-init shares with the gateway (at /approle there).
+	v := cfg.Secrets.Vault
+	if v.Auth != "approle" {
+		t.Errorf("secrets.vault.auth %q, want approle (the AppRole vault-init makes)", v.Auth)
+	}
+	var approle string
+	for _, mt := range composeMounts(dig(doc, "services", "vault-init", "volumes")) {
+		if mt.target == "/approle" {
+			approle = mt.source
+		}
+	}
+	for _, mt := range composeMounts(gw["volumes"]) {
+		if mt.source == approle {
+			for field, want := range map[string]string{"role_id_file": path.Join(mt.target, "role-id"), "secret_id_file": path.Join(mt.target, "secret-id")} {
+				got := map[string]string{"role_id_file": v.RoleIDFile, "secret_id_file": v.SecretIDFile}[field]
+				if got != want {
+					t.Errorf("secrets.vault.%s %s, want %s (what seed-vault.sh writes)", field, got, want)
+				}
+			}
+			approle = ""
+		}
+	}
+	if approle != "" {
+		t.Errorf("the gateway does not mount vault-init's AppRole volume %q", approle)
 	}
 	for field, f := range configFiles(cfg) {
 		if !under(f, append(targets, secretTargets...)) {
@@ -1343,6 +1477,9 @@ func checkChart(r rendered) []string {
 		p.add("no container named consentgate")
 		return p
 	}
+	if podNode(main) != podName {
+		p.add("the gateway container does not get %s from metadata.name (got %q): the replicas would share one node and audit chain", configs.NodeEnv, podNode(main))
+	}
 	ports := map[string]int{}
 	for _, cp := range asList(main["ports"]) {
 		n, _ := toInt(asMap(cp)["containerPort"])
@@ -1489,8 +1626,25 @@ func checkNetworkPolicy(np object, podLabels map[string]any) []string {
 	return p
 }
 
-// chartConfig simulates the render-config init container (pod name into node,
-// vendor profiles beside the file) and loads the result with the real loader.
+// podNode is the node the gateway container gets from its environment in pod
+// podName: CONSENTGATE_NODE, from the pod name or a literal; "" if unset.
+func podNode(main map[string]any) string {
+	for _, e := range asList(main["env"]) {
+		if asString(asMap(e)["name"]) != configs.NodeEnv {
+			continue
+		}
+		if asString(dig(e, "valueFrom", "fieldRef", "fieldPath")) == "metadata.name" {
+			return podName
+		}
+		return asString(asMap(e)["value"])
+	}
+	return ""
+}
+
+// chartConfig simulates the render-config init container (the shared file, the
+// vendor profiles beside it) and loads the result with the real loader and the
+// node the gateway container's environment gives it. The shared file alone must
+// not load: without CONSENTGATE_NODE, replicas would share a node and a chain.
 func chartConfig(t *testing.T, r rendered) *configs.Config {
 	t.Helper()
 	var cm, vendors object
@@ -1509,9 +1663,6 @@ func chartConfig(t *testing.T, r rendered) *configs.Config {
 		t.Fatal("no ConfigMap with consentgate.yaml, or none with the vendor profiles")
 	}
 	text := asString(dig(cm, "data", "consentgate.yaml"))
-	if !strings.Contains(text, "__POD_NAME__") {
-		t.Error("consentgate.yaml has no __POD_NAME__ placeholder for the node name")
-	}
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "vendors"), 0o755); err != nil {
 		t.Fatal(err)
@@ -1522,10 +1673,14 @@ func chartConfig(t *testing.T, r rendered) *configs.Config {
 		}
 	}
 	file := filepath.Join(dir, "consentgate.yaml")
-	if err := os.WriteFile(file, []byte(strings.ReplaceAll(text, "__POD_NAME__", podName)), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := configs.Load(file)
+	if _, err := configs.Load(file); err == nil || !strings.Contains(err.Error(), "node: is required") {
+		t.Errorf("the shared consentgate.yaml loads without CONSENTGATE_NODE (err %v): every replica would write under its node", err)
+	}
+	main := containerByName(dig(r.find("StatefulSet", nil), "spec", "template", "spec"), "consentgate")
+	cfg, err := configs.LoadWithNode(file, podNode(main))
 	if err != nil {
 		t.Fatalf("the chart's consentgate.yaml does not load: %v\n%s", err, text)
 	}
@@ -1551,15 +1706,6 @@ func checkChartConfig(r rendered, cfg *configs.Config) []string {
 	if cfg.Node != podName {
 		p.add("node %q is not the pod name", cfg.Node)
 	}
-	fromPod := false
-	for _, e := range asList(init["env"]) {
-		if asString(asMap(e)["name"]) == "POD_NAME" && asString(dig(e, "valueFrom", "fieldRef", "fieldPath")) == "metadata.name" {
-			fromPod = true
-		}
-	}
-	if !fromPod {
-		p.add("render-config does not get POD_NAME from metadata.name")
-	}
 	script := strings.Join(func() []string {
 		var s []string
 		for _, a := range asList(init["command"]) {
@@ -1574,8 +1720,8 @@ func checkChartConfig(r rendered, cfg *configs.Config) []string {
 		return p
 	}
 	configPath := asString(args[i+1])
-	if !strings.Contains(script, "__POD_NAME__") || !strings.Contains(script, "> "+configPath) {
-		p.add("render-config does not write %s from the placeholder", configPath)
+	if !strings.Contains(script, "> "+configPath) {
+		p.add("render-config does not write %s", configPath)
 	}
 	if cfg.Policy.Dir != "" && !strings.Contains(script, "mkdir -p "+cfg.Policy.Dir) {
 		p.add("render-config does not create policy.dir %s", cfg.Policy.Dir)
@@ -1605,11 +1751,14 @@ func checkChartConfig(r rendered, cfg *configs.Config) []string {
 	return p
 }
 
+// chartCases are the values the chart is checked with: the defaults and each
+// variant in the chart's ci/ folder, which `make chart-check` also renders with
+// the real helm and validates with kubeconform.
 var chartCases = []struct {
-	name  string
-	set   map[string]any
-	kinds map[string]int
-	check func(t *testing.T, r rendered, cfg *configs.Config)
+	name   string
+	values string // a values file in the chart (ci/…), or "" for the defaults
+	kinds  map[string]int
+	check  func(t *testing.T, r rendered, cfg *configs.Config)
 }{
 	{
 		name:  "defaults",
@@ -1628,24 +1777,21 @@ var chartCases = []struct {
 		},
 	},
 	{
-		name: "signed bundle, forward CA, Vault CA, vendor CIDRs",
-		set: map[string]any{
-			"policy": map[string]any{"bundle": map[string]any{"url": "https://bundles.example/consentgate.tar.gz", "signingKeySecretName": "cg-bundle-key"}},
-			"tls":    map[string]any{"forwardCA": map[string]any{"secretName": "cg-forward-ca"}},
-			"vault":  map[string]any{"caSecretName": "vault-ca", "address": "https://vault.example:8200"},
-			"networkPolicy": map[string]any{
-				"vendorCIDRs":       []any{"203.0.113.0/24"},
-				"policyBundleCIDRs": []any{"198.51.100.7/32"},
-				"ingressFrom":       []any{map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"egress-clients": "true"}}}},
-			},
-		},
-		kinds: map[string]int{"ServiceAccount": 1, "ConfigMap": 2, "Service": 2, "StatefulSet": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 1},
+		name:   "signed bundle, forward CA, Vault CA, vendor CIDRs, three replicas",
+		values: "ci/bundle-vault-ca-values.yaml",
+		kinds:  map[string]int{"ServiceAccount": 1, "ConfigMap": 2, "Service": 2, "StatefulSet": 1, "PodDisruptionBudget": 1, "NetworkPolicy": 1},
 		check: func(t *testing.T, r rendered, cfg *configs.Config) {
 			if cfg.Policy.Bundle != "https://bundles.example/consentgate.tar.gz" || cfg.Policy.BundleKeyFile == "" || cfg.Policy.Dir != "" {
 				t.Errorf("policy %+v", cfg.Policy)
 			}
 			if cfg.TLS.ForwardCACertFile == "" || cfg.Secrets.Vault.CAFile == "" {
 				t.Errorf("forward CA %q, Vault CA %q", cfg.TLS.ForwardCACertFile, cfg.Secrets.Vault.CAFile)
+			}
+			if v := cfg.Secrets.Vault; v.Address != "https://vault.example:8200" || v.Role != "consentgate-egress" {
+				t.Errorf("Vault address %s role %s: the values file is not applied", v.Address, v.Role)
+			}
+			if n, _ := toInt(dig(r.find("StatefulSet", nil), "spec", "replicas")); n != 3 {
+				t.Errorf("replicas %d", n)
 			}
 			egress := toYAML(dig(r.find("NetworkPolicy", nil), "spec", "egress"))
 			for _, cidr := range []string{"203.0.113.0/24", "198.51.100.7/32"} {
@@ -1659,15 +1805,9 @@ var chartCases = []struct {
 		},
 	},
 	{
-		name: "external service account, no NetworkPolicy, no PDB, three replicas",
-		set: map[string]any{
-			"replicaCount":        3,
-			"serviceAccount":      map[string]any{"create": false, "name": "consentgate-vault"},
-			"networkPolicy":       map[string]any{"enabled": false},
-			"podDisruptionBudget": map[string]any{"enabled": false},
-			"fullnameOverride":    "egress",
-		},
-		kinds: map[string]int{"ConfigMap": 3, "Service": 2, "StatefulSet": 1},
+		name:   "external service account, no NetworkPolicy, no PDB, three replicas",
+		values: "ci/external-account-values.yaml",
+		kinds:  map[string]int{"ConfigMap": 3, "Service": 2, "StatefulSet": 1},
 		check: func(t *testing.T, r rendered, cfg *configs.Config) {
 			sts := r.find("StatefulSet", nil)
 			if n, _ := toInt(dig(sts, "spec", "replicas")); n != 3 {
@@ -1684,9 +1824,15 @@ var chartCases = []struct {
 }
 
 func TestHelmChart(t *testing.T) {
+	covered := map[string]bool{}
 	for _, c := range chartCases {
+		covered[c.values] = true
 		t.Run(c.name, func(t *testing.T) {
-			r := renderChart(t, c.set)
+			var set map[string]any
+			if c.values != "" {
+				set = loadYAML(t, filepath.Join(chartDir, c.values))
+			}
+			r := renderChart(t, set)
 			if got := r.kinds(); !reflect.DeepEqual(got, c.kinds) {
 				t.Errorf("kinds %v, want %v", got, c.kinds)
 			}
@@ -1695,6 +1841,16 @@ func TestHelmChart(t *testing.T) {
 			expectProblems(t, checkChartConfig(r, cfg), "")
 			c.check(t, r, cfg)
 		})
+	}
+	variants, err := filepath.Glob(filepath.Join(chartDir, "ci", "*-values.yaml"))
+	if err != nil || len(variants) == 0 {
+		t.Fatalf("no values variants in %s/ci (%v)", chartDir, err)
+	}
+	for _, v := range variants {
+		rel, _ := filepath.Rel(chartDir, v)
+		if !covered[filepath.ToSlash(rel)] {
+			t.Errorf("%s is rendered by make chart-check but has no case here", v)
+		}
 	}
 }
 
@@ -1745,6 +1901,10 @@ func TestHelmChartChecksFail(t *testing.T) {
 		{"service port", func(r rendered) {
 			asMap(dig(r.find("Service", nil), "spec", "ports", 0))["port"] = 443
 		}, "ports"},
+		{"one node for all replicas", func(r rendered) {
+			main(r)["env"] = []any{map[string]any{"name": configs.NodeEnv, "value": "consentgate"}}
+		}, "share one node"},
+		{"no node", func(r rendered) { delete(main(r), "env") }, configs.NodeEnv},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

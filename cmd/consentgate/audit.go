@@ -439,7 +439,7 @@ matched against the subject and identifier HMACs of every record.`,
 }
 
 func loadForAudit(file string) (*configs.Config, secrets.Provider, error) {
-	cfg, err := configs.Load(file)
+	cfg, err := loadConfig(file, "")
 	if err != nil {
 		return nil, nil, err
 	}

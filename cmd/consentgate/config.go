@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +22,7 @@ secrets, vendor CA bundles and certificates) must also be readable here, as
 serve requires. Exits non-zero on any problem.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := configs.Load(args[0])
+			cfg, err := loadConfig(args[0], "")
 			if err != nil {
 				return err
 			}
@@ -41,4 +42,21 @@ serve requires. Exits non-zero on any problem.`,
 	check.Flags().BoolVar(&files, "files", false, "also check that every file the configuration names is readable")
 	cmd.AddCommand(check)
 	return cmd
+}
+
+// loadConfig loads file with the node taken from flagNode, else from
+// $CONSENTGATE_NODE, else from the file: every replica of a StatefulSet shares
+// one file and gets its own node from its pod name. A bad override is refused
+// with the name of where it came from.
+func loadConfig(file, flagNode string) (*configs.Config, error) {
+	node, from := flagNode, "--node"
+	if node == "" {
+		node, from = os.Getenv(configs.NodeEnv), "$"+configs.NodeEnv
+	}
+	if node != "" {
+		if err := configs.CheckNode(node); err != nil {
+			return nil, fmt.Errorf("%s: %w", from, err)
+		}
+	}
+	return configs.LoadWithNode(file, node)
 }

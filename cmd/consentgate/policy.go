@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/consentgate/consentgate/audit"
-	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/policy"
 )
 
@@ -93,7 +92,7 @@ call whose allow or reasons would change: the way to roll out a stricter policy
 without surprises.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := configs.Load(config)
+			cfg, err := loadConfig(config, "")
 			if err != nil {
 				return err
 			}

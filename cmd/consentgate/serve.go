@@ -31,7 +31,7 @@ import (
 )
 
 func newServeCmd(logger func() *slog.Logger) *cobra.Command {
-	var file string
+	var file, node string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway from a configuration file",
@@ -40,10 +40,13 @@ The configuration, every vendor profile, the policy, the consent registry, the
 vendor client certificates and the inbound TLS are loaded and checked before
 anything listens. The policy directory is watched and reloaded on change;
 SIGHUP reloads the policy, the serving certificate and the file secret store;
-SIGINT/SIGTERM drain and stop.`,
+SIGINT/SIGTERM drain and stop.
+
+The node (in every log line and audit record) is --node, else $CONSENTGATE_NODE,
+else the file's node: so that replicas sharing one file each get their own.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := configs.Load(file)
+			cfg, err := loadConfig(file, node)
 			if err != nil {
 				return err
 			}
@@ -64,6 +67,7 @@ SIGINT/SIGTERM drain and stop.`,
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "configs/consentgate.yaml", "configuration file")
+	cmd.Flags().StringVar(&node, "node", "", "this replica's node name (default $"+configs.NodeEnv+", else the file's node:)")
 	return cmd
 }
 

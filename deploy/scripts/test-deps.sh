@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs beyond Go, when it is missing: curl (the tests run
-# the curl commands `consentgate dev` prints). Debian packages, through apt.
+# the curl commands `consentgate dev` prints) and busybox (the shell and tools of
+# the hashicorp/vault image, in which deploy/compose/seed-vault.sh runs; the
+# deploy tests run it the same way). Debian packages, through apt.
 set -euo pipefail
 
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v busybox >/dev/null 2>&1 || missing+=(busybox)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -1,0 +1,3 @@
+module github.com/consentgate/consentgate/deploy/k8s-schemas
+
+go 1.26.0
