@@ -22,7 +22,7 @@ const (
 // airbank stands in for Air Bank OpenAPI GL Client Identity v1. As with kb, the access token
 // is taken as the outcome of the authorization-code flow.
 type airbank struct {
-	apiKey      string
+	apiKey      *rotatingKey
 	accessToken string
 	limit       int
 	now         func() time.Time
@@ -92,7 +92,7 @@ func newAirbank(cfg Config) *airbank {
 		}})
 	}
 	return &airbank{
-		apiKey:      cfg.Credentials.AirbankAPIKey,
+		apiKey:      newRotatingKey(cfg.Credentials.AirbankAPIKey),
 		accessToken: cfg.Credentials.AirbankAccessToken,
 		limit:       cfg.AirbankRateLimit,
 		now:         cfg.now,
@@ -162,7 +162,7 @@ func (h *airbank) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case key == "":
 		h.writeError(w, r, http.StatusUnauthorized, "API_KEY_MISSING", "apikey header is missing")
 		return
-	case !secretEqual(key, h.apiKey):
+	case !secretEqual(key, h.apiKey.get()):
 		h.writeError(w, r, http.StatusUnauthorized, "API_KEY_INVALID", "apikey is not valid")
 		return
 	}

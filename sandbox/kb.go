@@ -17,7 +17,7 @@ const kbIdentityPath = "/v1/clients/me/identity"
 // needs a client at a browser, which consentgate never is.
 type kb struct {
 	apiKeyHeader string
-	apiKey       string
+	apiKey       *rotatingKey
 	accessToken  string
 	identity     kbIdentity
 }
@@ -65,7 +65,7 @@ func newKB(cfg Config) *kb {
 	p := kbClient()
 	return &kb{
 		apiKeyHeader: cfg.KBAPIKeyHeader,
-		apiKey:       cfg.Credentials.KBAPIKey,
+		apiKey:       newRotatingKey(cfg.Credentials.KBAPIKey),
 		accessToken:  cfg.Credentials.KBAccessToken,
 		identity: kbIdentity{
 			GivenName:                p.GivenName,
@@ -131,7 +131,7 @@ func (h *kb) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case key == "":
 		kbError(w, http.StatusUnauthorized, "API_KEY_MISSING", fmt.Sprintf("the API key header %s is missing", h.apiKeyHeader))
 		return
-	case !secretEqual(key, h.apiKey):
+	case !secretEqual(key, h.apiKey.get()):
 		kbError(w, http.StatusUnauthorized, "API_KEY_INVALID", "the API key is not valid for this service")
 		return
 	}

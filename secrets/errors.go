@@ -1,6 +1,10 @@
 package secrets
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 var (
 	// ErrNotFound means no secret exists at the reference.
@@ -9,4 +13,23 @@ var (
 	ErrInsecureFile = errors.New("secrets file is accessible by group or others")
 	// ErrBadRef means a reference is not of the form path#key.
 	ErrBadRef = errors.New("secret reference must be path#key")
+	// ErrUnavailable means the provider cannot vouch for a value now: Vault is
+	// unreachable, refuses the read, or the cached value is older than allowed.
+	// Callers fail closed on it.
+	ErrUnavailable = errors.New("secret unavailable")
 )
+
+// StaleError is returned when the cached value could not be confirmed by Vault
+// for longer than max_stale. It names the reference and ages, never the value.
+type StaleError struct {
+	Ref      Ref
+	Age      time.Duration // since Vault last confirmed the value
+	MaxStale time.Duration
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("secret %s: last confirmed by vault %s ago, more than max_stale %s", e.Ref, e.Age.Round(time.Millisecond), e.MaxStale)
+}
+
+// Is makes errors.Is(err, ErrUnavailable) true for a stale value.
+func (e *StaleError) Is(target error) bool { return target == ErrUnavailable }
