@@ -199,7 +199,13 @@ func assertNoAppCredentials(t *testing.T, r sandbox.Request) {
 }
 
 func TestDevEveryVendorThroughTheGateway(t *testing.T) {
-	e := startTestDev(t, t.TempDir())
+	assertEveryVendor(t, startTestDev(t, t.TempDir()))
+}
+
+// assertEveryVendor calls each vendor through the gateway and checks that the
+// sandbox got the right credentials and the app none of them.
+func assertEveryVendor(t *testing.T, e *devEnv) {
+	t.Helper()
 	c := e.creds
 	tests := []struct {
 		purpose, vendor, method, path, body string

@@ -200,8 +200,13 @@ func (s *Server) Stop() {
 	s.stopLocked()
 }
 
-// Close stops the server for good; it is safe to call more than once.
-func (s *Server) Close() { s.Stop() }
+// Close stops the server for good; it is safe to call more than once, and on
+// a nil Server.
+func (s *Server) Close() {
+	if s != nil {
+		s.Stop()
+	}
+}
 
 func (s *Server) stopLocked() {
 	if s.cmd == nil {
