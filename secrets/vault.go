@@ -72,9 +72,11 @@ type Vault struct {
 	mu      sync.RWMutex
 	entries map[string]*vaultEntry
 
-	logins atomic.Int64
-	cancel context.CancelFunc
-	done   chan struct{}
+	logins    atomic.Int64
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 	// token is the current login, for revoking it on Close.
 	token atomic.Pointer[api.Secret]
 }
@@ -348,20 +350,21 @@ func (v *Vault) Fresh() error {
 func (v *Vault) Logins() int64 { return v.logins.Load() }
 
 // Close stops the background work and, if the provider obtained its token by
-// logging in, revokes it.
+// logging in, revokes it. Later calls do nothing.
 func (v *Vault) Close() error {
-	v.cancel()
-	<-v.done
-	auth := v.token.Load()
-	if auth == nil || !v.opts.Auth.Revocable() {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := v.client.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
-		return fmt.Errorf("vault: revoking the token: %s", errText(err))
-	}
-	return nil
+	v.closeOnce.Do(func() {
+		v.cancel()
+		<-v.done
+		if v.token.Load() == nil || !v.opts.Auth.Revocable() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := v.client.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
+			v.closeErr = fmt.Errorf("vault: revoking the token: %s", errText(err))
+		}
+	})
+	return v.closeErr
 }
 
 // run keeps the token alive and the cache fresh until ctx ends.
