@@ -407,7 +407,8 @@ func (v *Vault) run(ctx context.Context, auth *api.Secret) {
 			v.log.Warn("vault refresh failed: serving cached secrets until max_stale", "max_stale", v.opts.MaxStale.String(), "error", errText(err))
 		}
 		failing = err
-		backoff = min(max(2*backoff, 100*time.Millisecond), v.opts.Refresh, 30*time.Second)
+		// Retry soon enough that recovery is quick, rarely enough to be no load.
+		backoff = min(max(2*backoff, 100*time.Millisecond), v.opts.Refresh, 5*time.Second)
 		retryAt = time.Now().Add(backoff)
 	}
 	for {
