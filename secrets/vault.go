@@ -346,9 +346,6 @@ func (v *Vault) Fresh() error {
 	return nil
 }
 
-// Logins is how many times the provider has logged in (1 after OpenVault).
-func (v *Vault) Logins() int64 { return v.logins.Load() }
-
 // Close stops the background work and, if the provider obtained its token by
 // logging in, revokes it. Later calls do nothing.
 func (v *Vault) Close() error {

@@ -124,8 +124,8 @@ func TestVaultAppRoleReadsKV(t *testing.T) {
 	if s.Value != testValues["vendors/airbank"]["api_key"] || s.Version != "1" || s.FetchedAt.IsZero() {
 		t.Fatalf("Get = version %q fetched %v (value matches: %v)", s.Version, s.FetchedAt, s.Value == testValues["vendors/airbank"]["api_key"])
 	}
-	if v.Logins() != 1 {
-		t.Errorf("logins = %d, want 1", v.Logins())
+	if v.logins.Load() != 1 {
+		t.Errorf("logins = %d, want 1", v.logins.Load())
 	}
 	tests := []struct {
 		ref  string
@@ -267,8 +267,8 @@ func TestVaultRenewsTheToken(t *testing.T) {
 	if !expire.After(start.Add(ttl)) {
 		t.Errorf("token expires at %v, no later than its first TTL allowed", expire)
 	}
-	if v.Logins() != 1 || v.client.Token() != token {
-		t.Errorf("logged in %d times: renewal should have kept the first token", v.Logins())
+	if v.logins.Load() != 1 || v.client.Token() != token {
+		t.Errorf("logged in %d times: renewal should have kept the first token", v.logins.Load())
 	}
 	if err := v.Reload(); err != nil {
 		t.Fatalf("reading with the renewed token: %v", err)
@@ -287,7 +287,7 @@ func TestVaultLogsInAgainAtMaxTTL(t *testing.T) {
 		if _, err := v.Get(context.Background(), Ref{"vendors/airbank", "api_key"}); err != nil {
 			t.Fatalf("Get failed around the re-login: %v", err)
 		}
-		return v.Logins() >= 2
+		return v.logins.Load() >= 2
 	})
 	if v.client.Token() == first {
 		t.Error("still the first token after logging in again")
@@ -349,8 +349,8 @@ func TestVaultOutage(t *testing.T) {
 		_, err := v.Get(ctx, r)
 		return err == nil
 	})
-	if v.Fresh() != nil || v.Logins() != 2 {
-		t.Errorf("after recovery: Fresh %v, logins %d (want 2)", v.Fresh(), v.Logins())
+	if v.Fresh() != nil || v.logins.Load() != 2 {
+		t.Errorf("after recovery: Fresh %v, logins %d (want 2)", v.Fresh(), v.logins.Load())
 	}
 	e.assertNoLeak(t, "errors", err.Error(), token, v.client.Token())
 	e.assertNoLeak(t, "log", e.logs.String(), token, v.client.Token())
