@@ -10,7 +10,7 @@ KUBECONFORM_VERSION := v0.7.0
 KUBE_VERSION := 1.34.2
 SCHEMAS := $(abspath .cache/k8s-schemas/v$(KUBE_VERSION)-standalone-strict)
 
-.PHONY: test test-deps vet fmt-check lint chart-check vault build dev clean-dev fuzz
+.PHONY: test test-deps vet fmt-check lint chart-check vault build dev dev-vault clean-dev fuzz
 
 test: test-deps vault vet fmt-check lint chart-check
 	$(GO) test -race ./...
@@ -73,6 +73,10 @@ build:
 
 dev:
 	$(GO) run ./cmd/consentgate dev
+
+# dev with the secrets in a local dev Vault (AppRole) instead of secrets.yaml.
+dev-vault: vault
+	$(GO) run ./cmd/consentgate dev --vault
 
 # Removes the dev PKI, secrets and state; the next `dev` generates new ones.
 clean-dev:

@@ -183,14 +183,25 @@ type Vault struct {
 	// Mount is the KV v2 mount, default "secret".
 	Mount string `yaml:"mount"`
 	// Auth is "token", "approle" or "kubernetes".
-	Auth       string `yaml:"auth"`
+	Auth string `yaml:"auth"`
+	// AuthMount is where the auth method is enabled (default: approle or
+	// kubernetes; unused for token).
+	AuthMount  string `yaml:"auth_mount"`
 	TokenFile  string `yaml:"token_file"`
 	RoleIDFile string `yaml:"role_id_file"`
 	// SecretIDFile holds the AppRole secret id; it is read, never logged.
-	SecretIDFile string   `yaml:"secret_id_file"`
-	Role         string   `yaml:"role"`
-	CAFile       string   `yaml:"ca_file"`
-	MaxStale     Duration `yaml:"max_stale"`
+	SecretIDFile string `yaml:"secret_id_file"`
+	// Role is the Kubernetes auth role.
+	Role string `yaml:"role"`
+	// KubernetesTokenFile is the service-account token presented at login,
+	// default /var/run/secrets/kubernetes.io/serviceaccount/token.
+	KubernetesTokenFile string `yaml:"kubernetes_token_file"`
+	CAFile              string `yaml:"ca_file"`
+	// RefreshInterval is how often cached secrets are re-read (default 30s).
+	RefreshInterval Duration `yaml:"refresh_interval"`
+	// MaxStale is how long cached secrets are served while Vault cannot be
+	// reached (default 5m); after it, calls needing them get 503.
+	MaxStale Duration `yaml:"max_stale"`
 }
 
 // Vendor is one vendor profile (configs/vendors/<id>.yaml).

@@ -38,6 +38,9 @@ func (c *Config) CheckFiles() error {
 		check(c.File, c.idx, "secrets.vault.token_file", vc.TokenFile)
 		check(c.File, c.idx, "secrets.vault.role_id_file", vc.RoleIDFile)
 		check(c.File, c.idx, "secrets.vault.secret_id_file", vc.SecretIDFile)
+		if vc.Auth == "kubernetes" {
+			check(c.File, c.idx, "secrets.vault.kubernetes_token_file", vc.KubernetesTokenFile)
+		}
 	}
 	check(c.File, c.idx, "policy.dir", c.Policy.Dir)
 	check(c.File, c.idx, "policy.bundle_key_file", c.Policy.BundleKeyFile)

@@ -78,6 +78,17 @@ operations:
         name: identity
 `
 
+// vaultMain is goodMain with the Vault provider (AppRole).
+var vaultMain = strings.Replace(goodMain, "  provider: file\n  file:\n    path: s.yaml\n", `  provider: vault
+  vault:
+    address: https://vault.test:8200
+    auth: approle
+    role_id_file: role-id
+    secret_id_file: secret-id
+    max_stale: 10s
+    refresh_interval: 3s
+`, 1)
+
 func TestLoadErrorsNameFileLineField(t *testing.T) {
 	tests := []struct {
 		name         string
@@ -120,6 +131,20 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"main.yaml:14: policy: needs dir or bundle"},
 		{"plain http bundle", strings.Replace(goodMain, "  dir: policies", "  bundle: http://opa.internal/b.tar.gz", 1), goodVendor,
 			"main.yaml:15: policy.bundle: \"http://opa.internal/b.tar.gz\": a bundle URL must use https"},
+		{"vault max_stale not longer than refresh", strings.Replace(vaultMain, "max_stale: 10s", "max_stale: 2s", 1), goodVendor,
+			"main.yaml:17: secrets.vault.max_stale: 2s is not longer than refresh_interval 3s"},
+		{"vault unknown auth", strings.Replace(vaultMain, "auth: approle", "auth: ldap", 1), goodVendor,
+			"main.yaml:14: secrets.vault.auth: \"ldap\" is unknown: use token, approle or kubernetes"},
+		{"vault approle without secret id", strings.Replace(vaultMain, "    secret_id_file: secret-id\n", "", 1), goodVendor,
+			"main.yaml:14: secrets.vault.auth: approle needs role_id_file and secret_id_file"},
+		{"vault kubernetes without role", strings.Replace(vaultMain, "auth: approle", "auth: kubernetes", 1), goodVendor,
+			"main.yaml:12: secrets.vault.role: is required for auth kubernetes"},
+		{"vault token without file", strings.Replace(vaultMain, "auth: approle", "auth: token", 1), goodVendor,
+			"main.yaml:12: secrets.vault.token_file: is required for auth token"},
+		{"vault bad mount", strings.Replace(vaultMain, "    auth: approle", "    mount: /secret/\n    auth: approle", 1), goodVendor,
+			"main.yaml:14: secrets.vault.mount: \"/secret/\" is not a mount path"},
+		{"vault plain address", strings.Replace(vaultMain, "https://vault.test:8200", "vault.test:8200", 1), goodVendor,
+			"main.yaml:13: secrets.vault.address: \"vault.test:8200\" is not an http(s) URL"},
 		{"report-only flag must be a boolean", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}", "    path: /v1/things/{id}\n    enforce: sometimes", 1),
 			"v.yaml:12: operations[0].enforce: cannot unmarshal"},
 	}
@@ -156,6 +181,23 @@ func TestLoadGood(t *testing.T) {
 	}
 	if got := cfg.ResolvePath("a.crt"); got != "/tmp/x/a.crt" {
 		t.Errorf("ResolvePath = %q", got)
+	}
+}
+
+func TestVaultDefaults(t *testing.T) {
+	dir := t.TempDir()
+	main := strings.Replace(vaultMain, "auth: approle", "auth: kubernetes\n    role: consentgate", 1)
+	main = strings.Replace(main, "    max_stale: 10s\n    refresh_interval: 3s\n", "", 1)
+	write(t, filepath.Join(dir, "main.yaml"), main)
+	write(t, filepath.Join(dir, "v.yaml"), goodVendor)
+	cfg, err := Load(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Secrets.Vault
+	if got.Mount != "secret" || got.RefreshInterval.Duration != 30*time.Second || got.MaxStale.Duration != 5*time.Minute ||
+		got.KubernetesTokenFile != "/var/run/secrets/kubernetes.io/serviceaccount/token" {
+		t.Errorf("vault defaults not applied: %+v", got)
 	}
 }
 

@@ -289,17 +289,35 @@ func (v *validator) secrets(s *Secrets) {
 	}
 }
 
+// Defaults of the Vault provider, applied by validation.
+const (
+	DefaultVaultRefresh  = 30 * time.Second
+	DefaultVaultMaxStale = 5 * time.Minute
+	// DefaultKubernetesTokenFile is where Kubernetes mounts a pod's service-account token.
+	DefaultKubernetesTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+)
+
+var mountRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$`)
+
 func (v *validator) vault(c *Vault) {
 	if u, err := url.Parse(c.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		v.fail("secrets.vault.address", "%q is not an http(s) URL", c.Address)
 	}
 	if c.Mount == "" {
 		c.Mount = DefaultKVMount
+	} else if !mountRE.MatchString(c.Mount) {
+		v.fail("secrets.vault.mount", "%q is not a mount path such as secret or kv/consentgate", c.Mount)
+	}
+	if c.AuthMount != "" && !mountRE.MatchString(c.AuthMount) {
+		v.fail("secrets.vault.auth_mount", "%q is not a mount path such as approle or kubernetes-prod", c.AuthMount)
 	}
 	switch c.Auth {
 	case "token":
 		if c.TokenFile == "" {
 			v.fail("secrets.vault.token_file", "is required for auth token")
+		}
+		if c.AuthMount != "" {
+			v.fail("secrets.vault.auth_mount", "is not used with auth token")
 		}
 	case "approle":
 		if c.RoleIDFile == "" || c.SecretIDFile == "" {
@@ -309,8 +327,25 @@ func (v *validator) vault(c *Vault) {
 		if c.Role == "" {
 			v.fail("secrets.vault.role", "is required for auth kubernetes")
 		}
+		if c.KubernetesTokenFile == "" {
+			c.KubernetesTokenFile = DefaultKubernetesTokenFile
+		}
 	default:
 		v.fail("secrets.vault.auth", "%q is unknown: use token, approle or kubernetes", c.Auth)
+	}
+	if c.RefreshInterval.Duration == 0 {
+		c.RefreshInterval.Duration = DefaultVaultRefresh
+	}
+	if c.MaxStale.Duration == 0 {
+		c.MaxStale.Duration = DefaultVaultMaxStale
+	}
+	switch {
+	case c.RefreshInterval.Duration < 0:
+		v.fail("secrets.vault.refresh_interval", "must be positive")
+	case c.MaxStale.Duration < 0:
+		v.fail("secrets.vault.max_stale", "must be positive")
+	case c.MaxStale.Duration <= c.RefreshInterval.Duration:
+		v.fail("secrets.vault.max_stale", "%s is not longer than refresh_interval %s: cached secrets would go stale between two refreshes", c.MaxStale, c.RefreshInterval)
 	}
 }
 

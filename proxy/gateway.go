@@ -357,9 +357,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// vendor contacted. It carries the identifiers the request discloses.
 	sk, err := g.secrets.Get(ctx, g.subjectRef)
 	if err != nil {
+		// A secret-provider failure (Vault away longer than max_stale), not an
+		// audit one: the refusal is recorded, without identifiers.
 		ex.outcome, ex.err = outcomeFailed, "identifier key unavailable"
 		g.log.Error("identifier HMAC key unavailable: refusing the call", logRequestID, ex.requestID, logError, err.Error())
-		g.auditUnavailable(w, ex)
+		refuse(http.StatusServiceUnavailable, problemCredentials, "Key unavailable",
+			"consentgate could not read its identifier key from the secret provider; the vendor was not called")
 		return
 	}
 	subjectKey := []byte(sk.Value)

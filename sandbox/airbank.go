@@ -27,7 +27,7 @@ const (
 // authorization-code login: the login page approves the test user, the token endpoint issues
 // access tokens that live AirbankTokenTTL with a refresh token.
 type airbank struct {
-	apiKey string
+	apiKey *rotatingKey
 	login  *authServer
 	limit  int
 	now    func() time.Time
@@ -97,7 +97,7 @@ func newAirbank(cfg Config) *airbank {
 		}})
 	}
 	return &airbank{
-		apiKey: cfg.Credentials.AirbankAPIKey,
+		apiKey: newRotatingKey(cfg.Credentials.AirbankAPIKey),
 		// Air Bank documents its login parameters; PKCE is not among them, so a challenge
 		// is ignored like any unknown parameter.
 		login: newAuthServer(cfg.Credentials.AirbankClientID, cfg.Credentials.AirbankClientSecret,
@@ -179,7 +179,7 @@ func (h *airbank) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case key == "":
 		h.writeError(w, r, http.StatusUnauthorized, "API_KEY_MISSING", "apikey header is missing")
 		return
-	case !secretEqual(key, h.apiKey):
+	case !secretEqual(key, h.apiKey.get()):
 		h.writeError(w, r, http.StatusUnauthorized, "API_KEY_INVALID", "apikey is not valid")
 		return
 	}

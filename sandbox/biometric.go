@@ -30,7 +30,7 @@ const (
 // photo is given; DR (document recognition) when neither, so that every session yields the
 // person's data from somewhere.
 type biometric struct {
-	apiKey string
+	apiKey *rotatingKey
 	now    func() time.Time
 
 	mu       sync.Mutex
@@ -119,7 +119,7 @@ const biometricDateLayout = "02.01.2006"
 
 func newBiometric(cfg Config) *biometric {
 	return &biometric{
-		apiKey:   cfg.Credentials.BiometricFlowAPIKey,
+		apiKey:   newRotatingKey(cfg.Credentials.BiometricFlowAPIKey),
 		now:      cfg.now,
 		sessions: make(map[string]*flowSession),
 	}
@@ -167,7 +167,7 @@ func (h *biometric) create(w http.ResponseWriter, r *http.Request) {
 		biometricError(w, http.StatusUnauthorized, "api_key is required in the JSON body.")
 		return
 	}
-	if !secretEqual(*req.APIKey, h.apiKey) {
+	if !secretEqual(*req.APIKey, h.apiKey.get()) {
 		biometricError(w, http.StatusUnauthorized, "Invalid flow API key.")
 		return
 	}
@@ -252,7 +252,7 @@ func (h *biometric) session(w http.ResponseWriter, r *http.Request) (*flowSessio
 		biometricError(w, http.StatusUnauthorized, "flow_api_key is required in the query string.")
 		return nil, false
 	}
-	if !secretEqual(key, h.apiKey) {
+	if !secretEqual(key, h.apiKey.get()) {
 		biometricError(w, http.StatusUnauthorized, "Invalid flow API key.")
 		return nil, false
 	}

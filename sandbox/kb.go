@@ -22,7 +22,7 @@ const (
 // with a refresh token.
 type kb struct {
 	apiKeyHeader string
-	apiKey       string
+	apiKey       *rotatingKey
 	login        *authServer
 	identity     kbIdentity
 }
@@ -70,7 +70,7 @@ func newKB(cfg Config) *kb {
 	p := kbClient()
 	return &kb{
 		apiKeyHeader: cfg.KBAPIKeyHeader,
-		apiKey:       cfg.Credentials.KBAPIKey,
+		apiKey:       newRotatingKey(cfg.Credentials.KBAPIKey),
 		// The registered redirect URI, matched exactly; PKCE required (both assumptions).
 		login: newAuthServer(cfg.Credentials.KBClientID, cfg.Credentials.KBClientSecret,
 			redirectExact, true, cfg.KBTokenTTL, cfg.now),
@@ -147,7 +147,7 @@ func (h *kb) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case key == "":
 		kbError(w, http.StatusUnauthorized, "API_KEY_MISSING", fmt.Sprintf("the API key header %s is missing", h.apiKeyHeader))
 		return
-	case !secretEqual(key, h.apiKey):
+	case !secretEqual(key, h.apiKey.get()):
 		kbError(w, http.StatusUnauthorized, "API_KEY_INVALID", "the API key is not valid for this service")
 		return
 	}

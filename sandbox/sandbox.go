@@ -193,6 +193,7 @@ type Server struct {
 	URL    string // origin, e.g. https://127.0.0.1:40123 (no path)
 
 	httpServer *http.Server
+	handler    http.Handler // the vendor's, under the recorder
 	served     chan struct{}
 	logger     *slog.Logger
 
@@ -239,8 +240,9 @@ func startServer(vendor string, cfg Config, clientCAs *x509.CertPool, handler fu
 		served: make(chan struct{}),
 		logger: logger,
 	}
+	s.handler = handler(s.URL)
 	s.httpServer = &http.Server{
-		Handler:           s.record(handler(s.URL)),
+		Handler:           s.record(s.handler),
 		TLSConfig:         tlsConfig,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -40,24 +40,34 @@ func OpenFile(path string) (*FileStore, error) {
 
 // Reload re-reads the file; on any error the previous values stay in use.
 func (f *FileStore) Reload() error {
-	info, err := os.Stat(f.path)
+	values, err := ReadFile(f.path)
 	if err != nil {
-		return fmt.Errorf("secrets file: %w", err)
+		return err
+	}
+	f.data.Store(&fileData{values: values, fetched: time.Now()})
+	return nil
+}
+
+// ReadFile reads a file store whole (path → key → value), refusing a file
+// others can read. `consentgate dev --vault` seeds its dev Vault with it.
+func ReadFile(path string) (map[string]map[string]string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("secrets file: %w", err)
 	}
 	if info.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%w: %s has mode %04o, want 0600 (chmod 600 %s)", ErrInsecureFile, f.path, info.Mode().Perm(), f.path)
+		return nil, fmt.Errorf("%w: %s has mode %04o, want 0600 (chmod 600 %s)", ErrInsecureFile, path, info.Mode().Perm(), path)
 	}
-	raw, err := os.ReadFile(f.path)
+	raw, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("secrets file: %w", err)
+		return nil, fmt.Errorf("secrets file: %w", err)
 	}
 	var values map[string]map[string]string
 	if err := yaml.Unmarshal(raw, &values); err != nil {
 		// yaml errors quote at most a type name and a line, never a value.
-		return fmt.Errorf("secrets file %s: %w", f.path, err)
+		return nil, fmt.Errorf("secrets file %s: %w", path, err)
 	}
-	f.data.Store(&fileData{values: values, fetched: time.Now()})
-	return nil
+	return values, nil
 }
 
 // Get returns the value at ref.

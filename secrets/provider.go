@@ -45,6 +45,18 @@ type Provider interface {
 	Get(ctx context.Context, ref Ref) (Secret, error)
 }
 
+// Cached is a Provider that answers from a cache it refreshes in the background,
+// so its values have an age: the metrics gauge and the readiness check use it.
+type Cached interface {
+	Provider
+	// CacheAge is how long ago the source last confirmed the oldest cached value
+	// (zero while nothing is cached).
+	CacheAge() time.Duration
+	// Fresh returns an error, naming no value, when some cached value is older
+	// than its provider may serve: Get fails for it until the source is back.
+	Fresh() error
+}
+
 // fingerprint is a short, non-reversible version tag for a value.
 func fingerprint(v string) string {
 	sum := sha256.Sum256([]byte(v))

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -368,10 +369,11 @@ func newAuditPubkeyCmd() *cobra.Command {
 		Short: "Print the public key that verifies this gateway's audit checkpoints",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, p, err := loadForAudit(file)
+			cfg, p, err := loadForAudit(cmd.Context(), file)
 			if err != nil {
 				return err
 			}
+			defer closeSecrets(p, slog.New(slog.DiscardHandler))
 			key, err := auditSigningKey(cmd.Context(), cfg, p)
 			if err != nil {
 				return err
@@ -394,10 +396,11 @@ raw identifier: VALUE is hashed with the key from the secret provider and
 matched against the subject and identifier HMACs of every record.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, p, err := loadForAudit(file)
+			cfg, p, err := loadForAudit(cmd.Context(), file)
 			if err != nil {
 				return err
 			}
+			defer closeSecrets(p, slog.New(slog.DiscardHandler))
 			ref, err := secrets.ParseRef(cfg.Keys.SubjectHMAC)
 			if err != nil {
 				return err
@@ -438,12 +441,14 @@ matched against the subject and identifier HMACs of every record.`,
 	return cmd
 }
 
-func loadForAudit(file string) (*configs.Config, secrets.Provider, error) {
+// loadForAudit loads the configuration and opens its secret provider; the
+// caller closes the provider with closeSecrets (a Vault token is revoked).
+func loadForAudit(ctx context.Context, file string) (*configs.Config, secrets.Provider, error) {
 	cfg, err := loadConfig(file, "")
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := openSecrets(cfg)
+	p, err := openSecrets(ctx, cfg, slog.New(slog.DiscardHandler))
 	return cfg, p, err
 }
 

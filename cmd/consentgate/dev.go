@@ -27,6 +27,7 @@ import (
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/internal/vaultdev"
 	"github.com/consentgate/consentgate/sandbox"
 	"github.com/consentgate/consentgate/secrets"
 )
@@ -46,6 +47,12 @@ type devOptions struct {
 	// tokenTTL overrides the lifetime of the Air Bank and KB sandboxes' access
 	// tokens (tests that watch a refresh).
 	tokenTTL time.Duration
+	// vault runs a local dev Vault, seeds it with the dev secrets and reads
+	// every secret from it (AppRole), instead of from secrets.yaml.
+	vault bool
+	// vaultRefresh and vaultMaxStale override the dev Vault provider's refresh
+	// interval and max_stale (tests of rotation and outage).
+	vaultRefresh, vaultMaxStale time.Duration
 }
 
 func newDevCmd(logger func() *slog.Logger) *cobra.Command {
@@ -60,7 +67,14 @@ sandboxes start on loopback and every vendor profile is pointed at its sandbox.
 The policy directory is watched: an edit is in service within a second, and a
 broken edit keeps the running policy. Two consents are seeded for the dev app,
 dev-kyc and dev-age, and authorised at Air Bank and KB through the sandboxes'
-OAuth2 logins. It prints a ready line and one curl command per vendor.`,
+OAuth2 logins. It prints a ready line and one curl command per vendor.
+
+With --vault the secrets are not read from DIR/secrets.yaml but from a local
+dev Vault: the Vault server is built into .cache/bin/vault if missing (once,
+about 11 minutes), started on a free loopback port, given a read-only policy
+and an AppRole, and seeded with the dev secrets; consentgate logs in with the
+AppRole and reads everything from Vault's KV v2, as in production. The dev
+Vault keeps its data in memory and stops with dev.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := startDev(cmd.Context(), o, logger())
@@ -77,6 +91,7 @@ OAuth2 logins. It prints a ready line and one curl command per vendor.`,
 	cmd.Flags().StringVar(&o.forward, "forward", "127.0.0.1:8444", "forward proxy listener address")
 	cmd.Flags().StringVar(&o.admin, "admin", "127.0.0.1:9443", "admin listener address")
 	cmd.Flags().StringVar(&o.callbacks, "callbacks", "127.0.0.1:8445", "vendor callbacks listener address")
+	cmd.Flags().BoolVar(&o.vault, "vault", false, "read the secrets from a local dev Vault (built into .cache/bin/vault if missing) instead of DIR/secrets.yaml")
 	cmd.Flags().StringVar(&o.policies, "policies", "configs/policies", "policy directory, watched for edits; when it does not exist, the embedded policies are copied to DIR/policies")
 	cmd.Flags().StringVar(&o.otlp, "otlp", "", "send OpenTelemetry spans to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (off by default)")
 	return cmd
@@ -89,6 +104,8 @@ type devStack struct {
 	sandboxes *sandbox.Set
 	creds     sandbox.Credentials
 	inbox     *inbox
+	// vault is the dev Vault with --vault, else nil.
+	vault *vaultdev.Server
 }
 
 func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, error) {
@@ -126,13 +143,22 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 	if err != nil {
 		return nil, err
 	}
-	p, err := secrets.OpenFile(secretsFile)
+	var vault *vaultdev.Server
+	if o.vault {
+		if vault, err = startDevVault(ctx, dir, secretsFile, cfg, o); err != nil {
+			return nil, err
+		}
+	}
+	p, err := openSecrets(ctx, cfg, log)
 	if err != nil {
+		vault.Close()
 		return nil, err
 	}
 
 	sb, err := startSandboxes(pki, creds, o.airbankLimit, o.tokenTTL, log)
 	if err != nil {
+		closeSecrets(p, log)
+		vault.Close()
 		return nil, err
 	}
 	inbox, err := startInbox(pki, log)
@@ -177,9 +203,11 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 	if err != nil {
 		sb.Close()
 		inbox.close()
+		closeSecrets(p, log)
+		vault.Close()
 		return nil, err
 	}
-	d := &devStack{running: gw, pki: pki, sandboxes: sb, creds: creds, inbox: inbox}
+	d := &devStack{running: gw, pki: pki, sandboxes: sb, creds: creds, inbox: inbox, vault: vault}
 	// The callbacks are on the port the gateway bound; the sandboxes know them as
 	// the vendors' portals would.
 	if err := gw.gw.SetOAuthPublicURL(gw.gatewayURL()); err != nil {
@@ -220,6 +248,48 @@ func (d *devStack) close() {
 	d.running.close()
 	d.sandboxes.Close()
 	d.inbox.close()
+	d.vault.Close()
+}
+
+// startDevVault builds (once) and starts the dev Vault, provisions consentgate's
+// policy and AppRole, seeds it with the dev secrets, and points cfg at it.
+func startDevVault(ctx context.Context, dir, secretsFile string, cfg *configs.Config, o devOptions) (*vaultdev.Server, error) {
+	bin, err := vaultdev.Build(ctx, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	vdir := filepath.Join(dir, "vault")
+	if err := os.MkdirAll(vdir, 0o700); err != nil {
+		return nil, err
+	}
+	values, err := secrets.ReadFile(secretsFile)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := vaultdev.Start(ctx, vaultdev.Options{Bin: bin, LogFile: filepath.Join(vdir, "vault.log")})
+	if err != nil {
+		return nil, err
+	}
+	roleID, secretID, err := srv.Provision(ctx, vdir, values, vaultdev.RoleOptions{TokenTTL: time.Hour, TokenMaxTTL: 24 * time.Hour})
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	// For the developer's own `vault kv put` (rotation by hand); never printed.
+	if err := os.WriteFile(filepath.Join(vdir, "root-token"), []byte(srv.RootToken+"\n"), 0o600); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	vc := configs.Vault{Address: srv.Addr, Mount: configs.DefaultKVMount, Auth: "approle", RoleIDFile: roleID, SecretIDFile: secretID}
+	vc.RefreshInterval.Duration, vc.MaxStale.Duration = 5*time.Second, configs.DefaultVaultMaxStale
+	if o.vaultRefresh > 0 {
+		vc.RefreshInterval.Duration = o.vaultRefresh
+	}
+	if o.vaultMaxStale > 0 {
+		vc.MaxStale.Duration = o.vaultMaxStale
+	}
+	cfg.Secrets = configs.Secrets{Provider: "vault", Vault: vc}
+	return srv, nil
 }
 
 // devPolicies picks the policy directory: the repository's, so that edits show at
@@ -455,6 +525,10 @@ func loadOrCreateDevSecrets(ctx context.Context, file string, pki *certs.DevPKI)
 // printReady prints the ready line, then a curl command per vendor.
 func (d *devStack) printReady(w io.Writer) {
 	d.running.printReady(w)
+	if d.vault != nil {
+		fmt.Fprintf(w, "vault=%s secrets in KV v2 secret/vendors/* and secret/consentgate/keys (root token in %s)\n",
+			d.vault.Addr, filepath.Join(d.cfg.DataDir, "vault", "root-token"))
+	}
 	for _, c := range d.curlCommands() {
 		fmt.Fprintln(w, c)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,12 +52,13 @@ else the file's node: so that replicas sharing one file each get their own.`,
 			if err := cfg.CheckFiles(); err != nil {
 				return err
 			}
-			p, err := openSecrets(cfg)
+			p, err := openSecrets(cmd.Context(), cfg, logger())
 			if err != nil {
 				return err
 			}
 			gw, err := startGateway(cmd.Context(), cfg, p, logger())
 			if err != nil {
+				closeSecrets(p, logger())
 				return err
 			}
 			defer gw.close()
@@ -71,15 +71,56 @@ else the file's node: so that replicas sharing one file each get their own.`,
 	return cmd
 }
 
-func openSecrets(cfg *configs.Config) (secrets.Provider, error) {
+func openSecrets(ctx context.Context, cfg *configs.Config, log *slog.Logger) (secrets.Provider, error) {
 	switch cfg.Secrets.Provider {
 	case "file":
 		return secrets.OpenFile(cfg.ResolvePath(cfg.Secrets.File.Path))
 	case "vault":
-		return nil, errors.New("secrets provider vault is not available in this version yet: use provider file")
+		vc := cfg.Secrets.Vault
+		var auth secrets.VaultAuth
+		switch vc.Auth {
+		case "token":
+			auth = secrets.TokenAuth{File: cfg.ResolvePath(vc.TokenFile)}
+		case "approle":
+			auth = secrets.AppRoleAuth{Mount: vc.AuthMount, RoleIDFile: cfg.ResolvePath(vc.RoleIDFile), SecretIDFile: cfg.ResolvePath(vc.SecretIDFile)}
+		case "kubernetes":
+			auth = secrets.KubernetesAuth{Mount: vc.AuthMount, Role: vc.Role, JWTFile: cfg.ResolvePath(vc.KubernetesTokenFile)}
+		default:
+			return nil, fmt.Errorf("unknown vault auth method %q", vc.Auth)
+		}
+		v, err := secrets.OpenVault(ctx, secrets.VaultOptions{Address: vc.Address, CAFile: cfg.ResolvePath(vc.CAFile), Mount: vc.Mount,
+			Auth: auth, Refresh: vc.RefreshInterval.Duration, MaxStale: vc.MaxStale.Duration, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("secrets provider vault: %w", err)
+		}
+		return v, nil
 	default:
 		return nil, fmt.Errorf("unknown secrets provider %q", cfg.Secrets.Provider)
 	}
+}
+
+// closeSecrets stops a provider that runs in the background (Vault: refresh,
+// token renewal; its token is revoked).
+func closeSecrets(p secrets.Provider, log *slog.Logger) {
+	if c, ok := p.(interface{ Close() error }); ok {
+		if err := c.Close(); err != nil {
+			log.Warn("closing the secret provider", "error", err.Error())
+		}
+	}
+}
+
+// registerSecretMetrics exposes the age of a caching provider's oldest value,
+// and returns its readiness check: not ready once a value is older than the
+// provider may serve (calls needing it get 503 until Vault is back).
+func registerSecretMetrics(reg prometheus.Registerer, p secrets.Provider) []proxy.ReadyCheck {
+	c, ok := p.(secrets.Cached)
+	if !ok {
+		return nil
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "consentgate_secret_cache_age_seconds",
+		Help: "Seconds since the secret provider (Vault) last confirmed the oldest cached secret."},
+		func() float64 { return c.CacheAge().Seconds() }))
+	return []proxy.ReadyCheck{{Name: "secrets", Check: c.Fresh}}
 }
 
 // running is a gateway bound to its ports.
@@ -105,6 +146,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 		return nil, err
 	}
 	registerAuditMetrics(reg, alog)
+	ready := registerSecretMetrics(reg, p)
 	defer func() {
 		if err != nil {
 			alog.Close()
@@ -142,7 +184,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 		return nil, err
 	}
 	admin := proxy.NewAdmin(proxy.AdminOptions{TrustDomain: cfg.TrustDomain, Consents: consents, Policy: engine, Audit: alog, Logger: log,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: gw.OAuthStart})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: gw.OAuthStart, Ready: ready})
 	var forward http.Handler
 	if cfg.TLS.ForwardCACertFile != "" {
 		certPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCACertFile))
@@ -349,9 +391,14 @@ func (r *running) reload(ctx context.Context) {
 	if err := r.in.Reload(); err != nil {
 		r.log.Error("reloading serving certificate failed; keeping the current one", "error", err)
 	}
-	if f, ok := r.secrets.(*secrets.FileStore); ok {
-		if err := f.Reload(); err != nil {
+	switch s := r.secrets.(type) {
+	case *secrets.FileStore:
+		if err := s.Reload(); err != nil {
 			r.log.Error("reloading secrets file failed; keeping the current values", "error", err)
+		}
+	case *secrets.Vault:
+		if err := s.Reload(); err != nil {
+			r.log.Error("re-reading secrets from vault failed; keeping the cached values", "error", err.Error())
 		}
 	}
 	r.engine.Reload(ctx) // logs and counts its own failure
@@ -367,6 +414,7 @@ func (r *running) close() {
 	if err := r.audit.Close(); err != nil {
 		r.log.Error("closing audit log", "error", err)
 	}
+	closeSecrets(r.secrets, r.log)
 	if r.tracer != nil {
 		// Flush the last spans, but do not hold up a shutdown for a collector.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
