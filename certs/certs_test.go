@@ -2,11 +2,15 @@ package certs
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -264,5 +268,60 @@ func TestDevPKI(t *testing.T) {
 	}
 	if _, err := LoadOrCreateDevPKI(dir, "consentgate.dev", nil); err == nil || !strings.Contains(err.Error(), "incomplete") {
 		t.Fatalf("partial PKI: err = %v", err)
+	}
+}
+
+func TestNewVendorCSR(t *testing.T) {
+	for _, kt := range []string{"", KeyRSA3072, KeyECDSAP256} {
+		t.Run("key "+kt, func(t *testing.T) {
+			csrPEM, key, err := NewVendorCSR(VendorCSR{Organization: "Onboarding Example s.r.o.", ICO: "27074358", KeyType: kt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			block, rest := pem.Decode(csrPEM)
+			if block == nil || block.Type != "CERTIFICATE REQUEST" || len(rest) != 0 {
+				t.Fatalf("not one PEM CSR: %q", csrPEM)
+			}
+			csr, err := x509.ParseCertificateRequest(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := csr.CheckSignature(); err != nil {
+				t.Errorf("CSR signature: %v", err)
+			}
+			pub, ok := csr.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+			if !ok || !pub.Equal(key.Public()) {
+				t.Error("the CSR is not for the returned key")
+			}
+			s := csr.Subject
+			if s.CommonName != "Onboarding Example s.r.o." || !slices.Equal(s.Organization, []string{"Onboarding Example s.r.o."}) || !slices.Equal(s.Country, []string{"CZ"}) {
+				t.Errorf("subject %s", s)
+			}
+			var orgIDs []string
+			for _, atv := range s.Names {
+				if atv.Type.Equal(asn1.ObjectIdentifier{2, 5, 4, 97}) {
+					orgIDs = append(orgIDs, atv.Value.(string))
+				}
+			}
+			if !slices.Equal(orgIDs, []string{"NTRCZ-27074358"}) {
+				t.Errorf("organizationIdentifier = %q", orgIDs)
+			}
+			// What the IČO reader makes of the subject a CA will copy.
+			if ico, src, err := icoFromName(s); ico != "27074358" || src != "organizationIdentifier NTRCZ" {
+				t.Errorf("ICO = %q from %q (%v)", ico, src, err)
+			}
+		})
+	}
+	for _, tt := range []struct{ name, org, ico, keyType, want string }{
+		{"bad check digit", "Firma", "27074359", "", "check digit"},
+		{"seven digits", "Firma", "2707435", "", "8 digits"},
+		{"no organisation", "", "27074358", "", "organisation name"},
+		{"unknown key type", "Firma", "27074358", "dsa", "unknown"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, _, err := NewVendorCSR(VendorCSR{Organization: tt.org, ICO: tt.ico, KeyType: tt.keyType}); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
