@@ -342,3 +342,39 @@ func decryptKey(encrypted string, password []byte) (*jose.JSONWebKey, error) {
 	}
 	return &jwk, nil
 }
+
+// EnsureApp keeps an app certificate file current: it issues a new one (chain
+// to certFile, key to KeyFile(certFile)) when the file is missing, does not
+// chain to this CA, or has less than renewBefore left. It reports whether it
+// issued.
+func (a *Authority) EnsureApp(ctx context.Context, certFile, role, name string, validity, renewBefore time.Duration) (bool, error) {
+	if pair, err := tls.LoadX509KeyPair(certFile, KeyFile(certFile)); err == nil && a.current(pair, role, name, renewBefore) {
+		return false, nil
+	}
+	cert, err := a.IssueApp(ctx, role, name, validity)
+	if err != nil {
+		return false, err
+	}
+	if err := WriteKeyPair(certFile, cert); err != nil {
+		return false, fmt.Errorf("writing %s: %w", certFile, err)
+	}
+	return true, nil
+}
+
+// current reports whether pair is this CA's certificate for role and name
+// with more than renewBefore left.
+func (a *Authority) current(pair tls.Certificate, role, name string, renewBefore time.Duration) bool {
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(a.h.Root)
+	for _, der := range pair.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	leaf := pair.Leaf
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return false
+	}
+	return len(leaf.URIs) == 1 && leaf.URIs[0].String() == AppURI(a.o.TrustDomain, role, name) &&
+		time.Until(leaf.NotAfter) > renewBefore
+}

@@ -215,7 +215,7 @@ func TestClientIdentityReloadKeepsGoodCertificate(t *testing.T) {
 
 func TestDevPKI(t *testing.T) {
 	dir := t.TempDir()
-	p, err := LoadOrCreateDevPKI(dir, "consentgate.dev", []string{"api.airbank.cz"})
+	p, err := LoadOrCreateDevPKI(dir, []string{"api.airbank.cz"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,36 +237,32 @@ func TestDevPKI(t *testing.T) {
 	if ico, _, _ := ICO(seal); ico != DevICO {
 		t.Errorf("dev seal IČO = %q, want %s", ico, DevICO)
 	}
-	app := read(AppCert("onboarding-web"))
-	if len(app.URIs) != 1 || app.URIs[0].String() != "spiffe://consentgate.dev/app/onboarding-web" {
-		t.Errorf("app URI = %v", app.URIs)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(read(DevRootCert))
-	if _, err := app.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		t.Errorf("app certificate does not chain to the internal root: %v", err)
+	root, inter := read(DevRootCert), read(DevIntermediateCert)
+	if err := inter.CheckSignatureFrom(root); err != nil || !inter.IsCA || !root.IsCA {
+		t.Errorf("internal CA hierarchy: %v", err)
 	}
 	if err := read(DevSandboxCert).VerifyHostname("api.airbank.cz"); err != nil {
 		t.Errorf("sandbox certificate: %v", err)
 	}
-	info, err := os.Stat(KeyFile(p.Path(DevRootCert)))
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Errorf("root key mode = %v, %v", info.Mode(), err)
+	for _, f := range []string{DevRootCert, DevIntermediateCert, DevKBSealCert} {
+		info, err := os.Stat(KeyFile(p.Path(f)))
+		if err != nil || info.Mode().Perm() != 0o600 {
+			t.Errorf("%s key mode = %v, %v", f, info.Mode(), err)
+		}
 	}
 
 	// Second run reuses: same root.
-	before := read(DevRootCert)
-	if _, err := LoadOrCreateDevPKI(dir, "consentgate.dev", nil); err != nil {
+	if _, err := LoadOrCreateDevPKI(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	if !read(DevRootCert).Equal(before) {
+	if !read(DevRootCert).Equal(root) {
 		t.Error("second run regenerated the root")
 	}
 	// A partial PKI is refused rather than silently mixed.
-	if err := os.Remove(p.Path(DevGatewayCert)); err != nil {
+	if err := os.Remove(p.Path(DevKBSealCert)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadOrCreateDevPKI(dir, "consentgate.dev", nil); err == nil || !strings.Contains(err.Error(), "incomplete") {
+	if _, err := LoadOrCreateDevPKI(dir, nil); err == nil || !strings.Contains(err.Error(), "incomplete") {
 		t.Fatalf("partial PKI: err = %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package certs
 import (
 	"crypto"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -119,31 +118,4 @@ func caCertificate(tmpl, cn string, key crypto.Signer, parent *x509.Certificate,
 		parent, parentKey = t, key
 	}
 	return x509util.CreateCertificate(t, parent, key.Public(), parentKey)
-}
-
-// writePair writes a certificate (0644) and its PKCS#8 key (0600, never
-// overwriting one that exists).
-func writePair(certFile string, cert *x509.Certificate, key crypto.Signer) error {
-	block, err := pemutil.Serialize(key, pemutil.WithPKCS8(true))
-	if err != nil {
-		return fmt.Errorf("encoding key of %s: %w", filepath.Base(certFile), err)
-	}
-	if err := writeNew(KeyFile(certFile), pem.EncodeToMemory(block), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(certFile, EncodeCertificates(cert), 0o644)
-}
-
-// writeNew creates name with perm, refusing to replace an existing file: a key
-// overwritten by mistake cannot be recovered.
-func writeNew(name string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -104,12 +104,21 @@ func ObtainServing(ctx context.Context, o ACMEOptions) (*Serving, error) {
 		cache.Stop()
 		return nil, fmt.Errorf("ACME challenge %q is not supported: use %s or %s", o.Challenge, ChallengeHTTP01, ChallengeTLSALPN01)
 	}
-	cfg.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(cfg, issuer)}
+	cfg.Issuers = []certmagic.Issuer{quietIssuer{certmagic.NewACMEIssuer(cfg, issuer)}}
 	if err := cfg.ManageSync(ctx, o.Names); err != nil {
 		cache.Stop()
 		return nil, fmt.Errorf("obtaining serving certificates for %v from %s: %w", o.Names, o.Directory, err)
 	}
 	return &Serving{cache: cache, cfg: cfg}, nil
+}
+
+// quietIssuer is certmagic's ACME issuer without its interactive step: with
+// no email configured, ManageSync would ask for one on the terminal, and a
+// gateway must never wait on stdin. The internal CA needs no contact.
+type quietIssuer struct{ *certmagic.ACMEIssuer }
+
+func (q quietIssuer) PreCheck(ctx context.Context, names []string, _ bool) error {
+	return q.ACMEIssuer.PreCheck(ctx, names, false)
 }
 
 // GetCertificate is for tls.Config: the certificate for the client's server
