@@ -224,6 +224,13 @@ func TestAuthorityFilesAndReopen(t *testing.T) {
 	if _, err := OpenAuthority(AuthorityOptions{Dir: dir, Address: "127.0.0.1:0", DNSNames: []string{"localhost"}}); err == nil || !strings.Contains(err.Error(), "provisioner key") {
 		t.Errorf("wrong password: err = %v", err)
 	}
+	// The root key can live offline: the CA runs without it.
+	if err := os.Rename(filepath.Join(dir, KeyFile(RootCert)), filepath.Join(t.TempDir(), "offline.key")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateHierarchy(dir, "x"); err != nil {
+		t.Errorf("without the root key: %v", err)
+	}
 	if err := os.Remove(filepath.Join(dir, KeyFile(IntermediateCert))); err != nil {
 		t.Fatal(err)
 	}

@@ -30,20 +30,23 @@ type Hierarchy struct {
 
 // LoadOrCreateHierarchy reuses the root and intermediate in dir, or creates them
 // with smallstep's default root and intermediate templates when dir holds
-// neither. Half a hierarchy is refused: a new root beside an old intermediate
-// would issue certificates nothing verifies.
+// none of their files. Running the CA needs the root certificate and the
+// intermediate with its key; the root key may (and in production should) be
+// moved offline after creation. Half a hierarchy is refused: a new root beside
+// an old intermediate would issue certificates nothing verifies.
 func LoadOrCreateHierarchy(dir, name string) (*Hierarchy, error) {
-	files := []string{RootCert, KeyFile(RootCert), IntermediateCert, KeyFile(IntermediateCert)}
+	needed := []string{RootCert, IntermediateCert, KeyFile(IntermediateCert)}
 	var missing []string
-	for _, f := range files {
+	for _, f := range needed {
 		if _, err := os.Stat(filepath.Join(dir, f)); errors.Is(err, fs.ErrNotExist) {
 			missing = append(missing, f)
 		}
 	}
-	switch len(missing) {
-	case 0:
+	_, rootKeyErr := os.Stat(filepath.Join(dir, KeyFile(RootCert)))
+	switch {
+	case len(missing) == 0:
 		return loadHierarchy(dir)
-	case len(files):
+	case len(missing) == len(needed) && errors.Is(rootKeyErr, fs.ErrNotExist):
 		return createHierarchy(dir, name)
 	default:
 		return nil, fmt.Errorf("internal CA in %s is incomplete (missing %v): restore it from backup; a new root would invalidate every certificate issued", dir, missing)

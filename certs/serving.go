@@ -84,6 +84,15 @@ func ObtainServing(ctx context.Context, o ACMEOptions) (*Serving, error) {
 		OCSP:       certmagic.OCSPConfig{DisableStapling: true},
 		DisableARI: true,
 		Logger:     zl,
+		// certmagic narrates every step at info level (logged here at
+		// debug); what an operator needs is each certificate obtained.
+		ShouldEmitFunc: func(event string) bool { return event == "cert_obtained" },
+		OnEvent: func(_ context.Context, event string, data map[string]any) error {
+			if event == "cert_obtained" {
+				log.Info("serving certificate obtained", "name", data["identifier"], "renewal", data["renewal"])
+			}
+			return nil
+		},
 	})
 	issuer := certmagic.ACMEIssuer{
 		CA:                      o.Directory,

@@ -8,9 +8,10 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// newZapLogger sends certmagic's zap logging to slog, so that obtaining and
-// renewing certificates shows in the gateway's own log. Debug is dropped:
-// certmagic's debug lines are per handshake.
+// newZapLogger sends certmagic's zap logging to slog, so that its warnings and
+// errors (a renewal that fails) show in the gateway's own log. Its info lines,
+// a dozen per certificate, become debug; its debug lines (per handshake) are
+// dropped.
 func newZapLogger(l *slog.Logger) *zap.Logger {
 	return zap.New(&slogCore{log: l})
 }
@@ -45,7 +46,7 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	for k, v := range enc.Fields {
 		attrs = append(attrs, slog.Any(k, v))
 	}
-	level := slog.LevelInfo
+	level := slog.LevelDebug
 	switch {
 	case e.Level >= zapcore.ErrorLevel:
 		level = slog.LevelError
