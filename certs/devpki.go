@@ -173,7 +173,8 @@ func (p *DevPKI) create(sandboxHosts []string) error {
 }
 
 // AppTemplate is an app client certificate: its identity is the URI SAN
-// spiffe://<trust domain>/<role>/<name>.
+// spiffe://<trust domain>/<role>/<name>. Tests use it to make app certificates
+// from other CAs; the internal CA issues through Authority.IssueApp.
 func AppTemplate(trustDomain, role, name string, validity time.Duration) *x509.Certificate {
 	return &x509.Certificate{
 		Subject:     pkix.Name{CommonName: name},
