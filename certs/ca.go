@@ -16,9 +16,9 @@ import (
 	"time"
 )
 
-// CA is a certificate authority held in memory: the dev PKI and test helpers use it
-// to issue server, client and vendor-style certificates. Production internal PKI is
-// served by smallstep (see DESIGN.md); this type only covers what must work offline.
+// CA is a certificate authority held in memory: the dev vendor PKIs, the forward
+// proxy (vendor-host certificates) and test helpers use it. The internal CA that
+// issues gateway and app certificates is the Authority (smallstep).
 type CA struct {
 	Cert *x509.Certificate
 	Key  crypto.Signer

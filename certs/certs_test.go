@@ -2,11 +2,15 @@ package certs
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,7 +215,7 @@ func TestClientIdentityReloadKeepsGoodCertificate(t *testing.T) {
 
 func TestDevPKI(t *testing.T) {
 	dir := t.TempDir()
-	p, err := LoadOrCreateDevPKI(dir, "consentgate.dev", []string{"api.airbank.cz"})
+	p, err := LoadOrCreateDevPKI(dir, []string{"api.airbank.cz"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,36 +237,87 @@ func TestDevPKI(t *testing.T) {
 	if ico, _, _ := ICO(seal); ico != DevICO {
 		t.Errorf("dev seal IČO = %q, want %s", ico, DevICO)
 	}
-	app := read(AppCert("onboarding-web"))
-	if len(app.URIs) != 1 || app.URIs[0].String() != "spiffe://consentgate.dev/app/onboarding-web" {
-		t.Errorf("app URI = %v", app.URIs)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(read(DevRootCert))
-	if _, err := app.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		t.Errorf("app certificate does not chain to the internal root: %v", err)
+	root, inter := read(DevRootCert), read(DevIntermediateCert)
+	if err := inter.CheckSignatureFrom(root); err != nil || !inter.IsCA || !root.IsCA {
+		t.Errorf("internal CA hierarchy: %v", err)
 	}
 	if err := read(DevSandboxCert).VerifyHostname("api.airbank.cz"); err != nil {
 		t.Errorf("sandbox certificate: %v", err)
 	}
-	info, err := os.Stat(KeyFile(p.Path(DevRootCert)))
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Errorf("root key mode = %v, %v", info.Mode(), err)
+	for _, f := range []string{DevRootCert, DevIntermediateCert, DevKBSealCert} {
+		info, err := os.Stat(KeyFile(p.Path(f)))
+		if err != nil || info.Mode().Perm() != 0o600 {
+			t.Errorf("%s key mode = %v, %v", f, info.Mode(), err)
+		}
 	}
 
 	// Second run reuses: same root.
-	before := read(DevRootCert)
-	if _, err := LoadOrCreateDevPKI(dir, "consentgate.dev", nil); err != nil {
+	if _, err := LoadOrCreateDevPKI(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	if !read(DevRootCert).Equal(before) {
+	if !read(DevRootCert).Equal(root) {
 		t.Error("second run regenerated the root")
 	}
 	// A partial PKI is refused rather than silently mixed.
-	if err := os.Remove(p.Path(DevGatewayCert)); err != nil {
+	if err := os.Remove(p.Path(DevKBSealCert)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadOrCreateDevPKI(dir, "consentgate.dev", nil); err == nil || !strings.Contains(err.Error(), "incomplete") {
+	if _, err := LoadOrCreateDevPKI(dir, nil); err == nil || !strings.Contains(err.Error(), "incomplete") {
 		t.Fatalf("partial PKI: err = %v", err)
+	}
+}
+
+func TestNewVendorCSR(t *testing.T) {
+	for _, kt := range []string{"", KeyRSA3072, KeyECDSAP256} {
+		t.Run("key "+kt, func(t *testing.T) {
+			csrPEM, key, err := NewVendorCSR(VendorCSR{Organization: "Onboarding Example s.r.o.", ICO: "27074358", KeyType: kt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			block, rest := pem.Decode(csrPEM)
+			if block == nil || block.Type != "CERTIFICATE REQUEST" || len(rest) != 0 {
+				t.Fatalf("not one PEM CSR: %q", csrPEM)
+			}
+			csr, err := x509.ParseCertificateRequest(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := csr.CheckSignature(); err != nil {
+				t.Errorf("CSR signature: %v", err)
+			}
+			pub, ok := csr.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+			if !ok || !pub.Equal(key.Public()) {
+				t.Error("the CSR is not for the returned key")
+			}
+			s := csr.Subject
+			if s.CommonName != "Onboarding Example s.r.o." || !slices.Equal(s.Organization, []string{"Onboarding Example s.r.o."}) || !slices.Equal(s.Country, []string{"CZ"}) {
+				t.Errorf("subject %s", s)
+			}
+			var orgIDs []string
+			for _, atv := range s.Names {
+				if atv.Type.Equal(asn1.ObjectIdentifier{2, 5, 4, 97}) {
+					orgIDs = append(orgIDs, atv.Value.(string))
+				}
+			}
+			if !slices.Equal(orgIDs, []string{"NTRCZ-27074358"}) {
+				t.Errorf("organizationIdentifier = %q", orgIDs)
+			}
+			// What the IČO reader makes of the subject a CA will copy.
+			if ico, src, err := icoFromName(s); ico != "27074358" || src != "organizationIdentifier NTRCZ" {
+				t.Errorf("ICO = %q from %q (%v)", ico, src, err)
+			}
+		})
+	}
+	for _, tt := range []struct{ name, org, ico, keyType, want string }{
+		{"bad check digit", "Firma", "27074359", "", "check digit"},
+		{"seven digits", "Firma", "2707435", "", "8 digits"},
+		{"no organisation", "", "27074358", "", "organisation name"},
+		{"unknown key type", "Firma", "27074358", "dsa", "unknown"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, _, err := NewVendorCSR(VendorCSR{Organization: tt.org, ICO: tt.ico, KeyType: tt.keyType}); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -15,7 +15,8 @@ import (
 	"time"
 )
 
-// DevApps are the app certificates `consentgate dev` issues: name → role.
+// DevApps are the app certificates `consentgate dev` issues from its internal
+// CA (see Authority.IssueApp): name → role.
 var DevApps = []struct{ Name, Role string }{
 	{"onboarding-web", "app"},
 	{"auditor", "auditor"},
@@ -25,22 +26,26 @@ var DevApps = []struct{ Name, Role string }{
 // DevICO is the (check-digit valid, fictitious) IČO of the dev company seal.
 const DevICO = "27123456"
 
-// Files of the dev PKI, relative to its folder.
+// Files of the dev PKI, relative to its folder. The internal CA's root and
+// intermediate are those of the Authority `consentgate dev` runs on the same
+// folder; app certificates (AppCert) are issued by it.
 const (
-	DevRootCert        = "ca.crt"
-	DevGatewayCert     = "gateway.crt"
-	DevICARootCert     = "vendors/ica-root.crt"
-	DevKBSealCert      = "vendors/kb-seal.crt"
-	DevBanqwareCACert  = "vendors/banqware-ca.crt"
-	DevBanqwareCert    = "vendors/banqware-client.crt"
-	DevSandboxRootCert = "sandbox/ca.crt"
-	DevSandboxCert     = "sandbox/server.crt"
+	DevRootCert         = RootCert
+	DevIntermediateCert = IntermediateCert
+	DevICARootCert      = "vendors/ica-root.crt"
+	DevKBSealCert       = "vendors/kb-seal.crt"
+	DevBanqwareCACert   = "vendors/banqware-ca.crt"
+	DevBanqwareCert     = "vendors/banqware-client.crt"
+	DevSandboxRootCert  = "sandbox/ca.crt"
+	DevSandboxCert      = "sandbox/server.crt"
 )
 
 // DevPKI is the certificate set `consentgate dev` generates once and reuses: the
-// internal CA (gateway and apps), an I.CA-style root with a company seal for kb, a
-// banqware-style issuer with a certificate made from our CSR, and the sandboxes'
-// server CA. None of it is trusted anywhere but on this machine.
+// internal CA's root and intermediate (served by the embedded step-ca, which
+// issues the gateway's certificate over ACME and the app certificates), an
+// I.CA-style root with a company seal for kb, a banqware-style issuer with a
+// certificate made from our CSR, and the sandboxes' server CA. None of it is
+// trusted anywhere but on this machine.
 type DevPKI struct {
 	Dir string
 }
@@ -59,7 +64,7 @@ func (p *DevPKI) Path(name string) string { return filepath.Join(p.Dir, filepath
 // LoadOrCreateDevPKI reuses the PKI in dir when it is complete, creates it when
 // dir holds none, and refuses a partial one rather than mixing generations.
 // sandboxHosts are the vendor host names the sandboxes answer for.
-func LoadOrCreateDevPKI(dir, trustDomain string, sandboxHosts []string) (*DevPKI, error) {
+func LoadOrCreateDevPKI(dir string, sandboxHosts []string) (*DevPKI, error) {
 	p := &DevPKI{Dir: dir}
 	files := p.files()
 	var missing []string
@@ -75,7 +80,7 @@ func LoadOrCreateDevPKI(dir, trustDomain string, sandboxHosts []string) (*DevPKI
 		}
 		return p, nil
 	case len(files):
-		if err := p.create(trustDomain, sandboxHosts); err != nil {
+		if err := p.create(sandboxHosts); err != nil {
 			return nil, fmt.Errorf("creating dev PKI in %s: %w", dir, err)
 		}
 		return p, nil
@@ -85,12 +90,8 @@ func LoadOrCreateDevPKI(dir, trustDomain string, sandboxHosts []string) (*DevPKI
 }
 
 func (p *DevPKI) files() []string {
-	names := []string{DevRootCert, DevGatewayCert, DevICARootCert, DevKBSealCert,
+	return []string{DevRootCert, DevIntermediateCert, DevICARootCert, DevKBSealCert,
 		DevBanqwareCACert, DevBanqwareCert, DevSandboxRootCert, DevSandboxCert}
-	for _, a := range DevApps {
-		names = append(names, AppCert(a.Name))
-	}
-	return names
 }
 
 // check refuses expired certificates so the user learns why TLS fails.
@@ -111,32 +112,13 @@ func (p *DevPKI) check() error {
 	return nil
 }
 
-func (p *DevPKI) create(trustDomain string, sandboxHosts []string) error {
+func (p *DevPKI) create(sandboxHosts []string) error {
 	const year = 365 * 24 * time.Hour
 	dev := func(cn string) pkix.Name {
 		return pkix.Name{CommonName: cn, Organization: []string{"consentgate dev (untrusted)"}}
 	}
-	root, err := NewCA(dev("consentgate dev internal CA"), 10*year)
-	if err != nil {
+	if _, err := createHierarchy(p.Dir, "consentgate dev (untrusted)"); err != nil {
 		return err
-	}
-	if err := p.writeCA(DevRootCert, root); err != nil {
-		return err
-	}
-	gw := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "consentgate dev gateway"},
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotAfter:    time.Now().Add(year),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if err := p.issue(DevGatewayCert, root, gw); err != nil {
-		return err
-	}
-	for _, a := range DevApps {
-		if err := p.issue(AppCert(a.Name), root, AppTemplate(trustDomain, a.Role, a.Name, year)); err != nil {
-			return err
-		}
 	}
 
 	ica, err := NewCA(pkix.Name{CommonName: "I.CA Dev Qualified CA (consentgate dev, untrusted)", Organization: []string{"consentgate dev"}, Country: []string{"CZ"}}, 10*year)
@@ -191,7 +173,8 @@ func (p *DevPKI) create(trustDomain string, sandboxHosts []string) error {
 }
 
 // AppTemplate is an app client certificate: its identity is the URI SAN
-// spiffe://<trust domain>/<role>/<name>.
+// spiffe://<trust domain>/<role>/<name>. Tests use it to make app certificates
+// from other CAs; the internal CA issues through Authority.IssueApp.
 func AppTemplate(trustDomain, role, name string, validity time.Duration) *x509.Certificate {
 	return &x509.Certificate{
 		Subject:     pkix.Name{CommonName: name},

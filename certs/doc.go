@@ -1,4 +1,5 @@
-// Package certs loads and checks the client certificates consentgate presents to
-// vendors (I.CA, PostSignum, IČO), and issues certificates for the internal and dev
-// PKI. It never logs key material; callers get errors that name what is missing.
+// Package certs runs the internal CA (an embedded smallstep step-ca), obtains the
+// gateway's serving certificates from it over ACME (certmagic), and loads, checks and
+// reloads the client certificates and CA bundles of vendors (I.CA, PostSignum, IČO).
+// It never logs key material; callers get errors that name what is missing.
 package certs

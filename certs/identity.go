@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -16,37 +18,93 @@ import (
 // ClientIdentity is the certificate consentgate presents to one vendor. It is
 // loaded through a function (from a file or a secret) and can be reloaded; a
 // reload that fails, or yields a certificate the vendor would refuse, keeps the
-// previous one.
+// previous one. Connections already open keep the certificate they were
+// established with; new handshakes get the current one.
 type ClientIdentity struct {
-	vendor string
-	load   func(context.Context) (*tls.Certificate, error)
-	req    Requirement
-	cur    atomic.Pointer[tls.Certificate]
+	vendor   string
+	load     func(context.Context) (*tls.Certificate, error)
+	req      Requirement
+	now      func() time.Time
+	cur      atomic.Pointer[tls.Certificate]
+	onChange func()
 }
 
 // NewClientIdentity loads the certificate once and checks it against req.
 func NewClientIdentity(ctx context.Context, vendor string, req Requirement, load func(context.Context) (*tls.Certificate, error)) (*ClientIdentity, error) {
-	c := &ClientIdentity{vendor: vendor, load: load, req: req}
+	c := &ClientIdentity{vendor: vendor, load: load, req: req, now: time.Now}
 	if err := c.Reload(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
+// OnChange sets what runs after a new certificate is swapped in (the vendor
+// transport closes its idle connections, so the next call handshakes with
+// it). Set it before Watch starts.
+func (c *ClientIdentity) OnChange(f func()) { c.onChange = f }
+
 // Reload loads the certificate again and swaps it in if it is usable.
 func (c *ClientIdentity) Reload(ctx context.Context) error {
+	_, err := c.reload(ctx)
+	return err
+}
+
+// reload reports whether a different certificate was swapped in.
+func (c *ClientIdentity) reload(ctx context.Context) (bool, error) {
 	cert, err := c.load(ctx)
 	if err != nil {
-		return fmt.Errorf("loading vendor %s client certificate: %w", c.vendor, err)
+		return false, fmt.Errorf("loading vendor %s client certificate: %w", c.vendor, err)
 	}
-	if err := c.req.Check(cert.Leaf); err != nil {
+	if old := c.cur.Load(); old != nil && old.Leaf.Equal(cert.Leaf) {
+		return false, nil
+	}
+	if err := c.check(cert.Leaf); err != nil {
+		return false, err
+	}
+	first := c.cur.Load() == nil
+	c.cur.Store(cert)
+	if !first && c.onChange != nil {
+		c.onChange()
+	}
+	return true, nil
+}
+
+// check refuses what the vendor would: the profile's requirements, a
+// certificate outside its validity, one not meant for client authentication.
+func (c *ClientIdentity) check(leaf *x509.Certificate) error {
+	if err := c.req.Check(leaf); err != nil {
 		return fmt.Errorf("vendor %s client certificate: %w", c.vendor, err)
 	}
-	if time.Now().After(cert.Leaf.NotAfter) {
-		return fmt.Errorf("vendor %s client certificate expired on %s", c.vendor, cert.Leaf.NotAfter.UTC().Format(time.DateOnly))
+	now := c.now()
+	if now.After(leaf.NotAfter) {
+		return fmt.Errorf("vendor %s client certificate expired on %s", c.vendor, leaf.NotAfter.UTC().Format(time.DateOnly))
 	}
-	c.cur.Store(cert)
+	if now.Before(leaf.NotBefore) {
+		return fmt.Errorf("vendor %s client certificate is not valid before %s", c.vendor, leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if len(leaf.ExtKeyUsage) > 0 && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny) {
+		return fmt.Errorf("vendor %s client certificate: its extended key usage does not allow TLS client authentication", c.vendor)
+	}
 	return nil
+}
+
+// Watch reloads every interval until ctx ends. A new certificate is logged
+// with its serial and expiry; a refused one is logged with the reason, once
+// until the reason changes, and the current certificate stays.
+func (c *ClientIdentity) Watch(ctx context.Context, every time.Duration, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	what := "vendor " + c.vendor + " client certificate"
+	watch(ctx, every, log, what, func(ctx context.Context) (bool, error) {
+		changed, err := c.reload(ctx)
+		if changed {
+			leaf := c.Leaf()
+			log.Info("vendor client certificate replaced", "vendor", c.vendor, "serial", leaf.SerialNumber.String(),
+				"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+		return changed, err
+	})
 }
 
 // Leaf is the certificate currently presented.

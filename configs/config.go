@@ -150,8 +150,11 @@ type Listen struct {
 }
 
 // TLS is the inbound TLS of every listener: the gateway's serving certificate and
-// the internal CA that app certificates must chain to.
+// the internal CA that app certificates must chain to. The serving certificate
+// comes from ACME (the default path: obtained and renewed from the internal CA)
+// or, for operators with their own PKI, from CertFile and KeyFile.
 type TLS struct {
+	ACME         *ACME  `yaml:"acme"`
 	CertFile     string `yaml:"cert_file"`
 	KeyFile      string `yaml:"key_file"`
 	ClientCAFile string `yaml:"client_ca_file"`
@@ -162,6 +165,30 @@ type TLS struct {
 	// them the forward listener answers 501.
 	ForwardCACertFile string `yaml:"forward_ca_cert_file"`
 	ForwardCAKeyFile  string `yaml:"forward_ca_key_file"`
+}
+
+// ACME is how the gateway obtains its serving certificates and renews them
+// before they expire: from the ACME directory of the internal CA (`consentgate
+// ca serve`, or any step-ca), stored under data_dir.
+type ACME struct {
+	// Directory is the ACME directory URL, e.g.
+	// https://ca.internal:9000/acme/acme/directory.
+	Directory string `yaml:"directory"`
+	// CARootFile verifies the ACME server's certificate (default:
+	// tls.client_ca_file, the internal root).
+	CARootFile string `yaml:"ca_root_file"`
+	// Names are the DNS names and IP addresses apps reach the gateway by.
+	Names []string `yaml:"names"`
+	// Email is the ACME account contact (optional).
+	Email string `yaml:"email"`
+	// Challenge is http-01 (default) or tls-alpn-01. ChallengeListen is where
+	// its solver listens while a challenge is pending (default 0.0.0.0:80 or
+	// 0.0.0.0:443); the CA must reach it there or through a port forward.
+	Challenge       string `yaml:"challenge"`
+	ChallengeListen string `yaml:"challenge_listen"`
+	// Storage is the folder of certificates, keys and the ACME account
+	// (default acme, under data_dir). A restart serves from it without the CA.
+	Storage string `yaml:"storage"`
 }
 
 // Secrets selects and configures the secret provider.

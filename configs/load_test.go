@@ -263,3 +263,54 @@ func TestVendorEnforceIsTheOperationsDefault(t *testing.T) {
 		t.Errorf("enforced: %v %v, want false (vendor default) and true (operation)", ops[0].Enforced(), ops[1].Enforced())
 	}
 }
+
+func TestServingCertificateConfig(t *testing.T) {
+	files := "  cert_file: a.crt\n  key_file: a.key\n"
+	tests := []struct {
+		name string
+		tls  string
+		want []string
+	}{
+		{"neither acme nor files", "", []string{
+			"main.yaml:6: tls.cert_file: is required unless tls.acme obtains the serving certificate",
+			"main.yaml:6: tls.key_file: is required unless tls.acme"}},
+		{"both", files + "  acme:\n    directory: https://ca.internal:9000/acme/acme/directory\n    names: [gw.internal]\n", []string{
+			"main.yaml:9: tls.acme: give either acme or cert_file and key_file, not both"}},
+		{"bad acme", "  acme:\n    directory: http://ca.internal/acme/acme/directory\n    names: [gw.internal, \"*.bad\"]\n    challenge: dns-01\n    challenge_listen: \":0\"\n    email: nobody\n", []string{
+			"main.yaml:8: tls.acme.directory: \"http://ca.internal/acme/acme/directory\" is not an https URL",
+			"main.yaml:9: tls.acme.names[1]: \"*.bad\" is not a DNS name or IP address",
+			"main.yaml:10: tls.acme.challenge: \"dns-01\" is unknown: use http-01 or tls-alpn-01",
+			"main.yaml:11: tls.acme.challenge_listen: \":0\" is not host:port with a fixed port",
+			"main.yaml:12: tls.acme.email: \"nobody\" is not an email address"}},
+		{"no names", "  acme:\n    directory: https://ca.internal/acme/acme/directory\n", []string{
+			"main.yaml:7: tls.acme.names: lists no name"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, filepath.Join(dir, "main.yaml"), strings.Replace(goodMain, files, tt.tls, 1))
+			write(t, filepath.Join(dir, "v.yaml"), goodVendor)
+			_, err := Load(filepath.Join(dir, "main.yaml"))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if want := dir + string(filepath.Separator) + w; !strings.Contains(err.Error(), want) {
+					t.Errorf("error\n%v\ndoes not contain\n%s", err, want)
+				}
+			}
+		})
+	}
+
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "main.yaml"), strings.Replace(goodMain, files,
+		"  acme:\n    directory: https://ca.internal:9000/acme/acme/directory\n    names: [gw.internal, 10.0.0.7]\n    challenge: tls-alpn-01\n", 1))
+	write(t, filepath.Join(dir, "v.yaml"), goodVendor)
+	cfg, err := Load(filepath.Join(dir, "main.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.TLS.ACME; a.ChallengeListen != "0.0.0.0:443" || a.Storage != "acme" || a.CARootFile != "ca.crt" {
+		t.Errorf("acme defaults: %+v", a)
+	}
+}

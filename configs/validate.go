@@ -24,6 +24,8 @@ var (
 	secretRE   = regexp.MustCompile(`^[A-Za-z0-9_.\-/]+#[A-Za-z0-9_.\-]+$`)
 	tokenRE    = regexp.MustCompile(`^[!#$%&'*+\-.^_` + "`" + `|~0-9A-Za-z]+$`)
 	segmentRE  = regexp.MustCompile(`^(\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9._~!$&'()*+,;=:@-]+)$`)
+	dnsNameRE  = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	portRE     = regexp.MustCompile(`^[0-9]{1,5}$`)
 	fieldRE    = regexp.MustCompile(`^[A-Za-z0-9_$-]+(\[\])?(\.[A-Za-z0-9_$-]+(\[\])?)*$`)
 	appIDRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 	// scopeRE is an RFC 6749 scope-token.
@@ -77,11 +79,10 @@ func (v *validator) config(c *Config) {
 	case c.Listen.MaxHeaderBytes < 4<<10 || c.Listen.MaxHeaderBytes > 1<<20:
 		v.fail("listen.max_header_bytes", "%d is outside 4096..1048576", c.Listen.MaxHeaderBytes)
 	}
-	for f, val := range map[string]string{"tls.cert_file": c.TLS.CertFile, "tls.key_file": c.TLS.KeyFile, "tls.client_ca_file": c.TLS.ClientCAFile} {
-		if val == "" {
-			v.fail(f, "is required")
-		}
+	if c.TLS.ClientCAFile == "" {
+		v.fail("tls.client_ca_file", "is required (the internal CA app certificates chain to)")
 	}
+	v.servingCertificate(&c.TLS)
 	if (c.TLS.ForwardCACertFile == "") != (c.TLS.ForwardCAKeyFile == "") {
 		v.fail("tls.forward_ca_key_file", "forward_ca_cert_file and forward_ca_key_file go together")
 	}
@@ -162,6 +163,58 @@ func (v *validator) apps(apps []App) {
 				v.fail(ff, "%q: an allowed return URL carries no query (apps add their own at start)", rt)
 			}
 		}
+	}
+}
+
+// servingCertificate checks that exactly one source of the serving
+// certificate is configured: ACME, or a certificate and key file.
+func (v *validator) servingCertificate(t *TLS) {
+	a := t.ACME
+	if a == nil {
+		for f, val := range map[string]string{"tls.cert_file": t.CertFile, "tls.key_file": t.KeyFile} {
+			if val == "" {
+				v.fail(f, "is required unless tls.acme obtains the serving certificate")
+			}
+		}
+		return
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		v.fail("tls.acme", "give either acme or cert_file and key_file, not both")
+	}
+	if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.fail("tls.acme.directory", "%q is not an https URL of an ACME directory", a.Directory)
+	}
+	if len(a.Names) == 0 {
+		v.fail("tls.acme.names", "lists no name: the gateway would have no certificate")
+	}
+	for i, n := range a.Names {
+		if net.ParseIP(n) == nil && !dnsNameRE.MatchString(n) {
+			v.fail(fmt.Sprintf("tls.acme.names[%d]", i), "%q is not a DNS name or IP address (no wildcards)", n)
+		}
+	}
+	if a.Email != "" && !strings.Contains(a.Email, "@") {
+		v.fail("tls.acme.email", "%q is not an email address", a.Email)
+	}
+	port := ""
+	switch a.Challenge {
+	case "", "http-01":
+		a.Challenge, port = "http-01", "80"
+	case "tls-alpn-01":
+		port = "443"
+	default:
+		v.fail("tls.acme.challenge", "%q is unknown: use http-01 or tls-alpn-01", a.Challenge)
+	}
+	if a.ChallengeListen == "" {
+		a.ChallengeListen = "0.0.0.0:" + port
+	}
+	if _, p, err := net.SplitHostPort(a.ChallengeListen); err != nil || p == "0" || !portRE.MatchString(p) {
+		v.fail("tls.acme.challenge_listen", "%q is not host:port with a fixed port", a.ChallengeListen)
+	}
+	if a.Storage == "" {
+		a.Storage = "acme"
+	}
+	if a.CARootFile == "" {
+		a.CARootFile = t.ClientCAFile
 	}
 }
 

@@ -196,7 +196,7 @@ func TestComposeVaultSeed(t *testing.T) {
 	tools, shell := imageTools(t, bin)
 	v := startVault(t, bin)
 	cfg := composeConfig(t)
-	pki, err := certs.LoadOrCreateDevPKI(filepath.Join(t.TempDir(), "pki"), cfg.TrustDomain, nil)
+	pki, err := certs.LoadOrCreateDevPKI(filepath.Join(t.TempDir(), "pki"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

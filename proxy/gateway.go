@@ -86,6 +86,7 @@ type vendor struct {
 	creds    []*credential
 	strip    stripRules
 	identity *certs.ClientIdentity
+	bundle   *certs.CABundle
 	proxy    *httputil.ReverseProxy
 	quota    *quota
 	authCode *authCode // nil: no end-user login at this vendor
@@ -125,10 +126,10 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 			if o.Registerer != nil {
 				id := v.identity
 				o.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-					Name:        "consentgate_vendor_certificate_expiry_seconds",
-					Help:        "Seconds until the vendor client certificate expires.",
+					Name:        "consentgate_vendor_certificate_expiry_days",
+					Help:        "Days until the vendor client certificate in use expires (fractional; negative once expired).",
 					ConstLabels: prometheus.Labels{"vendor": vc.ID},
-				}, func() float64 { return time.Until(id.Leaf().NotAfter).Seconds() }))
+				}, func() float64 { return id.Leaf().NotAfter.Sub(now()).Hours() / 24 }))
 			}
 			r := certs.Inspect(v.identity.Leaf(), now())
 			if r.NotAfter.Sub(now()) < certs.ExpiryWarning {
@@ -184,9 +185,20 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 	if v.identity, err = g.clientIdentity(ctx, vc); err != nil {
 		return nil, err
 	}
-	tr, err := newTransport(g.cfg, vc, base, v.identity)
+	if v.bundle, err = g.caBundle(ctx, vc); err != nil {
+		return nil, err
+	}
+	tr, err := newVendorTransport(vc.ID, vc.Timeouts.Request.Duration, g.log, func() (*http.Transport, error) {
+		return newTransport(vc, base, v.identity, v.bundle)
+	})
 	if err != nil {
 		return nil, err
+	}
+	if v.identity != nil {
+		v.identity.OnChange(tr.renew)
+	}
+	if v.bundle != nil {
+		v.bundle.OnChange(tr.renew)
 	}
 	client := &http.Client{Transport: tr, Timeout: vc.Timeouts.Request.Duration,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -39,12 +39,23 @@ var AEADSuites = []uint16{
 type InboundTLS struct {
 	cfg  *configs.Config
 	cert atomic.Pointer[tls.Certificate]
-	tls  *tls.Config
+	// serving, when set, supplies the certificate instead of the files
+	// (ACME: certmagic obtains and renews it).
+	serving func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	tls     *tls.Config
 }
 
-// NewInboundTLS loads the serving certificate and the client CA pool.
+// NewInboundTLS loads the serving certificate from tls.cert_file and
+// tls.key_file, and the client CA pool.
 func NewInboundTLS(cfg *configs.Config) (*InboundTLS, error) {
-	in := &InboundTLS{cfg: cfg}
+	return NewInboundTLSFrom(cfg, nil)
+}
+
+// NewInboundTLSFrom is NewInboundTLS with the serving certificate from
+// serving (per handshake, so renewals apply at once); nil reads the files.
+// Client certificate verification is the same either way.
+func NewInboundTLSFrom(cfg *configs.Config, serving func(*tls.ClientHelloInfo) (*tls.Certificate, error)) (*InboundTLS, error) {
+	in := &InboundTLS{cfg: cfg, serving: serving}
 	if err := in.Reload(); err != nil {
 		return nil, err
 	}
@@ -61,7 +72,10 @@ func NewInboundTLS(cfg *configs.Config) (*InboundTLS, error) {
 		CipherSuites: AEADSuites,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if in.serving != nil {
+				return in.serving(hello)
+			}
 			return in.cert.Load(), nil
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
@@ -76,8 +90,12 @@ func NewInboundTLS(cfg *configs.Config) (*InboundTLS, error) {
 	return in, nil
 }
 
-// Reload re-reads the serving certificate; on failure the current one stays.
+// Reload re-reads the serving certificate files; on failure the current one
+// stays. With ACME there is nothing to do: renewal is continuous.
 func (in *InboundTLS) Reload() error {
+	if in.serving != nil {
+		return nil
+	}
 	certFile, keyFile := in.cfg.ResolvePath(in.cfg.TLS.CertFile), in.cfg.ResolvePath(in.cfg.TLS.KeyFile)
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {

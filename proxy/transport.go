@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/consentgate/consentgate/certs"
@@ -17,8 +19,9 @@ import (
 // newTransport builds the one http.Transport a vendor's calls share: kept-alive
 // connections, HTTP/2 where the vendor offers it, the vendor's CA pool and our
 // client certificate. It never consults HTTP(S)_PROXY: egress goes where the
-// profile says and nowhere else.
-func newTransport(cfg *configs.Config, v *configs.Vendor, base *url.URL, id *certs.ClientIdentity) (*http.Transport, error) {
+// profile says and nowhere else. Both the CA pool and the client certificate
+// are read per handshake, so a reload applies to the next connection.
+func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity, bundle *certs.CABundle) (*http.Transport, error) {
 	tlsCfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: AEADSuites,
@@ -27,12 +30,13 @@ func newTransport(cfg *configs.Config, v *configs.Vendor, base *url.URL, id *cer
 	if tlsCfg.ServerName == "" {
 		tlsCfg.ServerName = base.Hostname()
 	}
-	if v.Upstream.CAFile != "" {
-		pool, err := certs.LoadPool(cfg.ResolvePath(v.Upstream.CAFile))
-		if err != nil {
-			return nil, fmt.Errorf("vendor %s upstream.ca_file: %w", v.ID, err)
-		}
-		tlsCfg.RootCAs = pool
+	if bundle != nil {
+		// RootCAs cannot change once the transport exists, so the built-in
+		// check is replaced by the same check against the bundle's current
+		// pool (the pattern of crypto/tls's VerifyConnection example). It is
+		// not skipped: a server that does not verify fails the handshake.
+		tlsCfg.InsecureSkipVerify = true
+		tlsCfg.VerifyConnection = bundle.VerifyConnection
 	}
 	if id != nil {
 		tlsCfg.GetClientCertificate = id.GetClientCertificate
@@ -65,6 +69,50 @@ func newTransport(cfg *configs.Config, v *configs.Vendor, base *url.URL, id *cer
 	}, nil
 }
 
+// vendorTransport is a vendor's http.RoundTripper. When its client
+// certificate or CA bundle is reloaded it swaps in a fresh *http.Transport, so
+// the next call opens a new connection and handshakes with the new one, while
+// calls in flight finish on the connection they have (an HTTP/2 connection
+// with a call in flight would otherwise carry new calls under the old
+// certificate). The old transport's connections are closed once idle and, at
+// the latest, once every call it carried must have ended.
+type vendorTransport struct {
+	cur   atomic.Pointer[http.Transport]
+	build func() (*http.Transport, error)
+	drain time.Duration
+	log   *slog.Logger
+	id    string
+}
+
+func newVendorTransport(id string, drain time.Duration, log *slog.Logger, build func() (*http.Transport, error)) (*vendorTransport, error) {
+	tr, err := build()
+	if err != nil {
+		return nil, err
+	}
+	t := &vendorTransport{build: build, drain: drain, log: log, id: id}
+	t.cur.Store(tr)
+	return t, nil
+}
+
+func (t *vendorTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.cur.Load().RoundTrip(r)
+}
+
+// renew is called after a reload swapped in a new certificate or CA pool.
+func (t *vendorTransport) renew() {
+	tr, err := t.build()
+	if err != nil {
+		// The old transport still reads the new certificate and pool at its
+		// next handshake; closing its idle connections makes that soon.
+		t.log.Error("rebuilding the vendor transport after a reload failed; closing idle connections instead", "vendor", t.id, "error", err.Error())
+		t.cur.Load().CloseIdleConnections()
+		return
+	}
+	old := t.cur.Swap(tr)
+	old.CloseIdleConnections()
+	time.AfterFunc(t.drain, old.CloseIdleConnections)
+}
+
 // loadSource reads a configured value from the secret provider or a file.
 func (g *Gateway) loadSource(ctx context.Context, s *configs.Source) ([]byte, error) {
 	if s.File != "" {
@@ -79,6 +127,17 @@ func (g *Gateway) loadSource(ctx context.Context, s *configs.Source) ([]byte, er
 		return nil, err
 	}
 	return []byte(sec.Value), nil
+}
+
+// caBundle loads the vendor's CA bundle, if the profile names one.
+func (g *Gateway) caBundle(ctx context.Context, v *configs.Vendor) (*certs.CABundle, error) {
+	if v.Upstream.CAFile == "" {
+		return nil, nil
+	}
+	file := g.cfg.ResolvePath(v.Upstream.CAFile)
+	return certs.NewCABundle(ctx, "vendor "+v.ID+" upstream.ca_file "+file, func(context.Context) ([]byte, error) {
+		return os.ReadFile(file)
+	})
 }
 
 // clientIdentity loads the vendor's client certificate, if the profile has one,

@@ -225,7 +225,7 @@ func TestDevMetrics(t *testing.T) {
 		`consentgate_policy_decisions_total{result="allow"} 1`,
 		`consentgate_policy_reload_failures_total 0`,
 		`consentgate_audit_writable 1`,
-		`consentgate_vendor_certificate_expiry_seconds{vendor="kb"}`,
+		`consentgate_vendor_certificate_expiry_days{vendor="kb"} 36`, // the dev seal is valid a year
 		`consentgate_audit_commits_total`,
 	} {
 		if !strings.Contains(m, want) {

@@ -2,18 +2,23 @@ package main
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/consentgate/consentgate/certs"
 )
 
 func newCertsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "certs", Short: "Inspect vendor client certificates"}
+	cmd := &cobra.Command{Use: "certs", Short: "Issue app certificates, make vendor CSRs, inspect vendor certificates"}
+	cmd.AddCommand(newCertsIssueCmd(), newCertsCSRCmd())
 	var passwordEnv string
 	inspect := &cobra.Command{
 		Use:   "inspect FILE",
@@ -36,6 +41,135 @@ from the environment variable named by --password-env).`,
 	cmd.AddCommand(inspect)
 	return cmd
 }
+
+type issueOptions struct {
+	role, name, out, caDir, passwordFile string
+	validity                             time.Duration
+	force                                bool
+}
+
+func newCertsIssueCmd() *cobra.Command {
+	var o issueOptions
+	cmd := &cobra.Command{
+		Use:   "issue",
+		Short: "Issue an app, auditor or admin client certificate from the internal CA",
+		Long: `Issue a client certificate whose identity is the SPIFFE id
+spiffe://<trust domain>/<role>/<name>, signed by the internal CA in --ca-dir
+through its "consentgate-apps" provisioner, and write OUT/NAME.crt (leaf and
+intermediate) and OUT/NAME.key (mode 0600). It opens the CA's database, so the
+CA must not be running on that folder; against a running CA use the step CLI
+(see docs/operator.md), which goes through the same provisioner.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch o.role {
+			case "app", "auditor", "admin":
+			default:
+				return fmt.Errorf("--role %q: use app, auditor or admin", o.role)
+			}
+			certFile := filepath.Join(o.out, o.name+".crt")
+			if !o.force {
+				for _, f := range []string{certFile, certs.KeyFile(certFile)} {
+					if _, err := os.Stat(f); err == nil {
+						return fmt.Errorf("%s exists: use --force to replace it", f)
+					}
+				}
+			}
+			auth, err := certs.OpenAuthority(certs.AuthorityOptions{Dir: o.caDir, PasswordFile: o.passwordFile,
+				Address: "127.0.0.1:0", DNSNames: []string{"localhost"}})
+			if err != nil {
+				if errors.Is(err, bolterrors.ErrTimeout) {
+					return fmt.Errorf("the CA database in %s is in use: is the CA running? Issue through it with the step CLI instead (%w)", o.caDir, err)
+				}
+				return err
+			}
+			defer auth.Close()
+			cert, err := auth.IssueApp(cmd.Context(), o.role, o.name, o.validity)
+			if err != nil {
+				return err
+			}
+			if err := certs.WriteKeyPair(certFile, cert); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "issued %s serial=%s not_after=%s cert=%s key=%s\n", cert.Leaf.URIs[0],
+				cert.Leaf.SerialNumber, cert.Leaf.NotAfter.UTC().Format(time.RFC3339), certFile, certs.KeyFile(certFile))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.role, "role", "app", "app, auditor or admin")
+	cmd.Flags().StringVar(&o.name, "name", "", "the app's (or person's) name: the last element of its SPIFFE id")
+	cmd.Flags().StringVar(&o.out, "out", ".", "folder to write NAME.crt and NAME.key to")
+	cmd.Flags().StringVar(&o.caDir, "ca-dir", ".consentgate/pki", "the internal CA's folder (consentgate ca serve --dir; in dev, DIR/pki)")
+	cmd.Flags().StringVar(&o.passwordFile, "password-file", "", "password of the app provisioner's key (default CA-DIR/"+certs.DefaultPasswordFile+")")
+	cmd.Flags().DurationVar(&o.validity, "validity", certs.DefaultAppValidity, "how long the certificate is valid (the provisioner allows up to 2160h)")
+	cmd.Flags().BoolVar(&o.force, "force", false, "replace existing files")
+	cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+type csrOptions struct {
+	vendor, org, ico, cn, keyType, keyOut, csrOut string
+}
+
+func newCertsCSRCmd() *cobra.Command {
+	var o csrOptions
+	cmd := &cobra.Command{
+		Use:   "csr",
+		Short: "Make a new key and a CSR for a vendor client certificate (O, C=CZ, NTRCZ-<IČO>)",
+		Long: `Make a new private key and a certificate signing request for the certificate
+consentgate presents to a vendor. The subject carries CN (default: the
+organisation), O, C=CZ and organizationIdentifier (2.5.4.97) NTRCZ-<IČO>, as
+qualified CAs (I.CA, PostSignum) and the vendors that check the IČO expect.
+The IČO's check digit is verified. The key is written to --key-out with mode
+0600 and never over an existing file; the CSR to --csr-out.
+
+Writing the key straight into Vault is not available yet (the secret provider
+has no write method): store it with 'vault kv patch secret/vendors/VENDOR
+client_key=@FILE' and delete the file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !vendorIDRE.MatchString(o.vendor) {
+				return fmt.Errorf("--vendor %q is not a vendor id (lower-case letters, digits, dashes)", o.vendor)
+			}
+			if o.keyOut == "" {
+				o.keyOut = o.vendor + ".key"
+			}
+			if o.csrOut == "" {
+				o.csrOut = o.vendor + ".csr"
+			}
+			if _, err := os.Stat(o.keyOut); err == nil {
+				return fmt.Errorf("%s exists: a key is never overwritten; choose another --key-out", o.keyOut)
+			}
+			csrPEM, key, err := certs.NewVendorCSR(certs.VendorCSR{Organization: o.org, ICO: o.ico, CommonName: o.cn, KeyType: o.keyType})
+			if err != nil {
+				return err
+			}
+			if err := certs.WriteNewKey(o.keyOut, key); err != nil {
+				return fmt.Errorf("writing the key: %w", err)
+			}
+			if err := os.WriteFile(o.csrOut, csrPEM, 0o644); err != nil {
+				return fmt.Errorf("writing the CSR: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "key: %s (mode 0600)\ncsr: %s\nsubject: O=%s, C=CZ, organizationIdentifier=NTRCZ-%s\n"+
+				"Send the CSR to %s or the qualified CA; check the certificate you get back with 'consentgate certs inspect'.\n",
+				o.keyOut, o.csrOut, o.org, o.ico, o.vendor)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.vendor, "vendor", "", "vendor id the certificate is for (names the default files)")
+	cmd.Flags().StringVar(&o.org, "org", "", "the company's registered name (O)")
+	cmd.Flags().StringVar(&o.ico, "ico", "", "the company's IČO (8 digits)")
+	cmd.Flags().StringVar(&o.cn, "cn", "", "common name (default: the organisation)")
+	cmd.Flags().StringVar(&o.keyType, "key-type", certs.KeyRSA2048, "rsa-2048, rsa-3072 or ecdsa-p256")
+	cmd.Flags().StringVar(&o.keyOut, "key-out", "", "key file to create (default VENDOR.key)")
+	cmd.Flags().StringVar(&o.csrOut, "csr-out", "", "CSR file to write (default VENDOR.csr)")
+	for _, f := range []string{"vendor", "org", "ico"} {
+		cmd.MarkFlagRequired(f)
+	}
+	return cmd
+}
+
+// vendorIDRE is the vendor id rule of the configuration.
+var vendorIDRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 func readCertificate(file, password string) (*x509.Certificate, error) {
 	data, err := os.ReadFile(file)

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -40,8 +44,37 @@ func writeServeConfig(t *testing.T) (dir, file string, pki *certs.DevPKI) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pki, err = certs.LoadOrCreateDevPKI(filepath.Join(dir, "pki"), "consentgate.test", nil)
+	pki, err = certs.LoadOrCreateDevPKI(filepath.Join(dir, "pki"), nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The internal CA on the PKI's root and intermediate issues the app
+	// certificate, through the CLI an operator would use.
+	auth, err := certs.OpenAuthority(certs.AuthorityOptions{Dir: pki.Dir, TrustDomain: "consentgate.test", Address: "127.0.0.1:0", DNSNames: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := &logsink.Buffer{}
+	if err := run(context.Background(), []string{"certs", "issue", "--ca-dir", pki.Dir, "--role", "app", "--name", "onboarding-web", "--out", pki.Path("apps")}, out, out); err != nil {
+		t.Fatalf("certs issue: %v\n%s", err, out)
+	}
+	// A serving certificate from the operator's own tooling (tls.cert_file):
+	// signed by the intermediate, sent with it.
+	interPEM, _ := os.ReadFile(pki.Path(certs.DevIntermediateCert))
+	interKey, _ := os.ReadFile(certs.KeyFile(pki.Path(certs.DevIntermediateCert)))
+	inter, err := certs.ParseCA(interPEM, interKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, gwKey, err := inter.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "gateway"}, DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certs.WriteKeyPair(pki.Path("gateway.crt"), &tls.Certificate{Certificate: [][]byte{gw.Raw, inter.Cert.Raw}, PrivateKey: gwKey}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := loadOrCreateDevSecrets(context.Background(), filepath.Join(dir, "secrets.yaml"), pki); err != nil {

@@ -13,10 +13,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +39,8 @@ type devOptions struct {
 	gateway, forward, admin string
 	callbacks               string
 	policies                string
+	// ca is where the internal CA serves ACME and the step-ca API.
+	ca string
 	// airbankLimit overrides the Air Bank sandbox's per-minute limit (tests).
 	airbankLimit int
 	// policyTimeout overrides the per-decision bound (tests under -race, where
@@ -61,8 +65,11 @@ func newDevCmd(logger func() *slog.Logger) *cobra.Command {
 		Use:   "dev",
 		Short: "Run the gateway with local vendor sandboxes, a dev PKI and file secrets",
 		Long: `Run the whole system on this machine with no external service. The first run
-generates DIR/pki (internal CA, gateway and app certificates, dev vendor PKI)
-and DIR/secrets.yaml (mode 0600); later runs reuse them. The five vendor
+generates DIR/pki (internal CA root and intermediate, dev vendor PKI) and
+DIR/secrets.yaml (mode 0600); later runs reuse them. The internal CA (an
+embedded step-ca) serves on --ca: the gateway obtains its serving certificates
+from its ACME directory, and the dev app certificates under DIR/pki/apps are
+issued by it (again when they near expiry). The five vendor
 sandboxes start on loopback and every vendor profile is pointed at its sandbox.
 The policy directory is watched: an edit is in service within a second, and a
 broken edit keeps the running policy. Two consents are seeded for the dev app,
@@ -92,6 +99,7 @@ Vault keeps its data in memory and stops with dev.`,
 	cmd.Flags().StringVar(&o.admin, "admin", "127.0.0.1:9443", "admin listener address")
 	cmd.Flags().StringVar(&o.callbacks, "callbacks", "127.0.0.1:8445", "vendor callbacks listener address")
 	cmd.Flags().BoolVar(&o.vault, "vault", false, "read the secrets from a local dev Vault (built into .cache/bin/vault if missing) instead of DIR/secrets.yaml")
+	cmd.Flags().StringVar(&o.ca, "ca", "127.0.0.1:9444", "internal CA listener address (ACME directory and step-ca API)")
 	cmd.Flags().StringVar(&o.policies, "policies", "configs/policies", "policy directory, watched for edits; when it does not exist, the embedded policies are copied to DIR/policies")
 	cmd.Flags().StringVar(&o.otlp, "otlp", "", "send OpenTelemetry spans to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (off by default)")
 	return cmd
@@ -101,6 +109,8 @@ Vault keeps its data in memory and stops with dev.`,
 type devStack struct {
 	*running
 	pki       *certs.DevPKI
+	authority *certs.Authority
+	ca        *certs.CAServer
 	sandboxes *sandbox.Set
 	creds     sandbox.Credentials
 	inbox     *inbox
@@ -108,7 +118,10 @@ type devStack struct {
 	vault *vaultdev.Server
 }
 
-func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, error) {
+// devAppRenewal is how close to expiry a dev app certificate is issued again.
+const devAppRenewal = 7 * 24 * time.Hour
+
+func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack, err error) {
 	dir, err := filepath.Abs(o.dir)
 	if err != nil {
 		return nil, err
@@ -134,10 +147,21 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		u, _ := url.Parse(v.BaseURL) // validated by LoadFS
 		hosts = append(hosts, u.Hostname())
 	}
-	pki, err := certs.LoadOrCreateDevPKI(filepath.Join(dir, "pki"), cfg.TrustDomain, hosts)
+	pki, err := certs.LoadOrCreateDevPKI(filepath.Join(dir, "pki"), hosts)
 	if err != nil {
 		return nil, err
 	}
+	auth, caSrv, err := startDevCA(ctx, o, cfg, pki, log)
+	if err != nil {
+		return nil, err
+	}
+	handedOver := false // once the stack holds the CA, its close stops it
+	defer func() {
+		if err != nil && !handedOver {
+			caSrv.Close()
+			auth.Close()
+		}
+	}()
 	secretsFile := cfg.ResolvePath(cfg.Secrets.File.Path)
 	creds, err := loadOrCreateDevSecrets(ctx, secretsFile, pki)
 	if err != nil {
@@ -207,7 +231,8 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		vault.Close()
 		return nil, err
 	}
-	d := &devStack{running: gw, pki: pki, sandboxes: sb, creds: creds, inbox: inbox, vault: vault}
+	d := &devStack{running: gw, pki: pki, authority: auth, ca: caSrv, sandboxes: sb, creds: creds, inbox: inbox, vault: vault}
+	handedOver = true
 	// The callbacks are on the port the gateway bound; the sandboxes know them as
 	// the vendors' portals would.
 	if err := gw.gw.SetOAuthPublicURL(gw.gatewayURL()); err != nil {
@@ -249,6 +274,12 @@ func (d *devStack) close() {
 	d.sandboxes.Close()
 	d.inbox.close()
 	d.vault.Close()
+	if err := d.ca.Close(); err != nil {
+		d.log.Error("stopping the internal CA", "error", err)
+	}
+	if err := d.authority.Close(); err != nil {
+		d.log.Error("closing the internal CA", "error", err)
+	}
 }
 
 // startDevVault builds (once) and starts the dev Vault, provisions consentgate's
@@ -290,6 +321,50 @@ func startDevVault(ctx context.Context, dir, secretsFile string, cfg *configs.Co
 	}
 	cfg.Secrets = configs.Secrets{Provider: "vault", Vault: vc}
 	return srv, nil
+}
+
+// startDevCA runs the internal CA on the dev PKI's root and intermediate:
+// it issues the dev app certificates and serves ACME, validating challenges on
+// loopback, and the gateway configuration is pointed at it.
+func startDevCA(ctx context.Context, o devOptions, cfg *configs.Config, pki *certs.DevPKI, log *slog.Logger) (*certs.Authority, *certs.CAServer, error) {
+	auth, err := certs.OpenAuthority(certs.AuthorityOptions{Dir: pki.Dir, Name: "consentgate dev (untrusted)", TrustDomain: cfg.TrustDomain,
+		Address: o.ca, DNSNames: []string{"localhost", "127.0.0.1"}, Logger: log.With("component", "ca")})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, a := range certs.DevApps {
+		if _, err := auth.EnsureApp(ctx, pki.Path(certs.AppCert(a.Name)), a.Role, a.Name, certs.MaxAppValidity, devAppRenewal); err != nil {
+			auth.Close()
+			return nil, nil, err
+		}
+	}
+	// The challenge solver listens on a loopback port chosen now; the CA
+	// validates there whatever name the gateway asks for.
+	port, err := freeLoopbackPort()
+	if err != nil {
+		auth.Close()
+		return nil, nil, err
+	}
+	srv, err := auth.StartServer(o.ca, certs.Validation{Host: "127.0.0.1", HTTPPort: port})
+	if err != nil {
+		auth.Close()
+		return nil, nil, err
+	}
+	cfg.TLS.ACME.Directory = srv.Directory()
+	cfg.TLS.ACME.ChallengeListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	log.Info("internal CA serving", "url", srv.URL(), "acme_directory", srv.Directory(), "root", auth.RootFile(),
+		"fingerprint", auth.Fingerprint(), "app_provisioner", certs.AppProvisioner)
+	return auth, srv, nil
+}
+
+// freeLoopbackPort is a loopback port nothing listened on a moment ago.
+func freeLoopbackPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // devPolicies picks the policy directory: the repository's, so that edits show at

@@ -59,7 +59,7 @@ func startTestDevOpts(t *testing.T, o devOptions) (*devEnv, func()) {
 	logs := &logsink.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	o.gateway, o.forward, o.admin, o.callbacks, o.policies = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", filepath.Join(dir, "no-such-dir")
+	o.gateway, o.forward, o.admin, o.callbacks, o.ca, o.policies = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", filepath.Join(dir, "no-such-dir")
 	// The race detector slows OPA down many times over; the default 50 ms bound
 	// would turn a busy CI machine into "policy evaluation timed out" denials.
 	o.policyTimeout = 5 * time.Second

@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/internal/logsink"
 )
 
@@ -132,4 +137,104 @@ func TestSecurityGuideCommands(t *testing.T) {
 			t.Errorf("replay printed:\n%s", out)
 		}
 	}
+}
+
+// shellFields splits a command line as a POSIX shell would for the guides'
+// commands: blanks separate words, double quotes group them.
+func shellFields(line string) []string {
+	var out []string
+	var word strings.Builder
+	inWord, quoted := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case r == ' ' && !quoted:
+			if inWord {
+				out = append(out, word.String())
+				word.Reset()
+				inWord = false
+			}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		out = append(out, word.String())
+	}
+	return out
+}
+
+// The operator's guide works as written: the CA starts, an app certificate
+// is issued from it, a vendor CSR is made and what the vendor's CA returns for
+// it is inspected.
+func TestOperatorGuideCommands(t *testing.T) {
+	cmds := guideCommands(t, "../../docs/operator.md")
+	if len(cmds) != 4 {
+		t.Fatalf("found %d commands in the guide, want 4: %q", len(cmds), cmds)
+	}
+	caDir, outDir, work := filepath.Join(t.TempDir(), "ca"), t.TempDir(), t.TempDir()
+	t.Chdir(work)
+	for _, line := range cmds {
+		line = strings.NewReplacer("/var/lib/consentgate-ca", caDir, "0.0.0.0:9000", "127.0.0.1:0", "$CA", caDir, "$OUT", outDir).Replace(line)
+		args := shellFields(strings.TrimPrefix(line, "consentgate "))
+		out := &logsink.Buffer{}
+		switch args[0] + " " + args[1] {
+		case "ca serve":
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- run(ctx, args, out, out) }()
+			waitForLine(t, out, regexp.MustCompile(`ca ready url=https://ca.example-bank.internal:\d+ `), done, out)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			continue
+		case "certs inspect":
+			// What the qualified CA would send back for the guide's CSR.
+			signCSRForGuide(t, filepath.Join(work, "banqware.csr"), filepath.Join(work, "banqware.crt"))
+		}
+		if err := run(context.Background(), args, out, out); err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		switch args[1] {
+		case "issue":
+			pair, err := tls.LoadX509KeyPair(filepath.Join(outDir, "onboarding-web.crt"), filepath.Join(outDir, "onboarding-web.key"))
+			if err != nil || pair.Leaf.URIs[0].String() != "spiffe://consentgate.example-bank.cz/app/onboarding-web" || len(pair.Certificate) != 2 {
+				t.Errorf("issued certificate: %v", err)
+			}
+		case "inspect":
+			if !strings.Contains(out.String(), "IČO:           27074358 (from organizationIdentifier NTRCZ)") ||
+				!strings.Contains(out.String(), "organisation:  Onboarding Example s.r.o.") {
+				t.Errorf("inspect printed:\n%s", out)
+			}
+		}
+	}
+}
+
+// signCSRForGuide signs csrFile with a stand-in of a qualified CA.
+func signCSRForGuide(t *testing.T, csrFile, certFile string) {
+	t.Helper()
+	data, err := os.ReadFile(csrFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("%s holds no PEM", csrFile)
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ica, err := certs.NewCA(pkix.Name{CommonName: "I.CA Qualified 2 CA/RSA 02/2016 (test)"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ica.Sign(&x509.Certificate{RawSubject: csr.RawSubject, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, csr.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, certFile, string(certs.EncodeCertificates(cert)))
 }

@@ -132,6 +132,7 @@ type running struct {
 	consents *consent.Registry
 	gw       *proxy.Gateway
 	in       *proxy.InboundTLS
+	serving  *certs.Serving // nil when the serving certificate is a file
 	srv      *proxy.Server
 	log      *slog.Logger
 	tracer   *sdktrace.TracerProvider // nil: tracing off
@@ -139,6 +140,19 @@ type running struct {
 }
 
 func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (r *running, err error) {
+	// The serving certificate first: without it nothing can listen, and with
+	// ACME it may take the CA a moment.
+	var serving *certs.Serving
+	if a := cfg.TLS.ACME; a != nil {
+		if serving, err = obtainServing(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				serving.Close()
+			}
+		}()
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	alog, err := openAudit(ctx, cfg, p, log)
@@ -179,12 +193,17 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	in, err := proxy.NewInboundTLS(cfg)
+	var in *proxy.InboundTLS
+	if serving != nil {
+		in, err = proxy.NewInboundTLSFrom(cfg, serving.GetCertificate)
+	} else {
+		in, err = proxy.NewInboundTLS(cfg)
+	}
 	if err != nil {
 		return nil, err
 	}
 	admin := proxy.NewAdmin(proxy.AdminOptions{TrustDomain: cfg.TrustDomain, Consents: consents, Policy: engine, Audit: alog, Logger: log,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: gw.OAuthStart, Ready: ready})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: gw.OAuthStart, Ready: append(ready, gw.ReadyChecks()...)})
 	var forward http.Handler
 	if cfg.TLS.ForwardCACertFile != "" {
 		certPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCACertFile))
@@ -211,7 +230,21 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, gw: gw, in: in, srv: srv, log: log, tracer: tp}, nil
+	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, gw: gw, in: in, serving: serving, srv: srv, log: log, tracer: tp}, nil
+}
+
+// obtainServing gets the serving certificates over ACME (tls.acme), from
+// storage when a previous run left them there.
+func obtainServing(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*certs.Serving, error) {
+	a := cfg.TLS.ACME
+	roots, err := certs.LoadPool(cfg.ResolvePath(a.CARootFile))
+	if err != nil {
+		return nil, fmt.Errorf("%s: tls.acme.ca_root_file: %w", cfg.File, err)
+	}
+	obtainCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return certs.ObtainServing(obtainCtx, certs.ACMEOptions{Directory: a.Directory, Roots: roots, Names: a.Names, Email: a.Email,
+		Storage: cfg.ResolvePath(a.Storage), Challenge: a.Challenge, ChallengeListen: a.ChallengeListen, Logger: log})
 }
 
 func openAudit(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (*audit.Log, error) {
@@ -349,6 +382,7 @@ func (r *running) serve(ctx context.Context) error {
 	if err := r.engine.Watch(ctx, r.cfg.Policy.Poll.Duration); err != nil {
 		return fmt.Errorf("watching policy: %w", err)
 	}
+	r.gw.WatchCertificates(ctx, proxy.DefaultCertificatePoll)
 	go func() {
 		for {
 			select {
@@ -401,12 +435,20 @@ func (r *running) reload(ctx context.Context) {
 			r.log.Error("re-reading secrets from vault failed; keeping the cached values", "error", err.Error())
 		}
 	}
+	// After the secrets: a vendor certificate kept in the file store is read
+	// from the values just reloaded.
+	for _, err := range r.gw.ReloadCertificates(ctx) {
+		r.log.Error("reloading a vendor certificate failed; keeping the current one", "error", err.Error())
+	}
 	r.engine.Reload(ctx) // logs and counts its own failure
 	r.log.Info("reload done", "policy_revision", r.engine.Revision())
 }
 
 func (r *running) close() {
 	r.srv.Close() // already shut down after serve; not yet serving after a failed start
+	if r.serving != nil {
+		r.serving.Close()
+	}
 	if err := r.consents.Close(); err != nil {
 		r.log.Error("closing consent registry", "error", err)
 	}

@@ -328,7 +328,7 @@ func TestServeWithVault(t *testing.T) {
 	})
 	addr := regexp.MustCompile(`ready gateway=\S+ forward=\S+ admin=https://(\S+)`).FindStringSubmatch(stdout.String())[1]
 	e := &devEnv{devStack: &devStack{pki: pki}}
-	resp, body := call(t, e.clientFor(t, "secops"), "GET", "https://"+addr+"/readyz", "", nil)
+	resp, body := call(t, e.clientFor(t, "onboarding-web"), "GET", "https://"+addr+"/readyz", "", nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/readyz: %d %s", resp.StatusCode, body)
 	}
