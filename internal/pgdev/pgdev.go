@@ -138,7 +138,7 @@ func (s *Server) start(ctx context.Context, bin string, owner *syscall.Credentia
 	data := filepath.Join(s.dir, "data")
 	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
 		"--auth=scram-sha-256", "--pwfile="+pwfile, "-E", "UTF8", "--no-locale", "--no-sync")
-	initdb.Dir, initdb.SysProcAttr = s.dir, &syscall.SysProcAttr{Credential: owner, Pdeathsig: syscall.SIGKILL}
+	initdb.Dir, initdb.SysProcAttr = s.dir, childAttrs(owner)
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fmt.Errorf("initdb: %w\n%s", err, out)
 	}
@@ -180,8 +180,7 @@ func (s *Server) run(ctx context.Context, bin string, owner *syscall.Credential,
 	defer log.Close() // the child has its own descriptor
 	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = s.dir, log, log
-	// Pdeathsig: an interrupted test run leaves no server behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: owner, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttrs(owner)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting postgres: %w", err)
 	}
