@@ -115,7 +115,11 @@ func newTestStore(t testing.TB, b backend) *testStore {
 // verified as in production.
 func (st *testStore) postgres() Postgres {
 	return Postgres{Host: st.pg.Host, Port: uint16(st.pg.Port), Database: st.db, User: st.pg.User,
-		Password: st.pg.Password, SSLMode: "verify-full", CAFile: st.pg.CAFile}
+		Password: staticPassword(st.pg.Password), SSLMode: "verify-full", CAFile: st.pg.CAFile}
+}
+
+func staticPassword(pw string) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) { return pw, nil }
 }
 
 // tryOpen opens a registry on the store, with no cleanup.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -18,9 +19,11 @@ type Postgres struct {
 	Port     uint16
 	Database string
 	User     string
-	// Password comes from the secret provider. No error, log line or connection
-	// string consentgate writes ever holds it.
-	Password string
+	// Password returns User's password; it is asked for every new connection, so
+	// a password rotated in the secret provider is used without a restart. No
+	// error, log line or connection string consentgate writes ever holds it.
+	// Nil: no password (a unix socket with peer authentication).
+	Password func(context.Context) (string, error)
 	// SSLMode is libpq's: disable, require (encrypted, server not authenticated),
 	// verify-ca or verify-full (also the host name). "" is verify-full. TLS is not
 	// used over a unix socket.
@@ -116,8 +119,15 @@ func (p Postgres) poolConfig() (*pgxpool.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Password != "" {
-		cfg.ConnConfig.Password = p.Password
+	if p.Password != nil {
+		cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+			pw, err := p.Password(ctx)
+			if err != nil {
+				return fmt.Errorf("reading the database password: %w", err)
+			}
+			cc.Password = pw
+			return nil
+		}
 	}
 	cfg.MaxConns = p.MaxConns
 	if cfg.MaxConns <= 0 {

@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/internal/logsink"
+	"github.com/consentgate/consentgate/internal/pgdev"
 )
 
 // replica is one gateway's registry on a shared database, with its own hook
@@ -418,7 +420,12 @@ func TestPostgresPasswordNeverLeaves(t *testing.T) {
 		change func(*Postgres)
 		detail string
 	}{
-		{"wrong password", func(p *Postgres) { p.Password = wrong }, "password authentication failed"},
+		{"wrong password", func(p *Postgres) { p.Password = staticPassword(wrong) }, "password authentication failed"},
+		{"password unavailable", func(p *Postgres) {
+			p.Password = func(context.Context) (string, error) {
+				return "", errors.New("secret consentgate/postgres#password expired")
+			}
+		}, "reading the database password: secret consentgate/postgres#password expired"},
 		{"nothing listening", func(p *Postgres) { *p = closed }, "connect"},
 		{"unknown database", func(p *Postgres) { p.Database = "no_such_db" }, "no_such_db"},
 		{"missing CA file", func(p *Postgres) { p.CAFile = "/nonexistent/ca.crt" }, "/nonexistent/ca.crt"},
@@ -532,5 +539,63 @@ func TestPostgresOutageFailsClosed(t *testing.T) {
 			t.Fatalf("still failing after the outage: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A password rotated in the secret provider is used by the next connection:
+// no restart, and connections already open carry on.
+func TestPostgresPasswordRotation(t *testing.T) {
+	s := pgdev.Shared(t)
+	ctx := t.Context()
+	role := fmt.Sprintf("rotating_%d", time.Now().UnixNano())
+	if err := s.Exec(ctx, fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD 'first-password'`, role)); err != nil {
+		t.Fatal(err)
+	}
+	db := role + "_db"
+	if err := s.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, db, role)); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	current := "first-password"
+	p := Postgres{Host: s.Host, Port: uint16(s.Port), Database: db, User: role, SSLMode: "verify-full", CAFile: s.CAFile,
+		Password: func(context.Context) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return current, nil
+		}}
+	r, err := OpenPostgres(ctx, p, testOptions(newClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := r.Create(ctx, "web", testRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The DBA rotates the password, the secret provider serves the new one, and
+	// every session of the old one ends.
+	if err := s.Exec(ctx, fmt.Sprintf(`ALTER ROLE %s PASSWORD 'second-password'`, role)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	current = "second-password"
+	mu.Unlock()
+	if err := s.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// Broken connections are dropped as the pool meets them; new ones log in
+		// with the new password.
+		if _, err := r.Get(ctx, c.ID); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("after the rotation: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rows, err := s.Query(ctx, "postgres", `SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, db)
+	if err != nil || rows[0][0] == "0" {
+		t.Errorf("no session with the new password: %v, %v", rows, err)
 	}
 }
