@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -597,5 +598,80 @@ func TestPostgresPasswordRotation(t *testing.T) {
 	rows, err := s.Query(ctx, "postgres", `SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, db)
 	if err != nil || rows[0][0] == "0" {
 		t.Errorf("no session with the new password: %v, %v", rows, err)
+	}
+}
+
+// docs/postgres.md's SQL is what operators run: both blocks, run as the
+// superuser (with fresh names and passwords), give a database the registry
+// migrates as the owner and then uses as the least-privileged role.
+func TestDocumentedPostgresSetup(t *testing.T) {
+	doc, err := os.ReadFile("../docs/postgres.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	if len(blocks) != 2 {
+		t.Fatalf("docs/postgres.md has %d sql blocks, want 2 (setup, least privilege)", len(blocks))
+	}
+	s := pgdev.Shared(t)
+	ctx := t.Context()
+	name := fmt.Sprintf("doc_%d", time.Now().UnixNano())
+	owner, app := "owner-"+name, "app-"+name
+	rename := func(sql string) string {
+		sql = regexp.MustCompile(`\bconsentgate(_app)?\b`).ReplaceAllString(sql, name+"$1")
+		return strings.NewReplacer("'change-me'", "'"+owner+"'", "'change-me-too'", "'"+app+"'").Replace(sql)
+	}
+	// CREATE DATABASE may not run inside the implicit transaction of a
+	// multi-statement string: one statement at a time.
+	for _, stmt := range strings.Split(rename(blocks[0][1]), ";") {
+		if strings.TrimSpace(stmt) != "" {
+			if err := s.Exec(ctx, stmt); err != nil {
+				t.Fatalf("setup block: %v", err)
+			}
+		}
+	}
+	p := Postgres{Host: s.Host, Port: uint16(s.Port), Database: name, User: name, Password: staticPassword(owner),
+		SSLMode: "verify-full", CAFile: s.CAFile}
+	first, err := OpenPostgres(ctx, p, testOptions(newClock()))
+	if err != nil {
+		t.Fatalf("first start, as the owner: %v", err)
+	}
+	first.Close()
+	if err := s.ExecIn(ctx, name, rename(blocks[1][1])); err != nil {
+		t.Fatalf("least-privilege block: %v", err)
+	}
+	p.User, p.Password = name+"_app", staticPassword(app)
+	clk := newClock()
+	r, err := OpenPostgres(ctx, p, testOptions(clk))
+	if err != nil {
+		t.Fatalf("start as the least-privileged role: %v", err)
+	}
+	defer r.Close()
+	// Every kind of write the registry makes.
+	c, err := r.Create(ctx, "web", testRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.BeginAuthorization(ctx, []byte("k"), pendingFor(c, "airbank", clk)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.TakeAuthorization(ctx, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CompleteAuthorization(ctx, "web", c.ID, Authorization{Vendor: "airbank", AuthorizedAt: clk.Now()}, []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SwapTokens(ctx, c.ID, "airbank", []byte("v1"), []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Revoke(ctx, "web", "app", c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Put(ctx, seedConsent(r)); err != nil {
+		t.Fatal(err)
+	}
+	// And it could not have created anything itself.
+	if err := s.ExecIn(ctx, name, fmt.Sprintf(`SET ROLE %s_app; CREATE TABLE nope (x int)`, name)); err == nil {
+		t.Error("the least-privileged role may create tables")
 	}
 }

@@ -252,6 +252,17 @@ func (s *Server) Exec(ctx context.Context, sql string, args ...any) error {
 	return nil
 }
 
+// ExecIn runs sql, which may be several statements, as the superuser in database db.
+func (s *Server) ExecIn(ctx context.Context, db, sql string) error {
+	conn, err := pgx.Connect(ctx, s.superDSN(db))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.PgConn().Exec(ctx, sql).ReadAll()
+	return err
+}
+
 // Query runs sql as the superuser in database db and returns every row's
 // columns as text (tests that read what is stored).
 func (s *Server) Query(ctx context.Context, db, sql string, args ...any) ([][]string, error) {
