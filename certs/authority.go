@@ -3,6 +3,7 @@ package certs
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -327,7 +328,30 @@ func readPassword(file string) ([]byte, error) {
 	return []byte(p), nil
 }
 
+// decryptedKeys remembers provisioner keys this process has decrypted, by
+// their ciphertext and password: the KDF is deliberately slow (600,000 PBKDF2
+// rounds), and a process that opens the same CA again (dev restarts, tests)
+// should pay it once. The Authority holds the same key for its lifetime anyway.
+var decryptedKeys sync.Map // sha256(encrypted, password) -> *jose.JSONWebKey
+
 func decryptKey(encrypted string, password []byte) (*jose.JSONWebKey, error) {
+	h := sha256.New()
+	h.Write([]byte(encrypted))
+	h.Write([]byte{0})
+	h.Write(password)
+	id := string(h.Sum(nil))
+	if k, ok := decryptedKeys.Load(id); ok {
+		return k.(*jose.JSONWebKey), nil
+	}
+	jwk, err := decryptKeySlow(encrypted, password)
+	if err != nil {
+		return nil, err
+	}
+	decryptedKeys.Store(id, jwk)
+	return jwk, nil
+}
+
+func decryptKeySlow(encrypted string, password []byte) (*jose.JSONWebKey, error) {
 	enc, err := jose.ParseEncrypted(encrypted)
 	if err != nil {
 		return nil, err

@@ -51,6 +51,9 @@ func (a *Authority) StartServer(addr string, v Validation) (*CAServer, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
+		// HTTP/1.1 only: closing an HTTP/2 connection gracefully waits a second
+		// for the client after GOAWAY, and CA traffic is a handful of requests.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	go func() { s.done <- s.srv.ServeTLS(ln, "", "") }()
 	return s, nil
@@ -113,6 +116,8 @@ func (a *Authority) serverTLS() *tls.Config {
 	pool.AddCert(a.h.Intermediate)
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   AEADSuites,
+		NextProtos:     []string{"http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.serverCertificate() },
 		ClientAuth:     tls.VerifyClientCertIfGiven,
 		ClientCAs:      pool,

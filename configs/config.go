@@ -28,8 +28,11 @@ type Config struct {
 	Audit   Audit   `yaml:"audit"`
 	Tracing Tracing `yaml:"tracing"`
 	// StateDB is the bbolt file of the consent registry (default state.db in
-	// data_dir); it is separate from the audit log.
+	// data_dir); it is separate from the audit log. Only backend bbolt uses it.
 	StateDB string `yaml:"state_db"`
+	// Consents says where the consent registry is kept: bbolt (default) or a
+	// PostgreSQL database that every replica shares.
+	Consents Consents `yaml:"consents"`
 	// OAuth configures the OAuth2 authorization-code flows consentgate brokers
 	// for end users (vendors with an oauth2_authorization_code credential).
 	OAuth OAuth `yaml:"oauth"`
@@ -89,6 +92,42 @@ type Tracing struct {
 	SampleRatio float64 `yaml:"sample_ratio"`
 	// ServiceName is the service.name resource attribute (default consentgate).
 	ServiceName string `yaml:"service_name"`
+}
+
+// Consents selects the consent registry's store. With bbolt (the embedded
+// default) each gateway keeps its own state_db, so consents given to one replica
+// are unknown to the others; with postgres every replica reads and writes one
+// database. The audit log stays per replica either way.
+type Consents struct {
+	// Backend is bbolt (default) or postgres.
+	Backend  string    `yaml:"backend"`
+	Postgres *Postgres `yaml:"postgres"`
+}
+
+// Consent registry backends.
+const (
+	ConsentsBbolt    = "bbolt"
+	ConsentsPostgres = "postgres"
+)
+
+// Postgres is the shared consent database. Where it is and how it is reached are
+// here, for review; the password comes from the secret provider, never this file.
+type Postgres struct {
+	// PasswordSecret is the secret reference (path#key) of User's password.
+	PasswordSecret string `yaml:"password_secret"`
+	// Host is a DNS name, an IP address or a unix socket directory (starting with /).
+	Host string `yaml:"host"`
+	// Port defaults to 5432.
+	Port     int    `yaml:"port"`
+	Database string `yaml:"database"`
+	User     string `yaml:"user"`
+	// SSLMode is verify-full (default), verify-ca, require, or disable (only to a
+	// loopback host or a unix socket).
+	SSLMode string `yaml:"sslmode"`
+	// CAFile holds the PEM roots that verify the server (default: the system roots).
+	CAFile string `yaml:"ca_file"`
+	// MaxConns bounds each replica's connections (default 10).
+	MaxConns int `yaml:"max_conns"`
 }
 
 // Keys are secret references of the keys consentgate itself uses.

@@ -45,6 +45,9 @@ func (c *Config) CheckFiles() error {
 			check(c.File, c.idx, "secrets.vault.kubernetes_token_file", vc.KubernetesTokenFile)
 		}
 	}
+	if p := c.Consents.Postgres; p != nil {
+		check(c.File, c.idx, "consents.postgres.ca_file", p.CAFile)
+	}
 	check(c.File, c.idx, "policy.dir", c.Policy.Dir)
 	check(c.File, c.idx, "policy.bundle_key_file", c.Policy.BundleKeyFile)
 	if !strings.Contains(c.Policy.Bundle, "://") {

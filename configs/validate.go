@@ -108,8 +108,74 @@ func (v *validator) config(c *Config) {
 	if c.StateDB == "" {
 		c.StateDB = "state.db"
 	}
+	v.consents(&c.Consents)
 	if len(c.VendorFiles) == 0 {
 		v.fail("vendors", "lists no vendor profile: the gateway would refuse every call")
+	}
+}
+
+func (v *validator) consents(c *Consents) {
+	switch c.Backend {
+	case "":
+		c.Backend = ConsentsBbolt
+		fallthrough
+	case ConsentsBbolt:
+		if c.Postgres != nil {
+			v.fail("consents.postgres", "is only used with backend postgres (the backend is bbolt)")
+		}
+	case ConsentsPostgres:
+		if c.Postgres == nil {
+			v.fail("consents.postgres", "is required with backend postgres: host, database, user and password_secret")
+			return
+		}
+		v.postgres(c.Postgres)
+	default:
+		v.fail("consents.backend", "%q is unknown: use bbolt or postgres", c.Backend)
+	}
+}
+
+func (v *validator) postgres(p *Postgres) {
+	const f = "consents.postgres."
+	// Not quoted, unlike other references: a password pasted here by mistake
+	// must not end up in a log.
+	if !secretRE.MatchString(p.PasswordSecret) {
+		v.fail(f+"password_secret", "is not a secret reference of the form path#key (the value is not repeated here: it may be the password itself)")
+	}
+	for _, r := range []struct{ field, val string }{{"host", p.Host}, {"database", p.Database}, {"user", p.User}} {
+		if r.val == "" {
+			v.fail(f+r.field, "is required")
+		}
+	}
+	switch {
+	case p.Port == 0:
+		p.Port = 5432
+	case p.Port < 1 || p.Port > 65535:
+		v.fail(f+"port", "%d is not a TCP port", p.Port)
+	}
+	switch p.SSLMode {
+	case "":
+		p.SSLMode = "verify-full"
+	case "verify-full", "verify-ca":
+	case "require":
+		if p.CAFile != "" {
+			v.fail(f+"ca_file", "is not used with sslmode require, which does not verify the server: use verify-full")
+		}
+	case "disable":
+		// Consents, sealed tokens and the password would cross the network in clear.
+		if !strings.HasPrefix(p.Host, "/") && !isLoopbackHost(p.Host) {
+			v.fail(f+"sslmode", "disable is only allowed to a loopback host or a unix socket; %q is neither: use verify-full", p.Host)
+		}
+		if p.CAFile != "" {
+			v.fail(f+"ca_file", "is not used with sslmode disable")
+		}
+	default:
+		v.fail(f+"sslmode", "%q is not verify-full, verify-ca, require or disable", p.SSLMode)
+	}
+	switch {
+	case p.MaxConns == 0:
+		p.MaxConns = 10
+	case p.MaxConns < 1 || p.MaxConns > 1000:
+		v.fail(f+"max_conns", "%d is outside 1..1000", p.MaxConns)
 	}
 }
 

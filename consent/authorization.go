@@ -1,14 +1,10 @@
 package consent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Authorization is the evidence that the end user authorised a vendor to release
@@ -46,65 +42,38 @@ func (r *Registry) BeginAuthorization(ctx context.Context, key []byte, p Pending
 	if len(key) == 0 || p.App == "" || p.Vendor == "" || p.ExpiresAt.IsZero() {
 		return fmt.Errorf("%w: a pending authorization needs a key, an app, a vendor and an expiry", ErrInvalid)
 	}
-	v, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("encoding pending authorization: %w", err)
-	}
 	now := r.now()
-	return r.db.Update(func(tx *bolt.Tx) error {
+	return r.st.update(ctx, func(tx storeTx) error {
 		if _, err := r.authorizable(tx, p.App, p.ConsentID, p.Vendor, now); err != nil {
 			return err
 		}
-		pending := tx.Bucket(bucketPending)
-		if err := sweepPending(pending, now); err != nil {
+		if err := tx.sweepPending(now); err != nil {
 			return err
 		}
-		if pending.Get(key) != nil {
-			return fmt.Errorf("%w: pending authorization key is already in use", ErrConflict)
+		inserted, err := tx.insertPending(key, &p)
+		if err != nil {
+			return err
 		}
-		return pending.Put(key, v)
-	})
-}
-
-// sweepPending removes pending authorizations past their expiry.
-func sweepPending(b *bolt.Bucket, now time.Time) error {
-	var old [][]byte
-	err := b.ForEach(func(k, v []byte) error {
-		var p Pending
-		if json.Unmarshal(v, &p) != nil || !p.ExpiresAt.After(now) {
-			old = append(old, bytes.Clone(k))
+		if !inserted {
+			return fmt.Errorf("%w: pending authorization key is already in use", ErrConflict)
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	for _, k := range old {
-		if err := b.Delete(k); err != nil {
-			return fmt.Errorf("removing an expired pending authorization: %w", err)
-		}
-	}
-	return nil
 }
 
 // TakeAuthorization removes the pending authorization under key and returns it:
-// a state is good for one try, whatever comes of it. An unknown key is
-// ErrUnknownState; one past its expiry is ErrStateExpired, and is removed too.
+// a state is good for one try, whatever comes of it, and of gateways taking the
+// same state at once exactly one gets it. An unknown key is ErrUnknownState; one
+// past its expiry is ErrStateExpired, and is removed too.
 func (r *Registry) TakeAuthorization(ctx context.Context, key []byte) (*Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var p Pending
-	err := r.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketPending)
-		v := b.Get(key)
-		if v == nil {
-			return ErrUnknownState
-		}
-		if err := json.Unmarshal(v, &p); err != nil {
-			return fmt.Errorf("decoding pending authorization: %w", err)
-		}
-		return b.Delete(key)
+	var p *Pending
+	err := r.st.update(ctx, func(tx storeTx) error {
+		var err error
+		p, err = tx.takePending(key)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -112,7 +81,7 @@ func (r *Registry) TakeAuthorization(ctx context.Context, key []byte) (*Pending,
 	if !p.ExpiresAt.After(r.now()) {
 		return nil, ErrStateExpired
 	}
-	return &p, nil
+	return p, nil
 }
 
 // CompleteAuthorization stores the vendor's tokens (sealed by the caller) for the
@@ -131,18 +100,18 @@ func (r *Registry) CompleteAuthorization(ctx context.Context, app, consentID str
 	a.Scopes = slices.Clone(a.Scopes)
 	now := r.now()
 	var stored *Consent
-	err := r.db.Update(func(tx *bolt.Tx) error {
+	err := r.st.update(ctx, func(tx storeTx) error {
 		c, err := r.authorizable(tx, app, consentID, a.Vendor, now)
 		if err != nil {
 			return err
 		}
 		c.Authorizations = slices.DeleteFunc(c.Authorizations, func(x Authorization) bool { return x.Vendor == a.Vendor })
 		c.Authorizations = append(c.Authorizations, a)
-		if err := storeConsent(tx, c); err != nil {
+		if err := tx.updateConsent(c); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketTokens).Put(tokensKey(consentID, a.Vendor), tokens); err != nil {
-			return fmt.Errorf("storing tokens of consent %s: %w", consentID, err)
+		if err := tx.putTokens(consentID, a.Vendor, tokens); err != nil {
+			return err
 		}
 		stored = c
 		return r.runHook(ctx, Change{Kind: ChangeAuthorized, Consent: c.clone(), Actor: app, Role: roleApp,
@@ -156,9 +125,9 @@ func (r *Registry) CompleteAuthorization(ctx context.Context, app, consentID str
 }
 
 // authorizable loads the consent an app wants authorised at a vendor, as of now.
-func (r *Registry) authorizable(tx *bolt.Tx, app, id, vendor string, now time.Time) (*Consent, error) {
+func (r *Registry) authorizable(tx storeTx, app, id, vendor string, now time.Time) (*Consent, error) {
 	var c Consent
-	if err := loadConsent(tx, id, &c); err != nil {
+	if err := tx.loadConsent(id, &c); err != nil {
 		return nil, err
 	}
 	if c.App != app {
@@ -180,52 +149,29 @@ func (r *Registry) Tokens(ctx context.Context, consentID, vendor string) ([]byte
 		return nil, err
 	}
 	var out []byte
-	err := r.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketTokens).Get(tokensKey(consentID, vendor))
-		if v == nil {
-			return fmt.Errorf("%w: consent %s at vendor %s", ErrNoTokens, consentID, vendor)
-		}
-		out = bytes.Clone(v)
-		return nil
+	err := r.st.view(ctx, func(tx storeTx) error {
+		var err error
+		out, err = tx.tokens(consentID, vendor)
+		return err
 	})
 	return out, err
 }
 
 // SwapTokens replaces the sealed tokens old with updated (nil: removes them),
 // only if old is what is stored. A refresh that raced with a revocation or with
-// another refresh changes nothing and gets ErrNoTokens.
+// another refresh (on this gateway or another) changes nothing and gets ErrNoTokens.
 func (r *Registry) SwapTokens(ctx context.Context, consentID, vendor string, old, updated []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return r.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTokens)
-		k := tokensKey(consentID, vendor)
-		if cur := b.Get(k); cur == nil || !bytes.Equal(cur, old) {
+	return r.st.update(ctx, func(tx storeTx) error {
+		swapped, err := tx.swapTokens(consentID, vendor, old, updated)
+		if err != nil {
+			return err
+		}
+		if !swapped {
 			return fmt.Errorf("%w: consent %s at vendor %s (changed meanwhile)", ErrNoTokens, consentID, vendor)
 		}
-		if updated == nil {
-			return b.Delete(k)
-		}
-		return b.Put(k, updated)
+		return nil
 	})
-}
-
-// deleteTokens removes every vendor's tokens of a consent and returns the vendors.
-func deleteTokens(tx *bolt.Tx, consentID string) ([]string, error) {
-	b := tx.Bucket(bucketTokens)
-	prefix := tokensKey(consentID, "")
-	var keys [][]byte
-	cur := b.Cursor()
-	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
-	var vendors []string
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return nil, fmt.Errorf("deleting tokens of consent %s: %w", consentID, err)
-		}
-		vendors = append(vendors, string(k[len(prefix):]))
-	}
-	return vendors, nil
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Create stores a new active consent owned by app, granted now, and returns it. Invalid
@@ -20,14 +19,13 @@ func (r *Registry) Create(ctx context.Context, app string, req Request) (*Consen
 		return nil, err
 	}
 	c.ID = uuid.NewString()
-	// db.Update, not db.Batch: Batch may run the function twice, and the hook would
-	// record the same change twice.
-	err = r.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketConsents).Get([]byte(c.ID)) != nil {
-			return fmt.Errorf("%w: %s", ErrConflict, c.ID)
-		}
-		if err := storeConsent(tx, c); err != nil {
+	err = r.st.update(ctx, func(tx storeTx) error {
+		inserted, err := tx.insertConsent(c)
+		if err != nil {
 			return err
+		}
+		if !inserted {
+			return fmt.Errorf("%w: %s", ErrConflict, c.ID)
 		}
 		return r.runHook(ctx, Change{Kind: ChangeCreated, Consent: c.clone(), Actor: app, Role: roleApp})
 	})

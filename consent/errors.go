@@ -20,6 +20,9 @@ var (
 	// ErrWrongKey means the subject key is not the one the registry was created with:
 	// every lookup by subject would silently find nothing.
 	ErrWrongKey = errors.New("subject key differs from the one the consent registry was created with")
+	// ErrSchema means the PostgreSQL database holds a consent schema newer than this
+	// consentgate knows: a newer gateway has migrated it.
+	ErrSchema = errors.New("consent database schema is newer than this consentgate")
 	// ErrNotActive means the consent is revoked or expired.
 	ErrNotActive = errors.New("consent is not active")
 	// ErrUnknownState means no pending OAuth2 authorization has this state: it was

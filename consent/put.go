@@ -2,12 +2,9 @@ package consent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Put stores a consent with a fixed id, for seeding dev and test consents. c.Subject must
@@ -26,20 +23,22 @@ func (r *Registry) Put(ctx context.Context, c Consent) error {
 		return err
 	}
 	stored := false
-	err = r.db.Update(func(tx *bolt.Tx) error {
-		var old Consent
-		err := loadConsent(tx, seed.ID, &old)
-		switch {
-		case err == nil:
+	err = r.st.update(ctx, func(tx storeTx) error {
+		// Insert first, compare after: two gateways seeding at once both end here,
+		// and only one of them inserts.
+		inserted, err := tx.insertConsent(seed)
+		if err != nil {
+			return err
+		}
+		if !inserted {
+			var old Consent
+			if err := tx.loadConsent(seed.ID, &old); err != nil {
+				return err
+			}
 			if sameSeed(&old, seed) {
 				return nil
 			}
 			return fmt.Errorf("%w: %s", ErrConflict, seed.ID)
-		case !errors.Is(err, ErrNotFound):
-			return err
-		}
-		if err := storeConsent(tx, seed); err != nil {
-			return err
 		}
 		stored = true
 		return r.runHook(ctx, Change{Kind: ChangeCreated, Consent: seed.clone(), Actor: seedActor, Role: roleSystem})

@@ -5,19 +5,17 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Registry is the consent store. It is safe for concurrent use; every read sees every
-// write committed before it began (there is no cache to go stale).
+// Registry is the consent registry, kept in a bbolt file (Open) or in PostgreSQL
+// (OpenPostgres). It is safe for concurrent use, also by several gateways sharing one
+// database: every read sees every write committed before it began, by this gateway or
+// another (there is no cache to go stale).
 type Registry struct {
-	db                            *bolt.DB
+	st                            store
 	key                           []byte
 	vendors, purposes, categories map[string]bool
 	maxTTL                        time.Duration
@@ -26,35 +24,47 @@ type Registry struct {
 	log                           *slog.Logger
 }
 
-// lockTimeout is how long Open waits for another process to let go of the file. bbolt
-// waits forever by default, which turns a second consentgate on the same data directory
-// into a silent hang instead of an error.
-const lockTimeout = time.Second
-
-// Open opens (creating, mode 0600) the registry file at path.
+// Open opens (creating, mode 0600) the registry file at path: the embedded store,
+// for one gateway process. Several gateways share a registry through OpenPostgres.
 func Open(path string, o Options) (*Registry, error) {
 	r, err := newRegistry(o)
 	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("opening consent registry %s: %w (still locked after %s; is another consentgate running on it?)", path, ErrLocked, lockTimeout)
-	}
+	st, err := openBolt(path)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.use(context.Background(), st); err != nil {
+		st.close()
 		return nil, fmt.Errorf("opening consent registry %s: %w", path, err)
 	}
-	if err := db.Update(r.prepare); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("opening consent registry %s: %w", path, err)
-	}
-	r.db = db
 	return r, nil
 }
 
-// Close closes the file. Calling it again does nothing.
+// use checks the subject key against the store's, then keeps the store.
+func (r *Registry) use(ctx context.Context, st store) error {
+	want := []byte(r.SubjectHMAC(keyCheckInput))
+	err := st.update(ctx, func(tx storeTx) error {
+		got, err := tx.keyCheck(want)
+		if err != nil {
+			return err
+		}
+		if !hmac.Equal(got, want) {
+			return ErrWrongKey
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.st = st
+	return nil
+}
+
+// Close closes the store. Calling it again does nothing.
 func (r *Registry) Close() error {
-	return r.db.Close()
+	return r.st.close()
 }
 
 // SubjectHMAC is what the registry stores and answers in place of the app's user id.
@@ -64,26 +74,7 @@ func (r *Registry) SubjectHMAC(subject string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// keyCheckInput is hashed under the subject key and kept in the file, so that opening the
-// file with another key fails loudly rather than every subject lookup finding nothing.
+// keyCheckInput is hashed under the subject key and kept in the store, so that opening
+// it with another key fails loudly rather than every subject lookup finding nothing.
 // It reveals nothing about the key: it is one more HMAC of a known input.
 const keyCheckInput = "consentgate consent registry: subject key check v1"
-
-// prepare creates the buckets of a new file and checks the subject key of an old one.
-func (r *Registry) prepare(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("creating bucket %s: %w", name, err)
-		}
-	}
-	meta := tx.Bucket(bucketMeta)
-	want := []byte(r.SubjectHMAC(keyCheckInput))
-	got := meta.Get(keyKeyCheck)
-	if got == nil {
-		return meta.Put(keyKeyCheck, want)
-	}
-	if !hmac.Equal(got, want) {
-		return ErrWrongKey
-	}
-	return nil
-}

@@ -3,8 +3,6 @@ package consent
 import (
 	"context"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Revoke withdraws the consent with id, as actor (an app or admin name) in role. An app
@@ -25,8 +23,8 @@ func (r *Registry) Revoke(ctx context.Context, actor, role, id string) (*Consent
 	now := r.now().UTC()
 	var c Consent
 	changed := false
-	err := r.db.Update(func(tx *bolt.Tx) error {
-		if err := loadConsent(tx, id, &c); err != nil {
+	err := r.st.update(ctx, func(tx storeTx) error {
+		if err := tx.loadConsent(id, &c); err != nil {
 			return err
 		}
 		if role == roleApp && c.App != actor {
@@ -36,10 +34,10 @@ func (r *Registry) Revoke(ctx context.Context, actor, role, id string) (*Consent
 			return nil
 		}
 		c.Status, c.RevokedAt, c.RevokedBy = Revoked, &now, actor
-		if err := storeConsent(tx, &c); err != nil {
+		if err := tx.updateConsent(&c); err != nil {
 			return err
 		}
-		deleted, err := deleteTokens(tx, c.ID)
+		deleted, err := tx.deleteTokens(c.ID)
 		if err != nil {
 			return err
 		}

@@ -1,61 +1,56 @@
 package consent
 
 import (
-	"encoding/json"
-	"fmt"
-
-	bolt "go.etcd.io/bbolt"
+	"context"
+	"time"
 )
 
-// Layout of the file. consents maps id to the consent's JSON. by_subject maps
-// "<subject hmac>/<id>" to nothing, so a subject's consents are one prefix scan away;
-// the HMAC is fixed-length hex, so the first "/" always ends it. meta holds the key check.
-// oauth_pending maps the hash of an OAuth2 state to its Pending; oauth_tokens maps
-// "<consent id>\x00<vendor>" to that vendor's tokens, sealed by the gateway.
-var (
-	bucketConsents  = []byte("consents")
-	bucketBySubject = []byte("by_subject")
-	bucketMeta      = []byte("meta")
-	bucketPending   = []byte("oauth_pending")
-	bucketTokens    = []byte("oauth_tokens")
-	keyKeyCheck     = []byte("subject_key_check")
-)
-
-// tokensKey is where a consent's tokens at a vendor are stored; ids never hold a
-// NUL byte, so the prefix of one consent never matches another's.
-func tokensKey(consentID, vendor string) []byte {
-	return []byte(consentID + "\x00" + vendor)
+// store is where a Registry keeps its records: a bbolt file (Open) or a PostgreSQL
+// database that several gateways share (OpenPostgres). The Registry holds the rules;
+// a store only reads and writes, so both backends behave alike by construction.
+type store interface {
+	// view runs fn with reads that each see every write committed before they began.
+	view(ctx context.Context, fn func(storeTx) error) error
+	// update runs fn as one transaction: all of its writes commit, or none do (fn
+	// returned an error). A consent it reads stays locked until it ends, so that
+	// two changes of one consent (even from two gateways) happen one after the other.
+	update(ctx context.Context, fn func(storeTx) error) error
+	close() error
 }
 
-func subjectKey(subject, id string) []byte {
-	return []byte(subject + "/" + id)
-}
+// storeTx is what a transaction can do. Each method is one step the Registry needs,
+// and each keeps its meaning under concurrent gateways: "insert" fails rather than
+// overwrites, "take" and "swap" succeed for exactly one caller.
+type storeTx interface {
+	// loadConsent decodes the stored consent with id into c; ErrNotFound if none.
+	loadConsent(id string, c *Consent) error
+	// insertConsent stores a new consent; false (and nothing written) if the id is taken.
+	insertConsent(c *Consent) (bool, error)
+	// updateConsent rewrites a stored consent. Its subject never changes.
+	updateConsent(c *Consent) error
+	// bySubject returns every app's consents of one subject HMAC, in no order.
+	bySubject(subject string) ([]Consent, error)
 
-// loadConsent decodes the stored consent with id into c. An unknown id and another app's
-// consent must read alike to the API, so the error names only the id.
-func loadConsent(tx *bolt.Tx, id string, c *Consent) error {
-	v := tx.Bucket(bucketConsents).Get([]byte(id))
-	if v == nil {
-		return fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	if err := json.Unmarshal(v, c); err != nil {
-		return fmt.Errorf("decoding consent %s: %w", id, err)
-	}
-	return nil
-}
+	// insertPending stores a pending authorization; false if key is in use.
+	insertPending(key []byte, p *Pending) (bool, error)
+	// sweepPending removes pending authorizations that expired by now.
+	sweepPending(now time.Time) error
+	// takePending removes and returns the pending authorization under key;
+	// ErrUnknownState if there is none.
+	takePending(key []byte) (*Pending, error)
 
-// storeConsent writes c and its index entry. The subject of a consent never changes, so
-// rewriting an existing consent leaves the index as it was.
-func storeConsent(tx *bolt.Tx, c *Consent) error {
-	v, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("encoding consent %s: %w", c.ID, err)
-	}
-	if err := tx.Bucket(bucketConsents).Put([]byte(c.ID), v); err != nil {
-		return fmt.Errorf("storing consent %s: %w", c.ID, err)
-	}
-	if err := tx.Bucket(bucketBySubject).Put(subjectKey(c.Subject, c.ID), nil); err != nil {
-		return fmt.Errorf("indexing consent %s: %w", c.ID, err)
-	}
-	return nil
+	// putTokens stores (or replaces) a consent's sealed tokens at a vendor.
+	putTokens(consentID, vendor string, sealed []byte) error
+	// tokens returns them; ErrNoTokens if there are none.
+	tokens(consentID, vendor string) ([]byte, error)
+	// swapTokens replaces them with updated (nil: removes them) only if old is what
+	// is stored; false if it is not.
+	swapTokens(consentID, vendor string, old, updated []byte) (bool, error)
+	// deleteTokens removes every vendor's tokens of a consent and returns the
+	// vendors, sorted.
+	deleteTokens(consentID string) ([]string, error)
+
+	// keyCheck stores want as the subject key check unless one is stored, and
+	// returns what is stored after.
+	keyCheck(want []byte) ([]byte, error)
 }

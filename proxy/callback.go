@@ -79,7 +79,7 @@ func NewCallbacks(g *Gateway) (*Callbacks, error) {
 			}
 			cv.secret = &ref
 		}
-		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: AEADSuites}
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.AEADSuites}
 		if cb.ForwardCAFile != "" {
 			pool, err := certs.LoadPool(g.cfg.ResolvePath(cb.ForwardCAFile))
 			if err != nil {

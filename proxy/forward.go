@@ -143,7 +143,7 @@ func (f *Forward) tunnel(w http.ResponseWriter, r *http.Request, v *vendor, host
 	}
 	inner := tls.Server(bufferedConn{Conn: conn, r: rw.Reader}, &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		CipherSuites: AEADSuites,
+		CipherSuites: certs.AEADSuites,
 		Certificates: []tls.Certificate{*leaf},
 		NextProtos:   []string{"http/1.1"},
 	})

@@ -17,18 +17,6 @@ import (
 	"github.com/consentgate/consentgate/configs"
 )
 
-// AEADSuites are the TLS 1.2 cipher suites consentgate accepts and offers:
-// forward-secret key exchange and authenticated encryption only. Go's defaults
-// still include CBC suites; TLS 1.3 suites are all AEAD and not configurable.
-var AEADSuites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-}
-
 // InboundTLS is the TLS every listener speaks: our serving certificate, TLS 1.2
 // or newer, and a client certificate that chains to the internal CA and carries a
 // consentgate identity. A missing, foreign, expired or identity-less certificate
@@ -69,7 +57,7 @@ func NewInboundTLSFrom(cfg *configs.Config, serving func(*tls.ClientHelloInfo) (
 	}
 	in.tls = &tls.Config{
 		MinVersion:   min,
-		CipherSuites: AEADSuites,
+		CipherSuites: certs.AEADSuites,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {

@@ -24,7 +24,7 @@ import (
 func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity, bundle *certs.CABundle) (*http.Transport, error) {
 	tlsCfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		CipherSuites: AEADSuites,
+		CipherSuites: certs.AEADSuites,
 		ServerName:   v.Upstream.ServerName,
 	}
 	if tlsCfg.ServerName == "" {

@@ -57,6 +57,9 @@ type devOptions struct {
 	// vaultRefresh and vaultMaxStale override the dev Vault provider's refresh
 	// interval and max_stale (tests of rotation and outage).
 	vaultRefresh, vaultMaxStale time.Duration
+	// consents replaces dev.yaml's consent backend (tests of replicas sharing
+	// a PostgreSQL registry); its password secret must be in DIR/secrets.yaml.
+	consents *configs.Consents
 }
 
 func newDevCmd(logger func() *slog.Logger) *cobra.Command {
@@ -140,6 +143,9 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 	}
 	if o.policyTimeout > 0 {
 		cfg.Policy.Timeout.Duration = o.policyTimeout
+	}
+	if o.consents != nil {
+		cfg.Consents = *o.consents
 	}
 
 	var hosts []string

@@ -56,6 +56,7 @@ func startTestDevStoppable(t *testing.T, dir string) (*devEnv, func()) {
 func startTestDevOpts(t *testing.T, o devOptions) (*devEnv, func()) {
 	t.Helper()
 	dir := o.dir
+	seedDevPKI(t, dir)
 	logs := &logsink.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -529,5 +530,49 @@ func TestDevSecondRunReusesPKIAndSecrets(t *testing.T) {
 	resp, body := call(t, second.app, "GET", second.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/cards", "", under("dev-kyc", "account-aggregation"))
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("second run: %d %s", resp.StatusCode, body)
+	}
+}
+
+// devPKITemplate is a dev PKI (internal CA included) made once per test
+// process: creating the CA's provisioner key runs a deliberately slow KDF, which
+// the race detector makes take seconds, and most tests are not about it.
+var devPKITemplate struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// seedDevPKI gives a new dev folder a copy of the template PKI, as if dev had
+// run there before; a folder that already has one keeps it.
+func seedDevPKI(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "pki")); err == nil {
+		return
+	}
+	devPKITemplate.once.Do(func() {
+		tmpl, err := os.MkdirTemp("", "consentgate-dev-pki-")
+		if err != nil {
+			devPKITemplate.err = err
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		d, err := startDev(ctx, devOptions{dir: tmpl, gateway: "127.0.0.1:0", forward: "127.0.0.1:0", admin: "127.0.0.1:0",
+			callbacks: "127.0.0.1:0", ca: "127.0.0.1:0", policies: filepath.Join(tmpl, "no-such-dir")}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			devPKITemplate.err = err
+			return
+		}
+		d.close()
+		devPKITemplate.dir = filepath.Join(tmpl, "pki")
+	})
+	if devPKITemplate.err != nil {
+		t.Fatalf("making the template dev PKI: %v", devPKITemplate.err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, "pki"), os.DirFS(devPKITemplate.dir)); err != nil {
+		t.Fatal(err)
 	}
 }

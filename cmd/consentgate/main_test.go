@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"testing"
+
+	"github.com/consentgate/consentgate/internal/pgdev"
 )
 
 // TestMain lets a test run this very binary as the consentgate command (with
@@ -13,5 +15,7 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	pgdev.CloseShared()
+	os.Exit(code)
 }

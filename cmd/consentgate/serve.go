@@ -341,7 +341,7 @@ func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 		vendors = append(vendors, v.ID)
 	}
 	categories := slices.DeleteFunc(slices.Clone(configs.Categories), func(c string) bool { return c == "metadata" })
-	reg, err := consent.Open(cfg.ResolvePath(cfg.StateDB), consent.Options{
+	o := consent.Options{
 		SubjectKey: []byte(key.Value), Vendors: vendors, Purposes: purposes, Categories: categories, Logger: log,
 		// A consent change the audit log cannot record does not happen.
 		Hook: func(ctx context.Context, ch consent.Change) error {
@@ -359,11 +359,48 @@ func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 				Vendor: ch.Vendor, Detail: d})
 			return err
 		},
-	})
+	}
+	if cfg.Consents.Backend != configs.ConsentsPostgres {
+		reg, err := consent.Open(cfg.ResolvePath(cfg.StateDB), o)
+		if err != nil {
+			return nil, fmt.Errorf("consent registry: %w", err)
+		}
+		return reg, nil
+	}
+	db, err := postgresConsents(ctx, cfg, p)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := consent.OpenPostgres(ctx, db, o)
 	if err != nil {
 		return nil, fmt.Errorf("consent registry: %w", err)
 	}
+	log.Info("consent registry shared in PostgreSQL", "database", db.String(), "sslmode", db.SSLMode)
 	return reg, nil
+}
+
+// postgresConsents is how to reach the shared consent database. The password is
+// read from the secret provider for every new connection, so a rotation in Vault
+// reaches the pool without a restart.
+func postgresConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider) (consent.Postgres, error) {
+	pc := cfg.Consents.Postgres
+	ref, err := secrets.ParseRef(pc.PasswordSecret)
+	if err != nil {
+		return consent.Postgres{}, fmt.Errorf("consents.postgres.password_secret: %w", err)
+	}
+	password := func(ctx context.Context) (string, error) {
+		s, err := p.Get(ctx, ref)
+		if err != nil {
+			return "", fmt.Errorf("consents.postgres.password_secret: %w", err)
+		}
+		return s.Value, nil
+	}
+	// Fail at start, naming the field, rather than at the first connection.
+	if _, err := password(ctx); err != nil {
+		return consent.Postgres{}, err
+	}
+	return consent.Postgres{Host: pc.Host, Port: uint16(pc.Port), Database: pc.Database, User: pc.User, Password: password,
+		SSLMode: pc.SSLMode, CAFile: cfg.ResolvePath(pc.CAFile), MaxConns: int32(pc.MaxConns)}, nil
 }
 
 func (r *running) gatewayURL() string { return "https://" + r.srv.Addr(0) }

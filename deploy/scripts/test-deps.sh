@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs beyond Go, when it is missing: curl (the tests run
-# the curl commands `consentgate dev` prints) and busybox (the shell and tools of
+# the curl commands `consentgate dev` prints), busybox (the shell and tools of
 # the hashicorp/vault image, in which deploy/compose/seed-vault.sh runs; the
-# deploy tests run it the same way). Debian packages, through apt.
+# deploy tests run it the same way) and PostgreSQL (the shared consent backend's
+# tests start a throwaway server: internal/pgdev). Debian packages, through apt.
 set -euo pipefail
 
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v busybox >/dev/null 2>&1 || missing+=(busybox)
+# Debian keeps initdb off PATH, under /usr/lib/postgresql/<version>/bin.
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+	missing+=(postgresql)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -1,0 +1,265 @@
+package consent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Layout of the file. consents maps id to the consent's JSON. by_subject maps
+// "<subject hmac>/<id>" to nothing, so a subject's consents are one prefix scan away;
+// the HMAC is fixed-length hex, so the first "/" always ends it. meta holds the key check.
+// oauth_pending maps the hash of an OAuth2 state to its Pending; oauth_tokens maps
+// "<consent id>\x00<vendor>" to that vendor's tokens, sealed by the gateway.
+var (
+	bucketConsents  = []byte("consents")
+	bucketBySubject = []byte("by_subject")
+	bucketMeta      = []byte("meta")
+	bucketPending   = []byte("oauth_pending")
+	bucketTokens    = []byte("oauth_tokens")
+	keyKeyCheck     = []byte("subject_key_check")
+)
+
+// lockTimeout is how long Open waits for another process to let go of the file. bbolt
+// waits forever by default, which turns a second consentgate on the same data directory
+// into a silent hang instead of an error.
+const lockTimeout = time.Second
+
+// boltStore keeps the registry in one bbolt file: the embedded default, for one
+// gateway process (bbolt locks the file).
+type boltStore struct{ db *bolt.DB }
+
+var _ store = (*boltStore)(nil)
+
+func openBolt(path string) (*boltStore, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("opening consent registry %s: %w (still locked after %s; is another consentgate running on it?)", path, ErrLocked, lockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening consent registry %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("creating bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening consent registry %s: %w", path, err)
+	}
+	return &boltStore{db: db}, nil
+}
+
+func (s *boltStore) view(_ context.Context, fn func(storeTx) error) error {
+	return s.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+}
+
+// update uses db.Update, not db.Batch: Batch may run fn twice, and the hook would
+// record the same change twice.
+func (s *boltStore) update(_ context.Context, fn func(storeTx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+}
+
+func (s *boltStore) close() error { return s.db.Close() }
+
+// boltTx is a bbolt transaction. A write transaction holds the file's only writer
+// lock, so everything it reads stays as read until it commits.
+type boltTx struct{ tx *bolt.Tx }
+
+// tokensKey is where a consent's tokens at a vendor are stored; ids never hold a
+// NUL byte, so the prefix of one consent never matches another's.
+func tokensKey(consentID, vendor string) []byte {
+	return []byte(consentID + "\x00" + vendor)
+}
+
+func subjectKey(subject, id string) []byte {
+	return []byte(subject + "/" + id)
+}
+
+// loadConsent names only the id in its error: an unknown id and another app's
+// consent must read alike to the API.
+func (b boltTx) loadConsent(id string, c *Consent) error {
+	v := b.tx.Bucket(bucketConsents).Get([]byte(id))
+	if v == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err := json.Unmarshal(v, c); err != nil {
+		return fmt.Errorf("decoding consent %s: %w", id, err)
+	}
+	return nil
+}
+
+func (b boltTx) insertConsent(c *Consent) (bool, error) {
+	if b.tx.Bucket(bucketConsents).Get([]byte(c.ID)) != nil {
+		return false, nil
+	}
+	return true, b.storeConsent(c)
+}
+
+func (b boltTx) updateConsent(c *Consent) error { return b.storeConsent(c) }
+
+// storeConsent writes c and its index entry. The subject of a consent never changes, so
+// rewriting an existing consent leaves the index as it was.
+func (b boltTx) storeConsent(c *Consent) error {
+	v, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encoding consent %s: %w", c.ID, err)
+	}
+	if err := b.tx.Bucket(bucketConsents).Put([]byte(c.ID), v); err != nil {
+		return fmt.Errorf("storing consent %s: %w", c.ID, err)
+	}
+	if err := b.tx.Bucket(bucketBySubject).Put(subjectKey(c.Subject, c.ID), nil); err != nil {
+		return fmt.Errorf("indexing consent %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+func (b boltTx) bySubject(subject string) ([]Consent, error) {
+	prefix := subjectKey(subject, "")
+	consents := b.tx.Bucket(bucketConsents)
+	cur := b.tx.Bucket(bucketBySubject).Cursor()
+	var out []Consent
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		id := k[len(prefix):]
+		v := consents.Get(id)
+		if v == nil {
+			// Both keys are written in one transaction, so this is a damaged file:
+			// an incomplete answer about consent must not pass for a complete one.
+			return nil, fmt.Errorf("subject index names consent %s, which is not stored", id)
+		}
+		var c Consent
+		if err := json.Unmarshal(v, &c); err != nil {
+			return nil, fmt.Errorf("decoding consent %s: %w", id, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (b boltTx) insertPending(key []byte, p *Pending) (bool, error) {
+	pending := b.tx.Bucket(bucketPending)
+	if pending.Get(key) != nil {
+		return false, nil
+	}
+	v, err := json.Marshal(p)
+	if err != nil {
+		return false, fmt.Errorf("encoding pending authorization: %w", err)
+	}
+	if err := pending.Put(key, v); err != nil {
+		return false, fmt.Errorf("storing pending authorization: %w", err)
+	}
+	return true, nil
+}
+
+// sweepPending also removes entries it cannot decode: they could never be taken.
+func (b boltTx) sweepPending(now time.Time) error {
+	pending := b.tx.Bucket(bucketPending)
+	var old [][]byte
+	err := pending.ForEach(func(k, v []byte) error {
+		var p Pending
+		if json.Unmarshal(v, &p) != nil || !p.ExpiresAt.After(now) {
+			old = append(old, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := pending.Delete(k); err != nil {
+			return fmt.Errorf("removing an expired pending authorization: %w", err)
+		}
+	}
+	return nil
+}
+
+func (b boltTx) takePending(key []byte) (*Pending, error) {
+	pending := b.tx.Bucket(bucketPending)
+	v := pending.Get(key)
+	if v == nil {
+		return nil, ErrUnknownState
+	}
+	var p Pending
+	if err := json.Unmarshal(v, &p); err != nil {
+		return nil, fmt.Errorf("decoding pending authorization: %w", err)
+	}
+	if err := pending.Delete(key); err != nil {
+		return nil, fmt.Errorf("removing pending authorization: %w", err)
+	}
+	return &p, nil
+}
+
+func (b boltTx) putTokens(consentID, vendor string, sealed []byte) error {
+	if err := b.tx.Bucket(bucketTokens).Put(tokensKey(consentID, vendor), sealed); err != nil {
+		return fmt.Errorf("storing tokens of consent %s: %w", consentID, err)
+	}
+	return nil
+}
+
+// tokens copies the value out: bbolt's is only valid inside the transaction.
+func (b boltTx) tokens(consentID, vendor string) ([]byte, error) {
+	v := b.tx.Bucket(bucketTokens).Get(tokensKey(consentID, vendor))
+	if v == nil {
+		return nil, fmt.Errorf("%w: consent %s at vendor %s", ErrNoTokens, consentID, vendor)
+	}
+	return bytes.Clone(v), nil
+}
+
+func (b boltTx) swapTokens(consentID, vendor string, old, updated []byte) (bool, error) {
+	bucket := b.tx.Bucket(bucketTokens)
+	k := tokensKey(consentID, vendor)
+	if cur := bucket.Get(k); cur == nil || !bytes.Equal(cur, old) {
+		return false, nil
+	}
+	var err error
+	if updated == nil {
+		err = bucket.Delete(k)
+	} else {
+		err = bucket.Put(k, updated)
+	}
+	if err != nil {
+		return false, fmt.Errorf("replacing tokens of consent %s: %w", consentID, err)
+	}
+	return true, nil
+}
+
+func (b boltTx) deleteTokens(consentID string) ([]string, error) {
+	bucket := b.tx.Bucket(bucketTokens)
+	prefix := tokensKey(consentID, "")
+	var keys [][]byte
+	cur := bucket.Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	var vendors []string
+	for _, k := range keys {
+		if err := bucket.Delete(k); err != nil {
+			return nil, fmt.Errorf("deleting tokens of consent %s: %w", consentID, err)
+		}
+		vendors = append(vendors, string(k[len(prefix):]))
+	}
+	slices.Sort(vendors)
+	return vendors, nil
+}
+
+func (b boltTx) keyCheck(want []byte) ([]byte, error) {
+	meta := b.tx.Bucket(bucketMeta)
+	if got := meta.Get(keyKeyCheck); got != nil {
+		return bytes.Clone(got), nil
+	}
+	if err := meta.Put(keyKeyCheck, want); err != nil {
+		return nil, fmt.Errorf("storing the subject key check: %w", err)
+	}
+	return want, nil
+}

@@ -1,0 +1,237 @@
+package consent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// pgStore keeps the registry in PostgreSQL, shared by every gateway that opens it.
+// Each write is one SQL transaction at READ COMMITTED; what makes concurrent
+// gateways safe is in the statements: a consent read for a change is locked
+// (SELECT … FOR UPDATE), inserts use the primary key (ON CONFLICT DO NOTHING), and
+// taking a state or swapping tokens is one conditional DELETE or UPDATE whose row
+// count says who won.
+type pgStore struct{ pool *pgxpool.Pool }
+
+var _ store = (*pgStore)(nil)
+
+// writeTimeout bounds one write transaction. A write is not cut short when the
+// caller hangs up: the hook (the audit log) may already have recorded it.
+const writeTimeout = 30 * time.Second
+
+func (s *pgStore) view(ctx context.Context, fn func(storeTx) error) error {
+	return fn(pgTx{ctx: ctx, q: s.pool})
+}
+
+func (s *pgStore) update(ctx context.Context, fn func(storeTx) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		return fn(pgTx{ctx: ctx, q: tx, write: true})
+	})
+}
+
+// close waits for connections in use to come back; calling it again does nothing.
+func (s *pgStore) close() error {
+	s.pool.Close()
+	return nil
+}
+
+// querier is what a pool and a transaction share: views query the pool (each
+// statement on its own), updates their transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+type pgTx struct {
+	ctx   context.Context
+	q     querier
+	write bool
+}
+
+func (t pgTx) loadConsent(id string, c *Consent) error {
+	q := `SELECT doc FROM consentgate_consents WHERE id = $1`
+	if t.write {
+		q += ` FOR UPDATE`
+	}
+	var doc []byte
+	err := t.q.QueryRow(t.ctx, q, id).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return fmt.Errorf("reading consent %s: %w", id, err)
+	}
+	if err := json.Unmarshal(doc, c); err != nil {
+		return fmt.Errorf("decoding consent %s: %w", id, err)
+	}
+	return nil
+}
+
+// insertConsent waits for a concurrent insert of the same id to end, then
+// inserts nothing if that one committed.
+func (t pgTx) insertConsent(c *Consent) (bool, error) {
+	doc, err := json.Marshal(c)
+	if err != nil {
+		return false, fmt.Errorf("encoding consent %s: %w", c.ID, err)
+	}
+	tag, err := t.q.Exec(t.ctx, `INSERT INTO consentgate_consents (id, app, subject, doc) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO NOTHING`, c.ID, c.App, c.Subject, doc)
+	if err != nil {
+		return false, fmt.Errorf("storing consent %s: %w", c.ID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (t pgTx) updateConsent(c *Consent) error {
+	doc, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encoding consent %s: %w", c.ID, err)
+	}
+	tag, err := t.q.Exec(t.ctx, `UPDATE consentgate_consents SET doc = $2 WHERE id = $1`, c.ID, doc)
+	if err != nil {
+		return fmt.Errorf("storing consent %s: %w", c.ID, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("storing consent %s: it is not stored", c.ID)
+	}
+	return nil
+}
+
+func (t pgTx) bySubject(subject string) ([]Consent, error) {
+	rows, err := t.q.Query(t.ctx, `SELECT doc FROM consentgate_consents WHERE subject = $1`, subject)
+	if err != nil {
+		return nil, fmt.Errorf("reading a subject's consents: %w", err)
+	}
+	docs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("reading a subject's consents: %w", err)
+	}
+	out := make([]Consent, len(docs))
+	for i, doc := range docs {
+		if err := json.Unmarshal(doc, &out[i]); err != nil {
+			return nil, fmt.Errorf("decoding a subject's consent: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func (t pgTx) insertPending(key []byte, p *Pending) (bool, error) {
+	doc, err := json.Marshal(p)
+	if err != nil {
+		return false, fmt.Errorf("encoding pending authorization: %w", err)
+	}
+	tag, err := t.q.Exec(t.ctx, `INSERT INTO consentgate_oauth_pending (key, expires_unix_ns, doc) VALUES ($1, $2, $3)
+		ON CONFLICT (key) DO NOTHING`, key, p.ExpiresAt.UnixNano(), doc)
+	if err != nil {
+		return false, fmt.Errorf("storing pending authorization: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// sweepPending compares nanoseconds since the epoch: the same instant bbolt's
+// ExpiresAt.After(now) compares, with no rounding to microseconds.
+func (t pgTx) sweepPending(now time.Time) error {
+	if _, err := t.q.Exec(t.ctx, `DELETE FROM consentgate_oauth_pending WHERE expires_unix_ns <= $1`, now.UnixNano()); err != nil {
+		return fmt.Errorf("removing expired pending authorizations: %w", err)
+	}
+	return nil
+}
+
+// takePending is one DELETE … RETURNING: of two gateways taking the same key,
+// the second waits for the first and then finds no row.
+func (t pgTx) takePending(key []byte) (*Pending, error) {
+	var doc []byte
+	err := t.q.QueryRow(t.ctx, `DELETE FROM consentgate_oauth_pending WHERE key = $1 RETURNING doc`, key).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrUnknownState
+	}
+	if err != nil {
+		return nil, fmt.Errorf("taking pending authorization: %w", err)
+	}
+	var p Pending
+	if err := json.Unmarshal(doc, &p); err != nil {
+		return nil, fmt.Errorf("decoding pending authorization: %w", err)
+	}
+	return &p, nil
+}
+
+func (t pgTx) putTokens(consentID, vendor string, sealed []byte) error {
+	_, err := t.q.Exec(t.ctx, `INSERT INTO consentgate_oauth_tokens (consent_id, vendor, sealed) VALUES ($1, $2, $3)
+		ON CONFLICT (consent_id, vendor) DO UPDATE SET sealed = excluded.sealed`, consentID, vendor, sealed)
+	if err != nil {
+		return fmt.Errorf("storing tokens of consent %s: %w", consentID, err)
+	}
+	return nil
+}
+
+func (t pgTx) tokens(consentID, vendor string) ([]byte, error) {
+	var sealed []byte
+	err := t.q.QueryRow(t.ctx, `SELECT sealed FROM consentgate_oauth_tokens WHERE consent_id = $1 AND vendor = $2`,
+		consentID, vendor).Scan(&sealed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: consent %s at vendor %s", ErrNoTokens, consentID, vendor)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading tokens of consent %s: %w", consentID, err)
+	}
+	return sealed, nil
+}
+
+// swapTokens is one conditional statement: a concurrent swap from the same old
+// value waits for this one, then sees the new value and changes nothing.
+func (t pgTx) swapTokens(consentID, vendor string, old, updated []byte) (bool, error) {
+	var tag pgconn.CommandTag
+	var err error
+	if updated == nil {
+		tag, err = t.q.Exec(t.ctx, `DELETE FROM consentgate_oauth_tokens WHERE consent_id = $1 AND vendor = $2 AND sealed = $3`,
+			consentID, vendor, old)
+	} else {
+		tag, err = t.q.Exec(t.ctx, `UPDATE consentgate_oauth_tokens SET sealed = $4 WHERE consent_id = $1 AND vendor = $2 AND sealed = $3`,
+			consentID, vendor, old, updated)
+	}
+	if err != nil {
+		return false, fmt.Errorf("replacing tokens of consent %s: %w", consentID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (t pgTx) deleteTokens(consentID string) ([]string, error) {
+	rows, err := t.q.Query(t.ctx, `DELETE FROM consentgate_oauth_tokens WHERE consent_id = $1 RETURNING vendor`, consentID)
+	if err != nil {
+		return nil, fmt.Errorf("deleting tokens of consent %s: %w", consentID, err)
+	}
+	vendors, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("deleting tokens of consent %s: %w", consentID, err)
+	}
+	if len(vendors) == 0 {
+		return nil, nil // as bbolt answers: no vendor, not an empty list
+	}
+	slices.Sort(vendors)
+	return vendors, nil
+}
+
+// keyCheck inserts first: two gateways opening a new database at once store one
+// check, and both compare against it.
+func (t pgTx) keyCheck(want []byte) ([]byte, error) {
+	if _, err := t.q.Exec(t.ctx, `INSERT INTO consentgate_meta (name, value) VALUES ('subject_key_check', $1)
+		ON CONFLICT (name) DO NOTHING`, string(want)); err != nil {
+		return nil, fmt.Errorf("storing the subject key check: %w", err)
+	}
+	var got string
+	if err := t.q.QueryRow(t.ctx, `SELECT value FROM consentgate_meta WHERE name = 'subject_key_check'`).Scan(&got); err != nil {
+		return nil, fmt.Errorf("reading the subject key check: %w", err)
+	}
+	return []byte(got), nil
+}
