@@ -42,6 +42,9 @@ type devOptions struct {
 	policyTimeout time.Duration
 	// otlp is an OTLP/HTTP collector to send spans to (tracing.endpoint).
 	otlp string
+	// vendorTimeouts, where non-zero, replace every vendor profile's timeouts
+	// (tests of vendors that hang, which the profiles' 15–30 s would slow down).
+	vendorTimeouts configs.Timeouts
 }
 
 func newDevCmd(logger func() *slog.Logger) *cobra.Command {
@@ -73,6 +76,7 @@ dev-kyc and dev-age. It prints a ready line and one curl command per vendor.`,
 	cmd.Flags().StringVar(&o.admin, "admin", "127.0.0.1:9443", "admin listener address")
 	cmd.Flags().StringVar(&o.callbacks, "callbacks", "127.0.0.1:8445", "vendor callbacks listener address")
 	cmd.Flags().StringVar(&o.policies, "policies", "configs/policies", "policy directory, watched for edits; when it does not exist, the embedded policies are copied to DIR/policies")
+	cmd.Flags().DurationVar(&o.policyTimeout, "policy-timeout", 0, "bound on one policy decision (default 50ms); raise it for a race-instrumented or very slow build")
 	cmd.Flags().StringVar(&o.otlp, "otlp", "", "send OpenTelemetry spans to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (off by default)")
 	return cmd
 }
@@ -156,6 +160,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 			cb.ForwardCAFile = pki.Path(certs.DevSandboxRootCert)
 		}
 		v.BaseURL = s.URL + strings.TrimSuffix(u.Path, "/")
+		overrideTimeouts(&v.Timeouts, o.vendorTimeouts)
 	}
 	if o.otlp != "" {
 		cfg.Tracing = configs.Tracing{Endpoint: o.otlp, SampleRatio: 1, ServiceName: "consentgate"}
@@ -177,6 +182,18 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (*devStack, e
 		return nil, err
 	}
 	return d, nil
+}
+
+// overrideTimeouts sets each timeout of t that o sets.
+func overrideTimeouts(t *configs.Timeouts, o configs.Timeouts) {
+	for _, p := range []struct{ dst, src *configs.Duration }{
+		{&t.Dial, &o.Dial}, {&t.TLSHandshake, &o.TLSHandshake}, {&t.ResponseHeader, &o.ResponseHeader},
+		{&t.Request, &o.Request}, {&t.IdleConn, &o.IdleConn},
+	} {
+		if p.src.Duration > 0 {
+			*p.dst = *p.src
+		}
+	}
 }
 
 func (d *devStack) close() {
