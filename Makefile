@@ -4,7 +4,7 @@ GO ?= go
 BIN := $(abspath .cache/bin)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: test test-deps vet fmt-check lint build dev clean-dev fuzz
+.PHONY: test test-deps vet fmt-check lint build dev clean-dev fuzz reliability
 
 test: test-deps vet fmt-check lint
 	$(GO) test -race ./...
@@ -50,3 +50,15 @@ fuzz:
 		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg/; \
 	done
+
+# The reliability suite at full length; `make test` runs each of its checks
+# briefly. 20 SIGKILLs under load, every vendor fault (hang, reset, 5xx, slow
+# body, malformed JSON, wrong certificates), policy reloads every 100 ms under
+# load for a minute, and a SOAK-long soak at SOAK_RATE calls a second across the
+# five vendors. Without -race (make test has it), so the soak measures the
+# memory of a real build. See cmd/consentgate/reliability_test.go for the knobs.
+SOAK ?= 10m
+SOAK_RATE ?= 20
+reliability:
+	CONSENTGATE_RELIABILITY=full CONSENTGATE_SOAK_DURATION=$(SOAK) CONSENTGATE_SOAK_RATE=$(SOAK_RATE) \
+		$(GO) test -count=1 -timeout 60m -v -run '^(TestReliability|TestFault)' ./cmd/consentgate/ ./sandbox/
