@@ -20,6 +20,7 @@ import (
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/internal/logsink"
 )
 
 // freeAddr is a loopback address nothing listens on right now.
@@ -39,13 +40,21 @@ func startProcess(t *testing.T, dir, gw, fw, admin string, extra ...string) *exe
 	t.Helper()
 	args := append([]string{"dev", "--dir", dir, "--gateway", gw, "--forward", fw, "--admin", admin, "--callbacks", "127.0.0.1:0",
 		"--policies", filepath.Join(dir, "no-such-dir"), "--log-level", "error"}, extra...)
+	return startCommand(t, args...)
+}
+
+// startCommand runs this binary as `consentgate args...` and waits for its ready line.
+func startCommand(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "CONSENTGATE_RUN_MAIN=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = io.Discard
+	// The last of stderr, to say why a start failed.
+	stderr := &logsink.Buffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -60,14 +69,18 @@ func startProcess(t *testing.T, dir, gw, fw, admin string, extra ...string) *exe
 	case ok := <-ready:
 		if !ok {
 			cmd.Process.Kill()
-			t.Fatal("the gateway did not start")
+			cmd.Wait()
+			t.Fatalf("the gateway did not start:\n%s", tail(stderr.String()))
 		}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatal("the gateway did not become ready in 60 s")
+		cmd.Wait()
+		t.Fatalf("the gateway did not become ready in 60 s:\n%s", tail(stderr.String()))
 	}
 	return cmd
 }
+
+func tail(s string) string { return s[max(0, len(s)-4000):] }
 
 // processClient is the dev app's client of a gateway process whose dev folder is dir.
 func processClient(t *testing.T, dir string) *http.Client {
