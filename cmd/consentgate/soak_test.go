@@ -98,8 +98,8 @@ func readStats(c *http.Client, adminURL string) (processStats, error) {
 // (CONSENTGATE_SOAK_DURATION and CONSENTGATE_SOAK_RATE, calls a second,
 // override). No call fails; after the first fifth (warm-up) its goroutines stay
 // within 50 and its RSS (and RSS without mapped files) within twice the values
-// at the end of warm-up; after a
-// clean stop the audit chain verifies and every intent has its outcome.
+// at the end of warm-up; after a clean stop the audit chain verifies and every
+// intent has its outcome.
 func TestReliabilitySoak(t *testing.T) {
 	length := reliabilityDuration(t, "CONSENTGATE_SOAK_DURATION", 10*time.Second, 10*time.Minute)
 	rate := reliabilityCount(t, "CONSENTGATE_SOAK_RATE", 20, 20)
