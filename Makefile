@@ -10,7 +10,7 @@ KUBECONFORM_VERSION := v0.7.0
 KUBE_VERSION := 1.34.2
 SCHEMAS := $(abspath .cache/k8s-schemas/v$(KUBE_VERSION)-standalone-strict)
 
-.PHONY: test test-deps vet fmt-check lint chart-check vault build dev dev-vault clean-dev fuzz
+.PHONY: test test-deps vet fmt-check lint chart-check vault build dev dev-vault clean-dev fuzz reliability
 
 test: test-deps vault vet fmt-check lint chart-check
 	$(GO) test -race ./...
@@ -95,3 +95,15 @@ fuzz:
 		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg/; \
 	done
+
+# The reliability suite at full length; `make test` runs each of its checks
+# briefly. 20 SIGKILLs under load, every vendor fault (hang, reset, 5xx, slow
+# body, malformed JSON, wrong certificates), policy reloads every 100 ms under
+# load for a minute, and a SOAK-long soak at SOAK_RATE calls a second across the
+# five vendors. Without -race (make test has it), so the soak measures the
+# memory of a real build. See cmd/consentgate/reliability_test.go for the knobs.
+SOAK ?= 10m
+SOAK_RATE ?= 20
+reliability:
+	CONSENTGATE_RELIABILITY=full CONSENTGATE_SOAK_DURATION=$(SOAK) CONSENTGATE_SOAK_RATE=$(SOAK_RATE) \
+		$(GO) test -count=1 -timeout 60m -v -run '^(TestReliability|TestFault)' ./cmd/consentgate/ ./sandbox/

@@ -12,9 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -195,10 +197,13 @@ type Server struct {
 	httpServer *http.Server
 	handler    http.Handler // the vendor's, under the recorder
 	served     chan struct{}
+	closing    chan struct{} // closed by close: a hung fault lets go
 	logger     *slog.Logger
+	fault      atomic.Pointer[Fault]
 
 	mu       sync.Mutex
-	requests []Request
+	count    int       // requests that reached the handler since start or Reset
+	requests []Request // the latest keptRequests of them
 }
 
 // Request is one request as it reached a sandbox handler. It holds credentials exactly as
@@ -208,38 +213,50 @@ type Request struct {
 	Header                 http.Header       // clone of what arrived
 	Body                   []byte            // first 64 KiB
 	ClientCert             *x509.Certificate // leaf presented in TLS, nil if none
-	Status                 int               // status the sandbox answered
+	Status                 int               // status the sandbox answered; 0: a fault gave no answer
 }
 
 const (
 	recordedBodyLimit = 64 << 10
+	// keptRequests bounds the history, so a `consentgate dev` left running (or a soak
+	// test) does not grow without end; Count still counts every request. Between
+	// keptRequests and twice as many are held, so trimming is rare.
+	keptRequests = 1000
 	// A base64 face photo for biometric or finid runs to a few megabytes.
 	maxRequestBody = 32 << 20
 )
 
 func startServer(vendor string, cfg Config, clientCAs *x509.CertPool, handler func(origin string) http.Handler) (*Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listening: %w", err)
+	}
+	logger := cfg.Logger.With("vendor", vendor)
+	s := &Server{
+		Vendor:  vendor,
+		URL:     "https://" + ln.Addr().String(),
+		served:  make(chan struct{}),
+		closing: make(chan struct{}),
+		logger:  logger,
+	}
+	serving := cfg.Certificate
 	tlsConfig := &tls.Config{
-		Certificates: []tls.Certificate{cfg.Certificate},
-		MinVersion:   tls.VersionTLS12,
+		// A certificate fault replaces the serving certificate at the next handshake.
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if f := s.fault.Load(); f != nil && f.Certificate != nil {
+				return f.Certificate, nil
+			}
+			return &serving, nil
+		},
+		MinVersion: tls.VersionTLS12,
 	}
 	if clientCAs != nil {
 		tlsConfig.ClientAuth = tls.VerifyClientCertIfGiven
 		tlsConfig.ClientCAs = clientCAs
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("listening: %w", err)
-	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
-	logger := cfg.Logger.With("vendor", vendor)
-	s := &Server{
-		Vendor: vendor,
-		URL:    "https://" + ln.Addr().String(),
-		served: make(chan struct{}),
-		logger: logger,
-	}
 	s.handler = handler(s.URL)
 	s.httpServer = &http.Server{
 		Handler:           s.record(s.handler),
@@ -248,6 +265,8 @@ func startServer(vendor string, cfg Config, clientCAs *x509.CertPool, handler fu
 		ReadHeaderTimeout: 10 * time.Second,
 		// Refused handshakes are expected in tests; keep them out of stderr.
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		// A reset fault closes the request's connection.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
 	}
 	go func() {
 		defer close(s.served)
@@ -259,6 +278,7 @@ func startServer(vendor string, cfg Config, clientCAs *x509.CertPool, handler fu
 }
 
 func (s *Server) close() error {
+	close(s.closing)
 	err := s.httpServer.Close()
 	<-s.served
 	return err
@@ -268,10 +288,11 @@ func (s *Server) close() error {
 func (s *Server) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.requests)
+	return s.count
 }
 
-// Requests returns copies of the recorded requests, oldest first.
+// Requests returns copies of the recorded requests, oldest first: at least the latest 1,000
+// (older ones are forgotten).
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -288,7 +309,7 @@ func (s *Server) Requests() []Request {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests = nil
+	s.requests, s.count = nil, 0
 }
 
 func (s *Server) record(next http.Handler) http.Handler {
@@ -316,6 +337,10 @@ func (s *Server) record(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		if f := s.fault.Load(); f != nil && f.Kind != FaultNone {
+			s.misbehave(rw, r, next, f)
+			return
+		}
 		next.ServeHTTP(rw, r)
 		rw.commit(http.StatusOK)
 	})
@@ -351,6 +376,10 @@ func (w *recordingWriter) commit(status int) {
 	w.req.Status = status
 	s := w.server
 	s.mu.Lock()
+	s.count++
+	if len(s.requests) == 2*keptRequests {
+		s.requests = slices.Clone(s.requests[keptRequests:])
+	}
 	s.requests = append(s.requests, w.req)
 	s.mu.Unlock()
 	s.logger.LogAttrs(w.ctx, slog.LevelInfo, "sandbox request",

@@ -20,6 +20,7 @@ import (
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/internal/logsink"
 )
 
 // freeAddr is a loopback address nothing listens on right now.
@@ -33,17 +34,27 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startProcess runs `consentgate dev` as a child process and waits for its ready line.
-func startProcess(t *testing.T, dir, gw, fw, admin string) *exec.Cmd {
+// startProcess runs `consentgate dev` as a child process, with extra flags, and
+// waits for its ready line.
+func startProcess(t *testing.T, dir, gw, fw, admin string, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "dev", "--dir", dir, "--gateway", gw, "--forward", fw, "--admin", admin, "--callbacks", "127.0.0.1:0",
-		"--policies", filepath.Join(dir, "no-such-dir"), "--log-level", "error")
+	args := append([]string{"dev", "--dir", dir, "--gateway", gw, "--forward", fw, "--admin", admin, "--callbacks", "127.0.0.1:0",
+		"--policies", filepath.Join(dir, "no-such-dir"), "--log-level", "error"}, extra...)
+	return startCommand(t, args...)
+}
+
+// startCommand runs this binary as `consentgate args...` and waits for its ready line.
+func startCommand(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "CONSENTGATE_RUN_MAIN=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = io.Discard
+	// The last of stderr, to say why a start failed.
+	stderr := &logsink.Buffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -58,39 +69,51 @@ func startProcess(t *testing.T, dir, gw, fw, admin string) *exec.Cmd {
 	case ok := <-ready:
 		if !ok {
 			cmd.Process.Kill()
-			t.Fatal("the gateway did not start")
+			cmd.Wait()
+			t.Fatalf("the gateway did not start:\n%s", tail(stderr.String()))
 		}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatal("the gateway did not become ready in 60 s")
+		cmd.Wait()
+		t.Fatalf("the gateway did not become ready in 60 s:\n%s", tail(stderr.String()))
 	}
 	return cmd
 }
 
-// The gateway is killed with SIGKILL at random moments under load, ten times.
+func tail(s string) string { return s[max(0, len(s)-4000):] }
+
+// processClient is the dev app's client of a gateway process whose dev folder is dir.
+func processClient(t *testing.T, dir string) *http.Client {
+	t.Helper()
+	pki := &certs.DevPKI{Dir: filepath.Join(dir, "pki")}
+	pair, err := tls.LoadX509KeyPair(pki.Path(certs.AppCert("onboarding-web")), certs.KeyFile(pki.Path(certs.AppCert("onboarding-web"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := certs.LoadPool(pki.Path(certs.DevRootCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}}}
+}
+
+// The gateway is killed with SIGKILL at random moments under load: 10 times in
+// `make test`, 20 in `make reliability` (CONSENTGATE_CRASH_ROUNDS overrides).
 // Afterwards the chain verifies, and every call the client saw answered has its
 // outcome record: strict mode writes it before the answer.
-func TestCrashLoopLosesNoAnsweredOutcome(t *testing.T) {
+func TestReliabilityCrashLoop(t *testing.T) {
+	rounds := reliabilityCount(t, "CONSENTGATE_CRASH_ROUNDS", 10, 20)
 	dir := t.TempDir()
 	gw, fw, admin := freeAddr(t), freeAddr(t), freeAddr(t)
 
 	var mu sync.Mutex
 	answered := map[string]bool{}
 	var client *http.Client
-	for round := 0; round < 10; round++ {
+	for round := 0; round < rounds; round++ {
 		cmd := startProcess(t, dir, gw, fw, admin)
 		if client == nil {
-			pki := &certs.DevPKI{Dir: filepath.Join(dir, "pki")}
-			pair, err := tls.LoadX509KeyPair(pki.Path(certs.AppCert("onboarding-web")), certs.KeyFile(pki.Path(certs.AppCert("onboarding-web"))))
-			if err != nil {
-				t.Fatal(err)
-			}
-			pool, err := certs.LoadPool(pki.Path(certs.DevRootCert))
-			if err != nil {
-				t.Fatal(err)
-			}
-			client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}}}
+			client = processClient(t, dir)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
@@ -146,7 +169,7 @@ func TestCrashLoopLosesNoAnsweredOutcome(t *testing.T) {
 	}
 	rep, err := audit.VerifyDB(filepath.Join(dir, "audit.db"), pub)
 	if err != nil {
-		t.Fatalf("after %d SIGKILLs the chain does not verify: %v", 10, err)
+		t.Fatalf("after %d SIGKILLs the chain does not verify: %v", rounds, err)
 	}
 	outcomes := map[string]bool{}
 	pr := audit.ExportReader(context.Background(), filepath.Join(dir, "audit.db"), audit.Filter{})
@@ -168,5 +191,5 @@ func TestCrashLoopLosesNoAnsweredOutcome(t *testing.T) {
 	if len(missing) > 0 {
 		t.Fatalf("%d of %d answered calls have no outcome record, e.g. %s", len(missing), len(answered), missing[0])
 	}
-	t.Logf("%d answered calls, %d records, %d incomplete (killed in flight), all outcomes present", len(answered), rep.Records, len(rep.Incomplete))
+	t.Logf("%d SIGKILLs: %d answered calls, %d records, %d incomplete (killed in flight), all outcomes present", rounds, len(answered), rep.Records, len(rep.Incomplete))
 }

@@ -60,6 +60,9 @@ type devOptions struct {
 	// consents replaces dev.yaml's consent backend (tests of replicas sharing
 	// a PostgreSQL registry); its password secret must be in DIR/secrets.yaml.
 	consents *configs.Consents
+	// vendorTimeouts, where non-zero, replace every vendor profile's timeouts
+	// (tests of vendors that hang, which the profiles' 15–30 s would slow down).
+	vendorTimeouts configs.Timeouts
 }
 
 func newDevCmd(logger func() *slog.Logger) *cobra.Command {
@@ -104,6 +107,7 @@ Vault keeps its data in memory and stops with dev.`,
 	cmd.Flags().BoolVar(&o.vault, "vault", false, "read the secrets from a local dev Vault (built into .cache/bin/vault if missing) instead of DIR/secrets.yaml")
 	cmd.Flags().StringVar(&o.ca, "ca", "127.0.0.1:9444", "internal CA listener address (ACME directory and step-ca API)")
 	cmd.Flags().StringVar(&o.policies, "policies", "configs/policies", "policy directory, watched for edits; when it does not exist, the embedded policies are copied to DIR/policies")
+	cmd.Flags().DurationVar(&o.policyTimeout, "policy-timeout", 0, "bound on one policy decision (default 50ms); raise it for a race-instrumented or very slow build")
 	cmd.Flags().StringVar(&o.otlp, "otlp", "", "send OpenTelemetry spans to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (off by default)")
 	return cmd
 }
@@ -225,6 +229,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 				ac.AuthorizeURL += "?" + login.RawQuery
 			}
 		}
+		overrideTimeouts(&v.Timeouts, o.vendorTimeouts)
 	}
 	if o.otlp != "" {
 		cfg.Tracing = configs.Tracing{Endpoint: o.otlp, SampleRatio: 1, ServiceName: "consentgate"}
@@ -273,6 +278,18 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 		log.Error("dev: the seeded consents could not be authorised at the banks; their calls will answer 424", "error", err.Error())
 	}
 	return d, nil
+}
+
+// overrideTimeouts sets each timeout of t that o sets.
+func overrideTimeouts(t *configs.Timeouts, o configs.Timeouts) {
+	for _, p := range []struct{ dst, src *configs.Duration }{
+		{&t.Dial, &o.Dial}, {&t.TLSHandshake, &o.TLSHandshake}, {&t.ResponseHeader, &o.ResponseHeader},
+		{&t.Request, &o.Request}, {&t.IdleConn, &o.IdleConn},
+	} {
+		if p.src.Duration > 0 {
+			*p.dst = *p.src
+		}
+	}
 }
 
 func (d *devStack) close() {

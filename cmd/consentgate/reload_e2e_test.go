@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// appCall is one call of the dev app to the gateway, without the testing.T of
+// call, so that load goroutines can make it: the status, the request id and the
+// body, or the error.
+func appCall(ctx context.Context, c *http.Client, url, method, body string, header map[string]string) (int, string, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, "", nil, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("X-Request-Id"), b, err
+}
+
+// The policy, the serving certificate and the secrets file are reloaded every
+// 100 ms (what SIGHUP does), each time with a changed policy, while the app calls
+// all five vendors: no call fails, every reload brings a new revision, and the
+// calls were decided under many of them. 5 s in `make test`, 1 min in `make
+// reliability` (CONSENTGATE_RELOAD_DURATION overrides).
+func TestReliabilityPolicyReloadUnderLoad(t *testing.T) {
+	length := reliabilityDuration(t, "CONSENTGATE_RELOAD_DURATION", 5*time.Second, time.Minute)
+	dir := t.TempDir()
+	// The Air Bank sandbox's documented 600 calls a minute would answer 429 here.
+	e, stop := startTestDevOpts(t, devOptions{dir: dir, airbankLimit: 1 << 20})
+	t.Cleanup(stop)
+	file := filepath.Join(dir, "policies", "data.yaml")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	var requestIDs []string
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; ctx.Err() == nil; i += 4 {
+				vendor, purpose, method, path, reqBody := loadCall(i)
+				status, id, body, err := appCall(ctx, e.app, e.gatewayURL()+"/v/"+vendor+path, method, reqBody, under("dev-kyc", purpose))
+				if ctx.Err() != nil {
+					return
+				}
+				mu.Lock()
+				switch {
+				case err != nil:
+					failures = append(failures, vendor+": "+err.Error())
+				case status/100 != 2:
+					failures = append(failures, fmt.Sprintf("%s: %d %s", vendor, status, body))
+				default:
+					requestIDs = append(requestIDs, id)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	reloads := 0
+	for start := time.Now(); time.Since(start) < length; reloads++ {
+		<-tick.C
+		prev := e.engine.Revision()
+		// A data key no rule reads makes each revision new. Written whole under a
+		// name the watcher ignores, then renamed: a reload never reads half a file.
+		tmp := filepath.Join(dir, "policies", ".data.yaml.tmp")
+		if err := os.WriteFile(tmp, fmt.Appendf(data, "\nreliability_reload: %d\n", reloads), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
+			t.Fatal(err)
+		}
+		e.reload(ctx)
+		if e.engine.Revision() == prev {
+			t.Fatalf("reload %d kept revision %s: %+v", reloads, prev, e.engine.Status())
+		}
+	}
+	cancel()
+	wg.Wait()
+
+	if st := e.engine.Status(); st.ReloadFailures != 0 {
+		t.Errorf("%d reloads failed: %s", st.ReloadFailures, st.LastError)
+	}
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d calls failed during %d reloads, first: %s", len(failures), len(failures)+len(requestIDs), reloads, failures[0])
+	}
+	x := exportAudit(t, e.audit)
+	revisions := map[string]bool{}
+	for _, id := range requestIDs {
+		out, ok := x.outcomes[id]
+		if !ok {
+			t.Fatalf("answered call %s has no outcome record", id)
+		}
+		revisions[out.PolicyRevision] = true
+	}
+	if len(requestIDs) < 20 || len(revisions) < 3 {
+		t.Fatalf("%d calls under %d policy revisions: the load did not overlap the reloads", len(requestIDs), len(revisions))
+	}
+	t.Logf("%s: %d reloads, %d calls, 0 failed, decided under %d revisions", length, reloads, len(requestIDs), len(revisions))
+}
