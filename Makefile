@@ -4,7 +4,7 @@ GO ?= go
 BIN := $(abspath .cache/bin)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: test test-deps vet fmt-check lint build dev clean-dev
+.PHONY: test test-deps vet fmt-check lint build dev clean-dev bench
 
 test: test-deps vet fmt-check lint
 	$(GO) test -race ./...
@@ -36,3 +36,14 @@ dev:
 # Removes the dev PKI, secrets and state; the next `dev` generates new ones.
 clean-dev:
 	rm -rf .consentgate
+
+# Measures consentgate (strict and async audit) against the direct vendor call
+# and nginx as an mTLS reverse proxy, on loopback, and writes a dated section
+# of bench/RESULTS.md. About 5 minutes; shorter runs for development, e.g.
+#   make bench BENCH_FLAGS='-duration 2s -levels 1,16 -targets direct,consentgate-strict'
+# (see go run ./bench -h). Run it on an otherwise idle machine.
+BENCH_FLAGS ?=
+bench:
+	@deploy/scripts/install-nginx.sh
+	$(GO) build -trimpath -o $(BIN)/consentgate-bench ./cmd/consentgate
+	$(GO) run ./bench -consentgate $(BIN)/consentgate-bench $(BENCH_FLAGS)
