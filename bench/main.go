@@ -1,8 +1,3 @@
-// Command bench measures consentgate against what a team would use instead:
-// the direct call to the vendor (the floor) and nginx as an mTLS reverse
-// proxy, with one load generator, on loopback. `make bench` runs it; it
-// prints a markdown report and writes it as a dated section of
-// bench/RESULTS.md. See bench/README.md.
 package main
 
 import (
