@@ -82,20 +82,31 @@ func idleConn(t *target, u *url.URL) (net.Conn, error) {
 	}
 	req := t.newRequest()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if err := req.Write(c); err != nil {
-		c.Close()
-		return nil, err
+	br := bufio.NewReader(c)
+	// A refused call (a policy timeout while a thousand connections open at
+	// once) leaves the connection open: ask again on it, up to three times.
+	var status int
+	for try := 0; try < 3 && status != http.StatusOK; try++ {
+		if err := req.Write(c); err != nil {
+			c.Close()
+			return nil, err
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.Close {
+			c.Close()
+			return nil, fmt.Errorf("idle connection: status %d, closed by the server", resp.StatusCode)
+		}
+		status = resp.StatusCode
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), req)
-	if err != nil {
+	if status != http.StatusOK {
 		c.Close()
-		return nil, err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Close {
-		c.Close()
-		return nil, fmt.Errorf("idle connection: status %d, close %v", resp.StatusCode, resp.Close)
+		return nil, fmt.Errorf("idle connection: status %d three times", status)
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil

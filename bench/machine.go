@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // machine is what a reader needs to compare a run with theirs.
@@ -89,4 +91,47 @@ func firstValue(file, key, def string) string {
 		}
 	}
 	return def
+}
+
+// cpuSnapshot is the CPU the whole machine and this benchmark (this process
+// and its waited-for children) had used at one moment. Between two snapshots
+// the difference is what other processes used: a run they disturbed is
+// marked preliminary.
+type cpuSnapshot struct {
+	at      time.Time
+	machine time.Duration // busy time of all CPUs, from /proc/stat
+	ours    time.Duration // getrusage of self and children
+}
+
+func takeCPUSnapshot() cpuSnapshot {
+	s := cpuSnapshot{at: time.Now()}
+	if raw, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(raw), "\n")
+		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+		for i, v := range f {
+			// idle (4) and iowait (5) are not busy; guest time is already in user.
+			if i == 0 || i == 4 || i == 5 || i > 8 {
+				continue
+			}
+			n, _ := strconv.ParseInt(v, 10, 64)
+			s.machine += time.Duration(n) * time.Second / clockTicks
+		}
+	}
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			s.ours += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return s
+}
+
+// othersCores is how many cores other processes kept busy on average since s0.
+func othersCores(s0, s1 cpuSnapshot) float64 {
+	wall := s1.at.Sub(s0.at)
+	if wall <= 0 {
+		return 0
+	}
+	others := (s1.machine - s0.machine) - (s1.ours - s0.ours)
+	return max(0, others.Seconds()/wall.Seconds())
 }

@@ -48,6 +48,10 @@ type options struct {
 
 var allTargets = []string{"direct", "nginx", "consentgate-strict", "consentgate-async"}
 
+// disturbed is how many cores other processes may keep busy on average
+// before a run counts as disturbed.
+const disturbed = 0.25
+
 const (
 	defaultLevels = "1,16,64,256"
 	defaultDur    = 10 * time.Second
@@ -146,9 +150,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	start := takeCPUSnapshot()
 	r, err := benchmark(o, stderr)
 	if err != nil {
 		return err
+	}
+	// After benchmark returns, every child has been stopped and waited for,
+	// so its CPU is in getrusage(RUSAGE_CHILDREN).
+	r.others = othersCores(start, takeCPUSnapshot())
+	if r.others > disturbed {
+		r.preliminary = append(r.preliminary, fmt.Sprintf("other processes kept %.2f cores busy on average during the run", r.others))
 	}
 	md := r.markdown()
 	fmt.Fprint(stdout, md)

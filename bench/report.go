@@ -27,6 +27,7 @@ type report struct {
 	command     string
 	machine     machine
 	loadEnd     string
+	others      float64  // cores other processes kept busy during the run, on average
 	preliminary []string // why this run is not a full one; empty when it is
 	warmup, dur time.Duration
 	openDur     time.Duration
@@ -183,7 +184,8 @@ func (r *report) markdown() string {
 	if m.nginx != "" {
 		p(", %s", m.nginx)
 	}
-	p(". Load average at start %s, at end %s.\n\n", m.loadavg, r.loadEnd)
+	p(". Load average at start %s, at end %s (the benchmark's own processes count in the latter); other processes kept "+
+		"%.2f of the %d cores busy on average during the run.\n\n", m.loadavg, r.loadEnd, r.others, m.cpus)
 	p("Command:\n\n```sh\n%s\n```\n\n", r.command)
 	p("Loopback only. The load generator (Go, HTTP/1.1, kept-alive connections, its own client certificates) and the "+
 		"server under test share the %d cores; the upstream is a separate process answering a %d-byte KB identity "+

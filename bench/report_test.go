@@ -207,3 +207,28 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+// Other processes' CPU is the machine's busy time less the benchmark's own.
+func TestOthersCores(t *testing.T) {
+	t0 := time.Now()
+	s0 := cpuSnapshot{at: t0, machine: 100 * time.Second, ours: 40 * time.Second}
+	cases := []struct {
+		name          string
+		machine, ours time.Duration
+		want          float64
+	}{
+		{"only the benchmark ran", 118 * time.Second, 58 * time.Second, 0},
+		{"a build took half a core", 123 * time.Second, 58 * time.Second, 0.5},
+		{"jiffy rounding below zero is zero", 117 * time.Second, 58 * time.Second, 0},
+	}
+	for _, c := range cases {
+		s1 := cpuSnapshot{at: t0.Add(10 * time.Second), machine: c.machine, ours: c.ours}
+		if got := othersCores(s0, s1); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("%s: %v cores, want %v", c.name, got, c.want)
+		}
+	}
+	// A real snapshot reads something.
+	if s := takeCPUSnapshot(); s.machine <= 0 || s.ours <= 0 {
+		t.Errorf("snapshot read nothing: %+v", s)
+	}
+}
