@@ -10,7 +10,7 @@ KUBECONFORM_VERSION := v0.7.0
 KUBE_VERSION := 1.34.2
 SCHEMAS := $(abspath .cache/k8s-schemas/v$(KUBE_VERSION)-standalone-strict)
 
-.PHONY: test test-deps vet fmt-check lint chart-check vault build dev dev-vault clean-dev fuzz reliability
+.PHONY: test test-deps vet fmt-check lint chart-check vault build dev dev-vault clean-dev fuzz reliability bench
 
 test: test-deps vault vet fmt-check lint chart-check
 	$(GO) test -race ./...
@@ -107,3 +107,14 @@ SOAK_RATE ?= 20
 reliability:
 	CONSENTGATE_RELIABILITY=full CONSENTGATE_SOAK_DURATION=$(SOAK) CONSENTGATE_SOAK_RATE=$(SOAK_RATE) \
 		$(GO) test -count=1 -timeout 60m -v -run '^(TestReliability|TestFault)' ./cmd/consentgate/ ./sandbox/
+
+# Measures consentgate (strict and async audit) against the direct vendor call
+# and nginx as an mTLS reverse proxy, on loopback, and writes a dated section
+# of bench/RESULTS.md. About 5 minutes; shorter runs for development, e.g.
+#   make bench BENCH_FLAGS='-duration 2s -levels 1,16 -targets direct,consentgate-strict'
+# (see go run ./bench -h). Run it on an otherwise idle machine.
+BENCH_FLAGS ?=
+bench:
+	@deploy/scripts/install-nginx.sh
+	$(GO) build -trimpath -o $(BIN)/consentgate-bench ./cmd/consentgate
+	$(GO) run ./bench -consentgate $(BIN)/consentgate-bench $(BENCH_FLAGS)

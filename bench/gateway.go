@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/secrets"
+)
+
+// consentgate runs as `consentgate serve`, a child process built once from
+// ./cmd/consentgate: its CPU and memory are then its own, read from /proc,
+// not mixed with the load generator's as they would be in one process. Its
+// configuration is generated: the shipped kb profile and shipped policy,
+// pointed at the upstream, file secrets, the audit log in strict or async
+// mode on the disk being measured.
+
+// buildConsentgate builds ./cmd/consentgate of the module in the current
+// folder into dir.
+func buildConsentgate(dir string) (string, error) {
+	out := filepath.Join(dir, "consentgate")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/consentgate")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building consentgate (run the benchmark from the repository root, or pass -consentgate): %w", err)
+	}
+	return out, nil
+}
+
+// gatewayConfig is the generated consentgate.yaml.
+const gatewayConfig = `node: bench-1
+trust_domain: %[1]s
+data_dir: %[2]s
+listen:
+  gateway: 127.0.0.1:0
+  admin: 127.0.0.1:0
+tls:
+  cert_file: %[3]s
+  key_file: %[4]s
+  client_ca_file: %[5]s
+  min_version: "1.2"
+secrets:
+  provider: file
+  file:
+    path: secrets.yaml
+policy:
+  dir: %[6]s
+audit:
+  path: audit.db
+  mode: %[7]s
+keys:
+  subject_hmac: consentgate/keys#subject_hmac
+  field_hmac: consentgate/keys#field_hmac
+  audit_signing: consentgate/keys#audit_signing
+vendors:
+  - vendors/kb.yaml
+`
+
+// gateway is one running consentgate.
+type gateway struct {
+	*child
+	mode       string
+	dir        string
+	gatewayURL string
+	adminURL   string
+}
+
+// startGateway writes the configuration for mode ("strict" or "async") under
+// s.dir/consentgate-<mode>, starts bin serve, and waits for its ready line.
+// With profileDir set, the process writes its CPU profile there when it stops.
+func startGateway(s *stack, bin, mode, profileDir string) (*gateway, error) {
+	dir := filepath.Join(s.dir, "consentgate-"+mode)
+	if err := os.MkdirAll(filepath.Join(dir, "vendors"), 0o700); err != nil {
+		return nil, err
+	}
+	policies, err := writePolicies(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeKBProfile(filepath.Join(dir, "vendors", "kb.yaml"), s); err != nil {
+		return nil, err
+	}
+	if err := writeGatewaySecrets(filepath.Join(dir, "secrets.yaml"), s); err != nil {
+		return nil, err
+	}
+	cfgFile := filepath.Join(dir, "consentgate.yaml")
+	gw := s.pki.Path(gatewayCert)
+	cfg := fmt.Sprintf(gatewayConfig, benchTrustDomain, dir, gw, certs.KeyFile(gw), s.pki.Path(certs.DevRootCert), policies, mode)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	// The same checks serve makes, here, so a bad generated file names its line.
+	if c, err := configs.Load(cfgFile); err != nil {
+		return nil, err
+	} else if err := c.CheckFiles(); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, "consentgate.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child holds its own descriptor
+	// Info level: the canonical line per request is written, as in production
+	// (nginx writes its access log likewise).
+	cmd := exec.Command(bin, "serve", "--config", cfgFile, "--log-level", "info")
+	cmd.Stderr = logFile
+	if profileDir != "" {
+		cmd.Env = append(os.Environ(), "CONSENTGATE_CPUPROFILE="+filepath.Join(profileDir, "consentgate-"+mode+".pprof"))
+	}
+	c, err := startChild("consentgate-"+mode, cmd, "ready ", 2*time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("%w (see %s)", err, logFile.Name())
+	}
+	g := &gateway{child: c, mode: mode, dir: dir}
+	for _, kv := range strings.Fields(c.addr) {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "gateway":
+			g.gatewayURL = v
+		case "admin":
+			g.adminURL = v
+		}
+	}
+	if g.gatewayURL == "" || g.adminURL == "" {
+		c.stop()
+		return nil, fmt.Errorf("consentgate ready line %q names no gateway or admin address", c.addr)
+	}
+	return g, nil
+}
+
+// writePolicies copies the shipped policy (embedded in configs) once.
+func writePolicies(dir string) (string, error) {
+	out := filepath.Join(dir, "policies")
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return "", err
+	}
+	entries, err := fs.ReadDir(configs.FS, "policies")
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		data, err := fs.ReadFile(configs.FS, "policies/"+e.Name())
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(out, e.Name()), data, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return out, nil
+}
+
+// writeKBProfile writes the shipped kb profile with its base URL pointed at
+// the upstream: the TLS name stays api.kb.cz, the vendor CA is the dev
+// sandbox CA, and loopback is pinned, as `consentgate dev` does.
+func writeKBProfile(file string, s *stack) error {
+	raw, err := fs.ReadFile(configs.FS, "vendors/kb.yaml")
+	if err != nil {
+		return err
+	}
+	const shipped = "base_url: https://" + kbHost + "\n"
+	if !bytes.Contains(raw, []byte(shipped)) || bytes.Contains(raw, []byte("\nupstream:")) {
+		return fmt.Errorf("configs/vendors/kb.yaml changed shape: the benchmark expects %q and no upstream section", shipped)
+	}
+	raw = bytes.Replace(raw, []byte(shipped), []byte("base_url: "+s.upstreamURL+"\n"), 1)
+	// The end user's token: a static bearer from the secret store instead of a
+	// login per run. Reading a stored, sealed token costs ~18 µs a call
+	// (BenchmarkOAuthFreshToken in bench/RESULTS.md), not measured here.
+	oauth := regexp.MustCompile(`(?s)  - type: oauth2_authorization_code\n.*?    pkce: true\n`)
+	if !oauth.Match(raw) {
+		return fmt.Errorf("configs/vendors/kb.yaml changed shape: the benchmark expects its oauth2_authorization_code credential")
+	}
+	raw = oauth.ReplaceAll(raw, []byte("  - type: bearer\n    secret: vendors/kb#access_token\n"))
+	raw = fmt.Appendf(raw, "upstream:\n  server_name: %s\n  ca_file: %s\n  pin: [\"127.0.0.1\"]\n",
+		kbHost, s.pki.Path(certs.DevSandboxRootCert))
+	return os.WriteFile(file, raw, 0o600)
+}
+
+// writeGatewaySecrets writes the file secret store: kb's credentials and
+// company seal, and consentgate's own keys.
+func writeGatewaySecrets(file string, s *stack) error {
+	seal := s.pki.Path(certs.DevKBSealCert)
+	certPEM, err := os.ReadFile(seal)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := os.ReadFile(certs.KeyFile(seal))
+	if err != nil {
+		return err
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return err
+	}
+	return secrets.WriteFile(file, map[string]map[string]string{
+		"vendors/kb": {"api_key": s.apiKey, "access_token": s.token,
+			"client_cert": string(certPEM), "client_key": string(keyPEM)},
+		"consentgate/keys": {"subject_hmac": randomHex(32), "field_hmac": randomHex(32),
+			"audit_signing": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))},
+	})
+}
+
+// grantConsent creates, as the onboarding-web app through the admin API, the
+// end user's consent the benchmark calls run under, and returns its id.
+func (g *gateway) grantConsent(s *stack) (string, error) {
+	body, _ := json.Marshal(map[string]any{
+		"subject":    "bench-user-0001",
+		"vendors":    []string{"kb"},
+		"purposes":   []string{"kyc-onboarding"},
+		"categories": []string{"identity", "address", "document", "national_id"},
+		"evidence":   map[string]string{"text": "consent captured by the benchmark", "reference": "bench"},
+		"ttl":        "24h",
+	})
+	req, err := http.NewRequest(http.MethodPost, g.adminURL+"/v1/consents", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	tr := newTransport(s.appTLS, 1)
+	defer tr.CloseIdleConnections()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return "", fmt.Errorf("granting the consent: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		return "", fmt.Errorf("granting the consent: status %d: %.300s", resp.StatusCode, raw)
+	}
+	var c struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil || c.ID == "" {
+		return "", fmt.Errorf("granting the consent: no id in %.300s", raw)
+	}
+	return c.ID, nil
+}
+
+// target is the KYC call through this gateway under consentID.
+func (g *gateway) target(s *stack, consentID string) *target {
+	h := http.Header{}
+	h.Set("X-Consent-Id", consentID)
+	h.Set("X-Purpose", "kyc-onboarding")
+	return &target{
+		name: "consentgate-" + g.mode, url: g.gatewayURL + "/v/kb" + kbPath, header: h, tls: s.appTLS,
+		pid: g.pid(), check: checkMinimisedBody, audit: g.auditCounters(s),
+	}
+}
+
+// checkMinimisedBody proves the pipeline ran: a decision id, the birth number
+// masked, the fields the profile does not map dropped, the identity kept.
+func checkMinimisedBody(resp *http.Response, body []byte) error {
+	if resp.Header.Get("X-Consentgate-Decision-Id") == "" {
+		return fmt.Errorf("no X-Consentgate-Decision-Id: the policy did not decide")
+	}
+	for _, leaked := range []string{"9157140410", "marketa.dvorakova@example.cz", "secondaryDocument"} {
+		if bytes.Contains(body, []byte(leaked)) {
+			return fmt.Errorf("the answer holds %q: minimisation did not apply", leaked)
+		}
+	}
+	for _, kept := range []string{`"givenName":"Markéta"`, `"permanentAddress"`} {
+		if !bytes.Contains(body, []byte(kept)) {
+			return fmt.Errorf("the answer lacks %s: %.300s", kept, body)
+		}
+	}
+	return nil
+}
+
+// auditCounters scrapes the audit log's counters from the admin listener's
+// /metrics: records committed and group commits (one fsync each).
+func (g *gateway) auditCounters(s *stack) func() (records, commits uint64, err error) {
+	tr := newTransport(s.appTLS, 1)
+	return func() (uint64, uint64, error) {
+		req, err := http.NewRequest(http.MethodGet, g.adminURL+"/metrics", nil)
+		if err != nil {
+			return 0, 0, err
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return 0, 0, err
+		}
+		var records, commits float64
+		for _, line := range strings.Split(string(raw), "\n") {
+			name, value, _ := strings.Cut(line, " ")
+			switch name {
+			case "consentgate_audit_records_total":
+				records, _ = strconv.ParseFloat(value, 64)
+			case "consentgate_audit_commits_total":
+				commits, _ = strconv.ParseFloat(value, 64)
+			}
+		}
+		return uint64(records), uint64(commits), nil
+	}
+}
