@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,39 +45,7 @@ func writeServeConfig(t *testing.T) (dir, file string, pki *certs.DevPKI) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pki, err = certs.LoadOrCreateDevPKI(filepath.Join(dir, "pki"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The internal CA on the PKI's root and intermediate issues the app
-	// certificate, through the CLI an operator would use.
-	auth, err := certs.OpenAuthority(certs.AuthorityOptions{Dir: pki.Dir, TrustDomain: "consentgate.test", Address: "127.0.0.1:0", DNSNames: []string{"localhost"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.Close(); err != nil {
-		t.Fatal(err)
-	}
-	out := &logsink.Buffer{}
-	if err := run(context.Background(), []string{"certs", "issue", "--ca-dir", pki.Dir, "--role", "app", "--name", "onboarding-web", "--out", pki.Path("apps")}, out, out); err != nil {
-		t.Fatalf("certs issue: %v\n%s", err, out)
-	}
-	// A serving certificate from the operator's own tooling (tls.cert_file):
-	// signed by the intermediate, sent with it.
-	interPEM, _ := os.ReadFile(pki.Path(certs.DevIntermediateCert))
-	interKey, _ := os.ReadFile(certs.KeyFile(pki.Path(certs.DevIntermediateCert)))
-	inter, err := certs.ParseCA(interPEM, interKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, gwKey, err := inter.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "gateway"}, DNSNames: []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := certs.WriteKeyPair(pki.Path("gateway.crt"), &tls.Certificate{Certificate: [][]byte{gw.Raw, inter.Cert.Raw}, PrivateKey: gwKey}); err != nil {
-		t.Fatal(err)
-	}
+	pki = servePKI(t, dir)
 	if _, err := loadOrCreateDevSecrets(context.Background(), filepath.Join(dir, "secrets.yaml"), pki); err != nil {
 		t.Fatal(err)
 	}
@@ -299,5 +268,70 @@ func TestPolicyCommands(t *testing.T) {
 	writeTestFile(t, filepath.Join(pdir, "zz_test.rego"), "package consentgate_zz\ntest_x if { true }\n")
 	if err := run(context.Background(), []string{"policy", "check", pdir}, out, out); err == nil || !strings.Contains(err.Error(), "zz_test.rego") {
 		t.Errorf("unformatted file: err = %v", err)
+	}
+}
+
+// servePKITemplate is the PKI writeServeConfig lays out, made once per test
+// process and copied: creating the CA's provisioner key is deliberately slow.
+var servePKITemplate struct {
+	once sync.Once
+	dir  string
+}
+
+// servePKI lays out in dir/pki an internal CA, the onboarding-web app
+// certificate it issued, and a serving certificate from the intermediate.
+func servePKI(t *testing.T, dir string) *certs.DevPKI {
+	t.Helper()
+	servePKITemplate.once.Do(func() {
+		tmpl, err := os.MkdirTemp("", "consentgate-serve-pki-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		makeServePKI(t, tmpl)
+		servePKITemplate.dir = filepath.Join(tmpl, "pki")
+	})
+	if servePKITemplate.dir == "" {
+		t.Fatal("the template PKI could not be made (see the first test that tried)")
+	}
+	if err := os.CopyFS(filepath.Join(dir, "pki"), os.DirFS(servePKITemplate.dir)); err != nil {
+		t.Fatal(err)
+	}
+	return &certs.DevPKI{Dir: filepath.Join(dir, "pki")}
+}
+
+func makeServePKI(t *testing.T, dir string) {
+	t.Helper()
+	pki, err := certs.LoadOrCreateDevPKI(filepath.Join(dir, "pki"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The internal CA on the PKI's root and intermediate issues the app
+	// certificate, through the CLI an operator would use.
+	auth, err := certs.OpenAuthority(certs.AuthorityOptions{Dir: pki.Dir, TrustDomain: "consentgate.test", Address: "127.0.0.1:0", DNSNames: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := &logsink.Buffer{}
+	if err := run(context.Background(), []string{"certs", "issue", "--ca-dir", pki.Dir, "--role", "app", "--name", "onboarding-web", "--out", pki.Path("apps")}, out, out); err != nil {
+		t.Fatalf("certs issue: %v\n%s", err, out)
+	}
+	// A serving certificate from the operator's own tooling (tls.cert_file):
+	// signed by the intermediate, sent with it.
+	interPEM, _ := os.ReadFile(pki.Path(certs.DevIntermediateCert))
+	interKey, _ := os.ReadFile(certs.KeyFile(pki.Path(certs.DevIntermediateCert)))
+	inter, err := certs.ParseCA(interPEM, interKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, gwKey, err := inter.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "gateway"}, DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certs.WriteKeyPair(pki.Path("gateway.crt"), &tls.Certificate{Certificate: [][]byte{gw.Raw, inter.Cert.Raw}, PrivateKey: gwKey}); err != nil {
+		t.Fatal(err)
 	}
 }
