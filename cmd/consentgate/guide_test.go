@@ -171,13 +171,15 @@ func shellFields(line string) []string {
 // it is inspected.
 func TestOperatorGuideCommands(t *testing.T) {
 	cmds := guideCommands(t, "../../docs/operator.md")
-	if len(cmds) != 4 {
-		t.Fatalf("found %d commands in the guide, want 4: %q", len(cmds), cmds)
+	if len(cmds) != 5 {
+		t.Fatalf("found %d commands in the guide, want 5: %q", len(cmds), cmds)
 	}
+	_, serveConfig, _ := writeServeConfig(t)
 	caDir, outDir, work := filepath.Join(t.TempDir(), "ca"), t.TempDir(), t.TempDir()
 	t.Chdir(work)
 	for _, line := range cmds {
-		line = strings.NewReplacer("/var/lib/consentgate-ca", caDir, "0.0.0.0:9000", "127.0.0.1:0", "$CA", caDir, "$OUT", outDir).Replace(line)
+		line = strings.NewReplacer("/var/lib/consentgate-ca", caDir, "0.0.0.0:9000", "127.0.0.1:0", "$CA", caDir, "$OUT", outDir,
+			"/etc/consentgate/consentgate.yaml", serveConfig).Replace(line)
 		args := shellFields(strings.TrimPrefix(line, "consentgate "))
 		out := &logsink.Buffer{}
 		switch args[0] + " " + args[1] {
