@@ -1196,6 +1196,7 @@ func helmFuncs(include func(string, any) (string, error)) template.FuncMap {
 			}
 			return v, nil
 		},
+		"fail":    func(msg string) (string, error) { return "", errors.New(msg) },
 		"toYaml":  toYAML,
 		"indent":  indent,
 		"nindent": func(n int, s string) string { return "\n" + indent(n, s) },

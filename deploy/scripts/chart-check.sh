@@ -85,4 +85,9 @@ if "$HELM" template cg "$chart" --set vault.role= >"$tmp/out.txt" 2>&1; then
 	fail "helm rendered the chart without vault.role"
 fi
 grep -q "vault.role is required" "$tmp/out.txt" || fail "helm failed without vault.role, but not with the chart's message: $(cat "$tmp/out.txt")"
+# Several replicas must share the consent registry.
+if "$HELM" template cg "$chart" --set replicaCount=2 >"$tmp/out.txt" 2>&1; then
+	fail "helm rendered two replicas with per-pod bbolt consent registries"
+fi
+grep -q "needs consents.backend: postgres" "$tmp/out.txt" || fail "helm refused two bbolt replicas, but not with the chart's message: $(cat "$tmp/out.txt")"
 echo "chart-check: ok"
