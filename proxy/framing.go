@@ -205,8 +205,7 @@ func withConnTLS(h http.Handler) http.Handler {
 				return
 			}
 			if r.TLS == nil && fc.state.HandshakeComplete {
-				cs := fc.state
-				r.TLS = &cs
+				r.TLS = &fc.state // shared by the connection's requests, as net/http does
 			}
 		}
 		h.ServeHTTP(w, r)

@@ -173,29 +173,7 @@ stream is for reading (or --format csv); the per-replica exports stay the eviden
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			if f.out != "" {
-				file, err := os.OpenFile(f.out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-				if err != nil {
-					return err
-				}
-				defer file.Close()
-				w = file
-			}
-			if f.format == "csv" {
-				// CSV is a view of the JSONL export, for spreadsheets; it is not
-				// verifiable on its own.
-				pr, pw := io.Pipe()
-				done := make(chan error, 1)
-				go func() { done <- audit.WriteCSV(pr, w); pr.Close() }()
-				err := exportTo(cmd.Context(), f, filter, pw)
-				pw.CloseWithError(err)
-				if werr := <-done; err == nil {
-					err = werr
-				}
-				return err
-			}
-			return exportTo(cmd.Context(), f, filter, w)
+			return writeExport(cmd, f, func(w io.Writer) error { return exportTo(cmd.Context(), f, filter, w) })
 		},
 	}
 	fl := cmd.Flags()
@@ -254,6 +232,16 @@ func mergeExports(cmd *cobra.Command, f exportFlags, files []string) error {
 		defer fh.Close()
 		readers = append(readers, fh)
 	}
+	return writeExport(cmd, f, func(w io.Writer) error {
+		_, err := audit.Merge(w, readers...)
+		return err
+	})
+}
+
+// writeExport runs produce, which writes a JSONL export, into --out or stdout,
+// as JSONL or through the CSV view. CSV is for spreadsheets: it is not
+// verifiable on its own.
+func writeExport(cmd *cobra.Command, f exportFlags, produce func(io.Writer) error) error {
 	w := cmd.OutOrStdout()
 	if f.out != "" {
 		file, err := os.OpenFile(f.out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -263,18 +251,17 @@ func mergeExports(cmd *cobra.Command, f exportFlags, files []string) error {
 		defer file.Close()
 		w = file
 	}
-	if f.format == "csv" {
-		pr, pw := io.Pipe()
-		done := make(chan error, 1)
-		go func() { done <- audit.WriteCSV(pr, w); pr.Close() }()
-		_, err := audit.Merge(pw, readers...)
-		pw.CloseWithError(err)
-		if werr := <-done; err == nil {
-			err = werr
-		}
-		return err
+	if f.format != "csv" {
+		return produce(w)
 	}
-	_, err := audit.Merge(w, readers...)
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- audit.WriteCSV(pr, w); pr.Close() }()
+	err := produce(pw)
+	pw.CloseWithError(err)
+	if werr := <-done; err == nil {
+		err = werr
+	}
 	return err
 }
 
