@@ -33,7 +33,7 @@ lint: $(BIN)/staticcheck
 # The Vault server the integration tests run (and `dev --vault`): built once
 # into .cache/bin/vault from deploy/vault-dev (~11 min cold), then reused.
 vault:
-	@deploy/scripts/build-vault.sh
+	@GO=$(GO) deploy/scripts/build-vault.sh
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

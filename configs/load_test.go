@@ -110,7 +110,10 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 		{"http base url", goodMain, strings.Replace(goodVendor, "https://", "http://", 1),
 			"v.yaml:2: base_url: must use https"},
 		{"bad secret reference", goodMain, strings.Replace(goodVendor, "vendors/acme#key", "vendors/acme", 1),
-			"v.yaml:5: credentials[0].secret: \"vendors/acme\" is not a secret reference"},
+			"v.yaml:5: credentials[0].secret: is not a secret reference"},
+		// A key pasted where its reference belongs is not repeated in the error.
+		{"pasted secret", goodMain, strings.Replace(goodVendor, "vendors/acme#key", "sk_live_9f8e7d6c5b4a", 1),
+			"v.yaml:5: credentials[0].secret: is not a secret reference of the form path#key (the value is not shown"},
 		{"credential names missing operation", goodMain, strings.Replace(goodVendor, "[acme.get]", "[acme.put]", 1),
 			"v.yaml:7: credentials[0].operations[0]: operation \"acme.put\" is not defined"},
 		{"bad category", goodMain, strings.Replace(goodVendor, "name: identity", "name: secrets", 1),
@@ -160,6 +163,9 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			want := dir + string(filepath.Separator) + tt.want
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error\n%v\ndoes not contain\n%s", err, want)
+			}
+			if strings.Contains(err.Error(), "sk_live_") {
+				t.Errorf("the error repeats a pasted secret: %v", err)
 			}
 		})
 	}

@@ -162,7 +162,7 @@ func (v *validator) postgres(p *Postgres) {
 		}
 	case "disable":
 		// Consents, sealed tokens and the password would cross the network in clear.
-		if !strings.HasPrefix(p.Host, "/") && !isLoopbackHost(p.Host) {
+		if !strings.HasPrefix(p.Host, "/") && !LoopbackHost(p.Host) {
 			v.fail(f+"sslmode", "disable is only allowed to a loopback host or a unix socket; %q is neither: use verify-full", p.Host)
 		}
 		if p.CAFile != "" {
@@ -323,7 +323,7 @@ func (v *validator) tracing(t *Tracing) {
 	switch {
 	case err != nil || u.Host == "":
 		v.fail("tracing.endpoint", "%q is not a URL such as https://otel-collector:4318", t.Endpoint)
-	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && !LoopbackHost(u.Hostname()):
 		// Span attributes name apps, vendors and decisions: not for the open network.
 		v.fail("tracing.endpoint", "%q: use https (plain http only to a loopback collector)", t.Endpoint)
 	case u.Scheme != "http" && u.Scheme != "https":
@@ -338,14 +338,6 @@ func (v *validator) tracing(t *Tracing) {
 	if t.ServiceName == "" {
 		t.ServiceName = "consentgate"
 	}
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (v *validator) audit(a *Audit) {
@@ -635,7 +627,9 @@ func (v *validator) source(field string, s *Source) {
 
 func (v *validator) secretRef(field, ref string) {
 	if !secretRE.MatchString(ref) {
-		v.fail(field, "%q is not a secret reference of the form path#key", ref)
+		// The value is not repeated: what is here instead of a reference may
+		// be the secret itself.
+		v.fail(field, "is not a secret reference of the form path#key (the value is not shown: it may be the secret itself)")
 	}
 }
 

@@ -3,6 +3,7 @@ package consent
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -72,7 +73,7 @@ func OpenPostgres(ctx context.Context, p Postgres, o Options) (*Registry, error)
 
 // String names the database for messages: never the password.
 func (p Postgres) String() string {
-	return fmt.Sprintf("postgres://%s@%s/%s", p.User, hostPort(p.Host, p.port()), p.Database)
+	return fmt.Sprintf("postgres://%s@%s/%s", p.User, net.JoinHostPort(p.Host, strconv.Itoa(p.port())), p.Database)
 }
 
 func (p Postgres) port() int {
@@ -80,13 +81,6 @@ func (p Postgres) port() int {
 		return DefaultPostgresPort
 	}
 	return int(p.Port)
-}
-
-func hostPort(host string, port int) string {
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	return host + ":" + strconv.Itoa(port)
 }
 
 // poolConfig builds pgx's configuration from a libpq keyword/value string that

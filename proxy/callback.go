@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -154,7 +155,12 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := readBody(r, cv.op.cfg.MaxRequestBytes)
 	if err != nil {
-		refuse(http.StatusRequestEntityTooLarge, problemTooLarge, "Callback body too large", "")
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			refuse(http.StatusRequestEntityTooLarge, problemTooLarge, "Callback body too large", "")
+			return
+		}
+		refuse(http.StatusBadRequest, problemBadRequest, "Unreadable callback body", "")
 		return
 	}
 	ex.bytesIn = int64(len(body))
@@ -175,7 +181,19 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.auditUnavailable(w, ex)
 		return
 	}
-	out, err := newMinimizer(d.Response.Fields, d.Response.Default, nil, in.Now).minimize(body)
+	// A "hash" action is keyed like the gateway's: an unkeyed hash of an
+	// identifier could be reversed by guessing.
+	var hashKey []byte
+	if needsHashKey(&d) {
+		s, err := g.secrets.Get(r.Context(), g.hashRef)
+		if err != nil {
+			ex.outcome, ex.err = outcomeFailed, "field hash key unavailable"
+			refuse(http.StatusServiceUnavailable, problemCredentials, "Key unavailable", "the callback was not forwarded")
+			return
+		}
+		hashKey = []byte(s.Value)
+	}
+	out, err := newMinimizer(d.Response.Fields, d.Response.Default, hashKey, in.Now).minimize(body)
 	if err != nil {
 		ex.err = "callback body could not be minimised"
 		refuse(http.StatusBadRequest, problemBadRequest, "Callback body is not JSON", "")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -265,11 +266,21 @@ func (o *oauthSource) token(ctx context.Context, p secrets.Provider) (token, cli
 
 // safeTokenError keeps the status and error code of a failed token request and
 // drops the response body, which may echo what was sent.
+// tokenErrorCodes are the token endpoint's error codes of RFC 6749 §5.2.
+var tokenErrorCodes = []string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+	"unsupported_grant_type", "invalid_scope"}
+
 func safeTokenError(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		if re.ErrorCode != "" {
-			return fmt.Errorf("token endpoint answered %d (%s)", re.Response.StatusCode, re.ErrorCode)
+			// Only the codes RFC 6749 §5.2 defines: anything else is vendor text,
+			// which logs and audit records never carry.
+			code := "other"
+			if slices.Contains(tokenErrorCodes, re.ErrorCode) {
+				code = re.ErrorCode
+			}
+			return fmt.Errorf("token endpoint answered %d (%s)", re.Response.StatusCode, code)
 		}
 		return fmt.Errorf("token endpoint answered %d", re.Response.StatusCode)
 	}

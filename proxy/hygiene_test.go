@@ -39,23 +39,26 @@ func TestRequestHygiene(t *testing.T) {
 		name    string
 		request string
 		status  int
+		// problem: consentgate's framing guard answers (problem+json); net/http
+		// answers the others.
+		problem bool
 	}{
 		{"two different Content-Length headers",
-			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400},
+			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, true},
 		{"headers beyond the limit",
-			"GET /v/echo/things/1 HTTP/1.1\r\nHost: gw\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n", 431},
+			"GET /v/echo/things/1 HTTP/1.1\r\nHost: gw\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n", 431, false},
 		{"Content-Length that is not a number",
-			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Length: 1e3\r\n\r\n", 400},
+			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Length: 1e3\r\n\r\n", 400, false},
 		// net/http alone would accept the next ones, resolving them its own way.
 		{"Content-Length and Transfer-Encoding",
 			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n" +
-				"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", 400},
+				"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", 400, true},
 		{"Transfer-Encoding before Content-Length, lower case",
-			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\ntransfer-encoding: chunked\r\ncontent-length: 7\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", 400},
+			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\ntransfer-encoding: chunked\r\ncontent-length: 7\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", 400, true},
 		{"the same Content-Length twice",
-			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", 400},
+			"POST /v/echo/sessions/ HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", 400, true},
 		{"Transfer-Encoding in HTTP/1.0",
-			"POST /v/echo/sessions/ HTTP/1.0\r\nHost: gw\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400},
+			"POST /v/echo/sessions/ HTTP/1.0\r\nHost: gw\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,8 +69,7 @@ func TestRequestHygiene(t *testing.T) {
 			if resp.StatusCode != tt.status {
 				t.Errorf("status %d, want %d", resp.StatusCode, tt.status)
 			}
-			if resp.StatusCode == http.StatusBadRequest && strings.Contains(tt.name, "Content-Length") &&
-				!strings.Contains(tt.name, "number") && resp.Header.Get("Content-Type") != "application/problem+json" {
+			if tt.problem && resp.Header.Get("Content-Type") != "application/problem+json" {
 				t.Errorf("Content-Type %q, want application/problem+json", resp.Header.Get("Content-Type"))
 			}
 		})

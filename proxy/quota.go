@@ -47,14 +47,24 @@ func (q *quota) admit(app string, now time.Time) (bool, time.Duration) {
 	if now.Before(blocked) {
 		return false, blocked.Sub(now)
 	}
+	var appLimiter *rate.Limiter
 	if q.appRate > 0 {
-		l, _ := q.apps.LoadOrStore(app, rate.NewLimiter(q.appRate, q.appB))
-		if !l.(*rate.Limiter).AllowN(now, 1) {
+		l, ok := q.apps.Load(app)
+		if !ok {
+			l, _ = q.apps.LoadOrStore(app, rate.NewLimiter(q.appRate, q.appB))
+		}
+		appLimiter = l.(*rate.Limiter)
+		if appLimiter.TokensAt(now) < 1 {
 			return false, time.Duration(float64(time.Second) / float64(q.appRate))
 		}
 	}
 	if q.vendor != nil && !q.vendor.AllowN(now, 1) {
 		return false, time.Duration(float64(time.Second) / float64(q.vendor.Limit()))
+	}
+	// The app's token is spent only once the vendor's budget let the call
+	// through: a call the vendor limit refuses costs the app nothing.
+	if appLimiter != nil && !appLimiter.AllowN(now, 1) {
+		return false, time.Duration(float64(time.Second) / float64(q.appRate))
 	}
 	return true, 0
 }

@@ -62,3 +62,22 @@ func TestQuotaTokenBuckets(t *testing.T) {
 		t.Fatal("the vendor's burst of 3 was exceeded")
 	}
 }
+
+// A call the vendor's budget refuses costs the app nothing: once the vendor
+// bucket refills, the app still has its own burst.
+func TestQuotaVendorRefusalSparesTheAppBudget(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	q := newQuota(configs.Quota{RequestsPerSecond: 1, Burst: 1, PerAppRequestsPerSecond: 0.001, PerAppBurst: 2})
+	if ok, _ := q.admit("a", now); !ok {
+		t.Fatal("first call refused")
+	}
+	for range 5 {
+		if ok, _ := q.admit("a", now); ok {
+			t.Fatal("the vendor bucket is empty, yet a call went through")
+		}
+	}
+	// The vendor bucket refills in a second; the app's second token is intact.
+	if ok, _ := q.admit("a", now.Add(time.Second)); !ok {
+		t.Error("the app's budget was spent by calls the vendor budget refused")
+	}
+}

@@ -38,7 +38,8 @@ func newServeCmd(logger func() *slog.Logger) *cobra.Command {
 The configuration, every vendor profile, the policy, the consent registry, the
 vendor client certificates and the inbound TLS are loaded and checked before
 anything listens. The policy directory is watched and reloaded on change;
-SIGHUP reloads the policy, the serving certificate and the file secret store;
+SIGHUP reloads the policy, the serving certificate files, the secrets (the file
+store, or every Vault secret) and the vendor client certificates;
 SIGINT/SIGTERM drain and stop.
 
 The node (in every log line and audit record) is --node, else $CONSENTGATE_NODE,

@@ -16,6 +16,6 @@ cd "$root/deploy/vault-dev"
 echo "building the Vault server into $out (once; about 11 minutes cold)" >&2
 # go.mod and go.sum are committed (tidied once): the build resolves exactly
 # those versions and verifies every module against its recorded checksum.
-GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out.tmp" .
+GOFLAGS=-mod=readonly CGO_ENABLED=0 "${GO:-go}" build -trimpath -ldflags='-s -w' -o "$out.tmp" .
 mv "$out.tmp" "$out"
 "$out" version

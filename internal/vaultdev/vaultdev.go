@@ -155,9 +155,10 @@ func (s *Server) Start(ctx context.Context) error {
 		defer f.Close() // the child has its own descriptor
 		out = f
 	}
-	cmd := exec.Command(s.bin, "server", "-dev", "-dev-root-token-id="+s.RootToken,
-		"-dev-listen-address="+s.listen, "-dev-no-store-token")
-	cmd.Env = cleanEnv()
+	// The root token goes in the environment, not the command line, which any
+	// local user can read in ps.
+	cmd := exec.Command(s.bin, "server", "-dev", "-dev-listen-address="+s.listen, "-dev-no-store-token")
+	cmd.Env = append(cleanEnv(), "VAULT_DEV_ROOT_TOKEN_ID="+s.RootToken)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = childAttrs()
 	if err := cmd.Start(); err != nil {
@@ -257,9 +258,10 @@ func (s *Server) logTail() string {
 	if err != nil {
 		return ""
 	}
-	data = data[max(0, len(data)-2000):]
-	// The log holds the root token; never pass it on.
-	return "\nvault log (tail):\n" + strings.ReplaceAll(string(data), s.RootToken, "[root token]")
+	// The log holds the root token; never pass it on. Redact before cutting, so
+	// the cut cannot leave part of it.
+	text := strings.ReplaceAll(string(data), s.RootToken, "[root token]")
+	return "\nvault log (tail):\n" + text[max(0, len(text)-2000):]
 }
 
 // Client is a root-token API client for the server.
