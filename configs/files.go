@@ -60,9 +60,12 @@ func (c *Config) CheckFiles() error {
 			check(v.File, v.idx, "callback.client_ca_file", cb.ClientCAFile)
 		}
 		if cc := v.ClientCertificate; cc != nil {
-			for name, s := range map[string]*Source{"cert": cc.Cert, "key": cc.Key, "pkcs12": cc.PKCS12, "password": cc.Password} {
-				if s != nil {
-					check(v.File, v.idx, "client_certificate."+name+".file", s.File)
+			for _, src := range []struct {
+				name string
+				s    *Source
+			}{{"cert", cc.Cert}, {"key", cc.Key}, {"pkcs12", cc.PKCS12}, {"password", cc.Password}} {
+				if src.s != nil {
+					check(v.File, v.idx, "client_certificate."+src.name+".file", src.s.File)
 				}
 			}
 		}

@@ -223,6 +223,7 @@ func TestCreateValidation(t *testing.T) {
 			{"unknown purpose", "a", func(q *Request) { q.Purposes = []string{"marketing"} }, `purposes: "marketing"`},
 			{"unknown category", "a", func(q *Request) { q.Categories = []string{"biometric"} }, `categories: "biometric"`},
 			{"no evidence", "a", func(q *Request) { q.Evidence = Evidence{Reference: "x"} }, "evidence.text is required"},
+			{"NUL in evidence", "a", func(q *Request) { q.Evidence = Evidence{Text: "agreed\x00"} }, "must not contain NUL"},
 			{"no expiry", "a", func(q *Request) { q.TTL = "" }, "expires_at or ttl is required"},
 			{"both expiries", "a", func(q *Request) { q.ExpiresAt = &far }, "not both"},
 			{"bad ttl", "a", func(q *Request) { q.TTL = "30d" }, `ttl "30d" is not a duration`},

@@ -69,6 +69,10 @@ func (r *Registry) validateScope(c *Consent, vendors, purposes, categories []str
 	if strings.TrimSpace(c.Evidence.Text) == "" {
 		return fmt.Errorf("%w: evidence.text is required", ErrInvalid)
 	}
+	// PostgreSQL's jsonb refuses NUL: both backends refuse it here alike.
+	if strings.ContainsRune(c.Evidence.Text, 0) || strings.ContainsRune(c.Evidence.Reference, 0) {
+		return fmt.Errorf("%w: evidence must not contain NUL characters", ErrInvalid)
+	}
 	return nil
 }
 

@@ -241,14 +241,19 @@ func mergeExports(cmd *cobra.Command, f exportFlags, files []string) error {
 // writeExport runs produce, which writes a JSONL export, into --out or stdout,
 // as JSONL or through the CSV view. CSV is for spreadsheets: it is not
 // verifiable on its own.
-func writeExport(cmd *cobra.Command, f exportFlags, produce func(io.Writer) error) error {
+func writeExport(cmd *cobra.Command, f exportFlags, produce func(io.Writer) error) (err error) {
 	w := cmd.OutOrStdout()
 	if f.out != "" {
 		file, err := os.OpenFile(f.out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {
 			return err
 		}
-		defer file.Close()
+		// An export is evidence: a write that fails only at close must not pass.
+		defer func() {
+			if cerr := file.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("writing %s: %w", f.out, cerr)
+			}
+		}()
 		w = file
 	}
 	if f.format != "csv" {
@@ -257,7 +262,7 @@ func writeExport(cmd *cobra.Command, f exportFlags, produce func(io.Writer) erro
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- audit.WriteCSV(pr, w); pr.Close() }()
-	err := produce(pw)
+	err = produce(pw)
 	pw.CloseWithError(err)
 	if werr := <-done; err == nil {
 		err = werr
