@@ -114,35 +114,53 @@ func (g *Gateway) userBearer(app string, c *policy.Consent) userBearer {
 	}
 }
 
+// openTokens reads and opens the consent's sealed tokens at vendor.
+func (g *Gateway) openTokens(ctx context.Context, consentID, vendor string) ([]byte, *secrets.SealKey, storedTokens, error) {
+	var t storedTokens
+	sealed, err := g.grants.Tokens(ctx, consentID, vendor)
+	if errors.Is(err, consent.ErrNoTokens) {
+		return nil, nil, t, fmt.Errorf("%w: no tokens for consent %s at vendor %s", ErrNotAuthorized, consentID, vendor)
+	}
+	if err != nil {
+		return nil, nil, t, fmt.Errorf("reading tokens of consent %s: %w", consentID, err)
+	}
+	key, err := g.sealKey(ctx)
+	if err != nil {
+		return nil, nil, t, err
+	}
+	plain, err := key.Open(sealed, tokensAAD(consentID, vendor))
+	if err != nil {
+		g.log.Error("stored vendor tokens do not open: the end user must authorise again", logVendor, vendor,
+			logConsentID, consentID, logError, err.Error())
+		return nil, nil, t, fmt.Errorf("%w: stored tokens of consent %s at vendor %s do not open", ErrNotAuthorized, consentID, vendor)
+	}
+	if err := json.Unmarshal(plain, &t); err != nil {
+		return nil, nil, t, fmt.Errorf("%w: stored tokens of consent %s are unreadable", ErrNotAuthorized, consentID)
+	}
+	return sealed, key, t, nil
+}
+
 // accessToken opens the consent's tokens at the vendor, refreshing them first if
 // they are about to expire; the refreshed tokens are stored sealed before use.
 // ErrNotAuthorized means there are none the vendor would accept: never
 // authorised, revoked, refused at refresh, or sealed under another key.
 func (g *Gateway) accessToken(ctx context.Context, ac *authCode, consentID string) (string, []string, error) {
 	vendor := ac.vendor
-	mu := g.tokenLock(consentID, vendor)
-	mu.Lock()
-	defer mu.Unlock()
-	sealed, err := g.grants.Tokens(ctx, consentID, vendor)
-	if errors.Is(err, consent.ErrNoTokens) {
-		return "", nil, fmt.Errorf("%w: no tokens for consent %s at vendor %s", ErrNotAuthorized, consentID, vendor)
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("reading tokens of consent %s: %w", consentID, err)
-	}
-	key, err := g.sealKey(ctx)
+	// Most calls find a fresh token: no lock for them, so a slow refresh of
+	// one consent never holds up another that shares its lock stripe.
+	sealed, key, t, err := g.openTokens(ctx, consentID, vendor)
 	if err != nil {
 		return "", nil, err
 	}
-	plain, err := key.Open(sealed, tokensAAD(consentID, vendor))
-	if err != nil {
-		g.log.Error("stored vendor tokens do not open: the end user must authorise again", logVendor, vendor,
-			logConsentID, consentID, logError, err.Error())
-		return "", nil, fmt.Errorf("%w: stored tokens of consent %s at vendor %s do not open", ErrNotAuthorized, consentID, vendor)
+	if t.fresh(g.now()) {
+		return t.AccessToken, []string{t.AccessToken, t.RefreshToken}, nil
 	}
-	var t storedTokens
-	if err := json.Unmarshal(plain, &t); err != nil {
-		return "", nil, fmt.Errorf("%w: stored tokens of consent %s are unreadable", ErrNotAuthorized, consentID)
+	mu := g.tokenLock(consentID, vendor)
+	mu.Lock()
+	defer mu.Unlock()
+	// Read again under the lock: another call may have refreshed meanwhile.
+	if sealed, key, t, err = g.openTokens(ctx, consentID, vendor); err != nil {
+		return "", nil, err
 	}
 	now := g.now()
 	if t.fresh(now) {
