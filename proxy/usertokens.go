@@ -148,18 +148,17 @@ func (g *Gateway) accessToken(ctx context.Context, ac *authCode, consentID strin
 	vendor := ac.vendor
 	// Most calls find a fresh token: no lock for them, so a slow refresh of
 	// one consent never holds up another that shares its lock stripe.
-	sealed, key, t, err := g.openTokens(ctx, consentID, vendor)
-	if err != nil {
+	if _, _, t, err := g.openTokens(ctx, consentID, vendor); err != nil {
 		return "", nil, err
-	}
-	if t.fresh(g.now()) {
+	} else if t.fresh(g.now()) {
 		return t.AccessToken, []string{t.AccessToken, t.RefreshToken}, nil
 	}
 	mu := g.tokenLock(consentID, vendor)
 	mu.Lock()
 	defer mu.Unlock()
 	// Read again under the lock: another call may have refreshed meanwhile.
-	if sealed, key, t, err = g.openTokens(ctx, consentID, vendor); err != nil {
+	sealed, key, t, err := g.openTokens(ctx, consentID, vendor)
+	if err != nil {
 		return "", nil, err
 	}
 	now := g.now()
