@@ -21,7 +21,7 @@ func Check(ctx context.Context, dir string) error {
 	if _, _, err := tester.Load([]string{dir}, nil); err != nil {
 		return fmt.Errorf("policy does not compile:\n%w", err)
 	}
-	if _, err := load(ctx, Source{Dir: dir}); err != nil {
+	if _, err := load(ctx, Source{Dir: dir}, -1); err != nil {
 		return err
 	}
 	var unformatted []string

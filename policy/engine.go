@@ -24,6 +24,9 @@ type Options struct {
 	Logger  *slog.Logger  // nil discards
 	// Registerer receives the engine's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
+	// MemoEntries bounds the decisions a revision remembers (see memo); 0 means
+	// DefaultMemoEntries, a negative number turns remembering off.
+	MemoEntries int
 	// OnRevision is called after each successful load with the new revision id,
 	// and after each failed reload with the error (the audit log records both).
 	OnRevision func(revision string, err error)
@@ -53,6 +56,8 @@ type Status struct {
 	ReloadFailures int       `json:"reload_failures"`
 	LastError      string    `json:"last_error,omitempty"`
 	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
+	// Memo says whether decisions are remembered, and why not.
+	Memo string `json:"memo"`
 }
 
 // New loads the policy; a policy that does not load prevents start-up.
@@ -60,17 +65,20 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
+	if o.MemoEntries == 0 {
+		o.MemoEntries = DefaultMemoEntries
+	}
 	e := &Engine{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer)}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
-	rev, err := load(ctx, o.Source)
+	rev, err := load(ctx, o.Source, o.MemoEntries)
 	if err != nil {
 		return nil, err
 	}
 	e.cur.Store(rev)
 	e.metrics.revision(rev.id)
-	e.log.Info("policy loaded", "revision", rev.id, "source", o.Source.String(), "files", len(rev.files))
+	e.log.Info("policy loaded", "revision", rev.id, "source", o.Source.String(), "files", len(rev.files), "memo", rev.memo.describe())
 	if o.OnRevision != nil {
 		o.OnRevision(rev.id, nil)
 	}
@@ -82,7 +90,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 func (e *Engine) Reload(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	rev, err := load(ctx, e.opts.Source)
+	rev, err := load(ctx, e.opts.Source, e.opts.MemoEntries)
 	if err != nil {
 		e.failures++
 		e.lastErr, e.lastErrT = err.Error(), time.Now()
@@ -96,7 +104,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	old := e.cur.Swap(rev)
 	e.metrics.revision(rev.id)
 	if old.id != rev.id {
-		e.log.Info("policy revision changed", "from", old.id, "to", rev.id)
+		e.log.Info("policy revision changed", "from", old.id, "to", rev.id, "memo", rev.memo.describe())
 		if e.opts.OnRevision != nil {
 			e.opts.OnRevision(rev.id, nil)
 		}
@@ -117,7 +125,7 @@ func (e *Engine) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return Status{Revision: rev.id, Source: e.opts.Source.String(), LoadedAt: rev.loadedAt, Files: rev.files,
-		ReloadFailures: e.failures, LastError: e.lastErr, LastErrorAt: e.lastErrT}
+		ReloadFailures: e.failures, LastError: e.lastErr, LastErrorAt: e.lastErrT, Memo: rev.memo.describe()}
 }
 
 // Decide evaluates the policy for one call. It never returns an error: whatever
@@ -128,13 +136,26 @@ func (e *Engine) Decide(ctx context.Context, in *Input) Decision {
 
 // DecideRaw evaluates an input given as a JSON-like tree, as `consentgate policy
 // eval` reads it from a file.
+//
+// The decision's maps and slices may be shared with other calls' decisions (see
+// memo): callers read them and never change them.
 func (e *Engine) DecideRaw(ctx context.Context, input map[string]any) Decision {
 	start := time.Now()
 	rev := e.cur.Load()
-	d := evaluate(ctx, rev, input, e.opts.Timeout)
+	key, memoised := rev.memo.key(input)
+	d, hit := Decision{}, false
+	if memoised {
+		d, hit = rev.memo.get(key)
+	}
+	if !hit {
+		d = evaluate(ctx, rev, input, e.opts.Timeout)
+		if memoised && d.Err == "" {
+			rev.memo.put(key, d)
+		}
+	}
 	d.ID = uuid.NewString()
 	d.Revision = rev.id
-	e.metrics.observe(d, time.Since(start))
+	e.metrics.observe(d, hit, time.Since(start))
 	return d
 }
 

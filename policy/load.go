@@ -48,6 +48,7 @@ type revision struct {
 	loadedAt time.Time
 	files    []string
 	purposes []string
+	memo     *memo
 }
 
 // isTest keeps *_test.rego out of the serving policy: tests belong to
@@ -120,7 +121,7 @@ func (s Source) fetch(ctx context.Context) ([]byte, error) {
 
 // load builds a revision: read, compile, prepare the query once, and evaluate a
 // smoke input that must yield a well-formed decision.
-func load(ctx context.Context, src Source) (*revision, error) {
+func load(ctx context.Context, src Source, memoEntries int) (*revision, error) {
 	b, err := src.readBundle(ctx)
 	if err != nil {
 		return nil, err
@@ -163,7 +164,8 @@ func load(ctx context.Context, src Source) (*revision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: preparing %s: %w", src, Query, err)
 	}
-	rev := &revision{id: hex.EncodeToString(h.Sum(nil))[:16], query: pq, loadedAt: time.Now(), files: files}
+	rev := &revision{id: hex.EncodeToString(h.Sum(nil))[:16], query: pq, loadedAt: time.Now(), files: files,
+		memo: newMemo(compiler, memoEntries)}
 	if ps, ok := data["purposes"].(map[string]any); ok {
 		for p := range ps {
 			rev.purposes = append(rev.purposes, p)

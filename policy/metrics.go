@@ -10,6 +10,7 @@ import (
 // revision id, which is a hash.
 type metrics struct {
 	decisions      *prometheus.CounterVec
+	memoHits       prometheus.Counter
 	latency        prometheus.Histogram
 	reloadFailures prometheus.Counter
 	revisionInfo   *prometheus.GaugeVec
@@ -20,6 +21,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "consentgate_policy_decisions_total", Help: "Policy decisions by result (allow, deny, error).",
 		}, []string{"result"}),
+		memoHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "consentgate_policy_memo_hits_total", Help: "Decisions answered from the revision's memo of earlier identical inputs, without evaluation.",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "consentgate_policy_decision_seconds", Help: "Time to evaluate one policy decision.",
 			Buckets: []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3, 50e-3},
@@ -32,12 +36,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"revision"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.latency, m.reloadFailures, m.revisionInfo)
+		reg.MustRegister(m.decisions, m.memoHits, m.latency, m.reloadFailures, m.revisionInfo)
 	}
 	return m
 }
 
-func (m *metrics) observe(d Decision, took time.Duration) {
+func (m *metrics) observe(d Decision, memoHit bool, took time.Duration) {
 	result := "deny"
 	switch {
 	case d.Err != "":
@@ -46,6 +50,9 @@ func (m *metrics) observe(d Decision, took time.Duration) {
 		result = "allow"
 	}
 	m.decisions.WithLabelValues(result).Inc()
+	if memoHit {
+		m.memoHits.Inc()
+	}
 	m.latency.Observe(took.Seconds())
 }
 
