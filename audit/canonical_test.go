@@ -140,3 +140,26 @@ func TestPublicKeyPEM(t *testing.T) {
 		t.Errorf("fingerprint %q", Fingerprint(pub))
 	}
 }
+
+// TestSizeHintCoversAGatewayRecord: the hint must cover the stored line of a
+// typical call's intent record (its policy input is JSON, so full of escapes),
+// or every record is encoded through several reallocations.
+func TestSizeHintCoversAGatewayRecord(t *testing.T) {
+	allow := true
+	input := `{"app":{"id":"onboarding-web","role":"app","uri":"spiffe://consentgate.dev/app/onboarding-web"},` +
+		`"vendor":"kb","operation":"kb.identity","method":"GET","path":"/v1/clients/me/identity","body":"json",` +
+		`"purpose":"kyc-onboarding","consent_id":"c-0123456789abcdef","consent":{"id":"c-0123456789abcdef",` +
+		`"app":"onboarding-web","vendors":["kb","airbank"],"purposes":["kyc-onboarding"],` +
+		`"categories":["identity","address","document","national_id"],"status":"active",` +
+		`"granted_at":"2026-11-22T10:00:00Z","expires_at":"2027-11-22T10:00:00Z"},"request":{"fields":[]},` +
+		`"quota":{"remaining":0,"known":false},"now":"2026-11-22T10:00:01Z"}`
+	r := Record{Seq: 123456, Time: time.Date(2026, 11, 22, 10, 0, 1, 123456789, time.UTC), Node: "gw-1", Kind: KindIntent,
+		RequestID: "0f8e2d7c-8b1a-4c7e-9f00-123456789abc", DecisionID: "7a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+		PolicyRevision: "0123456789abcdef", App: "onboarding-web", Vendor: "kb", Operation: "kb.identity", Method: "GET",
+		PathTemplate: "/v1/clients/me/identity", ConsentID: "c-0123456789abcdef", Purpose: "kyc-onboarding",
+		SubjectHMAC: strings.Repeat("ab", 32), Allow: &allow, Reasons: []string{"consent active", "purpose covered"},
+		Detail: map[string]string{"policy_input": input}, PrevHash: strings.Repeat("cd", 32), Hash: strings.Repeat("ef", 32)}
+	if line, hint := recordLine(nil, &r), sizeHint(&r); len(line) > hint {
+		t.Errorf("stored line is %d bytes, hint %d", len(line), hint)
+	}
+}

@@ -209,7 +209,7 @@ func (l *Log) seal(r *Record, st *writerState, t time.Time) entry {
 	r.Time = t.UTC().Round(0)
 	r.Node = l.node
 	r.PrevHash = st.hash
-	body := recordBody(nil, r)
+	body := recordBody(make([]byte, 0, sizeHint(r)), r)
 	st.raw = chainHash(st.raw, body)
 	r.Hash = hex.EncodeToString(st.raw[:])
 	st.seq, st.hash, st.time = r.Seq, r.Hash, r.Time
@@ -220,6 +220,25 @@ func (l *Log) seal(r *Record, st *writerState, t time.Time) entry {
 	val = appendString(val, r.Hash)
 	val = append(val, '}')
 	return entry{key: seqKey(r.Seq), val: val}
+}
+
+// sizeHint is about the length of r's stored line, so that encoding it
+// allocates once instead of growing through every power of two.
+func sizeHint(r *Record) int {
+	n := 640 // member names, numbers, time and the two hashes
+	for _, s := range [...]string{r.RequestID, r.DecisionID, r.PolicyRevision, r.App, r.Vendor, r.Operation,
+		r.Method, r.PathTemplate, r.ConsentID, r.Purpose, r.SubjectHMAC, r.Error} {
+		n += len(s)
+	}
+	for _, l := range [...][]string{r.Identifiers, r.Reasons, r.Disclosed, r.Withheld} {
+		for _, s := range l {
+			n += len(s) + 3
+		}
+	}
+	for k, v := range r.Detail {
+		n += len(k) + len(v) + 6
+	}
+	return n + n/8 // escapes
 }
 
 // checkpointEntry seals a checkpoint covering the chain st so far.

@@ -25,8 +25,10 @@ func main() {
 }
 
 // startCPUProfile writes a Go CPU profile of the whole run to file, when file
-// is set (CONSENTGATE_CPUPROFILE; `make bench` uses it with -profile). The
-// profile is complete once the process stops on SIGINT or SIGTERM.
+// is set (CONSENTGATE_CPUPROFILE; `make bench` uses it with -profile), and the
+// allocation profile next to it (file + ".allocs"): allocation is what the
+// garbage collector's share of the CPU follows. Both are complete once the
+// process stops on SIGINT or SIGTERM.
 func startCPUProfile(file string) (stop func()) {
 	if file == "" {
 		return func() {}
@@ -42,6 +44,10 @@ func startCPUProfile(file string) (stop func()) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+		if a, err := os.Create(file + ".allocs"); err == nil {
+			pprof.Lookup("allocs").WriteTo(a, 0)
+			a.Close()
+		}
 	}
 }
 
