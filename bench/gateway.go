@@ -17,6 +17,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/consentgate/consentgate/certs"
@@ -220,11 +222,38 @@ func writeGatewaySecrets(file string, s *stack) error {
 	})
 }
 
-// grantConsent creates, as the onboarding-web app through the admin API, the
-// end user's consent the benchmark calls run under, and returns its id.
-func (g *gateway) grantConsent(s *stack) (string, error) {
+// grantConsents creates, as the onboarding-web app through the admin API, n
+// end users' consents the benchmark calls run under, and returns their ids.
+func (g *gateway) grantConsents(s *stack, n int) ([]string, error) {
+	tr := newTransport(s.appTLS, 8)
+	defer tr.CloseIdleConnections()
+	ids := make([]string, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range min(n, 8) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				id, err := g.grantConsent(tr, i)
+				if err != nil {
+					errs <- err
+					return
+				}
+				ids[i] = id
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+func (g *gateway) grantConsent(tr http.RoundTripper, i int) (string, error) {
 	body, _ := json.Marshal(map[string]any{
-		"subject":    "bench-user-0001",
+		"subject":    fmt.Sprintf("bench-user-%06d", i+1),
 		"vendors":    []string{"kb"},
 		"purposes":   []string{"kyc-onboarding"},
 		"categories": []string{"identity", "address", "document", "national_id"},
@@ -236,8 +265,6 @@ func (g *gateway) grantConsent(s *stack) (string, error) {
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	tr := newTransport(s.appTLS, 1)
-	defer tr.CloseIdleConnections()
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		return "", fmt.Errorf("granting the consent: %w", err)
@@ -256,14 +283,14 @@ func (g *gateway) grantConsent(s *stack) (string, error) {
 	return c.ID, nil
 }
 
-// target is the KYC call through this gateway under consentID.
-func (g *gateway) target(s *stack, consentID string) *target {
+// target is the KYC call through this gateway, under the consents in turn.
+func (g *gateway) target(s *stack, consentIDs []string) *target {
 	h := http.Header{}
-	h.Set("X-Consent-Id", consentID)
+	h.Set("X-Consent-Id", consentIDs[0])
 	h.Set("X-Purpose", "kyc-onboarding")
 	return &target{
 		name: "consentgate-" + g.mode, url: g.gatewayURL + "/v/kb" + kbPath, header: h, tls: s.appTLS,
-		pid: g.pid(), check: checkMinimisedBody, audit: g.auditCounters(s),
+		pid: g.pid(), check: checkMinimisedBody, audit: g.auditCounters(s), consents: consentIDs,
 	}
 }
 

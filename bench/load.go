@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +33,17 @@ type target struct {
 	// audit reads consentgate's audit counters (records, group commits);
 	// nil for targets that keep no audit log.
 	audit func() (records, commits uint64, err error)
+	// consents, when more than one, are the end users' consents the calls
+	// take turns under, as calls for many end users do.
+	consents []string
+	turn     atomic.Uint64
+}
+
+// vary sets the consent of req's next call.
+func (t *target) vary(req *http.Request) {
+	if len(t.consents) > 1 {
+		req.Header.Set("X-Consent-Id", t.consents[t.turn.Add(1)%uint64(len(t.consents))])
+	}
 }
 
 // loadResult is one measured phase.
@@ -253,6 +265,7 @@ func closedLoop(t *target, conns int, warmup, dur time.Duration) loadResult {
 				if !t0.Before(p.end) {
 					break
 				}
+				t.vary(req)
 				err := roundTrip(tr, req)
 				t1 := time.Now()
 				if t1.After(p.end) {
@@ -309,6 +322,7 @@ func openLoop(t *target, rate float64, workers int, warmup, dur time.Duration) l
 			var firstErr error
 			req := t.newRequest()
 			for at := range due {
+				t.vary(req)
 				err := roundTrip(tr, req)
 				if err != nil {
 					failed++

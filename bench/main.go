@@ -37,6 +37,7 @@ type options struct {
 	openWorkers  int
 	idleConns    int
 	fsyncSamples int
+	consents     int
 	dir          string
 	keep         bool
 	consentgate  string
@@ -69,6 +70,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.openDur, "open-duration", defaultDur, "measured time of each open-loop phase at half saturation (0 skips them)")
 	fs.IntVar(&o.openWorkers, "open-workers", 256, "connections the open-loop phase may use")
 	fs.IntVar(&o.idleConns, "idle-conns", 1000, "idle app connections opened to nginx and consentgate to measure their memory (0 skips)")
+	fs.IntVar(&o.consents, "consents", 1, "end users' consents the consentgate calls take turns under: 1 repeats one input, "+
+		"which the policy memo answers after the first call of each second; many (e.g. 20000) make nearly every call a new "+
+		"question that OPA evaluates")
 	fs.IntVar(&o.fsyncSamples, "fsync-samples", 2000, "fdatasync samples of the physical limit")
 	fs.StringVar(&o.dir, "dir", "", "work folder, on the disk the audit log should use (default: a new folder under ./.cache)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (configs, logs, audit logs) after the run")
@@ -98,6 +102,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	slices.Sort(o.levels)
 	o.levels = slices.Compact(o.levels)
+	if o.consents < 1 {
+		return nil, errors.New("-consents must be at least 1")
+	}
 	if o.dur <= 0 || o.warmup < 0 || o.openDur < 0 {
 		return nil, errors.New("-duration must be positive, -warmup and -open-duration not negative")
 	}
@@ -182,7 +189,7 @@ func benchmark(o *options, log io.Writer) (*report, error) {
 			return nil, err
 		}
 	}
-	r := &report{date: time.Now(), command: o.command(), warmup: o.warmup, dur: o.dur, openDur: o.openDur}
+	r := &report{date: time.Now(), command: o.command(), warmup: o.warmup, dur: o.dur, openDur: o.openDur, consents: o.consents}
 	r.machine = readMachine(o.nginx)
 	r.preliminary = o.preliminary(load1())
 
@@ -255,9 +262,9 @@ func benchmark(o *options, log io.Writer) (*report, error) {
 				return nil, err
 			}
 			var t *target
-			id, err := g.grantConsent(s)
+			ids, err := g.grantConsents(s, o.consents)
 			if err == nil {
-				t = g.target(s, id)
+				t = g.target(s, ids)
 				tr, err = measureServer(t, direct, o, logf)
 			}
 			if serr := g.stop(); serr != nil {

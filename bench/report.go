@@ -31,8 +31,19 @@ type report struct {
 	preliminary []string // why this run is not a full one; empty when it is
 	warmup, dur time.Duration
 	openDur     time.Duration
+	consents    int
 	fsync       fsyncResult
 	targets     []*targetResult
+}
+
+// consentsText says whose consents the calls ran under, and so how often the
+// policy memo could answer instead of OPA.
+func (r *report) consentsText() string {
+	if r.consents <= 1 {
+		return "one end user's active consent, so the policy memo answers every call after the first of each second"
+	}
+	return fmt.Sprintf("%d end users' active consents taken in turn, so a call's policy input is new in its second "+
+		"unless the same consent came round within that second, and OPA evaluates it", r.consents)
 }
 
 // growth is how much more rps the next concurrency level must give for the
@@ -192,10 +203,10 @@ func (r *report) markdown() string {
 		"over mTLS (`GET %s`). Closed loop: each level has %s of warm-up (not counted), then %s measured. "+
 		"CPU is the server under test's (nginx master and workers; the consentgate process; the upstream for direct), "+
 		"from /proc, per 1,000 answered requests; RSS is its peak resident set. consentgate runs the shipped kb profile "+
-		"and policy (kyc-onboarding under an active consent: decision, minimisation, API key, bearer token and company "+
+		"and policy (kyc-onboarding under %s: decision, minimisation, API key, bearer token and company "+
 		"seal attached, audit intent and outcome records); nginx verifies the app certificate, presents the company seal "+
 		"and adds the same credentials, but decides, minimises and records nothing.\n\n",
-		m.cpus, len(kycBody), kbPath, r.warmup, r.dur)
+		m.cpus, len(kycBody), kbPath, r.warmup, r.dur, r.consentsText())
 
 	p("| target | conns | req/s | p50 | p99 | p99.9 | CPU s / 1k req | peak RSS | audit records / commit | errors |\n")
 	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
