@@ -60,6 +60,11 @@ type Policy struct {
 	// Timeout bounds one decision (default 50ms); a decision that takes longer
 	// is a deny.
 	Timeout Duration `yaml:"timeout"`
+	// MaxConcurrent is how many decisions OPA evaluates at once (default: one
+	// per core); QueueWait bounds a decision's wait for its turn (default
+	// 500ms), after which the call gets 503 policy-busy instead of a decision.
+	MaxConcurrent int      `yaml:"max_concurrent"`
+	QueueWait     Duration `yaml:"queue_wait"`
 	// Poll is how often a URL bundle is fetched again (default 1m).
 	Poll Duration `yaml:"poll"`
 }

@@ -148,6 +148,10 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"main.yaml:14: secrets.vault.mount: \"/secret/\" is not a mount path"},
 		{"vault plain address", strings.Replace(vaultMain, "https://vault.test:8200", "vault.test:8200", 1), goodVendor,
 			"main.yaml:13: secrets.vault.address: \"vault.test:8200\" is not an http(s) URL"},
+		{"policy queue wait too long", strings.Replace(goodMain, "  dir: policies", "  dir: policies\n  queue_wait: 1m", 1), goodVendor,
+			"main.yaml:16: policy.queue_wait: 1m0s: must be between 0 and 30s"},
+		{"negative policy concurrency", strings.Replace(goodMain, "  dir: policies", "  dir: policies\n  max_concurrent: -2", 1), goodVendor,
+			"main.yaml:16: policy.max_concurrent: -2: must be positive"},
 		{"report-only flag must be a boolean", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}", "    path: /v1/things/{id}\n    enforce: sometimes", 1),
 			"v.yaml:12: operations[0].enforce: cannot unmarshal"},
 	}
@@ -179,7 +183,7 @@ func TestLoadGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Policy.Timeout.Duration != 50*time.Millisecond || cfg.StateDB != "state.db" || !cfg.Vendors[0].Operations[0].Enforced() {
+	if cfg.Policy.Timeout.Duration != 50*time.Millisecond || cfg.Policy.QueueWait.Duration != 500*time.Millisecond || cfg.StateDB != "state.db" || !cfg.Vendors[0].Operations[0].Enforced() {
 		t.Errorf("policy/state defaults: %+v %q", cfg.Policy, cfg.StateDB)
 	}
 	if cfg.TLS.MinVersion != "1.2" {

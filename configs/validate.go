@@ -307,6 +307,15 @@ func (v *validator) policy(p *Policy) {
 	if p.Timeout.Duration > 5*time.Second {
 		v.fail("policy.timeout", "%s is too long for a per-request decision (at most 5s)", p.Timeout)
 	}
+	if p.MaxConcurrent < 0 {
+		v.fail("policy.max_concurrent", "%d: must be positive (leave it out for one per core)", p.MaxConcurrent)
+	}
+	if p.QueueWait.Duration == 0 {
+		p.QueueWait.Duration = 500 * time.Millisecond
+	}
+	if p.QueueWait.Duration < 0 || p.QueueWait.Duration > 30*time.Second {
+		v.fail("policy.queue_wait", "%s: must be between 0 and 30s", p.QueueWait)
+	}
 	if p.Poll.Duration == 0 {
 		p.Poll.Duration = time.Minute
 	}

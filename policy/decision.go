@@ -15,6 +15,7 @@ const (
 	ReasonNoPolicy   = "no policy loaded"
 	ReasonEvalError  = "policy evaluation failed"
 	ReasonTimeout    = "policy evaluation timed out"
+	ReasonBusy       = "policy engine busy"
 	ReasonUndefined  = "policy decision undefined"
 	ReasonMalformed  = "policy decision malformed"
 	ReasonReportOnly = "report-only: would deny"
@@ -146,6 +147,9 @@ type Decision struct {
 	WouldDeny bool `json:"would_deny,omitempty"`
 	// Err is why the engine could not decide (for the log, never for the app).
 	Err string `json:"-"`
+	// Busy says the engine did not decide because every evaluation slot stayed
+	// taken (overload): a deny, but one worth retrying, not the policy's answer.
+	Busy bool `json:"-"`
 }
 
 // deny is a decision that refuses with a fixed reason.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,10 +18,20 @@ import (
 // DefaultTimeout bounds one evaluation.
 const DefaultTimeout = 50 * time.Millisecond
 
+// DefaultQueueWait bounds how long a decision waits for an evaluation slot.
+const DefaultQueueWait = 500 * time.Millisecond
+
 // Options configure an Engine.
 type Options struct {
 	Source  Source
 	Timeout time.Duration // default DefaultTimeout
+	// MaxConcurrent is how many evaluations run at once (default GOMAXPROCS).
+	// More would only share the same cores, so that every one of them takes
+	// longer and more of them run out of Timeout; the others wait in turn.
+	MaxConcurrent int
+	// QueueWait bounds the wait for a turn (default DefaultQueueWait). A
+	// decision that waits longer is Busy: the engine did not decide.
+	QueueWait time.Duration
 	Logger  *slog.Logger  // nil discards
 	// Registerer receives the engine's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
@@ -40,6 +51,7 @@ type Engine struct {
 	log     *slog.Logger
 	cur     atomic.Pointer[revision]
 	metrics *metrics
+	slots   chan struct{}
 
 	mu       sync.Mutex // serialises reloads and guards the status fields below
 	lastErr  string
@@ -68,7 +80,13 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if o.MemoEntries == 0 {
 		o.MemoEntries = DefaultMemoEntries
 	}
-	e := &Engine{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer)}
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = runtime.GOMAXPROCS(0)
+	}
+	if o.QueueWait <= 0 {
+		o.QueueWait = DefaultQueueWait
+	}
+	e := &Engine{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), slots: make(chan struct{}, o.MaxConcurrent)}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -148,7 +166,7 @@ func (e *Engine) DecideRaw(ctx context.Context, input map[string]any) Decision {
 		d, hit = rev.memo.get(key)
 	}
 	if !hit {
-		d = evaluate(ctx, rev, input, e.opts.Timeout)
+		d = e.evaluateInTurn(ctx, rev, input)
 		if memoised && d.Err == "" {
 			rev.memo.put(key, d)
 		}
@@ -157,6 +175,24 @@ func (e *Engine) DecideRaw(ctx context.Context, input map[string]any) Decision {
 	d.Revision = rev.id
 	e.metrics.observe(d, hit, time.Since(start))
 	return d
+}
+
+// evaluateInTurn evaluates once one of the MaxConcurrent slots is free. The
+// evaluation's Timeout starts with its turn, so waiting does not eat into it.
+func (e *Engine) evaluateInTurn(ctx context.Context, rev *revision, input map[string]any) Decision {
+	wait := time.NewTimer(e.opts.QueueWait)
+	defer wait.Stop()
+	select {
+	case e.slots <- struct{}{}:
+	case <-wait.C:
+		d := deny(ReasonBusy, "no evaluation slot within "+e.opts.QueueWait.String())
+		d.Busy = true
+		return d
+	case <-ctx.Done():
+		return deny(ReasonEvalError, "waiting for an evaluation slot: "+ctx.Err().Error())
+	}
+	defer func() { <-e.slots }()
+	return evaluate(ctx, rev, input, e.opts.Timeout)
 }
 
 func evaluate(ctx context.Context, rev *revision, input map[string]any, timeout time.Duration) Decision {

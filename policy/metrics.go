@@ -19,7 +19,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "consentgate_policy_decisions_total", Help: "Policy decisions by result (allow, deny, error).",
+			Name: "consentgate_policy_decisions_total", Help: "Policy decisions by result (allow, deny, error, busy).",
 		}, []string{"result"}),
 		memoHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "consentgate_policy_memo_hits_total", Help: "Decisions answered from the revision's memo of earlier identical inputs, without evaluation.",
@@ -44,6 +44,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (m *metrics) observe(d Decision, memoHit bool, took time.Duration) {
 	result := "deny"
 	switch {
+	case d.Busy:
+		result = "busy"
 	case d.Err != "":
 		result = "error"
 	case d.Allow:

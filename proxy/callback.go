@@ -172,6 +172,13 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.policyInput, ex.now = in.Replayable(), in.Now
 	d := g.policy.Decide(r.Context(), in)
 	ex.decision = &d
+	if d.Busy {
+		// The vendor retries a 503; a 403 would lose the callback.
+		ex.outcome, ex.err = outcomeFailed, d.Err
+		w.Header().Set("Retry-After", "1")
+		refuse(http.StatusServiceUnavailable, problemPolicyBusy, "Policy engine busy", "the callback was not forwarded; retry")
+		return
+	}
 	if !d.Allow {
 		ex.outcome = outcomeDenied
 		refuse(http.StatusForbidden, problemDenied, "Denied by policy", reasonList(&d))

@@ -338,6 +338,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if d.Err != "" {
 			g.log.Error("policy could not decide: denying", logRequestID, ex.requestID, logDecisionID, d.ID, logError, d.Err)
 		}
+		// Overload is not the policy's answer: the app gets 503 and may retry,
+		// where a 403 would tell it the call is not allowed.
+		if d.Busy && op.cfg.Enforced() {
+			ex.outcome, ex.status, ex.err = outcomeFailed, http.StatusServiceUnavailable, d.Err
+			if err := g.record(ctx, ex, audit.KindOutcome); err != nil {
+				g.auditUnavailable(w, ex)
+				return
+			}
+			w.Header().Set("Retry-After", "1")
+			writeProblemBody(w, problem{Type: "urn:consentgate:problem:" + problemPolicyBusy, Title: "Policy engine busy",
+				Status: http.StatusServiceUnavailable, Detail: "the policy could not decide in time under load; the vendor was not called; retry",
+				RequestID: ex.requestID, DecisionID: d.ID})
+			return
+		}
 		if op.cfg.Enforced() {
 			ex.outcome, ex.status = outcomeDenied, http.StatusForbidden
 			if err := g.record(ctx, ex, audit.KindOutcome); err != nil {

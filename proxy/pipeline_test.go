@@ -7,15 +7,15 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
-
 	"time"
 
 	"github.com/consentgate/consentgate/audit"
-
 	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/policy"
 )
 
 func do(t *testing.T, c *http.Client, method, url, body string, header map[string]string) (*http.Response, string) {
@@ -411,5 +411,71 @@ func TestUnpinnedInternalAddressRefused(t *testing.T) {
 	}
 	if !strings.Contains(env.logs.String(), "upstream address refused") {
 		t.Errorf("the log does not say why: %s", env.logs.String())
+	}
+}
+
+// An overloaded policy engine is not a denial: the app gets 503 policy-busy
+// with Retry-After, the vendor is not called, the outcome is audited, and the
+// next call once the engine is free goes through.
+func TestOverloadedPolicyEngineAnswers503(t *testing.T) {
+	dir := t.TempDir()
+	// "hold" keeps the one evaluation slot busy for as long as its caller waits.
+	writeFile(t, filepath.Join(dir, "policy.rego"), []byte(testPolicy+`
+decision := {"allow": false, "reasons": ["never"]} if {
+	input.consent_id == "hold"
+	some x in numbers.range(1, 5000)
+	some y in numbers.range(1, 5000)
+	x * y < 0
+}
+`), 0o644)
+	engine, err := policy.New(context.Background(), policy.Options{Source: policy.Source{Dir: dir}, Timeout: time.Minute,
+		MaxConcurrent: 1, QueueWait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newTestEnv(t, func(o *Options) { o.Policy = engine })
+	holdCtx, release := context.WithCancel(context.Background())
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		engine.DecideRaw(holdCtx, map[string]any{"app": map[string]any{"id": "web"}, "consent_id": "hold"})
+	}()
+	defer func() { release(); <-held }()
+
+	var resp *http.Response
+	var body string
+	before := env.seen.count()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// Until the holding evaluation has its slot, calls may still pass.
+		before = env.seen.count()
+		resp, body = do(t, env.client, "GET", env.gatewayURL+"/v/echo/things/1", "", nil)
+		if resp.StatusCode != http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "urn:consentgate:problem:"+problemPolicyBusy) {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Retry-After") != "1" || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("Retry-After %q, Content-Type %q", resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
+	}
+	if env.seen.count() != before {
+		t.Error("the vendor was called while the policy could not decide")
+	}
+	var outcome *audit.Record
+	for _, r := range env.exportAll(t) {
+		if r.Kind == audit.KindOutcome && r.RequestID == resp.Header.Get("X-Request-Id") {
+			outcome = &r
+		}
+	}
+	if outcome == nil || outcome.Status != http.StatusServiceUnavailable || outcome.Allow == nil || *outcome.Allow {
+		t.Fatalf("outcome record of the busy call: %+v", outcome)
+	}
+
+	release()
+	<-held
+	if resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/echo/things/1", "", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("after the engine freed: status %d: %s", resp.StatusCode, body)
 	}
 }

@@ -30,6 +30,7 @@ const (
 	problemBadUpstream   = "vendor-response-refused"
 	problemNotYet        = "not-implemented"
 	problemDenied        = "policy-denied"
+	problemPolicyBusy    = "policy-busy"
 	problemConsentStore  = "consent-registry-unavailable"
 	problemAudit         = "audit-unavailable"
 	problemQuota         = "vendor-quota"

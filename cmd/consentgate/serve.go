@@ -321,7 +321,8 @@ func openPolicy(ctx context.Context, cfg *configs.Config, log *slog.Logger, alog
 			log.Error("AUDIT LOG UNWRITABLE: policy change not recorded", "revision", rev, "error", err.Error())
 		}
 	}
-	engine, err := policy.New(ctx, policy.Options{Source: src, Timeout: cfg.Policy.Timeout.Duration, Logger: log, OnRevision: onRevision, Registerer: reg})
+	engine, err := policy.New(ctx, policy.Options{Source: src, Timeout: cfg.Policy.Timeout.Duration,
+		MaxConcurrent: cfg.Policy.MaxConcurrent, QueueWait: cfg.Policy.QueueWait.Duration, Logger: log, OnRevision: onRevision, Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("loading policy: %w", err)
 	}
