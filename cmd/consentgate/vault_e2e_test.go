@@ -77,7 +77,7 @@ func (e *devEnv) airbankCards(t *testing.T) (*http.Response, []byte) {
 // cached values serve until max_stale, then calls fail closed with 503 and the
 // vendor is not called; when Vault is back, calls succeed again by themselves.
 // Nothing secret reaches a log, a body or a metric.
-func TestDevVaultRotationOutageRecovery(t *testing.T) {
+func TestReliabilityVaultRotationOutageRecovery(t *testing.T) {
 	e := startTestDevVault(t)
 	ctx := context.Background()
 	admin := e.clientFor(t, "secops")
