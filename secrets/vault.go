@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"golang.org/x/sync/singleflight"
 )
 
 // Defaults of VaultOptions.
@@ -71,6 +72,8 @@ type Vault struct {
 
 	mu      sync.RWMutex
 	entries map[string]*vaultEntry
+	// first merges concurrent first reads of a path into one Vault request.
+	first singleflight.Group
 
 	logins    atomic.Int64
 	cancel    context.CancelFunc
@@ -191,15 +194,26 @@ func (v *Vault) Get(ctx context.Context, ref Ref) (Secret, error) {
 	e := v.entries[ref.Path]
 	v.mu.RUnlock()
 	if e == nil {
-		var err error
-		if e, err = v.read(ctx, ref.Path); err != nil {
-			return Secret{}, fmt.Errorf("secret %s: %w", ref, err)
+		// Calls that arrive while the path is being read wait for that read; the
+		// read is bounded by the Vault timeout, not by the first caller leaving.
+		ch := v.first.DoChan(ref.Path, func() (any, error) {
+			e, err := v.read(context.WithoutCancel(ctx), ref.Path)
+			if err == nil && e.err == nil {
+				// A definite "no such secret" is not cached: the path may be
+				// created later.
+				v.store(ref.Path, e)
+			}
+			return e, err
+		})
+		select {
+		case r := <-ch:
+			if r.Err != nil {
+				return Secret{}, fmt.Errorf("secret %s: %w", ref, r.Err)
+			}
+			e = r.Val.(*vaultEntry)
+		case <-ctx.Done():
+			return Secret{}, fmt.Errorf("secret %s: %w: %w", ref, ErrUnavailable, ctx.Err())
 		}
-		if e.err != nil {
-			// Not cached: a path that does not exist yet may be created later.
-			return Secret{}, fmt.Errorf("secret %s: %w", ref, e.err)
-		}
-		v.store(ref.Path, e)
 	}
 	return v.value(e, ref)
 }

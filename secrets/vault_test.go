@@ -4,9 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -420,5 +426,49 @@ func writeFile(t *testing.T, name, data string) {
 	t.Helper()
 	if err := os.WriteFile(name, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Calls that all need a path not read yet (a cold start under load) wait for
+// one read of it from Vault, not one each.
+func TestVaultMergesConcurrentFirstReads(t *testing.T) {
+	t.Parallel()
+	env := startVault(t, vaultdev.RoleOptions{})
+	target, err := url.Parse(env.srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads atomic.Int64
+	rp := httputil.NewSingleHostReverseProxy(target)
+	counter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/secret/data/vendors/airbank") {
+			reads.Add(1)
+			time.Sleep(50 * time.Millisecond) // a Vault some way off
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(counter.Close)
+	o := VaultOptions{Auth: AppRoleAuth{RoleIDFile: env.roleIDFile, SecretIDFile: env.secretFile}}
+	o.Address = counter.URL
+	o.Logger = slog.New(slog.DiscardHandler)
+	v, err := OpenVault(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+
+	ref, _ := ParseRef("vendors/airbank#api_key")
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			s, err := v.Get(context.Background(), ref)
+			if err != nil || s.Value != testValues["vendors/airbank"]["api_key"] {
+				t.Errorf("Get: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := reads.Load(); n != 1 {
+		t.Errorf("16 concurrent first reads of one path reached Vault %d times, want 1", n)
 	}
 }
