@@ -73,6 +73,7 @@ type Gateway struct {
 	publicURL  atomic.Pointer[url.URL]
 	returnTo   returnTargets
 	tokenLocks [64]sync.Mutex
+	unmatched  *unmatchedCallbacks
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -99,7 +100,8 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		return nil, errors.New("gateway needs a policy engine, a consent registry, a secret provider and an audit log")
 	}
 	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, auditor: o.Audit,
-		log: o.Logger, now: o.Now, vendors: map[string]*vendor{}, metrics: newMetrics(o.Registerer), grants: o.Grants}
+		log: o.Logger, now: o.Now, vendors: map[string]*vendor{}, metrics: newMetrics(o.Registerer), grants: o.Grants,
+		unmatched: newUnmatchedCallbacks()}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}

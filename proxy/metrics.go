@@ -13,6 +13,9 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	stages         *prometheus.HistogramVec
 	quotaRemaining *prometheus.GaugeVec
+	// callbacksUnrecorded counts unmatched OAuth2 callbacks beyond the audit
+	// rate (callbacknoise.go).
+	callbacksUnrecorded prometheus.Counter
 }
 
 // Pipeline stages timed in consentgate_stage_seconds.
@@ -38,9 +41,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "consentgate_vendor_quota_remaining",
 			Help: "The remaining budget the vendor last reported in its rate-limit headers.",
 		}, []string{"vendor"}),
+		callbacksUnrecorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "consentgate_oauth_callbacks_unrecorded_total",
+			Help: "OAuth2 callbacks matching no started authorization that were refused without their own audit record (beyond the audit rate).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.stages, m.quotaRemaining)
+		reg.MustRegister(m.requests, m.stages, m.quotaRemaining, m.callbacksUnrecorded)
 	}
 	return m
 }

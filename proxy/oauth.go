@@ -211,6 +211,14 @@ func (g *Gateway) OAuthCallback(w http.ResponseWriter, r *http.Request) {
 			Detail: map[string]string{"change": changeAuthorizationFailed}}
 		if p != nil {
 			rec.App, rec.ConsentID = p.App, p.ConsentID
+		} else if !g.unmatched.admit(rec.Detail) {
+			g.metrics.callbacksUnrecorded.Inc()
+			if g.unmatched.warnDue(time.Now()) {
+				g.log.Warn("unmatched OAuth2 callbacks beyond the audit rate: counted, not each recorded",
+					"rate_per_second", unmatchedRate, logRequestID, ex.requestID)
+			}
+			writeCallbackFailure(w, r, f, ex.requestID)
+			return
 		}
 		if _, err := g.auditor.Append(context.WithoutCancel(r.Context()), rec); err != nil {
 			g.log.Error("AUDIT LOG UNWRITABLE: refused authorization not recorded", logRequestID, ex.requestID, logError, err.Error())

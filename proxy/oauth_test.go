@@ -890,3 +890,38 @@ func BenchmarkOAuthFreshToken(b *testing.B) {
 		}
 	}
 }
+
+// Callbacks that match no authorization need no credential: a flood of them
+// is refused like one, but recorded only at the audit rate, and the next
+// record counts the ones that were not.
+func TestOAuthUnmatchedCallbackFloodIsRecordedAtARate(t *testing.T) {
+	e := newOAuthEnv(t)
+	failures := func() []audit.Record {
+		var out []audit.Record
+		for _, r := range e.auditRecords(t) {
+			if r.Detail["change"] == changeAuthorizationFailed {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	const flood = 60
+	start := time.Now()
+	for i := range flood {
+		resp, body := e.callback(t, "bank", url.Values{"code": {"c"}, "state": {fmt.Sprintf("forged-%d", i)}}, nil)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), problemAuthorizationFailure) {
+			t.Fatalf("forged callback %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	elapsed := time.Since(start)
+	recorded := len(failures())
+	if most := unmatchedBurst + int(elapsed.Seconds()*unmatchedRate) + 1; recorded > most || recorded < unmatchedBurst {
+		t.Fatalf("%d of %d forged callbacks recorded in %s, want %d to %d", recorded, flood, elapsed, unmatchedBurst, most)
+	}
+	time.Sleep(time.Second / unmatchedRate)
+	e.callback(t, "bank", url.Values{"code": {"c"}, "state": {"forged-last"}}, nil)
+	f := failures()
+	if len(f) != recorded+1 || f[len(f)-1].Detail["unrecorded_before"] != fmt.Sprint(flood-recorded) {
+		t.Errorf("the record after the flood says %q unrecorded, want %d", f[len(f)-1].Detail["unrecorded_before"], flood-recorded)
+	}
+}
