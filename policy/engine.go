@@ -32,7 +32,7 @@ type Options struct {
 	// QueueWait bounds the wait for a turn (default DefaultQueueWait). A
 	// decision that waits longer is Busy: the engine did not decide.
 	QueueWait time.Duration
-	Logger  *slog.Logger  // nil discards
+	Logger    *slog.Logger // nil discards
 	// Registerer receives the engine's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 	// MemoEntries bounds the decisions a revision remembers (see memo); 0 means
