@@ -444,7 +444,7 @@ decision := {"allow": false, "reasons": ["never"]} if {
 
 	var resp *http.Response
 	var body string
-	before := env.seen.count()
+	var before int
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		// Until the holding evaluation has its slot, calls may still pass.
