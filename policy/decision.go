@@ -147,8 +147,10 @@ type Decision struct {
 	WouldDeny bool `json:"would_deny,omitempty"`
 	// Err is why the engine could not decide (for the log, never for the app).
 	Err string `json:"-"`
-	// Busy says the engine did not decide because every evaluation slot stayed
-	// taken (overload): a deny, but one worth retrying, not the policy's answer.
+	// Busy says the engine could not decide in time: no evaluation slot came
+	// free within QueueWait, or the evaluation ran past Timeout, which under
+	// load is mostly time spent waiting for a core. A deny, but one worth
+	// retrying, and not the policy's answer.
 	Busy bool `json:"-"`
 }
 

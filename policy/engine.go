@@ -205,7 +205,9 @@ func evaluate(ctx context.Context, rev *revision, input map[string]any, timeout 
 	rs, err := rev.query.Eval(ctx, rego.EvalParsedInput(value))
 	switch {
 	case err != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)):
-		return deny(ReasonTimeout, err.Error())
+		d := deny(ReasonTimeout, err.Error())
+		d.Busy = true
+		return d
 	case err != nil:
 		return deny(ReasonEvalError, err.Error())
 	case len(rs) == 0 || len(rs[0].Expressions) == 0:

@@ -89,6 +89,11 @@ func TestDecideShapes(t *testing.T) {
 			if d.Allow != tt.allow || len(d.Reasons) != 1 || d.Reasons[0] != tt.reason {
 				t.Fatalf("decision = allow %v reasons %v (err %s)", d.Allow, d.Reasons, d.Err)
 			}
+			// Only running out of time is worth a retry; the others are the
+			// policy's own faults.
+			if d.Busy != (tt.reason == ReasonTimeout) {
+				t.Errorf("Busy = %v for %q", d.Busy, tt.reason)
+			}
 			if d.ID == "" || d.Revision != e.Revision() {
 				t.Errorf("decision id %q revision %q", d.ID, d.Revision)
 			}

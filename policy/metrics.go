@@ -19,7 +19,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "consentgate_policy_decisions_total", Help: "Policy decisions by result (allow, deny, error, busy).",
+			Name: "consentgate_policy_decisions_total", Help: "Policy decisions by result: allow, deny, error (the policy failed), busy (no decision in time: no evaluation slot, or the time bound ran out).",
 		}, []string{"result"}),
 		memoHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "consentgate_policy_memo_hits_total", Help: "Decisions answered from the revision's memo of earlier identical inputs, without evaluation.",
