@@ -85,6 +85,15 @@ pick(n) := rand.intn("x", n)
 
 decision := {"allow": false, "reasons": [sprintf("%d", [pick(1000000)])]}
 `, "off: the policy calls rand.intn"},
+		// Not marked nondeterministic by OPA, but it checks validity against the clock.
+		{"x509 verification", `package consentgate
+
+default verified := "no chain"
+
+verified := crypto.x509.parse_and_verify_certificates(input.chain) if input.chain
+
+decision := {"allow": false, "reasons": [sprintf("%v", [verified])]}
+`, "off: the policy calls crypto.x509.parse_and_verify_certificates"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
