@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -65,5 +66,34 @@ func TestWaitForSlotEndsWithTheCaller(t *testing.T) {
 	d := e.Decide(ctx, &Input{App: App{ID: "web"}, Operation: "v.ok"})
 	if d.Allow || d.Busy || d.Reasons[0] != ReasonEvalError {
 		t.Errorf("decision for a caller that left: %+v", d)
+	}
+}
+
+// The evaluator goroutines end once nothing holds the engine.
+func TestEvaluatorsEndWithTheEngine(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "policy.rego", memoPolicy)
+	before := runtime.NumGoroutine()
+	engines := make([]*Engine, 3)
+	for i := range engines {
+		e, err := New(context.Background(), Options{Source: Source{Dir: dir}, MaxConcurrent: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Decide(context.Background(), &Input{App: App{ID: "web"}, Operation: "v.ok"})
+		engines[i] = e
+	}
+	if n := runtime.NumGoroutine(); n < before+12 {
+		t.Fatalf("%d goroutines with three engines alive, %d before: the evaluators did not start", n, before)
+	}
+	runtime.KeepAlive(engines)
+	engines = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before the engines: evaluators outlive their engine", runtime.NumGoroutine(), before)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
 	}
 }
