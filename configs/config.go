@@ -149,6 +149,11 @@ type Keys struct {
 	// users' OAuth2 tokens and PKCE verifiers in state.db. Required when a
 	// vendor uses oauth2_authorization_code.
 	TokenSeal string `yaml:"token_seal"`
+	// TokenSealPrevious is the seal key before the last rotation: tokens that do
+	// not open under TokenSeal are opened with it and sealed again under
+	// TokenSeal, so end users need not authorise again. Remove it once every
+	// stored token has been used (or after the longest refresh-token lifetime).
+	TokenSealPrevious string `yaml:"token_seal_previous"`
 }
 
 // OAuth configures the authorization-code flows: an app asks for a vendor login

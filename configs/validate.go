@@ -101,6 +101,12 @@ func (v *validator) config(c *Config) {
 	if c.Keys.TokenSeal != "" {
 		v.secretRef("keys.token_seal", c.Keys.TokenSeal)
 	}
+	if c.Keys.TokenSealPrevious != "" {
+		v.secretRef("keys.token_seal_previous", c.Keys.TokenSealPrevious)
+		if c.Keys.TokenSeal == "" {
+			v.fail("keys.token_seal_previous", "needs keys.token_seal: it only opens what the key before it sealed")
+		}
+	}
 	v.oauth(&c.OAuth)
 	v.apps(c.Apps)
 	v.audit(&c.Audit)

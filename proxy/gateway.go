@@ -67,13 +67,16 @@ type Gateway struct {
 	tracer     trace.Tracer // nil: tracing off
 
 	// OAuth2 authorization-code brokering (oauth.go, usertokens.go).
-	grants     Grants
-	sealRef    secrets.Ref
-	sealCache  atomic.Pointer[sealKeyCache]
-	publicURL  atomic.Pointer[url.URL]
-	returnTo   returnTargets
-	tokenLocks [64]sync.Mutex
-	unmatched  *unmatchedCallbacks
+	grants    Grants
+	sealRef   secrets.Ref
+	sealCache atomic.Pointer[sealKeyCache]
+	// prevSealRef is keys.token_seal_previous (zero when not set).
+	prevSealRef   secrets.Ref
+	prevSealCache atomic.Pointer[sealKeyCache]
+	publicURL     atomic.Pointer[url.URL]
+	returnTo      returnTargets
+	tokenLocks    [64]sync.Mutex
+	unmatched     *unmatchedCallbacks
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -165,6 +168,11 @@ func (g *Gateway) prepareOAuth() error {
 	var err error
 	if g.sealRef, err = parseRef(g.cfg.Keys.TokenSeal); err != nil {
 		return fmt.Errorf("keys.token_seal: %w", err)
+	}
+	if g.cfg.Keys.TokenSealPrevious != "" {
+		if g.prevSealRef, err = parseRef(g.cfg.Keys.TokenSealPrevious); err != nil {
+			return fmt.Errorf("keys.token_seal_previous: %w", err)
+		}
 	}
 	if err := g.SetOAuthPublicURL(g.cfg.OAuth.PublicURL); err != nil {
 		return fmt.Errorf("oauth.public_url: %w", err)

@@ -288,6 +288,12 @@ func (g *Gateway) OAuthCallback(w http.ResponseWriter, r *http.Request) {
 	if p.Verifier != nil {
 		verifier, err := key.Open(p.Verifier, verifierAAD(skey))
 		if err != nil {
+			// Started before a rotation of keys.token_seal.
+			if v, ok := g.openWithPrevious(r.Context(), p.Verifier, verifierAAD(skey)); ok {
+				verifier, err = v, nil
+			}
+		}
+		if err != nil {
 			fail(callbackFailure{http.StatusBadRequest, "PKCE verifier does not open", "This authorization cannot be completed. Start again from the application."})
 			return
 		}

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -145,6 +146,8 @@ type oauthEnv struct {
 	audit                *audit.Log
 	logs                 *logsink.Buffer
 	gw                   *Gateway
+	secretsFile          string
+	store                *secrets.FileStore
 }
 
 func newOAuthEnv(t testing.TB) *oauthEnv {
@@ -198,6 +201,7 @@ keys:
   field_hmac: consentgate/keys#field_hmac
   audit_signing: consentgate/keys#audit_signing
   token_seal: consentgate/keys#token_seal
+  token_seal_previous: consentgate/keys#token_seal_previous
 oauth:
   public_url: https://gw.test
 apps:
@@ -306,7 +310,8 @@ operations:
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	e := &oauthEnv{gatewayURL: "https://" + srv.Addr(0), adminURL: "https://" + srv.Addr(2), ca: ca, trust: pool,
-		reg: reg, regPath: regPath, clock: clock, bank: bank, audit: alog, logs: logs, gw: g}
+		reg: reg, regPath: regPath, clock: clock, bank: bank, audit: alog, logs: logs, gw: g,
+		secretsFile: cfg.ResolvePath("secrets.yaml"), store: store}
 	te := &testEnv{trust: pool}
 	e.app = te.clientWith(t, ca, "spiffe://test.local/app/web", time.Hour)
 	e.other = te.clientWith(t, ca, "spiffe://test.local/app/other", time.Hour)
@@ -923,5 +928,92 @@ func TestOAuthUnmatchedCallbackFloodIsRecordedAtARate(t *testing.T) {
 	f := failures()
 	if len(f) != recorded+1 || f[len(f)-1].Detail["unrecorded_before"] != fmt.Sprint(flood-recorded) {
 		t.Errorf("the record after the flood says %q unrecorded, want %d", f[len(f)-1].Detail["unrecorded_before"], flood-recorded)
+	}
+}
+
+// rotateSeal puts a new keys.token_seal in service and, unless dropOld, keeps
+// the one it replaces as keys.token_seal_previous.
+func (e *oauthEnv) rotateSeal(t *testing.T, dropOld bool) {
+	t.Helper()
+	data, err := os.ReadFile(e.secretsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := regexp.MustCompile(`(?m)^  token_seal: (\w+)\n`).FindSubmatch(data)
+	if cur == nil {
+		t.Fatal("no token_seal in the secrets file")
+	}
+	next := make([]byte, 32)
+	rand.Read(next)
+	keys := "  token_seal: " + hex.EncodeToString(next) + "\n"
+	if !dropOld {
+		keys += "  token_seal_previous: " + string(cur[1]) + "\n"
+	}
+	data = regexp.MustCompile(`(?m)^  token_seal(_previous)?: \w+\n`).ReplaceAll(data, nil)
+	data = append(data, keys...)
+	if err := os.WriteFile(e.secretsFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Reload(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Rotating keys.token_seal with the old key kept as token_seal_previous keeps
+// end users authorised: their tokens open with the old key and are sealed again
+// under the new one at their next use, after which the old key can go. Without
+// it, they must authorise again (424).
+func TestOAuthSealKeyRotation(t *testing.T) {
+	e := newOAuthEnv(t)
+	id := e.consent(t, "web", "bank")
+	e.authorize(t, "bank", id)
+	// A login started before the rotation and finished after it.
+	_, login, _ := e.start(t, e.app, "bank", e.consent(t, "web", "bank"), testReturnTo)
+	before, err := e.reg.Tokens(t.Context(), id, "bank")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e.rotateSeal(t, false)
+	if resp, body := e.call(t, e.app, "/v/bank/api/me", id); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after the rotation, with the previous key kept: %d %s", resp.StatusCode, body)
+	}
+	after, err := e.reg.Tokens(t.Context(), id, "bank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(before, after) {
+		t.Fatal("the tokens were not sealed again under the new key")
+	}
+	if resp, body := e.callback(t, "bank", url.Values{"code": {"good-code"}, "state": {login.Query().Get("state")}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("a login started before the rotation: %d %s", resp.StatusCode, body)
+	}
+
+	// The key before is retired: the resealed tokens open with the new key alone.
+	e.rotateSealKeepCurrent(t)
+	if resp, body := e.call(t, e.app, "/v/bank/api/me", id); resp.StatusCode != http.StatusOK {
+		t.Errorf("after retiring the previous key: %d %s", resp.StatusCode, body)
+	}
+
+	// A rotation without keeping the old key: the end user must authorise again.
+	e.rotateSeal(t, true)
+	if resp, body := e.call(t, e.app, "/v/bank/api/me", id); resp.StatusCode != http.StatusFailedDependency {
+		t.Errorf("after a rotation that dropped the old key: %d %s", resp.StatusCode, body)
+	}
+}
+
+// rotateSealKeepCurrent removes keys.token_seal_previous.
+func (e *oauthEnv) rotateSealKeepCurrent(t *testing.T) {
+	t.Helper()
+	data, err := os.ReadFile(e.secretsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = regexp.MustCompile(`(?m)^  token_seal_previous: \w+\n`).ReplaceAll(data, nil)
+	if err := os.WriteFile(e.secretsFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Reload(); err != nil {
+		t.Fatal(err)
 	}
 }

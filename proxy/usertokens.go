@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -69,19 +70,46 @@ type sealKeyCache struct {
 
 // sealKey returns keys.token_seal, parsed once per version of the secret.
 func (g *Gateway) sealKey(ctx context.Context) (*secrets.SealKey, error) {
-	s, err := g.secrets.Get(ctx, g.sealRef)
-	if err != nil {
-		return nil, fmt.Errorf("keys.token_seal: %w", err)
+	return g.readSealKey(ctx, "keys.token_seal", g.sealRef, &g.sealCache)
+}
+
+// previousSealKey returns keys.token_seal_previous, or nil when none is set.
+func (g *Gateway) previousSealKey(ctx context.Context) (*secrets.SealKey, error) {
+	if g.prevSealRef == (secrets.Ref{}) {
+		return nil, nil
 	}
-	if c := g.sealCache.Load(); c != nil && c.version == s.Version {
+	return g.readSealKey(ctx, "keys.token_seal_previous", g.prevSealRef, &g.prevSealCache)
+}
+
+func (g *Gateway) readSealKey(ctx context.Context, field string, ref secrets.Ref, cache *atomic.Pointer[sealKeyCache]) (*secrets.SealKey, error) {
+	s, err := g.secrets.Get(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	if c := cache.Load(); c != nil && c.version == s.Version {
 		return c.key, nil
 	}
 	k, err := secrets.ParseSealKey(s.Value)
 	if err != nil {
-		return nil, fmt.Errorf("keys.token_seal %s: %w", g.sealRef, err)
+		return nil, fmt.Errorf("%s %s: %w", field, ref, err)
 	}
-	g.sealCache.Store(&sealKeyCache{version: s.Version, key: k})
+	cache.Store(&sealKeyCache{version: s.Version, key: k})
 	return k, nil
+}
+
+// openWithPrevious opens what the current key could not, with the key before
+// the last rotation. ok is false when there is none or it does not open either.
+func (g *Gateway) openWithPrevious(ctx context.Context, sealed, aad []byte) (plain []byte, ok bool) {
+	old, err := g.previousSealKey(ctx)
+	if err != nil {
+		g.log.Error("previous token seal key unavailable", logError, err.Error())
+		return nil, false
+	}
+	if old == nil {
+		return nil, false
+	}
+	plain, err = old.Open(sealed, aad)
+	return plain, err == nil
 }
 
 func (g *Gateway) sealTokens(key *secrets.SealKey, consentID, vendor string, t *storedTokens) ([]byte, error) {
@@ -128,7 +156,14 @@ func (g *Gateway) openTokens(ctx context.Context, consentID, vendor string) ([]b
 	if err != nil {
 		return nil, nil, t, err
 	}
-	plain, err := key.Open(sealed, tokensAAD(consentID, vendor))
+	aad := tokensAAD(consentID, vendor)
+	plain, err := key.Open(sealed, aad)
+	resealUnderCurrent := false
+	if err != nil {
+		if p, ok := g.openWithPrevious(ctx, sealed, aad); ok {
+			plain, err, resealUnderCurrent = p, nil, true
+		}
+	}
 	if err != nil {
 		g.log.Error("stored vendor tokens do not open: the end user must authorise again", logVendor, vendor,
 			logConsentID, consentID, logError, err.Error())
@@ -136,6 +171,22 @@ func (g *Gateway) openTokens(ctx context.Context, consentID, vendor string) ([]b
 	}
 	if err := json.Unmarshal(plain, &t); err != nil {
 		return nil, nil, t, fmt.Errorf("%w: stored tokens of consent %s are unreadable", ErrNotAuthorized, consentID)
+	}
+	if resealUnderCurrent {
+		// Sealed under the key before the rotation: sealed again under the
+		// current one, so the previous key can be retired. Another call may do
+		// the same at once; the store keeps one of the two.
+		resealed, err := key.Seal(plain, aad)
+		if err == nil {
+			err = g.grants.SwapTokens(ctx, consentID, vendor, sealed, resealed)
+		}
+		if err != nil {
+			g.log.Warn("vendor tokens opened with the previous seal key were not sealed again", logVendor, vendor,
+				logConsentID, consentID, logError, err.Error())
+		} else {
+			sealed = resealed
+			g.log.Info("vendor tokens sealed again under the current seal key", logVendor, vendor, logConsentID, consentID)
+		}
 	}
 	return sealed, key, t, nil
 }
