@@ -1788,6 +1788,9 @@ var chartCases = []struct {
 			if cfg.TLS.ForwardCACertFile == "" || cfg.Secrets.Vault.CAFile == "" {
 				t.Errorf("forward CA %q, Vault CA %q", cfg.TLS.ForwardCACertFile, cfg.Secrets.Vault.CAFile)
 			}
+			if cfg.Keys.TokenSealPrevious != "consentgate/keys-2026#token_seal" || cfg.Keys.TokenSeal == "" {
+				t.Errorf("token seal keys %q, previous %q", cfg.Keys.TokenSeal, cfg.Keys.TokenSealPrevious)
+			}
 			if v := cfg.Secrets.Vault; v.Address != "https://vault.example:8200" || v.Role != "consentgate-egress" {
 				t.Errorf("Vault address %s role %s: the values file is not applied", v.Address, v.Role)
 			}
