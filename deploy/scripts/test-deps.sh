@@ -16,7 +16,13 @@ fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+	if ! command -v sudo >/dev/null 2>&1 || ! sudo -n true 2>/dev/null; then
+		echo "make test needs ${missing[*]}; install them (apt-get install ${missing[*]}) or run as a user with passwordless sudo" >&2
+		exit 1
+	fi
+	sudo="sudo"
+fi
 echo "installing ${missing[*]} for the tests" >&2
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates
