@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -34,20 +33,9 @@ type authCode struct {
 }
 
 func newAuthCode(vendorID string, c *configs.Credential, base *url.URL, client *http.Client) (*authCode, error) {
-	idRef, err := parseRef(c.ClientID)
+	idRef, secRef, tokenURL, err := oauthClient(c, base)
 	if err != nil {
 		return nil, err
-	}
-	secRef, err := parseRef(c.ClientSecret)
-	if err != nil {
-		return nil, err
-	}
-	tokenURL := c.TokenURL
-	if strings.HasPrefix(tokenURL, "/") {
-		u := *base
-		u.Path = strings.TrimSuffix(base.Path, "/") + tokenURL
-		u.RawPath = ""
-		tokenURL = u.String()
 	}
 	return &authCode{vendor: vendorID, cfg: c, tokenURL: tokenURL, client: client, timeout: client.Timeout,
 		idRef: idRef, secRef: secRef}, nil

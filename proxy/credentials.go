@@ -220,22 +220,31 @@ type oauthSource struct {
 }
 
 func newOAuthSource(c *configs.Credential, base *url.URL, client *http.Client) (*oauthSource, error) {
-	idRef, err := parseRef(c.ClientID)
+	idRef, secRef, tokenURL, err := oauthClient(c, base)
 	if err != nil {
 		return nil, err
 	}
-	secRef, err := parseRef(c.ClientSecret)
-	if err != nil {
-		return nil, err
+	return &oauthSource{cfg: c, tokenURL: tokenURL, client: client, idRef: idRef, secRef: secRef}, nil
+}
+
+// oauthClient is what every OAuth2 grant needs of a credential: the secret
+// references of its client id and secret, and its token URL, resolved against
+// the vendor's base URL when it is a path.
+func oauthClient(c *configs.Credential, base *url.URL) (idRef, secRef secrets.Ref, tokenURL string, err error) {
+	if idRef, err = parseRef(c.ClientID); err != nil {
+		return
 	}
-	tokenURL := c.TokenURL
+	if secRef, err = parseRef(c.ClientSecret); err != nil {
+		return
+	}
+	tokenURL = c.TokenURL
 	if strings.HasPrefix(tokenURL, "/") {
 		u := *base
 		u.Path = strings.TrimSuffix(base.Path, "/") + tokenURL
 		u.RawPath = ""
 		tokenURL = u.String()
 	}
-	return &oauthSource{cfg: c, tokenURL: tokenURL, client: client, idRef: idRef, secRef: secRef}, nil
+	return idRef, secRef, tokenURL, nil
 }
 
 func (o *oauthSource) token(ctx context.Context, p secrets.Provider) (token, clientSecret string, err error) {
