@@ -91,8 +91,8 @@ func startGateway(s *stack, bin, mode, profileDir string) (*gateway, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "vendors"), 0o700); err != nil {
 		return nil, err
 	}
-	policies, err := writePolicies(s.dir)
-	if err != nil {
+	policies := filepath.Join(s.dir, "policies")
+	if err := configs.WritePolicies(policies); err != nil {
 		return nil, err
 	}
 	if err := writeKBProfile(filepath.Join(dir, "vendors", "kb.yaml"), s); err != nil {
@@ -144,28 +144,6 @@ func startGateway(s *stack, bin, mode, profileDir string) (*gateway, error) {
 		return nil, fmt.Errorf("consentgate ready line %q names no gateway or admin address", c.addr)
 	}
 	return g, nil
-}
-
-// writePolicies copies the shipped policy (embedded in configs) once.
-func writePolicies(dir string) (string, error) {
-	out := filepath.Join(dir, "policies")
-	if err := os.MkdirAll(out, 0o700); err != nil {
-		return "", err
-	}
-	entries, err := fs.ReadDir(configs.FS, "policies")
-	if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		data, err := fs.ReadFile(configs.FS, "policies/"+e.Name())
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(out, e.Name()), data, 0o600); err != nil {
-			return "", err
-		}
-	}
-	return out, nil
 }
 
 // writeKBProfile writes the shipped kb profile with its base URL pointed at

@@ -400,21 +400,8 @@ func devPolicies(flag, dir string) (string, error) {
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
-	if err := os.MkdirAll(out, 0o700); err != nil {
+	if err := configs.WritePolicies(out); err != nil {
 		return "", err
-	}
-	entries, err := fs.ReadDir(configs.FS, "policies")
-	if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		data, err := fs.ReadFile(configs.FS, "policies/"+e.Name())
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(out, e.Name()), data, 0o600); err != nil {
-			return "", err
-		}
 	}
 	return out, nil
 }
