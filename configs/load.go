@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -268,7 +269,7 @@ func checkKeys(file string, n *yaml.Node, prefix string, t reflect.Type, errs *E
 			ft, ok := fields[k.Value]
 			if !ok {
 				*errs = append(*errs, &FieldError{File: file, Line: k.Line, Field: p,
-					Msg: "unknown field (known: " + strings.Join(sortedKeys(fields), ", ") + ")"})
+					Msg: "unknown field (known: " + strings.Join(slices.Sorted(maps.Keys(fields)), ", ") + ")"})
 				continue
 			}
 			checkKeys(file, v, p, ft, errs)
@@ -305,15 +306,6 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 		out[name] = f.Type
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // FieldError is one configuration problem, located in its file.

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -714,7 +715,7 @@ func templateShape(p string) string {
 }
 
 func (v *validator) fields(f string, m map[string]string) {
-	for _, path := range sortedKeys(m) {
+	for _, path := range slices.Sorted(maps.Keys(m)) {
 		if !fieldRE.MatchString(path) {
 			v.fail(f+"."+path, "%q is not a dotted field path (use [] for arrays)", path)
 		}

@@ -3,8 +3,10 @@ package vaultdev
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // PolicyName is the Vault policy consentgate's AppRole gets.
@@ -36,7 +38,7 @@ func (s *Server) Provision(ctx context.Context, dir string, values map[string]ma
 	if err != nil {
 		return "", "", err
 	}
-	for _, path := range sortedKeys(values) {
+	for _, path := range slices.Sorted(maps.Keys(values)) {
 		if _, err := s.Put(ctx, path, values[path]); err != nil {
 			return "", "", err
 		}

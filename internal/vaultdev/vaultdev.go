@@ -11,11 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -185,7 +186,7 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, path := range sortedKeys(s.secrets) {
+	for _, path := range slices.Sorted(maps.Keys(s.secrets)) {
 		if _, err := putKV(ctx, c, path, s.secrets[path]); err != nil {
 			s.stopLocked()
 			return err
@@ -408,15 +409,6 @@ func toAny(m map[string]string) map[string]any {
 		out[k] = v
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // cleanEnv is the environment without VAULT_* variables, which would change
