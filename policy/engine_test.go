@@ -246,6 +246,26 @@ func TestWatchReloadsOnEdit(t *testing.T) {
 	}
 }
 
+// An edit between the load and the start of the watch is not lost: no event
+// will come for it, so the watch looks once when it begins.
+func TestWatchPicksUpAnEditMadeBeforeItBegan(t *testing.T) {
+	e, dir := newTestEngine(t, testPolicy, nil)
+	first := e.Revision()
+	writePolicy(t, dir, "policy.rego", strings.Replace(testPolicy, `"ok"`, `"edited"`, 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := e.Watch(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Revision() == first && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if e.Revision() == first {
+		t.Fatal("an edit made before the watch began was never loaded")
+	}
+}
+
 func TestTestFilesAreNotServed(t *testing.T) {
 	dir := t.TempDir()
 	writePolicy(t, dir, "policy.rego", testPolicy)

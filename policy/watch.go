@@ -43,6 +43,9 @@ func (e *Engine) Watch(ctx context.Context, poll time.Duration) error {
 	}
 	go func() {
 		defer w.Close()
+		// An edit made after the policy was loaded but before the watch began
+		// sent no event: look once more now that one would.
+		e.Reload(ctx)
 		const settle = 200 * time.Millisecond
 		var timer <-chan time.Time
 		for {
