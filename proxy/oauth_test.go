@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -331,22 +330,11 @@ func (e *oauthEnv) consent(t testing.TB, app string, vendors ...string) string {
 	return c.ID
 }
 
+// get is do for tests that read bodies as bytes.
 func get(t *testing.T, c *http.Client, method, url string, header map[string]string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, body
+	resp, body := do(t, c, method, url, "", header)
+	return resp, []byte(body)
 }
 
 // start asks for a login URL and returns it parsed.
