@@ -9,6 +9,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -319,5 +320,29 @@ func TestNewVendorCSR(t *testing.T) {
 				t.Errorf("err = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A vendor addressed by IP is verified against that IP: crypto/tls gives the
+// connection state no server name then, and an empty name would check none.
+func TestCABundleVerifierChecksTheConfiguredName(t *testing.T) {
+	ca := newTestCA(t, "vendor CA")
+	leaf, _, err := ca.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "other"},
+		IPAddresses: []net.IP{net.IPv4(192, 0, 2, 7)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewCABundle(context.Background(), "test", func(context.Context) ([]byte, error) { return EncodeCertificates(ca.Cert), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}} // ServerName "", as for an IP
+	if err := b.Verifier("192.0.2.7")(cs); err != nil {
+		t.Errorf("the right address: %v", err)
+	}
+	for _, name := range []string{"127.0.0.1", "vendor.example", ""} {
+		if err := b.Verifier(name)(cs); err == nil {
+			t.Errorf("a certificate for 192.0.2.7 passed for %q", name)
+		}
 	}
 }

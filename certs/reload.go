@@ -119,24 +119,31 @@ func (b *CABundle) Watch(ctx context.Context, every time.Duration, log *slog.Log
 	})
 }
 
-// VerifyConnection is for a client tls.Config whose built-in verification is
-// switched off (InsecureSkipVerify) because its RootCAs cannot change: it
-// verifies the server's chain and name against the current pool, exactly as
-// crypto/tls would, and fails the handshake otherwise.
-func (b *CABundle) VerifyConnection(cs tls.ConnectionState) error {
-	if len(cs.PeerCertificates) == 0 {
-		return errors.New("the server sent no certificate")
+// Verifier is the VerifyConnection of a client tls.Config whose built-in
+// verification is switched off (InsecureSkipVerify) because its RootCAs cannot
+// change: it verifies the server's chain against the current pool, and its
+// name against serverName, and fails the handshake otherwise. The name is the
+// configured one, not the connection state's: crypto/tls leaves that empty
+// when the server is addressed by IP, and an empty name would check none.
+func (b *CABundle) Verifier(serverName string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if serverName == "" {
+			return errors.New("no server name to verify the certificate against")
+		}
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("the server sent no certificate")
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+			Roots:         b.cur.Load().pool,
+			Intermediates: inter,
+			DNSName:       serverName,
+			CurrentTime:   b.now(),
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		})
+		return err
 	}
-	inter := x509.NewCertPool()
-	for _, c := range cs.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-		Roots:         b.cur.Load().pool,
-		Intermediates: inter,
-		DNSName:       cs.ServerName,
-		CurrentTime:   b.now(),
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	return err
 }

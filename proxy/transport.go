@@ -36,7 +36,7 @@ func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity, bu
 		// pool (the pattern of crypto/tls's VerifyConnection example). It is
 		// not skipped: a server that does not verify fails the handshake.
 		tlsCfg.InsecureSkipVerify = true
-		tlsCfg.VerifyConnection = bundle.VerifyConnection
+		tlsCfg.VerifyConnection = bundle.Verifier(tlsCfg.ServerName)
 	}
 	if id != nil {
 		tlsCfg.GetClientCertificate = id.GetClientCertificate
