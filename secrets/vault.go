@@ -265,7 +265,7 @@ func (v *Vault) read(ctx context.Context, path string) (*vaultEntry, error) {
 		// policy no longer allows the path. Only the second is about the secret.
 		if _, lerr := v.client.Auth().Token().LookupSelfWithContext(ctx); lerr != nil {
 			if statusOf(lerr) == http.StatusForbidden {
-				return nil, fmt.Errorf("%w (%s)", errTokenRejected, where)
+				return nil, fmt.Errorf("%w: %w (%s)", ErrUnavailable, errTokenRejected, where)
 			}
 			return nil, fmt.Errorf("%w: vault: %s", ErrUnavailable, errText(lerr))
 		}

@@ -129,6 +129,9 @@ func TestReliabilityVaultRotationOutageRecovery(t *testing.T) {
 			firstNew = i
 		}
 	}
+	if firstNew < 0 {
+		t.Fatal("no call carried the rotated key")
+	}
 	for i := 0; i < 3; i++ {
 		if resp, body := e.airbankCards(t); resp.StatusCode != http.StatusOK {
 			t.Fatalf("after rotation: %d %s", resp.StatusCode, body)
@@ -185,7 +188,8 @@ func TestReliabilityVaultRotationOutageRecovery(t *testing.T) {
 			resp, body = call(t, e.app, c.method, e.gatewayURL()+"/v/"+c.vendor+c.path, c.body, under("dev-kyc", c.purpose))
 			return resp.StatusCode == http.StatusServiceUnavailable
 		})
-		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "credentials-unavailable") {
+		// The wait ended on a 503: it must be consentgate's, for the secrets.
+		if !strings.Contains(string(body), "credentials-unavailable") {
 			t.Errorf("%s with stale secrets: %d %s", c.vendor, resp.StatusCode, body)
 		}
 		if s.Count() != before {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -262,6 +263,8 @@ func (s *Server) logTail() string {
 	// The log holds the root token; never pass it on. Redact before cutting, so
 	// the cut cannot leave part of it.
 	text := strings.ReplaceAll(string(data), s.RootToken, "[root token]")
+	// The dev server prints its unseal key too.
+	text = regexp.MustCompile(`(?m)^(\s*Unseal Key[^:]*:).*$`).ReplaceAllString(text, "$1 [redacted]")
 	return "\nvault log (tail):\n" + text[max(0, len(text)-2000):]
 }
 
