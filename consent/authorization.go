@@ -64,7 +64,8 @@ func (r *Registry) BeginAuthorization(ctx context.Context, key []byte, p Pending
 // TakeAuthorization removes the pending authorization under key and returns it:
 // a state is good for one try, whatever comes of it, and of gateways taking the
 // same state at once exactly one gets it. An unknown key is ErrUnknownState; one
-// past its expiry is ErrStateExpired, and is removed too.
+// past its expiry is ErrStateExpired, and is removed too (it is returned with
+// that error, so the refusal can name whose authorization expired).
 func (r *Registry) TakeAuthorization(ctx context.Context, key []byte) (*Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -79,13 +80,13 @@ func (r *Registry) TakeAuthorization(ctx context.Context, key []byte) (*Pending,
 		return nil, err
 	}
 	if !p.ExpiresAt.After(r.now()) {
-		return nil, ErrStateExpired
+		return p, ErrStateExpired
 	}
 	return p, nil
 }
 
 // CompleteAuthorization stores the vendor's tokens (sealed by the caller) for the
-// consent and records a on it, in one transaction with the hook
+// consent and records the authorization on it, in one transaction with the hook
 // (ChangeAuthorized): evidence the audit log could not record is not kept, and
 // neither are the tokens. The consent must still be app's, active and name the
 // vendor: a consent revoked while the end user was at the vendor gets no tokens.

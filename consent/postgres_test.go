@@ -131,7 +131,7 @@ func race(n int, f func(i int)) {
 // one gets it, whichever replica the browser came back to.
 func TestPostgresConcurrentTakeAuthorization(t *testing.T) {
 	clk := newClock()
-	a, b, st := twoReplicas(t, clk)
+	a, b, _ := twoReplicas(t, clk)
 	ctx := t.Context()
 	c, err := a.Create(ctx, "web", testRequest())
 	if err != nil {
@@ -166,7 +166,6 @@ func TestPostgresConcurrentTakeAuthorization(t *testing.T) {
 	if n := raw(t, a.Registry).pending; n != 0 {
 		t.Errorf("%d pending authorizations left", n)
 	}
-	_ = st
 }
 
 // A refresh is a compare-and-swap: of replicas refreshing the same tokens at

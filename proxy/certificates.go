@@ -3,7 +3,8 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -81,11 +82,4 @@ func (g *Gateway) ReadyChecks() []ReadyCheck {
 	return checks
 }
 
-func (g *Gateway) vendorIDs() []string {
-	ids := make([]string, 0, len(g.vendors))
-	for id := range g.vendors {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
-}
+func (g *Gateway) vendorIDs() []string { return slices.Sorted(maps.Keys(g.vendors)) }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,6 +127,9 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	case err := <-l.errc:
 		l.errc <- err // every later Accept fails the same way
 		return nil, err
+	case <-l.done:
+		// Closed while the accept loop waited out a backoff: it sends no error.
+		return nil, net.ErrClosed
 	}
 }
 
@@ -355,8 +359,8 @@ func (s *requestScanner) head(head []byte) error {
 		return nil
 	}
 	reqLine := string(bytes.TrimSuffix(lines[0], []byte("\r")))
-	method, rest, _ := cutSpace(reqLine)
-	proto := rest[lastSpace(rest)+1:]
+	method, rest, _ := strings.Cut(reqLine, " ")
+	proto := rest[strings.LastIndexByte(rest, ' ')+1:]
 	var lengths, encodings [][]byte
 	for _, l := range lines[1:] {
 		l = bytes.TrimSuffix(l, []byte("\r"))
@@ -419,22 +423,4 @@ func chunkSize(line []byte) (int64, bool) {
 		return 0, false
 	}
 	return int64(n), true
-}
-
-func cutSpace(s string) (before, after string, found bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ' ' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
-}
-
-func lastSpace(s string) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == ' ' {
-			return i
-		}
-	}
-	return -1
 }

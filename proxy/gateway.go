@@ -338,7 +338,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	decideStart := time.Now()
 	pctx, pspan := g.stage(ctx, spanPolicy)
 	d := g.policy.Decide(pctx, in)
-	pspan.SetAttributes(attribute.String("consentgate.decision_id", d.ID), attribute.Bool("consentgate.allow", d.Allow))
+	if pspan.IsRecording() { // the attributes escape to the heap, traced or not
+		pspan.SetAttributes(attribute.String("consentgate.decision_id", d.ID), attribute.Bool("consentgate.allow", d.Allow))
+	}
 	pspan.End()
 	g.metrics.observe(stagePolicy, decideStart)
 	ex.decision = &d
@@ -660,7 +662,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	m.identify = ob.op.identifiers
 	_, mspan := g.stage(resp.Request.Context(), spanMinimise)
 	out, err := m.minimize(raw)
-	mspan.SetAttributes(attribute.Int("consentgate.withheld", len(out.withheld)))
+	if mspan.IsRecording() {
+		mspan.SetAttributes(attribute.Int("consentgate.withheld", len(out.withheld)))
+	}
 	mspan.End()
 	if err != nil {
 		return err

@@ -241,8 +241,12 @@ func (g *Gateway) OAuthCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	skey := stateKey(state)
-	var err error
-	p, err = g.grants.TakeAuthorization(r.Context(), skey)
+	taken, err := g.grants.TakeAuthorization(r.Context(), skey)
+	if err == nil || errors.Is(err, consent.ErrStateExpired) {
+		// A real authorization, expired or not: its refusal names it, and is
+		// recorded whatever the rate of forged ones.
+		p = taken
+	}
 	switch {
 	case errors.Is(err, consent.ErrUnknownState):
 		fail(callbackFailure{http.StatusBadRequest, "state unknown or already used", "This authorization link is unknown or has been used already. Start again from the application."})
@@ -327,7 +331,8 @@ func (g *Gateway) OAuthCallback(w http.ResponseWriter, r *http.Request) {
 		fail(callbackFailure{http.StatusInternalServerError, "sealing tokens failed", "consentgate could not complete the authorization."})
 		return
 	}
-	err = g.grants.CompleteAuthorization(r.Context(), p.App, p.ConsentID,
+	// The code is spent: keep its tokens even if the browser has gone.
+	err = g.grants.CompleteAuthorization(context.WithoutCancel(r.Context()), p.App, p.ConsentID,
 		consent.Authorization{Vendor: vendorID, AuthorizedAt: now, Scopes: scopes}, sealed)
 	switch {
 	case errors.Is(err, consent.ErrHook):
@@ -393,7 +398,7 @@ func GatewayListener(g *Gateway) http.Handler {
 			// nobody was identified and no vendor call was asked for.
 			g.log.Info("gateway request without a client certificate refused", logMethod, r.Method)
 			writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Client certificate required",
-				"the gateway serves apps with a certificate of the internal CA", w.Header().Get("X-Request-Id"))
+				"the gateway serves apps with a certificate of the internal CA", "")
 			return
 		}
 		g.ServeHTTP(w, r)

@@ -57,7 +57,7 @@ func NewTracerProvider(ctx context.Context, cfg *configs.Config) (*sdktrace.Trac
 		if err != nil {
 			return nil, fmt.Errorf("%s: tracing.ca_file: %w", cfg.File, err)
 		}
-		opts = append(opts, otlptracehttp.WithTLSClientConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+		opts = append(opts, otlptracehttp.WithTLSClientConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, CipherSuites: certs.AEADSuites}))
 	}
 	exp, err := otlptracehttp.New(ctx, opts...)
 	if err != nil {

@@ -230,7 +230,7 @@ func (g *Gateway) accessToken(ctx context.Context, ac *authCode, consentID strin
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 			// The vendor has withdrawn the grant: these tokens are of no more use.
-			if derr := g.grants.SwapTokens(ctx, consentID, vendor, sealed, nil); derr != nil && !errors.Is(derr, consent.ErrNoTokens) {
+			if derr := g.grants.SwapTokens(context.WithoutCancel(ctx), consentID, vendor, sealed, nil); derr != nil && !errors.Is(derr, consent.ErrNoTokens) {
 				g.log.Error("removing refused vendor tokens", logVendor, vendor, logConsentID, consentID, logError, derr.Error())
 			}
 			return "", nil, fmt.Errorf("%w: vendor %s refused the refresh token of consent %s", ErrNotAuthorized, vendor, consentID)
@@ -243,7 +243,9 @@ func (g *Gateway) accessToken(ctx context.Context, ac *authCode, consentID strin
 	if err != nil {
 		return "", nil, err
 	}
-	if err := g.grants.SwapTokens(ctx, consentID, vendor, sealed, resealed); err != nil {
+	// The refresh token may be spent now: store its successor even if the app
+	// has hung up, or the end user would have to authorise again.
+	if err := g.grants.SwapTokens(context.WithoutCancel(ctx), consentID, vendor, sealed, resealed); err != nil {
 		// Revoked while the refresh was under way: the new tokens are dropped
 		// and the call is not made with them.
 		if errors.Is(err, consent.ErrNoTokens) {
