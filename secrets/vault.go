@@ -198,9 +198,12 @@ func (v *Vault) Get(ctx context.Context, ref Ref) (Secret, error) {
 		// read is bounded by the Vault timeout, not by the first caller leaving.
 		ch := v.first.DoChan(ref.Path, func() (any, error) {
 			e, err := v.read(context.WithoutCancel(ctx), ref.Path)
-			if err == nil && e.err == nil {
-				// A definite "no such secret" is not cached: the path may be
-				// created later.
+			if err == nil {
+				// Vault's definite "no" (no such secret, or the policy denies
+				// it) is kept too, so a bad reference does not cost every call
+				// a Vault round trip; it is read again with the other entries,
+				// so a secret created later is found within refresh_interval
+				// (or at once on SIGHUP).
 				v.store(ref.Path, e)
 			}
 			return e, err

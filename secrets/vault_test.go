@@ -434,28 +434,7 @@ func writeFile(t *testing.T, name, data string) {
 func TestVaultMergesConcurrentFirstReads(t *testing.T) {
 	t.Parallel()
 	env := startVault(t, vaultdev.RoleOptions{})
-	target, err := url.Parse(env.srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reads atomic.Int64
-	rp := httputil.NewSingleHostReverseProxy(target)
-	counter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/secret/data/vendors/airbank") {
-			reads.Add(1)
-			time.Sleep(50 * time.Millisecond) // a Vault some way off
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(counter.Close)
-	o := VaultOptions{Auth: AppRoleAuth{RoleIDFile: env.roleIDFile, SecretIDFile: env.secretFile}}
-	o.Address = counter.URL
-	o.Logger = slog.New(slog.DiscardHandler)
-	v, err := OpenVault(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
+	v, reads := env.openCounting(t, "/v1/secret/data/vendors/airbank", 50*time.Millisecond)
 
 	ref, _ := ParseRef("vendors/airbank#api_key")
 	var wg sync.WaitGroup
@@ -470,5 +449,60 @@ func TestVaultMergesConcurrentFirstReads(t *testing.T) {
 	wg.Wait()
 	if n := reads.Load(); n != 1 {
 		t.Errorf("16 concurrent first reads of one path reached Vault %d times, want 1", n)
+	}
+}
+
+// openCounting opens a Vault provider through a proxy that counts the GETs of
+// path (after delay, like a Vault some way off).
+func (e *vaultEnv) openCounting(t *testing.T, path string, delay time.Duration) (*Vault, *atomic.Int64) {
+	t.Helper()
+	target, err := url.Parse(e.srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := &atomic.Int64{}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	counter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == path {
+			reads.Add(1)
+			time.Sleep(delay)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(counter.Close)
+	o := VaultOptions{Auth: AppRoleAuth{RoleIDFile: e.roleIDFile, SecretIDFile: e.secretFile}, Logger: slog.New(slog.DiscardHandler)}
+	o.Address = counter.URL
+	v, err := OpenVault(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return v, reads
+}
+
+// Vault's "no such secret" is kept like an answer: a bad reference costs one
+// read, not one per call; the secret is found once it exists, at the next
+// refresh (here: Reload, as SIGHUP does).
+func TestVaultKeepsDefiniteNotFound(t *testing.T) {
+	t.Parallel()
+	env := startVault(t, vaultdev.RoleOptions{})
+	v, reads := env.openCounting(t, "/v1/secret/data/vendors/later", 0)
+	ref, _ := ParseRef("vendors/later#api_key")
+	for range 3 {
+		if _, err := v.Get(context.Background(), ref); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get of a missing secret: %v", err)
+		}
+	}
+	if n := reads.Load(); n != 1 {
+		t.Errorf("three calls for a missing secret read Vault %d times, want 1", n)
+	}
+	if _, err := env.root.KVv2("secret").Put(context.Background(), "vendors/later", map[string]any{"api_key": "later-key-0123456789"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := v.Get(context.Background(), ref); err != nil || s.Value != "later-key-0123456789" {
+		t.Errorf("after the secret was created and the cache refreshed: %v", err)
 	}
 }
