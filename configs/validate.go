@@ -143,11 +143,7 @@ func (v *validator) consents(c *Consents) {
 
 func (v *validator) postgres(p *Postgres) {
 	const f = "consents.postgres."
-	// Not quoted, unlike other references: a password pasted here by mistake
-	// must not end up in a log.
-	if !secretRE.MatchString(p.PasswordSecret) {
-		v.fail(f+"password_secret", "is not a secret reference of the form path#key (the value is not repeated here: it may be the password itself)")
-	}
+	v.secretRef(f+"password_secret", p.PasswordSecret)
 	for _, r := range []struct{ field, val string }{{"host", p.Host}, {"database", p.Database}, {"user", p.User}} {
 		if r.val == "" {
 			v.fail(f+r.field, "is required")

@@ -8,8 +8,8 @@ set -euo pipefail
 command -v nginx >/dev/null 2>&1 && exit 0
 [ -x /usr/sbin/nginx ] && exit 0
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
+missing=(nginx)
+. "$(dirname "$0")/root.sh"
 
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then

@@ -15,14 +15,7 @@ if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bi
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-	if ! command -v sudo >/dev/null 2>&1 || ! sudo -n true 2>/dev/null; then
-		echo "make test needs ${missing[*]}; install them (apt-get install ${missing[*]}) or run as a user with passwordless sudo" >&2
-		exit 1
-	fi
-	sudo="sudo"
-fi
+. "$(dirname "$0")/root.sh"
 echo "installing ${missing[*]} for the tests" >&2
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates
