@@ -184,6 +184,11 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil && tp != nil {
+			tp.Shutdown(context.WithoutCancel(ctx))
+		}
+	}()
 	opts := proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Grants: consents,
 		Audit: alog, Logger: log, Registerer: reg}
 	if tp != nil {
