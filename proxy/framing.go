@@ -150,6 +150,7 @@ type framingConn struct {
 	log     *slog.Logger
 	buf     []byte
 	ready   []byte // scanned bytes net/http has not read yet
+	readyAt []byte // ready's whole array, reused once ready is drained
 	err     error  // a read error that came with data, reported next
 	refused atomic.Pointer[string]
 }
@@ -172,7 +173,8 @@ func (c *framingConn) Read(p []byte) (int, error) {
 		n, err := c.Conn.Read(c.buf)
 		c.err = err
 		var ferr error
-		c.ready, ferr = c.scan.feed(c.ready[:0], c.buf[:n])
+		c.ready, ferr = c.scan.feed(c.readyAt[:0], c.buf[:n])
+		c.readyAt = c.ready
 		if ferr != nil {
 			reason := ferr.Error()
 			c.refused.Store(&reason)
