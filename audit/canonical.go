@@ -173,6 +173,8 @@ func recordMembers(o *jsonObject, r *Record) {
 	o.optStrings("reasons", r.Reasons)
 	o.optStrings("disclosed", r.Disclosed)
 	o.optStrings("withheld", r.Withheld)
+	o.optStrings("request_disclosed", r.RequestDisclosed)
+	o.optStrings("request_withheld", r.RequestWithheld)
 	o.optInt("status", int64(r.Status))
 	o.optInt("latency_us", r.LatencyUS)
 	o.optInt("bytes_in", r.BytesIn)

@@ -34,34 +34,38 @@ const (
 // caller fills the rest. No field may hold a raw personal value or a secret: identifiers
 // are passed as HMAC (see the HMAC function), and Append refuses any that is not one.
 type Record struct {
-	Seq            uint64            `json:"seq"`
-	Time           time.Time         `json:"time"`
-	Node           string            `json:"node"`
-	Kind           string            `json:"kind"`
-	RequestID      string            `json:"request_id,omitempty"`
-	DecisionID     string            `json:"decision_id,omitempty"`
-	PolicyRevision string            `json:"policy_revision,omitempty"`
-	App            string            `json:"app,omitempty"`
-	Vendor         string            `json:"vendor,omitempty"`
-	Operation      string            `json:"operation,omitempty"`
-	Method         string            `json:"method,omitempty"`
-	PathTemplate   string            `json:"path_template,omitempty"`
-	ConsentID      string            `json:"consent_id,omitempty"`
-	Purpose        string            `json:"purpose,omitempty"`
-	SubjectHMAC    string            `json:"subject_hmac,omitempty"`
-	Identifiers    []string          `json:"identifiers,omitempty"` // HMAC hex of searchable identifiers (birth number, IIN, document number)
-	Allow          *bool             `json:"allow,omitempty"`
-	Reasons        []string          `json:"reasons,omitempty"`
-	Disclosed      []string          `json:"disclosed,omitempty"`
-	Withheld       []string          `json:"withheld,omitempty"`
-	Status         int               `json:"status,omitempty"`
-	LatencyUS      int64             `json:"latency_us,omitempty"`
-	BytesIn        int64             `json:"bytes_in,omitempty"`
-	BytesOut       int64             `json:"bytes_out,omitempty"`
-	Error          string            `json:"error,omitempty"`
-	Detail         map[string]string `json:"detail,omitempty"` // fixed keys for consent/policy/admin/system kinds
-	PrevHash       string            `json:"prev_hash"`
-	Hash           string            `json:"hash"`
+	Seq            uint64    `json:"seq"`
+	Time           time.Time `json:"time"`
+	Node           string    `json:"node"`
+	Kind           string    `json:"kind"`
+	RequestID      string    `json:"request_id,omitempty"`
+	DecisionID     string    `json:"decision_id,omitempty"`
+	PolicyRevision string    `json:"policy_revision,omitempty"`
+	App            string    `json:"app,omitempty"`
+	Vendor         string    `json:"vendor,omitempty"`
+	Operation      string    `json:"operation,omitempty"`
+	Method         string    `json:"method,omitempty"`
+	PathTemplate   string    `json:"path_template,omitempty"`
+	ConsentID      string    `json:"consent_id,omitempty"`
+	Purpose        string    `json:"purpose,omitempty"`
+	SubjectHMAC    string    `json:"subject_hmac,omitempty"`
+	Identifiers    []string  `json:"identifiers,omitempty"` // HMAC hex of searchable identifiers (birth number, IIN, document number)
+	Allow          *bool     `json:"allow,omitempty"`
+	Reasons        []string  `json:"reasons,omitempty"`
+	Disclosed      []string  `json:"disclosed,omitempty"`
+	Withheld       []string  `json:"withheld,omitempty"`
+	// RequestDisclosed and RequestWithheld are the fields of the app's request
+	// (body paths, query:<name>, header:<name>) sent to the vendor and held back.
+	RequestDisclosed []string          `json:"request_disclosed,omitempty"`
+	RequestWithheld  []string          `json:"request_withheld,omitempty"`
+	Status           int               `json:"status,omitempty"`
+	LatencyUS        int64             `json:"latency_us,omitempty"`
+	BytesIn          int64             `json:"bytes_in,omitempty"`
+	BytesOut         int64             `json:"bytes_out,omitempty"`
+	Error            string            `json:"error,omitempty"`
+	Detail           map[string]string `json:"detail,omitempty"` // fixed keys for consent/policy/admin/system kinds
+	PrevHash         string            `json:"prev_hash"`
+	Hash             string            `json:"hash"`
 }
 
 // callerKinds are the kinds Append accepts. A checkpoint only the log may write: one
@@ -101,6 +105,8 @@ func prepareRecord(r Record) (Record, error) {
 	r.Reasons = validStrings(r.Reasons)
 	r.Disclosed = validStrings(r.Disclosed)
 	r.Withheld = validStrings(r.Withheld)
+	r.RequestDisclosed = validStrings(r.RequestDisclosed)
+	r.RequestWithheld = validStrings(r.RequestWithheld)
 	if len(r.Detail) > 0 {
 		d := make(map[string]string, len(r.Detail))
 		for k, v := range r.Detail {

@@ -230,7 +230,7 @@ func sizeHint(r *Record) int {
 		r.Method, r.PathTemplate, r.ConsentID, r.Purpose, r.SubjectHMAC, r.Error} {
 		n += len(s)
 	}
-	for _, l := range [...][]string{r.Identifiers, r.Reasons, r.Disclosed, r.Withheld} {
+	for _, l := range [...][]string{r.Identifiers, r.Reasons, r.Disclosed, r.Withheld, r.RequestDisclosed, r.RequestWithheld} {
 		for _, s := range l {
 			n += len(s) + 3
 		}

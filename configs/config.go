@@ -2,6 +2,8 @@ package configs
 
 import (
 	"fmt"
+	"maps"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -425,6 +427,20 @@ const (
 	BodyBinary = "binary"
 )
 
+// Media types an operation's request body is read as (request_body).
+const (
+	RequestJSON      = "json"
+	RequestForm      = "form"
+	RequestMultipart = "multipart"
+	RequestNone      = "none"
+)
+
+// What happens to an undeclared query parameter, header or body field.
+const (
+	UndeclaredDrop   = "drop"
+	UndeclaredRefuse = "refuse"
+)
+
 // Operation is one vendor resource consentgate lets apps call.
 type Operation struct {
 	ID     string `yaml:"id"`
@@ -433,6 +449,13 @@ type Operation struct {
 	Path string `yaml:"path"`
 	// Body is the response body kind: "json" (default) or "binary".
 	Body string `yaml:"body"`
+	// RequestBody is the media type the app's request body is read as,
+	// whatever its Content-Type claims: json, form, multipart or none.
+	// Default: json for POST, PUT and PATCH, none for GET and DELETE.
+	RequestBody string `yaml:"request_body"`
+	// Undeclared says what becomes of a query parameter, header or body field
+	// the operation does not declare: drop (default) or refuse the call.
+	Undeclared string `yaml:"undeclared"`
 	// MaxRequestBytes bounds the request body (default 1 MiB).
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 	// Enforce false makes the route report-only: a policy deny is logged as
@@ -447,9 +470,12 @@ type Operation struct {
 // Enforced reports whether policy denials are enforced on this operation.
 func (o *Operation) Enforced() bool { return o.Enforce == nil || *o.Enforce }
 
-// Fields maps dotted field paths (`[]` for arrays) to data categories.
+// Fields maps what an operation sends and receives to data categories: body
+// fields as dotted paths (`[]` for arrays), query parameters and headers by name.
 type Fields struct {
 	Request  map[string]string `yaml:"request"`
+	Query    map[string]string `yaml:"query"`
+	Headers  map[string]string `yaml:"headers"`
 	Response map[string]string `yaml:"response"`
 }
 
@@ -472,3 +498,23 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the duration back in its string form.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// QueryField and HeaderField name a query parameter and a header among an
+// operation's request fields (body fields are dotted paths, which hold no
+// colon), so policies and audit records speak of all three alike.
+func QueryField(name string) string  { return "query:" + name }
+func HeaderField(name string) string { return "header:" + strings.ToLower(name) }
+
+// SentFields maps everything the operation declares it sends to a category:
+// body paths, query parameters (QueryField) and headers (HeaderField).
+func (o *Operation) SentFields() map[string]string {
+	m := make(map[string]string, len(o.Fields.Request)+len(o.Fields.Query)+len(o.Fields.Headers))
+	maps.Copy(m, o.Fields.Request)
+	for name, c := range o.Fields.Query {
+		m[QueryField(name)] = c
+	}
+	for name, c := range o.Fields.Headers {
+		m[HeaderField(name)] = c
+	}
+	return m
+}

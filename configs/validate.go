@@ -27,8 +27,10 @@ var (
 	segmentRE  = regexp.MustCompile(`^(\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9._~!$&'()*+,;=:@-]+)$`)
 	dnsNameRE  = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 	portRE     = regexp.MustCompile(`^[0-9]{1,5}$`)
-	fieldRE    = regexp.MustCompile(`^[A-Za-z0-9_$-]+(\[\])?(\.[A-Za-z0-9_$-]+(\[\])?)*$`)
-	appIDRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	// A query parameter name: no separator, escape or space.
+	queryNameRE = regexp.MustCompile(`^[A-Za-z0-9._~\[\]-]+$`)
+	fieldRE     = regexp.MustCompile(`^[A-Za-z0-9_$-]+(\[\])?(\.[A-Za-z0-9_$-]+(\[\])?)*$`)
+	appIDRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 	// scopeRE is an RFC 6749 scope-token.
 	scopeRE = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
 )
@@ -533,6 +535,7 @@ func (v *validator) vendor(vd *Vendor) {
 			}
 		}
 	}
+	v.credentialNames(vd)
 	// Error fields become part of every operation's response map, and the
 	// vendor's enforce setting its operations' default.
 	for i := range vd.Operations {
@@ -664,6 +667,7 @@ func (v *validator) operation(f, vendor string, op *Operation) {
 	default:
 		v.fail(f+".body", "%q is unknown: use json or binary", op.Body)
 	}
+	v.requestShape(f, op)
 	switch {
 	case op.MaxRequestBytes == 0:
 		op.MaxRequestBytes = DefaultMaxRequestBytes
@@ -673,6 +677,80 @@ func (v *validator) operation(f, vendor string, op *Operation) {
 	v.fields(f+".fields.request", op.Fields.Request)
 	v.fields(f+".fields.response", op.Fields.Response)
 }
+
+// requestShape checks what an operation declares it sends: the media type of its
+// body and the query parameters and headers apps may pass on.
+func (v *validator) requestShape(f string, op *Operation) {
+	switch op.RequestBody {
+	case "":
+		op.RequestBody = RequestNone
+		if op.Method == http.MethodPost || op.Method == http.MethodPut || op.Method == http.MethodPatch {
+			op.RequestBody = RequestJSON
+		}
+	case RequestJSON, RequestForm, RequestMultipart, RequestNone:
+	default:
+		v.fail(f+".request_body", "%q is unknown: use json, form, multipart or none", op.RequestBody)
+	}
+	if op.RequestBody == RequestNone && len(op.Fields.Request) > 0 {
+		v.fail(f+".fields.request", "declares body fields, but request_body is none")
+	}
+	switch op.Undeclared {
+	case "":
+		op.Undeclared = UndeclaredDrop
+	case UndeclaredDrop, UndeclaredRefuse:
+	default:
+		v.fail(f+".undeclared", "%q is unknown: use drop or refuse", op.Undeclared)
+	}
+	for _, name := range slices.Sorted(maps.Keys(op.Fields.Query)) {
+		if !queryNameRE.MatchString(name) {
+			v.fail(f+".fields.query."+name, "%q is not a query parameter name", name)
+		}
+		v.category(f+".fields.query."+name, op.Fields.Query[name])
+	}
+	for _, name := range slices.Sorted(maps.Keys(op.Fields.Headers)) {
+		switch {
+		case !tokenRE.MatchString(name):
+			v.fail(f+".fields.headers."+name, "%q is not a header name", name)
+		case slices.ContainsFunc(ReservedHeaders, func(h string) bool { return strings.EqualFold(h, name) }):
+			v.fail(f+".fields.headers."+name, "%s is consentgate's to set or remove, not an app's to send", name)
+		}
+		v.category(f+".fields.headers."+name, op.Fields.Headers[name])
+	}
+}
+
+// credentialNames refuses an operation that would let apps send a parameter or
+// header the vendor's credentials use, or take a body credential in a body that
+// is not JSON.
+func (v *validator) credentialNames(vd *Vendor) {
+	for i := range vd.Operations {
+		op := &vd.Operations[i]
+		f := fmt.Sprintf("operations[%d]", i)
+		for _, c := range vd.Credentials {
+			if c.Operations != nil && !slices.Contains(c.Operations, op.ID) {
+				continue
+			}
+			if _, ok := op.Fields.Query[c.Query]; ok && c.Query != "" {
+				v.fail(f+".fields.query."+c.Query, "is where a credential of this vendor goes; apps cannot send it")
+			}
+			for name := range op.Fields.Headers {
+				if c.Header != "" && strings.EqualFold(name, c.Header) {
+					v.fail(f+".fields.headers."+name, "is where a credential of this vendor goes; apps cannot send it")
+				}
+			}
+			if c.BodyField != "" && op.RequestBody != RequestJSON {
+				v.fail(f+".request_body", "is %s, but a credential goes in the body field %s, which needs json", op.RequestBody, c.BodyField)
+			}
+		}
+	}
+}
+
+// ReservedHeaders are headers an operation cannot declare: consentgate sets or
+// removes them itself (framing, content coding, credentials, its own headers).
+var ReservedHeaders = []string{"Host", "Content-Type", "Content-Length", "Content-Encoding",
+	"Transfer-Encoding", "Connection", "Keep-Alive", "Te", "Trailer", "Upgrade", "Proxy-Connection",
+	"Accept-Encoding", "Authorization", "Proxy-Authorization", "Cookie", "Forwarded",
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Consent-Id", "X-Purpose",
+	"Traceparent", "Tracestate", "Baggage"}
 
 func (v *validator) pathTemplate(field, p string) {
 	if !strings.HasPrefix(p, "/") {
@@ -715,9 +793,13 @@ func (v *validator) fields(f string, m map[string]string) {
 		if !fieldRE.MatchString(path) {
 			v.fail(f+"."+path, "%q is not a dotted field path (use [] for arrays)", path)
 		}
-		if !slices.Contains(Categories, m[path]) {
-			v.fail(f+"."+path, "%q is not a data category (%s)", m[path], strings.Join(Categories, ", "))
-		}
+		v.category(f+"."+path, m[path])
+	}
+}
+
+func (v *validator) category(f, c string) {
+	if !slices.Contains(Categories, c) {
+		v.fail(f, "%q is not a data category (%s)", c, strings.Join(Categories, ", "))
 	}
 }
 

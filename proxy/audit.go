@@ -39,6 +39,10 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 		SubjectHMAC:  ex.subject,
 		Identifiers:  ex.identifiers,
 		BytesIn:      ex.bytesIn,
+		// What of the request went to the vendor: on the intent, before it
+		// leaves; on the outcome, what the app had asked to send.
+		RequestDisclosed: ex.requestDisclosed,
+		RequestWithheld:  ex.requestWithheld,
 	}
 	if d := ex.decision; d != nil {
 		allow := d.Allow

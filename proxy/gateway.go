@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,7 +240,7 @@ type outbound struct {
 	vendor *vendor
 	op     *operation
 	url    *url.URL
-	body   []byte
+	req    *sentRequest
 	inj    *injection
 	scrub  *scrubber
 	// decision is applied to the response; passthrough is set for a report-only
@@ -303,23 +304,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v, op := rt.vendor, rt.op
 	ex.vendor, ex.op, ex.pathTemplate = v.cfg.ID, op.cfg.ID, op.cfg.Path
 
-	// Stage 3, request body: bounded, and read whole because the policy sees its
-	// fields and minimisation and credentials rewrite it.
-	body, err := readBody(r, op.cfg.MaxRequestBytes)
+	// Stage 3, request: read as the operation declares it (body media type,
+	// query, headers), bounded, and read whole because the policy sees its
+	// fields and only the ones it permits are sent.
+	req, err := readRequest(r, v, op)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			refuse(http.StatusRequestEntityTooLarge, problemTooLarge, "Request body too large",
-				fmt.Sprintf("operation %s accepts at most %d bytes", op.cfg.ID, op.cfg.MaxRequestBytes))
-			return
-		}
-		refuse(http.StatusBadRequest, problemBadRequest, "Unreadable request body", "")
+		rr := err.(*requestRefusal)
+		refuse(rr.status, rr.kind, rr.title(), rr.detail)
 		return
 	}
-	ex.bytesIn = int64(len(body))
+	ex.bytesIn = r.ContentLength
+	ex.requestWithheld = req.present
 
 	// Stage 4, decision: consent lookup and policy. Deny by default.
-	in, reqDoc, status, err := g.decideInput(ctx, r, id, v, op, body)
+	in, status, err := g.decideInput(ctx, r, id, v, op, req)
 	if err != nil {
 		if status == http.StatusServiceUnavailable {
 			ex.outcome, ex.err = outcomeFailed, err.Error()
@@ -394,7 +392,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Stage 5, audit intent: durable before any vendor secret is read or the
+	// Stage 5, request minimisation: only declared fields the decision permits
+	// are sent (on a report-only pass-through, every declared field).
+	drop := d.Request.Drop
+	if passthrough {
+		drop = nil
+	}
+	sent, err := req.minimize(drop)
+	if err != nil {
+		rr := err.(*requestRefusal)
+		refuse(rr.status, rr.kind, rr.title(), rr.detail)
+		return
+	}
+	ex.requestDisclosed, ex.requestWithheld = sent.disclosed, sent.withheld
+	ex.categories = disclosedCategories(sent.disclosed, op.sent)
+
+	// Stage 6, audit intent: durable before any vendor secret is read or the
 	// vendor contacted. It carries the identifiers the request discloses.
 	sk, err := g.secrets.Get(ctx, g.subjectRef)
 	if err != nil {
@@ -407,10 +420,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	subjectKey := []byte(sk.Value)
-	if reqDoc != nil {
-		for _, val := range identifierValues(reqDoc, op.cfg.Fields.Request) {
-			ex.identifiers = append(ex.identifiers, audit.HMAC(subjectKey, val))
-		}
+	for _, val := range sent.identifiers {
+		ex.identifiers = append(ex.identifiers, audit.HMAC(subjectKey, val))
 	}
 	if err := g.record(ctx, ex, audit.KindIntent); err != nil {
 		ex.outcome, ex.err = outcomeFailed, "audit intent not written"
@@ -429,14 +440,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		hashKey = []byte(s.Value)
 	}
-	if !passthrough {
-		if body, err = dropRequestFields(body, d.Request.Drop, in.Now); err != nil {
-			refuse(http.StatusBadRequest, problemBadRequest, "Bad request body", err.Error())
-			return
-		}
-	}
 
-	// Stage 6, credentials: the vendor is not called without them.
+	// Stage 7, credentials: the vendor is not called without them.
 	cctx, cspan := g.stage(ctx, spanCredentials)
 	inj, err := v.credentialsFor(cctx, op, g.secrets, g.userBearer(id.Name, in.Consent))
 	cspan.End()
@@ -454,20 +459,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("consentgate could not obtain the credentials for vendor %s; the vendor was not called", v.cfg.ID))
 		return
 	}
-	if body, err = rewriteBody(body, r.Header.Get("Content-Type"), v.strip.body, inj.body); err != nil {
-		refuse(http.StatusBadRequest, problemBadRequest, "Bad request body", err.Error())
+	if sent.body, err = rewriteBody(sent.body, sent.contentType, v.strip.body, inj.body); err != nil {
+		refuse(http.StatusBadRequest, problemMalformedBody, "Bad request body", err.Error())
 		return
 	}
+	if len(sent.body) > 0 && sent.contentType == "" {
+		sent.contentType = mediaName(op.cfg.RequestBody)
+	}
 
-	// Stage 7, upstream: the reverse proxy's hooks apply what was prepared above.
-	target := v.upstreamURL(rt.path, r.URL.Query(), inj.query)
+	// Stage 8, upstream: the reverse proxy's hooks apply what was prepared above.
+	target := v.upstreamURL(rt.path, sent.query, inj.query)
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeouts.Request.Duration)
 	defer cancel()
-	ob := &outbound{ex: ex, vendor: v, op: op, url: target, body: body, inj: inj, scrub: newScrubber(inj.secrets),
+	ob := &outbound{ex: ex, vendor: v, op: op, url: target, req: sent, inj: inj, scrub: newScrubber(inj.secrets),
 		decision: &d, passthrough: passthrough, hashKey: hashKey, subjectKey: subjectKey, sent: time.Now()}
 	ex.outcome = outcomeForwarded
 	v.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))
-	// Stage 8, response: minimised and its outcome recorded in modifyResponse,
+	// Stage 9, response: minimised and its outcome recorded in modifyResponse,
 	// before the first byte reaches the app.
 }
 
@@ -561,35 +569,36 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
-// rewrite builds the outbound request. ReverseProxy has already removed hop-by-hop
-// headers from In; Out starts as a copy and everything the app may not choose is
-// removed before what consentgate injects is added.
+// rewrite builds the outbound request. Out's headers are built anew: the app's
+// declared headers the decision kept, the body's media type, and what
+// consentgate injects; nothing else of the app's reaches the vendor.
 func (v *vendor) rewrite(pr *httputil.ProxyRequest) {
 	ob := pr.In.Context().Value(outboundKey{}).(*outbound)
 	out := pr.Out
 	out.URL = ob.url
 	out.Host = ""
-	for _, h := range v.strip.headers {
-		out.Header.Del(h)
+	h := http.Header{}
+	for k, vals := range ob.req.header {
+		h[k] = vals
 	}
-	for k := range out.Header {
-		if strings.HasPrefix(strings.ToLower(k), "x-consentgate-") {
-			out.Header.Del(k)
-		}
+	for _, name := range v.strip.headers {
+		h.Del(name)
 	}
-	// Without Accept-Encoding the transport asks for gzip itself and decompresses,
-	// so every response can be inspected.
-	out.Header.Del("Accept-Encoding")
+	if ob.req.contentType != "" {
+		h.Set("Content-Type", ob.req.contentType)
+	}
+	// Without Accept-Encoding the transport asks for gzip itself and
+	// decompresses, so every response can be inspected.
 	for k, vals := range ob.inj.header {
-		out.Header[k] = vals
+		h[k] = vals
 	}
-	out.Body = io.NopCloser(bytes.NewReader(ob.body))
-	out.ContentLength = int64(len(ob.body))
-	out.Header.Del("Content-Length")
-	if len(ob.body) == 0 && (pr.In.Method == http.MethodGet || pr.In.Method == http.MethodDelete) {
+	out.Header = h
+	body := ob.req.body
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.ContentLength = int64(len(body))
+	if len(body) == 0 && (pr.In.Method == http.MethodGet || pr.In.Method == http.MethodDelete) {
 		out.Body = http.NoBody
 	}
-	body := ob.body
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 }
 
@@ -671,7 +680,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	}
 	body := ob.scrub.bytes(out.body)
 	ex.withheld, ex.disclosed, ex.bytesOut = out.withheld, out.disclosed, int64(len(body))
-	ex.categories = disclosedCategories(out.disclosed, ob.op.cfg.Fields.Response)
+	ex.categories = slices.Compact(slices.Sorted(slices.Values(append(ex.categories, disclosedCategories(out.disclosed, ob.op.cfg.Fields.Response)...))))
 	for _, val := range out.identifiers {
 		ex.identifiers = append(ex.identifiers, audit.HMAC(ob.subjectKey, val))
 	}

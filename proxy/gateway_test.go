@@ -68,7 +68,7 @@ func (s *seen) count() int {
 
 // echoUpstream answers with everything it received, the way a careless vendor
 // echoes credentials in error messages.
-func echoUpstream(t *testing.T, s *seen) *httptest.Server {
+func echoUpstream(t testing.TB, s *seen) *httptest.Server {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
@@ -102,7 +102,9 @@ const testPolicy = `package consentgate
 
 default decision := {"allow": false, "reasons": ["test deny"], "binary": "deny"}
 
-decision := {"allow": true, "reasons": ["test allow"], "response": {"default": "keep", "fields": {}}, "request": {"drop": []}, "binary": "allow"} if {
+# A request field named photo is never sent, so request minimisation has
+# something to withhold.
+decision := {"allow": true, "reasons": ["test allow"], "response": {"default": "keep", "fields": {}}, "request": {"drop": [p | some p in input.request.fields; contains(p, "photo")]}, "binary": "allow"} if {
 	input.app.id == "web"
 	input.consent_id != "deny-me"
 }
@@ -152,7 +154,7 @@ func writePair(t testing.TB, dir, name string, cert *x509.Certificate, key crypt
 }
 
 // newTestEnv starts a gateway on loopback; opts adjust its Options.
-func newTestEnv(t *testing.T, opts ...func(*Options)) *testEnv {
+func newTestEnv(t testing.TB, opts ...func(*Options)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := certs.NewCA(pkix.Name{CommonName: "test internal CA"}, time.Hour)
@@ -242,13 +244,44 @@ operations:
   - id: echo.thing
     method: GET
     path: /things/{id}
+    fields:
+      query: {x: metadata}
   - id: echo.create
     method: POST
     path: /sessions/
     max_request_bytes: 200
+    fields:
+      request: {metadata.n: metadata}
   - id: echo.result
     method: GET
     path: /results/
+    fields:
+      query: {session_id: metadata}
+  - id: echo.verify
+    method: POST
+    path: /verify
+    fields:
+      request: {iin: national_id, phone: contact, photo: biometric, "meta.tags[]": metadata, meta.n: metadata}
+      query: {lang: metadata, photo: biometric}
+      headers: {X-Note: metadata, X-Document-Number: document}
+  - id: echo.form
+    method: POST
+    path: /form
+    request_body: form
+    fields:
+      request: {iin: national_id, photo: biometric, lang: metadata}
+  - id: echo.upload
+    method: POST
+    path: /upload
+    request_body: multipart
+    fields:
+      request: {iin: national_id, photo: biometric, doc: document}
+  - id: echo.strict
+    method: POST
+    path: /strict
+    undeclared: refuse
+    fields:
+      request: {iin: national_id}
   - id: echo.compressed
     method: GET
     path: /compressed

@@ -67,13 +67,16 @@ type exchange struct {
 	now            time.Time
 	// For the audit record: what the app got, and the identifiers (as HMACs)
 	// of the person the call was about.
-	status      int
-	bytesOut    int64
-	disclosed   []string
-	withheld    []string
-	subject     string
-	identifiers []string
-	categories  []string
+	status    int
+	bytesOut  int64
+	disclosed []string
+	withheld  []string
+	// What of the app's request went to the vendor, and what did not.
+	requestDisclosed []string
+	requestWithheld  []string
+	subject          string
+	identifiers      []string
+	categories       []string
 	// policyInput is the replayable policy input (policy.Input.Replayable).
 	policyInput string
 	w           *statusWriter

@@ -22,6 +22,11 @@ import (
 // may be passed on.
 var ErrUnparsableBody = errors.New("body is not JSON and cannot be minimised")
 
+// actionKeepScalar keeps a value that is not an object or array. A request field
+// is declared as a leaf: an app that puts an object there must not send what
+// the object holds, which nobody declared.
+const actionKeepScalar = "keep-scalar"
+
 // minimizer applies a decision's field actions to a JSON document. Paths are dotted
 // with [] for array elements; a path the decision does not name follows the
 // default unless a longer named path lies below it, in which case the walk goes
@@ -226,6 +231,12 @@ func (m *minimizer) apply(out *bytes.Buffer, action string, raw []byte, path str
 		m.disclosed[path] = true
 		out.Write(raw)
 		return true
+	case actionKeepScalar:
+		if raw[0] != '{' && raw[0] != '[' {
+			m.disclosed[path] = true
+			out.Write(raw)
+			return true
+		}
 	case policy.ActionMask:
 		if s, ok := scalarString(scalarValue(raw)); ok {
 			m.transformed(path)

@@ -104,6 +104,13 @@ func (m refMinimizer) refApply(action string, v any, path string) (any, bool) {
 	case policy.ActionKeep:
 		m.disclosed[path] = true
 		return v, true
+	case actionKeepScalar:
+		switch v.(type) {
+		case map[string]any, []any:
+		default:
+			m.disclosed[path] = true
+			return v, true
+		}
 	case policy.ActionMask:
 		if s, ok := scalarString(v); ok {
 			m.transformed(path)

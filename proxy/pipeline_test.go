@@ -162,13 +162,13 @@ func TestRefusalsNeverReachTheVendor(t *testing.T) {
 		{"encoded dot-dot", "GET", "/v/echo/things/%2e%2e", "", nil, 400, problemBadRequest},
 		{"encoded slash", "GET", "/v/echo/things/a%2Fb", "", nil, 400, problemBadRequest},
 		{"body too large", "POST", "/v/echo/sessions/", `{"x":"` + strings.Repeat("a", 300) + `"}`, map[string]string{"Content-Type": "application/json"}, 413, problemTooLarge},
-		{"body not JSON where a field is injected", "POST", "/v/echo/sessions/", `not json`, map[string]string{"Content-Type": "application/json"}, 400, problemBadRequest},
+		{"body not JSON where a field is injected", "POST", "/v/echo/sessions/", `not json`, map[string]string{"Content-Type": "application/json"}, 400, problemMalformedBody},
 		{"secret missing", "GET", "/v/nosecret/x", "", nil, 503, problemCredentials},
 		{"policy denies", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "deny-me"}, 403, problemDenied},
 		{"consent registry fails", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "broken"}, 503, problemConsentStore},
 		{"malformed consent id", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "../etc"}, 400, problemBadRequest},
 		{"malformed purpose", "GET", "/v/echo/things/1", "", map[string]string{"X-Purpose": "KYC Onboarding"}, 400, problemBadRequest},
-		{"request body not JSON", "POST", "/v/echo/sessions/", `{"a":`, map[string]string{"Content-Type": "application/json"}, 400, problemBadRequest},
+		{"request body not JSON", "POST", "/v/echo/sessions/", `{"a":`, map[string]string{"Content-Type": "application/json"}, 400, problemMalformedBody},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

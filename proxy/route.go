@@ -20,11 +20,13 @@ type operation struct {
 	// identifiers are the response paths whose values the audit record keeps
 	// (hashed) so an auditor can search by them.
 	identifiers map[string]bool
+	// sent is everything the operation declares it sends (configs.Operation.SentFields).
+	sent map[string]string
 }
 
 func compileOperation(op *configs.Operation) *operation {
 	p := strings.TrimPrefix(op.Path, "/")
-	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/"), identifiers: map[string]bool{}}
+	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/"), identifiers: map[string]bool{}, sent: op.SentFields()}
 	for path, category := range op.Fields.Response {
 		if identifierPath(path, category) {
 			c.identifiers[path] = true

@@ -118,7 +118,7 @@ without surprises.`,
 				if v := cfg.Vendor(r.Vendor); v != nil {
 					for i := range v.Operations {
 						if v.Operations[i].ID == r.Operation {
-							req, resp = v.Operations[i].Fields.Request, v.Operations[i].Fields.Response
+							req, resp = v.Operations[i].SentFields(), v.Operations[i].Fields.Response
 						}
 					}
 				}

@@ -1,0 +1,519 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/policy"
+)
+
+// The request stage reads what an app asks to send as the operation declares it,
+// never as the app labels it: the body by the operation's media type, the query
+// and the headers by name. Every field found is named for the policy and the
+// audit record; only declared fields the decision permits are sent on.
+
+// Problem kinds of requests the gateway cannot read as their operation declares.
+const (
+	problemMediaType     = "unsupported-media-type"
+	problemEncoding      = "unsupported-content-encoding"
+	problemMalformedBody = "malformed-body"
+	problemBadQuery      = "malformed-query"
+	problemUndeclared    = "undeclared-field"
+)
+
+// requestRefusal is why a request cannot be read: the app's answer, and nothing
+// was sent.
+type requestRefusal struct {
+	status       int
+	kind, detail string
+}
+
+func (e *requestRefusal) Error() string { return e.detail }
+
+func (e *requestRefusal) title() string {
+	switch e.kind {
+	case problemMediaType:
+		return "Unsupported media type"
+	case problemEncoding:
+		return "Unsupported content coding"
+	case problemMalformedBody:
+		return "Malformed request body"
+	case problemBadQuery:
+		return "Malformed query"
+	case problemUndeclared:
+		return "Undeclared request field"
+	case problemTooLarge:
+		return "Request body too large"
+	}
+	return "Bad request"
+}
+
+func refusal(status int, kind, format string, args ...any) *requestRefusal {
+	return &requestRefusal{status: status, kind: kind, detail: fmt.Sprintf(format, args...)}
+}
+
+// appRequest is an app's request read as its operation declares it.
+type appRequest struct {
+	op    *operation
+	json  []byte // the JSON body (RequestJSON), validated
+	doc   any    // the same, decoded, for identifier values
+	form  url.Values
+	parts []formPart
+	query url.Values
+	// header holds the app headers that could carry data: neither framing,
+	// nor consentgate's own, nor a credential.
+	header http.Header
+	// raw is every field found, named as in configs.Operation.SentFields;
+	// present is the same with undeclared names that could carry a value
+	// (digits, an address) redacted, for the policy and the audit record.
+	raw, present []string
+}
+
+type formPart struct {
+	name, filename, contentType string
+	data                        []byte
+}
+
+// protocolHeaders are the app's headers consentgate reads or replaces itself:
+// they are not passed on and not reported as withheld data.
+var protocolHeaders = map[string]bool{"Content-Type": true, "Content-Length": true, "Content-Encoding": true,
+	"Transfer-Encoding": true, "Host": true, "Connection": true, "Keep-Alive": true, "Te": true, "Trailer": true,
+	"Upgrade": true, "Proxy-Connection": true, "Accept": true, "Accept-Encoding": true, "Expect": true}
+
+// readRequest reads the body (bounded), undoes its content coding and parses it
+// as op's media type; it also reads the query and the headers that carry data.
+func readRequest(r *http.Request, v *vendor, op *operation) (*appRequest, error) {
+	raw, err := readBody(r, op.cfg.MaxRequestBytes)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, refusal(http.StatusRequestEntityTooLarge, problemTooLarge, "operation %s accepts at most %d bytes", op.cfg.ID, op.cfg.MaxRequestBytes)
+		}
+		return nil, refusal(http.StatusBadRequest, problemBadRequest, "the request body could not be read")
+	}
+	req := &appRequest{op: op}
+	if len(raw) > 0 {
+		body, err := decodeContent(r.Header.Values("Content-Encoding"), raw, op.cfg.MaxRequestBytes)
+		if err != nil {
+			return nil, err
+		}
+		if err := req.parseBody(r.Header.Values("Content-Type"), body); err != nil {
+			return nil, err
+		}
+	}
+	if req.query, err = url.ParseQuery(r.URL.RawQuery); err != nil {
+		return nil, refusal(http.StatusBadRequest, problemBadQuery, "the query string does not parse: %v", err)
+	}
+	req.header = http.Header{}
+	for name, vals := range r.Header {
+		if protocolHeaders[name] || slices.ContainsFunc(v.strip.headers, func(h string) bool { return strings.EqualFold(h, name) }) {
+			continue
+		}
+		req.header[name] = vals
+	}
+	req.raw = req.fields()
+	for _, f := range req.raw {
+		req.present = append(req.present, req.name(f))
+	}
+	req.present = slices.Compact(slices.Sorted(slices.Values(req.present)))
+	if op.cfg.Undeclared == configs.UndeclaredRefuse {
+		if extra := req.undeclared(); len(extra) > 0 {
+			return nil, refusal(http.StatusBadRequest, problemUndeclared, "operation %s does not take %s", op.cfg.ID, strings.Join(extra, ", "))
+		}
+	}
+	return req, nil
+}
+
+// decodeContent undoes at most one gzip or deflate coding, bounded by limit.
+func decodeContent(codings []string, body []byte, limit int64) ([]byte, error) {
+	var list []string
+	for _, c := range codings {
+		for _, one := range strings.Split(c, ",") {
+			if one = strings.ToLower(strings.TrimSpace(one)); one != "" && one != "identity" {
+				list = append(list, one)
+			}
+		}
+	}
+	if len(list) == 0 {
+		return body, nil
+	}
+	if len(list) > 1 {
+		return nil, refusal(http.StatusUnsupportedMediaType, problemEncoding, "one content coding at most (gzip or deflate), not %s", strings.Join(list, ", "))
+	}
+	var rd io.Reader
+	var err error
+	switch list[0] {
+	case "gzip", "x-gzip":
+		rd, err = gzip.NewReader(bytes.NewReader(body))
+	case "deflate":
+		// RFC 9110 deflate is zlib-wrapped; some clients send it raw.
+		if rd, err = zlib.NewReader(bytes.NewReader(body)); err != nil {
+			rd, err = flate.NewReader(bytes.NewReader(body)), nil
+		}
+	default:
+		return nil, refusal(http.StatusUnsupportedMediaType, problemEncoding, "content coding %q cannot be read; use gzip, deflate or none", list[0])
+	}
+	if err != nil {
+		return nil, refusal(http.StatusBadRequest, problemMalformedBody, "the %s body does not decode", list[0])
+	}
+	out, err := io.ReadAll(io.LimitReader(rd, limit+1))
+	if err != nil {
+		return nil, refusal(http.StatusBadRequest, problemMalformedBody, "the %s body does not decode", list[0])
+	}
+	if int64(len(out)) > limit {
+		return nil, refusal(http.StatusRequestEntityTooLarge, problemTooLarge, "the decoded body is larger than %d bytes", limit)
+	}
+	return out, nil
+}
+
+// parseBody reads a non-empty body as the operation's media type. The app's
+// Content-Type must say the same (RFC 9110 matching: case, parameters, +json).
+func (req *appRequest) parseBody(contentTypes []string, body []byte) error {
+	want := req.op.cfg.RequestBody
+	if want == configs.RequestNone {
+		return refusal(http.StatusUnsupportedMediaType, problemMediaType, "operation %s takes no request body", req.op.cfg.ID)
+	}
+	if len(contentTypes) != 1 {
+		return refusal(http.StatusUnsupportedMediaType, problemMediaType, "a request body needs exactly one Content-Type (%s)", mediaName(want))
+	}
+	mt, params, err := mime.ParseMediaType(contentTypes[0])
+	if err != nil {
+		return refusal(http.StatusUnsupportedMediaType, problemMediaType, "the Content-Type does not parse")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return refusal(http.StatusUnsupportedMediaType, problemMediaType, "charset %q is not read; send UTF-8", cs)
+	}
+	if !mediaMatches(want, mt) {
+		return refusal(http.StatusUnsupportedMediaType, problemMediaType, "operation %s takes %s, not %s", req.op.cfg.ID, mediaName(want), mt)
+	}
+	switch want {
+	case configs.RequestJSON:
+		return req.parseJSON(body)
+	case configs.RequestForm:
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return refusal(http.StatusBadRequest, problemMalformedBody, "the form body does not parse: %v", err)
+		}
+		req.form = form
+		return nil
+	default:
+		return req.parseMultipart(params["boundary"], body)
+	}
+}
+
+func mediaName(kind string) string {
+	switch kind {
+	case configs.RequestJSON:
+		return "application/json"
+	case configs.RequestForm:
+		return "application/x-www-form-urlencoded"
+	case configs.RequestMultipart:
+		return "multipart/form-data"
+	}
+	return "no body"
+}
+
+// mediaMatches compares a lower-cased media type (mime.ParseMediaType) with
+// the declared kind.
+func mediaMatches(kind, mt string) bool {
+	switch kind {
+	case configs.RequestJSON:
+		return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+	case configs.RequestForm:
+		return mt == "application/x-www-form-urlencoded"
+	case configs.RequestMultipart:
+		return mt == "multipart/form-data"
+	}
+	return false
+}
+
+func (req *appRequest) parseJSON(body []byte) error {
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 {
+		return nil
+	}
+	if !json.Valid(b) || b[0] != '{' {
+		return refusal(http.StatusBadRequest, problemMalformedBody, "the request body is not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&req.doc); err != nil {
+		return refusal(http.StatusBadRequest, problemMalformedBody, "the request body is not a JSON object")
+	}
+	req.json = b
+	return nil
+}
+
+// maxParts bounds the parts of a multipart body.
+const maxParts = 256
+
+func (req *appRequest) parseMultipart(boundary string, body []byte) error {
+	if boundary == "" {
+		return refusal(http.StatusBadRequest, problemMalformedBody, "a multipart body needs a boundary parameter")
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return refusal(http.StatusBadRequest, problemMalformedBody, "the multipart body does not parse")
+		}
+		if len(req.parts) == maxParts {
+			return refusal(http.StatusBadRequest, problemMalformedBody, "a multipart body has at most %d parts", maxParts)
+		}
+		disp, dparams, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+		if err != nil || disp != "form-data" || dparams["name"] == "" {
+			return refusal(http.StatusBadRequest, problemMalformedBody, "every part needs Content-Disposition: form-data with a name")
+		}
+		data, err := io.ReadAll(p)
+		if err != nil {
+			return refusal(http.StatusBadRequest, problemMalformedBody, "the multipart body does not parse")
+		}
+		part := formPart{name: dparams["name"], filename: dparams["filename"], data: data}
+		if ct := p.Header.Get("Content-Type"); ct != "" {
+			if mt, _, err := mime.ParseMediaType(ct); err == nil {
+				part.contentType = mt
+			}
+		}
+		req.parts = append(req.parts, part)
+	}
+}
+
+// fields names every field the request carries, sorted.
+func (req *appRequest) fields() []string {
+	set := map[string]bool{}
+	if req.doc != nil {
+		presentFields(req.doc, "", set)
+	}
+	for name := range req.form {
+		set[name] = true
+	}
+	for _, p := range req.parts {
+		set[p.name] = true
+	}
+	for name := range req.query {
+		set[configs.QueryField(name)] = true
+	}
+	for name := range req.header {
+		set[configs.HeaderField(name)] = true
+	}
+	return sortedSet(set)
+}
+
+func (req *appRequest) undeclared() []string {
+	var out []string
+	for _, f := range req.present {
+		if _, ok := req.op.sent[f]; !ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// name is how a field is recorded: as declared, or with every segment that is
+// not a plain word redacted. An app could otherwise put a birth number in a
+// header name or a JSON key and have it written to the audit log.
+func (req *appRequest) name(f string) string {
+	if _, ok := req.op.sent[f]; ok {
+		return f
+	}
+	if p, r, ok := strings.Cut(f, ":"); ok && (p == "query" || p == "header") {
+		if plainName(r) {
+			return f
+		}
+		return p + ":" + redactedName
+	}
+	segs := strings.Split(f, ".")
+	for i, s := range segs {
+		if !plainName(strings.TrimSuffix(s, "[]")) {
+			segs[i] = redactedName
+		}
+	}
+	return strings.Join(segs, ".")
+}
+
+const redactedName = "(redacted)"
+
+// plainName is a short word with at most three digits in a row and nothing of
+// an address.
+func plainName(s string) bool {
+	if s == "" || len(s) > 40 {
+		return false
+	}
+	digits := 0
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			if digits++; digits > 3 {
+				return false
+			}
+			continue
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == '-', c == '$':
+		default:
+			return false
+		}
+		digits = 0
+	}
+	return true
+}
+
+// sentRequest is what goes to the vendor: the minimised body with its media
+// type, query and headers, and what was disclosed and withheld.
+type sentRequest struct {
+	body        []byte
+	contentType string
+	query       url.Values
+	header      http.Header
+	disclosed   []string
+	withheld    []string
+	// identifiers are the raw values of disclosed identifier fields; the caller
+	// hashes them at once.
+	identifiers []string
+}
+
+// minimize keeps the fields that are declared and not in drop (the decision's
+// request.drop; nil on a report-only pass-through). Nothing undeclared is sent.
+func (req *appRequest) minimize(drop []string) (*sentRequest, error) {
+	dropped := map[string]bool{}
+	for _, p := range drop {
+		dropped[p] = true
+	}
+	out := &sentRequest{query: url.Values{}, header: http.Header{}}
+	keep := map[string]bool{}
+	disclosed, withheld := map[string]bool{}, map[string]bool{}
+	for _, f := range req.raw {
+		if _, declared := req.op.sent[f]; declared && !dropped[f] {
+			keep[f] = true
+			disclosed[f] = true
+		} else {
+			withheld[req.name(f)] = true
+		}
+	}
+	if err := req.minimizeBody(out, keep, disclosed, withheld); err != nil {
+		return nil, err
+	}
+	out.disclosed, out.withheld = sortedSet(disclosed), sortedSet(withheld)
+	for name, vals := range req.query {
+		if f := configs.QueryField(name); keep[f] {
+			out.query[name] = vals
+			out.identify(f, req.op.sent[f], vals)
+		}
+	}
+	for name, vals := range req.header {
+		if f := configs.HeaderField(name); keep[f] {
+			out.header[name] = vals
+			out.identify(f, req.op.sent[f], vals)
+		}
+	}
+	return out, nil
+}
+
+func (out *sentRequest) identify(path, category string, vals []string) {
+	if identifierPath(path, category) {
+		for _, v := range vals {
+			if v != "" {
+				out.identifiers = append(out.identifiers, v)
+			}
+		}
+	}
+}
+
+// minimizeBody writes the kept body fields. A JSON body's own walk says what it
+// disclosed and withheld: it withholds more than keep (keys that read as paths).
+func (req *appRequest) minimizeBody(out *sentRequest, keep, disclosed, withheld map[string]bool) error {
+	switch {
+	case req.json != nil:
+		fields := map[string]string{}
+		for f := range keep {
+			if !strings.HasPrefix(f, "query:") && !strings.HasPrefix(f, "header:") {
+				fields[f] = actionKeepScalar
+				delete(disclosed, f)
+			}
+		}
+		m, err := newMinimizer(fields, policy.ActionDrop, nil, time.Time{}).minimize(req.json)
+		if err != nil {
+			return refusal(http.StatusBadRequest, problemMalformedBody, "the request body cannot be minimised: %v", err)
+		}
+		for _, f := range m.disclosed {
+			disclosed[f] = true
+		}
+		for _, f := range m.withheld {
+			withheld[req.name(f)] = true
+		}
+		out.body, out.contentType = m.body, "application/json"
+		out.identifiers = append(out.identifiers, identifierValues(req.doc, keptFields(req.op.sent, keep))...)
+	case req.form != nil:
+		kept := url.Values{}
+		for name, vals := range req.form {
+			if keep[name] {
+				kept[name] = vals
+				out.identify(name, req.op.sent[name], vals)
+			}
+		}
+		out.body, out.contentType = []byte(kept.Encode()), "application/x-www-form-urlencoded"
+	case req.parts != nil:
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		for _, p := range req.parts {
+			if !keep[p.name] {
+				continue
+			}
+			if err := writePart(mw, p); err != nil {
+				return err
+			}
+			out.identify(p.name, req.op.sent[p.name], []string{string(p.data)})
+		}
+		if err := mw.Close(); err != nil {
+			return err
+		}
+		out.body, out.contentType = b.Bytes(), mw.FormDataContentType()
+	}
+	return nil
+}
+
+// writePart writes a kept part with only its name, a file name that says
+// nothing (an app's may name the person) and its bare media type.
+func writePart(mw *multipart.Writer, p formPart) error {
+	params := map[string]string{"name": p.name}
+	if p.filename != "" {
+		params["filename"] = p.name
+	}
+	h := textproto.MIMEHeader{"Content-Disposition": {mime.FormatMediaType("form-data", params)}}
+	if p.contentType != "" {
+		h.Set("Content-Type", p.contentType)
+	}
+	w, err := mw.CreatePart(h)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(p.data)
+	return err
+}
+
+// keptFields is fields limited to the kept paths.
+func keptFields(fields map[string]string, keep map[string]bool) map[string]string {
+	out := map[string]string{}
+	for p := range keep {
+		if c, ok := fields[p]; ok {
+			out[p] = c
+		}
+	}
+	return out
+}
