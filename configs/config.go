@@ -465,7 +465,32 @@ type Operation struct {
 	// cannot call it through the gateway.
 	Callback bool   `yaml:"callback"`
 	Fields   Fields `yaml:"fields"`
+	// Resources are the vendor ids the operation creates and names: each stays
+	// with the end user and app it was created for.
+	Resources Resources `yaml:"resources"`
 }
+
+// Resources declares an operation's vendor ids by kind (user, consent,
+// session: names the profile chooses).
+type Resources struct {
+	// Creates maps a response field path to the kind of the id it holds.
+	Creates map[string]string `yaml:"creates"`
+	// References maps where the request names an id (path:<placeholder>,
+	// query:<name>, header:<name> or a body field) to its kind.
+	References map[string]string `yaml:"references"`
+	// Unknown is what becomes of a referenced id consentgate never bound:
+	// refuse (default) or allow.
+	Unknown string `yaml:"unknown"`
+}
+
+// What becomes of a referenced id consentgate never bound.
+const (
+	UnknownRefuse = "refuse"
+	UnknownAllow  = "allow"
+)
+
+// PathField names a path placeholder among an operation's resource references.
+func PathField(name string) string { return "path:" + name }
 
 // Enforced reports whether policy denials are enforced on this operation.
 func (o *Operation) Enforced() bool { return o.Enforce == nil || *o.Enforce }

@@ -20,13 +20,14 @@ const (
 )
 
 var (
-	vendorIDRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
-	opIDRE     = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[A-Za-z][A-Za-z0-9]*$`)
-	secretRE   = regexp.MustCompile(`^[A-Za-z0-9_.\-/]+#[A-Za-z0-9_.\-]+$`)
-	tokenRE    = regexp.MustCompile(`^[!#$%&'*+\-.^_` + "`" + `|~0-9A-Za-z]+$`)
-	segmentRE  = regexp.MustCompile(`^(\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9._~!$&'()*+,;=:@-]+)$`)
-	dnsNameRE  = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-	portRE     = regexp.MustCompile(`^[0-9]{1,5}$`)
+	vendorIDRE     = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	opIDRE         = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[A-Za-z][A-Za-z0-9]*$`)
+	secretRE       = regexp.MustCompile(`^[A-Za-z0-9_.\-/]+#[A-Za-z0-9_.\-]+$`)
+	tokenRE        = regexp.MustCompile(`^[!#$%&'*+\-.^_` + "`" + `|~0-9A-Za-z]+$`)
+	segmentRE      = regexp.MustCompile(`^(\{[A-Za-z][A-Za-z0-9_]*\}|[A-Za-z0-9._~!$&'()*+,;=:@-]+)$`)
+	dnsNameRE      = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	portRE         = regexp.MustCompile(`^[0-9]{1,5}$`)
+	resourceKindRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 	// A query parameter name: no separator, escape or space.
 	queryNameRE = regexp.MustCompile(`^[A-Za-z0-9._~\[\]-]+$`)
 	fieldRE     = regexp.MustCompile(`^[A-Za-z0-9_$-]+(\[\])?(\.[A-Za-z0-9_$-]+(\[\])?)*$`)
@@ -536,6 +537,7 @@ func (v *validator) vendor(vd *Vendor) {
 		}
 	}
 	v.credentialNames(vd)
+	v.resources(vd)
 	// Error fields become part of every operation's response map, and the
 	// vendor's enforce setting its operations' default.
 	for i := range vd.Operations {
@@ -740,6 +742,54 @@ func (v *validator) credentialNames(vd *Vendor) {
 			if c.BodyField != "" && op.RequestBody != RequestJSON {
 				v.fail(f+".request_body", "is %s, but a credential goes in the body field %s, which needs json", op.RequestBody, c.BodyField)
 			}
+		}
+	}
+}
+
+// resources checks that every resource an operation names is where the
+// operation says (a placeholder of its path, a declared query parameter, header
+// or field) and is of a kind some operation of the vendor creates.
+func (v *validator) resources(vd *Vendor) {
+	created := map[string]bool{}
+	for _, op := range vd.Operations {
+		for _, kind := range op.Resources.Creates {
+			created[kind] = true
+		}
+	}
+	for i := range vd.Operations {
+		op := &vd.Operations[i]
+		f := fmt.Sprintf("operations[%d].resources", i)
+		for _, path := range slices.Sorted(maps.Keys(op.Resources.Creates)) {
+			if !resourceKindRE.MatchString(op.Resources.Creates[path]) {
+				v.fail(f+".creates."+path, "%q is not a resource kind (lower-case letters, digits, dashes)", op.Resources.Creates[path])
+			}
+			if _, ok := op.Fields.Response[path]; !ok {
+				v.fail(f+".creates."+path, "is not a response field of the operation")
+			}
+		}
+		sent := op.SentFields()
+		for _, where := range slices.Sorted(maps.Keys(op.Resources.References)) {
+			kind := op.Resources.References[where]
+			_, declared := sent[where]
+			if op.Callback { // the vendor's body is what the operation receives
+				_, declared = op.Fields.Response[where]
+			}
+			if name, ok := strings.CutPrefix(where, "path:"); ok {
+				declared = strings.Contains(op.Path, "{"+name+"}")
+			}
+			switch {
+			case !declared:
+				v.fail(f+".references."+where, "is neither a placeholder of the path (path:<name>) nor a declared query parameter, header or body field")
+			case !created[kind]:
+				v.fail(f+".references."+where, "no operation of this vendor creates a %q", kind)
+			}
+		}
+		switch op.Resources.Unknown {
+		case "":
+			op.Resources.Unknown = UnknownRefuse
+		case UnknownRefuse, UnknownAllow:
+		default:
+			v.fail(f+".unknown", "%q is unknown: use refuse or allow", op.Resources.Unknown)
 		}
 	}
 }

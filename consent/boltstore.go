@@ -18,7 +18,11 @@ import (
 // the HMAC is fixed-length hex, so the first "/" always ends it. meta holds the key check.
 // oauth_pending maps the hash of an OAuth2 state to its Pending; oauth_tokens maps
 // "<consent id>\x00<vendor>" to that vendor's tokens, sealed by the gateway.
+// resources maps "<vendor>\x00<kind>\x00<id>" to a Resource; resources_by_consent
+// maps "<consent id>\x00<vendor>\x00<kind>\x00<id>" to nothing.
 var (
+	bucketResources = []byte("resources")
+	bucketResByCons = []byte("resources_by_consent")
 	bucketConsents  = []byte("consents")
 	bucketBySubject = []byte("by_subject")
 	bucketMeta      = []byte("meta")
@@ -47,7 +51,7 @@ func openBolt(path string) (*boltStore, error) {
 		return nil, fmt.Errorf("opening consent registry %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens} {
+		for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens, bucketResources, bucketResByCons} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("creating bucket %s: %w", name, err)
 			}
@@ -262,4 +266,62 @@ func (b boltTx) keyCheck(want []byte) ([]byte, error) {
 		return nil, fmt.Errorf("storing the subject key check: %w", err)
 	}
 	return want, nil
+}
+
+func resourceKey(vendor, kind, id string) []byte {
+	return []byte(vendor + "\x00" + kind + "\x00" + id)
+}
+
+func (b boltTx) bindResource(res *Resource) (*Resource, error) {
+	k := resourceKey(res.Vendor, res.Kind, res.ID)
+	if v := b.tx.Bucket(bucketResources).Get(k); v != nil {
+		var got Resource
+		if err := json.Unmarshal(v, &got); err != nil {
+			return nil, fmt.Errorf("decoding resource %s of vendor %s: %w", res.Kind, res.Vendor, err)
+		}
+		return &got, nil
+	}
+	v, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("encoding resource: %w", err)
+	}
+	if err := b.tx.Bucket(bucketResources).Put(k, v); err != nil {
+		return nil, fmt.Errorf("storing resource: %w", err)
+	}
+	if err := b.tx.Bucket(bucketResByCons).Put(append([]byte(res.ConsentID+"\x00"), k...), nil); err != nil {
+		return nil, fmt.Errorf("indexing resource: %w", err)
+	}
+	return res, nil
+}
+
+func (b boltTx) resource(vendor, kind, id string) (*Resource, error) {
+	v := b.tx.Bucket(bucketResources).Get(resourceKey(vendor, kind, id))
+	if v == nil {
+		return nil, fmt.Errorf("%w: no %s %s of vendor %s is bound", ErrNotFound, kind, id, vendor)
+	}
+	var res Resource
+	if err := json.Unmarshal(v, &res); err != nil {
+		return nil, fmt.Errorf("decoding resource %s of vendor %s: %w", kind, vendor, err)
+	}
+	return &res, nil
+}
+
+func (b boltTx) resourcesOf(consentID string) ([]Resource, error) {
+	prefix := []byte(consentID + "\x00")
+	resources := b.tx.Bucket(bucketResources)
+	var out []Resource
+	cur := b.tx.Bucket(bucketResByCons).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		v := resources.Get(k[len(prefix):])
+		if v == nil {
+			return nil, fmt.Errorf("the resource index of consent %s names a resource that is not stored", consentID)
+		}
+		var res Resource
+		if err := json.Unmarshal(v, &res); err != nil {
+			return nil, fmt.Errorf("decoding a resource of consent %s: %w", consentID, err)
+		}
+		out = append(out, res)
+	}
+	slices.SortStableFunc(out, func(a, b Resource) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
 }

@@ -38,6 +38,18 @@ var pgMigrations = [][]string{
 			PRIMARY KEY (consent_id, vendor)
 		)`,
 	},
+	{
+		`CREATE TABLE consentgate_resources (
+			vendor     text NOT NULL,
+			kind       text NOT NULL,
+			id         text NOT NULL,
+			consent_id text NOT NULL REFERENCES consentgate_consents (id),
+			created_ns bigint NOT NULL,
+			doc        jsonb NOT NULL,
+			PRIMARY KEY (vendor, kind, id)
+		)`,
+		`CREATE INDEX consentgate_resources_consent ON consentgate_resources (consent_id, created_ns)`,
+	},
 }
 
 // pgLockKey is the advisory lock migrations hold ("consent" in ASCII), so that

@@ -235,3 +235,56 @@ func (t pgTx) keyCheck(want []byte) ([]byte, error) {
 	}
 	return []byte(got), nil
 }
+
+// bindResource inserts unless the key is taken, then reads what is stored: of two
+// gateways binding one id at once, both see the winner's binding.
+func (t pgTx) bindResource(res *Resource) (*Resource, error) {
+	doc, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("encoding resource: %w", err)
+	}
+	_, err = t.q.Exec(t.ctx, `INSERT INTO consentgate_resources (vendor, kind, id, consent_id, created_ns, doc)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+		res.Vendor, res.Kind, res.ID, res.ConsentID, res.CreatedAt.UnixNano(), doc)
+	if err != nil {
+		return nil, fmt.Errorf("storing resource: %w", err)
+	}
+	return t.resource(res.Vendor, res.Kind, res.ID)
+}
+
+func (t pgTx) resource(vendor, kind, id string) (*Resource, error) {
+	var doc []byte
+	err := t.q.QueryRow(t.ctx, `SELECT doc FROM consentgate_resources WHERE vendor = $1 AND kind = $2 AND id = $3`,
+		vendor, kind, id).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: no %s %s of vendor %s is bound", ErrNotFound, kind, id, vendor)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading resource %s of vendor %s: %w", kind, vendor, err)
+	}
+	var res Resource
+	if err := json.Unmarshal(doc, &res); err != nil {
+		return nil, fmt.Errorf("decoding resource %s of vendor %s: %w", kind, vendor, err)
+	}
+	return &res, nil
+}
+
+func (t pgTx) resourcesOf(consentID string) ([]Resource, error) {
+	rows, err := t.q.Query(t.ctx, `SELECT doc FROM consentgate_resources WHERE consent_id = $1 ORDER BY created_ns, vendor COLLATE "C", kind COLLATE "C", id COLLATE "C"`, consentID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the resources of consent %s: %w", consentID, err)
+	}
+	docs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("reading the resources of consent %s: %w", consentID, err)
+	}
+	out := make([]Resource, 0, len(docs))
+	for _, doc := range docs {
+		var res Resource
+		if err := json.Unmarshal(doc, &res); err != nil {
+			return nil, fmt.Errorf("decoding a resource of consent %s: %w", consentID, err)
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}

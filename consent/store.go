@@ -50,6 +50,14 @@ type storeTx interface {
 	// vendors, sorted.
 	deleteTokens(consentID string) ([]string, error)
 
+	// bindResource stores res unless its vendor, kind and id are bound already,
+	// and returns what is stored after.
+	bindResource(res *Resource) (*Resource, error)
+	// resource returns the binding of a vendor's id; ErrNotFound if none.
+	resource(vendor, kind, id string) (*Resource, error)
+	// resourcesOf returns the resources bound to a consent, oldest first.
+	resourcesOf(consentID string) ([]Resource, error)
+
 	// keyCheck stores want as the subject key check unless one is stored, and
 	// returns what is stored after.
 	keyCheck(want []byte) ([]byte, error)

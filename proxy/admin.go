@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,12 @@ type AdminOptions struct {
 	// OAuthStart serves GET /v1/oauth/{vendor}/start (Gateway.OAuthStart); nil
 	// leaves the route out.
 	OAuthStart http.HandlerFunc
+	// ImportResource serves POST /v1/resources (Gateway.ImportResource); nil
+	// leaves the route out.
+	ImportResource http.HandlerFunc
+	// SubjectHMAC hashes a person's identifier as the audit log does
+	// (Gateway.SubjectHMAC), for POST /v1/audit/subject-hmac; nil leaves it out.
+	SubjectHMAC func(ctx context.Context, value string) (string, error)
 	// Ready are further readiness checks (secrets fresh, certificates valid).
 	// Each names what is wrong without any secret; the first failure answers 503.
 	Ready []ReadyCheck
@@ -70,6 +77,9 @@ func NewAdmin(o AdminOptions) http.Handler {
 	}
 	if o.OAuthStart != nil {
 		mux.HandleFunc("GET /v1/oauth/{vendor}/start", o.OAuthStart)
+	}
+	if o.ImportResource != nil {
+		mux.HandleFunc("POST /v1/resources", o.ImportResource)
 	}
 	// Liveness and readiness: ready means calls can be decided and recorded.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -122,6 +132,33 @@ func NewAdmin(o AdminOptions) http.Handler {
 			o.Logger.Error("audit export failed mid-stream", "error", err.Error())
 		}
 	}))
+	// An auditor searching the log for a person needs the person's HMAC under
+	// the gateway's subject key, which only the gateway holds. The lookup is
+	// POSTed (no personal value in a URL) and recorded with its HMAC.
+	if o.SubjectHMAC != nil {
+		mux.HandleFunc("POST /v1/audit/subject-hmac", auditorOnly(func(w http.ResponseWriter, r *http.Request, name, role string) {
+			var q struct {
+				Subject string `json:"subject"`
+			}
+			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&q); err != nil || q.Subject == "" {
+				writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad request", `the body is {"subject": "<app user id, birth number, IIN or document number>"}`, "")
+				return
+			}
+			h, err := o.SubjectHMAC(r.Context(), q.Subject)
+			if err != nil {
+				writeProblem(w, http.StatusServiceUnavailable, problemCredentials, "Key unavailable", "", "")
+				return
+			}
+			if _, err := o.Audit.Append(r.Context(), audit.Record{Kind: audit.KindAdmin, App: name, SubjectHMAC: h,
+				Detail: map[string]string{"action": "subject lookup", "role": role}}); err != nil {
+				writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Audit log unavailable", "", "")
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			json.NewEncoder(w).Encode(map[string]string{"subject_hmac": h})
+		}))
+	}
 	mux.HandleFunc("GET /v1/audit/tail", auditorOnly(func(w http.ResponseWriter, r *http.Request, _, _ string) {
 		after, err := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
 		if err != nil && r.URL.Query().Get("after") != "" {

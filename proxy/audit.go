@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -146,4 +147,14 @@ func disclosedCategories(disclosed []string, fields map[string]string) []string 
 		}
 	}
 	return sortedSet(set)
+}
+
+// SubjectHMAC is value hashed as the audit log holds identifiers (audit.HMAC
+// under keys.subject_hmac), for auditors who search the log for a person.
+func (g *Gateway) SubjectHMAC(ctx context.Context, value string) (string, error) {
+	key, err := g.secrets.Get(ctx, g.subjectRef)
+	if err != nil {
+		return "", fmt.Errorf("keys.subject_hmac: %w", err)
+	}
+	return audit.HMAC([]byte(key.Value), value), nil
 }

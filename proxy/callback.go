@@ -184,6 +184,17 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, problemDenied, "Denied by policy", reasonList(&d))
 		return
 	}
+	// Whose callback it is: the consent that created what it names. It goes
+	// to the callback's app only if that app owns them.
+	owner, o := g.callbackOwner(r.Context(), cv, body)
+	if o != nil {
+		ex.err = o.kind
+		refuse(o.status, o.kind, "Callback refused", o.detail)
+		return
+	}
+	if owner != nil {
+		ex.consentID, ex.subject = owner.ConsentID, owner.Subject
+	}
 	if err := g.record(r.Context(), ex, audit.KindIntent); err != nil {
 		g.auditUnavailable(w, ex)
 		return

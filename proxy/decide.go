@@ -17,6 +17,9 @@ import (
 // call, never cached, so a revocation stops the very next call.
 type Consents interface {
 	Get(ctx context.Context, id string) (*consent.Consent, error)
+	// Resource and BindResource keep vendor ids with their end user and app.
+	Resource(ctx context.Context, vendor, kind, id string) (consent.Resource, error)
+	BindResource(ctx context.Context, res consent.Resource) (consent.Resource, error)
 }
 
 var (

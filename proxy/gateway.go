@@ -377,6 +377,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// policy, and the log says it would have been denied.
 		ex.wouldDeny, passthrough = true, true
 	}
+	// Stage 5, resources: the vendor ids the call names are its end user's.
+	var caller *consentOf
+	if c := in.Consent; c != nil {
+		caller = &consentOf{id: c.ID, subject: c.Subject, app: id.Name}
+	}
+	if o := g.checkOwnership(ctx, v, op, req, rt.path, caller); o != nil {
+		ex.err = o.kind
+		refuse(o.status, o.kind, "Vendor resource not yours", o.detail)
+		return
+	}
+
 	// The vendor's budget: when the vendor has said it is spent, or the profile's
 	// bucket is empty, the app gets 429 from consentgate and the vendor no call
 	// it would refuse.
@@ -392,7 +403,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Stage 5, request minimisation: only declared fields the decision permits
+	// Stage 6, request minimisation: only declared fields the decision permits
 	// are sent (on a report-only pass-through, every declared field).
 	drop := d.Request.Drop
 	if passthrough {
@@ -407,7 +418,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.requestDisclosed, ex.requestWithheld = sent.disclosed, sent.withheld
 	ex.categories = disclosedCategories(sent.disclosed, op.sent)
 
-	// Stage 6, audit intent: durable before any vendor secret is read or the
+	// Stage 7, audit intent: durable before any vendor secret is read or the
 	// vendor contacted. It carries the identifiers the request discloses.
 	sk, err := g.secrets.Get(ctx, g.subjectRef)
 	if err != nil {
@@ -441,7 +452,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hashKey = []byte(s.Value)
 	}
 
-	// Stage 7, credentials: the vendor is not called without them.
+	// Stage 8, credentials: the vendor is not called without them.
 	cctx, cspan := g.stage(ctx, spanCredentials)
 	inj, err := v.credentialsFor(cctx, op, g.secrets, g.userBearer(id.Name, in.Consent))
 	cspan.End()
@@ -467,7 +478,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sent.contentType = mediaName(op.cfg.RequestBody)
 	}
 
-	// Stage 8, upstream: the reverse proxy's hooks apply what was prepared above.
+	// Stage 9, upstream: the reverse proxy's hooks apply what was prepared above.
 	target := v.upstreamURL(rt.path, sent.query, inj.query)
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeouts.Request.Duration)
 	defer cancel()
@@ -475,7 +486,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		decision: &d, passthrough: passthrough, hashKey: hashKey, subjectKey: subjectKey, sent: time.Now()}
 	ex.outcome = outcomeForwarded
 	v.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))
-	// Stage 9, response: minimised and its outcome recorded in modifyResponse,
+	// Stage 10, response: minimised and its outcome recorded in modifyResponse,
 	// before the first byte reaches the app.
 }
 
@@ -644,6 +655,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	ob.scrub.header(resp.Header)
 	ex.status = resp.StatusCode
 	if ob.passthrough || ob.op.cfg.Body == configs.BodyBinary {
+		if err := g.bindPassedThrough(resp, ob); err != nil {
+			return err
+		}
 		ex.bytesOut = resp.ContentLength
 		if err := g.record(resp.Request.Context(), ex, audit.KindOutcome); err != nil {
 			return err
@@ -665,6 +679,11 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	}
 	if len(raw) > maxResponseBytes {
 		return fmt.Errorf("%w: larger than %d bytes", ErrUnparsableBody, maxResponseBytes)
+	}
+	if resp.StatusCode/100 == 2 {
+		if err := g.bindCreated(resp.Request.Context(), ob, raw); err != nil {
+			return err
+		}
 	}
 	d := ob.decision
 	m := newMinimizer(d.Response.Fields, d.Response.Default, ob.hashKey, ex.now)
@@ -715,6 +734,8 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	status := http.StatusBadGateway
 	switch {
+	case errors.Is(err, errResourceStore):
+		status = http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		status = http.StatusGatewayTimeout
 	case errors.Is(err, context.Canceled):
@@ -728,7 +749,11 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		}
 	}
 	switch {
-	case errors.Is(err, ErrUnexpectedEncoding) || errors.Is(err, ErrUnparsableBody):
+	case errors.Is(err, errResourceStore):
+		g.log.Error("vendor resource could not be bound: its id was withheld", logRequestID, reqID, logError, msg)
+		writeProblem(w, http.StatusServiceUnavailable, problemConsentStore, "Consent registry unavailable",
+			"the vendor created a resource consentgate could not bind to the consent, so its answer was not passed on", reqID)
+	case errors.Is(err, ErrUnexpectedEncoding) || errors.Is(err, ErrUnparsableBody) || errors.Is(err, errResourceConflict):
 		writeProblem(w, http.StatusBadGateway, problemBadUpstream, "Vendor response refused", "the vendor's response could not be inspected, so it was not passed on", reqID)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		writeProblem(w, http.StatusGatewayTimeout, problemTimeout, "Vendor timed out", "", reqID)

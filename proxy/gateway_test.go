@@ -120,6 +120,14 @@ func (fakeConsents) Get(_ context.Context, id string) (*consent.Consent, error) 
 	return nil, consent.ErrNotFound
 }
 
+func (fakeConsents) Resource(context.Context, string, string, string) (consent.Resource, error) {
+	return consent.Resource{}, consent.ErrNotFound
+}
+
+func (fakeConsents) BindResource(_ context.Context, res consent.Resource) (consent.Resource, error) {
+	return res, nil
+}
+
 type testEnv struct {
 	gatewayURL   string
 	callbacksURL string

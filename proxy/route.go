@@ -22,11 +22,13 @@ type operation struct {
 	identifiers map[string]bool
 	// sent is everything the operation declares it sends (configs.Operation.SentFields).
 	sent map[string]string
+	// refs are where a request names vendor ids (resources.go).
+	refs []resourceRef
 }
 
 func compileOperation(op *configs.Operation) *operation {
 	p := strings.TrimPrefix(op.Path, "/")
-	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/"), identifiers: map[string]bool{}, sent: op.SentFields()}
+	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/"), identifiers: map[string]bool{}, sent: op.SentFields(), refs: compileResources(op)}
 	for path, category := range op.Fields.Response {
 		if identifierPath(path, category) {
 			c.identifiers[path] = true

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -380,43 +381,54 @@ func newAuditPubkeyCmd() *cobra.Command {
 
 func newAuditSearchCmd() *cobra.Command {
 	var file, db, export, subject string
+	var f exportFlags
 	cmd := &cobra.Command{
-		Use:   "search --subject VALUE (--db FILE | --export FILE) --config FILE",
+		Use:   "search --subject VALUE (--admin URL --cert F --key F --cacert F [--db FILE | --export FILE] | (--db FILE | --export FILE) --config FILE)",
 		Short: "Find every record about a person by app user id, birth number, IIN or document number",
 		Long: `Answer "what did you disclose about this person?" without the log holding the
-raw identifier: VALUE is hashed with the key from the secret provider and
-matched against the subject and identifier HMACs of every record.`,
+raw identifier: VALUE is hashed with the gateway's subject key and matched
+against the subject and identifier HMACs of every record.
+
+With --admin and an auditor certificate, the running gateway hashes VALUE (the
+lookup is itself recorded) and, unless --db or --export names the records to
+search, streams its log. Otherwise --config names the configuration whose
+secret provider holds the key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, p, err := loadForAudit(cmd.Context(), file)
+			ctx := cmd.Context()
+			if db != "" && export != "" {
+				return errors.New("give at most one of --db or --export")
+			}
+			var h string
+			var err error
+			if f.admin != "" {
+				h, err = subjectHMACFromAdmin(ctx, f, subject)
+			} else {
+				h, err = subjectHMACFromConfig(ctx, file, subject)
+			}
 			if err != nil {
 				return err
 			}
-			defer closeSecrets(p, slog.New(slog.DiscardHandler))
-			ref, err := secrets.ParseRef(cfg.Keys.SubjectHMAC)
-			if err != nil {
-				return err
-			}
-			key, err := p.Get(cmd.Context(), ref)
-			if err != nil {
-				return err
-			}
-			h := audit.HMAC([]byte(key.Value), subject)
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			n := 0
 			emit := func(r audit.Record) error { n++; return enc.Encode(r) }
 			switch {
-			case db != "" && export == "":
-				err = audit.Search(cmd.Context(), db, h, emit)
-			case export != "" && db == "":
-				f, ferr := os.Open(export)
+			case db != "":
+				err = audit.Search(ctx, db, h, emit)
+			case export != "":
+				fh, ferr := os.Open(export)
 				if ferr != nil {
 					return ferr
 				}
-				defer f.Close()
-				err = audit.SearchExport(f, h, emit)
+				defer fh.Close()
+				err = audit.SearchExport(fh, h, emit)
+			case f.admin != "":
+				pr, pw := io.Pipe()
+				go func() { pw.CloseWithError(exportFromAdmin(ctx, f, pw)) }()
+				err = audit.SearchExport(pr, h, emit)
+				pr.Close()
 			default:
-				return errors.New("give exactly one of --db or --export")
+				return errors.New("give --db or --export, or --admin with an auditor certificate")
 			}
 			if err != nil {
 				return err
@@ -425,12 +437,65 @@ matched against the subject and identifier HMACs of every record.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&file, "config", "configs/consentgate.yaml", "configuration file (for the secret provider)")
+	cmd.Flags().StringVar(&file, "config", "configs/consentgate.yaml", "configuration file (for the secret provider), without --admin")
 	cmd.Flags().StringVar(&db, "db", "", "audit.db file (not in use by a running gateway)")
 	cmd.Flags().StringVar(&export, "export", "", "export file (JSONL)")
 	cmd.Flags().StringVar(&subject, "subject", "", "app user id, birth number, IIN or document number")
+	cmd.Flags().StringVar(&f.admin, "admin", "", "admin URL of a running gateway, e.g. https://127.0.0.1:9443")
+	cmd.Flags().StringVar(&f.cert, "cert", "", "auditor certificate (with --admin)")
+	cmd.Flags().StringVar(&f.key, "key", "", "auditor key (with --admin)")
+	cmd.Flags().StringVar(&f.cacert, "cacert", "", "internal CA (with --admin)")
 	cmd.MarkFlagRequired("subject")
 	return cmd
+}
+
+// subjectHMACFromConfig hashes value with the key the configuration's secret
+// provider holds.
+func subjectHMACFromConfig(ctx context.Context, file, value string) (string, error) {
+	cfg, p, err := loadForAudit(ctx, file)
+	if err != nil {
+		return "", err
+	}
+	defer closeSecrets(p, slog.New(slog.DiscardHandler))
+	ref, err := secrets.ParseRef(cfg.Keys.SubjectHMAC)
+	if err != nil {
+		return "", err
+	}
+	key, err := p.Get(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return audit.HMAC([]byte(key.Value), value), nil
+}
+
+// subjectHMACFromAdmin asks the running gateway, which records the lookup.
+func subjectHMACFromAdmin(ctx context.Context, f exportFlags, value string) (string, error) {
+	client, err := adminClient(f.cert, f.key, f.cacert)
+	if err != nil {
+		return "", err
+	}
+	body, _ := json.Marshal(map[string]string{"subject": value})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.admin+"/v1/audit/subject-hmac", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		SubjectHMAC string `json:"subject_hmac"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return "", fmt.Errorf("admin API: %s: %s", resp.Status, msg)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.SubjectHMAC == "" {
+		return "", fmt.Errorf("admin API: no subject_hmac in the answer")
+	}
+	return out.SubjectHMAC, nil
 }
 
 // loadForAudit loads the configuration and opens its secret provider; the

@@ -60,9 +60,10 @@ func TestDevBiometricSessionResultAndVideo(t *testing.T) {
 	if len(video) < 1024 {
 		t.Errorf("video of %d bytes", len(video))
 	}
-	// Unknown session: the vendor's 404 is passed on, without the key.
+	// A session consentgate never saw created is not asked for (issue 13 §2).
+	before := e.sandboxes.Biometric.Count()
 	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/biometric/api/v1/flows/session/result/?session_id=00000000-0000-0000-0000-000000000000", "", under("dev-kyc", "biometric-verification"))
-	if resp.StatusCode != http.StatusNotFound {
+	if resp.StatusCode != http.StatusForbidden || e.sandboxes.Biometric.Count() != before {
 		t.Errorf("unknown session: %d %s", resp.StatusCode, body)
 	}
 	e.assertNoSecrets(t, "vendor error", string(body))

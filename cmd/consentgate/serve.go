@@ -209,7 +209,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 		return nil, err
 	}
 	admin := proxy.NewAdmin(proxy.AdminOptions{TrustDomain: cfg.TrustDomain, Consents: consents, Policy: engine, Audit: alog, Logger: log,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: gw.OAuthStart, Ready: append(ready, gw.ReadyChecks()...)})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: gw.OAuthStart, ImportResource: gw.ImportResource, SubjectHMAC: gw.SubjectHMAC, Ready: append(ready, gw.ReadyChecks()...)})
 	var forward http.Handler
 	if cfg.TLS.ForwardCACertFile != "" {
 		certPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCACertFile))

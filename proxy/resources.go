@@ -1,0 +1,308 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/consent"
+)
+
+// The resources stage keeps each vendor id with the end user and app it was
+// created for: an id a response creates is bound to the call's consent before
+// the app sees it, and a call that names an id is let through only for that end
+// user and app.
+
+// Problem kinds of calls that name a vendor id they may not use.
+const (
+	problemNotOwned        = "resource-not-owned"
+	problemUnknownResource = "resource-unknown"
+)
+
+var (
+	// errResourceStore means a binding could not be read or written: fail closed.
+	errResourceStore = errors.New("vendor resource bindings unavailable")
+	// errResourceConflict means the vendor handed out an id already bound to
+	// another end user or app: its answer is not passed on.
+	errResourceConflict = errors.New("the vendor created an id bound to another end user or app")
+)
+
+// resourceRef is one place a request names a vendor id.
+type resourceRef struct {
+	where string // as declared: path:<name>, query:<name>, header:<name>, or a body path
+	kind  string
+	index int // path segment, for path:<name>
+}
+
+// compileResources reads the operation's declared references; placeholders
+// become segment indexes.
+func compileResources(op *configs.Operation) []resourceRef {
+	segs := strings.Split(strings.Trim(op.Path, "/"), "/")
+	var refs []resourceRef
+	for where, kind := range op.Resources.References {
+		ref := resourceRef{where: where, kind: kind, index: -1}
+		if name, ok := strings.CutPrefix(where, "path:"); ok {
+			for i, s := range segs {
+				if s == "{"+name+"}" {
+					ref.index = i
+				}
+			}
+		}
+		refs = append(refs, ref)
+	}
+	return refs
+}
+
+// referencedIDs returns the ids a request names, per reference.
+func (req *appRequest) referencedIDs(ref resourceRef, escapedPath string) []string {
+	switch {
+	case ref.index >= 0:
+		segs := strings.Split(strings.Trim(escapedPath, "/"), "/")
+		if ref.index < len(segs) {
+			if s, err := url.PathUnescape(segs[ref.index]); err == nil {
+				return []string{s}
+			}
+		}
+		return nil
+	case strings.HasPrefix(ref.where, "query:"):
+		return req.query[strings.TrimPrefix(ref.where, "query:")]
+	case strings.HasPrefix(ref.where, "header:"):
+		return req.header.Values(strings.TrimPrefix(ref.where, "header:"))
+	case req.doc != nil:
+		return scalarsAt(req.doc, ref.where)
+	case req.form != nil:
+		return req.form[ref.where]
+	}
+	var out []string
+	for _, p := range req.parts {
+		if p.name == ref.where {
+			out = append(out, string(p.data))
+		}
+	}
+	return out
+}
+
+// scalarsAt returns the strings and numbers found at a dotted path of a decoded
+// JSON document.
+func scalarsAt(doc any, path string) []string {
+	var out []string
+	var walk func(v any, p string)
+	walk = func(v any, p string) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, el := range x {
+				walk(el, joinPath(p, k))
+			}
+		case []any:
+			for _, el := range x {
+				walk(el, p+"[]")
+			}
+		default:
+			if p == path {
+				if s, ok := scalarString(x); ok {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	walk(doc, "")
+	return out
+}
+
+// ownership is why a call may not use the ids it names; nil when it may.
+type ownership struct {
+	status       int
+	kind, detail string
+}
+
+// checkOwnership looks up every id the request names. The subject and app are
+// the call's (its consent's subject, its certificate's app); an id bound to
+// another, or never bound where the operation refuses unknown ids, is refused.
+func (g *Gateway) checkOwnership(ctx context.Context, v *vendor, op *operation, req *appRequest, escapedPath string, c *consentOf) *ownership {
+	for _, ref := range op.refs {
+		for _, id := range req.referencedIDs(ref, escapedPath) {
+			res, err := g.consents.Resource(ctx, v.cfg.ID, ref.kind, id)
+			switch {
+			case errors.Is(err, consent.ErrNotFound):
+				if op.cfg.Resources.Unknown == configs.UnknownAllow {
+					continue
+				}
+				return &ownership{http.StatusForbidden, problemUnknownResource,
+					fmt.Sprintf("the %s named by %s was not created through consentgate; the vendor was not called", ref.kind, ref.where)}
+			case err != nil:
+				return &ownership{http.StatusServiceUnavailable, problemConsentStore, "the vendor was not called"}
+			case c == nil || res.Subject != c.subject || res.App != c.app:
+				return &ownership{http.StatusForbidden, problemNotOwned,
+					fmt.Sprintf("the %s named by %s belongs to another end user or app; the vendor was not called", ref.kind, ref.where)}
+			}
+		}
+	}
+	return nil
+}
+
+// consentOf is who a call is for: its consent's id and subject, and the app.
+type consentOf struct {
+	id, subject, app string
+}
+
+// bindCreated binds the ids a successful JSON response creates to the call's
+// consent, before the app can learn them. An id that cannot be bound is not
+// passed on: the app could never use it.
+func (g *Gateway) bindCreated(ctx context.Context, ob *outbound, raw []byte) error {
+	creates := ob.op.cfg.Resources.Creates
+	if len(creates) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnparsableBody, err)
+	}
+	for path, kind := range creates {
+		for _, id := range scalarsAt(doc, path) {
+			if ob.ex.consentID == "" {
+				return fmt.Errorf("%w: operation %s created a %s without a consent to bind it to", errResourceStore, ob.op.cfg.ID, kind)
+			}
+			_, err := g.consents.BindResource(ctx, consent.Resource{Vendor: ob.vendor.cfg.ID, Kind: kind, ID: id, ConsentID: ob.ex.consentID})
+			switch {
+			case errors.Is(err, consent.ErrResourceTaken):
+				return fmt.Errorf("%w: a %s", errResourceConflict, kind)
+			case err != nil:
+				return fmt.Errorf("%w: binding a %s: %v", errResourceStore, kind, err)
+			}
+		}
+	}
+	return nil
+}
+
+// bindPassedThrough binds what a response passed on unminimised (report-only)
+// creates: the body is read (bounded) and put back.
+func (g *Gateway) bindPassedThrough(resp *http.Response, ob *outbound) error {
+	if len(ob.op.cfg.Resources.Creates) == 0 || resp.StatusCode/100 != 2 || ob.op.cfg.Body == configs.BodyBinary {
+		return nil
+	}
+	raw, err := readAllSized(io.LimitReader(resp.Body, maxResponseBytes+1), resp.ContentLength, maxResponseBytes+1)
+	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("reading vendor response: %w", err)
+	}
+	if len(raw) > maxResponseBytes {
+		return fmt.Errorf("%w: larger than %d bytes", ErrUnparsableBody, maxResponseBytes)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return g.bindCreated(resp.Request.Context(), ob, raw)
+}
+
+// callbackOwner finds whose a vendor's callback is: the binding of the ids it
+// names, which must all be one end user's and the callback app's. The newest
+// binding (an update rather than the user it is for) gives the consent. An id
+// not bound yet is passed over when another is: a vendor may call back about
+// an update before its creation's answer has reached consentgate.
+func (g *Gateway) callbackOwner(ctx context.Context, cv *callbackVendor, body []byte) (*consent.Resource, *ownership) {
+	if len(cv.op.refs) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, &ownership{http.StatusBadRequest, problemMalformedBody, "the callback body is not JSON"}
+	}
+	var owner *consent.Resource
+	unknown := false
+	for _, ref := range cv.op.refs {
+		for _, id := range scalarsAt(doc, ref.where) {
+			res, err := g.consents.Resource(ctx, cv.v.cfg.ID, ref.kind, id)
+			switch {
+			case errors.Is(err, consent.ErrNotFound):
+				unknown = true
+				continue
+			case err != nil:
+				return nil, &ownership{http.StatusServiceUnavailable, problemConsentStore, "the callback was not forwarded; retry"}
+			case res.App != cv.cfg.App || (owner != nil && res.Subject != owner.Subject):
+				return nil, &ownership{http.StatusForbidden, problemNotOwned, "the callback names a resource of another app or end user"}
+			}
+			if owner == nil || res.CreatedAt.After(owner.CreatedAt) {
+				owner = &res
+			}
+		}
+	}
+	if owner == nil && unknown && cv.op.cfg.Resources.Unknown != configs.UnknownAllow {
+		return nil, &ownership{http.StatusForbidden, problemUnknownResource, "the callback names no resource consentgate created"}
+	}
+	return owner, nil
+}
+
+// ImportResource serves POST /v1/resources on the admin listener (admin role):
+// it binds an id created at the vendor before consentgate was in place to a
+// consent, so the consent's app can go on using it. The import is audited.
+func (g *Gateway) ImportResource(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Client certificate required", "", "")
+		return
+	}
+	id, err := identityOf(r.TLS.PeerCertificates[0], g.cfg.TrustDomain)
+	if err != nil || id.Role != RoleAdmin {
+		writeProblem(w, http.StatusForbidden, problemForbiddenRole, "Role not allowed", "importing vendor ids is for the admin role", "")
+		return
+	}
+	var res consent.Resource
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&res); err != nil {
+		writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad request", "the body is {vendor, kind, id, consent_id}", "")
+		return
+	}
+	if v := g.vendors[res.Vendor]; v == nil || !v.creates(res.Kind) {
+		writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad request",
+			fmt.Sprintf("no operation of vendor %q creates a %q", res.Vendor, res.Kind), "")
+		return
+	}
+	res.Imported, res.Subject, res.App, res.CreatedAt = true, "", "", time.Time{}
+	bound, err := g.consents.BindResource(r.Context(), res)
+	switch {
+	case errors.Is(err, consent.ErrNotFound):
+		writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found", "no such consent", "")
+		return
+	case errors.Is(err, consent.ErrResourceTaken):
+		writeProblem(w, http.StatusConflict, problemNotOwned, "Bound to another", "the id is bound to another end user or app", "")
+		return
+	case errors.Is(err, consent.ErrInvalid):
+		writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad request", err.Error(), "")
+		return
+	case err != nil:
+		writeProblem(w, http.StatusServiceUnavailable, problemConsentStore, "Consent registry unavailable", "", "")
+		return
+	}
+	if _, err := g.auditor.Append(r.Context(), audit.Record{Kind: audit.KindAdmin, App: id.Name, Vendor: bound.Vendor,
+		ConsentID: bound.ConsentID, SubjectHMAC: bound.Subject,
+		Detail: map[string]string{"action": "resource import", "role": id.Role, "kind": bound.Kind}}); err != nil {
+		writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Audit log unavailable", "the binding is stored but was not recorded", "")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(bound)
+}
+
+// creates reports whether an operation of v creates ids of kind.
+func (v *vendor) creates(kind string) bool {
+	for _, op := range v.ops {
+		for _, k := range op.cfg.Resources.Creates {
+			if k == kind {
+				return true
+			}
+		}
+	}
+	return false
+}
