@@ -305,14 +305,22 @@ func mask(s string) string {
 	return string(r[:2]) + strings.Repeat("*", n-4) + string(r[n-2:])
 }
 
-// birthDate reads a birth date from an ISO date, an RFC 3339 time, a unix time in
-// milliseconds, or a Czech birth number.
+// dottedDate is how Kazakh documents, and so Biometric.Vision, write dates:
+// dd.mm.yyyy, zero-padded.
+const dottedDate = "02.01.2006"
+
+// birthDate reads a birth date from an ISO date, a dd.mm.yyyy date, an RFC 3339
+// time, a unix time in milliseconds, or a Czech birth number. time.Parse checks
+// the day against the month, so 31.02.1990 is no date.
 func birthDate(v any) (time.Time, bool) {
 	s, ok := scalarString(v)
 	if !ok {
 		return time.Time{}, false
 	}
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, true
+	}
+	if t, err := time.Parse(dottedDate, s); err == nil {
 		return t, true
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {

@@ -49,6 +49,14 @@ func TestMinimizeActions(t *testing.T) {
 		{"age from a birth number born 2010",
 			`{"birthNumber":"1003150008"}`, map[string]string{"birthNumber": "derive:age_over_18"}, "drop",
 			`{"age_over_18":false}`, []string{"birthNumber"}},
+		{"age from a Biometric.Vision dd.mm.yyyy date",
+			`{"document_recognition_result":{"date_of_birth":"15.03.1990","first_name":"Aigerim"}}`,
+			map[string]string{"document_recognition_result.date_of_birth": "derive:age_over_18"}, "drop",
+			`{"document_recognition_result":{"age_over_18":true}}`,
+			[]string{"document_recognition_result.date_of_birth", "document_recognition_result.first_name"}},
+		{"age from dd.mm.yyyy one day short",
+			`{"date_of_birth":"22.11.2008"}`, map[string]string{"date_of_birth": "derive:age_over_18"}, "drop",
+			`{"age_over_18":false}`, []string{"date_of_birth"}},
 		{"age from an unreadable value withholds it",
 			`{"birthDate":"sometime"}`, map[string]string{"birthDate": "derive:age_over_18"}, "drop",
 			`{}`, []string{"birthDate"}},
@@ -56,6 +64,7 @@ func TestMinimizeActions(t *testing.T) {
 			`{"permanentAddress":{"street":"Wellnerova","country":"CZ"}}`, map[string]string{"permanentAddress": "derive:country_only"}, "drop",
 			`{"permanentAddress":"CZ"}`, []string{"permanentAddress"}},
 		{"year only", `{"d":"1991-07-14"}`, map[string]string{"d": "derive:year_only"}, "drop", `{"d":"1991"}`, []string{"d"}},
+		{"year only from dd.mm.yyyy", `{"d":"15.03.1990"}`, map[string]string{"d": "derive:year_only"}, "drop", `{"d":"1990"}`, []string{"d"}},
 		{"last4", `{"card":"516822******4821"}`, map[string]string{"card": "derive:last4"}, "drop", `{"card":"4821"}`, []string{"card"}},
 		{"nested arrays",
 			`{"data":[{"accountNumber":{"iban":"CZ65","bic":"AIRACZPP","prefix":"19"}},{"accountNumber":{"iban":"CZ66"}}]}`,
@@ -123,6 +132,83 @@ func TestCzechBirthNumber(t *testing.T) {
 		}
 		if !ok || got.Format(time.DateOnly) != tt.want {
 			t.Errorf("%s = %s, %v; want %s", tt.in, got, ok, tt.want)
+		}
+	}
+}
+
+func TestBirthDate(t *testing.T) {
+	tests := []struct {
+		name string
+		in   any
+		want string // "" when no date can be read
+	}{
+		{"ISO date", "1990-03-15", "1990-03-15"},
+		{"RFC 3339", "1990-03-15T08:30:00Z", "1990-03-15"},
+		{"Czech birth number", "900315/1234", "1990-03-15"},
+		{"unix milliseconds", json.Number("637459200000"), "1990-03-15"},
+		{"dd.mm.yyyy (Biometric.Vision)", "15.03.1990", "1990-03-15"},
+		{"dd.mm.yyyy on a leap day", "29.02.2000", "2000-02-29"},
+		{"dd.mm.yyyy not a date", "31.02.1990", ""},
+		{"dd.mm.yyyy leap day of a common year", "29.02.1990", ""},
+		{"dd.mm.yyyy month 13", "15.13.1990", ""},
+		{"mm.dd.yyyy", "03.15.1990", ""},
+		{"unpadded day and month", "5.3.1990", ""},
+		{"two-digit year", "15.03.90", ""},
+		{"digits as a string are not unix time", "637459200000", ""},
+		{"words", "sometime", ""},
+		{"empty", "", ""},
+		{"not a scalar", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := birthDate(tt.in)
+			if tt.want == "" {
+				if ok {
+					t.Errorf("%v read as %s, want no date", tt.in, got.Format(time.DateOnly))
+				}
+				return
+			}
+			if !ok || got.Format(time.DateOnly) != tt.want {
+				t.Errorf("%v = %s, %v; want %s", tt.in, got.Format(time.DateOnly), ok, tt.want)
+			}
+		})
+	}
+}
+
+// A derivation the gateway cannot make must not fail silently: the source value
+// is withheld (so it counts in X-Consentgate-Withheld and is named in the audit
+// record), and neither it nor anything derived from it goes out or is recorded
+// as disclosed. The reference minimiser agrees.
+func TestMinimizeUnderivableIsWithheld(t *testing.T) {
+	const path = "document_recognition_result.date_of_birth"
+	values := []string{`"sometime"`, `"31.02.1990"`, `"1990-02-30"`, `"15.03.90"`, `""`, `true`, `null`, `{"d":"15.03.1990"}`, `["15.03.1990"]`}
+	for _, action := range []string{"derive:age_over_18", "derive:age_over_21", "derive:year_only"} {
+		for _, v := range values {
+			t.Run(action+" "+v, func(t *testing.T) {
+				body := `{"document_recognition_result":{"date_of_birth":` + v + `,"first_name":"Aigerim"},"id":"s1"}`
+				fields := map[string]string{path: action, "id": "keep"}
+				got, err := newMinimizer(fields, "drop", []byte("k"), minimizeNow).minimize([]byte(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got.body) != `{"id":"s1"}` {
+					t.Errorf("body %s, want only the id", got.body)
+				}
+				if !slices.Contains(got.withheld, path) {
+					t.Errorf("withheld %q does not name %s", got.withheld, path)
+				}
+				if !slices.Equal(got.disclosed, []string{"id"}) {
+					t.Errorf("disclosed %q, want only id", got.disclosed)
+				}
+				ref, err := refMinimizer{newMinimizer(fields, "drop", []byte("k"), minimizeNow)}.refMinimize([]byte(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(ref.body) != string(got.body) || !slices.Equal(ref.withheld, got.withheld) || !slices.Equal(ref.disclosed, got.disclosed) {
+					t.Errorf("reference: body %s withheld %q disclosed %q; minimiser: %s %q %q",
+						ref.body, ref.withheld, ref.disclosed, got.body, got.withheld, got.disclosed)
+				}
+			})
 		}
 	}
 }
@@ -198,6 +284,8 @@ func FuzzMinimizeMatchesReference(f *testing.F) {
 	f.Add(`{"names":"Jana","birthNumber":"9157144238","addr":{"country":"CZ","street":"x"},"data":[{"iban":"CZ65","bic":"X"}]}`, "birthNumber", "mask", "data[].iban", "drop")
 	f.Add(`{"birthDate":"2000-01-01","birthNumber":"0001010008","x":{"y":[1,2,{"z":"SECRET"}]}}`, "birthDate", "derive:age_over_18", "x.y[].z", "keep")
 	f.Add(`[{"a":"\u0041\"b","a.b":1}]`, "[].a", "hash", "[].c", "derive:last4")
+	f.Add(`{"document_recognition_result":{"date_of_birth":"15.03.1990","first_name":"A"},"edocument_result":{"date_of_birth":"31.02.1990"}}`, "document_recognition_result.date_of_birth", "derive:age_over_18", "edocument_result.date_of_birth", "drop")
+	f.Add(`{"d":"31.02.1990","e":"15.03.1990"}`, "d", "derive:year_only", "e", "drop")
 	actions := []string{"keep", "drop", "mask", "hash", "derive:age_over_18", "derive:age_over_21", "derive:country_only", "derive:year_only", "derive:last4"}
 	f.Fuzz(func(t *testing.T, body, p1, a1, p2, def string) {
 		if !json.Valid([]byte(body)) || !slices.Contains(actions, a1) {
