@@ -391,13 +391,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The vendor's budget: when the vendor has said it is spent, or the profile's
 	// bucket is empty, the app gets 429 from consentgate and the vendor no call
 	// it would refuse.
-	if ok, wait := v.quota.admit(id.Name, g.now()); !ok {
+	if ok, refused := v.quota.admit(id.Name, g.now()); !ok {
 		ex.status, ex.err = http.StatusTooManyRequests, "vendor quota exhausted"
 		if err := g.record(ctx, ex, audit.KindOutcome); err != nil {
 			g.auditUnavailable(w, ex)
 			return
 		}
-		w.Header().Set("Retry-After", retryAfterSeconds(wait))
+		refused.header(w.Header())
 		writeProblem(w, http.StatusTooManyRequests, problemQuota, "Vendor quota exhausted",
 			fmt.Sprintf("vendor %s will take no more calls for now; retry after the Retry-After seconds", v.cfg.ID), ex.requestID)
 		return

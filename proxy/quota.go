@@ -23,8 +23,11 @@ type quota struct {
 	appB    int
 	apps    sync.Map // app name → *rate.Limiter
 
-	mu           sync.Mutex
-	remaining    int // -1 while the vendor has not said
+	mu        sync.Mutex
+	remaining int // -1 while the vendor has not said
+	// limit is the budget the vendor last stated beside the remaining count it
+	// reported; 0 while it has not said.
+	limit        int
 	blockedUntil time.Time
 }
 
@@ -39,13 +42,39 @@ func newQuota(q configs.Quota) *quota {
 	return qu
 }
 
-// admit takes one call from the budget, or says how long to wait.
-func (q *quota) admit(app string, now time.Time) (bool, time.Duration) {
+// quotaRefusal is why admit turned a call away: how long until a call would be
+// admitted, and the budget that is spent (0 when nobody stated one).
+type quotaRefusal struct {
+	wait  time.Duration
+	limit int
+}
+
+// header sets on consentgate's 429 the headers Air Bank sets on its own, so an
+// app written against the vendor's 429 handles consentgate's alike. The limit is
+// left out when neither the vendor nor the profile states one: an invented
+// budget would mislead the app's pacing.
+func (r quotaRefusal) header(h http.Header) {
+	secs := retryAfterSeconds(r.wait)
+	h.Set("Retry-After", secs)
+	if r.limit > 0 {
+		h.Set("X-Rate-Limit-Limit", strconv.Itoa(r.limit))
+	}
+	h.Set("X-Rate-Limit-Remaining", "0")
+	h.Set("X-Rate-Limit-Reset", secs)
+}
+
+// admit takes one call from the budget, or says why not and how long to wait.
+func (q *quota) admit(app string, now time.Time) (bool, quotaRefusal) {
 	q.mu.Lock()
-	blocked := q.blockedUntil
+	blocked, limit := q.blockedUntil, q.limit
 	q.mu.Unlock()
 	if now.Before(blocked) {
-		return false, blocked.Sub(now)
+		// The vendor said so; without its stated limit, the profile's model
+		// of its budget is the best answer there is.
+		if limit == 0 && q.vendor != nil {
+			limit = q.vendor.Burst()
+		}
+		return false, quotaRefusal{wait: blocked.Sub(now), limit: limit}
 	}
 	var appLimiter *rate.Limiter
 	if q.appRate > 0 {
@@ -55,35 +84,31 @@ func (q *quota) admit(app string, now time.Time) (bool, time.Duration) {
 		}
 		appLimiter = l.(*rate.Limiter)
 		if appLimiter.TokensAt(now) < 1 {
-			return false, time.Duration(float64(time.Second) / float64(q.appRate))
+			return false, quotaRefusal{wait: refill(appLimiter, now), limit: q.appB}
 		}
 	}
 	if q.vendor != nil && !q.vendor.AllowN(now, 1) {
-		return false, time.Duration(float64(time.Second) / float64(q.vendor.Limit()))
+		return false, quotaRefusal{wait: refill(q.vendor, now), limit: q.vendor.Burst()}
 	}
 	// The app's token is spent only once the vendor's budget let the call
 	// through: a call the vendor limit refuses costs the app nothing.
 	if appLimiter != nil && !appLimiter.AllowN(now, 1) {
-		return false, time.Duration(float64(time.Second) / float64(q.appRate))
+		return false, quotaRefusal{wait: refill(appLimiter, now), limit: q.appB}
 	}
-	return true, 0
+	return true, quotaRefusal{}
 }
 
-// observe reads the vendor's rate-limit headers: Air Bank's X-Rate-Limit-Remaining
-// and X-Rate-Limit-Reset (seconds), its per-API X-RateLimit-Remaining-<API>-Minute,
-// and Retry-After on a 429.
+// refill is how long until l holds a whole token again: a bucket partly
+// refilled needs only the rest of one.
+func refill(l *rate.Limiter, now time.Time) time.Duration {
+	return time.Duration(max(1-l.TokensAt(now), 0) / float64(l.Limit()) * float64(time.Second))
+}
+
+// observe reads the vendor's rate-limit headers: Air Bank's X-Rate-Limit-Remaining,
+// -Limit and -Reset (seconds), its per-API X-RateLimit-Remaining-<API>-Minute and
+// -Limit-<API>-Minute, and Retry-After on a 429.
 func (q *quota) observe(h http.Header, status int, now time.Time) {
-	remaining := -1
-	for k, vs := range h {
-		lk := strings.ToLower(k)
-		if lk == "x-rate-limit-remaining" || (strings.HasPrefix(lk, "x-ratelimit-remaining-") && strings.HasSuffix(lk, "-minute")) {
-			for _, v := range vs {
-				if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && (remaining < 0 || n < remaining) {
-					remaining = n
-				}
-			}
-		}
-	}
+	remaining, limit := tightest(h)
 	reset := time.Minute
 	if n, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Rate-Limit-Reset"))); err == nil && n >= 0 {
 		reset = time.Duration(n) * time.Second
@@ -99,9 +124,49 @@ func (q *quota) observe(h http.Header, status int, now time.Time) {
 	if remaining >= 0 {
 		q.remaining = remaining
 	}
+	if limit > 0 {
+		q.limit = limit
+	}
 	if remaining == 0 {
 		q.blockedUntil = now.Add(max(reset, time.Second))
 	}
+}
+
+// tightest finds the vendor's remaining-budget header with the least left
+// (-1 when there is none) and the limit stated beside it (0 when not stated):
+// that is the budget a refusal is about. Of budgets equally spent, the
+// smaller stated one wins.
+func tightest(h http.Header) (remaining, limit int) {
+	remaining = -1
+	for k, vs := range h {
+		lk := strings.ToLower(k)
+		if lk != "x-rate-limit-remaining" && !(strings.HasPrefix(lk, "x-ratelimit-remaining-") && strings.HasSuffix(lk, "-minute")) {
+			continue
+		}
+		lim, _ := strconv.Atoi(strings.TrimSpace(headerFold(h, strings.Replace(lk, "remaining", "limit", 1))))
+		for _, v := range vs {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 {
+				continue
+			}
+			if remaining < 0 || n < remaining || (n == remaining && lim > 0 && (limit == 0 || lim < limit)) {
+				remaining, limit = n, max(lim, 0)
+			}
+		}
+	}
+	return remaining, limit
+}
+
+// headerFold is the first value of the header name in any spelling: the
+// vendor's per-API names ("X-RateLimit-Limit-glClientIdentity-Minute") may
+// arrive as sent or in Go's canonical form.
+func headerFold(h http.Header, name string) string {
+	for k, vs := range h {
+		if strings.EqualFold(k, name) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
 }
 
 // snapshot is what the policy sees: the vendor's last stated remaining budget.

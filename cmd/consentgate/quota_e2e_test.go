@@ -26,6 +26,17 @@ func TestDevVendorQuota(t *testing.T) {
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
 		t.Errorf("Retry-After %q", resp.Header.Get("Retry-After"))
 	}
+	// The rate-limit headers Air Bank sends on its own 429, so the app handles
+	// consentgate's refusal as it would the bank's.
+	if got := resp.Header.Get("X-Rate-Limit-Limit"); got != "3" {
+		t.Errorf("X-Rate-Limit-Limit %q, want the bank's stated 3", got)
+	}
+	if got := resp.Header.Get("X-Rate-Limit-Remaining"); got != "0" {
+		t.Errorf("X-Rate-Limit-Remaining %q, want 0", got)
+	}
+	if got := resp.Header.Get("X-Rate-Limit-Reset"); got != resp.Header.Get("Retry-After") {
+		t.Errorf("X-Rate-Limit-Reset %q, want the Retry-After seconds %q", got, resp.Header.Get("Retry-After"))
+	}
 	if got := e.sandboxes.Airbank.Count(); got != 3 {
 		t.Errorf("Air Bank saw %d calls, want 3: the fourth must not reach it", got)
 	}
