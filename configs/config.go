@@ -109,6 +109,12 @@ type Consents struct {
 	// Backend is bbolt (default) or postgres.
 	Backend  string    `yaml:"backend"`
 	Postgres *Postgres `yaml:"postgres"`
+	// ErasureInterval is how often the erasure outbox is worked: the vendor
+	// calls that erase a withdrawn consent's data. Default 5s.
+	ErasureInterval Duration `yaml:"erasure_interval"`
+	// ErasureLease is how long one attempt may hold an erasure before it is
+	// tried again (by this gateway after a crash, or by a replica). Default 2m.
+	ErasureLease Duration `yaml:"erasure_lease"`
 }
 
 // Consent registry backends.
@@ -305,9 +311,20 @@ type Vendor struct {
 	Enforce *bool `yaml:"enforce"`
 	// Callback receives the vendor's calls to us (optional).
 	Callback *Callback `yaml:"callback"`
+	// Erasure says how an end user's data is erased at the vendor when their
+	// consent is withdrawn: by the operations with erases, or, when the
+	// vendor's documents name no erasure API, not at all, and why.
+	Erasure Erasure `yaml:"erasure"`
 
 	File string `yaml:"-"`
 	idx  index
+}
+
+// Erasure is a vendor's erasure path beyond its erases operations.
+type Erasure struct {
+	// Unavailable, when set, is why no call erases the end user's data at the
+	// vendor (its documents name no erasure API); audit reports show it.
+	Unavailable string `yaml:"unavailable"`
 }
 
 // Callback is how consentgate receives a vendor's calls: on the callbacks
@@ -468,6 +485,10 @@ type Operation struct {
 	// Resources are the vendor ids the operation creates and names: each stays
 	// with the end user and app it was created for.
 	Resources Resources `yaml:"resources"`
+	// Erases names the kind of resource the operation deletes at the vendor,
+	// with what was acquired through it: when a consent is withdrawn, it is
+	// called for every such resource bound to the consent.
+	Erases string `yaml:"erases"`
 }
 
 // Resources declares an operation's vendor ids by kind (user, consent,

@@ -166,6 +166,12 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"v.yaml:14: operations[0].fields.query.a b: \"a b\" is not a query parameter name"},
 		{"query category", goodMain, strings.Replace(goodVendor, "      response:", "      query:\n        iin: secret\n      response:", 1),
 			"v.yaml:14: operations[0].fields.query.iin: \"secret\" is not a data category"},
+		{"ids created, erasure not said", goodMain, strings.Replace(goodVendor, "        name: identity\n", "        name: identity\n    resources:\n      creates: {name: thing}\n", 1),
+			"v.yaml:1: erasure: says nothing: name an operation that erases"},
+		{"erases a kind nobody creates", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}", "    path: /v1/things/{id}\n    erases: thing", 1),
+			"v.yaml:12: operations[0].erases: no operation of this vendor creates a \"thing\""},
+		{"references a kind nobody creates", goodMain, strings.Replace(goodVendor, "        name: identity\n", "        name: identity\n    resources:\n      references: {\"path:id\": thing}\n", 1),
+			"v.yaml:16: operations[0].resources.references.path:id: no operation of this vendor creates a \"thing\""},
 		{"report-only flag must be a boolean", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}", "    path: /v1/things/{id}\n    enforce: sometimes", 1),
 			"v.yaml:12: operations[0].enforce: cannot unmarshal"},
 	}

@@ -125,6 +125,12 @@ func (v *validator) config(c *Config) {
 }
 
 func (v *validator) consents(c *Consents) {
+	if c.ErasureInterval.Duration == 0 {
+		c.ErasureInterval.Duration = 5 * time.Second
+	}
+	if c.ErasureLease.Duration == 0 {
+		c.ErasureLease.Duration = 2 * time.Minute
+	}
 	switch c.Backend {
 	case "":
 		c.Backend = ConsentsBbolt
@@ -538,6 +544,7 @@ func (v *validator) vendor(vd *Vendor) {
 	}
 	v.credentialNames(vd)
 	v.resources(vd)
+	v.erasure(vd)
 	// Error fields become part of every operation's response map, and the
 	// vendor's enforce setting its operations' default.
 	for i := range vd.Operations {
@@ -784,12 +791,62 @@ func (v *validator) resources(vd *Vendor) {
 				v.fail(f+".references."+where, "no operation of this vendor creates a %q", kind)
 			}
 		}
+		v.erases(f, vd, op)
 		switch op.Resources.Unknown {
 		case "":
 			op.Resources.Unknown = UnknownRefuse
 		case UnknownRefuse, UnknownAllow:
 		default:
 			v.fail(f+".unknown", "%q is unknown: use refuse or allow", op.Resources.Unknown)
+		}
+	}
+}
+
+// erasure insists that a vendor that keeps records of end users (its
+// operations create ids) says how they are erased: an operation that erases,
+// or why there is none.
+func (v *validator) erasure(vd *Vendor) {
+	erases := slices.ContainsFunc(vd.Operations, func(op Operation) bool { return op.Erases != "" })
+	creates := slices.ContainsFunc(vd.Operations, func(op Operation) bool { return len(op.Resources.Creates) > 0 })
+	switch {
+	case erases && vd.Erasure.Unavailable != "":
+		v.fail("erasure.unavailable", "is set, but operations erase; remove one")
+	case creates && !erases && vd.Erasure.Unavailable == "":
+		v.fail("erasure", "says nothing: name an operation that erases (erases: <kind>) or say why none can (erasure.unavailable)")
+	}
+}
+
+// erases checks that an erasure operation can be called from what a binding
+// holds: the erased id, and the ids its creating call named.
+func (v *validator) erases(f string, vd *Vendor, op *Operation) {
+	if op.Erases == "" {
+		return
+	}
+	f = strings.TrimSuffix(f, ".resources") + ".erases"
+	var creators []*Operation
+	for i := range vd.Operations {
+		if slices.Contains(slices.Collect(maps.Values(vd.Operations[i].Resources.Creates)), op.Erases) {
+			creators = append(creators, &vd.Operations[i])
+		}
+	}
+	if len(creators) == 0 {
+		v.fail(f, "no operation of this vendor creates a %q", op.Erases)
+		return
+	}
+	if op.RequestBody != RequestNone || op.Callback {
+		v.fail(f, "an erasure operation is called with the ids in its path or query only (request_body none)")
+	}
+	if !slices.Contains(slices.Collect(maps.Values(op.Resources.References)), op.Erases) {
+		v.fail(f, "the operation must reference the %q it erases (resources.references)", op.Erases)
+	}
+	for where, kind := range op.Resources.References {
+		if kind == op.Erases {
+			continue
+		}
+		for _, c := range creators {
+			if !slices.Contains(slices.Collect(maps.Values(c.Resources.References)), kind) {
+				v.fail(f, "%s needs the %q, which %s, creating the %q, does not name", where, kind, c.ID, op.Erases)
+			}
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -22,6 +23,10 @@ import (
 // maps "<consent id>\x00<vendor>\x00<kind>\x00<id>" to nothing.
 var (
 	bucketResources = []byte("resources")
+	// erasures maps "<consent id>\x00<vendor>\x00<kind>\x00<resource id>" to a
+	// storedErasure; erasures_pending holds the keys of those still pending.
+	bucketErasures  = []byte("erasures")
+	bucketErasePend = []byte("erasures_pending")
 	bucketResByCons = []byte("resources_by_consent")
 	bucketConsents  = []byte("consents")
 	bucketBySubject = []byte("by_subject")
@@ -51,7 +56,7 @@ func openBolt(path string) (*boltStore, error) {
 		return nil, fmt.Errorf("opening consent registry %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens, bucketResources, bucketResByCons} {
+		for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens, bucketResources, bucketResByCons, bucketErasures, bucketErasePend} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("creating bucket %s: %w", name, err)
 			}
@@ -323,5 +328,106 @@ func (b boltTx) resourcesOf(consentID string) ([]Resource, error) {
 		out = append(out, res)
 	}
 	slices.SortStableFunc(out, func(a, b Resource) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
+}
+
+func erasureKey(e *storedErasure) []byte {
+	return []byte(e.ConsentID + "\x00" + e.Vendor + "\x00" + e.Kind + "\x00" + e.ResourceID)
+}
+
+func (b boltTx) putErasure(e *storedErasure) error {
+	if b.tx.Bucket(bucketErasures).Get(erasureKey(e)) != nil {
+		return nil
+	}
+	return b.saveErasure(e)
+}
+
+// saveErasure keeps the pending index in step with the status.
+func (b boltTx) saveErasure(e *storedErasure) error {
+	k := erasureKey(e)
+	v, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encoding erasure: %w", err)
+	}
+	if err := b.tx.Bucket(bucketErasures).Put(k, v); err != nil {
+		return fmt.Errorf("storing erasure of consent %s: %w", e.ConsentID, err)
+	}
+	pending := b.tx.Bucket(bucketErasePend)
+	if e.Status == ErasurePending {
+		err = pending.Put(k, nil)
+	} else {
+		err = pending.Delete(k)
+	}
+	if err != nil {
+		return fmt.Errorf("indexing erasure of consent %s: %w", e.ConsentID, err)
+	}
+	return nil
+}
+
+func (b boltTx) erasuresOf(consentID string) ([]storedErasure, error) {
+	prefix := []byte(consentID + "\x00")
+	var out []storedErasure
+	cur := b.tx.Bucket(bucketErasures).Cursor()
+	for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+		var e storedErasure
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, fmt.Errorf("decoding an erasure of consent %s: %w", consentID, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (b boltTx) claimErasures(now time.Time, n int, until time.Time) ([]storedErasure, error) {
+	erasures := b.tx.Bucket(bucketErasures)
+	var due []storedErasure
+	err := b.tx.Bucket(bucketErasePend).ForEach(func(k, _ []byte) error {
+		if len(due) == n {
+			return nil
+		}
+		var e storedErasure
+		if err := json.Unmarshal(erasures.Get(k), &e); err != nil {
+			return fmt.Errorf("decoding a pending erasure: %w", err)
+		}
+		if !e.NextAt.After(now) {
+			due = append(due, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range due {
+		due[i].NextAt = until
+		if err := b.saveErasure(&due[i]); err != nil {
+			return nil, err
+		}
+	}
+	return due, nil
+}
+
+func (b boltTx) unplannedConsents(now time.Time) ([]string, error) {
+	erasures := b.tx.Bucket(bucketErasures).Cursor()
+	var out []string
+	last := ""
+	cur := b.tx.Bucket(bucketResByCons).Cursor()
+	for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+		id, _, _ := strings.Cut(string(k), "\x00")
+		if id == last {
+			continue
+		}
+		last = id
+		prefix := []byte(id + "\x00")
+		if ek, _ := erasures.Seek(prefix); ek != nil && bytes.HasPrefix(ek, prefix) {
+			continue
+		}
+		var c Consent
+		if err := b.loadConsent(id, &c); err != nil {
+			return nil, err
+		}
+		if c.settle(now); c.Status != Active {
+			out = append(out, id)
+		}
+	}
 	return out, nil
 }

@@ -23,6 +23,8 @@ type Change struct {
 	Scopes []string
 	// TokensDeleted names the vendors whose tokens a revocation deleted.
 	TokensDeleted []string
+	// Erasures is how many vendor resources a revocation put in the erasure outbox.
+	Erasures int
 }
 
 // Roles, as the caller's certificate proves them (the gateway's identity), and the

@@ -99,7 +99,17 @@ func (r *Registry) serveGet(w http.ResponseWriter, req *http.Request) {
 		r.writeError(w, req, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	// Where the withdrawal stands at each vendor: pending, done, failed (with
+	// the reason), or unavailable (the vendor's API has no erasure call).
+	erasure, err := r.Erasures(req.Context(), id)
+	if err != nil {
+		r.writeError(w, req, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		*Consent
+		Erasure []Erasure `json:"erasure"`
+	}{c, erasure})
 }
 
 func (r *Registry) serveList(w http.ResponseWriter, req *http.Request) {

@@ -26,6 +26,9 @@ type Options struct {
 	Hook func(context.Context, Change) error
 	// Logger receives change and error events; never a raw subject. Nil: discard.
 	Logger *slog.Logger
+	// Erasure is how a withdrawn consent's resources are erased at vendors: a
+	// revocation (or an expiry) puts them in the outbox. Nil: nothing is erased.
+	Erasure *ErasurePlan
 }
 
 const (
@@ -42,11 +45,12 @@ func newRegistry(o Options) (*Registry, error) {
 		return nil, fmt.Errorf("consent registry: max TTL %s is negative", o.MaxTTL)
 	}
 	r := &Registry{
-		key:    append([]byte(nil), o.SubjectKey...),
-		maxTTL: o.MaxTTL,
-		now:    o.Now,
-		hook:   o.Hook,
-		log:    o.Logger,
+		key:     append([]byte(nil), o.SubjectKey...),
+		maxTTL:  o.MaxTTL,
+		now:     o.Now,
+		hook:    o.Hook,
+		log:     o.Logger,
+		erasure: o.Erasure,
 	}
 	if r.maxTTL == 0 {
 		r.maxTTL = defaultMaxTTL

@@ -49,6 +49,17 @@ var pgMigrations = [][]string{
 			PRIMARY KEY (vendor, kind, id)
 		)`,
 		`CREATE INDEX consentgate_resources_consent ON consentgate_resources (consent_id, created_ns)`,
+		`CREATE TABLE consentgate_erasures (
+			consent_id  text NOT NULL REFERENCES consentgate_consents (id),
+			vendor      text NOT NULL,
+			kind        text NOT NULL,
+			resource_id text NOT NULL,
+			status      text NOT NULL,
+			next_ns     bigint NOT NULL,
+			doc         jsonb NOT NULL,
+			PRIMARY KEY (consent_id, vendor, kind, resource_id)
+		)`,
+		`CREATE INDEX consentgate_erasures_due ON consentgate_erasures (status, next_ns)`,
 	},
 }
 

@@ -288,3 +288,87 @@ func (t pgTx) resourcesOf(consentID string) ([]Resource, error) {
 	}
 	return out, nil
 }
+
+func (t pgTx) putErasure(e *storedErasure) error {
+	doc, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encoding erasure: %w", err)
+	}
+	_, err = t.q.Exec(t.ctx, `INSERT INTO consentgate_erasures (consent_id, vendor, kind, resource_id, status, next_ns, doc)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+		e.ConsentID, e.Vendor, e.Kind, e.ResourceID, e.Status, e.NextAt.UnixNano(), doc)
+	if err != nil {
+		return fmt.Errorf("storing erasure of consent %s: %w", e.ConsentID, err)
+	}
+	return nil
+}
+
+func (t pgTx) saveErasure(e *storedErasure) error {
+	doc, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encoding erasure: %w", err)
+	}
+	_, err = t.q.Exec(t.ctx, `UPDATE consentgate_erasures SET status = $5, next_ns = $6, doc = $7
+		WHERE consent_id = $1 AND vendor = $2 AND kind = $3 AND resource_id = $4`,
+		e.ConsentID, e.Vendor, e.Kind, e.ResourceID, e.Status, e.NextAt.UnixNano(), doc)
+	if err != nil {
+		return fmt.Errorf("storing erasure of consent %s: %w", e.ConsentID, err)
+	}
+	return nil
+}
+
+func (t pgTx) erasuresOf(consentID string) ([]storedErasure, error) {
+	rows, err := t.q.Query(t.ctx, `SELECT doc FROM consentgate_erasures WHERE consent_id = $1
+		ORDER BY vendor COLLATE "C", kind COLLATE "C", resource_id COLLATE "C"`, consentID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the erasures of consent %s: %w", consentID, err)
+	}
+	return collectErasures(rows)
+}
+
+// claimErasures skips rows another replica holds locked: two gateways never
+// claim one erasure at once.
+func (t pgTx) claimErasures(now time.Time, n int, until time.Time) ([]storedErasure, error) {
+	rows, err := t.q.Query(t.ctx, `UPDATE consentgate_erasures e
+		SET next_ns = $3, doc = jsonb_set(e.doc, '{next_at}', to_jsonb($4::text))
+		FROM (SELECT consent_id, vendor, kind, resource_id FROM consentgate_erasures
+			WHERE status = 'pending' AND next_ns <= $1 ORDER BY next_ns LIMIT $2 FOR UPDATE SKIP LOCKED) due
+		WHERE e.consent_id = due.consent_id AND e.vendor = due.vendor AND e.kind = due.kind AND e.resource_id = due.resource_id
+		RETURNING e.doc`, now.UnixNano(), n, until.UnixNano(), until.UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return nil, fmt.Errorf("claiming erasures: %w", err)
+	}
+	return collectErasures(rows)
+}
+
+func collectErasures(rows pgx.Rows) ([]storedErasure, error) {
+	docs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("reading erasures: %w", err)
+	}
+	out := make([]storedErasure, 0, len(docs))
+	for _, doc := range docs {
+		var e storedErasure
+		if err := json.Unmarshal(doc, &e); err != nil {
+			return nil, fmt.Errorf("decoding an erasure: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (t pgTx) unplannedConsents(now time.Time) ([]string, error) {
+	rows, err := t.q.Query(t.ctx, `SELECT DISTINCT r.consent_id FROM consentgate_resources r
+		JOIN consentgate_consents c ON c.id = r.consent_id
+		WHERE NOT EXISTS (SELECT 1 FROM consentgate_erasures e WHERE e.consent_id = r.consent_id)
+		AND (c.doc->>'status' = 'revoked' OR (c.doc->>'expires_at')::timestamptz <= $1)
+		ORDER BY 1`, now)
+	if err != nil {
+		return nil, fmt.Errorf("finding withdrawn consents to erase: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("finding withdrawn consents to erase: %w", err)
+	}
+	return ids, nil
+}

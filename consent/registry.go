@@ -22,6 +22,7 @@ type Registry struct {
 	now                           func() time.Time
 	hook                          func(context.Context, Change) error
 	log                           *slog.Logger
+	erasure                       *ErasurePlan
 }
 
 // Open opens (creating, mode 0600) the registry file at path: the embedded store,

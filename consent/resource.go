@@ -22,6 +22,9 @@ type Resource struct {
 	// Imported marks an id created before consentgate was in place, bound by an
 	// admin (consentgate resources import).
 	Imported bool `json:"imported,omitempty"`
+	// Refs are the ids (by kind) the call that created this one named, such as
+	// the banqware user a bank consent was created for: erasing it needs them.
+	Refs map[string]string `json:"refs,omitempty"`
 }
 
 // ErrResourceTaken means the id is already bound to another consent's subject

@@ -58,6 +58,20 @@ type storeTx interface {
 	// resourcesOf returns the resources bound to a consent, oldest first.
 	resourcesOf(consentID string) ([]Resource, error)
 
+	// putErasure adds an erasure to the outbox unless one for the same
+	// resource is there.
+	putErasure(e *storedErasure) error
+	// saveErasure rewrites an erasure after an attempt.
+	saveErasure(e *storedErasure) error
+	// erasuresOf returns a consent's erasures, in the order they were planned.
+	erasuresOf(consentID string) ([]storedErasure, error)
+	// claimErasures returns up to n pending erasures due by now and makes them
+	// due again only at until.
+	claimErasures(now time.Time, n int, until time.Time) ([]storedErasure, error)
+	// unplannedConsents returns the consents that hold resources, have no
+	// erasure planned, and are revoked or expired by now.
+	unplannedConsents(now time.Time) ([]string, error)
+
 	// keyCheck stores want as the subject key check unless one is stored, and
 	// returns what is stored after.
 	keyCheck(want []byte) ([]byte, error)

@@ -65,8 +65,12 @@ type Input struct {
 	Operation string
 	Method    string
 	// Path is the operation's path template, never the concrete path.
-	Path      string
-	Body      string // "json" or "binary"
+	Path string
+	Body string // "json" or "binary"
+	// Erasure says the operation erases an end user's data at the vendor (a
+	// profile's erases): it carries out a withdrawal, so it runs under a
+	// revoked or expired consent.
+	Erasure   bool
 	Purpose   string
 	ConsentID string
 	// Consent is nil when no consent header was sent or no such consent exists.
@@ -100,6 +104,7 @@ func (in *Input) value() map[string]any {
 		"method":     in.Method,
 		"path":       in.Path,
 		"body":       in.Body,
+		"erasure":    in.Erasure,
 		"purpose":    in.Purpose,
 		"consent_id": in.ConsentID,
 		"consent":    consent,

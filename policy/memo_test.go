@@ -323,7 +323,9 @@ func TestShippedPolicyMemoAgreesWithEvaluation(t *testing.T) {
 // mutate changes one part of in that the shipped policy reads, or the quota,
 // which it does not.
 func mutate(rng *rand.Rand, in *Input) {
-	switch rng.IntN(8) {
+	switch rng.IntN(9) {
+	case 8:
+		in.Erasure = !in.Erasure
 	case 7:
 		in.Body = "binary"
 	case 0:

@@ -13,7 +13,7 @@ import (
 // asked.
 func (in *Input) Replayable() string {
 	r := recordedInput{App: in.App, Vendor: in.Vendor, Operation: in.Operation, Method: in.Method, Path: in.Path,
-		Body: in.Body, Purpose: in.Purpose, ConsentID: in.ConsentID, Now: in.Now.UTC().Format(time.RFC3339)}
+		Body: in.Body, Erasure: in.Erasure, Purpose: in.Purpose, ConsentID: in.ConsentID, Now: in.Now.UTC().Format(time.RFC3339)}
 	if c := in.Consent; c != nil {
 		r.Consent = &recordedConsent{ID: c.ID, App: c.App, Vendors: nonNil(c.Vendors), Purposes: nonNil(c.Purposes),
 			Categories: nonNil(c.Categories), Status: c.Status,
@@ -34,6 +34,7 @@ type recordedInput struct {
 	Method    string           `json:"method"`
 	Path      string           `json:"path"`
 	Body      string           `json:"body"`
+	Erasure   bool             `json:"erasure"`
 	Purpose   string           `json:"purpose"`
 	ConsentID string           `json:"consent_id"`
 	Consent   *recordedConsent `json:"consent"`

@@ -54,6 +54,12 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 			r.Detail = map[string]string{"policy_input": ex.policyInput}
 		}
 	}
+	if ex.initiator != "" {
+		if r.Detail == nil {
+			r.Detail = map[string]string{}
+		}
+		r.Detail["initiator"] = ex.initiator
+	}
 	if kind == audit.KindOutcome {
 		r.Status = ex.status
 		r.LatencyUS = time.Since(ex.start).Microseconds()

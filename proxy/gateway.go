@@ -241,6 +241,7 @@ type outbound struct {
 	op     *operation
 	url    *url.URL
 	req    *sentRequest
+	named  map[string]string // the vendor ids the request names, by kind
 	inj    *injection
 	scrub  *scrubber
 	// decision is applied to the response; passthrough is set for a report-only
@@ -263,6 +264,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer g.logExchange(ex)
 	refuse := func(status int, kind, title, detail string) {
 		g.refuse(r.Context(), w, ex, status, kind, title, detail)
+	}
+	if erasureCall(r) {
+		ex.initiator = "erasure"
 	}
 
 	// Stage 1, identity: the listener verified the chain; here we read who it is.
@@ -382,7 +386,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c := in.Consent; c != nil {
 		caller = &consentOf{id: c.ID, subject: c.Subject, app: id.Name}
 	}
-	if o := g.checkOwnership(ctx, v, op, req, rt.path, caller); o != nil {
+	named, o := g.checkOwnership(ctx, v, op, req, rt.path, caller)
+	if o != nil {
 		ex.err = o.kind
 		refuse(o.status, o.kind, "Vendor resource not yours", o.detail)
 		return
@@ -482,7 +487,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := v.upstreamURL(rt.path, sent.query, inj.query)
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeouts.Request.Duration)
 	defer cancel()
-	ob := &outbound{ex: ex, vendor: v, op: op, url: target, req: sent, inj: inj, scrub: newScrubber(inj.secrets),
+	ob := &outbound{ex: ex, vendor: v, op: op, url: target, req: sent, named: named, inj: inj, scrub: newScrubber(inj.secrets),
 		decision: &d, passthrough: passthrough, hashKey: hashKey, subjectKey: subjectKey, sent: time.Now()}
 	ex.outcome = outcomeForwarded
 	v.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))

@@ -71,6 +71,8 @@ type exchange struct {
 	bytesOut  int64
 	disclosed []string
 	withheld  []string
+	// initiator is "erasure" for the erasure outbox's own calls.
+	initiator string
 	// What of the app's request went to the vendor, and what did not.
 	requestDisclosed []string
 	requestWithheld  []string

@@ -63,7 +63,7 @@ func (e *requestRefusal) title() string {
 	return "Bad request"
 }
 
-func refusal(status int, kind, format string, args ...any) *requestRefusal {
+func requestRefused(status int, kind, format string, args ...any) *requestRefusal {
 	return &requestRefusal{status: status, kind: kind, detail: fmt.Sprintf(format, args...)}
 }
 
@@ -102,9 +102,9 @@ func readRequest(r *http.Request, v *vendor, op *operation) (*appRequest, error)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, refusal(http.StatusRequestEntityTooLarge, problemTooLarge, "operation %s accepts at most %d bytes", op.cfg.ID, op.cfg.MaxRequestBytes)
+			return nil, requestRefused(http.StatusRequestEntityTooLarge, problemTooLarge, "operation %s accepts at most %d bytes", op.cfg.ID, op.cfg.MaxRequestBytes)
 		}
-		return nil, refusal(http.StatusBadRequest, problemBadRequest, "the request body could not be read")
+		return nil, requestRefused(http.StatusBadRequest, problemBadRequest, "the request body could not be read")
 	}
 	req := &appRequest{op: op}
 	if len(raw) > 0 {
@@ -117,7 +117,7 @@ func readRequest(r *http.Request, v *vendor, op *operation) (*appRequest, error)
 		}
 	}
 	if req.query, err = url.ParseQuery(r.URL.RawQuery); err != nil {
-		return nil, refusal(http.StatusBadRequest, problemBadQuery, "the query string does not parse: %v", err)
+		return nil, requestRefused(http.StatusBadRequest, problemBadQuery, "the query string does not parse: %v", err)
 	}
 	req.header = http.Header{}
 	for name, vals := range r.Header {
@@ -133,7 +133,7 @@ func readRequest(r *http.Request, v *vendor, op *operation) (*appRequest, error)
 	req.present = slices.Compact(slices.Sorted(slices.Values(req.present)))
 	if op.cfg.Undeclared == configs.UndeclaredRefuse {
 		if extra := req.undeclared(); len(extra) > 0 {
-			return nil, refusal(http.StatusBadRequest, problemUndeclared, "operation %s does not take %s", op.cfg.ID, strings.Join(extra, ", "))
+			return nil, requestRefused(http.StatusBadRequest, problemUndeclared, "operation %s does not take %s", op.cfg.ID, strings.Join(extra, ", "))
 		}
 	}
 	return req, nil
@@ -153,7 +153,7 @@ func decodeContent(codings []string, body []byte, limit int64) ([]byte, error) {
 		return body, nil
 	}
 	if len(list) > 1 {
-		return nil, refusal(http.StatusUnsupportedMediaType, problemEncoding, "one content coding at most (gzip or deflate), not %s", strings.Join(list, ", "))
+		return nil, requestRefused(http.StatusUnsupportedMediaType, problemEncoding, "one content coding at most (gzip or deflate), not %s", strings.Join(list, ", "))
 	}
 	var rd io.Reader
 	var err error
@@ -166,17 +166,17 @@ func decodeContent(codings []string, body []byte, limit int64) ([]byte, error) {
 			rd, err = flate.NewReader(bytes.NewReader(body)), nil
 		}
 	default:
-		return nil, refusal(http.StatusUnsupportedMediaType, problemEncoding, "content coding %q cannot be read; use gzip, deflate or none", list[0])
+		return nil, requestRefused(http.StatusUnsupportedMediaType, problemEncoding, "content coding %q cannot be read; use gzip, deflate or none", list[0])
 	}
 	if err != nil {
-		return nil, refusal(http.StatusBadRequest, problemMalformedBody, "the %s body does not decode", list[0])
+		return nil, requestRefused(http.StatusBadRequest, problemMalformedBody, "the %s body does not decode", list[0])
 	}
 	out, err := io.ReadAll(io.LimitReader(rd, limit+1))
 	if err != nil {
-		return nil, refusal(http.StatusBadRequest, problemMalformedBody, "the %s body does not decode", list[0])
+		return nil, requestRefused(http.StatusBadRequest, problemMalformedBody, "the %s body does not decode", list[0])
 	}
 	if int64(len(out)) > limit {
-		return nil, refusal(http.StatusRequestEntityTooLarge, problemTooLarge, "the decoded body is larger than %d bytes", limit)
+		return nil, requestRefused(http.StatusRequestEntityTooLarge, problemTooLarge, "the decoded body is larger than %d bytes", limit)
 	}
 	return out, nil
 }
@@ -186,20 +186,20 @@ func decodeContent(codings []string, body []byte, limit int64) ([]byte, error) {
 func (req *appRequest) parseBody(contentTypes []string, body []byte) error {
 	want := req.op.cfg.RequestBody
 	if want == configs.RequestNone {
-		return refusal(http.StatusUnsupportedMediaType, problemMediaType, "operation %s takes no request body", req.op.cfg.ID)
+		return requestRefused(http.StatusUnsupportedMediaType, problemMediaType, "operation %s takes no request body", req.op.cfg.ID)
 	}
 	if len(contentTypes) != 1 {
-		return refusal(http.StatusUnsupportedMediaType, problemMediaType, "a request body needs exactly one Content-Type (%s)", mediaName(want))
+		return requestRefused(http.StatusUnsupportedMediaType, problemMediaType, "a request body needs exactly one Content-Type (%s)", mediaName(want))
 	}
 	mt, params, err := mime.ParseMediaType(contentTypes[0])
 	if err != nil {
-		return refusal(http.StatusUnsupportedMediaType, problemMediaType, "the Content-Type does not parse")
+		return requestRefused(http.StatusUnsupportedMediaType, problemMediaType, "the Content-Type does not parse")
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return refusal(http.StatusUnsupportedMediaType, problemMediaType, "charset %q is not read; send UTF-8", cs)
+		return requestRefused(http.StatusUnsupportedMediaType, problemMediaType, "charset %q is not read; send UTF-8", cs)
 	}
 	if !mediaMatches(want, mt) {
-		return refusal(http.StatusUnsupportedMediaType, problemMediaType, "operation %s takes %s, not %s", req.op.cfg.ID, mediaName(want), mt)
+		return requestRefused(http.StatusUnsupportedMediaType, problemMediaType, "operation %s takes %s, not %s", req.op.cfg.ID, mediaName(want), mt)
 	}
 	switch want {
 	case configs.RequestJSON:
@@ -207,7 +207,7 @@ func (req *appRequest) parseBody(contentTypes []string, body []byte) error {
 	case configs.RequestForm:
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
-			return refusal(http.StatusBadRequest, problemMalformedBody, "the form body does not parse: %v", err)
+			return requestRefused(http.StatusBadRequest, problemMalformedBody, "the form body does not parse: %v", err)
 		}
 		req.form = form
 		return nil
@@ -248,12 +248,12 @@ func (req *appRequest) parseJSON(body []byte) error {
 		return nil
 	}
 	if !json.Valid(b) || b[0] != '{' {
-		return refusal(http.StatusBadRequest, problemMalformedBody, "the request body is not a JSON object")
+		return requestRefused(http.StatusBadRequest, problemMalformedBody, "the request body is not a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(&req.doc); err != nil {
-		return refusal(http.StatusBadRequest, problemMalformedBody, "the request body is not a JSON object")
+		return requestRefused(http.StatusBadRequest, problemMalformedBody, "the request body is not a JSON object")
 	}
 	req.json = b
 	return nil
@@ -264,7 +264,7 @@ const maxParts = 256
 
 func (req *appRequest) parseMultipart(boundary string, body []byte) error {
 	if boundary == "" {
-		return refusal(http.StatusBadRequest, problemMalformedBody, "a multipart body needs a boundary parameter")
+		return requestRefused(http.StatusBadRequest, problemMalformedBody, "a multipart body needs a boundary parameter")
 	}
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
 	for {
@@ -273,18 +273,18 @@ func (req *appRequest) parseMultipart(boundary string, body []byte) error {
 			return nil
 		}
 		if err != nil {
-			return refusal(http.StatusBadRequest, problemMalformedBody, "the multipart body does not parse")
+			return requestRefused(http.StatusBadRequest, problemMalformedBody, "the multipart body does not parse")
 		}
 		if len(req.parts) == maxParts {
-			return refusal(http.StatusBadRequest, problemMalformedBody, "a multipart body has at most %d parts", maxParts)
+			return requestRefused(http.StatusBadRequest, problemMalformedBody, "a multipart body has at most %d parts", maxParts)
 		}
 		disp, dparams, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
 		if err != nil || disp != "form-data" || dparams["name"] == "" {
-			return refusal(http.StatusBadRequest, problemMalformedBody, "every part needs Content-Disposition: form-data with a name")
+			return requestRefused(http.StatusBadRequest, problemMalformedBody, "every part needs Content-Disposition: form-data with a name")
 		}
 		data, err := io.ReadAll(p)
 		if err != nil {
-			return refusal(http.StatusBadRequest, problemMalformedBody, "the multipart body does not parse")
+			return requestRefused(http.StatusBadRequest, problemMalformedBody, "the multipart body does not parse")
 		}
 		part := formPart{name: dparams["name"], filename: dparams["filename"], data: data}
 		if ct := p.Header.Get("Content-Type"); ct != "" {
@@ -449,7 +449,7 @@ func (req *appRequest) minimizeBody(out *sentRequest, keep, disclosed, withheld 
 		}
 		m, err := newMinimizer(fields, policy.ActionDrop, nil, time.Time{}).minimize(req.json)
 		if err != nil {
-			return refusal(http.StatusBadRequest, problemMalformedBody, "the request body cannot be minimised: %v", err)
+			return requestRefused(http.StatusBadRequest, problemMalformedBody, "the request body cannot be minimised: %v", err)
 		}
 		for _, f := range m.disclosed {
 			disclosed[f] = true

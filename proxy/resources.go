@@ -127,26 +127,29 @@ type ownership struct {
 // checkOwnership looks up every id the request names. The subject and app are
 // the call's (its consent's subject, its certificate's app); an id bound to
 // another, or never bound where the operation refuses unknown ids, is refused.
-func (g *Gateway) checkOwnership(ctx context.Context, v *vendor, op *operation, req *appRequest, escapedPath string, c *consentOf) *ownership {
+// It returns the ids named, by kind, for what the call creates (Resource.Refs).
+func (g *Gateway) checkOwnership(ctx context.Context, v *vendor, op *operation, req *appRequest, escapedPath string, c *consentOf) (map[string]string, *ownership) {
+	named := map[string]string{}
 	for _, ref := range op.refs {
 		for _, id := range req.referencedIDs(ref, escapedPath) {
+			named[ref.kind] = id
 			res, err := g.consents.Resource(ctx, v.cfg.ID, ref.kind, id)
 			switch {
 			case errors.Is(err, consent.ErrNotFound):
 				if op.cfg.Resources.Unknown == configs.UnknownAllow {
 					continue
 				}
-				return &ownership{http.StatusForbidden, problemUnknownResource,
+				return nil, &ownership{http.StatusForbidden, problemUnknownResource,
 					fmt.Sprintf("the %s named by %s was not created through consentgate; the vendor was not called", ref.kind, ref.where)}
 			case err != nil:
-				return &ownership{http.StatusServiceUnavailable, problemConsentStore, "the vendor was not called"}
+				return nil, &ownership{http.StatusServiceUnavailable, problemConsentStore, "the vendor was not called"}
 			case c == nil || res.Subject != c.subject || res.App != c.app:
-				return &ownership{http.StatusForbidden, problemNotOwned,
+				return nil, &ownership{http.StatusForbidden, problemNotOwned,
 					fmt.Sprintf("the %s named by %s belongs to another end user or app; the vendor was not called", ref.kind, ref.where)}
 			}
 		}
 	}
-	return nil
+	return named, nil
 }
 
 // consentOf is who a call is for: its consent's id and subject, and the app.
@@ -173,7 +176,8 @@ func (g *Gateway) bindCreated(ctx context.Context, ob *outbound, raw []byte) err
 			if ob.ex.consentID == "" {
 				return fmt.Errorf("%w: operation %s created a %s without a consent to bind it to", errResourceStore, ob.op.cfg.ID, kind)
 			}
-			_, err := g.consents.BindResource(ctx, consent.Resource{Vendor: ob.vendor.cfg.ID, Kind: kind, ID: id, ConsentID: ob.ex.consentID})
+			_, err := g.consents.BindResource(ctx, consent.Resource{Vendor: ob.vendor.cfg.ID, Kind: kind, ID: id,
+				ConsentID: ob.ex.consentID, Refs: ob.named})
 			switch {
 			case errors.Is(err, consent.ErrResourceTaken):
 				return fmt.Errorf("%w: a %s", errResourceConflict, kind)

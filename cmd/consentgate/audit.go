@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -535,44 +536,64 @@ func auditSigningKey(ctx context.Context, cfg *configs.Config, p secrets.Provide
 }
 
 func newAuditReportCmd() *cobra.Command {
-	var db, export, from, to, format string
+	var db, export, from, to, format, file, subject string
+	var f exportFlags
 	cmd := &cobra.Command{
-		Use:   "report (--db FILE | --export FILE) [--from T] [--to T] [--format md|json]",
-		Short: "Processing report: disclosures and denials by purpose, data category, vendor and app",
+		Use:   "report (--db FILE | --export FILE | --admin URL ...) [--from T] [--to T] [--config FILE] [--subject VALUE] [--format md|json]",
+		Short: "Processing report: transfers by purpose, data category, recipient and app; one person's consents and erasures",
 		Long: `Summarise what was disclosed to which recipient (vendor), for which purpose and
-app, with the data categories and the counts of disclosures and denials: the facts
-a GDPR Art. 30 record of processing needs. Markdown or JSON.`,
+app, with the data categories and the counts of disclosures (calls that sent or
+returned personal data), calls that carried only ids and statuses, and denials:
+the facts a GDPR Art. 30 record of processing needs. With --config, each
+recipient says how an end user's data is erased there (the profile's erasure
+operation, or why there is none). With --subject (hashed by the gateway with
+--admin, or with the key of --config), the report is about one person and shows
+where the erasure of each of their withdrawn consents stands. Markdown or JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var f, t time.Time
+			ctx := cmd.Context()
+			var o audit.ProcessingOptions
 			var err error
-			if from != "" {
-				if f, err = time.Parse(time.RFC3339, from); err != nil {
-					return fmt.Errorf("--from: %w", err)
+			if o.From, o.To, err = reportPeriod(from, to); err != nil {
+				return err
+			}
+			if file != "" {
+				if o.Erasure, err = erasurePaths(file); err != nil {
+					return err
 				}
 			}
-			if to != "" {
-				if t, err = time.Parse(time.RFC3339, to); err != nil {
-					return fmt.Errorf("--to: %w", err)
+			if subject != "" {
+				if f.admin != "" {
+					o.Subject, err = subjectHMACFromAdmin(ctx, f, subject)
+				} else {
+					o.Subject, err = subjectHMACFromConfig(ctx, cmp.Or(file, "configs/consentgate.yaml"), subject)
+				}
+				if err != nil {
+					return err
 				}
 			}
 			var src io.Reader
 			switch {
 			case db != "" && export == "":
-				r := audit.ExportReader(cmd.Context(), db, audit.Filter{})
+				r := audit.ExportReader(ctx, db, audit.Filter{})
 				defer r.Close()
 				src = r
 			case export != "" && db == "":
-				file, err := os.Open(export)
+				fh, err := os.Open(export)
 				if err != nil {
 					return err
 				}
-				defer file.Close()
-				src = file
+				defer fh.Close()
+				src = fh
+			case f.admin != "" && db == "" && export == "":
+				pr, pw := io.Pipe()
+				go func() { pw.CloseWithError(exportFromAdmin(ctx, f, pw)) }()
+				defer pr.Close()
+				src = pr
 			default:
-				return errors.New("give exactly one of --db or --export")
+				return errors.New("give exactly one of --db, --export or --admin")
 			}
-			rep, err := audit.Processing(src, f, t)
+			rep, err := audit.Processing(src, o)
 			if err != nil {
 				return err
 			}
@@ -589,12 +610,54 @@ a GDPR Art. 30 record of processing needs. Markdown or JSON.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&db, "db", "", "audit.db file (not in use by a running gateway)")
-	cmd.Flags().StringVar(&export, "export", "", "export file (JSONL)")
-	cmd.Flags().StringVar(&from, "from", "", "RFC 3339 time: records at or after")
-	cmd.Flags().StringVar(&to, "to", "", "RFC 3339 time: records before")
-	cmd.Flags().StringVar(&format, "format", "md", "md or json")
+	fl := cmd.Flags()
+	fl.StringVar(&db, "db", "", "audit.db file (not in use by a running gateway)")
+	fl.StringVar(&export, "export", "", "export file (JSONL)")
+	fl.StringVar(&from, "from", "", "RFC 3339 time: records at or after")
+	fl.StringVar(&to, "to", "", "RFC 3339 time: records before")
+	fl.StringVar(&format, "format", "md", "md or json")
+	fl.StringVar(&file, "config", "", "configuration file: the vendor profiles' erasure paths (and, without --admin, the key for --subject)")
+	fl.StringVar(&subject, "subject", "", "one person: app user id, birth number, IIN or document number")
+	fl.StringVar(&f.admin, "admin", "", "admin URL of a running gateway (its log, and the hashing of --subject)")
+	fl.StringVar(&f.cert, "cert", "", "auditor certificate (with --admin)")
+	fl.StringVar(&f.key, "key", "", "auditor key (with --admin)")
+	fl.StringVar(&f.cacert, "cacert", "", "internal CA (with --admin)")
 	return cmd
+}
+
+func reportPeriod(from, to string) (f, t time.Time, err error) {
+	if from != "" {
+		if f, err = time.Parse(time.RFC3339, from); err != nil {
+			return f, t, fmt.Errorf("--from: %w", err)
+		}
+	}
+	if to != "" {
+		if t, err = time.Parse(time.RFC3339, to); err != nil {
+			return f, t, fmt.Errorf("--to: %w", err)
+		}
+	}
+	return f, t, nil
+}
+
+// erasurePaths says per vendor of the configuration how an end user's data is
+// erased there.
+func erasurePaths(file string) (map[string]string, error) {
+	cfg, err := loadConfig(file, "")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, v := range cfg.Vendors {
+		if v.Erasure.Unavailable != "" {
+			out[v.ID] = audit.ErasureUnavailable(v.Erasure.Unavailable)
+		}
+		for _, op := range v.Operations {
+			if op.Erases != "" {
+				out[v.ID] = "by " + op.ID
+			}
+		}
+	}
+	return out, nil
 }
 
 func newAuditTailCmd() *cobra.Command {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -350,6 +351,7 @@ func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	categories := slices.DeleteFunc(slices.Clone(configs.Categories), func(c string) bool { return c == "metadata" })
 	o := consent.Options{
 		SubjectKey: []byte(key.Value), Vendors: vendors, Purposes: purposes, Categories: categories, Logger: log,
+		Erasure: proxy.ErasurePlan(cfg),
 		// A consent change the audit log cannot record does not happen.
 		Hook: func(ctx context.Context, ch consent.Change) error {
 			c := ch.Consent
@@ -361,6 +363,9 @@ func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 			}
 			if len(ch.TokensDeleted) > 0 {
 				d["tokens_deleted"] = strings.Join(ch.TokensDeleted, ",")
+			}
+			if ch.Erasures > 0 {
+				d["erasures_queued"] = strconv.Itoa(ch.Erasures)
 			}
 			_, err := alog.Append(ctx, audit.Record{Kind: audit.KindConsent, ConsentID: c.ID, App: c.App, SubjectHMAC: c.Subject,
 				Vendor: ch.Vendor, Detail: d})
@@ -440,6 +445,15 @@ func (r *running) serve(ctx context.Context) error {
 	if err := r.start(ctx); err != nil {
 		return err
 	}
+	// Withdrawals reach the vendors: the erasure outbox is worked until the
+	// gateway stops, and the stop waits for the attempt in progress.
+	erasing := make(chan struct{})
+	go func() {
+		defer close(erasing)
+		(&proxy.Eraser{Gateway: r.gw, Queue: r.consents, Interval: r.cfg.Consents.ErasureInterval.Duration,
+			Lease: r.cfg.Consents.ErasureLease.Duration, Logger: r.log}).Run(ctx)
+	}()
+	defer func() { <-erasing }()
 	r.log.Info("consentgate started", "node", r.cfg.Node, "gateway", r.srv.Addr(0), "forward", r.srv.Addr(1), "admin", r.srv.Addr(2),
 		"callbacks", r.srv.Addr(3),
 		"vendors", len(r.cfg.Vendors), "policy_revision", r.engine.Revision())

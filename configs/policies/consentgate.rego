@@ -24,10 +24,19 @@ decision := {
 # Operations that concern no end user need neither consent nor purpose.
 consent_free if input.operation in data.consent_free_operations
 
+# Erasure operations (a profile's erases) carry out a withdrawal: they run under
+# the end user's revoked or expired consent, need no purpose, and only metadata
+# passes either way. Everything else about the consent still holds: it must be
+# the app's own and name the vendor.
+erasure if input.erasure == true
+
+withdrawn := {"consent revoked", "consent expired"}
+
 deny contains "app not allowed vendor" if not apps.vendor_allowed
 
 deny contains "app not allowed purpose" if {
 	not consent_free
+	not erasure
 	purposes.name
 	not apps.purpose_allowed
 }
@@ -35,10 +44,17 @@ deny contains "app not allowed purpose" if {
 deny contains reason if {
 	not consent_free
 	some reason in consent.deny
+	not erasure_of_withdrawn(reason)
+}
+
+erasure_of_withdrawn(reason) if {
+	erasure
+	reason in withdrawn
 }
 
 deny contains reason if {
 	not consent_free
+	not erasure
 	some reason in purposes.deny
 }
 
@@ -50,6 +66,8 @@ reasons := sort(deny) if {
 	not allow
 } else := ["operation needs no consent"] if {
 	consent_free
+} else := ["erasure of the end user's data"] if {
+	erasure
 } else := ["consent active", "purpose covered"]
 
 # The operation's field -> category maps from the vendor profile.
@@ -71,7 +89,7 @@ response_fields := {} if {
 	not allow
 } else := object.union(
 	{path: field_action[category] | some path, category in response_map},
-	{path: purposes.definition.age_source_action | not consent_free; some path in purposes.age_paths},
+	{path: purposes.definition.age_source_action | not consent_free; not erasure; some path in purposes.age_paths},
 )
 
 # The action on each category the response has: a few categories, looked up
@@ -81,6 +99,8 @@ field_action := {category: object.get(category_table, category, "drop") | some c
 # Metadata (ids, statuses) is not personal and every call needs it.
 category_table := {"metadata": "keep"} if {
 	consent_free
+} else := {"metadata": "keep"} if {
+	erasure
 } else := object.union(purposes.category_actions, {"metadata": "keep"})
 
 # Request fields the app sent that the vendor must not receive. A field the
@@ -101,6 +121,7 @@ request_permitted(path) if request_map[path] == "metadata"
 
 request_permitted(path) if {
 	not consent_free
+	not erasure
 	request_map[path] in purposes.disclosed
 }
 

@@ -116,16 +116,18 @@ test_unknown_response_fields_not_named if {
 	object.keys(d.response.fields) == object.keys(airbank_personal_data.fields.response)
 }
 
-# A derived or masked value, never the birth number, for the e-shop.
+# The derived attribute and nothing else for the e-shop: not the birth
+# number, nor who identified the client (issue 13 §4).
 test_eshop_age_check if {
-	x := object.union(call(kb_client_identity, "age-verification", ["identity", "national_id"]), {
+	x := object.union(call(kb_client_identity, "age-verification", ["identity", "national_id", "document"]), {
 		"app": eshop_checkout,
 		"consent": {"app": "eshop-checkout"},
 	})
 	d := decide(x)
 	d.allow == true
-	{a | some a in d.response.fields} == {"drop", "keep", "derive:age_over_18"}
+	{a | some a in d.response.fields} == {"drop", "derive:age_over_18"}
 	d.response.fields.birthNumber == "derive:age_over_18"
+	d.response.fields.identifyingCompanyIco == "drop"
 }
 
 # consent-free operations -----------------------------------------------------
@@ -185,6 +187,43 @@ test_other_metadata_operation_needs_consent if {
 	d := decide(x)
 	d.allow == false
 	d.reasons == ["no consent header", "no purpose header"]
+}
+
+# erasure operations ----------------------------------------------------------
+
+erase_bank_consent(status) := object.union(call(banqware_delete_consent, "", ["account", "identity"]), {
+	"erasure": true,
+	"consent": object.union(consent_for("banqware", "account-aggregation", ["account", "identity"]), {"status": status}),
+})
+
+# A withdrawal is carried out after the consent is withdrawn, without a purpose.
+test_erasure_allowed_under_withdrawn_consent if {
+	every status in ["active", "revoked", "expired"] {
+		d := decide(erase_bank_consent(status))
+		d.allow == true
+		d.reasons == ["erasure of the end user's data"]
+	}
+}
+
+test_erasure_passes_metadata_only if {
+	x := object.union(erase_bank_consent("revoked"), {"fields": {"request": {}, "response": {"consentId": "metadata", "iban": "account"}}})
+	decide(x).response.fields == {"consentId": "keep", "iban": "drop"}
+}
+
+# The rest of the consent rules hold for erasures too.
+test_erasure_needs_own_consent_for_the_vendor if {
+	other_app := object.union(erase_bank_consent("revoked"), {"consent": {"app": "pfm-mobile"}})
+	decide(other_app).reasons == ["consent of another app"]
+	other_vendor := object.union(erase_bank_consent("revoked"), {"consent": {"vendors": ["kb"]}})
+	decide(other_vendor).reasons == ["vendor not in consent"]
+	decide(object.union(erase_bank_consent("revoked"), {"consent_id": "", "consent": null})).reasons == ["no consent header"]
+}
+
+# Only an erasure operation runs under a withdrawn consent.
+test_withdrawn_consent_denies_everything_else if {
+	x := object.union(call(banqware_accounts, "account-aggregation", ["account"]), {"consent": {"status": "revoked"}})
+	decide(x).reasons == ["consent revoked"]
+	decide(object.union(x, {"erasure": "yes"})).reasons == ["consent revoked"]
 }
 
 # the shipped data ------------------------------------------------------------

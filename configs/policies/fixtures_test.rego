@@ -136,7 +136,7 @@ kb_client_identity := {
 		"permanentAddress.postalCode": "address",
 		"permanentAddress.municipality": "address",
 		"permanentAddress.country": "address",
-		"identifyingCompanyIco": "metadata",
+		"identifyingCompanyIco": "document",
 	}},
 }
 
@@ -302,4 +302,13 @@ finid_verify := {
 			"person.documentExpiryDate": "document",
 		},
 	},
+}
+
+banqware_delete_consent := {
+	"vendor": "banqware",
+	"id": "banqware.deleteConsent",
+	"method": "DELETE",
+	"path": "/consent-resources/api/user/id/{userId}/consent/{consentId}",
+	"body": "json",
+	"fields": {"request": {}, "response": {}},
 }

@@ -75,7 +75,6 @@ test_kyc_onboarding_discloses_only_consented_categories if {
 		"gender": "keep",
 		"citizenship": "keep",
 		"placeOfBirth": "keep",
-		"identifyingCompanyIco": "keep",
 	})
 }
 
@@ -117,7 +116,6 @@ test_age_verification_kb_birth_number_when_consented if {
 	d.response.fields == only(kb_client_identity, {
 		"dateOfBirth": "derive:age_over_18",
 		"birthNumber": "derive:age_over_18",
-		"identifyingCompanyIco": "keep",
 	})
 }
 
@@ -176,7 +174,6 @@ test_aml_screening_kb_identity_pep_only if {
 	d.allow == true
 	d.response.fields == only(kb_client_identity, {
 		"politicallyExposedPerson": "keep",
-		"identifyingCompanyIco": "keep",
 	})
 }
 
