@@ -165,10 +165,11 @@ type Keys struct {
 }
 
 // OAuth configures the authorization-code flows: an app asks for a vendor login
-// URL on the admin listener, the end user's browser comes back to the gateway
-// listener at <public_url>/oauth/<vendor>/callback.
+// URL on the admin listener, the end user's browser comes back to the callbacks
+// listener at <public_url>/oauth/<vendor>/callback (the gateway listener takes
+// nobody without a client certificate).
 type OAuth struct {
-	// PublicURL is the gateway listener as end users' browsers reach it
+	// PublicURL is the callbacks listener as end users' browsers reach it
 	// (https://host[:port], no path). The redirect URI registered with each
 	// vendor is <public_url>/oauth/<vendor>/callback. Required when a vendor
 	// uses oauth2_authorization_code.
@@ -347,6 +348,16 @@ type Callback struct {
 	SharedSecretHeader string `yaml:"shared_secret_header"`
 	// ClientCAFile, if set, requires a vendor client certificate chained to it.
 	ClientCAFile string `yaml:"client_ca_file"`
+	// URLToken, when set, must arrive as the query parameter URLTokenParam
+	// (default consentgate_token) of every callback. consentgate writes it into
+	// the callback URLs apps register with the vendor (URLTokenFields), so it
+	// authenticates a vendor whose documents offer no other way; the app never
+	// sees it. A callback needs one of ClientCAFile, SharedSecret or URLToken.
+	URLToken      *Source `yaml:"url_token"`
+	URLTokenParam string  `yaml:"url_token_param"`
+	// URLTokenFields maps an operation id to the request body fields that
+	// carry callback URLs (redirect URLs are not callbacks and stay as sent).
+	URLTokenFields map[string][]string `yaml:"url_token_fields"`
 }
 
 // Quota is a vendor's budget as consentgate enforces it, on top of what the

@@ -172,6 +172,8 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"v.yaml:12: operations[0].erases: no operation of this vendor creates a \"thing\""},
 		{"references a kind nobody creates", goodMain, strings.Replace(goodVendor, "        name: identity\n", "        name: identity\n    resources:\n      references: {\"path:id\": thing}\n", 1),
 			"v.yaml:16: operations[0].resources.references.path:id: no operation of this vendor creates a \"thing\""},
+		{"callback by source address alone", goodMain, goodVendor + "callback:\n  operation: acme.get\n  app: web\n  forward_url: https://app.test/in\n  allow_sources: [203.0.113.0/24]\n",
+			"v.yaml:15: callback: authenticates callbacks by their source address alone"},
 		{"report-only flag must be a boolean", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}", "    path: /v1/things/{id}\n    enforce: sometimes", 1),
 			"v.yaml:12: operations[0].enforce: cannot unmarshal"},
 	}

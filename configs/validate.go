@@ -215,6 +215,9 @@ func (v *validator) requireOAuth(c *Config, vendor string) {
 	if c.OAuth.PublicURL == "" {
 		v.fail("oauth.public_url", "is required: vendor %s uses oauth2_authorization_code, whose callback is <public_url>/oauth/%s/callback", vendor, vendor)
 	}
+	if c.Listen.Callbacks == "" {
+		v.fail("listen.callbacks", "is required: vendor %s uses oauth2_authorization_code, and end users' browsers come back to the callbacks listener (the gateway listener requires a client certificate)", vendor)
+	}
 	if c.Keys.TokenSeal == "" {
 		v.fail("keys.token_seal", "is required: vendor %s uses oauth2_authorization_code, whose tokens are stored sealed", vendor)
 	}
@@ -545,6 +548,9 @@ func (v *validator) vendor(vd *Vendor) {
 	v.credentialNames(vd)
 	v.resources(vd)
 	v.erasure(vd)
+	if vd.Callback != nil {
+		v.callbackURLToken(vd.Callback, vd)
+	}
 	// Error fields become part of every operation's response map, and the
 	// vendor's enforce setting its operations' default.
 	for i := range vd.Operations {
@@ -595,6 +601,45 @@ func (v *validator) callback(cb *Callback, vd *Vendor) {
 		v.secretRef("callback.shared_secret", cb.SharedSecret)
 		if !tokenRE.MatchString(cb.SharedSecretHeader) {
 			v.fail("callback.shared_secret_header", "%q is not a header name", cb.SharedSecretHeader)
+		}
+	}
+	if cb.ClientCAFile == "" && cb.SharedSecret == "" && cb.URLToken == nil {
+		v.fail("callback", "authenticates callbacks by their source address alone: add client_ca_file, shared_secret or url_token")
+	}
+}
+
+// callbackURLToken checks where the callback URL token comes from and which
+// request fields carry the URLs it is written into.
+func (v *validator) callbackURLToken(cb *Callback, vd *Vendor) {
+	if cb.URLToken == nil {
+		if len(cb.URLTokenFields) > 0 || cb.URLTokenParam != "" {
+			v.fail("callback.url_token_fields", "url_token_param and url_token_fields need url_token")
+		}
+		return
+	}
+	if cb.URLToken.Secret == "" || cb.URLToken.File != "" {
+		v.fail("callback.url_token", "give it as {secret: path#key}: a token in a file would sit next to the configuration")
+	} else {
+		v.secretRef("callback.url_token.secret", cb.URLToken.Secret)
+	}
+	if cb.URLTokenParam == "" {
+		cb.URLTokenParam = "consentgate_token"
+	} else if !queryNameRE.MatchString(cb.URLTokenParam) {
+		v.fail("callback.url_token_param", "%q is not a query parameter name", cb.URLTokenParam)
+	}
+	if len(cb.URLTokenFields) == 0 {
+		v.fail("callback.url_token_fields", "names no request field carrying a callback URL: the vendor would never learn the token")
+	}
+	for _, id := range slices.Sorted(maps.Keys(cb.URLTokenFields)) {
+		i := slices.IndexFunc(vd.Operations, func(op Operation) bool { return op.ID == id })
+		if i < 0 {
+			v.fail("callback.url_token_fields."+id, "operation %q is not defined in this profile", id)
+			continue
+		}
+		for _, f := range cb.URLTokenFields[id] {
+			if _, ok := vd.Operations[i].Fields.Request[f]; !ok || vd.Operations[i].RequestBody != RequestJSON {
+				v.fail("callback.url_token_fields."+id, "%q is not a JSON request field of the operation", f)
+			}
 		}
 	}
 }

@@ -51,8 +51,9 @@ const (
 	configArg = "/etc/consentgate/consentgate.yaml"
 )
 
-// wantPorts are the listeners: gateway, forward proxy, admin.
-var wantPorts = map[string]int{"gateway": 8443, "forward": 8444, "admin": 9443}
+// wantPorts are the listeners: gateway, forward proxy, admin, and callbacks
+// (vendors calling back, browsers back from bank logins).
+var wantPorts = map[string]int{"gateway": 8443, "forward": 8444, "admin": 9443, "callbacks": 8445}
 
 // secretName matches variable names that would hold a secret.
 var secretName = regexp.MustCompile(`(?i)(passw|secret|token|api_?key|private_?key|credential|access_?key)`)
@@ -368,7 +369,7 @@ func TestDockerfile(t *testing.T) {
 		{"context copy", "COPY --from=build /consentgate /consentgate", "COPY . /", "from the build context"},
 		{"no volume", `VOLUME ["/var/lib/consentgate"]`, "", "no VOLUME"},
 		{"shell entrypoint", `ENTRYPOINT ["/consentgate"]`, "ENTRYPOINT /consentgate", "ENTRYPOINT"},
-		{"port missing", "EXPOSE 8443 8444 9443", "EXPOSE 8443", "EXPOSE lacks 9443"},
+		{"port missing", "EXPOSE 8443 8444 8445 9443", "EXPOSE 8443", "EXPOSE lacks 9443"},
 		{"cgo", "CGO_ENABLED=0 go build", "go build", "static binary"},
 		{"old toolchain", "FROM golang:1.26 AS build", "FROM golang:1.22 AS build", "build stage image"},
 		{"single stage", "", "", "not multi-stage"},

@@ -6,12 +6,14 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -25,8 +27,8 @@ import (
 // callbackPrefix starts every callback URL: /callbacks/<vendor>/<path>.
 const callbackPrefix = "/callbacks/"
 
-// Callbacks receives vendors' calls to us (banqware's update callbacks) on the
-// callbacks listener. A callback is refused unless it comes from the vendor's
+// Callbacks receives vendors' calls to us (banqware's update callbacks), and
+// end users' browsers back from vendor logins, on the callbacks listener. A callback is refused unless it comes from the vendor's
 // source networks (and carries its client certificate or shared secret, when the
 // profile asks for one); it is decided by the policy and minimised like a
 // response, recorded in the audit log, and forwarded to the app's internal URL.
@@ -42,6 +44,7 @@ type callbackVendor struct {
 	sources []netip.Prefix
 	clients *x509.CertPool // nil: no client certificate required
 	secret  *secrets.Ref
+	token   *callbackToken // nil: no URL token
 	forward *http.Client
 }
 
@@ -80,6 +83,7 @@ func NewCallbacks(g *Gateway) (*Callbacks, error) {
 			}
 			cv.secret = &ref
 		}
+		cv.token = v.cbToken
 		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.AEADSuites}
 		if cb.ForwardCAFile != "" {
 			pool, err := certs.LoadPool(g.cfg.ResolvePath(cb.ForwardCAFile))
@@ -106,8 +110,16 @@ func CallbackTLS(in *InboundTLS) *tls.Config {
 	return cfg
 }
 
+// ServeHTTP serves the callbacks listener: vendors' calls at
+// /callbacks/<vendor>/<path>, and end users' browsers coming back from a
+// vendor's login at /oauth/<vendor>/callback. Nothing else: apps' routes are on
+// the gateway listener, behind a client certificate.
 func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := c.gw
+	if vendor, ok := oauthCallbackVendor(r.URL.EscapedPath()); ok && g.vendors[vendor] != nil && g.vendors[vendor].authCode != nil {
+		g.OAuthCallback(w, r)
+		return
+	}
 	r, span := g.exchangeSpan(r, "callbacks")
 	defer span.End()
 	ex, w := g.begin(w, r)
@@ -149,6 +161,19 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		got := r.Header.Get(cv.cfg.SharedSecretHeader)
 		if subtle.ConstantTimeCompare([]byte(got), []byte(s.Value)) != 1 {
 			ex.err = "callback with a wrong shared secret"
+			refuse(http.StatusUnauthorized, problemForbiddenRole, "Unauthorized", "")
+			return
+		}
+	}
+	if cv.token != nil {
+		tok, err := g.secrets.Get(r.Context(), cv.token.ref)
+		if err != nil {
+			ex.err = "callback URL token unavailable"
+			refuse(http.StatusServiceUnavailable, problemCredentials, "Secret unavailable", "")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(r.URL.Query().Get(cv.token.param)), []byte(tok.Value)) != 1 {
+			ex.err = "callback without the URL token consentgate registered"
 			refuse(http.StatusUnauthorized, problemForbiddenRole, "Unauthorized", "")
 			return
 		}
@@ -267,4 +292,94 @@ func verifiedBy(cs *tls.ConnectionState, pool *x509.CertPool) bool {
 	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	return err == nil
+}
+
+// callbackToken is a vendor's callback URL token (configs.Callback.URLToken):
+// the secret consentgate writes into the callback URLs apps register, which
+// every callback must carry back.
+type callbackToken struct {
+	ref    secrets.Ref
+	param  string
+	fields map[string][]string // operation id → body fields with callback URLs
+}
+
+func compileCallbackToken(cb *configs.Callback) (*callbackToken, error) {
+	if cb == nil || cb.URLToken == nil {
+		return nil, nil
+	}
+	ref, err := parseRef(cb.URLToken.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("callback.url_token: %w", err)
+	}
+	return &callbackToken{ref: ref, param: cb.URLTokenParam, fields: cb.URLTokenFields}, nil
+}
+
+// withCallbackToken writes the token into the callback URLs op's JSON body
+// carries, and adds it to what the vendor's answers are scrubbed of: the hub
+// echoes the URLs, and the app must not learn the token from them.
+func (v *vendor) withCallbackToken(ctx context.Context, p secrets.Provider, op *operation, body []byte, inj *injection) ([]byte, error) {
+	t := v.cbToken
+	if t == nil || len(t.fields[op.cfg.ID]) == 0 || len(bytes.TrimSpace(body)) == 0 {
+		return body, nil
+	}
+	tok, err := p.Get(ctx, t.ref)
+	if err != nil {
+		return nil, fmt.Errorf("callback URL token: %w", err)
+	}
+	inj.secrets = append(inj.secrets, tok.Value)
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnparsableBody, err)
+	}
+	for _, path := range t.fields[op.cfg.ID] {
+		doc = mapStrings(doc, strings.Split(path, "."), func(s string) string {
+			u, err := url.Parse(s)
+			if err != nil || u.Scheme != "https" {
+				return s // not a URL the vendor could call back: it stays as sent
+			}
+			q := u.Query()
+			q.Set(t.param, tok.Value)
+			u.RawQuery = q.Encode()
+			return u.String()
+		})
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), nil
+}
+
+// mapStrings applies fn to the strings at a dotted path ([] for arrays) of a
+// decoded JSON document.
+func mapStrings(v any, path []string, fn func(string) string) any {
+	if len(path) == 0 {
+		if s, ok := v.(string); ok {
+			return fn(s)
+		}
+		return v
+	}
+	key, each := strings.CutSuffix(path[0], "[]")
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	child, ok := obj[key]
+	if !ok {
+		return v
+	}
+	if !each {
+		obj[key] = mapStrings(child, path[1:], fn)
+		return obj
+	}
+	if list, ok := child.([]any); ok {
+		for i := range list {
+			list[i] = mapStrings(list[i], path[1:], fn)
+		}
+	}
+	return obj
 }

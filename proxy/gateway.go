@@ -94,7 +94,8 @@ type vendor struct {
 	bundle   *certs.CABundle
 	proxy    *httputil.ReverseProxy
 	quota    *quota
-	authCode *authCode // nil: no end-user login at this vendor
+	authCode *authCode      // nil: no end-user login at this vendor
+	cbToken  *callbackToken // nil: callbacks carry no URL token
 }
 
 // New compiles every vendor profile: transports, client certificates (checked
@@ -192,6 +193,9 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 	v := &vendor{cfg: vc, base: base, quota: newQuota(vc.Quota)}
 	for i := range vc.Operations {
 		v.ops = append(v.ops, compileOperation(&vc.Operations[i]))
+	}
+	if v.cbToken, err = compileCallbackToken(vc.Callback); err != nil {
+		return nil, fmt.Errorf("vendor %s %w", vc.ID, err)
 	}
 	if v.identity, err = g.clientIdentity(ctx, vc); err != nil {
 		return nil, err
@@ -473,6 +477,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.log.Error("vendor credentials unavailable: refusing the call", logRequestID, ex.requestID, logVendor, v.cfg.ID, logError, err.Error())
 		refuse(http.StatusServiceUnavailable, problemCredentials, "Vendor credentials unavailable",
 			fmt.Sprintf("consentgate could not obtain the credentials for vendor %s; the vendor was not called", v.cfg.ID))
+		return
+	}
+	if sent.body, err = v.withCallbackToken(ctx, g.secrets, op, sent.body, inj); err != nil {
+		ex.outcome, ex.err = outcomeFailed, err.Error()
+		refuse(http.StatusServiceUnavailable, problemCredentials, "Vendor credentials unavailable",
+			fmt.Sprintf("consentgate could not read the callback URL token of vendor %s; the vendor was not called", v.cfg.ID))
 		return
 	}
 	if sent.body, err = rewriteBody(sent.body, sent.contentType, v.strip.body, inj.body); err != nil {

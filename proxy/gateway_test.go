@@ -353,6 +353,8 @@ callback:
   app: web
   forward_url: `+up.URL+`/app-inbox
   allow_sources: [10.0.0.0/8]
+  shared_secret: vendors/echo#cb_secret
+  shared_secret_header: X-Callback-Token
 operations:
   - id: walled.status
     method: POST

@@ -20,10 +20,9 @@ import (
 // InboundTLS is the TLS every listener speaks: our serving certificate, TLS 1.2
 // or newer, and a client certificate that chains to the internal CA and carries a
 // consentgate identity. A missing, foreign, expired or identity-less certificate
-// fails the handshake: such a caller never reaches an HTTP handler. The one
-// exception is the gateway listener when end users' browsers come back to it
-// from vendor logins (browserTLS): there a missing certificate reaches
-// GatewayListener, which serves it the OAuth2 callback and nothing else.
+// fails the handshake: such a caller never reaches an HTTP handler. Only the
+// callbacks listener, where vendors call back and end users' browsers return
+// from vendor logins, takes connections without one (CallbackTLS).
 type InboundTLS struct {
 	cfg  *configs.Config
 	cert atomic.Pointer[tls.Certificate]
@@ -147,10 +146,6 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin, callba
 		tlsCfg := in.Config().Clone() // http.Server mutates it
 		var nextProto map[string]func(*http.Server, *tls.Conn, http.Handler)
 		switch i {
-		case 0:
-			if browsersReturn(cfg) {
-				tlsCfg = browserTLS(in, cfg.TrustDomain)
-			}
 		case 1:
 			// CONNECT tunnels are HTTP/1.1: the forward listener never offers h2.
 			tlsCfg.NextProtos = []string{"http/1.1"}
@@ -228,18 +223,6 @@ func (s *Server) close() {
 // Close stops accepting connections at once, for a start-up that fails after
 // Start; Serve's own shutdown drains instead.
 func (s *Server) Close() { s.close() }
-
-// browsersReturn reports whether end users' browsers come back to the gateway
-// listener from a vendor login (some vendor uses oauth2_authorization_code). Only
-// then does that listener accept a connection without a client certificate.
-func browsersReturn(cfg *configs.Config) bool {
-	for _, v := range cfg.Vendors {
-		if v.AuthorizationCode() != nil {
-			return true
-		}
-	}
-	return false
-}
 
 func notYet(what string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -381,44 +380,4 @@ func writeCallbackFailure(w http.ResponseWriter, r *http.Request, f callbackFail
 	h.Set("Content-Security-Policy", "default-src 'none'")
 	w.WriteHeader(f.status)
 	callbackPage.Execute(w, struct{ Title, Detail, RequestID string }{title, f.detail, requestID})
-}
-
-// GatewayListener is the gateway listener's handler. End users' browsers come
-// back from vendor logins to /oauth/<vendor>/callback without a certificate;
-// every other request needs a verified app certificate exactly as before, and
-// one without is refused here, before any stage of the pipeline runs.
-func GatewayListener(g *Gateway) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if vendor, ok := oauthCallbackVendor(r.URL.EscapedPath()); ok && g.vendors[vendor] != nil && g.vendors[vendor].authCode != nil {
-			g.OAuthCallback(w, r)
-			return
-		}
-		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-			// Like a failed handshake: refused and logged, not audited, since
-			// nobody was identified and no vendor call was asked for.
-			g.log.Info("gateway request without a client certificate refused", logMethod, r.Method)
-			writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Client certificate required",
-				"the gateway serves apps with a certificate of the internal CA", "")
-			return
-		}
-		g.ServeHTTP(w, r)
-	})
-}
-
-// browserTLS is the gateway listener's TLS when some vendor sends end users'
-// browsers back to it: a client certificate is requested and, when given, must
-// chain to the internal CA and carry a consentgate identity (or the handshake
-// fails, as before); a connection without one is accepted, and only the
-// callback route serves it (GatewayListener, and ServeHTTP's own check).
-func browserTLS(in *InboundTLS, trustDomain string) *tls.Config {
-	cfg := in.Config().Clone()
-	cfg.ClientAuth = tls.VerifyClientCertIfGiven
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return nil
-		}
-		_, err := identityOf(cs.PeerCertificates[0], trustDomain)
-		return err
-	}
-	return cfg
 }

@@ -134,6 +134,7 @@ func (b *fakeBank) snapshot() (calls, refreshes int, tokens []string) {
 
 type oauthEnv struct {
 	gatewayURL, adminURL string
+	callbacksURL         string
 	app, other, auditor  *http.Client
 	noCert               *http.Client
 	ca                   *certs.CA
@@ -185,6 +186,7 @@ data_dir: `+dir+`
 listen:
   gateway: 127.0.0.1:0
   admin: 127.0.0.1:0
+  callbacks: 127.0.0.1:0
 tls:
   cert_file: gw.crt
   key_file: gw.key
@@ -293,7 +295,11 @@ operations:
 		t.Fatal(err)
 	}
 	admin := NewAdmin(AdminOptions{TrustDomain: cfg.TrustDomain, Consents: reg, Policy: engine, Audit: alog, OAuthStart: g.OAuthStart})
-	srv, err := Listen(cfg, in, GatewayListener(g), nil, admin, nil, log)
+	cbs, err := NewCallbacks(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Listen(cfg, in, g, nil, admin, cbs, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +314,7 @@ operations:
 	})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	e := &oauthEnv{gatewayURL: "https://" + srv.Addr(0), adminURL: "https://" + srv.Addr(2), ca: ca, trust: pool,
+	e := &oauthEnv{gatewayURL: "https://" + srv.Addr(0), adminURL: "https://" + srv.Addr(2), callbacksURL: "https://" + srv.Addr(3), ca: ca, trust: pool,
 		reg: reg, regPath: regPath, clock: clock, bank: bank, audit: alog, logs: logs, gw: g,
 		secretsFile: cfg.ResolvePath("secrets.yaml"), store: store}
 	te := &testEnv{trust: pool}
@@ -357,7 +363,7 @@ func (e *oauthEnv) start(t *testing.T, c *http.Client, vendor, consentID, return
 // callback is the browser coming back from the bank.
 func (e *oauthEnv) callback(t *testing.T, vendor string, q url.Values, header map[string]string) (*http.Response, []byte) {
 	t.Helper()
-	return get(t, e.noCert, "GET", e.gatewayURL+"/oauth/"+vendor+"/callback?"+q.Encode(), header)
+	return get(t, e.noCert, "GET", e.callbacksURL+"/oauth/"+vendor+"/callback?"+q.Encode(), header)
 }
 
 // authorize runs a successful flow for consentID at vendor.
@@ -414,10 +420,11 @@ func (e *oauthEnv) auditRecords(t *testing.T) []audit.Record {
 	return out
 }
 
-// The gateway listener takes browsers without a certificate for the callback
-// only; every vendor route still needs a verified app certificate, and the
-// admin listener still fails the handshake without one.
-func TestOAuthGatewayListenerStillRequiresAppCertificates(t *testing.T) {
+// Browsers come back to the callbacks listener, which serves them the OAuth2
+// callback and no vendor route; the gateway listener refuses a handshake
+// without a valid app certificate for every path, the callback's included
+// (issue 13 §4: it used to complete the handshake and answer 401).
+func TestOAuthCallbackOnTheCallbacksListenerOnly(t *testing.T) {
 	e := newOAuthEnv(t)
 	id := e.consent(t, "web", "bank")
 	e.authorize(t, "bank", id)
@@ -432,32 +439,39 @@ func TestOAuthGatewayListenerStillRequiresAppCertificates(t *testing.T) {
 	}
 	te := &testEnv{trust: e.trust}
 	foreign := te.clientWith(t, other, "spiffe://test.local/app/web", time.Hour)
-	for _, path := range []string{"/v/bank/api/me", "/v/plain/api/me", "/oauth/plain/callback", "/oauth/bank/callback/x", "/oauth/bank%2fcallback", "/"} {
-		for name, c := range map[string]*http.Client{"no certificate": e.noCert, "foreign certificate": foreign} {
-			resp, body := e.call(t, c, path, id)
-			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "Client certificate required") {
-				t.Errorf("%s with %s: %d %s", path, name, resp.StatusCode, body)
+	for _, path := range []string{"/oauth/bank/callback?state=x", "/v/bank/api/me", "/"} {
+		for name, c := range map[string]*http.Client{
+			"no certificate":      e.noCert,
+			"foreign certificate": foreign,
+			"no SPIFFE id":        te.clientWith(t, e.ca, "", time.Hour),
+			"other domain":        te.clientWith(t, e.ca, "spiffe://evil.test/app/web", time.Hour),
+			"expired":             te.clientWith(t, e.ca, "spiffe://test.local/app/web", -time.Minute),
+			"forced client":       forcingClient(t, e.trust, other),
+		} {
+			req, _ := http.NewRequest("GET", e.gatewayURL+path, nil)
+			if resp, err := c.Do(req); err == nil {
+				resp.Body.Close()
+				t.Errorf("gateway listener, %s with %s: answered %d, want a failed handshake", path, name, resp.StatusCode)
 			}
 		}
 	}
+	if n := e.callRecords(t); n != records {
+		t.Errorf("failed handshakes wrote %d audit records", n-records)
+	}
+	// The callbacks listener serves the callback and nothing of the gateway.
+	for _, path := range []string{"/v/bank/api/me", "/v/plain/api/me", "/oauth/plain/callback", "/oauth/bank/callback/x", "/oauth/bank%2fcallback"} {
+		for name, c := range map[string]*http.Client{"no certificate": e.noCert, "app certificate": e.app} {
+			resp, body := get(t, c, "GET", e.callbacksURL+path, map[string]string{"X-Consent-Id": id, "X-Purpose": "kyc-onboarding"})
+			if resp.StatusCode != http.StatusNotFound {
+				t.Errorf("callbacks listener, %s with %s: %d %s", path, name, resp.StatusCode, body)
+			}
+		}
+	}
+	if resp, body := e.callback(t, "bank", url.Values{"code": {"x"}, "state": {"never-issued"}}, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a forged callback: %d %s", resp.StatusCode, body)
+	}
 	if calls, _, _ := e.bank.snapshot(); calls != callsBefore {
 		t.Errorf("the vendor was called %d times by requests without a certificate", calls-callsBefore)
-	}
-	if n := e.callRecords(t); n != records {
-		t.Errorf("unidentified requests wrote %d audit records", n-records)
-	}
-	// Certificates that are presented must still verify and carry an identity.
-	for name, c := range map[string]*http.Client{
-		"no SPIFFE id":  te.clientWith(t, e.ca, "", time.Hour),
-		"other domain":  te.clientWith(t, e.ca, "spiffe://evil.test/app/web", time.Hour),
-		"expired":       te.clientWith(t, e.ca, "spiffe://test.local/app/web", -time.Minute),
-		"forced client": forcingClient(t, e.trust, other),
-	} {
-		req, _ := http.NewRequest("GET", e.gatewayURL+"/v/bank/api/me", nil)
-		if resp, err := c.Do(req); err == nil {
-			resp.Body.Close()
-			t.Errorf("%s: answered %d, want a failed handshake", name, resp.StatusCode)
-		}
 	}
 	if resp, err := e.noCert.Get(e.adminURL + "/healthz"); err == nil {
 		resp.Body.Close()
@@ -481,8 +495,7 @@ func forcingClient(t *testing.T, trust *x509.CertPool, ca *certs.CA) *http.Clien
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }}}}
 }
 
-// Without a vendor that sends browsers back, the gateway listener keeps
-// refusing the handshake itself.
+// The gateway listener refuses the handshake itself, whatever the vendors.
 func TestGatewayHandshakeNeedsCertificateWithoutOAuthVendors(t *testing.T) {
 	env := newTestEnv(t)
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.trust}}}

@@ -60,6 +60,7 @@ listen:
   gateway: 127.0.0.1:0
   forward: 127.0.0.1:0
   admin: 127.0.0.1:0
+  callbacks: 127.0.0.1:0
 tls:
   cert_file: pki/gateway.crt
   key_file: pki/gateway.key
@@ -176,7 +177,7 @@ func TestServeNamesMissingFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := run(context.Background(), []string{"serve", "--config", file}, &logsink.Buffer{}, &logsink.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), file+":11: tls.client_ca_file: cannot read") {
+	if err == nil || !strings.Contains(err.Error(), file+":12: tls.client_ca_file: cannot read") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -193,7 +194,7 @@ func TestConfigCheck(t *testing.T) {
 	data, _ := os.ReadFile(file)
 	writeTestFile(t, file, strings.Replace(string(data), "  key_file:", "  keyfile:", 1))
 	err := run(context.Background(), []string{"config", "check", file}, out, out)
-	if err == nil || !strings.Contains(err.Error(), file+":10: tls.keyfile: unknown field") {
+	if err == nil || !strings.Contains(err.Error(), file+":11: tls.keyfile: unknown field") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -244,9 +244,9 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 	}
 	d := &devStack{running: gw, pki: pki, authority: auth, ca: caSrv, sandboxes: sb, creds: creds, inbox: inbox, vault: vault}
 	handedOver = true
-	// The callbacks are on the port the gateway bound; the sandboxes know them as
-	// the vendors' portals would.
-	if err := gw.gw.SetOAuthPublicURL(gw.gatewayURL()); err != nil {
+	// End users' browsers come back to the callbacks listener, on the port it
+	// bound; the sandboxes know the callbacks as the vendors' portals would.
+	if err := gw.gw.SetOAuthPublicURL(gw.callbacksURL()); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -578,6 +578,14 @@ func loadOrCreateDevSecrets(ctx context.Context, file string, pki *certs.DevPKI)
 		if err := set(r, func() (string, error) { return newDevKey(ref) }); err != nil {
 			return sandbox.Credentials{}, err
 		}
+	}
+	// The token consentgate writes into the callback URLs it registers with the
+	// hub: the sandbox needs nothing of it, it calls back the URLs it was given.
+	if err := set("vendors/banqware#callback_token", func() (string, error) {
+		ref, _ := secrets.ParseRef("vendors/banqware#callback_token")
+		return newDevKey(ref)
+	}); err != nil {
+		return sandbox.Credentials{}, err
 	}
 	if added {
 		if err := secrets.WriteFile(file, values); err != nil {

@@ -443,20 +443,21 @@ func TestDevRefusalsDoNotReachSandboxes(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("auditor: status %d", resp.StatusCode)
 	}
-	// No client certificate: the admin and forward listeners fail the handshake;
-	// the gateway listener, where browsers come back from bank logins, answers
-	// 401 to anything but the OAuth2 callback.
+	// No client certificate: the gateway, admin and forward listeners fail the
+	// handshake, the gateway's too at the OAuth2 callback path: browsers come back
+	// to the callbacks listener, which serves them that and no vendor route.
 	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert)}}}
-	for _, addr := range []string{e.adminURL() + "/v1/policy/status", "https://" + e.srv.Addr(1) + "/"} {
+	for _, addr := range []string{e.adminURL() + "/v1/policy/status", "https://" + e.srv.Addr(1) + "/",
+		e.gatewayURL() + "/v/airbank/openapi/glClientIdentity/v1/personalData", e.gatewayURL() + "/oauth/airbank/callback"} {
 		if resp, err := noCert.Get(addr); err == nil {
 			resp.Body.Close()
 			t.Errorf("%s answered a request without a client certificate", addr)
 		}
 	}
 	for _, path := range []string{"/v/airbank/openapi/glClientIdentity/v1/personalData", "/v/kb/v1/clients/me/identity", "/oauth/airbank/callbackx", "/oauth/finid/callback"} {
-		resp, body := call(t, noCert, "GET", e.gatewayURL()+path, "", under("dev-kyc", "kyc-onboarding"))
-		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/problem+json" {
-			t.Errorf("%s without a client certificate: %d %s", path, resp.StatusCode, body)
+		resp, body := call(t, noCert, "GET", e.callbacksURL()+path, "", under("dev-kyc", "kyc-onboarding"))
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s on the callbacks listener: %d %s", path, resp.StatusCode, body)
 		}
 	}
 	for _, s := range e.sandboxes.All() {

@@ -153,6 +153,48 @@ func TestDevBanqwareConsentFlow(t *testing.T) {
 	}
 }
 
+// Issue 13 §4: a vendor callback is authenticated by more than its source
+// address. The hub calls back the URLs registered through consentgate, which
+// carry a token the app never sees; a callback without it is refused.
+func TestDevCallbacksNeedTheRegisteredToken(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	uid, cid, upid := e.banqwareCustomer(t)
+	token := e.devSecret(t, "vendors/banqware", "callback_token")
+	// The hub got tokened URLs; the app saw them redacted.
+	var registered bool
+	for _, r := range e.sandboxes.Banqware.Requests() {
+		if r.Method == "PUT" && strings.Contains(string(r.Body), "consentgate_token="+token) {
+			registered = true
+		}
+	}
+	if !registered {
+		t.Error("the callback URL registered with the hub carries no token")
+	}
+	e.assertNoSecrets(t, "log", e.logs.String())
+	if !strings.Contains(e.inbox.messages()[0].Body, upid) {
+		t.Errorf("the genuine callback did not reach the app: %+v", e.inbox.messages())
+	}
+
+	hub := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert)}}}
+	body := `{"userId":"` + uid + `","consentId":"` + cid + `","updateId":"` + upid + `","status":"completed"}`
+	base := e.callbacksURL() + "/callbacks/banqware/updates"
+	for name, url := range map[string]string{
+		"no token":        base,
+		"a wrong token":   base + "?consentgate_token=" + strings.Repeat("0", len(token)),
+		"another name":    base + "?token=" + token,
+		"token truncated": base + "?consentgate_token=" + token[:len(token)-1],
+	} {
+		before := len(e.inbox.messages())
+		resp, answer := call(t, hub, "POST", url, body, nil)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, answer)
+		}
+		if len(e.inbox.messages()) != before {
+			t.Errorf("%s: forwarded to the app", name)
+		}
+	}
+}
+
 // A rotated secret is used for the next request after a reload (SIGHUP), without
 // a restart; a reload of a broken file keeps the values in use.
 func TestDevSecretRotationWithoutRestart(t *testing.T) {

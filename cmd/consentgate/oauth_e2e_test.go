@@ -212,7 +212,7 @@ func TestDevOAuthFlowEndToEnd(t *testing.T) {
 		q := login.Query()
 		wantClient := map[string]string{"airbank": e.creds.AirbankClientID, "kb": e.creds.KBClientID}[vendor]
 		if q.Get("client_id") != wantClient || q.Get("response_type") != "code" || len(q.Get("state")) < 40 ||
-			q.Get("redirect_uri") != e.gatewayURL()+"/oauth/"+vendor+"/callback" {
+			q.Get("redirect_uri") != e.callbacksURL()+"/oauth/"+vendor+"/callback" {
 			t.Errorf("%s login URL %s", vendor, login)
 		}
 		if pkce := q.Get("code_challenge_method") == "S256" && q.Get("code_challenge") != ""; pkce != (vendor == "kb") {
@@ -225,7 +225,8 @@ func TestDevOAuthFlowEndToEnd(t *testing.T) {
 			t.Fatal("the login URL carries a client secret")
 		}
 
-		// The browser: the bank's login page, the gateway's callback, the app's page.
+		// The browser: the bank's login page, consentgate's callback (on the
+		// callbacks listener), the app's page.
 		hits := len(page.seen())
 		final, body := call(t, browser, "GET", login.String(), "", nil)
 		if final.StatusCode != http.StatusOK || string(body) != "bank linked" || len(page.seen()) != hits+1 {
@@ -235,7 +236,7 @@ func TestDevOAuthFlowEndToEnd(t *testing.T) {
 			t.Errorf("%s returned to %s", vendor, got)
 		}
 		// The same state a second time: refused, and nothing changes.
-		resp, body = call(t, browser, "GET", e.gatewayURL()+"/oauth/"+vendor+"/callback?code=x&state="+url.QueryEscape(q.Get("state")), "", nil)
+		resp, body = call(t, browser, "GET", e.callbacksURL()+"/oauth/"+vendor+"/callback?code=x&state="+url.QueryEscape(q.Get("state")), "", nil)
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "authorization-failed") {
 			t.Errorf("%s reused state: %d %s", vendor, resp.StatusCode, body)
 		}

@@ -134,7 +134,7 @@ func TestDevCallbacksAreAttributedToTheOwningConsent(t *testing.T) {
 	pfmUser := decode(t, mustCall(t, pfm, "POST", e.gatewayURL()+"/v/banqware/user-resources/api/user", `{"clientId":"pfm-1"}`, pfmConsent, "account-aggregation"))["userId"].(string)
 
 	hub := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert)}}}
-	url := "https://" + e.srv.Addr(3) + "/callbacks/banqware/updates"
+	url := e.callbacksURL() + "/callbacks/banqware/updates?consentgate_token=" + e.devSecret(t, "vendors/banqware", "callback_token")
 	for _, tt := range []struct{ name, body, kind string }{
 		{"names another app's user", `{"userId":"` + pfmUser + `","status":"completed"}`, "resource-not-owned"},
 		{"mixes two end users", `{"userId":"` + pfmUser + `","consentId":"` + cid + `","updateId":"` + upid + `","status":"completed"}`, "resource-not-owned"},

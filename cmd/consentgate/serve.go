@@ -233,7 +233,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 			return nil, err
 		}
 	}
-	srv, err := proxy.Listen(cfg, in, proxy.GatewayListener(gw), forward, admin, callbacks, log)
+	srv, err := proxy.Listen(cfg, in, gw, forward, admin, callbacks, log)
 	if err != nil {
 		return nil, err
 	}
@@ -416,6 +416,9 @@ func postgresConsents(ctx context.Context, cfg *configs.Config, p secrets.Provid
 }
 
 func (r *running) gatewayURL() string { return "https://" + r.srv.Addr(0) }
+
+// callbacksURL is where vendors call back and browsers return from vendor logins.
+func (r *running) callbacksURL() string { return "https://" + r.srv.Addr(3) }
 
 func (r *running) adminURL() string { return "https://" + r.srv.Addr(2) }
 

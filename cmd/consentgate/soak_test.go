@@ -247,6 +247,7 @@ func TestReliabilitySoak(t *testing.T) {
 func serveWithSandboxes(t *testing.T, gw, fw, admin string) (dir, file string, sb *sandbox.Set) {
 	t.Helper()
 	dir, file, pki := writeServeConfig(t)
+	cb := freeAddr(t)
 	creds, err := loadOrCreateDevSecrets(context.Background(), filepath.Join(dir, "secrets.yaml"), pki)
 	if err != nil {
 		t.Fatal(err)
@@ -281,6 +282,7 @@ listen:
   gateway: `+gw+`
   forward: `+fw+`
   admin: `+admin+`
+  callbacks: `+cb+`
 tls:
   cert_file: pki/gateway.crt
   key_file: pki/gateway.key
@@ -303,16 +305,16 @@ keys:
   audit_signing: consentgate/keys#audit_signing
   token_seal: consentgate/keys#token_seal
 oauth:
-  public_url: https://`+gw+`
+  public_url: https://`+cb+`
 apps:
   - id: onboarding-web
     oauth_return_to: [`+soakReturnTo+`]
 vendors: [vendors/kb.yaml, vendors/airbank.yaml, vendors/biometric.yaml, vendors/finid.yaml, vendors/banqware.yaml]
 `)
-	// Air Bank and KB log the end user in and send the browser back to the
-	// gateway's callback, which they know as the vendors' portals would.
+	// Air Bank and KB log the end user in and send the browser back to
+	// consentgate's callbacks listener, which they know as the vendors' portals would.
 	for _, v := range []string{"kb", "airbank"} {
-		if err := sb.RegisterRedirectURI(v, "https://"+gw+"/oauth/"+v+"/callback"); err != nil {
+		if err := sb.RegisterRedirectURI(v, "https://"+cb+"/oauth/"+v+"/callback"); err != nil {
 			t.Fatal(err)
 		}
 	}
