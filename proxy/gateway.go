@@ -631,6 +631,19 @@ func (v *vendor) rewrite(pr *httputil.ProxyRequest) {
 // maxResponseBytes bounds a JSON response held for minimisation.
 const maxResponseBytes = 16 << 20
 
+// readResponse reads a vendor's body whole, up to maxResponseBytes, and closes it.
+func readResponse(resp *http.Response) ([]byte, error) {
+	raw, err := readAllSized(io.LimitReader(resp.Body, maxResponseBytes+1), resp.ContentLength, maxResponseBytes+1)
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading vendor response: %w", err)
+	}
+	if len(raw) > maxResponseBytes {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrUnparsableBody, maxResponseBytes)
+	}
+	return raw, nil
+}
+
 // readAllSized is io.ReadAll that allocates once when the length is announced
 // (up to limit): a stated length is a hint only, the reader decides the end.
 func readAllSized(r io.Reader, length, limit int64) ([]byte, error) {
@@ -687,13 +700,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	}
 	// JSON: read it whole, minimise, scrub. Whatever goes wrong, nothing of the
 	// vendor's body is passed on.
-	raw, err := readAllSized(io.LimitReader(resp.Body, maxResponseBytes+1), resp.ContentLength, maxResponseBytes+1)
-	resp.Body.Close()
+	raw, err := readResponse(resp)
 	if err != nil {
-		return fmt.Errorf("reading vendor response: %w", err)
-	}
-	if len(raw) > maxResponseBytes {
-		return fmt.Errorf("%w: larger than %d bytes", ErrUnparsableBody, maxResponseBytes)
+		return err
 	}
 	if resp.StatusCode/100 == 2 {
 		if err := g.bindCreated(resp.Request.Context(), ob, raw); err != nil {

@@ -195,13 +195,9 @@ func (g *Gateway) bindPassedThrough(resp *http.Response, ob *outbound) error {
 	if len(ob.op.cfg.Resources.Creates) == 0 || resp.StatusCode/100 != 2 || ob.op.cfg.Body == configs.BodyBinary {
 		return nil
 	}
-	raw, err := readAllSized(io.LimitReader(resp.Body, maxResponseBytes+1), resp.ContentLength, maxResponseBytes+1)
-	resp.Body.Close()
+	raw, err := readResponse(resp)
 	if err != nil {
-		return fmt.Errorf("reading vendor response: %w", err)
-	}
-	if len(raw) > maxResponseBytes {
-		return fmt.Errorf("%w: larger than %d bytes", ErrUnparsableBody, maxResponseBytes)
+		return err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(raw))
 	return g.bindCreated(resp.Request.Context(), ob, raw)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -49,9 +50,7 @@ func send(t *testing.T, c *http.Client, method, url, body string, header http.He
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
+	maps.Copy(req.Header, header)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -188,15 +187,25 @@ func assertProblem(t *testing.T, resp *http.Response, body []byte, kind string) 
 	}
 }
 
-// intentOf returns the intent record of a request.
+// intentOf and outcomeOf return a request's intent and outcome records.
 func (e *devEnv) intentOf(t *testing.T, requestID string) audit.Record {
 	t.Helper()
+	return e.recordOf(t, requestID, audit.KindIntent)
+}
+
+func (e *devEnv) outcomeOf(t *testing.T, requestID string) audit.Record {
+	t.Helper()
+	return e.recordOf(t, requestID, audit.KindOutcome)
+}
+
+func (e *devEnv) recordOf(t *testing.T, requestID, kind string) audit.Record {
+	t.Helper()
 	for _, r := range e.auditRecords(t) {
-		if r.RequestID == requestID && r.Kind == audit.KindIntent {
+		if r.RequestID == requestID && r.Kind == kind {
 			return r
 		}
 	}
-	t.Fatalf("no intent record for request %s", requestID)
+	t.Fatalf("no %s record for request %s", kind, requestID)
 	return audit.Record{}
 }
 

@@ -36,8 +36,18 @@ func TestDevWithdrawalReachesTheVendor(t *testing.T) {
 	dir := t.TempDir()
 	e := startTestDev(t, dir)
 	uid, cid, _ := e.banqwareCustomer(t)
-	if resp, body := call(t, e.app, "DELETE", e.adminURL()+"/v1/consents/dev-kyc", "", nil); resp.StatusCode != http.StatusOK {
-		t.Fatalf("revoke: %d %s", resp.StatusCode, body)
+	app := e.pki.Path(certs.AppCert("onboarding-web"))
+	cli := func(verb string) string {
+		t.Helper()
+		out, err := runCmd(t, "consents", verb, "--admin", e.adminURL(), "--cert", app, "--key", certs.KeyFile(app),
+			"--cacert", e.pki.Path(certs.DevRootCert), "dev-kyc")
+		if err != nil {
+			t.Fatalf("consents %s: %v %s", verb, err, out)
+		}
+		return out
+	}
+	if out := cli("revoke"); !strings.Contains(out, `"status":"revoked"`) {
+		t.Fatalf("revoke: %s", out)
 	}
 	erasePath := "/sandbox/consent-resources/api/user/id/" + uid + "/consent/" + cid
 	waitFor(t, "the bank consent deleted at banqware", func() bool {
@@ -53,6 +63,9 @@ func TestDevWithdrawalReachesTheVendor(t *testing.T) {
 		status = e.consentErasure(t, "dev-kyc")
 		return len(status) > 0 && status[0]["status"] == "done"
 	})
+	if out := cli("get"); !strings.Contains(out, `"erasure":[{"consent_id":"dev-kyc","vendor":"banqware","kind":"consent","status":"done"`) {
+		t.Errorf("consents get: %s", out)
+	}
 	byVendor := map[string]map[string]any{}
 	for _, s := range status {
 		byVendor[s["vendor"].(string)] = s

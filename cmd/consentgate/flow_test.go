@@ -92,38 +92,8 @@ func TestDevFinIDTokenIsFetchedOnceAndReused(t *testing.T) {
 
 func TestDevBanqwareConsentFlow(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
-	const redirect = "https://onboarding.example/banqware/return"
-	// The hub calls back to consentgate's callbacks listener.
-	callbackURL := "https://" + e.srv.Addr(3) + "/callbacks/banqware/updates"
-	e.step(t, "account-aggregation", "PUT", "/v/banqware/management-resources/api/tenant/urls", `{"redirectUrls":["`+redirect+`"],"updateCallbackUrls":["`+callbackURL+`"]}`)
-	user := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/user-resources/api/user", `{"clientId":"client-42"}`))
-	uid, _ := user["userId"].(string)
-	consent := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent",
-		`{"bankId":"KOMBCZPP","bankIdType":"BIC","redirectUrl":"`+redirect+`"}`))
-	cid, _ := consent["consentId"].(string)
-	if consent["status"] != "requested" {
-		t.Fatalf("consent %v", consent)
-	}
-	// The user authorises at the bank: the browser, not consentgate, opens this URL.
-	browser := &http.Client{
-		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevSandboxRootCert), ServerName: "localhost"}},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	resp, err := browser.Get(consent["authorizationUrl"].(string))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("authorisation: %d", resp.StatusCode)
-	}
-	if got := decode(t, e.step(t, "account-aggregation", "GET", "/v/banqware/consent-resources/api/user/id/"+uid+"/consent/"+cid, "")); got["status"] != "given" {
-		t.Fatalf("consent after authorisation: %v", got)
-	}
-	upd := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/update-resources/api/user/id/"+uid+"/consent/"+cid+"/update", `{"callbackUrl":"`+callbackURL+`"}`))
-	upid, _ := upd["updateId"].(string)
+	uid, cid, upid := e.banqwareCustomer(t)
 	// The update callback arrives at the app through consentgate.
-	waitFor(t, "the update callback at the app", func() bool { return len(e.inbox.messages()) > 0 })
 	msg := e.inbox.messages()[0]
 	if msg.Path != "/banqware" || msg.Header.Get("X-Consentgate-Vendor") != "banqware" ||
 		!strings.Contains(msg.Body, upid) || !strings.Contains(msg.Body, `"status":"completed"`) {

@@ -172,18 +172,6 @@ func mustCall(t *testing.T, c *http.Client, method, url, body, consentID, purpos
 	return b
 }
 
-// outcomeOf returns the outcome record of a request.
-func (e *devEnv) outcomeOf(t *testing.T, requestID string) audit.Record {
-	t.Helper()
-	for _, r := range e.auditRecords(t) {
-		if r.RequestID == requestID && r.Kind == audit.KindOutcome {
-			return r
-		}
-	}
-	t.Fatalf("no outcome record for request %s", requestID)
-	return audit.Record{}
-}
-
 // An auditor finds every call about a person with the auditor certificate
 // alone: the gateway hashes the person's id behind an audited admin route. The
 // follow-up calls and the hub's callbacks are the person's; nobody else's are.

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/spf13/cobra"
+)
+
+func newConsentsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "consents",
+		Short: "Read and revoke consents through a running gateway's admin API",
+	}
+	cmd.AddCommand(newConsentsCallCmd("get", http.MethodGet,
+		"Show a consent, with where the erasure of its data stands at each vendor"),
+		newConsentsCallCmd("revoke", http.MethodDelete,
+			"Revoke a consent: the very next call under it is refused, and what vendors hold under it is erased"))
+	return cmd
+}
+
+// newConsentsCallCmd makes a subcommand that sends method to
+// /v1/consents/{id} with the caller's certificate and prints the answer.
+func newConsentsCallCmd(use, method, short string) *cobra.Command {
+	var f exportFlags
+	cmd := &cobra.Command{
+		Use:   use + " --admin URL --cert F --key F --cacert F ID",
+		Short: short,
+		Long: short + `. The certificate decides what is allowed, as on the admin API:
+an app reads and revokes its own consents, an admin any, an auditor reads.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := adminClient(f.cert, f.key, f.cacert)
+			if err != nil {
+				return err
+			}
+			req, err := http.NewRequestWithContext(cmd.Context(), method, f.admin+"/v1/consents/"+url.PathEscape(args[0]), nil)
+			if err != nil {
+				return err
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("admin API: %s: %s", resp.Status, body)
+			}
+			_, err = cmd.OutOrStdout().Write(body)
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.admin, "admin", "", "admin URL of the running gateway, e.g. https://127.0.0.1:9443")
+	fl.StringVar(&f.cert, "cert", "", "client certificate (app, admin or auditor)")
+	fl.StringVar(&f.key, "key", "", "its key")
+	fl.StringVar(&f.cacert, "cacert", "", "internal CA")
+	for _, name := range []string{"admin", "cert", "key", "cacert"} {
+		cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
