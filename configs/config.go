@@ -496,10 +496,22 @@ type Operation struct {
 	// Resources are the vendor ids the operation creates and names: each stays
 	// with the end user and app it was created for.
 	Resources Resources `yaml:"resources"`
+	// Limits bound the structure of a JSON request body; a body past them is
+	// refused (400) before anything walks it.
+	Limits BodyLimits `yaml:"limits"`
 	// Erases names the kind of resource the operation deletes at the vendor,
 	// with what was acquired through it: when a consent is withdrawn, it is
 	// called for every such resource bound to the consent.
 	Erases string `yaml:"erases"`
+}
+
+// BodyLimits bound a JSON request body. Zero values take the defaults: depth
+// 32, 10,000 object keys, field paths of 512 bytes, arrays of 10,000 elements.
+type BodyLimits struct {
+	Depth       int `yaml:"depth"`
+	Keys        int `yaml:"keys"`
+	PathBytes   int `yaml:"path_bytes"`
+	ArrayLength int `yaml:"array_length"`
 }
 
 // Resources declares an operation's vendor ids by kind (user, consent,

@@ -722,6 +722,7 @@ func (v *validator) operation(f, vendor string, op *Operation) {
 		v.fail(f+".body", "%q is unknown: use json or binary", op.Body)
 	}
 	v.requestShape(f, op)
+	v.bodyLimits(f+".limits", &op.Limits)
 	switch {
 	case op.MaxRequestBytes == 0:
 		op.MaxRequestBytes = DefaultMaxRequestBytes
@@ -892,6 +893,22 @@ func (v *validator) erases(f string, vd *Vendor, op *Operation) {
 			if !slices.Contains(slices.Collect(maps.Values(c.Resources.References)), kind) {
 				v.fail(f, "%s needs the %q, which %s, creating the %q, does not name", where, kind, c.ID, op.Erases)
 			}
+		}
+	}
+}
+
+func (v *validator) bodyLimits(f string, l *BodyLimits) {
+	for _, x := range []struct {
+		name       string
+		v          *int
+		def, limit int
+	}{{"depth", &l.Depth, 32, 1000}, {"keys", &l.Keys, 10000, 1000000}, {"path_bytes", &l.PathBytes, 512, 65536},
+		{"array_length", &l.ArrayLength, 10000, 1000000}} {
+		switch {
+		case *x.v == 0:
+			*x.v = x.def
+		case *x.v < 0 || *x.v > x.limit:
+			v.fail(f+"."+x.name, "%d is outside 1..%d", *x.v, x.limit)
 		}
 	}
 }

@@ -28,10 +28,11 @@ var (
 )
 
 // decideInput gathers what the policy is asked: the caller, the operation and
-// its field categories, the consent the app names, and the fields its request
-// holds. An error means the call cannot be decided (400 for the app's mistakes,
-// 503 for ours); it never means allow.
-func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id Identity, v *vendor, op *operation, req *appRequest) (*policy.Input, int, error) {
+// its field categories, the consent the app names, and the fields the
+// operation may send (request.fields: every declared one, since the body is
+// read only once the call is allowed). An error means the call cannot be
+// decided (400 for the app's mistakes, 503 for ours); it never means allow.
+func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id Identity, v *vendor, op *operation) (*policy.Input, int, error) {
 	in := &policy.Input{
 		App:            policy.App{ID: id.Name, Role: id.Role, URI: id.URI},
 		Vendor:         v.cfg.ID,
@@ -44,7 +45,7 @@ func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id Identity,
 		ConsentID:      r.Header.Get("X-Consent-Id"),
 		RequestFields:  op.sent,
 		ResponseFields: op.cfg.Fields.Response,
-		Present:        req.present,
+		Present:        op.declared,
 		Now:            g.now(),
 	}
 	in.QuotaRemaining, in.QuotaKnown = v.quota.snapshot()

@@ -78,6 +78,8 @@ type Gateway struct {
 	returnTo      returnTargets
 	tokenLocks    [64]sync.Mutex
 	unmatched     *unmatchedCallbacks
+	// parsing bounds the request bodies read at once (shape.go).
+	parsing *parseSlots
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -106,7 +108,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, auditor: o.Audit,
 		log: o.Logger, now: o.Now, vendors: map[string]*vendor{}, metrics: newMetrics(o.Registerer), grants: o.Grants,
-		unmatched: newUnmatchedCallbacks()}
+		unmatched: newUnmatchedCallbacks(), parsing: newParseSlots()}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -312,20 +314,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v, op := rt.vendor, rt.op
 	ex.vendor, ex.op, ex.pathTemplate = v.cfg.ID, op.cfg.ID, op.cfg.Path
 
-	// Stage 3, request: read as the operation declares it (body media type,
-	// query, headers), bounded, and read whole because the policy sees its
-	// fields and only the ones it permits are sent.
-	req, err := readRequest(r, v, op)
-	if err != nil {
-		rr := err.(*requestRefusal)
-		refuse(rr.status, rr.kind, rr.title(), rr.detail)
+	// A body announced larger than the operation takes is refused before
+	// anything else is done with it.
+	if r.ContentLength > op.cfg.MaxRequestBytes {
+		refuse(http.StatusRequestEntityTooLarge, problemTooLarge, "Request body too large",
+			fmt.Sprintf("operation %s accepts at most %d bytes", op.cfg.ID, op.cfg.MaxRequestBytes))
 		return
 	}
 	ex.bytesIn = r.ContentLength
-	ex.requestWithheld = req.present
 
-	// Stage 4, decision: consent lookup and policy. Deny by default.
-	in, status, err := g.decideInput(ctx, r, id, v, op, req)
+	// Stage 3, decision: consent lookup and policy, before any of the body is
+	// read: the policy decides on the fields the operation may send, so a call
+	// it refuses costs no parsing. Deny by default.
+	in, status, err := g.decideInput(ctx, r, id, v, op)
 	if err != nil {
 		if status == http.StatusServiceUnavailable {
 			ex.outcome, ex.err = outcomeFailed, err.Error()
@@ -385,6 +386,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// policy, and the log says it would have been denied.
 		ex.wouldDeny, passthrough = true, true
 	}
+	// Stage 4, request: read as the operation declares it (body media type,
+	// query, headers), bounded in size, depth and breadth, and read whole
+	// because only the fields the decision permits are sent.
+	req, err := g.readRequest(ctx, r, v, op)
+	if err != nil {
+		rr := err.(*requestRefusal)
+		refuse(rr.status, rr.kind, rr.title(), rr.detail)
+		return
+	}
+	ex.requestWithheld = req.present
+
 	// Stage 5, resources: the vendor ids the call names are its end user's.
 	var caller *consentOf
 	if c := in.Consent; c != nil {

@@ -139,6 +139,7 @@ type testEnv struct {
 	trust        *x509.CertPool
 	audit        *audit.Log
 	srv          *Server
+	gw           *Gateway
 }
 
 func writeFile(t testing.TB, path string, data []byte, mode os.FileMode) {
@@ -415,7 +416,7 @@ operations:
 	})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), callbacksURL: "https://" + srv.Addr(3), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog, srv: srv}
+	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), callbacksURL: "https://" + srv.Addr(3), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog, srv: srv, gw: g}
 	env.client = env.clientWith(t, ca, "spiffe://test.local/app/web", time.Hour)
 	return env
 }

@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,8 @@ const (
 	problemMalformedBody = "malformed-body"
 	problemBadQuery      = "malformed-query"
 	problemUndeclared    = "undeclared-field"
+	problemTooComplex    = "request-too-complex"
+	problemBusy          = "gateway-busy"
 )
 
 // requestRefusal is why a request cannot be read: the app's answer, and nothing
@@ -59,6 +62,10 @@ func (e *requestRefusal) title() string {
 		return "Undeclared request field"
 	case problemTooLarge:
 		return "Request body too large"
+	case problemTooComplex:
+		return "Request body too complex"
+	case problemBusy:
+		return "Gateway busy"
 	}
 	return "Bad request"
 }
@@ -97,6 +104,18 @@ var protocolHeaders = map[string]bool{"Content-Type": true, "Content-Length": tr
 
 // readRequest reads the body (bounded), undoes its content coding and parses it
 // as op's media type; it also reads the query and the headers that carry data.
+// Parsing waits for a slot (parseSlots): one app's large bodies do not starve
+// the others' calls.
+func (g *Gateway) readRequest(ctx context.Context, r *http.Request, v *vendor, op *operation) (*appRequest, error) {
+	id, _ := IdentityFrom(ctx)
+	release, ok := g.parsing.acquire(ctx, id.Name)
+	if !ok {
+		return nil, requestRefused(http.StatusServiceUnavailable, problemBusy, "too many request bodies are being read for this app; retry")
+	}
+	defer release()
+	return readRequest(r, v, op)
+}
+
 func readRequest(r *http.Request, v *vendor, op *operation) (*appRequest, error) {
 	raw, err := readBody(r, op.cfg.MaxRequestBytes)
 	if err != nil {
@@ -249,6 +268,11 @@ func (req *appRequest) parseJSON(body []byte) error {
 	}
 	if !json.Valid(b) || b[0] != '{' {
 		return requestRefused(http.StatusBadRequest, problemMalformedBody, "the request body is not a JSON object")
+	}
+	// Shape first, in one linear pass: what follows walks the tree, and a body
+	// nested thousands deep would cost quadratic time there.
+	if err := checkShape(b, req.op.limits); err != nil {
+		return requestRefused(http.StatusBadRequest, problemTooComplex, "%v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()

@@ -17,12 +17,15 @@ import (
 	"github.com/consentgate/consentgate/configs"
 )
 
+// testLimits are configs.BodyLimits' defaults.
+var testLimits = configs.BodyLimits{Depth: 32, Keys: 10000, PathBytes: 512, ArrayLength: 10000}
+
 // testOperation is an operation of kind body with declared fields, after the
 // loader's defaults.
-func testOperation(t *testing.T, body, undeclared string, fields configs.Fields) (*vendor, *operation) {
+func testOperation(t testing.TB, body, undeclared string, fields configs.Fields) (*vendor, *operation) {
 	t.Helper()
 	op := &configs.Operation{ID: "t.op", Method: "POST", Path: "/x", RequestBody: body, Undeclared: undeclared,
-		MaxRequestBytes: 4096, Fields: fields}
+		MaxRequestBytes: 4096, Fields: fields, Limits: testLimits}
 	if op.Undeclared == "" {
 		op.Undeclared = configs.UndeclaredDrop
 	}

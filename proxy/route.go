@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/consentgate/consentgate/configs"
@@ -20,15 +22,21 @@ type operation struct {
 	// identifiers are the response paths whose values the audit record keeps
 	// (hashed) so an auditor can search by them.
 	identifiers map[string]bool
-	// sent is everything the operation declares it sends (configs.Operation.SentFields).
-	sent map[string]string
+	// sent is everything the operation declares it sends (configs.Operation.SentFields);
+	// declared is its names, sorted, for the policy input.
+	sent     map[string]string
+	declared []string
 	// refs are where a request names vendor ids (resources.go).
 	refs []resourceRef
+	// limits bound a JSON request body's structure (shape.go).
+	limits shapeLimits
 }
 
 func compileOperation(op *configs.Operation) *operation {
 	p := strings.TrimPrefix(op.Path, "/")
 	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/"), identifiers: map[string]bool{}, sent: op.SentFields(), refs: compileResources(op)}
+	c.declared = slices.Sorted(maps.Keys(c.sent))
+	c.limits = compileLimits(op.Limits)
 	for path, category := range op.Fields.Response {
 		if identifierPath(path, category) {
 			c.identifiers[path] = true
