@@ -392,6 +392,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req, err := g.readRequest(ctx, r, v, op)
 	if err != nil {
 		rr := err.(*requestRefusal)
+		if rr.kind == problemBusy {
+			w.Header().Set("Retry-After", "1")
+		}
 		refuse(rr.status, rr.kind, rr.title(), rr.detail)
 		return
 	}
