@@ -79,15 +79,16 @@ type parseSlots struct {
 	mu   sync.Mutex
 	apps map[string]chan struct{}
 	each int
+	wait time.Duration
 }
 
 func newParseSlots() *parseSlots {
 	n := runtime.GOMAXPROCS(0)
-	return &parseSlots{all: make(chan struct{}, 2*n), apps: map[string]chan struct{}{}, each: max(1, n)}
+	return &parseSlots{all: make(chan struct{}, 2*n), apps: map[string]chan struct{}{}, each: max(1, n), wait: parseWait}
 }
 
-// acquire waits for a slot of app's and one of all, until ctx ends or
-// parseWait has passed; release gives them back.
+// acquire waits for a slot of app's and one of all, until ctx ends or the
+// wait has passed; release gives them back.
 func (p *parseSlots) acquire(ctx context.Context, app string) (release func(), ok bool) {
 	p.mu.Lock()
 	mine := p.apps[app]
@@ -96,7 +97,7 @@ func (p *parseSlots) acquire(ctx context.Context, app string) (release func(), o
 		p.apps[app] = mine
 	}
 	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, parseWait)
+	ctx, cancel := context.WithTimeout(ctx, p.wait)
 	defer cancel()
 	select {
 	case mine <- struct{}{}:

@@ -209,3 +209,38 @@ func peakRSSMB() float64 {
 	}
 	return 0
 }
+
+// One app busy with bodies waits for its own slots; another app's call does
+// not wait behind it.
+func TestParseSlotsPerApp(t *testing.T) {
+	p := &parseSlots{all: make(chan struct{}, 3), apps: map[string]chan struct{}{}, each: 2, wait: 50 * time.Millisecond}
+	ctx := t.Context()
+	var releases []func()
+	for i := 0; i < 2; i++ {
+		release, ok := p.acquire(ctx, "greedy")
+		if !ok {
+			t.Fatalf("greedy slot %d refused", i)
+		}
+		releases = append(releases, release)
+	}
+	if _, ok := p.acquire(ctx, "greedy"); ok {
+		t.Fatal("a third greedy body was let in")
+	}
+	release, ok := p.acquire(ctx, "other")
+	if !ok {
+		t.Fatal("another app waited behind the greedy one")
+	}
+	// The total is bounded too: three in flight, a fourth app waits.
+	if _, ok := p.acquire(ctx, "third"); ok {
+		t.Fatal("more bodies in flight than the total allows")
+	}
+	release()
+	for _, r := range releases {
+		r()
+	}
+	if r, ok := p.acquire(ctx, "greedy"); !ok {
+		t.Fatal("slots not given back")
+	} else {
+		r()
+	}
+}
