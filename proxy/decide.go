@@ -62,6 +62,10 @@ func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id Identity,
 			// The policy says "unknown consent".
 		case err != nil:
 			return nil, http.StatusServiceUnavailable, fmt.Errorf("consent registry: %w", err)
+		case c.App != id.Name:
+			// Another app's consent is decided as an unknown one, so that its
+			// answer says nothing of whether, or in what state, it exists.
+			return in, 0, errForeignConsent
 		default:
 			in.Consent = &policy.Consent{ID: c.ID, App: c.App, Subject: c.Subject, Vendors: c.Vendors, Purposes: c.Purposes,
 				Categories: c.Categories, Status: c.Status, GrantedAt: c.GrantedAt, ExpiresAt: c.ExpiresAt}
@@ -69,6 +73,11 @@ func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id Identity,
 	}
 	return in, 0, nil
 }
+
+// errForeignConsent comes with a usable input: the call names another app's
+// consent, which the input leaves out. The audit record says so; the app's
+// answer does not.
+var errForeignConsent = errors.New("consent of another app")
 
 // needsHashKey reports whether applying d needs the field HMAC key.
 func needsHashKey(d *policy.Decision) bool {

@@ -327,6 +327,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// read: the policy decides on the fields the operation may send, so a call
 	// it refuses costs no parsing. Deny by default.
 	in, status, err := g.decideInput(ctx, r, id, v, op)
+	if errors.Is(err, errForeignConsent) {
+		ex.err, err = err.Error(), nil
+	}
 	if err != nil {
 		if status == http.StatusServiceUnavailable {
 			ex.outcome, ex.err = outcomeFailed, err.Error()

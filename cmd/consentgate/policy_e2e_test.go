@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -184,7 +185,6 @@ func TestDevEveryDenyReason(t *testing.T) {
 	}{
 		{"no consent header", e.app, personal, map[string]string{"X-Purpose": "kyc-onboarding"}},
 		{"unknown consent", e.app, personal, map[string]string{"X-Consent-Id": "no-such-consent", "X-Purpose": "kyc-onboarding"}},
-		{"consent of another app", e.app, personal, map[string]string{"X-Consent-Id": other, "X-Purpose": "age-verification"}},
 		{"consent revoked", e.app, personal, map[string]string{"X-Consent-Id": revoked, "X-Purpose": "kyc-onboarding"}},
 		{"consent expired", e.app, personal, map[string]string{"X-Consent-Id": "expired-1", "X-Purpose": "kyc-onboarding"}},
 		{"vendor not in consent", e.app, "/v/finid/api/v1/verifications/abc", map[string]string{"X-Consent-Id": "dev-age", "X-Purpose": "age-verification"}},
@@ -220,6 +220,42 @@ func TestDevEveryDenyReason(t *testing.T) {
 				t.Error("the vendor was called")
 			}
 		})
+	}
+}
+
+// Issue 14 finding 6: another app's consent reads exactly like an unknown one,
+// whatever its state, so an app cannot learn which consent ids exist; the
+// detail is in the audit record only.
+func TestDevAnotherAppsConsentReadsAsUnknown(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	eshop := e.issueApp(t, "eshop-checkout", "app")
+	active := e.createConsent(t, eshop, `{"subject":"buyer-1","vendors":["airbank"],"purposes":["age-verification"],"categories":["identity"],"evidence":{"text":"checkbox"},"ttl":"24h"}`)
+	revoked := e.createConsent(t, eshop, `{"subject":"buyer-2","vendors":["kb"],"purposes":["age-verification"],"categories":["identity"],"evidence":{"text":"checkbox"},"ttl":"24h"}`)
+	if resp, b := call(t, eshop, "DELETE", e.adminURL()+"/v1/consents/"+revoked, "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d %s", resp.StatusCode, b)
+	}
+	const personal = "/v/airbank/openapi/glClientIdentity/v1/personalData"
+	answer := func(id string) (string, string) {
+		resp, body := call(t, e.app, "GET", e.gatewayURL()+personal, "", map[string]string{"X-Consent-Id": id, "X-Purpose": "age-verification"})
+		var p struct {
+			Status  int      `json:"status"`
+			Detail  string   `json:"detail"`
+			Reasons []string `json:"reasons"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%d %d %s %v", resp.StatusCode, p.Status, p.Detail, p.Reasons), resp.Header.Get("X-Request-Id")
+	}
+	unknown, _ := answer("no-such-consent-x")
+	for name, id := range map[string]string{"active": active, "revoked": revoked} {
+		got, requestID := answer(id)
+		if got != unknown {
+			t.Errorf("another app's %s consent answers %q; an unknown one %q", name, got, unknown)
+		}
+		if out := e.outcomeOf(t, requestID); out.Error != "consent of another app" {
+			t.Errorf("%s: the audit record says %q", name, out.Error)
+		}
 	}
 }
 
