@@ -358,6 +358,9 @@ type Callback struct {
 	// URLTokenFields maps an operation id to the request body fields that
 	// carry callback URLs (redirect URLs are not callbacks and stay as sent).
 	URLTokenFields map[string][]string `yaml:"url_token_fields"`
+	// PublicURL is the callbacks listener as the vendor reaches it: the token
+	// is written only into URLs under it, never handed to another host.
+	PublicURL string `yaml:"public_url"`
 }
 
 // Quota is a vendor's budget as consentgate enforces it, on top of what the
@@ -489,6 +492,11 @@ type Operation struct {
 	// Enforce false makes the route report-only: a policy deny is logged as
 	// would_deny and the call goes through unminimised. Default true.
 	Enforce *bool `yaml:"enforce"`
+	// Class is "subject" (default: the call is about an end user, under their
+	// consent) or "tenant" (it acts on the company's account at the vendor,
+	// such as banqware's registered URLs: only apps granted the operation by
+	// name may call it, and each call is recorded as an admin action).
+	Class string `yaml:"class"`
 	// Callback marks an operation the vendor calls (see Vendor.Callback): apps
 	// cannot call it through the gateway.
 	Callback bool   `yaml:"callback"`
@@ -526,6 +534,12 @@ type Resources struct {
 	// refuse (default) or allow.
 	Unknown string `yaml:"unknown"`
 }
+
+// Operation classes.
+const (
+	ClassSubject = "subject"
+	ClassTenant  = "tenant"
+)
 
 // What becomes of a referenced id consentgate never bound.
 const (

@@ -622,6 +622,9 @@ func (v *validator) callbackURLToken(cb *Callback, vd *Vendor) {
 	} else {
 		v.secretRef("callback.url_token.secret", cb.URLToken.Secret)
 	}
+	if u, err := url.Parse(cb.PublicURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.fail("callback.public_url", "%q is not an https URL: the token is written only into callback URLs under it", cb.PublicURL)
+	}
 	if cb.URLTokenParam == "" {
 		cb.URLTokenParam = "consentgate_token"
 	} else if !queryNameRE.MatchString(cb.URLTokenParam) {
@@ -720,6 +723,16 @@ func (v *validator) operation(f, vendor string, op *Operation) {
 	case BodyJSON, BodyBinary:
 	default:
 		v.fail(f+".body", "%q is unknown: use json or binary", op.Body)
+	}
+	switch op.Class {
+	case "":
+		op.Class = ClassSubject
+	case ClassSubject, ClassTenant:
+	default:
+		v.fail(f+".class", "%q is unknown: use subject or tenant", op.Class)
+	}
+	if op.Class == ClassTenant {
+		v.tenantFields(f, op)
 	}
 	v.requestShape(f, op)
 	v.bodyLimits(f+".limits", &op.Limits)
@@ -894,6 +907,21 @@ func (v *validator) erases(f string, vd *Vendor, op *Operation) {
 				v.fail(f, "%s needs the %q, which %s, creating the %q, does not name", where, kind, c.ID, op.Erases)
 			}
 		}
+	}
+}
+
+// tenantFields insists that an operation on the tenant carries no end user's
+// data: every field it declares is metadata, and it names no end user's ids.
+func (v *validator) tenantFields(f string, op *Operation) {
+	for _, m := range []map[string]string{op.Fields.Request, op.Fields.Query, op.Fields.Headers, op.Fields.Response} {
+		for _, path := range slices.Sorted(maps.Keys(m)) {
+			if m[path] != "metadata" {
+				v.fail(f+".fields", "%s is %s, but a tenant operation carries metadata only", path, m[path])
+			}
+		}
+	}
+	if len(op.Resources.Creates) > 0 || len(op.Resources.References) > 0 || op.Erases != "" {
+		v.fail(f+".resources", "a tenant operation creates, names and erases no end user's ids")
 	}
 }
 

@@ -36,7 +36,8 @@ const maxResourceID = 256
 
 // BindResource binds res to its consent. Binding an id again to the same end user
 // and app changes nothing; to another, it is ErrResourceTaken. The consent must
-// exist (a revoked one still binds: the vendor has created the resource).
+// exist (a revoked one still binds: the vendor has created the resource) and,
+// when res.App is given, be that app's.
 func (r *Registry) BindResource(ctx context.Context, res Resource) (Resource, error) {
 	if res.Vendor == "" || res.Kind == "" || res.ID == "" || len(res.ID) > maxResourceID || res.ConsentID == "" {
 		return Resource{}, fmt.Errorf("%w: a resource needs a vendor, kind, id (at most %d bytes) and consent", ErrInvalid, maxResourceID)
@@ -49,6 +50,10 @@ func (r *Registry) BindResource(ctx context.Context, res Resource) (Resource, er
 		var c Consent
 		if err := tx.loadConsent(res.ConsentID, &c); err != nil {
 			return err
+		}
+		if res.App != "" && res.App != c.App {
+			// The caller named another app's consent: as if it did not exist.
+			return fmt.Errorf("%w: %s", ErrNotFound, res.ConsentID)
 		}
 		res.Subject, res.App = c.Subject, c.App
 		got, err := tx.bindResource(&res)

@@ -55,6 +55,10 @@ func TestResourcesBelongToTheirSubjectAndApp(t *testing.T) {
 		if _, err := r.BindResource(ctx, Resource{Vendor: "banqware", Kind: "consent", ID: "c-1", ConsentID: mine.ID}); err != nil {
 			t.Fatal(err)
 		}
+		// A caller that names another app's consent binds nothing to it.
+		if _, err := r.BindResource(ctx, Resource{Vendor: "banqware", Kind: "user", ID: "u-3", ConsentID: otherApp.ID, App: "web"}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("bound to another app's consent: %v", err)
+		}
 		if _, err := r.BindResource(ctx, Resource{Vendor: "banqware", Kind: "user", ID: "u-2", ConsentID: "no-such-consent"}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("bound to an unknown consent: %v", err)
 		}

@@ -70,7 +70,9 @@ type Input struct {
 	// Erasure says the operation erases an end user's data at the vendor (a
 	// profile's erases): it carries out a withdrawal, so it runs under a
 	// revoked or expired consent.
-	Erasure   bool
+	Erasure bool
+	// Class is the operation's class: "subject" or "tenant" (configs).
+	Class     string
 	Purpose   string
 	ConsentID string
 	// Consent is nil when no consent header was sent or no such consent exists.
@@ -105,6 +107,7 @@ func (in *Input) value() map[string]any {
 		"path":       in.Path,
 		"body":       in.Body,
 		"erasure":    in.Erasure,
+		"class":      in.Class,
 		"purpose":    in.Purpose,
 		"consent_id": in.ConsentID,
 		"consent":    consent,

@@ -13,7 +13,7 @@ import (
 // asked.
 func (in *Input) Replayable() string {
 	r := recordedInput{App: in.App, Vendor: in.Vendor, Operation: in.Operation, Method: in.Method, Path: in.Path,
-		Body: in.Body, Erasure: in.Erasure, Purpose: in.Purpose, ConsentID: in.ConsentID, Now: in.Now.UTC().Format(time.RFC3339)}
+		Body: in.Body, Erasure: in.Erasure, Class: in.Class, Purpose: in.Purpose, ConsentID: in.ConsentID, Now: in.Now.UTC().Format(time.RFC3339)}
 	if c := in.Consent; c != nil {
 		r.Consent = &recordedConsent{ID: c.ID, App: c.App, Vendors: nonNil(c.Vendors), Purposes: nonNil(c.Purposes),
 			Categories: nonNil(c.Categories), Status: c.Status,
@@ -35,6 +35,7 @@ type recordedInput struct {
 	Path      string           `json:"path"`
 	Body      string           `json:"body"`
 	Erasure   bool             `json:"erasure"`
+	Class     string           `json:"class"`
 	Purpose   string           `json:"purpose"`
 	ConsentID string           `json:"consent_id"`
 	Consent   *recordedConsent `json:"consent"`

@@ -80,6 +80,12 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 	}
 	start := time.Now()
 	_, err := g.auditor.Append(context.WithoutCancel(ctx), r)
+	if err == nil && kind == audit.KindOutcome && ex.tenant {
+		// A call on the tenant (class: tenant) is also an admin action.
+		_, err = g.auditor.Append(context.WithoutCancel(ctx), audit.Record{Kind: audit.KindAdmin, RequestID: ex.requestID,
+			DecisionID: r.DecisionID, App: ex.app, Vendor: ex.vendor, Operation: ex.op, Allow: r.Allow, Status: ex.status,
+			Detail: map[string]string{"action": "tenant operation", "role": ex.role}})
+	}
 	g.metrics.observe(stageAudit, start)
 	if err != nil {
 		g.log.Error("AUDIT LOG UNWRITABLE: the call is refused", logRequestID, ex.requestID, "kind", kind, logError, err.Error())

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/consentgate/consentgate/audit"
@@ -301,6 +302,9 @@ type callbackToken struct {
 	ref    secrets.Ref
 	param  string
 	fields map[string][]string // operation id → body fields with callback URLs
+	// public is the callbacks listener as the vendor reaches it: only URLs
+	// under it get the token, so it is never handed to another host.
+	public atomic.Pointer[url.URL]
 }
 
 func compileCallbackToken(cb *configs.Callback) (*callbackToken, error) {
@@ -311,7 +315,40 @@ func compileCallbackToken(cb *configs.Callback) (*callbackToken, error) {
 	if err != nil {
 		return nil, fmt.Errorf("callback.url_token: %w", err)
 	}
-	return &callbackToken{ref: ref, param: cb.URLTokenParam, fields: cb.URLTokenFields}, nil
+	t := &callbackToken{ref: ref, param: cb.URLTokenParam, fields: cb.URLTokenFields}
+	if err := t.setPublic(cb.PublicURL); err != nil {
+		return nil, fmt.Errorf("callback.public_url: %w", err)
+	}
+	return t, nil
+}
+
+func (t *callbackToken) setPublic(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an https URL", raw)
+	}
+	t.public.Store(u)
+	return nil
+}
+
+// ours reports whether u is a callback URL on consentgate's callbacks listener.
+func (t *callbackToken) ours(u *url.URL, vendor string) bool {
+	pub := t.public.Load()
+	return u.Scheme == "https" && strings.EqualFold(u.Host, pub.Host) && u.User == nil &&
+		strings.HasPrefix(u.EscapedPath(), strings.TrimSuffix(pub.EscapedPath(), "/")+callbackPrefix+vendor+"/")
+}
+
+// SetCallbacksPublicURL says where vendors reach the callbacks listener, for
+// the callback URL tokens (dev learns it once the listener is bound).
+func (g *Gateway) SetCallbacksPublicURL(raw string) error {
+	for _, v := range g.vendors {
+		if v.cbToken != nil {
+			if err := v.cbToken.setPublic(raw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // withCallbackToken writes the token into the callback URLs op's JSON body
@@ -319,14 +356,19 @@ func compileCallbackToken(cb *configs.Callback) (*callbackToken, error) {
 // echoes the URLs, and the app must not learn the token from them.
 func (v *vendor) withCallbackToken(ctx context.Context, p secrets.Provider, op *operation, body []byte, inj *injection) ([]byte, error) {
 	t := v.cbToken
-	if t == nil || len(t.fields[op.cfg.ID]) == 0 || len(bytes.TrimSpace(body)) == 0 {
+	if t == nil {
 		return body, nil
 	}
+	// Every answer of the vendor is scrubbed of it: the vendor echoes the URLs
+	// it holds in other operations too (banqware's update shows its callbackUrl).
 	tok, err := p.Get(ctx, t.ref)
 	if err != nil {
 		return nil, fmt.Errorf("callback URL token: %w", err)
 	}
 	inj.secrets = append(inj.secrets, tok.Value)
+	if len(t.fields[op.cfg.ID]) == 0 || len(bytes.TrimSpace(body)) == 0 {
+		return body, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var doc any
@@ -336,8 +378,8 @@ func (v *vendor) withCallbackToken(ctx context.Context, p secrets.Provider, op *
 	for _, path := range t.fields[op.cfg.ID] {
 		doc = mapStrings(doc, strings.Split(path, "."), func(s string) string {
 			u, err := url.Parse(s)
-			if err != nil || u.Scheme != "https" {
-				return s // not a URL the vendor could call back: it stays as sent
+			if err != nil || !t.ours(u, v.cfg.ID) {
+				return s // not consentgate's callbacks listener: no token for it
 			}
 			q := u.Query()
 			q.Set(t.param, tok.Value)

@@ -147,6 +147,12 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		}
 		g.vendors[vc.ID] = v
 	}
+	known := knownNames(g.vendors)
+	for _, v := range g.vendors {
+		for _, op := range v.ops {
+			op.known = known
+		}
+	}
 	if err := g.prepareOAuth(); err != nil {
 		return nil, err
 	}
@@ -248,6 +254,7 @@ type outbound struct {
 	url    *url.URL
 	req    *sentRequest
 	named  map[string]string // the vendor ids the request names, by kind
+	caller *consentOf        // the app's own consent the call is under; nil: none
 	inj    *injection
 	scrub  *scrubber
 	// decision is applied to the response; passthrough is set for a report-only
@@ -313,6 +320,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v, op := rt.vendor, rt.op
 	ex.vendor, ex.op, ex.pathTemplate = v.cfg.ID, op.cfg.ID, op.cfg.Path
+	ex.tenant = op.cfg.Class == configs.ClassTenant
 
 	// A body announced larger than the operation takes is refused before
 	// anything else is done with it.
@@ -515,7 +523,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := v.upstreamURL(rt.path, sent.query, inj.query)
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeouts.Request.Duration)
 	defer cancel()
-	ob := &outbound{ex: ex, vendor: v, op: op, url: target, req: sent, named: named, inj: inj, scrub: newScrubber(inj.secrets),
+	ob := &outbound{ex: ex, vendor: v, op: op, url: target, req: sent, named: named, caller: caller, inj: inj, scrub: newScrubber(inj.secrets),
 		decision: &d, passthrough: passthrough, hashKey: hashKey, subjectKey: subjectKey, sent: time.Now()}
 	ex.outcome = outcomeForwarded
 	v.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))

@@ -73,6 +73,8 @@ type exchange struct {
 	withheld  []string
 	// initiator is "erasure" for the erasure outbox's own calls.
 	initiator string
+	// tenant is set for an operation on the tenant (class: tenant).
+	tenant bool
 	// What of the app's request went to the vendor, and what did not.
 	requestDisclosed []string
 	requestWithheld  []string

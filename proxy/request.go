@@ -351,22 +351,24 @@ func (req *appRequest) undeclared() []string {
 	return out
 }
 
-// name is how a field is recorded: as declared, or with every segment that is
-// not a plain word redacted. An app could otherwise put a birth number in a
-// header name or a JSON key and have it written to the audit log.
+// name is how a field is recorded: as declared, or with every part that is
+// not a name some profile knows (or, for headers, a standard HTTP header)
+// redacted. An app could otherwise put a birth number or a person's name in a
+// header name, a query parameter or a JSON key, and have it written to the
+// audit log: "X-850-101-123-4", "?novak=1", {"JanNovak": 1}.
 func (req *appRequest) name(f string) string {
 	if _, ok := req.op.sent[f]; ok {
 		return f
 	}
 	if p, r, ok := strings.Cut(f, ":"); ok && (p == "query" || p == "header") {
-		if plainName(r) {
+		if req.op.known[r] || (p == "header" && standardHeaders[r]) {
 			return f
 		}
 		return p + ":" + redactedName
 	}
 	segs := strings.Split(f, ".")
 	for i, s := range segs {
-		if !plainName(strings.TrimSuffix(s, "[]")) {
+		if !req.op.known[strings.TrimSuffix(s, "[]")] {
 			segs[i] = redactedName
 		}
 	}
@@ -375,27 +377,35 @@ func (req *appRequest) name(f string) string {
 
 const redactedName = "(redacted)"
 
-// plainName is a short word with at most three digits in a row and nothing of
-// an address.
-func plainName(s string) bool {
-	if s == "" || len(s) > 40 {
-		return false
-	}
-	digits := 0
-	for _, c := range s {
-		switch {
-		case c >= '0' && c <= '9':
-			if digits++; digits > 3 {
-				return false
+// standardHeaders are request headers browsers and HTTP clients send on their
+// own, by their lower-case names: worth naming when withheld, and no one's data
+// by their name.
+var standardHeaders = map[string]bool{"user-agent": true, "referer": true, "origin": true, "accept-language": true,
+	"accept-charset": true, "dnt": true, "cache-control": true, "pragma": true, "if-match": true, "if-none-match": true,
+	"if-modified-since": true, "if-unmodified-since": true, "x-request-id": true, "x-correlation-id": true,
+	"sec-fetch-site": true, "sec-fetch-mode": true, "sec-fetch-dest": true, "sec-fetch-user": true, "sec-ch-ua": true,
+	"sec-ch-ua-mobile": true, "sec-ch-ua-platform": true, "upgrade-insecure-requests": true, "priority": true, "save-data": true}
+
+// knownNames are the names the profiles use: every segment of a declared body
+// or response path and every declared query parameter and header (lower case).
+func knownNames(vendors map[string]*vendor) map[string]bool {
+	known := map[string]bool{}
+	for _, v := range vendors {
+		for _, op := range v.ops {
+			for _, fields := range []map[string]string{op.sent, op.cfg.Fields.Response} {
+				for f := range fields {
+					if _, name, ok := strings.Cut(f, ":"); ok {
+						known[name] = true
+						continue
+					}
+					for _, seg := range strings.Split(f, ".") {
+						known[strings.TrimSuffix(seg, "[]")] = true
+					}
+				}
 			}
-			continue
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == '-', c == '$':
-		default:
-			return false
 		}
-		digits = 0
 	}
-	return true
+	return known
 }
 
 // sentRequest is what goes to the vendor: the minimised body with its media

@@ -94,9 +94,24 @@ func (req *appRequest) referencedIDs(ref resourceRef, escapedPath string) []stri
 // scalarsAt returns the strings and numbers found at a dotted path of a decoded
 // JSON document.
 func scalarsAt(doc any, path string) []string {
-	var out []string
+	out, _ := valuesAt(doc, path)
+	return out
+}
+
+// valuesAt returns the strings and numbers at a dotted path, and whether
+// anything else (an object, an array, a boolean) stands there instead: a
+// reference that holds one cannot be checked.
+func valuesAt(doc any, path string) (scalars []string, other bool) {
 	var walk func(v any, p string)
 	walk = func(v any, p string) {
+		if p == path {
+			if s, ok := scalarString(v); ok {
+				scalars = append(scalars, s)
+			} else if v != nil {
+				other = true
+			}
+			return
+		}
 		switch x := v.(type) {
 		case map[string]any:
 			for k, el := range x {
@@ -106,16 +121,10 @@ func scalarsAt(doc any, path string) []string {
 			for _, el := range x {
 				walk(el, p+"[]")
 			}
-		default:
-			if p == path {
-				if s, ok := scalarString(x); ok {
-					out = append(out, s)
-				}
-			}
 		}
 	}
 	walk(doc, "")
-	return out
+	return scalars, other
 }
 
 // ownership is why a call may not use the ids it names; nil when it may.
@@ -173,11 +182,13 @@ func (g *Gateway) bindCreated(ctx context.Context, ob *outbound, raw []byte) err
 	}
 	for path, kind := range creates {
 		for _, id := range scalarsAt(doc, path) {
-			if ob.ex.consentID == "" {
-				return fmt.Errorf("%w: operation %s created a %s without a consent to bind it to", errResourceStore, ob.op.cfg.ID, kind)
+			// Only to the caller's own consent: on a report-only route the call
+			// may have gone through under another app's or none.
+			if ob.caller == nil {
+				return fmt.Errorf("%w: operation %s created a %s without a consent of the app's to bind it to", errResourceStore, ob.op.cfg.ID, kind)
 			}
 			_, err := g.consents.BindResource(ctx, consent.Resource{Vendor: ob.vendor.cfg.ID, Kind: kind, ID: id,
-				ConsentID: ob.ex.consentID, Refs: ob.named})
+				ConsentID: ob.caller.id, App: ob.caller.app, Refs: ob.named})
 			switch {
 			case errors.Is(err, consent.ErrResourceTaken):
 				return fmt.Errorf("%w: a %s", errResourceConflict, kind)
@@ -219,13 +230,15 @@ func (g *Gateway) callbackOwner(ctx context.Context, cv *callbackVendor, body []
 		return nil, &ownership{http.StatusBadRequest, problemMalformedBody, "the callback body is not JSON"}
 	}
 	var owner *consent.Resource
-	unknown := false
 	for _, ref := range cv.op.refs {
-		for _, id := range scalarsAt(doc, ref.where) {
+		ids, other := valuesAt(doc, ref.where)
+		if other {
+			return nil, &ownership{http.StatusBadRequest, problemMalformedBody, fmt.Sprintf("the callback's %s is not an id", ref.where)}
+		}
+		for _, id := range ids {
 			res, err := g.consents.Resource(ctx, cv.v.cfg.ID, ref.kind, id)
 			switch {
 			case errors.Is(err, consent.ErrNotFound):
-				unknown = true
 				continue
 			case err != nil:
 				return nil, &ownership{http.StatusServiceUnavailable, problemConsentStore, "the callback was not forwarded; retry"}
@@ -237,7 +250,9 @@ func (g *Gateway) callbackOwner(ctx context.Context, cv *callbackVendor, body []
 			}
 		}
 	}
-	if owner == nil && unknown && cv.op.cfg.Resources.Unknown != configs.UnknownAllow {
+	// A callback about nothing consentgate created (or about nothing at all)
+	// has no owner to be forwarded to.
+	if owner == nil && cv.op.cfg.Resources.Unknown != configs.UnknownAllow {
 		return nil, &ownership{http.StatusForbidden, problemUnknownResource, "the callback names no resource consentgate created"}
 	}
 	return owner, nil

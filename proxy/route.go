@@ -30,6 +30,9 @@ type operation struct {
 	refs []resourceRef
 	// limits bound a JSON request body's structure (shape.go).
 	limits shapeLimits
+	// known are the names any profile uses (knownNames): the undeclared names
+	// an audit record may name.
+	known map[string]bool
 }
 
 func compileOperation(op *configs.Operation) *operation {

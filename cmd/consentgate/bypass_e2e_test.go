@@ -169,11 +169,13 @@ func TestDevUndeclaredQueryAndHeadersNeverReachTheVendor(t *testing.T) {
 		}
 	}
 	intent := e.intentOf(t, resp.Header.Get("X-Request-Id"))
-	want := []string{"header:(redacted)", "header:accept-language", "header:referer", "header:user-agent", "header:x-birth-number", "query:email", "query:iin"}
+	// Standard headers and names a profile uses are named; anything else could
+	// be someone's data (X-Birth-Number could as well be X-Jan-Novak).
+	want := []string{"header:(redacted)", "header:accept-language", "header:referer", "header:user-agent", "query:(redacted)", "query:iin"}
 	if !slices.Equal(intent.RequestWithheld, want) {
 		t.Errorf("withheld %v, want %v", intent.RequestWithheld, want)
 	}
-	e.assertNoPII(t, "900315401233", "8001011234", "jan.novak")
+	e.assertNoPII(t, "900315401233", "8001011234", "jan.novak", "Birth-Number")
 }
 
 func assertProblem(t *testing.T, resp *http.Response, body []byte, kind string) {

@@ -250,6 +250,10 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 		d.close()
 		return nil, err
 	}
+	if err := gw.gw.SetCallbacksPublicURL(gw.callbacksURL()); err != nil {
+		d.close()
+		return nil, err
+	}
 	for _, v := range cfg.Vendors {
 		if v.AuthorizationCode() != nil {
 			if err := sb.RegisterRedirectURI(v.ID, gw.gw.RedirectURL(v.ID)); err != nil {

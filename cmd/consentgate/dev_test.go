@@ -118,7 +118,8 @@ func (e *devEnv) secretValues(t *testing.T) map[string]string {
 		"kb api key": c.KBAPIKey, "kb client secret": c.KBClientSecret,
 		"airbank api key": c.AirbankAPIKey, "airbank client secret": c.AirbankClientSecret,
 		"biometric key": c.BiometricFlowAPIKey, "finid client secret": c.FinIDClientSecret,
-		"token seal key": e.devSecret(t, "consentgate/keys", "token_seal"),
+		"token seal key":          e.devSecret(t, "consentgate/keys", "token_seal"),
+		"banqware callback token": e.devSecret(t, "vendors/banqware", "callback_token"),
 	}
 	for name, v := range e.vendorTokens(t) {
 		out[name] = v

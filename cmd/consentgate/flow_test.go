@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -141,13 +142,35 @@ func TestDevCallbacksNeedTheRegisteredToken(t *testing.T) {
 		t.Error("the callback URL registered with the hub carries no token")
 	}
 	e.assertNoSecrets(t, "log", e.logs.String())
+	// Every answer of the hub is scrubbed of it: the update echoes its callbackUrl.
+	e.step(t, "account-aggregation", "GET", "/v/banqware/update-resources/api/user/id/"+uid+"/update/"+upid, "")
+	// A URL on another host never gets the token (the granted app registers it).
+	before := e.sandboxes.Banqware.Count()
+	host, port, _ := net.SplitHostPort(e.srv.Addr(3))
+	e.step(t, "account-aggregation", "PUT", "/v/banqware/management-resources/api/tenant/urls",
+		`{"redirectUrls":["https://onboarding.example/banqware/return"],"updateCallbackUrls":["https://attacker.example/callbacks/banqware/updates","https://`+host+`.attacker.example:`+port+`/callbacks/banqware/updates"]}`)
+	if r := e.sandboxes.Banqware.Requests()[before]; strings.Contains(string(r.Body), token) || !strings.Contains(string(r.Body), "attacker.example") {
+		t.Errorf("the hub got %s", r.Body)
+	}
 	if !strings.Contains(e.inbox.messages()[0].Body, upid) {
 		t.Errorf("the genuine callback did not reach the app: %+v", e.inbox.messages())
 	}
 
 	hub := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert)}}}
-	body := `{"userId":"` + uid + `","consentId":"` + cid + `","updateId":"` + upid + `","status":"completed"}`
 	base := e.callbacksURL() + "/callbacks/banqware/updates"
+	body := `{"userId":"` + uid + `","consentId":"` + cid + `","updateId":"` + upid + `","status":"completed"}`
+	// With the token, ids that are not ids, or none, are not forwarded either.
+	for name, forged := range map[string]string{
+		"an array of ids": `{"userId":["` + uid + `"],"status":"completed"}`,
+		"an object":       `{"userId":{"x":"` + uid + `"},"status":"completed"}`,
+		"no ids":          `{"status":"completed"}`,
+	} {
+		before := len(e.inbox.messages())
+		resp, answer := call(t, hub, "POST", base+"?consentgate_token="+token, forged, nil)
+		if resp.StatusCode/100 != 4 || len(e.inbox.messages()) != before {
+			t.Errorf("%s: %d %s, forwarded %v", name, resp.StatusCode, answer, len(e.inbox.messages()) != before)
+		}
+	}
 	for name, url := range map[string]string{
 		"no token":        base,
 		"a wrong token":   base + "?consentgate_token=" + strings.Repeat("0", len(token)),

@@ -119,12 +119,16 @@ func TestDevVendorIdsBelongToTheirEndUserAndApp(t *testing.T) {
 func TestDevCallbacksAreAttributedToTheOwningConsent(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
 	uid, cid, upid := e.banqwareCustomer(t)
+	// The outcome is recorded once the app has answered the forwarded callback.
 	var callback *audit.Record
-	for _, r := range e.auditRecords(t) {
-		if r.Operation == "banqware.updateCallback" && r.Kind == audit.KindOutcome {
-			callback = &r
+	waitFor(t, "the callback's outcome record", func() bool {
+		for _, r := range e.auditRecords(t) {
+			if r.Operation == "banqware.updateCallback" && r.Kind == audit.KindOutcome {
+				callback = &r
+			}
 		}
-	}
+		return callback != nil
+	})
 	if callback == nil || callback.ConsentID != "dev-kyc" || callback.SubjectHMAC != e.consents.SubjectHMAC(devSubject) {
 		t.Fatalf("the hub's callback is recorded as %+v", callback)
 	}
@@ -265,5 +269,43 @@ func TestDevImportedVendorIds(t *testing.T) {
 	}
 	if imports != 1 {
 		t.Errorf("%d imports recorded, want 1", imports)
+	}
+}
+
+// Issue 14 finding 3: an operation on the tenant, not on an end user, is for
+// apps granted it by name. Before, any app allowed banqware replaced the
+// tenant's redirect and callback URLs with its own host.
+func TestDevTenantOperationsNeedAnExplicitGrant(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	pfm := e.issueApp(t, "pfm-mobile", "app")
+	const tenantURLs = "/v/banqware/management-resources/api/tenant/urls"
+	body := `{"redirectUrls":["https://evil.example/r"],"updateCallbackUrls":["https://evil.example/cb"]}`
+	before := e.sandboxes.Banqware.Count()
+	for name, headers := range map[string]map[string]string{
+		"no consent":       nil,
+		"its own consent":  {"X-Consent-Id": e.createConsent(t, pfm, `{"subject":"x","vendors":["banqware"],"purposes":["account-aggregation"],"categories":["account"],"evidence":{"text":"checkbox"},"ttl":"24h"}`), "X-Purpose": "account-aggregation"},
+		"a purpose it has": {"X-Purpose": "account-aggregation"},
+	} {
+		resp, answer := call(t, pfm, "PUT", e.gatewayURL()+tenantURLs, body, headers)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(answer), "app not allowed tenant operation") {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, answer)
+		}
+	}
+	if e.sandboxes.Banqware.Count() != before {
+		t.Error("the hub's tenant settings were changed by an app not granted them")
+	}
+	// The app granted the operation may; it is recorded as an admin action.
+	resp, answer := call(t, e.app, "PUT", e.gatewayURL()+tenantURLs, `{"redirectUrls":["https://onboarding.example/r"],"updateCallbackUrls":[]}`, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the granted app: %d %s", resp.StatusCode, answer)
+	}
+	var admin *audit.Record
+	for _, r := range e.auditRecords(t) {
+		if r.Kind == audit.KindAdmin && r.Detail["action"] == "tenant operation" && r.Operation == "banqware.tenantUrls" {
+			admin = &r
+		}
+	}
+	if admin == nil || admin.App != "onboarding-web" || admin.Status != http.StatusOK {
+		t.Errorf("admin record %+v", admin)
 	}
 }

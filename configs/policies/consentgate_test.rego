@@ -78,7 +78,7 @@ test_response_default_always_drop if {
 
 test_reasons_non_empty_sorted_and_fixed if {
 	fixed := {
-		"consent active", "purpose covered", "operation needs no consent",
+		"consent active", "purpose covered", "operation needs no consent", "tenant operation granted",
 		"no consent header", "unknown consent", "consent of another app", "consent revoked",
 		"consent expired", "vendor not in consent", "no purpose header", "unknown purpose",
 		"purpose not in consent", "category not in consent", "app not allowed vendor",
@@ -130,36 +130,53 @@ test_eshop_age_check if {
 	d.response.fields.identifyingCompanyIco == "drop"
 }
 
-# consent-free operations -----------------------------------------------------
+# tenant and consent-free operations ----------------------------------------
 
-test_consent_free_operation_allowed if {
+test_tenant_operation_granted if {
 	decide(tenant_urls) == {
 		"allow": true,
-		"reasons": ["operation needs no consent"],
+		"reasons": ["tenant operation granted"],
 		"response": {"default": "drop", "fields": {"redirectUrls[]": "keep", "updateCallbackUrls[]": "keep"}},
 		"request": {"drop": []},
 		"binary": "deny",
 	}
 }
 
+# Allowed the vendor, but not granted the operation by name: refused, whatever
+# consent and purpose come along (issue 14 finding 3).
+test_tenant_operation_needs_the_grant if {
+	some headers in [{}, {"purpose": "account-aggregation"}, {"purpose": "account-aggregation", "consent_id": "c-7f3a9b"}]
+	x := object.union(object.union(tenant_urls, {"app": {"id": "pfm-mobile", "role": "app"}}), headers)
+	d := decide(x)
+	d.allow == false
+	d.reasons == ["app not allowed tenant operation"]
+}
+
+test_tenant_operation_needs_the_grant_every_time if {
+	every headers in [{}, {"purpose": "account-aggregation"}] {
+		d := decide(object.union(object.union(tenant_urls, {"app": {"id": "pfm-mobile", "role": "app"}}), headers))
+		d.reasons == ["app not allowed tenant operation"]
+	}
+}
+
 # Unmapped request fields are dropped there too.
-test_consent_free_operation_drops_unmapped_request_field if {
+test_tenant_operation_drops_unmapped_request_field if {
 	d := decide(sending(tenant_urls, ["redirectUrls[]", "webhookSecret"]))
 	d.allow == true
 	d.request.drop == ["webhookSecret"]
 }
 
 # A consent header or purpose sent along changes nothing.
-test_consent_free_operation_ignores_consent if {
+test_tenant_operation_ignores_consent if {
 	x := object.union(tenant_urls, {"purpose": "marketing", "consent_id": "c-404"})
 	d := decide(x)
 	d.allow == true
-	d.reasons == ["operation needs no consent"]
+	d.reasons == ["tenant operation granted"]
 }
 
-# Were a profile ever to map a personal field to a consent-free operation, it
-# would not pass, whatever consent and purpose the app sends along.
-test_consent_free_operation_passes_metadata_only if {
+# Were a profile ever to map a personal field to a tenant operation, it would
+# not pass, whatever consent and purpose the app sends along.
+test_tenant_operation_passes_metadata_only if {
 	x := object.union(call(banqware_tenant_urls, "kyc-onboarding", ["contact"]), {
 		"fields": {
 			"request": {"contactEmail": "contact"},
@@ -169,13 +186,21 @@ test_consent_free_operation_passes_metadata_only if {
 	})
 	d := decide(x)
 	d.allow == true
-	d.reasons == ["operation needs no consent"]
 	d.response.fields == {"redirectUrls[]": "keep", "updateCallbackUrls[]": "keep", "contactEmail": "drop"}
 	d.request.drop == ["contactEmail"]
 }
 
+test_consent_free_operation_allowed if {
+	x := object.union(call(banqware_update_callback, "", []), {"consent_id": "", "consent": null})
+	d := decide(x)
+	d.allow == true
+	d.reasons == ["operation needs no consent"]
+	d.response.fields == {"updateId": "keep", "status": "keep"}
+}
+
 test_consent_free_operation_needs_vendor if {
-	d := decide(object.union(tenant_urls, {"app": eshop_checkout}))
+	x := object.union(call(banqware_update_callback, "", []), {"consent_id": "", "consent": null, "app": eshop_checkout})
+	d := decide(x)
 	d.allow == false
 	d.reasons == ["app not allowed vendor"]
 	d.response.fields == {}

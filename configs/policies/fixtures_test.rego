@@ -42,6 +42,7 @@ call_with(op, purpose, consent) := {
 	"consent_id": consent.id,
 	"consent": consent,
 	"fields": op.fields,
+	"class": object.get(op, "class", "subject"),
 	"request": {"fields": []},
 	"now": now,
 }
@@ -146,6 +147,7 @@ banqware_tenant_urls := {
 	"method": "PUT",
 	"path": "/management-resources/api/tenant/urls",
 	"body": "json",
+	"class": "tenant",
 	"fields": {
 		"request": {"redirectUrls[]": "metadata", "updateCallbackUrls[]": "metadata"},
 		"response": {"redirectUrls[]": "metadata", "updateCallbackUrls[]": "metadata"},
@@ -311,4 +313,13 @@ banqware_delete_consent := {
 	"path": "/consent-resources/api/user/id/{userId}/consent/{consentId}",
 	"body": "json",
 	"fields": {"request": {}, "response": {}},
+}
+
+banqware_update_callback := {
+	"vendor": "banqware",
+	"id": "banqware.updateCallback",
+	"method": "POST",
+	"path": "/updates",
+	"body": "json",
+	"fields": {"request": {}, "response": {"updateId": "metadata", "status": "metadata"}},
 }

@@ -24,6 +24,18 @@ decision := {
 # Operations that concern no end user need neither consent nor purpose.
 consent_free if input.operation in data.consent_free_operations
 
+# Operations on the tenant (a profile's class: tenant), such as the URLs the
+# company registered at a hub, concern no end user either, but change what
+# every app relies on: only apps granted the operation by name may call them.
+tenant if input.class == "tenant"
+
+consent_free if tenant
+
+deny contains "app not allowed tenant operation" if {
+	tenant
+	not apps.tenant_operation_allowed
+}
+
 # Erasure operations (a profile's erases) carry out a withdrawal: they run under
 # the end user's revoked or expired consent, need no purpose, and only metadata
 # passes either way. Everything else about the consent still holds: it must be
@@ -64,6 +76,8 @@ allow if count(deny) == 0
 
 reasons := sort(deny) if {
 	not allow
+} else := ["tenant operation granted"] if {
+	tenant
 } else := ["operation needs no consent"] if {
 	consent_free
 } else := ["erasure of the end user's data"] if {
