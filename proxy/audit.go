@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,6 +60,12 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 			r.Detail = map[string]string{}
 		}
 		r.Detail["initiator"] = ex.initiator
+	}
+	if ex.unrecordedBefore > 0 {
+		if r.Detail == nil {
+			r.Detail = map[string]string{}
+		}
+		r.Detail["unrecorded_before"] = strconv.FormatInt(ex.unrecordedBefore, 10)
 	}
 	if kind == audit.KindOutcome {
 		r.Status = ex.status

@@ -36,6 +36,7 @@ const callbackPrefix = "/callbacks/"
 type Callbacks struct {
 	gw      *Gateway
 	vendors map[string]*callbackVendor
+	refused *refusedCallbacks
 }
 
 type callbackVendor struct {
@@ -51,7 +52,7 @@ type callbackVendor struct {
 
 // NewCallbacks prepares the callback routes of every profile that has one.
 func NewCallbacks(g *Gateway) (*Callbacks, error) {
-	c := &Callbacks{gw: g, vendors: map[string]*callbackVendor{}}
+	c := &Callbacks{gw: g, vendors: map[string]*callbackVendor{}, refused: newRefusedCallbacks()}
 	for id, v := range g.vendors {
 		cb := v.cfg.Callback
 		if cb == nil {
@@ -129,27 +130,40 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	refuse := func(status int, kind, title, detail string) {
 		g.refuse(r.Context(), w, ex, status, kind, title, detail)
 	}
+	// Refusals of callers not yet known to be the vendor: recorded at a rate
+	// per source, the rest counted (callbacknoise.go).
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	unknownCaller := func(status int, kind, title, detail string) {
+		recorded, before := c.refused.admit(host, g.now())
+		if !recorded {
+			ex.status = status
+			g.metrics.refusedUnrecorded.Inc()
+			writeProblem(w, status, kind, title, detail, ex.requestID)
+			return
+		}
+		ex.unrecordedBefore = before
+		refuse(status, kind, title, detail)
+	}
 
 	rest, _ := strings.CutPrefix(r.URL.Path, callbackPrefix)
 	vendorID, path, _ := strings.Cut(rest, "/")
 	cv := c.vendors[vendorID]
 	if cv == nil || cv.op == nil || r.Method != cv.op.cfg.Method || "/"+path != cv.op.cfg.Path {
-		refuse(http.StatusNotFound, problemNoRoute, "Not found", "no callback is configured for this path")
+		unknownCaller(http.StatusNotFound, problemNoRoute, "Not found", "no callback is configured for this path")
 		return
 	}
 	ex.vendor, ex.op, ex.pathTemplate, ex.app = cv.v.cfg.ID, cv.op.cfg.ID, cv.op.cfg.Path, cv.cfg.App
 
 	// Who is calling: the vendor's networks, its certificate, its secret.
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	src, err := netip.ParseAddr(host)
 	if err != nil || !cv.allowed(src.Unmap()) {
 		ex.err = "callback from a source outside the vendor's networks"
-		refuse(http.StatusForbidden, problemForbiddenRole, "Source not allowed", "")
+		unknownCaller(http.StatusForbidden, problemForbiddenRole, "Source not allowed", "")
 		return
 	}
 	if cv.clients != nil && !verifiedBy(r.TLS, cv.clients) {
 		ex.err = "callback without the vendor's client certificate"
-		refuse(http.StatusForbidden, problemForbiddenRole, "Client certificate required", "")
+		unknownCaller(http.StatusForbidden, problemForbiddenRole, "Client certificate required", "")
 		return
 	}
 	if cv.secret != nil {
@@ -162,7 +176,7 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		got := r.Header.Get(cv.cfg.SharedSecretHeader)
 		if subtle.ConstantTimeCompare([]byte(got), []byte(s.Value)) != 1 {
 			ex.err = "callback with a wrong shared secret"
-			refuse(http.StatusUnauthorized, problemForbiddenRole, "Unauthorized", "")
+			unknownCaller(http.StatusUnauthorized, problemForbiddenRole, "Unauthorized", "")
 			return
 		}
 	}
@@ -175,7 +189,7 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if subtle.ConstantTimeCompare([]byte(r.URL.Query().Get(cv.token.param)), []byte(tok.Value)) != 1 {
 			ex.err = "callback without the URL token consentgate registered"
-			refuse(http.StatusUnauthorized, problemForbiddenRole, "Unauthorized", "")
+			unknownCaller(http.StatusUnauthorized, problemForbiddenRole, "Unauthorized", "")
 			return
 		}
 	}

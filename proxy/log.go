@@ -75,6 +75,9 @@ type exchange struct {
 	initiator string
 	// tenant is set for an operation on the tenant (class: tenant).
 	tenant bool
+	// unrecordedBefore counts refusals of the same kind that went without a
+	// record (beyond their rate) before this one's.
+	unrecordedBefore int64
 	// What of the app's request went to the vendor, and what did not.
 	requestDisclosed []string
 	requestWithheld  []string

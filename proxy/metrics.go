@@ -16,6 +16,7 @@ type metrics struct {
 	// callbacksUnrecorded counts unmatched OAuth2 callbacks beyond the audit
 	// rate (callbacknoise.go).
 	callbacksUnrecorded prometheus.Counter
+	refusedUnrecorded   prometheus.Counter
 }
 
 // Pipeline stages timed in consentgate_stage_seconds.
@@ -45,9 +46,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "consentgate_oauth_callbacks_unrecorded_total",
 			Help: "OAuth2 callbacks matching no started authorization that were refused without their own audit record (beyond the audit rate).",
 		}),
+		refusedUnrecorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "consentgate_vendor_callbacks_unrecorded_total",
+			Help: "Vendor callbacks refused before the caller was known (route, source, certificate, secret, token) without their own audit record (beyond the rate per source).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.stages, m.quotaRemaining, m.callbacksUnrecorded)
+		reg.MustRegister(m.requests, m.stages, m.quotaRemaining, m.callbacksUnrecorded, m.refusedUnrecorded)
 	}
 	return m
 }
