@@ -63,17 +63,27 @@ func NewAdmin(o AdminOptions) http.Handler {
 	consents := o.Consents.Handler(identity)
 	mux.Handle("/v1/consents", consents)
 	mux.Handle("/v1/consents/", consents)
-	mux.HandleFunc("GET /v1/policy/status", func(w http.ResponseWriter, r *http.Request) {
-		if _, _, ok := identity(r); !ok {
-			writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Unknown identity", "", "")
-			return
+	// Operators' figures (the policy in service, the metrics): for the auditor
+	// and admin roles, not for every certificate of the trust domain.
+	operators := func(h http.Handler) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			switch _, role, ok := identity(r); {
+			case !ok:
+				writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Unknown identity", "", "")
+			case role != RoleAuditor && role != RoleAdmin:
+				writeProblem(w, http.StatusForbidden, problemForbiddenRole, "Role not allowed", "for the auditor and admin roles", "")
+			default:
+				h.ServeHTTP(w, r)
+			}
 		}
+	}
+	mux.HandleFunc("GET /v1/policy/status", operators(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(o.Policy.Status())
-	})
+	})))
 	if o.Metrics != nil {
-		mux.Handle("GET /metrics", o.Metrics)
+		mux.Handle("GET /metrics", operators(o.Metrics))
 	}
 	if o.OAuthStart != nil {
 		mux.HandleFunc("GET /v1/oauth/{vendor}/start", o.OAuthStart)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -215,6 +216,18 @@ func TestDevMetrics(t *testing.T) {
 	resp, body := call(t, e.clientFor(t, "secops"), "GET", e.adminURL()+"/metrics", "", nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("metrics: %d", resp.StatusCode)
+	}
+	// Issue 14 finding 9: operators' figures, not any certificate's: an app,
+	// listed or not, gets 403 on /metrics and on the policy status.
+	for name, c := range map[string]*http.Client{"app": e.app, "unlisted app": e.issueApp(t, "unlisted-app", "app")} {
+		for _, path := range []string{"/metrics", "/v1/policy/status"} {
+			if resp, b := call(t, c, "GET", e.adminURL()+path, "", nil); resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s %s: %d %.80s", name, path, resp.StatusCode, b)
+			}
+		}
+	}
+	if resp, _ := call(t, e.clientFor(t, "auditor"), "GET", e.adminURL()+"/v1/policy/status", "", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("auditor policy status: %d", resp.StatusCode)
 	}
 	m := string(body)
 	for _, want := range []string{

@@ -316,8 +316,10 @@ func makeServePKI(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	out := &logsink.Buffer{}
-	if err := run(context.Background(), []string{"certs", "issue", "--ca-dir", pki.Dir, "--role", "app", "--name", "onboarding-web", "--out", pki.Path("apps")}, out, out); err != nil {
-		t.Fatalf("certs issue: %v\n%s", err, out)
+	for role, name := range map[string]string{"app": "onboarding-web", "admin": "secops"} {
+		if err := run(context.Background(), []string{"certs", "issue", "--ca-dir", pki.Dir, "--role", role, "--name", name, "--out", pki.Path("apps")}, out, out); err != nil {
+			t.Fatalf("certs issue: %v\n%s", err, out)
+		}
 	}
 	// A serving certificate from the operator's own tooling (tls.cert_file):
 	// signed by the intermediate, sent with it.

@@ -85,8 +85,15 @@ func tail(s string) string { return s[max(0, len(s)-4000):] }
 // processClient is the dev app's client of a gateway process whose dev folder is dir.
 func processClient(t *testing.T, dir string) *http.Client {
 	t.Helper()
+	return processClientAs(t, dir, "onboarding-web")
+}
+
+// processClientAs is the client of one of the dev folder's certificates
+// (onboarding-web, auditor, secops).
+func processClientAs(t *testing.T, dir, name string) *http.Client {
+	t.Helper()
 	pki := &certs.DevPKI{Dir: filepath.Join(dir, "pki")}
-	pair, err := tls.LoadX509KeyPair(pki.Path(certs.AppCert("onboarding-web")), certs.KeyFile(pki.Path(certs.AppCert("onboarding-web"))))
+	pair, err := tls.LoadX509KeyPair(pki.Path(certs.AppCert(name)), certs.KeyFile(pki.Path(certs.AppCert(name))))
 	if err != nil {
 		t.Fatal(err)
 	}

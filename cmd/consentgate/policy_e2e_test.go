@@ -303,7 +303,7 @@ type policyStatus struct {
 
 func (e *devEnv) policyStatus(t *testing.T) policyStatus {
 	t.Helper()
-	resp, body := call(t, e.app, "GET", e.adminURL()+"/v1/policy/status", "", nil)
+	resp, body := call(t, e.clientFor(t, "auditor"), "GET", e.adminURL()+"/v1/policy/status", "", nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("policy status: %d %s", resp.StatusCode, body)
 	}

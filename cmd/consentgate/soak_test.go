@@ -121,7 +121,7 @@ func TestReliabilitySoak(t *testing.T) {
 		}
 	}()
 	client := processClient(t, dir)
-	statsClient := processClient(t, dir)
+	statsClient := processClientAs(t, dir, "secops") // /metrics is for operators
 	consentID := soakConsent(t, client, "https://"+admin)
 	authorizeAtBanks(t, dir, client, "https://"+admin, consentID)
 
