@@ -79,12 +79,19 @@ func Open(path string, o Options) (*Log, error) {
 		return nil, err
 	}
 	l.path = path
+	if err := checkLength(path); err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("opening audit log %s: %w (still locked after %s; is another consentgate running on it?)", path, ErrLocked, lockTimeout)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening audit log %s: %w", path, err)
+	}
+	if err := checkConsistency(db, path); err != nil {
+		db.Close()
+		return nil, err
 	}
 	if err := db.Update(l.prepare); err != nil {
 		db.Close()

@@ -66,12 +66,19 @@ func readMeta(tx *bolt.Tx) (meta, error) {
 // with other readers, so it fails while a gateway has the file open for writing: read a
 // snapshot instead, or export through the running gateway.
 func openReadOnly(path string) (*bolt.DB, error) {
+	if err := checkLength(path); err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("opening audit log %s read-only: %w (still locked after %s: a gateway has it open; use a snapshot)", path, ErrLocked, lockTimeout)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening audit log %s read-only: %w", path, err)
+	}
+	if err := checkConsistency(db, path); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return db, nil
 }
