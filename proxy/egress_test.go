@@ -8,22 +8,54 @@ import (
 	"testing"
 )
 
+// Issue 14 finding 8: the deny list had gaps (::/96, Teredo 2001::/32,
+// fec0::/10, documentation and AS112 ranges...). It is IANA's special-purpose
+// registries whole: the first and last address of every range is refused.
 func TestInternalAddresses(t *testing.T) {
-	tests := []struct {
-		ip       string
-		internal bool
-	}{
-		{"127.0.0.1", true}, {"10.1.2.3", true}, {"172.16.0.1", true}, {"172.31.255.255", true}, {"192.168.1.1", true},
-		{"169.254.169.254", true}, {"100.64.0.1", true}, {"0.0.0.0", true}, {"224.0.0.1", true}, {"255.255.255.255", true},
-		{"::1", true}, {"::", true}, {"fe80::1", true}, {"fd00::1", true}, {"ff02::1", true},
-		{"::ffff:127.0.0.1", true}, {"::ffff:10.0.0.1", true}, {"64:ff9b::a00:1", true}, {"2002:a00:1::", true},
-		{"8.8.8.8", false}, {"172.32.0.1", false}, {"100.128.0.1", false}, {"2a00:1450:4001::1", false}, {"::ffff:8.8.8.8", false},
-	}
-	for _, tt := range tests {
-		if got := internal(netip.MustParseAddr(tt.ip)); got != tt.internal {
-			t.Errorf("internal(%s) = %v, want %v", tt.ip, got, tt.internal)
+	for _, r := range []string{
+		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+		"192.0.0.0/24", "192.0.0.0/29", "192.0.0.8/32", "192.0.0.9/32", "192.0.0.10/32", "192.0.0.170/32", "192.0.0.171/32",
+		"192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24", "192.88.99.0/24", "192.168.0.0/16", "192.175.48.0/24",
+		"198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32", "224.0.0.0/4",
+		"::1/128", "::/128", "::/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "100:0:0:1::/64",
+		"2001::/23", "2001::/32", "2001:1::1/128", "2001:1::2/128", "2001:1::3/128", "2001:2::/48", "2001:3::/32",
+		"2001:4:112::/48", "2001:10::/28", "2001:20::/28", "2001:30::/28", "2001:db8::/32", "2002::/16",
+		"2620:4f:8000::/48", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+	} {
+		p := netip.MustParsePrefix(r)
+		for _, ip := range []netip.Addr{p.Addr(), lastAddr(p)} {
+			if !internal(ip) {
+				t.Errorf("%s (of %s) is not refused", ip, r)
+			}
 		}
 	}
+	for _, ip := range []string{"::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:192.0.2.1", "64:ff9b::a00:1", "2002:a00:1::", "2001:0:4136:e378::1"} {
+		if !internal(netip.MustParseAddr(ip)) {
+			t.Errorf("%s is not refused", ip)
+		}
+	}
+	// Vendors' real addresses pass, IPv4-mapped ones by the IPv4 inside.
+	for _, ip := range []string{"8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "192.0.1.255", "198.20.0.1", "223.255.255.255",
+		"2a00:1450:4001::1", "2606:4700::1111", "2001:200::1", "::ffff:8.8.8.8"} {
+		if internal(netip.MustParseAddr(ip)) {
+			t.Errorf("%s is refused", ip)
+		}
+	}
+}
+
+// lastAddr is the last address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	bits := p.Bits()
+	for i := range b {
+		for j := 0; j < 8; j++ {
+			if i*8+j >= bits {
+				b[i] |= 0x80 >> j
+			}
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // fakeResolver answers each lookup with the next answer, as a rebinding DNS
