@@ -25,7 +25,9 @@ type ProcessingReport struct {
 	First time.Time `json:"first,omitzero"`
 	Last  time.Time `json:"last,omitzero"`
 	// Subject is the person's HMAC when the report is about one person.
-	Subject    string           `json:"subject_hmac,omitempty"`
+	Subject string `json:"subject_hmac,omitempty"`
+	// Unverified says the records were not verified against the public key.
+	Unverified bool             `json:"unverified,omitempty"`
 	Rows       []ProcessingRow  `json:"rows"`
 	Recipients []Recipient      `json:"recipients"`
 	Consents   []SubjectConsent `json:"consents,omitempty"`
@@ -258,6 +260,9 @@ func ErasureUnavailable(why string) string { return unavailablePrefix + why }
 func (p ProcessingReport) Markdown() string {
 	var b strings.Builder
 	b.WriteString("# Record of processing: disclosures to vendors\n\n")
+	if p.Unverified {
+		b.WriteString("**UNVERIFIED:** the records this report was made from were not checked against the audit log's public key.\n\n")
+	}
 	if p.Subject != "" {
 		fmt.Fprintf(&b, "About one person: subject HMAC `%s`.\n\n", p.Subject)
 	}

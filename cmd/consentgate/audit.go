@@ -381,10 +381,10 @@ func newAuditPubkeyCmd() *cobra.Command {
 }
 
 func newAuditSearchCmd() *cobra.Command {
-	var file, db, export, subject string
-	var f exportFlags
+	var file, subject string
+	var src auditSource
 	cmd := &cobra.Command{
-		Use:   "search --subject VALUE (--admin URL --cert F --key F --cacert F [--db FILE | --export FILE] | (--db FILE | --export FILE) --config FILE)",
+		Use:   "search --subject VALUE (--db FILE | --export FILE | --admin URL --cert F --key F --cacert F) --pubkey FILE [--config FILE]",
 		Short: "Find every record about a person by app user id, birth number, IIN or document number",
 		Long: `Answer "what did you disclose about this person?" without the log holding the
 raw identifier: VALUE is hashed with the gateway's subject key and matched
@@ -393,44 +393,42 @@ against the subject and identifier HMACs of every record.
 With --admin and an auditor certificate, the running gateway hashes VALUE (the
 lookup is itself recorded) and, unless --db or --export names the records to
 search, streams its log. Otherwise --config names the configuration whose
-secret provider holds the key.`,
+secret provider holds the key. The records are verified with --pubkey first:
+records that do not verify are not searched (--unverified searches them and
+marks every result "unverified": true).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if db != "" && export != "" {
-				return errors.New("give at most one of --db or --export")
-			}
 			var h string
 			var err error
-			if f.admin != "" {
-				h, err = subjectHMACFromAdmin(ctx, f, subject)
+			if src.admin.admin != "" {
+				h, err = subjectHMACFromAdmin(ctx, src.admin, subject)
 			} else {
 				h, err = subjectHMACFromConfig(ctx, file, subject)
 			}
 			if err != nil {
 				return err
 			}
+			if src.db != "" || src.export != "" {
+				src.admin.admin = "" // the records come from the file, the HMAC from the gateway
+			}
+			r, err := src.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			n := 0
-			emit := func(r audit.Record) error { n++; return enc.Encode(r) }
-			switch {
-			case db != "":
-				err = audit.Search(ctx, db, h, emit)
-			case export != "":
-				fh, ferr := os.Open(export)
-				if ferr != nil {
-					return ferr
+			err = audit.SearchExport(r, h, func(rec audit.Record) error {
+				n++
+				if !src.unverified {
+					return enc.Encode(rec)
 				}
-				defer fh.Close()
-				err = audit.SearchExport(fh, h, emit)
-			case f.admin != "":
-				pr, pw := io.Pipe()
-				go func() { pw.CloseWithError(exportFromAdmin(ctx, f, pw)) }()
-				err = audit.SearchExport(pr, h, emit)
-				pr.Close()
-			default:
-				return errors.New("give --db or --export, or --admin with an auditor certificate")
-			}
+				return enc.Encode(struct {
+					audit.Record
+					Unverified bool `json:"unverified"`
+				}{rec, true})
+			})
 			if err != nil {
 				return err
 			}
@@ -438,14 +436,13 @@ secret provider holds the key.`,
 			return nil
 		},
 	}
+	src.flags(cmd)
 	cmd.Flags().StringVar(&file, "config", "configs/consentgate.yaml", "configuration file (for the secret provider), without --admin")
-	cmd.Flags().StringVar(&db, "db", "", "audit.db file (not in use by a running gateway)")
-	cmd.Flags().StringVar(&export, "export", "", "export file (JSONL)")
 	cmd.Flags().StringVar(&subject, "subject", "", "app user id, birth number, IIN or document number")
-	cmd.Flags().StringVar(&f.admin, "admin", "", "admin URL of a running gateway, e.g. https://127.0.0.1:9443")
-	cmd.Flags().StringVar(&f.cert, "cert", "", "auditor certificate (with --admin)")
-	cmd.Flags().StringVar(&f.key, "key", "", "auditor key (with --admin)")
-	cmd.Flags().StringVar(&f.cacert, "cacert", "", "internal CA (with --admin)")
+	cmd.Flags().StringVar(&src.admin.admin, "admin", "", "admin URL of a running gateway, e.g. https://127.0.0.1:9443")
+	cmd.Flags().StringVar(&src.admin.cert, "cert", "", "auditor certificate (with --admin)")
+	cmd.Flags().StringVar(&src.admin.key, "key", "", "auditor key (with --admin)")
+	cmd.Flags().StringVar(&src.admin.cacert, "cacert", "", "internal CA (with --admin)")
 	cmd.MarkFlagRequired("subject")
 	return cmd
 }
@@ -536,10 +533,10 @@ func auditSigningKey(ctx context.Context, cfg *configs.Config, p secrets.Provide
 }
 
 func newAuditReportCmd() *cobra.Command {
-	var db, export, from, to, format, file, subject string
-	var f exportFlags
+	var from, to, format, file, subject string
+	var src auditSource
 	cmd := &cobra.Command{
-		Use:   "report (--db FILE | --export FILE | --admin URL ...) [--from T] [--to T] [--config FILE] [--subject VALUE] [--format md|json]",
+		Use:   "report (--db FILE | --export FILE | --admin URL ...) --pubkey FILE [--from T] [--to T] [--config FILE] [--subject VALUE] [--format md|json]",
 		Short: "Processing report: transfers by purpose, data category, recipient and app; one person's consents and erasures",
 		Long: `Summarise what was disclosed to which recipient (vendor), for which purpose and
 app, with the data categories and the counts of disclosures (calls that sent or
@@ -548,7 +545,9 @@ the facts a GDPR Art. 30 record of processing needs. With --config, each
 recipient says how an end user's data is erased there (the profile's erasure
 operation, or why there is none). With --subject (hashed by the gateway with
 --admin, or with the key of --config), the report is about one person and shows
-where the erasure of each of their withdrawn consents stands. Markdown or JSON.`,
+where the erasure of each of their withdrawn consents stands. The records are
+verified with --pubkey first: a report is never made from records that do not
+verify (--unverified makes one and says so at its top). Markdown or JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -563,8 +562,8 @@ where the erasure of each of their withdrawn consents stands. Markdown or JSON.`
 				}
 			}
 			if subject != "" {
-				if f.admin != "" {
-					o.Subject, err = subjectHMACFromAdmin(ctx, f, subject)
+				if src.admin.admin != "" {
+					o.Subject, err = subjectHMACFromAdmin(ctx, src.admin, subject)
 				} else {
 					o.Subject, err = subjectHMACFromConfig(ctx, cmp.Or(file, "configs/consentgate.yaml"), subject)
 				}
@@ -572,31 +571,19 @@ where the erasure of each of their withdrawn consents stands. Markdown or JSON.`
 					return err
 				}
 			}
-			var src io.Reader
-			switch {
-			case db != "" && export == "":
-				r := audit.ExportReader(ctx, db, audit.Filter{})
-				defer r.Close()
-				src = r
-			case export != "" && db == "":
-				fh, err := os.Open(export)
-				if err != nil {
-					return err
-				}
-				defer fh.Close()
-				src = fh
-			case f.admin != "" && db == "" && export == "":
-				pr, pw := io.Pipe()
-				go func() { pw.CloseWithError(exportFromAdmin(ctx, f, pw)) }()
-				defer pr.Close()
-				src = pr
-			default:
-				return errors.New("give exactly one of --db, --export or --admin")
+			if src.db != "" || src.export != "" {
+				src.admin.admin = ""
 			}
-			rep, err := audit.Processing(src, o)
+			r, err := src.open(ctx)
 			if err != nil {
 				return err
 			}
+			defer r.Close()
+			rep, err := audit.Processing(r, o)
+			if err != nil {
+				return err
+			}
+			rep.Unverified = src.unverified
 			switch format {
 			case "md":
 				_, err = io.WriteString(cmd.OutOrStdout(), rep.Markdown())
@@ -610,18 +597,17 @@ where the erasure of each of their withdrawn consents stands. Markdown or JSON.`
 			return err
 		},
 	}
+	src.flags(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&db, "db", "", "audit.db file (not in use by a running gateway)")
-	fl.StringVar(&export, "export", "", "export file (JSONL)")
 	fl.StringVar(&from, "from", "", "RFC 3339 time: records at or after")
 	fl.StringVar(&to, "to", "", "RFC 3339 time: records before")
 	fl.StringVar(&format, "format", "md", "md or json")
 	fl.StringVar(&file, "config", "", "configuration file: the vendor profiles' erasure paths (and, without --admin, the key for --subject)")
 	fl.StringVar(&subject, "subject", "", "one person: app user id, birth number, IIN or document number")
-	fl.StringVar(&f.admin, "admin", "", "admin URL of a running gateway (its log, and the hashing of --subject)")
-	fl.StringVar(&f.cert, "cert", "", "auditor certificate (with --admin)")
-	fl.StringVar(&f.key, "key", "", "auditor key (with --admin)")
-	fl.StringVar(&f.cacert, "cacert", "", "internal CA (with --admin)")
+	fl.StringVar(&src.admin.admin, "admin", "", "admin URL of a running gateway (its log, and the hashing of --subject)")
+	fl.StringVar(&src.admin.cert, "cert", "", "auditor certificate (with --admin)")
+	fl.StringVar(&src.admin.key, "key", "", "auditor key (with --admin)")
+	fl.StringVar(&src.admin.cacert, "cacert", "", "internal CA (with --admin)")
 	return cmd
 }
 

@@ -101,11 +101,11 @@ func TestDevAuditTrail(t *testing.T) {
 
 	// Search by the app's user id and by the birth number the vendor returned.
 	cfgFile := writeDevConfig(t, dir)
-	out, err = runCmd(t, "audit", "search", "--config", cfgFile, "--db", filepath.Join(dir, "audit.db"), "--subject", devSubject)
+	out, err = runCmd(t, "audit", "search", "--config", cfgFile, "--db", filepath.Join(dir, "audit.db"), "--pubkey", pub, "--subject", devSubject)
 	if err != nil || !strings.Contains(out, `"kind":"consent"`) || !strings.Contains(out, `"kind":"outcome"`) {
 		t.Fatalf("search by subject: %v\n%s", err, out)
 	}
-	out, err = runCmd(t, "audit", "search", "--config", cfgFile, "--export", exp, "--subject", direct["birthNumber"].(string))
+	out, err = runCmd(t, "audit", "search", "--config", cfgFile, "--export", exp, "--pubkey", pub, "--subject", direct["birthNumber"].(string))
 	if err != nil || !strings.Contains(out, `"operation":"airbank.personalData"`) {
 		t.Fatalf("search by birth number: %v\n%s", err, out)
 	}
@@ -117,7 +117,7 @@ func TestDevAuditTrail(t *testing.T) {
 	}
 
 	// The processing report counts the disclosures and the denial per purpose.
-	out, err = runCmd(t, "audit", "report", "--export", exp)
+	out, err = runCmd(t, "audit", "report", "--export", exp, "--pubkey", pub)
 	if err != nil || !strings.Contains(out, "| kyc-onboarding | airbank | onboarding-web | ") ||
 		!strings.Contains(out, "| age-verification | airbank | onboarding-web | derived_age | 1 | 0 | 0 |") {
 		t.Errorf("report: %v\n%s", err, out)
@@ -144,6 +144,27 @@ func TestDevAuditTrail(t *testing.T) {
 	}
 	if want := fmt.Sprintf("record %d:", int(seq)); !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not name the tampered record (%s)", err, want)
+	}
+
+	// Issue 14 finding 11: report and search read nothing from an export that
+	// does not verify; --unverified reads it and says so in every result.
+	for _, args := range [][]string{
+		{"audit", "report", "--export", tampered, "--pubkey", pub},
+		{"audit", "search", "--config", cfgFile, "--export", tampered, "--pubkey", pub, "--subject", devSubject},
+		{"audit", "report", "--export", tampered},
+	} {
+		out, err := runCmd(t, args...)
+		if err == nil || strings.Contains(out, "| kyc-onboarding |") || strings.Contains(out, `"kind"`) {
+			t.Errorf("%v: %v\n%.300s", args, err, out)
+		}
+	}
+	out, err = runCmd(t, "audit", "report", "--export", tampered, "--unverified")
+	if err != nil || !strings.Contains(out, "**UNVERIFIED:**") {
+		t.Errorf("report --unverified: %v\n%.300s", err, out)
+	}
+	out, err = runCmd(t, "audit", "search", "--config", cfgFile, "--export", tampered, "--unverified", "--subject", devSubject)
+	if err != nil || strings.Count(out, `"unverified":true`) != strings.Count(out, `"seq":`) || !strings.Contains(out, `"unverified":true`) {
+		t.Errorf("search --unverified: %v\n%.300s", err, out)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -91,7 +92,7 @@ func TestDevWithdrawalReachesTheVendor(t *testing.T) {
 	}
 	// The person's report says so, from the log, with the auditor certificate.
 	auditor := e.pki.Path(certs.AppCert("auditor"))
-	out, err := runCmd(t, "audit", "report", "--admin", e.adminURL(), "--cert", auditor, "--key", certs.KeyFile(auditor),
+	out, err := runCmd(t, "audit", "report", "--admin", e.adminURL(), "--cert", auditor, "--key", certs.KeyFile(auditor), "--pubkey", filepath.Join(dir, "audit.pub"),
 		"--cacert", e.pki.Path(certs.DevRootCert), "--config", writeDevConfig(t, dir), "--subject", devSubject)
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -186,7 +187,7 @@ func TestDevAuditorSearchesAPersonWithTheCertificateAlone(t *testing.T) {
 	mustCall(t, e.app, "POST", e.gatewayURL()+"/v/banqware/user-resources/api/user", `{"clientId":"c-2"}`, other, "account-aggregation")
 
 	auditor := e.pki.Path(certs.AppCert("auditor"))
-	args := []string{"audit", "search", "--subject", devSubject, "--admin", e.adminURL(),
+	args := []string{"audit", "search", "--subject", devSubject, "--pubkey", filepath.Join(e.cfg.DataDir, "audit.pub"), "--admin", e.adminURL(),
 		"--cert", auditor, "--key", certs.KeyFile(auditor), "--cacert", e.pki.Path(certs.DevRootCert)}
 	out, err := runCmd(t, args...)
 	if err != nil {
