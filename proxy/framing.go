@@ -366,8 +366,14 @@ func (s *requestScanner) head(head []byte) error {
 	var lengths, encodings [][]byte
 	for _, l := range lines[1:] {
 		l = bytes.TrimSuffix(l, []byte("\r"))
-		if len(l) == 0 || l[0] == ' ' || l[0] == '\t' {
-			continue // the end, or a continuation of the previous field
+		if len(l) == 0 {
+			continue // the end
+		}
+		if l[0] == ' ' || l[0] == '\t' {
+			// A folded line (obs-fold, RFC 9112 §5.2, which lets a server
+			// refuse it): net/http joins it to the field above, so a folded
+			// Content-Length would be read one way here and another there.
+			return errFraming("a folded header line")
 		}
 		name, value, found := bytes.Cut(l, []byte(":"))
 		if !found {
@@ -385,23 +391,24 @@ func (s *requestScanner) head(head []byte) error {
 		return errFraming("more than one Content-Length header")
 	case len(lengths) > 0 && len(encodings) > 0:
 		return errFraming("both Content-Length and Transfer-Encoding")
-	case len(encodings) > 0 && proto == "HTTP/1.0":
-		// net/http ignores Transfer-Encoding in HTTP/1.0; a hop that does not
-		// would read a different body.
-		return errFraming("Transfer-Encoding in an HTTP/1.0 request")
+	case len(encodings) > 0 && proto != "HTTP/1.1":
+		// net/http ignores Transfer-Encoding before HTTP/1.1; a hop that does
+		// not would read a different body.
+		return errFraming("Transfer-Encoding in an " + proto + " request")
 	}
+	// A framing header the guard cannot read is refused, never passed through:
+	// passing through would leave the rest of the connection unguarded.
 	switch {
 	case method == http.MethodConnect:
 		s.state = scanPassthrough
 	case len(encodings) == 1 && bytes.EqualFold(encodings[0], []byte("chunked")):
 		s.state = scanChunkSize
 	case len(encodings) > 0:
-		s.state = scanPassthrough // net/http answers 501 and closes
+		return errFraming("a Transfer-Encoding other than chunked")
 	case len(lengths) == 1:
 		n, err := strconv.ParseUint(string(lengths[0]), 10, 63)
 		if err != nil {
-			s.state = scanPassthrough // net/http answers 400 and closes
-			break
+			return errFraming("a Content-Length that is not a number")
 		}
 		if n > 0 {
 			s.state, s.remain = scanBody, int64(n)

@@ -32,12 +32,16 @@ func refusedAt(stream []byte) (at, headEnd, next int) {
 			return -1, 0, off
 		}
 		cl, te := len(hdr["Content-Length"]), len(hdr["Transfer-Encoding"])
-		if cl > 1 || (cl > 0 && te > 0) || (te > 0 && strings.HasSuffix(line, " HTTP/1.0")) {
-			end := bytes.Index(rest, []byte("\n\r\n"))
-			if e := bytes.Index(rest, []byte("\n\n")); e >= 0 && (end < 0 || e < end) {
+		if cl > 1 || (cl > 0 && te > 0) || (te > 0 && !strings.HasSuffix(line, " HTTP/1.1")) || folded(rest) {
+			// The head ends at the first empty line after the request line
+			// (empty lines before it are allowed and released).
+			lead := len(rest) - len(bytes.TrimLeft(rest, "\r\n"))
+			head := rest[lead:]
+			end := bytes.Index(head, []byte("\n\r\n"))
+			if e := bytes.Index(head, []byte("\n\n")); e >= 0 && (end < 0 || e < end) {
 				end = e
 			}
-			return off, off + end + 2, off
+			return off, off + lead + end + 2, off
 		}
 		cr := &countingReader{r: bytes.NewReader(rest)}
 		br := bufio.NewReader(cr)
@@ -54,6 +58,25 @@ func refusedAt(stream []byte) (at, headEnd, next int) {
 		off += cr.n - br.Buffered()
 	}
 	return -1, 0, off
+}
+
+// folded reports whether the first request head in stream has a folded line
+// (obs-fold), which net/http joins to the field above and the guard refuses.
+func folded(stream []byte) bool {
+	lines := strings.Split(string(stream), "\n")
+	for len(lines) > 0 && strings.TrimSuffix(lines[0], "\r") == "" {
+		lines = lines[1:]
+	}
+	for _, l := range lines[min(1, len(lines)):] {
+		l = strings.TrimSuffix(l, "\r")
+		if l == "" {
+			return false
+		}
+		if l[0] == ' ' || l[0] == '\t' {
+			return true
+		}
+	}
+	return false
 }
 
 type countingReader struct {
@@ -112,6 +135,16 @@ var framingSeeds = []string{
 	"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 	"\r\nGET / HTTP/1.1\nHost: a\nX: b\n c\n\n" + "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
 	"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+	// Issue 14 finding 4: a folded or unreadable framing header used to switch
+	// the guard to passthrough for the rest of the connection, after which
+	// smuggling requests went through.
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n 3\r\n\r\nabc" +
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\tchunked\r\n\r\n0\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x3\r\n\r\n" +
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" +
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 }
 
 func TestRequestScanner(t *testing.T) {
