@@ -148,15 +148,17 @@ func (f *Forward) tunnel(w http.ResponseWriter, r *http.Request, v *vendor, host
 		NextProtos:   []string{"http/1.1"},
 	})
 	ctx := r.Context()
-	const maxHeader = 64 << 10
-	// The requests inside the tunnel get the same framing guard as the
-	// listeners; the identity is the outer connection's, so no TLS state.
-	guarded := &framingConn{Conn: inner, scan: requestScanner{maxHead: maxHeader + 4096}, log: f.gw.log}
+	// The requests inside the tunnel get the same framing guard and the same
+	// limits as the listeners' (a body trickled byte by byte is cut off as
+	// there); the identity is the outer connection's, so no TLS state.
+	lim := f.gw.cfg.Listen
+	guarded := &framingConn{Conn: inner, scan: requestScanner{maxHead: lim.MaxHeaderBytes + 4096}, log: f.gw.log}
 	srv := &http.Server{
 		Handler:           withConnTLS(f.pipeline(v)),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    maxHeader,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout.Duration,
+		ReadTimeout:       lim.ReadTimeout.Duration,
+		IdleTimeout:       lim.IdleTimeout.Duration,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ConnContext: func(context.Context, net.Conn) context.Context {
 			return context.WithValue(context.WithoutCancel(ctx), connTLSKey{}, guarded)
 		},

@@ -131,6 +131,7 @@ func (fakeConsents) BindResource(_ context.Context, res consent.Resource) (conse
 type testEnv struct {
 	gatewayURL   string
 	callbacksURL string
+	forwardAddr  string
 	client       *http.Client // app certificate
 	ca           *certs.CA
 	dir          string
@@ -201,6 +202,7 @@ listen:
   admin: 127.0.0.1:0
   callbacks: 127.0.0.1:0
   read_header_timeout: 1s
+  read_timeout: 3s
 tls:
   cert_file: gw.crt
   key_file: gw.key
@@ -401,7 +403,7 @@ operations:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Listen(cfg, in, g, nil, http.NotFoundHandler(), cbs, log)
+	srv, err := Listen(cfg, in, g, NewForward(g, ca), http.NotFoundHandler(), cbs, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +418,7 @@ operations:
 	})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), callbacksURL: "https://" + srv.Addr(3), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog, srv: srv, gw: g}
+	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), callbacksURL: "https://" + srv.Addr(3), forwardAddr: srv.Addr(1), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog, srv: srv, gw: g}
 	env.client = env.clientWith(t, ca, "spiffe://test.local/app/web", time.Hour)
 	return env
 }

@@ -3,8 +3,11 @@ package proxy
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,4 +156,49 @@ func TestForwardingHeadersFromAppsAreDropped(t *testing.T) {
 			t.Errorf("vendor got %s: %q", h, v)
 		}
 	}
+}
+
+// Issue 14 finding 5: inside a forward-proxy tunnel a body trickled at one byte
+// every few seconds stayed open for minutes. The tunnel has the listeners' read
+// and idle limits (read_timeout is 3s in the test configuration).
+func TestTunnelBodiesAreCutOff(t *testing.T) {
+	env := newTestEnv(t)
+	appTLS := env.client.Transport.(*http.Transport).TLSClientConfig
+	conn, err := tls.Dial("tcp", env.forwardAddr, appTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	host := "127.0.0.1:" + vendorPort(t, env)
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", host, host)
+	br := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	inner := tls.Client(bufferedConn{Conn: conn, r: br}, &tls.Config{InsecureSkipVerify: true}) // the minted leaf is not what this test is about
+	fmt.Fprintf(inner, "POST /base/verify HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", host)
+	start := time.Now()
+	inner.SetReadDeadline(start.Add(20 * time.Second))
+	_, err = io.ReadAll(inner)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the tunnel still waited for the body after %s", time.Since(start))
+	}
+	if took := time.Since(start); took > 12*time.Second {
+		t.Errorf("cut off after %s, want about the 3s read_timeout", took)
+	}
+	if env.seen.count() != 0 {
+		t.Error("the vendor was called")
+	}
+}
+
+// vendorPort is the port of the echo vendor's base URL.
+func vendorPort(t *testing.T, env *testEnv) string {
+	t.Helper()
+	for _, v := range env.gw.vendors {
+		if v.cfg.ID == "echo" {
+			return v.base.Port()
+		}
+	}
+	t.Fatal("no echo vendor")
+	return ""
 }
