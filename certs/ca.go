@@ -220,3 +220,42 @@ func LoadPool(file string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// NewInterceptionCA makes the forward proxy's CA: an intermediate of parent
+// that can sign server certificates and nothing else (extended key usage
+// serverAuth, no further CAs). Apps trust it through parent; anyone holding
+// its key still cannot mint a client certificate the listeners accept, which
+// they could with parent's.
+func NewInterceptionCA(parent *CA, subject pkix.Name, validity time.Duration) (*CA, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := parent.Sign(&x509.Certificate{
+		Subject:        subject,
+		NotAfter:       time.Now().Add(validity),
+		IsCA:           true,
+		MaxPathLen:     0,
+		MaxPathLenZero: true,
+		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, key.Public())
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, Key: key}, nil
+}
+
+// CheckInterceptionCA refuses a forward proxy CA that could sign more than
+// server certificates: with such a CA's key, anyone could mint a client
+// certificate (an admin's) the listeners accept.
+func CheckInterceptionCA(cert *x509.Certificate) error {
+	switch {
+	case !cert.IsCA:
+		return errors.New("is not a CA certificate")
+	case len(cert.ExtKeyUsage) != 1 || cert.ExtKeyUsage[0] != x509.ExtKeyUsageServerAuth || len(cert.UnknownExtKeyUsage) > 0:
+		return errors.New("must be limited to server certificates (extended key usage serverAuth alone): with the key of a CA that is not, anyone could mint client certificates the listeners accept; make one with consentgate certs forward-ca")
+	case !(cert.MaxPathLenZero || cert.MaxPathLen == 0) || cert.MaxPathLen > 0:
+		return errors.New("must not sign further CAs (path length 0)")
+	}
+	return nil
+}

@@ -346,3 +346,49 @@ func TestCABundleVerifierChecksTheConfiguredName(t *testing.T) {
 		}
 	}
 }
+
+// The forward proxy's CA signs server certificates only; a root, or a CA
+// without that limit, is refused for the job.
+func TestInterceptionCA(t *testing.T) {
+	root, err := NewCA(pkix.Name{CommonName: "root"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckInterceptionCA(root.Cert); err == nil {
+		t.Error("the root was accepted as the interception CA")
+	}
+	ca, err := NewInterceptionCA(root, pkix.Name{CommonName: "forward"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckInterceptionCA(ca.Cert); err != nil {
+		t.Fatalf("the interception CA: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(root.Cert)
+	inter := x509.NewCertPool()
+	inter.AddCert(ca.Cert)
+	for _, tt := range []struct {
+		usage x509.ExtKeyUsage
+		ok    bool
+	}{{x509.ExtKeyUsageServerAuth, true}, {x509.ExtKeyUsageClientAuth, false}} {
+		leaf, _, err := ca.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "x"}, DNSNames: []string{"api.kb.cz"},
+			ExtKeyUsage: []x509.ExtKeyUsage{tt.usage}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{tt.usage}})
+		if (err == nil) != tt.ok {
+			t.Errorf("a leaf for %v from the interception CA: %v", tt.usage, err)
+		}
+	}
+	// It signs no further CA either.
+	if _, err := NewInterceptionCA(ca, pkix.Name{CommonName: "sub"}, time.Hour); err == nil {
+		sub, _ := NewInterceptionCA(ca, pkix.Name{CommonName: "sub"}, time.Hour)
+		leaf, _, _ := sub.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "y"}, DNSNames: []string{"a.test"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		inter.AddCert(sub.Cert)
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter}); err == nil {
+			t.Error("a CA under the interception CA verified")
+		}
+	}
+}

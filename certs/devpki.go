@@ -37,6 +37,9 @@ const (
 	DevBanqwareCACert   = "vendors/banqware-ca.crt"
 	DevBanqwareCert     = "vendors/banqware-client.crt"
 	DevSandboxRootCert  = "sandbox/ca.crt"
+	// DevForwardCACert is the forward proxy's interception CA: an intermediate
+	// of the root limited to server certificates (see NewInterceptionCA).
+	DevForwardCACert = "forward-ca.crt"
 	DevSandboxCert      = "sandbox/server.crt"
 )
 
@@ -78,6 +81,12 @@ func LoadOrCreateDevPKI(dir string, sandboxHosts []string) (*DevPKI, error) {
 		if err := p.check(); err != nil {
 			return nil, fmt.Errorf("dev PKI in %s: %w (remove the folder to regenerate it)", dir, err)
 		}
+		// Added by a newer version: made from the root an older one kept.
+		if _, err := os.Stat(p.Path(DevForwardCACert)); errors.Is(err, fs.ErrNotExist) {
+			if err := p.createForwardCA(); err != nil {
+				return nil, fmt.Errorf("dev PKI in %s: the forward proxy's CA: %w", dir, err)
+			}
+		}
 		return p, nil
 	case len(files):
 		if err := p.create(sandboxHosts); err != nil {
@@ -118,6 +127,9 @@ func (p *DevPKI) create(sandboxHosts []string) error {
 		return pkix.Name{CommonName: cn, Organization: []string{"consentgate dev (untrusted)"}}
 	}
 	if _, err := createHierarchy(p.Dir, "consentgate dev (untrusted)"); err != nil {
+		return err
+	}
+	if err := p.createForwardCA(); err != nil {
 		return err
 	}
 
@@ -236,4 +248,25 @@ func (p *DevPKI) write(name string, cert *x509.Certificate, key crypto.Signer) e
 		return err
 	}
 	return os.WriteFile(path, EncodeCertificates(cert), 0o644)
+}
+
+// createForwardCA makes the forward proxy's interception CA from the dev root.
+func (p *DevPKI) createForwardCA() error {
+	rootPEM, err := os.ReadFile(p.Path(DevRootCert))
+	if err != nil {
+		return err
+	}
+	keyPEM, err := os.ReadFile(KeyFile(p.Path(DevRootCert)))
+	if err != nil {
+		return err
+	}
+	root, err := ParseCA(rootPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	ca, err := NewInterceptionCA(root, pkix.Name{CommonName: "consentgate dev forward proxy (untrusted)"}, 365*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	return p.writeCA(DevForwardCACert, ca)
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -185,7 +186,12 @@ func (f *Forward) leaf(host string) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}
+	chain := [][]byte{cert.Raw}
+	if !bytes.Equal(f.ca.Cert.RawIssuer, f.ca.Cert.RawSubject) {
+		// An intermediate (the interception CA): apps trust its issuer.
+		chain = append(chain, f.ca.Cert.Raw)
+	}
+	c := &tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: cert}
 	f.leafs[host] = c
 	return c, nil
 }

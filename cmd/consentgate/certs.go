@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"os"
@@ -18,7 +20,7 @@ import (
 
 func newCertsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "certs", Short: "Issue app certificates, make vendor CSRs, inspect vendor certificates"}
-	cmd.AddCommand(newCertsIssueCmd(), newCertsCSRCmd())
+	cmd.AddCommand(newCertsIssueCmd(), newCertsCSRCmd(), newCertsForwardCACmd())
 	var passwordEnv string
 	inspect := &cobra.Command{
 		Use:   "inspect FILE",
@@ -188,4 +190,44 @@ func readCertificate(file, password string) (*x509.Certificate, error) {
 		return list[0], nil
 	}
 	return x509.ParseCertificate(data)
+}
+
+func newCertsForwardCACmd() *cobra.Command {
+	var caDir, out string
+	var validity time.Duration
+	cmd := &cobra.Command{
+		Use:   "forward-ca --ca-dir DIR --out FILE",
+		Short: "Make the forward proxy's interception CA: server certificates only",
+		Long: `Make the CA the forward proxy mints vendor-host certificates with
+(tls.forward_ca_cert_file): an intermediate of the internal CA's root in
+--ca-dir (ca.crt and ca.key), limited to server certificates and to no further
+CAs, so that its key, which the gateway holds, cannot mint the client
+certificates the listeners accept. Writes FILE and its key (mode 0600). The
+gateway refuses a forward CA without these limits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			certPEM, err := os.ReadFile(filepath.Join(caDir, certs.RootCert))
+			if err != nil {
+				return err
+			}
+			keyPEM, err := os.ReadFile(certs.KeyFile(filepath.Join(caDir, certs.RootCert)))
+			if err != nil {
+				return fmt.Errorf("the root's key (it is needed once, here): %w", err)
+			}
+			root, err := certs.ParseCA(certPEM, keyPEM)
+			if err != nil {
+				return err
+			}
+			ca, err := certs.NewInterceptionCA(root, pkix.Name{CommonName: "consentgate forward proxy"}, validity)
+			if err != nil {
+				return err
+			}
+			return certs.WriteKeyPair(out, &tls.Certificate{Certificate: [][]byte{ca.Cert.Raw}, PrivateKey: ca.Key})
+		},
+	}
+	cmd.Flags().StringVar(&caDir, "ca-dir", "", "the internal CA's folder (with ca.crt and ca.key)")
+	cmd.Flags().StringVar(&out, "out", "forward-ca.crt", "certificate file to write (the key goes beside it)")
+	cmd.Flags().DurationVar(&validity, "validity", 365*24*time.Hour, "how long the CA is valid")
+	cmd.MarkFlagRequired("ca-dir")
+	return cmd
 }

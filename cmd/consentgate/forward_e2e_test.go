@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -142,3 +143,36 @@ type tunnelConn struct {
 }
 
 func (c tunnelConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Issue 14 finding 9: the forward proxy's CA key was the internal root's, so
+// anyone holding it minted an admin certificate. The interception CA now signs
+// server certificates only: a client certificate from it fails every handshake.
+func TestDevForwardCACannotMintClientCertificates(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	certPEM, err := os.ReadFile(e.cfg.ResolvePath(e.cfg.TLS.ForwardCACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(e.cfg.ResolvePath(e.cfg.TLS.ForwardCAKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := certs.ParseCA(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"admin", "auditor", "app"} {
+		cert, key, err := ca.Issue(certs.AppTemplate(e.cfg.TrustDomain, role, "intruder", time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert),
+			Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw, ca.Cert.Raw}, PrivateKey: key}}}}}
+		for _, url := range []string{e.adminURL() + "/v1/audit/head", e.gatewayURL() + "/v/kb/v1/clients/me/identity"} {
+			if resp, err := c.Get(url); err == nil {
+				resp.Body.Close()
+				t.Errorf("%s certificate from the forward CA: %s answered %d", role, url, resp.StatusCode)
+			}
+		}
+	}
+}

@@ -225,6 +225,9 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 		if err != nil {
 			return nil, fmt.Errorf("forward proxy CA: %w", err)
 		}
+		if err := certs.CheckInterceptionCA(ca.Cert); err != nil {
+			return nil, fmt.Errorf("tls.forward_ca_cert_file %s: %w", cfg.TLS.ForwardCACertFile, err)
+		}
 		forward = proxy.NewForward(gw, ca)
 	}
 	var callbacks http.Handler
