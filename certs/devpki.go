@@ -40,7 +40,7 @@ const (
 	// DevForwardCACert is the forward proxy's interception CA: an intermediate
 	// of the root limited to server certificates (see NewInterceptionCA).
 	DevForwardCACert = "forward-ca.crt"
-	DevSandboxCert      = "sandbox/server.crt"
+	DevSandboxCert   = "sandbox/server.crt"
 )
 
 // DevPKI is the certificate set `consentgate dev` generates once and reuses: the
