@@ -65,7 +65,7 @@ func newRegistry(o Options) (*Registry, error) {
 	if r.vendors, err = allowedSet("vendors", o.Vendors); err != nil {
 		return nil, err
 	}
-	if r.purposes, err = allowedSet("purposes", o.Purposes); err != nil {
+	if err := r.SetPurposes(o.Purposes); err != nil {
 		return nil, err
 	}
 	if r.categories, err = allowedSet("categories", o.Categories); err != nil {

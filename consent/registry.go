@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,14 +16,15 @@ import (
 // database: every read sees every write committed before it began, by this gateway or
 // another (there is no cache to go stale).
 type Registry struct {
-	st                            store
-	key                           []byte
-	vendors, purposes, categories map[string]bool
-	maxTTL                        time.Duration
-	now                           func() time.Time
-	hook                          func(context.Context, Change) error
-	log                           *slog.Logger
-	erasure                       *ErasurePlan
+	st                  store
+	key                 []byte
+	vendors, categories map[string]bool
+	purposes            atomic.Pointer[map[string]bool]
+	maxTTL              time.Duration
+	now                 func() time.Time
+	hook                func(context.Context, Change) error
+	log                 *slog.Logger
+	erasure             *ErasurePlan
 }
 
 // Open opens (creating, mode 0600) the registry file at path: the embedded store,
@@ -79,3 +81,14 @@ func (r *Registry) SubjectHMAC(subject string) string {
 // it with another key fails loudly rather than every subject lookup finding nothing.
 // It reveals nothing about the key: it is one more HMAC of a known input.
 const keyCheckInput = "consentgate consent registry: subject key check v1"
+
+// SetPurposes replaces the purposes new consents may name: a policy revision
+// that adds one makes it usable at once. Consents already stored keep theirs.
+func (r *Registry) SetPurposes(purposes []string) error {
+	set, err := allowedSet("purposes", purposes)
+	if err != nil {
+		return err
+	}
+	r.purposes.Store(&set)
+	return nil
+}

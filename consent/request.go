@@ -60,7 +60,7 @@ func (r *Registry) validateScope(c *Consent, vendors, purposes, categories []str
 	if c.Vendors, err = allowed("vendors", vendors, r.vendors); err != nil {
 		return err
 	}
-	if c.Purposes, err = allowed("purposes", purposes, r.purposes); err != nil {
+	if c.Purposes, err = allowed("purposes", purposes, *r.purposes.Load()); err != nil {
 		return err
 	}
 	if c.Categories, err = allowed("categories", categories, r.categories); err != nil {

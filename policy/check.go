@@ -15,13 +15,14 @@ import (
 )
 
 // Check parses and compiles every module in dir, tests included, loads the
-// serving policy (with its smoke evaluation), and reports files that are not in
-// `opa fmt` form: what a reviewer should see before a policy change ships.
-func Check(ctx context.Context, dir string) error {
+// serving policy (with its smoke evaluation and, when given, the contract the
+// gateway holds it to), and reports files that are not in `opa fmt` form: what
+// a reviewer should see before a policy change ships.
+func Check(ctx context.Context, dir string, contract *Contract) error {
 	if _, _, err := tester.Load([]string{dir}, nil); err != nil {
 		return fmt.Errorf("policy does not compile:\n%w", err)
 	}
-	if _, err := load(ctx, Source{Dir: dir}, -1); err != nil {
+	if _, err := load(ctx, Source{Dir: dir}, -1, contract); err != nil {
 		return err
 	}
 	var unformatted []string

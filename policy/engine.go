@@ -38,6 +38,9 @@ type Options struct {
 	// MemoEntries bounds the decisions a revision remembers (see memo); 0 means
 	// DefaultMemoEntries, a negative number turns remembering off.
 	MemoEntries int
+	// Contract, when set, is what every revision must fit before it serves
+	// (see Contract); nil checks the decision shape on the smoke input only.
+	Contract *Contract
 	// OnRevision is called after each successful load with the new revision id,
 	// and after each failed reload with the error (the audit log records both).
 	OnRevision func(revision string, err error)
@@ -48,6 +51,7 @@ type Options struct {
 // swaps it in only if it works, so a broken edit never replaces a working policy.
 type Engine struct {
 	opts    Options
+	onServe []func() // guarded by mu
 	log     *slog.Logger
 	cur     atomic.Pointer[revision]
 	metrics *metrics
@@ -96,7 +100,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
-	rev, err := load(ctx, o.Source, o.MemoEntries)
+	rev, err := load(ctx, o.Source, o.MemoEntries, o.Contract)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +118,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 func (e *Engine) Reload(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	rev, err := load(ctx, e.opts.Source, e.opts.MemoEntries)
+	rev, err := load(ctx, e.opts.Source, e.opts.MemoEntries, e.opts.Contract)
 	if err != nil {
 		e.failures++
 		e.lastErr, e.lastErrT = err.Error(), time.Now()
@@ -127,6 +131,15 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	old := e.cur.Swap(rev)
 	e.metrics.revision(rev.id)
+	for _, fn := range e.onServe {
+		fn()
+	}
+	if e.lastErr != "" {
+		// The error shown at /v1/policy/status is about the revision in
+		// service: a good one after a failure clears it, and says so.
+		e.log.Info("policy reload succeeded after a failure", "revision", rev.id, "previous_error", e.lastErr)
+		e.lastErr, e.lastErrT = "", time.Time{}
+	}
 	if old.id != rev.id {
 		e.log.Info("policy revision changed", "from", old.id, "to", rev.id, "memo", rev.memo.describe())
 		if e.opts.OnRevision != nil {
@@ -134,6 +147,14 @@ func (e *Engine) Reload(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// OnServe calls fn after every revision a reload puts into service (with mu
+// held: fn must not reload).
+func (e *Engine) OnServe(fn func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.onServe = append(e.onServe, fn)
 }
 
 // Purposes are the purposes the policy data defines (data.purposes), which the

@@ -121,7 +121,7 @@ func (s Source) fetch(ctx context.Context) ([]byte, error) {
 
 // load builds a revision: read, compile, prepare the query once, and evaluate a
 // smoke input that must yield a well-formed decision.
-func load(ctx context.Context, src Source, memoEntries int) (*revision, error) {
+func load(ctx context.Context, src Source, memoEntries int, contract *Contract) (*revision, error) {
 	b, err := src.readBundle(ctx)
 	if err != nil {
 		return nil, err
@@ -174,6 +174,11 @@ func load(ctx context.Context, src Source, memoEntries int) (*revision, error) {
 	}
 	if err := smoke(ctx, rev); err != nil {
 		return nil, fmt.Errorf("%s: smoke evaluation: %w", src, err)
+	}
+	if contract != nil {
+		if err := contract.check(ctx, rev, data, src.Dir); err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
 	}
 	return rev, nil
 }

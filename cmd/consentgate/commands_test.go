@@ -261,6 +261,22 @@ func TestPolicyCommands(t *testing.T) {
 		t.Errorf("eval: %v %s", err, out.String())
 	}
 
+	// Data that names an action consentgate cannot apply fails check and eval
+	// alike, at its line: the gateway would refuse that revision.
+	data, err := os.ReadFile(filepath.Join(pdir, "data.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(pdir, "data.yaml"), strings.Replace(string(data), "card: keep", "card: publish", 1))
+	err = run(context.Background(), []string{"policy", "check", pdir}, out, out)
+	if err == nil || !regexp.MustCompile(`data\.yaml:\d+: purpose account-aggregation maps card to "publish"`).MatchString(err.Error()) {
+		t.Errorf("check of data with an unknown action: %v", err)
+	}
+	if err := run(context.Background(), []string{"policy", "eval", "--policy", pdir, "--input", input}, out, out); err == nil || !strings.Contains(err.Error(), `"publish"`) {
+		t.Errorf("eval of data with an unknown action: %v", err)
+	}
+	writeTestFile(t, filepath.Join(pdir, "data.yaml"), string(data))
+
 	// A failing test and an unformatted file are errors.
 	writeTestFile(t, filepath.Join(pdir, "zz_test.rego"), "package consentgate_zz\n\ntest_fails if {\n\tdata.consentgate.decision.allow == true\n}\n")
 	if err := run(context.Background(), []string{"policy", "test", pdir}, out, out); err == nil || !strings.Contains(out.String(), "FAIL ") {

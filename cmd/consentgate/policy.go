@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/policy"
 )
 
@@ -27,18 +28,31 @@ func newPolicyCmd() *cobra.Command {
 	}
 	test.Flags().BoolVarP(&verbose, "verbose", "v", false, "list passing tests too")
 
+	var contractConfig string
 	check := &cobra.Command{
-		Use:   "check DIR",
-		Short: "Parse, compile, smoke-evaluate and format-check the policy in DIR",
-		Args:  cobra.ExactArgs(1),
+		Use:   "check DIR [--config FILE]",
+		Short: "Parse, compile, smoke-evaluate, contract-check and format-check the policy in DIR",
+		Long: `Parse and compile the policy in DIR, evaluate the smoke input, check it
+against the decision contract (every action, category, vendor, operation and
+purpose it names exists in the vendor profiles of --config, default the
+shipped ones, and every operation under every purpose gets a well-formed
+decision), and check opa fmt form: what the gateway checks before a revision
+serves.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := policy.Check(cmd.Context(), args[0]); err != nil {
+			contract, err := contractFor(contractConfig)
+			if err != nil {
+				return err
+			}
+			if err := policy.Check(cmd.Context(), args[0], contract); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", args[0])
 			return nil
 		},
 	}
+
+	check.Flags().StringVar(&contractConfig, "config", "", "configuration whose vendor profiles the policy must fit (default: the shipped profiles)")
 
 	var dir, input string
 	eval := &cobra.Command{
@@ -58,8 +72,12 @@ decisions.`,
 			if err := json.Unmarshal(raw, &in); err != nil {
 				return fmt.Errorf("%s: %w", input, err)
 			}
+			contract, err := contractFor(contractConfig)
+			if err != nil {
+				return err
+			}
 			// A command-line question is not on a request's clock: a generous bound.
-			e, err := policy.New(cmd.Context(), policy.Options{Source: policy.Source{Dir: dir}, Timeout: 5 * time.Second})
+			e, err := policy.New(cmd.Context(), policy.Options{Source: policy.Source{Dir: dir}, Timeout: 5 * time.Second, Contract: contract})
 			if err != nil {
 				return err
 			}
@@ -70,11 +88,19 @@ decisions.`,
 			}{d, d.Err}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
-			return enc.Encode(out)
+			if err := enc.Encode(out); err != nil {
+				return err
+			}
+			if d.Err != "" {
+				// The gateway would deny with a fixed reason; the policy erred.
+				return fmt.Errorf("the policy could not decide: %s: %s", d.Reasons[0], d.Err)
+			}
+			return nil
 		},
 	}
 	eval.Flags().StringVar(&dir, "policy", "configs/policies", "policy directory")
 	eval.Flags().StringVar(&input, "input", "", "input JSON file")
+	eval.Flags().StringVar(&contractConfig, "config", "", "configuration whose vendor profiles the policy must fit (default: the shipped profiles)")
 	eval.MarkFlagRequired("input")
 	cmd.AddCommand(test, check, eval, newPolicyReplayCmd())
 	return cmd
@@ -166,4 +192,33 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// contractFor is the decision contract of a configuration's vendor profiles,
+// or of the shipped ones when file is "".
+func contractFor(file string) (*policy.Contract, error) {
+	var cfg *configs.Config
+	var err error
+	if file == "" {
+		cfg, err = configs.LoadFS(configs.FS, "consentgate.yaml")
+	} else {
+		cfg, err = loadConfig(file, "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return policyContract(cfg), nil
+}
+
+// policyContract is what every policy revision must fit: the profiles'
+// operations and the data categories.
+func policyContract(cfg *configs.Config) *policy.Contract {
+	c := &policy.Contract{Categories: slices.DeleteFunc(slices.Clone(configs.Categories), func(s string) bool { return s == "metadata" })}
+	for _, v := range cfg.Vendors {
+		for _, op := range v.Operations {
+			c.Operations = append(c.Operations, policy.ContractOperation{Vendor: v.ID, ID: op.ID, Method: op.Method, Path: op.Path,
+				Body: op.Body, Class: op.Class, Erasure: op.Erases != "", RequestFields: op.SentFields(), ResponseFields: op.Fields.Response})
+		}
+	}
+	return c
 }

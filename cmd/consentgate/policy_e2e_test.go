@@ -390,3 +390,54 @@ func TestDevPolicyHotReload(t *testing.T) {
 		t.Error("the failed reload was not logged")
 	}
 }
+
+// A purpose added by a reload is usable at once, with no restart: the consent
+// registry's purposes follow the revision in service. A revision that maps a
+// category to an action consentgate cannot apply is refused at the line, and
+// the one in service stays.
+func TestDevReloadedPurposeIsUsableAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	e := startTestDev(t, dir)
+	file := filepath.Join(dir, "policies", "data.yaml")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const grant = `{"subject":"user-9","vendors":["kb"],"purposes":["loyalty-check"],"categories":["identity"],"evidence":{"text":"checkbox"},"ttl":"1h"}`
+	if resp, b := call(t, e.app, "POST", e.adminURL()+"/v1/consents", grant, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("consent for an unknown purpose: %d %s", resp.StatusCode, b)
+	}
+	first := e.policyStatus(t).Revision
+
+	bogus := bytes.Replace(data, []byte("purposes:\n  kyc-onboarding:"), []byte("purposes:\n  loyalty-check:\n    categories:\n      identity: publish\n  kyc-onboarding:"), 1)
+	bogus = bytes.Replace(bogus, []byte("      - kyc-onboarding\n"), []byte("      - kyc-onboarding\n      - loyalty-check\n"), 1)
+	if bytes.Equal(bogus, data) {
+		t.Fatal("edit did not apply")
+	}
+	if err := os.WriteFile(file, bogus, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused reload", func() bool { return e.policyStatus(t).ReloadFailures > 0 })
+	st := e.policyStatus(t)
+	if st.Revision != first || !strings.Contains(st.LastError, "data.yaml:") || !strings.Contains(st.LastError, `"publish"`) {
+		t.Fatalf("after an edit with an unknown action: %+v", st)
+	}
+	if resp, _ := call(t, e.app, "POST", e.adminURL()+"/v1/consents", grant, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a refused revision's purpose was accepted: %d", resp.StatusCode)
+	}
+
+	good := bytes.Replace(bogus, []byte("identity: publish"), []byte("identity: keep"), 1)
+	if err := os.WriteFile(file, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new revision", func() bool { return e.policyStatus(t).Revision != first })
+	if st := e.policyStatus(t); st.LastError != "" {
+		t.Errorf("a good revision after a refused one still reports: %q", st.LastError)
+	}
+	id := e.createConsent(t, e.app, grant)
+	e.authorize(t, "kb", id)
+	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/kb/v1/clients/me/identity", "", under(id, "loyalty-check"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a call under the reloaded purpose: %d %s", resp.StatusCode, body)
+	}
+}

@@ -176,6 +176,12 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
+	// A purpose a policy reload adds is one new consents may name at once.
+	engine.OnServe(func() {
+		if err := consents.SetPurposes(engine.Purposes()); err != nil {
+			log.Error("the policy in service defines no purpose; consents keep the previous list", "error", err.Error())
+		}
+	})
 	defer func() {
 		if err != nil {
 			consents.Close()
@@ -331,7 +337,8 @@ func openPolicy(ctx context.Context, cfg *configs.Config, log *slog.Logger, alog
 		}
 	}
 	engine, err := policy.New(ctx, policy.Options{Source: src, Timeout: cfg.Policy.Timeout.Duration,
-		MaxConcurrent: cfg.Policy.MaxConcurrent, QueueWait: cfg.Policy.QueueWait.Duration, Logger: log, OnRevision: onRevision, Registerer: reg})
+		MaxConcurrent: cfg.Policy.MaxConcurrent, QueueWait: cfg.Policy.QueueWait.Duration, Logger: log, OnRevision: onRevision, Registerer: reg,
+		Contract: policyContract(cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("loading policy: %w", err)
 	}
