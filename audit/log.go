@@ -45,6 +45,7 @@ type Log struct {
 	st     writerState   // the writer's alone
 	final  error         // the final checkpoint's failure; written before done closes
 
+	reserve reserve
 	head    atomic.Pointer[Head]
 	healthy sync.Mutex
 	failure error // the last write's failure, nil once a write succeeds again

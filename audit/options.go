@@ -43,6 +43,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock records are stamped with. Nil: time.Now.
 	Now func() time.Time
+	// ReserveBytes is the free space on the log's file system that only records
+	// of disclosures may use (see InReserve). Zero: 256 MiB; negative: none.
+	ReserveBytes int64
 }
 
 const (
@@ -50,6 +53,7 @@ const (
 	defaultMaxDelay           = time.Millisecond
 	defaultCheckpointEvery    = 1000
 	defaultCheckpointInterval = 10 * time.Second
+	defaultReserveBytes       = 256 << 20
 )
 
 // newLog validates the options and builds a Log without a file.
@@ -95,6 +99,12 @@ func newLog(o Options) (*Log, error) {
 		if l.node == "" {
 			l.node = "unknown"
 		}
+	}
+	switch {
+	case o.ReserveBytes == 0:
+		l.reserve.bytes = defaultReserveBytes
+	case o.ReserveBytes > 0:
+		l.reserve.bytes = o.ReserveBytes
 	}
 	if l.now == nil {
 		l.now = time.Now

@@ -85,6 +85,10 @@ type Audit struct {
 	// is written (defaults 1000 records and 10s).
 	CheckpointEvery    int      `yaml:"checkpoint_every"`
 	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+	// ReserveBytes is the free disk space only records of disclosures may
+	// use: refusals made before any vendor was called are counted, not
+	// recorded, within it (default 256 MiB; -1: no reserve).
+	ReserveBytes int64 `yaml:"reserve_bytes"`
 }
 
 // Tracing exports OpenTelemetry spans of every exchange (one per pipeline

@@ -128,6 +128,8 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"v.yaml:11: operations[0].path: segment \"{id\""},
 		{"two credential places", goodMain, strings.Replace(goodVendor, "header: apikey", "header: apikey\n    query: k", 1),
 			"v.yaml:4: credentials[0]: an api_key goes in exactly one of header, query or body_field"},
+		{"negative reserve", goodMain + "audit:\n  reserve_bytes: -5\n", goodVendor,
+			"main.yaml:23: audit.reserve_bytes: must be -1 (no reserve), 0 (the default, 256 MiB) or a number of bytes"},
 		{"syntax error", goodMain + "  - [unclosed\n", goodVendor,
 			"main.yaml:21: did not find expected"},
 		{"no policy", strings.Replace(goodMain, "  dir: policies", "  timeout: 10ms", 1), goodVendor,

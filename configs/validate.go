@@ -395,6 +395,9 @@ func (v *validator) audit(a *Audit) {
 	if a.CheckpointInterval.Duration == 0 {
 		a.CheckpointInterval.Duration = 10 * time.Second
 	}
+	if a.ReserveBytes < -1 {
+		v.fail("audit.reserve_bytes", "must be -1 (no reserve), 0 (the default, 256 MiB) or a number of bytes")
+	}
 }
 
 func (v *validator) addr(field, val string, required bool) {

@@ -22,12 +22,35 @@ type Auditor interface {
 // ErrAuditUnavailable means a record could not be written: the call stops.
 var ErrAuditUnavailable = errors.New("audit log unavailable")
 
+// reserveKeeper is an Auditor that keeps the last of its disk for records of
+// disclosures (*audit.Log; see audit.Options.ReserveBytes).
+type reserveKeeper interface{ InReserve() bool }
+
+// shedRefusal reports whether the outcome record of ex is left out to keep
+// the audit disk reserve: only a refusal made before any vendor was called
+// is, and it is counted, and the next refusal recorded says how many went
+// before it. The app's answer is the same either way: the vendor is not called.
+func (g *Gateway) shedRefusal(ex *exchange, kind string) bool {
+	if kind != audit.KindOutcome || ex.intentRecorded {
+		return false
+	}
+	if k, ok := g.auditor.(reserveKeeper); !ok || !k.InReserve() {
+		return false
+	}
+	g.metrics.refusalsShed.Inc()
+	g.shed.Add(1)
+	return true
+}
+
 // record writes the intent or outcome record of one exchange. The request's
 // context may already be cancelled (the app hung up): the record is written
 // regardless, because the vendor may already have been called.
 func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 	ctx, span := g.stage(ctx, spanAuditPrefix+kind)
 	defer span.End()
+	if g.shedRefusal(ex, kind) {
+		return nil
+	}
 	r := audit.Record{
 		Kind:         kind,
 		RequestID:    ex.requestID,
@@ -61,11 +84,15 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 		}
 		r.Detail["initiator"] = ex.initiator
 	}
-	if ex.unrecordedBefore > 0 {
+	var shed int64
+	if kind == audit.KindOutcome && !ex.intentRecorded {
+		shed = g.shed.Swap(0)
+	}
+	if n := ex.unrecordedBefore + shed; n > 0 {
 		if r.Detail == nil {
 			r.Detail = map[string]string{}
 		}
-		r.Detail["unrecorded_before"] = strconv.FormatInt(ex.unrecordedBefore, 10)
+		r.Detail["unrecorded_before"] = strconv.FormatInt(n, 10)
 	}
 	if kind == audit.KindOutcome {
 		r.Status = ex.status
@@ -94,6 +121,12 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 			Detail: map[string]string{"action": "tenant operation", "role": ex.role}})
 	}
 	g.metrics.observe(stageAudit, start)
+	if err != nil && shed > 0 {
+		g.shed.Add(shed) // still unrecorded; the next refusal recorded says so
+	}
+	if err == nil && kind == audit.KindIntent {
+		ex.intentRecorded = true
+	}
 	if err != nil {
 		g.log.Error("AUDIT LOG UNWRITABLE: the call is refused", logRequestID, ex.requestID, "kind", kind, logError, err.Error())
 		return errors.Join(ErrAuditUnavailable, err)

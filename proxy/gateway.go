@@ -58,7 +58,10 @@ type Gateway struct {
 	policy   *policy.Engine
 	consents Consents
 	auditor  Auditor
-	hashRef  secrets.Ref
+	// shed counts refusals left unrecorded to keep the audit disk reserve
+	// since the last refusal recorded (audit.go).
+	shed    atomic.Int64
+	hashRef secrets.Ref
 	// subjectRef is the key identifiers are hashed with for the audit record.
 	subjectRef secrets.Ref
 	log        *slog.Logger

@@ -78,6 +78,9 @@ type exchange struct {
 	// unrecordedBefore counts refusals of the same kind that went without a
 	// record (beyond their rate) before this one's.
 	unrecordedBefore int64
+	// intentRecorded: a vendor call was about to be made, so the outcome is a
+	// disclosure's record and may use the audit disk reserve.
+	intentRecorded bool
 	// What of the app's request went to the vendor, and what did not.
 	requestDisclosed []string
 	requestWithheld  []string

@@ -17,6 +17,9 @@ type metrics struct {
 	// rate (callbacknoise.go).
 	callbacksUnrecorded prometheus.Counter
 	refusedUnrecorded   prometheus.Counter
+	// refusalsShed counts refusals left unrecorded while the audit log's disk
+	// was within the reserve kept for disclosures (audit.go).
+	refusalsShed prometheus.Counter
 }
 
 // Pipeline stages timed in consentgate_stage_seconds.
@@ -50,9 +53,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "consentgate_vendor_callbacks_unrecorded_total",
 			Help: "Vendor callbacks refused before the caller was known (route, source, certificate, secret, token) without their own audit record (beyond the rate per source).",
 		}),
+		refusalsShed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "consentgate_audit_refusals_unrecorded_total",
+			Help: "Calls and callbacks refused before any vendor was called that went without their own audit record because the audit log's free disk space was within the reserve kept for disclosures (audit.reserve_bytes).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.stages, m.quotaRemaining, m.callbacksUnrecorded, m.refusedUnrecorded)
+		reg.MustRegister(m.requests, m.stages, m.quotaRemaining, m.callbacksUnrecorded, m.refusedUnrecorded, m.refusalsShed)
 	}
 	return m
 }

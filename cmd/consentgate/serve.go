@@ -271,7 +271,7 @@ func openAudit(ctx context.Context, cfg *configs.Config, p secrets.Provider, log
 	a := cfg.Audit
 	l, err := audit.Open(cfg.ResolvePath(a.Path), audit.Options{Node: cfg.Node, Mode: a.Mode, BatchSize: a.BatchSize,
 		MaxDelay: a.MaxDelay.Duration, CheckpointEvery: a.CheckpointEvery, CheckpointInterval: a.CheckpointInterval.Duration,
-		SigningKey: key, Logger: log})
+		ReserveBytes: a.ReserveBytes, SigningKey: key, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
