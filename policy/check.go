@@ -20,7 +20,7 @@ import (
 // a reviewer should see before a policy change ships.
 func Check(ctx context.Context, dir string, contract *Contract) error {
 	if _, _, err := tester.Load([]string{dir}, nil); err != nil {
-		return fmt.Errorf("policy does not compile:\n%w", err)
+		return fmt.Errorf("policy does not compile:\n%w", loadError(dir, err))
 	}
 	if _, err := load(ctx, Source{Dir: dir}, -1, contract); err != nil {
 		return err

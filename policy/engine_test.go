@@ -122,7 +122,8 @@ decision := {"allow": false, "reasons": ["smoke"]} if input.vendor == "smoke"
 
 func TestBrokenPolicyPreventsStartWithFileAndLine(t *testing.T) {
 	tests := []struct{ name, src, want string }{
-		{"parse error", "package consentgate\n\ndecision := {\n", "policy.rego:4: rego_parse_error"},
+		// The brace left open is on line 3; OPA gives up at the end, line 4.
+		{"parse error", "package consentgate\n\ndecision := {\n", "policy.rego:3: rego_parse_error: \"{\" is never closed"},
 		{"compile error", "package consentgate\n\ndecision := x if {\n\tx := input.a\n}\n\ndecision2 := undefined_fn(1)\n", "policy.rego:7"},
 		{"allows the smoke call", "package consentgate\n\ndecision := {\"allow\": true, \"reasons\": [\"all\"]}\n", "smoke evaluation"},
 		{"undefined", "package other\n\nx := 1\n", "undefined"},

@@ -73,7 +73,11 @@ func (s Source) readBundle(ctx context.Context) (*bundle.Bundle, error) {
 		if vc != nil {
 			fl = fl.WithBundleVerificationConfig(vc)
 		}
-		return fl.AsBundle(s.Dir)
+		b, err := fl.AsBundle(s.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("policy does not load:\n%w", loadError(s.Dir, err))
+		}
+		return b, nil
 	case strings.HasPrefix(s.Bundle, "https://") || strings.HasPrefix(s.Bundle, "http://"):
 		data, err := s.fetch(ctx)
 		if err != nil {
