@@ -1,7 +1,7 @@
-# The decision consentgate asks for on every vendor call (DESIGN.md, "Policy
-# contract"). This module only assembles it; the rules that say who may see what
-# live in apps.rego (app permissions), consent.rego (the end user's consent) and
-# purposes.rego (what each purpose discloses).
+# The decision consentgate asks for on every vendor call (the README, "Consent,
+# purposes and policy"). This module only assembles it; the rules that say who
+# may see what live in apps.rego (app permissions), consent.rego (the end
+# user's consent) and purposes.rego (what each purpose discloses).
 #
 # It must be defined for every input, even {}: the gateway treats an undefined
 # decision as a broken policy. So every part below is total, and allow is
