@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,6 +56,22 @@ type revision struct {
 // `consentgate policy test`, not to decisions.
 func isTest(abspath string, info os.FileInfo, depth int) bool {
 	return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
+}
+
+// dataFiles are the data documents in a policy folder, as the loader reads
+// them (JSON and YAML at any depth), for the revision's file list.
+func dataFiles(dir string) []string {
+	var out []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			switch filepath.Ext(p) {
+			case ".json", ".yaml", ".yml":
+				out = append(out, relative(dir, p))
+			}
+		}
+		return nil
+	})
+	return out
 }
 
 // readBundle loads the source as an OPA bundle, whatever its form.
@@ -137,11 +154,21 @@ func load(ctx context.Context, src Source, memoEntries int, contract *Contract) 
 	for _, m := range b.Modules {
 		modules[m.Path] = m.Parsed
 		files = append(files, relative(src.Dir, m.Path))
-		fmt.Fprintf(h, "%s\x00%d\x00", relative(src.Dir, m.Path), len(m.Raw))
+		// The path within the folder, not the folder's name: the same files
+		// are the same revision however the folder is reached.
+		name := m.Path
+		if rel, err := filepath.Rel(src.Dir, m.Path); src.Dir != "" && err == nil {
+			name = filepath.ToSlash(rel)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(m.Raw))
 		h.Write(m.Raw)
 	}
 	if len(modules) == 0 {
 		return nil, fmt.Errorf("%s: no policy modules", src)
+	}
+	if src.Dir != "" {
+		files = append(files, dataFiles(src.Dir)...)
+		sort.Strings(files)
 	}
 	data := b.Data
 	if data == nil {

@@ -418,7 +418,7 @@ operations:
 	})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	env := &testEnv{gatewayURL: "https://" + srv.Addr(0), callbacksURL: "https://" + srv.Addr(3), forwardAddr: srv.Addr(1), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog, srv: srv, gw: g}
+	env := &testEnv{gatewayURL: "https://" + srv.Addr(ListenGateway), callbacksURL: "https://" + srv.Addr(ListenCallbacks), forwardAddr: srv.Addr(ListenForward), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog, srv: srv, gw: g}
 	env.client = env.clientWith(t, ca, "spiffe://test.local/app/web", time.Hour)
 	return env
 }

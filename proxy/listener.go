@@ -98,11 +98,22 @@ func (in *InboundTLS) Reload() error {
 // Config is the tls.Config for a listener.
 func (in *InboundTLS) Config() *tls.Config { return in.tls }
 
+// Listener names one of the Server's listeners.
+type Listener string
+
+// The listeners, in the order they are bound.
+const (
+	ListenGateway   Listener = "gateway"
+	ListenForward   Listener = "forward"
+	ListenAdmin     Listener = "admin"
+	ListenCallbacks Listener = "callbacks"
+)
+
 // Server owns the listeners: gateway, forward, admin and callbacks.
 type Server struct {
 	servers []*http.Server
 	lns     []net.Listener
-	addrs   [4]string // by listener: gateway, forward, admin, callbacks
+	addrs   map[Listener]string
 	log     *slog.Logger
 
 	start sync.Once
@@ -116,21 +127,22 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin, callba
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: log}
+	s := &Server{log: log, addrs: map[Listener]string{}}
 	handlers := []struct {
+		name Listener
 		addr string
 		h    http.Handler
 	}{
-		{cfg.Listen.Gateway, gateway},
-		{cfg.Listen.Forward, forward},
-		{cfg.Listen.Admin, admin},
-		{cfg.Listen.Callbacks, callbacks},
+		{ListenGateway, cfg.Listen.Gateway, gateway},
+		{ListenForward, cfg.Listen.Forward, forward},
+		{ListenAdmin, cfg.Listen.Admin, admin},
+		{ListenCallbacks, cfg.Listen.Callbacks, callbacks},
 	}
-	for i, l := range handlers {
+	for _, l := range handlers {
 		if l.addr == "" {
 			continue
 		}
-		if l.addr != "" && l.h == nil && i == 3 {
+		if l.h == nil && l.name == ListenCallbacks {
 			l.h = http.NotFoundHandler()
 		}
 		if l.h == nil {
@@ -142,15 +154,15 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin, callba
 			return nil, fmt.Errorf("listening on %s: %w", l.addr, err)
 		}
 		s.lns = append(s.lns, ln)
-		s.addrs[i] = ln.Addr().String()
+		s.addrs[l.name] = ln.Addr().String()
 		tlsCfg := in.Config().Clone() // http.Server mutates it
 		var nextProto map[string]func(*http.Server, *tls.Conn, http.Handler)
-		switch i {
-		case 1:
+		switch l.name {
+		case ListenForward:
 			// CONNECT tunnels are HTTP/1.1: the forward listener never offers h2.
 			tlsCfg.NextProtos = []string{"http/1.1"}
 			nextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
-		case 3:
+		case ListenCallbacks:
 			// Vendors hold no internal certificate: server TLS only here.
 			tlsCfg = CallbackTLS(in)
 		}
@@ -170,14 +182,8 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin, callba
 	return s, nil
 }
 
-// Addr is the bound address of listener i (0 gateway, 1 forward, 2 admin,
-// 3 callbacks), or "" if it is not configured.
-func (s *Server) Addr(i int) string {
-	if i < 0 || i >= len(s.addrs) {
-		return ""
-	}
-	return s.addrs[i]
-}
+// Addr is the bound address of listener l, or "" if it is not configured.
+func (s *Server) Addr(l Listener) string { return s.addrs[l] }
 
 // Start begins answering on every listener; Serve calls it too. `dev` calls it
 // early, to run the OAuth2 logins of its seeded consents through the real routes

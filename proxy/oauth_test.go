@@ -314,7 +314,7 @@ operations:
 	})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	e := &oauthEnv{gatewayURL: "https://" + srv.Addr(0), adminURL: "https://" + srv.Addr(2), callbacksURL: "https://" + srv.Addr(3), ca: ca, trust: pool,
+	e := &oauthEnv{gatewayURL: "https://" + srv.Addr(ListenGateway), adminURL: "https://" + srv.Addr(ListenAdmin), callbacksURL: "https://" + srv.Addr(ListenCallbacks), ca: ca, trust: pool,
 		reg: reg, regPath: regPath, clock: clock, bank: bank, audit: alog, logs: logs, gw: g,
 		secretsFile: cfg.ResolvePath("secrets.yaml"), store: store}
 	te := &testEnv{trust: pool}

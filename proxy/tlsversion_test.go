@@ -14,7 +14,7 @@ import (
 func TestListenersRefuseOldTLSAndNonAEADSuites(t *testing.T) {
 	env := newTestEnv(t)
 	cert := env.client.Transport.(*http.Transport).TLSClientConfig.Certificates
-	listeners := map[string]string{"gateway": env.srv.Addr(0), "forward": env.srv.Addr(1), "admin": env.srv.Addr(2), "callbacks": env.srv.Addr(3)}
+	listeners := map[string]string{"gateway": env.srv.Addr(ListenGateway), "forward": env.srv.Addr(ListenForward), "admin": env.srv.Addr(ListenAdmin), "callbacks": env.srv.Addr(ListenCallbacks)}
 	nonAEAD := []uint16{
 		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
 		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,

@@ -172,7 +172,7 @@ func TestDevAuditTrail(t *testing.T) {
 // that take --config (they read the dev secrets file through it).
 func writeDevConfig(t *testing.T, dir string) string {
 	t.Helper()
-	if _, err := devPolicies(filepath.Join(dir, "none"), dir); err != nil {
+	if _, err := devPolicies(filepath.Join(dir, "none"), false, dir); err != nil {
 		t.Fatal(err)
 	}
 	src, err := os.ReadFile("../../configs/dev.yaml")
@@ -294,7 +294,7 @@ func TestDevPolicyReplay(t *testing.T) {
 	}
 	// A candidate without kyc-onboarding for the app.
 	candidate := filepath.Join(dir, "candidate")
-	if _, err := devPolicies(filepath.Join(dir, "none"), candidate); err != nil {
+	if _, err := devPolicies(filepath.Join(dir, "none"), false, candidate); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(filepath.Join(candidate, "policies", "data.yaml"))

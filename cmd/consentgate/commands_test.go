@@ -49,7 +49,7 @@ func writeServeConfig(t *testing.T) (dir, file string, pki *certs.DevPKI) {
 	if _, err := loadOrCreateDevSecrets(context.Background(), filepath.Join(dir, "secrets.yaml"), pki); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := devPolicies(filepath.Join(dir, "no-such-dir"), dir); err != nil {
+	if _, err := devPolicies(filepath.Join(dir, "no-such-dir"), false, dir); err != nil {
 		t.Fatal(err)
 	}
 	file = filepath.Join(dir, "consentgate.yaml")
@@ -224,7 +224,7 @@ func TestCertsInspect(t *testing.T) {
 
 func TestPolicyCommands(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := devPolicies(filepath.Join(dir, "none"), dir); err != nil {
+	if _, err := devPolicies(filepath.Join(dir, "none"), false, dir); err != nil {
 		t.Fatal(err)
 	}
 	pdir := filepath.Join(dir, "policies")

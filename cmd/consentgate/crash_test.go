@@ -38,8 +38,12 @@ func freeAddr(t *testing.T) string {
 // waits for its ready line.
 func startProcess(t *testing.T, dir, gw, fw, admin string, extra ...string) *exec.Cmd {
 	t.Helper()
+	policies, err := devPolicies(filepath.Join(dir, "no-such-dir"), false, dir) // a copy of the shipped ones
+	if err != nil {
+		t.Fatal(err)
+	}
 	args := append([]string{"dev", "--dir", dir, "--gateway", gw, "--forward", fw, "--admin", admin, "--callbacks", "127.0.0.1:0",
-		"--policies", filepath.Join(dir, "no-such-dir"), "--log-level", "error"}, extra...)
+		"--policies", policies, "--log-level", "error"}, extra...)
 	return startCommand(t, args...)
 }
 

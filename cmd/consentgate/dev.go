@@ -39,6 +39,9 @@ type devOptions struct {
 	gateway, forward, admin string
 	callbacks               string
 	policies                string
+	// policiesGiven: --policies was set, so a folder that is not there is an
+	// error rather than a reason to copy the embedded policies.
+	policiesGiven bool
 	// ca is where the internal CA serves ACME and the step-ca API.
 	ca string
 	// airbankLimit overrides the Air Bank sandbox's per-minute limit (tests).
@@ -90,6 +93,7 @@ AppRole and reads everything from Vault's KV v2, as in production. The dev
 Vault keeps its data in memory and stops with dev.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.policiesGiven = cmd.Flags().Changed("policies")
 			d, err := startDev(cmd.Context(), o, logger())
 			if err != nil {
 				return err
@@ -133,6 +137,11 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 	if err != nil {
 		return nil, err
 	}
+	// Before anything slow (the PKI, the CA, a Vault build): a taken port
+	// would otherwise end a long start.
+	if err := checkDevAddresses(o); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -142,8 +151,11 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 	}
 	cfg.DataDir = dir
 	cfg.Listen.Gateway, cfg.Listen.Forward, cfg.Listen.Admin, cfg.Listen.Callbacks = o.gateway, o.forward, o.admin, o.callbacks
-	if cfg.Policy.Dir, err = devPolicies(o.policies, dir); err != nil {
+	if cfg.Policy.Dir, err = devPolicies(o.policies, o.policiesGiven, dir); err != nil {
 		return nil, err
+	}
+	if abs, _ := filepath.Abs(o.policies); abs != cfg.Policy.Dir {
+		log.Warn("no policy folder here: watching a copy of the shipped policies instead; edit that copy", "missing", o.policies, "watched", cfg.Policy.Dir)
 	}
 	if o.policyTimeout > 0 {
 		cfg.Policy.Timeout.Duration = o.policyTimeout
@@ -384,6 +396,26 @@ func startDevCA(ctx context.Context, o devOptions, cfg *configs.Config, pki *cer
 	return auth, srv, nil
 }
 
+// checkDevAddresses binds and releases every listener address dev will use,
+// naming each that is taken and the flag that moves it.
+func checkDevAddresses(o devOptions) error {
+	var taken []string
+	for _, l := range []struct{ flag, addr string }{
+		{"gateway", o.gateway}, {"forward", o.forward}, {"admin", o.admin}, {"callbacks", o.callbacks}, {"ca", o.ca},
+	} {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			taken = append(taken, fmt.Sprintf("--%s %s: %v", l.flag, l.addr, err))
+			continue
+		}
+		ln.Close()
+	}
+	if len(taken) > 0 {
+		return fmt.Errorf("cannot listen on every address; stop what holds them or choose others with the flags named:\n  %s", strings.Join(taken, "\n  "))
+	}
+	return nil
+}
+
 // freeLoopbackPort is a loopback port nothing listened on a moment ago.
 func freeLoopbackPort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -396,9 +428,12 @@ func freeLoopbackPort() (int, error) {
 
 // devPolicies picks the policy directory: the repository's, so that edits show at
 // once, or else a copy of the embedded policies (written once, then the user's).
-func devPolicies(flag, dir string) (string, error) {
+// A folder the user named must be there.
+func devPolicies(flag string, given bool, dir string) (string, error) {
 	if info, err := os.Stat(flag); err == nil && info.IsDir() {
 		return filepath.Abs(flag)
+	} else if given {
+		return "", fmt.Errorf("--policies %s: not a policy folder (%v); leave the flag out to use a copy of the shipped policies in the dev folder", flag, err)
 	}
 	out := filepath.Join(dir, "policies")
 	if _, err := os.Stat(out); err == nil {
@@ -619,9 +654,10 @@ func loadOrCreateDevSecrets(ctx context.Context, file string, pki *certs.DevPKI)
 	return creds, nil
 }
 
-// printReady prints the ready line, then a curl command per vendor.
+// printReady prints the ready line (every listener, the internal CA and the
+// policy folder watched), then a curl command per vendor.
 func (d *devStack) printReady(w io.Writer) {
-	d.running.printReady(w)
+	fmt.Fprintf(w, "%s ca=%s policies=%s\n", d.running.readyLine(), d.ca.URL(), d.cfg.Policy.Dir)
 	if d.vault != nil {
 		fmt.Fprintf(w, "vault=%s secrets in KV v2 secret/vendors/* and secret/consentgate/keys (root token in %s)\n",
 			d.vault.Addr, filepath.Join(d.cfg.DataDir, "vault", "root-token"))
@@ -633,12 +669,15 @@ func (d *devStack) printReady(w io.Writer) {
 
 // devCalls are the example calls printed by `consentgate dev`, one per vendor,
 // each under the dev-kyc consent and a purpose it covers.
-var devCalls = []struct{ vendor, purpose, method, path, body string }{
-	{"kb", "kyc-onboarding", "GET", "/v1/clients/me/identity", ""},
-	{"airbank", "kyc-onboarding", "GET", "/openapi/glClientIdentity/v1/personalData", ""},
-	{"biometric", "biometric-verification", "POST", "/api/v1/flows/session/create/", `{"metadata":{"edocument":{"iin":{"value":"900315401233","changeable":false}}}}`},
-	{"finid", "biometric-verification", "POST", "/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`},
-	{"banqware", "account-aggregation", "POST", "/user-resources/api/user", `{"clientId":"onboarding-example"}`},
+// once is a value in body the vendor accepts once; the printed command gives
+// it a suffix per run, so that pasting it twice works.
+var devCalls = []struct{ vendor, purpose, method, path, body, once string }{
+	{"kb", "kyc-onboarding", "GET", "/v1/clients/me/identity", "", ""},
+	{"airbank", "kyc-onboarding", "GET", "/openapi/glClientIdentity/v1/personalData", "", ""},
+	{"biometric", "biometric-verification", "POST", "/api/v1/flows/session/create/", `{"metadata":{"edocument":{"iin":{"value":"900315401233","changeable":false}}}}`, ""},
+	{"finid", "biometric-verification", "POST", "/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`, ""},
+	// banqware answers 409 to a clientId it has seen.
+	{"banqware", "account-aggregation", "POST", "/user-resources/api/user", `{"clientId":"onboarding-example"}`, "onboarding-example"},
 }
 
 func (d *devStack) curlCommands() []string {
@@ -651,8 +690,12 @@ func (d *devStack) curlCommands() []string {
 		if c.method != "GET" {
 			cmd += " -X " + c.method
 		}
-		if c.body != "" {
-			cmd += " -H 'Content-Type: application/json' -d '" + c.body + "'"
+		if body := c.body; body != "" {
+			if c.once != "" {
+				// Out of the single quotes for the shell to fill in: seconds and its pid.
+				body = strings.Replace(body, c.once, c.once+`-'"$(date +%s)-$$"'`, 1)
+			}
+			cmd += " -H 'Content-Type: application/json' -d '" + body + "'"
 		}
 		out = append(out, cmd+" "+d.gatewayURL()+"/v/"+c.vendor+c.path)
 	}

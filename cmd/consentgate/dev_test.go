@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,10 +21,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consentgate/consentgate/internal/logsink"
-
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/internal/logsink"
+	"github.com/consentgate/consentgate/proxy"
 	"github.com/consentgate/consentgate/sandbox"
 	"github.com/consentgate/consentgate/secrets"
 )
@@ -436,7 +437,7 @@ func TestDevRefusalsDoNotReachSandboxes(t *testing.T) {
 	// handshake, the gateway's too at the OAuth2 callback path: browsers come back
 	// to the callbacks listener, which serves them that and no vendor route.
 	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert)}}}
-	for _, addr := range []string{e.adminURL() + "/v1/policy/status", "https://" + e.srv.Addr(1) + "/",
+	for _, addr := range []string{e.adminURL() + "/v1/policy/status", "https://" + e.srv.Addr(proxy.ListenForward) + "/",
 		e.gatewayURL() + "/v/airbank/openapi/glClientIdentity/v1/personalData", e.gatewayURL() + "/oauth/airbank/callback"} {
 		if resp, err := noCert.Get(addr); err == nil {
 			resp.Body.Close()
@@ -455,12 +456,12 @@ func TestDevRefusalsDoNotReachSandboxes(t *testing.T) {
 		}
 	}
 	// The forward listener refuses a host no vendor profile owns.
-	if resp, _ := call(t, e.app, "GET", "https://"+e.srv.Addr(1)+"/", "", nil); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := call(t, e.app, "GET", "https://"+e.srv.Addr(proxy.ListenForward)+"/", "", nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("forward listener: status %d", resp.StatusCode)
 	}
 }
 
-var readyRE = regexp.MustCompile(`^ready gateway=https://127\.0\.0\.1:\d+ forward=https://127\.0\.0\.1:\d+ admin=https://127\.0\.0\.1:\d+$`)
+var readyRE = regexp.MustCompile(`^ready gateway=https://127\.0\.0\.1:\d+ forward=https://127\.0\.0\.1:\d+ admin=https://127\.0\.0\.1:\d+ callbacks=https://127\.0\.0\.1:\d+ ca=https://localhost:\d+ policies=(\S+)$`)
 
 // The printed curl commands must work when pasted: run them.
 func TestDevPrintsReadyLineAndWorkingCurlCommands(t *testing.T) {
@@ -469,8 +470,8 @@ func TestDevPrintsReadyLineAndWorkingCurlCommands(t *testing.T) {
 	e.printReady(&out)
 	sc := bufio.NewScanner(&out)
 	sc.Scan()
-	if !readyRE.MatchString(sc.Text()) {
-		t.Fatalf("ready line %q", sc.Text())
+	if m := readyRE.FindStringSubmatch(sc.Text()); m == nil || m[1] != e.cfg.Policy.Dir {
+		t.Fatalf("ready line %q (policies watched: %s)", sc.Text(), e.cfg.Policy.Dir)
 	}
 	var vendors []string
 	for sc.Scan() {
@@ -483,14 +484,18 @@ func TestDevPrintsReadyLineAndWorkingCurlCommands(t *testing.T) {
 		if _, err := exec.LookPath("curl"); err != nil {
 			t.Fatalf("curl is needed to prove the printed commands work: %v", err)
 		}
-		cmd := exec.Command("sh", "-c", line+" -w '\n%{http_code}'")
-		got, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%s: %v", line, err)
-		}
-		body, code, _ := strings.Cut(strings.TrimSpace(string(got)), "\n")
-		if !strings.HasPrefix(code, "2") {
-			t.Errorf("%s: status %s: %s", m[1], code, body)
+		// Pasted twice, each works: no example collides with its own first run.
+		var body string
+		for range 2 {
+			got, err := exec.Command("sh", "-c", line+" -w '\n%{http_code}'").Output()
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			var code string
+			body, code, _ = strings.Cut(strings.TrimSpace(string(got)), "\n")
+			if !strings.HasPrefix(code, "2") {
+				t.Errorf("%s: status %s: %s", m[1], code, body)
+			}
 		}
 		if !json.Valid([]byte(body)) || e.sandboxes.Server(m[1]).Count() == 0 {
 			t.Errorf("%s: no vendor data: %s", m[1], body)
@@ -564,5 +569,35 @@ func seedDevPKI(t *testing.T, dir string) {
 	}
 	if err := os.CopyFS(filepath.Join(dir, "pki"), os.DirFS(devPKITemplate.dir)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A taken port ends dev at once, naming the flag that moves it, before the
+// slow work (the PKI, the CA) starts; so does a --policies folder that is not
+// there.
+func TestDevRefusesBadStartBeforeSlowWork(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	free := "127.0.0.1:0"
+	for name, o := range map[string]devOptions{
+		"--admin " + held.Addr().String(): {gateway: free, forward: free, admin: held.Addr().String(), callbacks: free, ca: free},
+		"--ca " + held.Addr().String():    {gateway: free, forward: free, admin: free, callbacks: free, ca: held.Addr().String()},
+		"--policies ":                     {gateway: free, forward: free, admin: free, callbacks: free, ca: free, policies: "no-such-folder", policiesGiven: true},
+	} {
+		o.dir = t.TempDir()
+		d, err := startDev(context.Background(), o, slog.New(slog.DiscardHandler))
+		if err == nil {
+			d.close()
+			t.Fatalf("%s: dev started", name)
+		}
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not name %q: %v", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(o.dir, "pki")); !os.IsNotExist(err) {
+			t.Errorf("%s: the PKI was made before the refusal (%v)", name, err)
+		}
 	}
 }

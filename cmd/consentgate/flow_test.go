@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/proxy"
 )
 
 func decode(t *testing.T, body []byte) map[string]any {
@@ -146,7 +147,7 @@ func TestDevCallbacksNeedTheRegisteredToken(t *testing.T) {
 	e.step(t, "account-aggregation", "GET", "/v/banqware/update-resources/api/user/id/"+uid+"/update/"+upid, "")
 	// A URL on another host never gets the token (the granted app registers it).
 	before := e.sandboxes.Banqware.Count()
-	host, port, _ := net.SplitHostPort(e.srv.Addr(3))
+	host, port, _ := net.SplitHostPort(e.srv.Addr(proxy.ListenCallbacks))
 	e.step(t, "account-aggregation", "PUT", "/v/banqware/management-resources/api/tenant/urls",
 		`{"redirectUrls":["https://onboarding.example/banqware/return"],"updateCallbackUrls":["https://attacker.example/callbacks/banqware/updates","https://`+host+`.attacker.example:`+port+`/callbacks/banqware/updates"]}`)
 	if r := e.sandboxes.Banqware.Requests()[before]; strings.Contains(string(r.Body), token) || !strings.Contains(string(r.Body), "attacker.example") {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/proxy"
 )
 
 // proxyClient is an app that cannot change its vendor base URL but sets
@@ -27,7 +28,7 @@ func (e *devEnv) proxyClient(t *testing.T) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxyURL, _ := url.Parse("https://" + e.srv.Addr(1))
+	proxyURL, _ := url.Parse("https://" + e.srv.Addr(proxy.ListenForward))
 	return &http.Client{Transport: &http.Transport{
 		Proxy:           http.ProxyURL(proxyURL),
 		TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert), Certificates: []tls.Certificate{pair}},
@@ -85,7 +86,7 @@ func TestDevForwardProxyWithCurl(t *testing.T) {
 		"https://api.airbank.cz/openapi/glClientIdentity/v1/cards",
 		"http://api.airbank.cz/openapi/glClientIdentity/v1/cards",
 	} {
-		out, err := exec.Command("curl", "-sS", "--proxy", "https://"+e.srv.Addr(1),
+		out, err := exec.Command("curl", "-sS", "--proxy", "https://"+e.srv.Addr(proxy.ListenForward),
 			"--proxy-cert", app, "--proxy-key", certs.KeyFile(app), "--proxy-cacert", ca,
 			"--cacert", ca, "--cert", app, "--key", certs.KeyFile(app),
 			"-H", "X-Consent-Id: dev-kyc", "-H", "X-Purpose: account-aggregation", target).CombinedOutput()
@@ -105,7 +106,7 @@ func TestDevForwardProxyRefusesAmbiguousFraming(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
 	cfg := e.proxyClient(t).Transport.(*http.Transport).TLSClientConfig.Clone()
 	cfg.NextProtos = []string{"http/1.1"}
-	outer, err := tls.Dial("tcp", e.srv.Addr(1), cfg)
+	outer, err := tls.Dial("tcp", e.srv.Addr(proxy.ListenForward), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/proxy"
 )
 
 // banqwareCustomer is the dev end user's journey at banqware under dev-kyc: a hub
@@ -19,7 +20,7 @@ import (
 func (e *devEnv) banqwareCustomer(t *testing.T) (uid, cid, upid string) {
 	t.Helper()
 	const redirect = "https://onboarding.example/banqware/return"
-	callbackURL := "https://" + e.srv.Addr(3) + "/callbacks/banqware/updates"
+	callbackURL := "https://" + e.srv.Addr(proxy.ListenCallbacks) + "/callbacks/banqware/updates"
 	e.step(t, "account-aggregation", "PUT", "/v/banqware/management-resources/api/tenant/urls", `{"redirectUrls":["`+redirect+`"],"updateCallbackUrls":["`+callbackURL+`"]}`)
 	user := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/user-resources/api/user", `{"clientId":"client-42"}`))
 	uid, _ = user["userId"].(string)

@@ -425,15 +425,24 @@ func postgresConsents(ctx context.Context, cfg *configs.Config, p secrets.Provid
 		SSLMode: pc.SSLMode, CAFile: cfg.ResolvePath(pc.CAFile), MaxConns: int32(pc.MaxConns)}, nil
 }
 
-func (r *running) gatewayURL() string { return "https://" + r.srv.Addr(0) }
+func (r *running) gatewayURL() string { return "https://" + r.srv.Addr(proxy.ListenGateway) }
 
 // callbacksURL is where vendors call back and browsers return from vendor logins.
-func (r *running) callbacksURL() string { return "https://" + r.srv.Addr(3) }
+func (r *running) callbacksURL() string { return "https://" + r.srv.Addr(proxy.ListenCallbacks) }
 
-func (r *running) adminURL() string { return "https://" + r.srv.Addr(2) }
+func (r *running) adminURL() string { return "https://" + r.srv.Addr(proxy.ListenAdmin) }
 
-func (r *running) printReady(w io.Writer) {
-	fmt.Fprintf(w, "ready gateway=https://%s forward=https://%s admin=https://%s\n", r.srv.Addr(0), r.srv.Addr(1), r.srv.Addr(2))
+func (r *running) printReady(w io.Writer) { fmt.Fprintln(w, r.readyLine()) }
+
+// readyLine names every listener the gateway serves on.
+func (r *running) readyLine() string {
+	line := "ready"
+	for _, l := range []proxy.Listener{proxy.ListenGateway, proxy.ListenForward, proxy.ListenAdmin, proxy.ListenCallbacks} {
+		if addr := r.srv.Addr(l); addr != "" {
+			line += fmt.Sprintf(" %s=https://%s", l, addr)
+		}
+	}
+	return line
 }
 
 // serve runs until ctx ends; SIGHUP reloads what can be reloaded without a restart.
@@ -467,8 +476,8 @@ func (r *running) serve(ctx context.Context) error {
 			Lease: r.cfg.Consents.ErasureLease.Duration, Logger: r.log}).Run(ctx)
 	}()
 	defer func() { <-erasing }()
-	r.log.Info("consentgate started", "node", r.cfg.Node, "gateway", r.srv.Addr(0), "forward", r.srv.Addr(1), "admin", r.srv.Addr(2),
-		"callbacks", r.srv.Addr(3),
+	r.log.Info("consentgate started", "node", r.cfg.Node, "gateway", r.srv.Addr(proxy.ListenGateway), "forward", r.srv.Addr(proxy.ListenForward), "admin", r.srv.Addr(proxy.ListenAdmin),
+		"callbacks", r.srv.Addr(proxy.ListenCallbacks),
 		"vendors", len(r.cfg.Vendors), "policy_revision", r.engine.Revision())
 	err := r.srv.Serve(ctx)
 	if rerr := systemRecord(context.WithoutCancel(ctx), r.audit, map[string]string{"event": "stop"}); rerr != nil {
