@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -416,8 +417,19 @@ func checkDevAddresses(o devOptions) error {
 	return nil
 }
 
-// freeLoopbackPort is a loopback port nothing listened on a moment ago.
+// freeLoopbackPort is a loopback port nothing listened on a moment ago. It is
+// taken below Linux's ephemeral range (32768 up) when one is free there: the
+// ACME solver binds it seconds later, and a port the kernel hands out for
+// ":0" in the meantime (another test, a client socket) would make the CA's
+// validation fail until the order times out.
 func freeLoopbackPort() (int, error) {
+	for range 64 {
+		port := 20000 + mrand.IntN(12768)
+		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			ln.Close()
+			return port, nil
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
