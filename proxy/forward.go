@@ -31,7 +31,7 @@ const leafLifetime = 24 * time.Hour
 type Forward struct {
 	gw    *Gateway
 	ca    *certs.CA
-	hosts map[string]*vendor // lower-case host → vendor
+	hosts map[string][]*vendor // lower-case host → the vendors it serves
 
 	mu    sync.Mutex
 	leafs map[string]*tls.Certificate
@@ -40,11 +40,29 @@ type Forward struct {
 // NewForward builds the forward proxy over a gateway; ca mints the per-host
 // certificates and must be the CA apps already trust for the gateway.
 func NewForward(g *Gateway, ca *certs.CA) *Forward {
-	f := &Forward{gw: g, ca: ca, hosts: map[string]*vendor{}, leafs: map[string]*tls.Certificate{}}
+	f := &Forward{gw: g, ca: ca, hosts: map[string][]*vendor{}, leafs: map[string]*tls.Certificate{}}
 	for _, v := range g.vendors {
-		f.hosts[strings.ToLower(v.publicHost())] = v
+		h := strings.ToLower(v.publicHost())
+		f.hosts[h] = append(f.hosts[h], v)
 	}
 	return f
+}
+
+// vendorAt is the vendor a request for host and port reaches: the one whose
+// base URL has that port, else, on 443, the host's only vendor. Profiles that
+// share a host (sandboxes on one address) are told apart by port, never by
+// the order a map happens to give.
+func (f *Forward) vendorAt(host, port string) *vendor {
+	vs := f.hosts[strings.ToLower(host)]
+	for _, v := range vs {
+		if p := v.base.Port(); p == port || p == "" && port == "443" {
+			return v
+		}
+	}
+	if port == "443" && len(vs) == 1 {
+		return vs[0]
+	}
+	return nil
 }
 
 // publicHost is the host apps address the vendor by: the TLS server name when a
@@ -54,11 +72,6 @@ func (v *vendor) publicHost() string {
 		return v.cfg.Upstream.ServerName
 	}
 	return v.base.Hostname()
-}
-
-// allowedPort reports whether apps may address the vendor on port.
-func (v *vendor) allowedPort(port string) bool {
-	return port == "443" || port == v.base.Port()
 }
 
 func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -78,8 +91,8 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h, p, err := net.SplitHostPort(r.Host); err == nil {
 		host, port = h, p
 	}
-	v := f.hosts[strings.ToLower(host)]
-	if v == nil || (r.Method == http.MethodConnect && !v.allowedPort(port)) {
+	v := f.vendorAt(host, port)
+	if v == nil {
 		// Deny by default, audited like any refusal; the tunnel never opens.
 		defer f.gw.logExchange(ex)
 		ex.err = "forward proxy: host is not owned by any vendor profile"
