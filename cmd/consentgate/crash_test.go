@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,15 +24,18 @@ import (
 	"github.com/consentgate/consentgate/internal/logsink"
 )
 
-// freeAddr is a loopback address nothing listens on right now.
+// freeAddr is a loopback address nothing listens on right now, kept across
+// restarts of a child gateway. It comes from below the ephemeral range (see
+// freeLoopbackPort): the clients' own connections take local ports from that
+// range, and one that took the port while the child was down would keep the
+// restarted child from binding it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeLoopbackPort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // startProcess runs `consentgate dev` as a child process, with extra flags, and
