@@ -23,6 +23,7 @@ import (
 
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/internal/tier"
 )
 
 // vaultBinEnv overrides where the Vault server binary is (as the secrets tests do).
@@ -32,6 +33,7 @@ const vaultBinEnv = "CONSENTGATE_VAULT_BIN"
 // deploy/scripts/build-vault.sh builds into .cache/bin/vault.
 func vaultBinary(t *testing.T) string {
 	t.Helper()
+	tier.Needs(t, "a Vault server and busybox")
 	p := os.Getenv(vaultBinEnv)
 	if p == "" {
 		p = filepath.Join("..", ".cache", "bin", "vault")

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/consentgate/consentgate/internal/logsink"
+	"github.com/consentgate/consentgate/internal/tier"
 	"github.com/consentgate/consentgate/internal/vaultdev"
 )
 
@@ -40,6 +41,7 @@ type vaultEnv struct {
 
 func startVault(t *testing.T, role vaultdev.RoleOptions) *vaultEnv {
 	t.Helper()
+	tier.Needs(t, "a Vault server")
 	bin, err := vaultdev.Binary()
 	if err != nil {
 		t.Fatal(err)

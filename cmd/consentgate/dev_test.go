@@ -24,6 +24,7 @@ import (
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/internal/logsink"
+	"github.com/consentgate/consentgate/internal/tier"
 	"github.com/consentgate/consentgate/proxy"
 	"github.com/consentgate/consentgate/sandbox"
 	"github.com/consentgate/consentgate/secrets"
@@ -482,6 +483,7 @@ func TestDevPrintsReadyLineAndWorkingCurlCommands(t *testing.T) {
 		m := regexp.MustCompile(`/v/([a-z]+)/`).FindStringSubmatch(line)
 		vendors = append(vendors, m[1])
 		if _, err := exec.LookPath("curl"); err != nil {
+			tier.Needs(t, "curl")
 			t.Fatalf("curl is needed to prove the printed commands work: %v", err)
 		}
 		// Pasted twice, each works: no example collides with its own first run.

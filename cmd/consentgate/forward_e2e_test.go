@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/internal/tier"
 	"github.com/consentgate/consentgate/proxy"
 )
 
@@ -79,6 +80,10 @@ func TestDevForwardProxy(t *testing.T) {
 // The documented curl use: --proxy with the app certificate, by the vendor's
 // real host name, over HTTPS and (upgraded) plain HTTP.
 func TestDevForwardProxyWithCurl(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		tier.Needs(t, "curl")
+		t.Fatalf("curl is needed to prove the forward proxy works with it: %v", err)
+	}
 	e := startTestDev(t, t.TempDir())
 	app := e.pki.Path(certs.AppCert("onboarding-web"))
 	ca := e.pki.Path(certs.DevRootCert)

@@ -19,6 +19,7 @@ import (
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/internal/logsink"
+	"github.com/consentgate/consentgate/internal/tier"
 	"github.com/consentgate/consentgate/internal/vaultdev"
 	"github.com/consentgate/consentgate/secrets"
 )
@@ -34,6 +35,7 @@ const (
 
 func startTestDevVault(t *testing.T) *devEnv {
 	t.Helper()
+	tier.Needs(t, "a Vault server")
 	if _, err := vaultdev.Binary(); err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +269,7 @@ func cacheAge(t *testing.T, e *devEnv) float64 {
 // anything listens; `audit pubkey` reads the same key; the operator's token is
 // not revoked when the gateway stops.
 func TestServeWithVault(t *testing.T) {
+	tier.Needs(t, "a Vault server")
 	bin, err := vaultdev.Binary()
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/consentgate/consentgate/internal/tier"
 )
 
 // shared is the one server of a test binary: starting PostgreSQL takes seconds,
@@ -21,6 +23,7 @@ var shared struct {
 // TestMain after m.Run.
 func Shared(t testing.TB) *Server {
 	t.Helper()
+	tier.Needs(t, "PostgreSQL")
 	shared.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
