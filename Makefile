@@ -13,7 +13,7 @@ KUBECONFORM_VERSION := v0.7.0
 KUBE_VERSION := 1.34.2
 SCHEMAS := $(abspath .cache/k8s-schemas/v$(KUBE_VERSION)-standalone-strict)
 
-.PHONY: test test-deps vet fmt-check lint vulncheck chart-check vault build dev dev-vault clean-dev fuzz reliability bench
+.PHONY: test test-deps vet fmt-check lint vulncheck chart-check vault build dev dev-vault clean-dev fuzz reliability bench opa
 
 test: test-deps vault vet fmt-check lint vulncheck chart-check
 	$(GO) test -race ./...
@@ -40,6 +40,12 @@ vault:
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# Stock opa, the very version the gateway embeds, for `opa test --explain
+# fails`, `opa eval` and editors: built once into .cache/bin/opa.
+opa: $(BIN)/opa
+$(BIN)/opa:
+	GOBIN=$(BIN) $(GO) install github.com/open-policy-agent/opa@$$($(GO) list -m -f '{{.Version}}' github.com/open-policy-agent/opa)
 
 # govulncheck on ./...: fails when our code calls a symbol with a known
 # vulnerability, in a dependency or in the standard library of the Go that runs
