@@ -174,17 +174,20 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 	if err != nil {
 		return nil, err
 	}
+	// What is started is released, last first, on every error path below.
+	var release []func()
+	defer func() {
+		if err != nil {
+			for i := len(release) - 1; i >= 0; i-- {
+				release[i]()
+			}
+		}
+	}()
 	auth, caSrv, err := startDevCA(ctx, o, cfg, pki, log)
 	if err != nil {
 		return nil, err
 	}
-	handedOver := false // once the stack holds the CA, its close stops it
-	defer func() {
-		if err != nil && !handedOver {
-			caSrv.Close()
-			auth.Close()
-		}
-	}()
+	release = append(release, func() { caSrv.Close(); auth.Close() })
 	secretsFile := cfg.ResolvePath(cfg.Secrets.File.Path)
 	creds, err := loadOrCreateDevSecrets(ctx, secretsFile, pki)
 	if err != nil {
@@ -195,24 +198,23 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 		if vault, err = startDevVault(ctx, dir, secretsFile, cfg, o); err != nil {
 			return nil, err
 		}
+		release = append(release, vault.Close)
 	}
 	p, err := openSecrets(ctx, cfg, log)
 	if err != nil {
-		vault.Close()
 		return nil, err
 	}
-
+	release = append(release, func() { closeSecrets(p, log) })
 	sb, err := startSandboxes(pki, creds, o.airbankLimit, o.tokenTTL, log)
 	if err != nil {
-		closeSecrets(p, log)
-		vault.Close()
 		return nil, err
 	}
+	release = append(release, func() { sb.Close() })
 	inbox, err := startInbox(pki, log)
 	if err != nil {
-		sb.Close()
 		return nil, err
 	}
+	release = append(release, inbox.close)
 	// Point every profile at its sandbox, pinning loopback, which is otherwise
 	// refused. The TLS server name stays the vendor's real host, which the
 	// sandbox certificate carries, so the upstream check is the one production
@@ -220,7 +222,6 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 	for _, v := range cfg.Vendors {
 		s := sb.Server(v.ID)
 		if s == nil {
-			sb.Close()
 			return nil, fmt.Errorf("no sandbox for vendor %s", v.ID)
 		}
 		u, _ := url.Parse(v.BaseURL)
@@ -249,46 +250,36 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 	}
 	gw, err := startGateway(ctx, cfg, p, log)
 	if err != nil {
-		sb.Close()
-		inbox.close()
-		closeSecrets(p, log)
-		vault.Close()
 		return nil, err
 	}
 	d := &devStack{running: gw, pki: pki, authority: auth, ca: caSrv, sandboxes: sb, creds: creds, inbox: inbox, vault: vault}
-	handedOver = true
+	release = []func(){d.close} // the stack now holds everything, the secrets too
 	// End users' browsers come back to the callbacks listener, on the port it
 	// bound; the sandboxes know the callbacks as the vendors' portals would.
 	if err := gw.gw.SetOAuthPublicURL(gw.callbacksURL()); err != nil {
-		d.close()
 		return nil, err
 	}
 	if err := gw.gw.SetCallbacksPublicURL(gw.callbacksURL()); err != nil {
-		d.close()
 		return nil, err
 	}
 	for _, v := range cfg.Vendors {
 		if v.AuthorizationCode() != nil {
 			if err := sb.RegisterRedirectURI(v.ID, gw.gw.RedirectURL(v.ID)); err != nil {
-				d.close()
 				return nil, err
 			}
 		}
 	}
 	// The auditor's copy of the checkpoint key, for `consentgate audit verify`.
 	if err := os.WriteFile(filepath.Join(dir, "audit.pub"), audit.PublicKeyPEM(gw.audit.PublicKey()), 0o644); err != nil {
-		d.close()
 		return nil, err
 	}
 	if err := d.seedConsents(ctx); err != nil {
-		d.close()
 		return nil, err
 	}
 	// The sandboxes are new on every run, so tokens from an earlier one mean
 	// nothing to them: the seeded consents are authorised again, through the
 	// same routes an app and a browser use.
 	if err := gw.start(ctx); err != nil {
-		d.close()
 		return nil, err
 	}
 	if err := d.authorizeSeeds(ctx); err != nil {

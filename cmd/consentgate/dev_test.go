@@ -603,3 +603,40 @@ func TestDevRefusesBadStartBeforeSlowWork(t *testing.T) {
 		}
 	}
 }
+
+// A start that fails late releases all it started: every listener's port can
+// be bound again, and the next start opens the audit log and the registry
+// (bbolt locks them) and runs.
+func TestDevReleasesEverythingOnAFailedStart(t *testing.T) {
+	dir := t.TempDir()
+	seedDevPKI(t, dir)
+	// Writing the auditor's copy of the checkpoint key, after everything is up, fails.
+	if err := os.Mkdir(filepath.Join(dir, "audit.pub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	o := devOptions{dir: dir, gateway: freeAddr(t), forward: freeAddr(t), admin: freeAddr(t), callbacks: freeAddr(t), ca: freeAddr(t),
+		policies: filepath.Join(dir, "no-such-dir"), policyTimeout: 5 * time.Second}
+	log := slog.New(slog.DiscardHandler)
+	if d, err := startDev(context.Background(), o, log); err == nil || !strings.Contains(err.Error(), "audit.pub") {
+		if d != nil {
+			d.close()
+		}
+		t.Fatalf("start with an unwritable audit.pub: %v", err)
+	}
+	for _, addr := range []string{o.gateway, o.forward, o.admin, o.callbacks, o.ca} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("%s is still held after the failed start: %v", addr, err)
+			continue
+		}
+		ln.Close()
+	}
+	if err := os.Remove(filepath.Join(dir, "audit.pub")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := startDev(context.Background(), o, log)
+	if err != nil {
+		t.Fatalf("the start after a failed one: %v", err)
+	}
+	d.close()
+}
