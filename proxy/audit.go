@@ -151,17 +151,8 @@ func identifierPath(path, category string) bool {
 // found in a decoded JSON document.
 func identifierValues(doc any, fields map[string]string) []string {
 	var out []string
-	var walk func(v any, path string)
-	walk = func(v any, path string) {
+	walkPaths(doc, "", func(path string, v any) bool {
 		switch x := v.(type) {
-		case map[string]any:
-			for k, val := range x {
-				walk(val, joinPath(path, k))
-			}
-		case []any:
-			for _, el := range x {
-				walk(el, path+"[]")
-			}
 		case string:
 			if identifierPath(path, fields[path]) && x != "" {
 				out = append(out, x)
@@ -171,8 +162,8 @@ func identifierValues(doc any, fields map[string]string) []string {
 				out = append(out, x.String())
 			}
 		}
-	}
-	walk(doc, "")
+		return true
+	})
 	return out
 }
 

@@ -102,29 +102,37 @@ func scalarsAt(doc any, path string) []string {
 // anything else (an object, an array, a boolean) stands there instead: a
 // reference that holds one cannot be checked.
 func valuesAt(doc any, path string) (scalars []string, other bool) {
-	var walk func(v any, p string)
-	walk = func(v any, p string) {
-		if p == path {
-			if s, ok := scalarString(v); ok {
-				scalars = append(scalars, s)
-			} else if v != nil {
-				other = true
-			}
-			return
+	walkPaths(doc, "", func(p string, v any) bool {
+		if p != path {
+			return true
 		}
-		switch x := v.(type) {
-		case map[string]any:
-			for k, el := range x {
-				walk(el, joinPath(p, k))
-			}
-		case []any:
-			for _, el := range x {
-				walk(el, p+"[]")
-			}
+		if s, ok := scalarString(v); ok {
+			scalars = append(scalars, s)
+		} else if v != nil {
+			other = true
+		}
+		return false
+	})
+	return scalars, other
+}
+
+// walkPaths calls visit with every value of a decoded JSON document and its
+// field path (array elements as "[]"), and descends into the values visit
+// returns true for.
+func walkPaths(v any, path string, visit func(path string, v any) bool) {
+	if !visit(path, v) {
+		return
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for k, el := range x {
+			walkPaths(el, joinPath(path, k), visit)
+		}
+	case []any:
+		for _, el := range x {
+			walkPaths(el, path+"[]", visit)
 		}
 	}
-	walk(doc, "")
-	return scalars, other
 }
 
 // ownership is why a call may not use the ids it names; nil when it may.
