@@ -58,7 +58,7 @@ type Consent struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 }
 
-// Input is what the policy is asked about one call (the README, "Consent, purposes and policy"; docs/design.md).
+// Input is what the policy is asked about one call (docs/policy.md).
 type Input struct {
 	App       App
 	Vendor    string

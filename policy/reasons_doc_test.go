@@ -11,9 +11,9 @@ import (
 )
 
 // Reasons are a stable list apps and auditors read: every reason the shipped
-// policy or the engine can give has a row in the README's table of reasons.
+// policy or the engine can give has a row in docs/policy.md's table of reasons.
 func TestEveryReasonIsDocumented(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/policy.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestEveryReasonIsDocumented(t *testing.T) {
 	for _, reason := range reasons {
 		row := regexp.MustCompile("(?m)^\\| [^|]*`" + regexp.QuoteMeta(reason) + "`[^|]* \\|")
 		if !row.Match(readme) {
-			t.Errorf("reason %q has no row in the README's table of reasons", reason)
+			t.Errorf("reason %q has no row in docs/policy.md's table of reasons", reason)
 		}
 	}
 }

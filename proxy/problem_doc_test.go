@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-// The README's table of problem kinds is the one stable list apps switch on:
+// The app developers' table of problem kinds is the one stable list apps switch on:
 // every kind the code can answer with is in it.
 func TestEveryProblemKindIsDocumented(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/app-developers.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestEveryProblemKindIsDocumented(t *testing.T) {
 			for _, m := range kind.FindAllStringSubmatch(string(src), -1) {
 				seen++
 				if !row(m[1]).Match(readme) {
-					t.Errorf("problem kind %q (%s) has no row in the README's table of problem kinds", m[1], name)
+					t.Errorf("problem kind %q (%s) has no row in docs/app-developers.md's table of problem kinds", m[1], name)
 				}
 			}
 		}

@@ -59,7 +59,7 @@ serves.`,
 		Use:   "eval --policy DIR --input FILE",
 		Short: "Print the decision the policy in DIR makes for the input in FILE",
 		Long: `Print the decision the policy in DIR makes for the JSON input in FILE (the
-input document of the README's "Consent, purposes and policy"), exactly as the gateway would
+input document of docs/policy.md), exactly as the gateway would
 evaluate it, including the fail-closed reasons for errors and malformed
 decisions.`,
 		Args: cobra.NoArgs,

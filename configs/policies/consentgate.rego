@@ -1,5 +1,5 @@
-# The decision consentgate asks for on every vendor call (the README, "Consent,
-# purposes and policy"). This module only assembles it; the rules that say who
+# The decision consentgate asks for on every vendor call (docs/policy.md).
+# This module only assembles it; the rules that say who
 # may see what live in apps.rego (app permissions), consent.rego (the end
 # user's consent) and purposes.rego (what each purpose discloses).
 #
