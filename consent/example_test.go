@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/identity"
 )
 
 // exampleOptions: in production the key comes from the secret provider and the allowed
@@ -96,11 +97,13 @@ func ExampleRegistry_Handler() {
 	}
 	defer reg.Close()
 
-	// The gateway passes a function that reads the caller's verified certificate; this
-	// one trusts a header, which only an example may do.
-	h := reg.Handler(func(r *http.Request) (name, role string, ok bool) {
-		role, name, ok = strings.Cut(r.Header.Get("X-Example-Identity"), "/")
-		return name, role, ok
+	// The gateway's identity.Middleware reads the caller's verified certificate;
+	// this stand-in trusts a header, which only an example may do.
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if role, name, ok := strings.Cut(r.Header.Get("X-Example-Identity"), "/"); ok {
+			r = r.WithContext(identity.With(r.Context(), identity.Identity{Role: role, Name: name}))
+		}
+		reg.Handler().ServeHTTP(w, r)
 	})
 	post := func(who string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("POST", "/v1/consents", strings.NewReader(`{"subject":"user-42",

@@ -10,6 +10,9 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/consentgate/consentgate/identity"
+	"github.com/consentgate/consentgate/refusal"
 )
 
 // maxBody bounds a create request; a consent with its evidence text is a few KiB.
@@ -24,13 +27,13 @@ func callerOf(req *http.Request) caller {
 	return c
 }
 
-// Handler serves the admin API. identity returns the caller's name and role ("app",
-// "auditor", "admin") proven by its TLS certificate; ok=false → 401. Every request is
-// authenticated before routing, so even a wrong path or method needs a certificate.
+// Handler serves the admin API to the caller identity.Middleware proved (apps,
+// auditors and admins; without one, 401). Every request is checked before
+// routing, so even a wrong path or method needs a certificate.
 //
 // The list route carries the raw subject in its query string (GET /v1/consents?subject=),
 // so nothing here logs URLs; whoever serves this handler must not log them either.
-func (r *Registry) Handler(identity func(*http.Request) (name, role string, ok bool)) http.Handler {
+func (r *Registry) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/consents", r.serveCreate)
 	mux.HandleFunc("GET /v1/consents", r.serveList)
@@ -40,21 +43,15 @@ func (r *Registry) Handler(identity func(*http.Request) (name, role string, ok b
 	mux.HandleFunc("/v1/consents", methodNotAllowed("GET, HEAD, POST"))
 	mux.HandleFunc("/v1/consents/{id}", methodNotAllowed("GET, HEAD, DELETE"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		writeProblem(w, http.StatusNotFound, problemNotFound, "no such route")
+		writeProblem(w, http.StatusNotFound, refusal.NotFound, "no such route")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		name, role, ok := identity(req)
-		if !ok || name == "" {
-			writeProblem(w, http.StatusUnauthorized, problemUnauthorized, "a client certificate with a consentgate identity is required")
+		id, ref := identity.Require(req.Context(), roleApp, roleAuditor, roleAdmin)
+		if ref != nil {
+			ref.Write(w, "")
 			return
 		}
-		switch role {
-		case roleApp, roleAuditor, roleAdmin:
-		default:
-			writeProblem(w, http.StatusForbidden, problemForbidden, fmt.Sprintf("role %q has no access to consents", role))
-			return
-		}
-		ctx := context.WithValue(req.Context(), callerKey{}, caller{name: name, role: role})
+		ctx := context.WithValue(req.Context(), callerKey{}, caller{name: id.Name, role: id.Role})
 		mux.ServeHTTP(w, req.WithContext(ctx))
 	})
 }
@@ -62,7 +59,7 @@ func (r *Registry) Handler(identity func(*http.Request) (name, role string, ok b
 func methodNotAllowed(allow string) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Allow", allow)
-		writeProblem(w, http.StatusMethodNotAllowed, problemMethod, fmt.Sprintf("%s is not allowed here; use %s", req.Method, allow))
+		writeProblem(w, http.StatusMethodNotAllowed, refusal.MethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", req.Method, allow))
 	}
 }
 
@@ -71,12 +68,12 @@ func (r *Registry) serveCreate(w http.ResponseWriter, req *http.Request) {
 	if who.role != roleApp {
 		// An admin creating a consent "for" an app would be evidence of a user's
 		// agreement that the app never collected.
-		writeProblem(w, http.StatusForbidden, problemForbidden, fmt.Sprintf("only apps create consents; role %q may not create one on an app's behalf", who.role))
+		writeProblem(w, http.StatusForbidden, refusal.Forbidden, fmt.Sprintf("only apps create consents; role %q may not create one on an app's behalf", who.role))
 		return
 	}
 	body, err := decodeRequest(w, req)
 	if err != nil {
-		writeProblem(w, http.StatusBadRequest, problemBadRequest, err.Error())
+		writeProblem(w, http.StatusBadRequest, refusal.BadRequest, err.Error())
 		return
 	}
 	c, err := r.Create(req.Context(), who.name, body)
@@ -116,7 +113,7 @@ func (r *Registry) serveList(w http.ResponseWriter, req *http.Request) {
 	who := callerOf(req)
 	subjects := req.URL.Query()["subject"]
 	if len(subjects) != 1 || subjects[0] == "" {
-		writeProblem(w, http.StatusBadRequest, problemBadRequest, "give exactly one subject query parameter")
+		writeProblem(w, http.StatusBadRequest, refusal.BadRequest, "give exactly one subject query parameter")
 		return
 	}
 	app := ""
@@ -182,7 +179,7 @@ func decodeRequest(w http.ResponseWriter, req *http.Request) (Request, error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		writeProblem(w, http.StatusInternalServerError, problemInternal, "encoding the answer failed")
+		writeProblem(w, http.StatusInternalServerError, refusal.Internal, "encoding the answer failed")
 		return
 	}
 	h := w.Header()

@@ -7,12 +7,20 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/consentgate/consentgate/identity"
+	"github.com/consentgate/consentgate/refusal"
 )
 
-// fakeIdentity stands in for the TLS certificate: "role/name" in a test header.
-func fakeIdentity(req *http.Request) (name, role string, ok bool) {
-	role, name, ok = strings.Cut(req.Header.Get("X-Test-Identity"), "/")
-	return name, role, ok
+// fakeIdentity stands in for the TLS certificate and identity.Middleware:
+// "role/name" in a test header.
+func fakeIdentity(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if role, name, ok := strings.Cut(req.Header.Get("X-Test-Identity"), "/"); ok {
+			req = req.WithContext(identity.With(req.Context(), identity.Identity{Role: role, Name: name}))
+		}
+		h.ServeHTTP(w, req)
+	})
 }
 
 const (
@@ -47,7 +55,13 @@ func decode[T any](t testing.TB, rec *httptest.ResponseRecorder) T {
 }
 
 // wantProblem checks an RFC 9457 answer of the given status and kind.
-func wantProblem(t testing.TB, rec *httptest.ResponseRecorder, status int, kind string) problem {
+// problem is the RFC 9457 body as a client reads it.
+type problem struct {
+	Type, Title, Detail string
+	Status              int
+}
+
+func wantProblem(t testing.TB, rec *httptest.ResponseRecorder, status int, kind refusal.Kind) problem {
 	t.Helper()
 	if rec.Code != status {
 		t.Fatalf("status %d, want %d; body %s", rec.Code, status, rec.Body)
@@ -56,7 +70,7 @@ func wantProblem(t testing.TB, rec *httptest.ResponseRecorder, status int, kind 
 		t.Errorf("Content-Type %q", ct)
 	}
 	p := decode[problem](t, rec)
-	if p.Type != "urn:consentgate:problem:"+kind || p.Status != status || p.Title == "" || p.Detail == "" {
+	if p.Type != kind.Type() || p.Status != status || p.Title == "" || p.Detail == "" {
 		t.Errorf("problem %+v, want kind %s", p, kind)
 	}
 	return p
@@ -71,7 +85,7 @@ func newAPI(t testing.TB, b backend) (*Registry, http.Handler, *hookLog) {
 	o := testOptions(newClock())
 	o.Hook = hooks.hook
 	r, _ := mustOpen(t, b, o)
-	return r, r.Handler(fakeIdentity), hooks
+	return r, fakeIdentity(r.Handler()), hooks
 }
 
 func TestHandlerLifecycle(t *testing.T) {
@@ -139,29 +153,29 @@ func TestHandlerAccess(t *testing.T) {
 			path   string
 			body   string
 			status int
-			kind   string // problem kind; "" for a success
+			kind   refusal.Kind // problem kind; "" for a success
 		}{
-			{"no certificate", anonymous, "GET", "/v1/consents/" + mine.ID, "", 401, problemUnauthorized},
-			{"no certificate, wrong path", anonymous, "GET", "/elsewhere", "", 401, problemUnauthorized},
-			{"unknown role", "operator/bob", "GET", "/v1/consents/" + mine.ID, "", 403, problemForbidden},
+			{"no certificate", anonymous, "GET", "/v1/consents/" + mine.ID, "", 401, refusal.IdentityRequired},
+			{"no certificate, wrong path", anonymous, "GET", "/elsewhere", "", 401, refusal.IdentityRequired},
+			{"unknown role", "operator/bob", "GET", "/v1/consents/" + mine.ID, "", 403, refusal.RoleNotAllowed},
 			{"app reads own", asApp, "GET", "/v1/consents/" + mine.ID, "", 200, ""},
-			{"app reads other's", asApp, "GET", "/v1/consents/" + theirs.ID, "", 404, problemNotFound},
-			{"app reads unknown", asApp, "GET", "/v1/consents/nope", "", 404, problemNotFound},
+			{"app reads other's", asApp, "GET", "/v1/consents/" + theirs.ID, "", 404, refusal.NotFound},
+			{"app reads unknown", asApp, "GET", "/v1/consents/nope", "", 404, refusal.NotFound},
 			{"admin reads any", asAdmin, "GET", "/v1/consents/" + theirs.ID, "", 200, ""},
 			{"auditor reads any", asAuditor, "GET", "/v1/consents/" + mine.ID, "", 200, ""},
 			{"HEAD is GET", asApp, "HEAD", "/v1/consents/" + mine.ID, "", 200, ""},
-			{"list without subject", asApp, "GET", "/v1/consents", "", 400, problemBadRequest},
-			{"list with two subjects", asApp, "GET", list + "&subject=x", "", 400, problemBadRequest},
-			{"admin creates", asAdmin, "POST", "/v1/consents", createBody, 403, problemForbidden},
-			{"auditor creates", asAuditor, "POST", "/v1/consents", createBody, 403, problemForbidden},
-			{"auditor revokes", asAuditor, "DELETE", "/v1/consents/" + mine.ID, "", 403, problemForbidden},
-			{"app revokes other's", asOther, "DELETE", "/v1/consents/" + mine.ID, "", 404, problemNotFound},
-			{"app revokes unknown", asOther, "DELETE", "/v1/consents/nope", "", 404, problemNotFound},
-			{"PUT a consent", asApp, "PUT", "/v1/consents/" + mine.ID, createBody, 405, problemMethod},
-			{"PATCH the collection", asAdmin, "PATCH", "/v1/consents", "", 405, problemMethod},
-			{"DELETE the collection", asAdmin, "DELETE", "/v1/consents", "", 405, problemMethod},
-			{"unknown route", asAdmin, "GET", "/v1/other", "", 404, problemNotFound},
-			{"nested route", asAdmin, "GET", "/v1/consents/" + mine.ID + "/x", "", 404, problemNotFound},
+			{"list without subject", asApp, "GET", "/v1/consents", "", 400, refusal.BadRequest},
+			{"list with two subjects", asApp, "GET", list + "&subject=x", "", 400, refusal.BadRequest},
+			{"admin creates", asAdmin, "POST", "/v1/consents", createBody, 403, refusal.Forbidden},
+			{"auditor creates", asAuditor, "POST", "/v1/consents", createBody, 403, refusal.Forbidden},
+			{"auditor revokes", asAuditor, "DELETE", "/v1/consents/" + mine.ID, "", 403, refusal.Forbidden},
+			{"app revokes other's", asOther, "DELETE", "/v1/consents/" + mine.ID, "", 404, refusal.NotFound},
+			{"app revokes unknown", asOther, "DELETE", "/v1/consents/nope", "", 404, refusal.NotFound},
+			{"PUT a consent", asApp, "PUT", "/v1/consents/" + mine.ID, createBody, 405, refusal.MethodNotAllowed},
+			{"PATCH the collection", asAdmin, "PATCH", "/v1/consents", "", 405, refusal.MethodNotAllowed},
+			{"DELETE the collection", asAdmin, "DELETE", "/v1/consents", "", 405, refusal.MethodNotAllowed},
+			{"unknown route", asAdmin, "GET", "/v1/other", "", 404, refusal.NotFound},
+			{"nested route", asAdmin, "GET", "/v1/consents/" + mine.ID + "/x", "", 404, refusal.NotFound},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -258,7 +272,7 @@ func TestHandlerCreateRefusals(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				rec := call(t, h, "POST", "/v1/consents", asApp, tt.body)
-				wantProblem(t, rec, 400, problemBadRequest)
+				wantProblem(t, rec, 400, refusal.BadRequest)
 				mustContain(t, "body", rec.Body.String(), tt.detail)
 				if strings.Contains(rec.Body.String(), testSubject) {
 					t.Errorf("answer quotes the raw subject: %s", rec.Body)
@@ -283,7 +297,7 @@ func TestHandlerHookFailure(t *testing.T) {
 			{"DELETE", "/v1/consents/" + mine.ID, ""},
 		} {
 			rec := call(t, h, c.method, c.path, asApp, c.body)
-			p := wantProblem(t, rec, http.StatusServiceUnavailable, problemAuditUnavailable)
+			p := wantProblem(t, rec, http.StatusServiceUnavailable, refusal.AuditUnavailable)
 			if strings.Contains(p.Detail, "no space") {
 				t.Errorf("%s answer quotes the hook's error: %q", c.method, p.Detail)
 			}

@@ -21,7 +21,7 @@ func TestRawSubjectNeverLeaves(t *testing.T) {
 		o.Hook = hooks.hook
 		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		r, st := mustOpen(t, b, o)
-		h := r.Handler(fakeIdentity)
+		h := fakeIdentity(r.Handler())
 		var answers strings.Builder
 		do := func(method, target, who, body string) *Consent {
 			rec := call(t, h, method, target, who, body)

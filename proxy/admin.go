@@ -12,7 +12,9 @@ import (
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/policy"
+	"github.com/consentgate/consentgate/refusal"
 )
 
 // AdminOptions are what the admin listener serves.
@@ -47,37 +49,16 @@ type ReadyCheck struct {
 
 // NewAdmin is the admin API: consents (app, auditor and admin roles, each limited
 // by the registry) and the policy status. Every route sits behind the same mTLS
-// as the gateway; the identity is read from the verified certificate.
+// as the gateway; identity.Middleware (on every listener) proved the caller.
 func NewAdmin(o AdminOptions) http.Handler {
-	identity := func(r *http.Request) (string, string, bool) {
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			return "", "", false
-		}
-		id, err := identityOf(r.TLS.PeerCertificates[0], o.TrustDomain)
-		if err != nil {
-			return "", "", false
-		}
-		return id.Name, id.Role, true
-	}
 	mux := http.NewServeMux()
-	consents := o.Consents.Handler(identity)
+	consents := o.Consents.Handler()
 	mux.Handle("/v1/consents", consents)
 	mux.Handle("/v1/consents/", consents)
 	// Operators' figures (the policy in service, the metrics): for the auditor
 	// and admin roles, not for every certificate of the trust domain.
-	operators := func(h http.Handler) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			switch _, role, ok := identity(r); {
-			case !ok:
-				writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Unknown identity", "", "")
-			case role != RoleAuditor && role != RoleAdmin:
-				writeProblem(w, http.StatusForbidden, problemForbiddenRole, "Role not allowed", "for the auditor and admin roles", "")
-			default:
-				h.ServeHTTP(w, r)
-			}
-		}
-	}
-	mux.HandleFunc("GET /v1/policy/status", operators(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	operators := func(h http.Handler) http.Handler { return identity.Only(h, identity.RoleAuditor, identity.RoleAdmin) }
+	mux.Handle("GET /v1/policy/status", operators(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(o.Policy.Status())
@@ -97,44 +78,39 @@ func NewAdmin(o AdminOptions) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := o.Audit.Healthy(); err != nil {
-			writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Not ready", "the audit log cannot be written", "")
+			refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable, "Not ready", "the audit log cannot be written").Write(w, "")
 			return
 		}
 		for _, c := range o.Ready {
 			if err := c.Check(); err != nil {
-				writeProblem(w, http.StatusServiceUnavailable, problemNotReady, "Not ready", c.Name+": "+err.Error(), "")
+				refusal.New(http.StatusServiceUnavailable, refusal.NotReady, "Not ready", c.Name+": "+err.Error()).Write(w, "")
 				return
 			}
 		}
 		w.Write([]byte("ready\n"))
 	})
-	auditorOnly := func(h func(w http.ResponseWriter, r *http.Request, name, role string)) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			name, role, ok := identity(r)
-			switch {
-			case !ok:
-				writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Unknown identity", "", "")
-			case role != RoleAuditor && role != RoleAdmin:
-				writeProblem(w, http.StatusForbidden, problemForbiddenRole, "Role not allowed", "the audit log is for the auditor and admin roles", "")
-			default:
-				h(w, r, name, role)
-			}
-		}
+	// The audit log is for the auditor and admin roles; reading it is itself
+	// recorded under the reader's name and role.
+	auditorOnly := func(h func(w http.ResponseWriter, r *http.Request, name, role string)) http.Handler {
+		return operators(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id, _ := identity.From(r.Context())
+			h(w, r, id.Name, id.Role)
+		}))
 	}
-	mux.HandleFunc("GET /v1/audit/head", auditorOnly(func(w http.ResponseWriter, r *http.Request, _, _ string) {
+	mux.Handle("GET /v1/audit/head", auditorOnly(func(w http.ResponseWriter, r *http.Request, _, _ string) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(o.Audit.Head())
 	}))
-	mux.HandleFunc("GET /v1/audit/export", auditorOnly(func(w http.ResponseWriter, r *http.Request, name, role string) {
+	mux.Handle("GET /v1/audit/export", auditorOnly(func(w http.ResponseWriter, r *http.Request, name, role string) {
 		f, err := exportFilter(r.URL.Query())
 		if err != nil {
-			writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad filter", err.Error(), "")
+			refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad filter", err.Error()).Write(w, "")
 			return
 		}
 		// Reading the log is itself an admin action the log records.
 		if _, err := o.Audit.Append(r.Context(), audit.Record{Kind: audit.KindAdmin, App: name,
 			Detail: map[string]string{"action": "audit export", "role": role, "filter": r.URL.RawQuery}}); err != nil {
-			writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Audit log unavailable", "", "")
+			refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable, "Audit log unavailable", "").Write(w, "")
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-ndjson")
@@ -146,22 +122,22 @@ func NewAdmin(o AdminOptions) http.Handler {
 	// the gateway's subject key, which only the gateway holds. The lookup is
 	// POSTed (no personal value in a URL) and recorded with its HMAC.
 	if o.SubjectHMAC != nil {
-		mux.HandleFunc("POST /v1/audit/subject-hmac", auditorOnly(func(w http.ResponseWriter, r *http.Request, name, role string) {
+		mux.Handle("POST /v1/audit/subject-hmac", auditorOnly(func(w http.ResponseWriter, r *http.Request, name, role string) {
 			var q struct {
 				Subject string `json:"subject"`
 			}
 			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&q); err != nil || q.Subject == "" {
-				writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad request", `the body is {"subject": "<app user id, birth number, IIN or document number>"}`, "")
+				refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request", `the body is {"subject": "<app user id, birth number, IIN or document number>"}`).Write(w, "")
 				return
 			}
 			h, err := o.SubjectHMAC(r.Context(), q.Subject)
 			if err != nil {
-				writeProblem(w, http.StatusServiceUnavailable, problemCredentials, "Key unavailable", "", "")
+				refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Key unavailable", "").Write(w, "")
 				return
 			}
 			if _, err := o.Audit.Append(r.Context(), audit.Record{Kind: audit.KindAdmin, App: name, SubjectHMAC: h,
 				Detail: map[string]string{"action": "subject lookup", "role": role}}); err != nil {
-				writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Audit log unavailable", "", "")
+				refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable, "Audit log unavailable", "").Write(w, "")
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
@@ -169,10 +145,10 @@ func NewAdmin(o AdminOptions) http.Handler {
 			json.NewEncoder(w).Encode(map[string]string{"subject_hmac": h})
 		}))
 	}
-	mux.HandleFunc("GET /v1/audit/tail", auditorOnly(func(w http.ResponseWriter, r *http.Request, _, _ string) {
+	mux.Handle("GET /v1/audit/tail", auditorOnly(func(w http.ResponseWriter, r *http.Request, _, _ string) {
 		after, err := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
 		if err != nil && r.URL.Query().Get("after") != "" {
-			writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad request", "after must be a sequence number", "")
+			refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request", "after must be a sequence number").Write(w, "")
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-ndjson")
@@ -180,10 +156,10 @@ func NewAdmin(o AdminOptions) http.Handler {
 			o.Logger.Warn("audit tail ended early", "error", err.Error())
 		}
 	}))
-	mux.HandleFunc("GET /v1/audit/snapshot", auditorOnly(func(w http.ResponseWriter, r *http.Request, name, role string) {
+	mux.Handle("GET /v1/audit/snapshot", auditorOnly(func(w http.ResponseWriter, r *http.Request, name, role string) {
 		if _, err := o.Audit.Append(r.Context(), audit.Record{Kind: audit.KindAdmin, App: name,
 			Detail: map[string]string{"action": "audit snapshot", "role": role}}); err != nil {
-			writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Audit log unavailable", "", "")
+			refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable, "Audit log unavailable", "").Write(w, "")
 			return
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
@@ -193,7 +169,7 @@ func NewAdmin(o AdminOptions) http.Handler {
 		}
 	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz", "")
+		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz").Write(w, "")
 	})
 	return mux
 }

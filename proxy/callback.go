@@ -21,7 +21,9 @@ import (
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/policy"
+	"github.com/consentgate/consentgate/refusal"
 	"github.com/consentgate/consentgate/secrets"
 )
 
@@ -127,29 +129,25 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex, w := g.begin(w, r)
 	ex.role = "vendor"
 	defer g.logExchange(ex)
-	refuse := func(status int, kind, title, detail string) {
-		g.refuse(r.Context(), w, ex, status, kind, title, detail)
-	}
+	refuse := func(ref *refusal.Refusal) { g.answer(r.Context(), w, ex, ref) }
 	// Refusals of callers not yet known to be the vendor: recorded at a rate
 	// per source, the rest counted (callbacknoise.go).
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	unknownCaller := func(status int, kind, title, detail string) {
+	unknownCaller := func(ref *refusal.Refusal) {
 		recorded, before := c.refused.admit(host, g.now())
 		if !recorded {
-			ex.status = status
+			ex.unrecorded = true
 			g.metrics.refusedUnrecorded.Inc()
-			writeProblem(w, status, kind, title, detail, ex.requestID)
-			return
 		}
 		ex.unrecordedBefore = before
-		refuse(status, kind, title, detail)
+		refuse(ref)
 	}
 
 	rest, _ := strings.CutPrefix(r.URL.Path, callbackPrefix)
 	vendorID, path, _ := strings.Cut(rest, "/")
 	cv := c.vendors[vendorID]
 	if cv == nil || cv.op == nil || r.Method != cv.op.cfg.Method || "/"+path != cv.op.cfg.Path {
-		unknownCaller(http.StatusNotFound, problemNoRoute, "Not found", "no callback is configured for this path")
+		unknownCaller(refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "no callback is configured for this path"))
 		return
 	}
 	ex.vendor, ex.op, ex.pathTemplate, ex.app = cv.v.cfg.ID, cv.op.cfg.ID, cv.op.cfg.Path, cv.cfg.App
@@ -158,25 +156,25 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	src, err := netip.ParseAddr(host)
 	if err != nil || !cv.allowed(src.Unmap()) {
 		ex.err = "callback from a source outside the vendor's networks"
-		unknownCaller(http.StatusForbidden, problemForbiddenRole, "Source not allowed", "")
+		unknownCaller(refusal.New(http.StatusForbidden, refusal.CallerNotRecognised, "Source not allowed", ""))
 		return
 	}
 	if cv.clients != nil && !verifiedBy(r.TLS, cv.clients) {
 		ex.err = "callback without the vendor's client certificate"
-		unknownCaller(http.StatusForbidden, problemForbiddenRole, "Client certificate required", "")
+		unknownCaller(refusal.New(http.StatusForbidden, refusal.CallerNotRecognised, "Client certificate required", ""))
 		return
 	}
 	if cv.secret != nil {
 		s, err := g.secrets.Get(r.Context(), *cv.secret)
 		if err != nil {
 			ex.err = "callback secret unavailable"
-			refuse(http.StatusServiceUnavailable, problemCredentials, "Secret unavailable", "")
+			refuse(refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Secret unavailable", ""))
 			return
 		}
 		got := r.Header.Get(cv.cfg.SharedSecretHeader)
 		if subtle.ConstantTimeCompare([]byte(got), []byte(s.Value)) != 1 {
 			ex.err = "callback with a wrong shared secret"
-			unknownCaller(http.StatusUnauthorized, problemForbiddenRole, "Unauthorized", "")
+			unknownCaller(refusal.New(http.StatusUnauthorized, refusal.CallerNotRecognised, "Unauthorized", ""))
 			return
 		}
 	}
@@ -184,12 +182,12 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tok, err := g.secrets.Get(r.Context(), cv.token.ref)
 		if err != nil {
 			ex.err = "callback URL token unavailable"
-			refuse(http.StatusServiceUnavailable, problemCredentials, "Secret unavailable", "")
+			refuse(refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Secret unavailable", ""))
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(r.URL.Query().Get(cv.token.param)), []byte(tok.Value)) != 1 {
 			ex.err = "callback without the URL token consentgate registered"
-			unknownCaller(http.StatusUnauthorized, problemForbiddenRole, "Unauthorized", "")
+			unknownCaller(refusal.New(http.StatusUnauthorized, refusal.CallerNotRecognised, "Unauthorized", ""))
 			return
 		}
 	}
@@ -197,16 +195,16 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			refuse(http.StatusRequestEntityTooLarge, problemTooLarge, "Callback body too large", "")
+			refuse(refusal.New(http.StatusRequestEntityTooLarge, refusal.TooLarge, "Callback body too large", ""))
 			return
 		}
-		refuse(http.StatusBadRequest, problemBadRequest, "Unreadable callback body", "")
+		refuse(refusal.New(http.StatusBadRequest, refusal.BadRequest, "Unreadable callback body", ""))
 		return
 	}
 	ex.bytesIn = int64(len(body))
 
 	// Decided like a response the app is about to receive.
-	in := &policy.Input{App: policy.App{ID: cv.cfg.App, Role: RoleApp}, Vendor: cv.v.cfg.ID, Operation: cv.op.cfg.ID,
+	in := &policy.Input{App: policy.App{ID: cv.cfg.App, Role: identity.RoleApp}, Vendor: cv.v.cfg.ID, Operation: cv.op.cfg.ID,
 		Method: cv.op.cfg.Method, Path: cv.op.cfg.Path, Body: cv.op.cfg.Body,
 		RequestFields: cv.op.cfg.Fields.Request, ResponseFields: cv.op.cfg.Fields.Response, Now: g.now()}
 	ex.policyInput, ex.now = in.Replayable(), in.Now
@@ -214,29 +212,27 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.decision = &d
 	if d.Busy {
 		// The vendor retries a 503; a 403 would lose the callback.
-		ex.outcome, ex.err = outcomeFailed, d.Err
-		w.Header().Set("Retry-After", "1")
-		refuse(http.StatusServiceUnavailable, problemPolicyBusy, "Policy engine busy", "the callback was not forwarded; retry")
+		refuse(&refusal.Refusal{Status: http.StatusServiceUnavailable, Kind: refusal.PolicyBusy, Title: "Policy engine busy",
+			Detail: "the callback was not forwarded; retry", Header: retryIn("1"), Failed: true, Note: d.Err})
 		return
 	}
 	if !d.Allow {
-		ex.outcome = outcomeDenied
-		refuse(http.StatusForbidden, problemDenied, "Denied by policy", reasonList(&d))
+		refuse(refusal.New(http.StatusForbidden, refusal.PolicyDenied, "Denied by policy", reasonList(&d)))
 		return
 	}
 	// Whose callback it is: the consent that created what it names. It goes
 	// to the callback's app only if that app owns them.
-	owner, o := g.callbackOwner(r.Context(), cv, body)
-	if o != nil {
-		ex.err = o.kind
-		refuse(o.status, o.kind, "Callback refused", o.detail)
+	owner, ref := g.callbackOwner(r.Context(), cv, body)
+	if ref != nil {
+		ref.Title = "Callback refused"
+		refuse(ref)
 		return
 	}
 	if owner != nil {
 		ex.consentID, ex.subject = owner.ConsentID, owner.Subject
 	}
 	if err := g.record(r.Context(), ex, audit.KindIntent); err != nil {
-		g.auditUnavailable(w, ex)
+		refuse(auditUnavailable("audit intent not written"))
 		return
 	}
 	// A "hash" action is keyed like the gateway's: an unkeyed hash of an
@@ -245,8 +241,8 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if needsHashKey(&d) {
 		s, err := g.secrets.Get(r.Context(), g.hashRef)
 		if err != nil {
-			ex.outcome, ex.err = outcomeFailed, "field hash key unavailable"
-			refuse(http.StatusServiceUnavailable, problemCredentials, "Key unavailable", "the callback was not forwarded")
+			refuse(refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Key unavailable", "the callback was not forwarded").
+				AsFailure("field hash key unavailable"))
 			return
 		}
 		hashKey = []byte(s.Value)
@@ -254,7 +250,7 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out, err := newMinimizer(d.Response.Fields, d.Response.Default, hashKey, in.Now).minimize(body)
 	if err != nil {
 		ex.err = "callback body could not be minimised"
-		refuse(http.StatusBadRequest, problemBadRequest, "Callback body is not JSON", "")
+		refuse(refusal.New(http.StatusBadRequest, refusal.BadRequest, "Callback body is not JSON", ""))
 		return
 	}
 	ex.withheld, ex.disclosed = out.withheld, out.disclosed
@@ -272,15 +268,15 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Header.Set("X-Forwarded-For", src.Unmap().String())
 	resp, err := cv.forward.Do(req)
 	if err != nil {
-		ex.outcome, ex.err = outcomeFailed, "forwarding to the app: "+safeUpstreamError(err)
-		refuse(http.StatusBadGateway, problemUpstream, "App unreachable", "")
+		refuse(refusal.New(http.StatusBadGateway, refusal.VendorUnreachable, "App unreachable", "").
+			AsFailure("forwarding to the app: " + safeUpstreamError(err)))
 		return
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	ex.status, ex.bytesOut, ex.outcome = resp.StatusCode, int64(len(out.body)), outcomeForwarded
 	if err := g.record(r.Context(), ex, audit.KindOutcome); err != nil {
-		g.auditUnavailable(w, ex)
+		refuse(auditUnavailable(""))
 		return
 	}
 	w.WriteHeader(resp.StatusCode)

@@ -25,8 +25,10 @@ import (
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/internal/logsink"
 	"github.com/consentgate/consentgate/policy"
+	"github.com/consentgate/consentgate/refusal"
 	"github.com/consentgate/consentgate/secrets"
 )
 
@@ -152,7 +154,7 @@ operations:
 	t.Cleanup(cancel)
 	e.gw.WatchCertificates(ctx, 20*time.Millisecond)
 	e.front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.gw.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), Identity{Role: RoleApp, Name: "web"})))
+		e.gw.ServeHTTP(w, r.WithContext(identity.With(r.Context(), identity.Identity{Role: identity.RoleApp, Name: "web"})))
 	}))
 	t.Cleanup(e.front.Close)
 	return e
@@ -380,7 +382,7 @@ func TestReadyzFailsNearVendorCertificateExpiry(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	if code, body := readyz(); code != http.StatusServiceUnavailable || !strings.Contains(body, "vendor bank client certificate: expires in 4 days") ||
-		!strings.Contains(body, problemNotReady) {
+		!strings.Contains(body, string(refusal.NotReady)) {
 		t.Errorf("readyz with 5 days left: %d %s", code, body)
 	}
 	e.writeClientCert(t, e.issue(t, bankSubject, time.Now().Add(-time.Hour), time.Now().Add(30*24*time.Hour)))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/identity"
 )
 
 // ErasureQueue is the consent registry's erasure outbox (*consent.Registry).
@@ -104,8 +105,8 @@ func (g *Gateway) erase(ctx context.Context, job consent.ErasureJob) error {
 	if err != nil {
 		return err
 	}
-	id := Identity{Name: job.Resource.App, Role: RoleApp, URI: "spiffe://" + g.cfg.TrustDomain + "/" + RoleApp + "/" + job.Resource.App}
-	ctx = context.WithValue(WithIdentity(ctx, id), erasureCallKey{}, true)
+	id := identity.Identity{Name: job.Resource.App, Role: identity.RoleApp, URI: "spiffe://" + g.cfg.TrustDomain + "/" + identity.RoleApp + "/" + job.Resource.App}
+	ctx = context.WithValue(identity.With(ctx, id), erasureCallKey{}, true)
 	req, err := http.NewRequestWithContext(ctx, op.cfg.Method, "/v/"+v.cfg.ID+target, nil)
 	if err != nil {
 		return err
@@ -116,7 +117,7 @@ func (g *Gateway) erase(ctx context.Context, job consent.ErasureJob) error {
 	if w.status/100 == 2 || (w.status == http.StatusNotFound && w.header.Get("Content-Type") != "application/problem+json") {
 		return nil
 	}
-	var p problem
+	var p struct{ Type, Detail string }
 	json.Unmarshal(w.body.Bytes(), &p)
 	if p.Type != "" {
 		return fmt.Errorf("%d %s: %s", w.status, strings.TrimPrefix(p.Type, "urn:consentgate:problem:"), p.Detail)

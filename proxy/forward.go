@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/identity"
+	"github.com/consentgate/consentgate/refusal"
 )
 
 // leafLifetime is how long a minted vendor-host certificate lives; it is renewed
@@ -76,13 +78,11 @@ func (v *vendor) publicHost() string {
 
 func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex, w := f.gw.begin(w, r)
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Client certificate required", "", ex.requestID)
-		return
-	}
-	id, err := identityOf(r.TLS.PeerCertificates[0], f.gw.cfg.TrustDomain)
-	if err != nil {
-		writeProblem(w, http.StatusForbidden, problemForbiddenRole, "Unknown identity", err.Error(), ex.requestID)
+	// Any proven identity may open a tunnel; the pipeline inside it lets
+	// only apps call vendors, and records who tried.
+	id, ref := identity.Require(r.Context(), identity.RoleApp, identity.RoleAuditor, identity.RoleAdmin)
+	if ref != nil {
+		ref.Write(w, ex.requestID)
 		return
 	}
 	ex.app, ex.role = id.Name, id.Role
@@ -96,11 +96,11 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Deny by default, audited like any refusal; the tunnel never opens.
 		defer f.gw.logExchange(ex)
 		ex.err = "forward proxy: host is not owned by any vendor profile"
-		f.gw.refuse(r.Context(), w, ex, http.StatusForbidden, problemNoRoute, "Host not allowed",
-			"no vendor profile owns this host and port; consentgate only reaches configured vendors")
+		f.gw.answer(r.Context(), w, ex, refusal.New(http.StatusForbidden, refusal.NoRoute, "Host not allowed",
+			"no vendor profile owns this host and port; consentgate only reaches configured vendors"))
 		return
 	}
-	ctx := WithIdentity(r.Context(), id)
+	ctx := r.Context()
 	switch {
 	case r.Method == http.MethodConnect:
 		f.tunnel(w, r.WithContext(ctx), v, host, ex.requestID)
@@ -108,8 +108,7 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Absolute-form http://vendor/... : the call still goes out over HTTPS.
 		f.pipeline(v).ServeHTTP(w, r.WithContext(ctx))
 	default:
-		writeProblem(w, http.StatusBadRequest, problemBadRequest, "Not a proxy request",
-			"send CONNECT host:443 or an absolute-form URL", ex.requestID)
+		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Not a proxy request", "send CONNECT host:443 or an absolute-form URL").Write(w, ex.requestID)
 	}
 }
 
@@ -121,8 +120,7 @@ func (f *Forward) pipeline(v *vendor) http.Handler {
 		escaped := r.URL.EscapedPath()
 		rest, ok := strings.CutPrefix(escaped, basePath)
 		if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
-			writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found",
-				fmt.Sprintf("vendor %s serves paths under %s", v.cfg.ID, basePath+"/"), "")
+			refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", fmt.Sprintf("vendor %s serves paths under %s", v.cfg.ID, basePath+"/")).Write(w, "")
 			return
 		}
 		r2 := r.Clone(r.Context())
@@ -143,12 +141,12 @@ func (f *Forward) tunnel(w http.ResponseWriter, r *http.Request, v *vendor, host
 	leaf, err := f.leaf(host)
 	if err != nil {
 		f.gw.log.Error("forward proxy: minting a certificate failed", "vendor", v.cfg.ID, logError, err.Error())
-		writeProblem(w, http.StatusInternalServerError, problemUpstream, "Cannot intercept", "", requestID)
+		refusal.New(http.StatusInternalServerError, refusal.VendorUnreachable, "Cannot intercept", "").Write(w, requestID)
 		return
 	}
 	conn, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		writeProblem(w, http.StatusInternalServerError, problemBadRequest, "CONNECT needs HTTP/1.1", "", requestID)
+		refusal.New(http.StatusInternalServerError, refusal.BadRequest, "CONNECT needs HTTP/1.1", "").Write(w, requestID)
 		return
 	}
 	if _, err := rw.WriteString("HTTP/1.1 200 Connection Established\r\n\r\n"); err != nil || rw.Flush() != nil {

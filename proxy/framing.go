@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/consentgate/consentgate/refusal"
 )
 
 // net/http resolves ambiguous HTTP/1.x framing by itself, as RFC 9112 lets an
@@ -207,7 +209,7 @@ func withConnTLS(h http.Handler) http.Handler {
 		if fc, ok := r.Context().Value(connTLSKey{}).(*framingConn); ok {
 			if reason := fc.refused.Load(); reason != nil && r.URL.Path == refusedPath {
 				w.Header().Set("Connection", "close")
-				writeProblem(w, http.StatusBadRequest, problemBadRequest, "Ambiguous request framing", *reason, "")
+				refusal.New(http.StatusBadRequest, refusal.BadRequest, "Ambiguous request framing", *reason).Write(w, "")
 				return
 			}
 			if r.TLS == nil && fc.state.HandshakeComplete {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/identity"
+	"github.com/consentgate/consentgate/refusal"
 
 	"github.com/consentgate/consentgate/configs"
 )
@@ -69,7 +71,7 @@ func NewInboundTLSFrom(cfg *configs.Config, serving func(*tls.ClientHelloInfo) (
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("client certificate required")
 			}
-			_, err := identityOf(cs.PeerCertificates[0], cfg.TrustDomain)
+			_, err := identity.Of(cs.PeerCertificates[0], cfg.TrustDomain)
 			return err
 		},
 		NextProtos: []string{"h2", "http/1.1"},
@@ -167,7 +169,7 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin, callba
 			tlsCfg = CallbackTLS(in)
 		}
 		s.servers = append(s.servers, &http.Server{
-			Handler:           withConnTLS(l.h),
+			Handler:           withConnTLS(identity.Middleware(cfg.TrustDomain, l.h)),
 			ConnContext:       connContext,
 			TLSConfig:         tlsCfg,
 			TLSNextProto:      nextProto,
@@ -232,6 +234,6 @@ func (s *Server) Close() { s.close() }
 
 func notYet(what string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusNotImplemented, problemNotYet, "Not implemented", what+" is not available in this version", "")
+		refusal.New(http.StatusNotImplemented, refusal.NotImplemented, "Not implemented", what+" is not available in this version").Write(w, "")
 	})
 }

@@ -75,6 +75,9 @@ type exchange struct {
 	initiator string
 	// tenant is set for an operation on the tenant (class: tenant).
 	tenant bool
+	// unrecorded: the refusal is answered without a record (callback noise
+	// beyond its rate, counted instead; callbacknoise.go).
+	unrecorded bool
 	// unrecordedBefore counts refusals of the same kind that went without a
 	// record (beyond their rate) before this one's.
 	unrecordedBefore int64

@@ -18,6 +18,8 @@ import (
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/identity"
+	"github.com/consentgate/consentgate/refusal"
 )
 
 // OAuth2 authorization-code brokering. An app asks the admin listener for a
@@ -33,14 +35,6 @@ import (
 const (
 	changeAuthorizationStarted = "authorization_started"
 	changeAuthorizationFailed  = "authorization_failed"
-)
-
-// Problem kinds of the flow.
-const (
-	problemConsentNotUsable     = "consent-not-usable"
-	problemReturnToNotAllowed   = "return-to-not-allowed"
-	problemAuthorizationNeeded  = "authorization-required"
-	problemAuthorizationFailure = "authorization-failed"
 )
 
 // callbackPath is where vendors send the end user's browser back.
@@ -87,49 +81,38 @@ type startAnswer struct {
 // state bound to the consent (and a PKCE challenge where the profile asks for
 // one). The start is recorded in the audit log before it is answered.
 func (g *Gateway) OAuthStart(w http.ResponseWriter, r *http.Request) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Client certificate required", "", "")
-		return
-	}
-	id, err := identityOf(r.TLS.PeerCertificates[0], g.cfg.TrustDomain)
-	if err != nil {
-		writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Unknown identity", "", "")
-		return
-	}
-	if id.Role != RoleApp {
-		writeProblem(w, http.StatusForbidden, problemForbiddenRole, "Role not allowed",
-			"only apps start authorizations, for their own consents", "")
+	id, ref := identity.Require(r.Context(), identity.RoleApp)
+	if ref != nil {
+		ref.Write(w, "")
 		return
 	}
 	vendorID := r.PathValue("vendor")
 	v := g.vendors[vendorID]
 	if v == nil || v.authCode == nil {
-		writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found",
-			fmt.Sprintf("vendor %q has no OAuth2 authorization-code login", vendorID), "")
+		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", fmt.Sprintf("vendor %q has no OAuth2 authorization-code login", vendorID)).Write(w, "")
 		return
 	}
 	q := r.URL.Query()
 	consentID, returnTo := q.Get("consent_id"), q.Get("return_to")
 	if !consentIDRE.MatchString(consentID) {
-		writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad request", "consent_id is not a consent id", "")
+		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request", "consent_id is not a consent id").Write(w, "")
 		return
 	}
 	if !g.returnTo.allowed(id.Name, returnTo) {
-		writeProblem(w, http.StatusBadRequest, problemReturnToNotAllowed, "return_to not allowed",
-			fmt.Sprintf("return_to is not among the oauth_return_to URLs configured for app %s", id.Name), "")
+		refusal.New(http.StatusBadRequest, refusal.ReturnToNotAllowed, "return_to not allowed", fmt.Sprintf("return_to is not among the oauth_return_to URLs configured for app %s", id.Name)).Write(w, "")
 		return
 	}
 	ctx := r.Context()
 	key, err := g.sealKey(ctx)
 	if err != nil {
 		g.log.Error("token seal key unavailable: refusing to start an authorization", logVendor, vendorID, logError, err.Error())
-		writeProblem(w, http.StatusServiceUnavailable, problemCredentials, "Key unavailable", "no authorization was started", "")
+		refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Key unavailable", "no authorization was started").Write(w, "")
 		return
 	}
 	conf, _, err := v.authCode.config(ctx, g.secrets, g.RedirectURL(vendorID))
 	if err != nil {
 		g.log.Error("vendor client id unavailable: refusing to start an authorization", logVendor, vendorID, logError, err.Error())
-		writeProblem(w, http.StatusServiceUnavailable, problemCredentials, "Vendor credentials unavailable", "no authorization was started", "")
+		refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Vendor credentials unavailable", "no authorization was started").Write(w, "")
 		return
 	}
 	state := rand.Text() + rand.Text() // 2 × 128 bits, base32
@@ -140,7 +123,7 @@ func (g *Gateway) OAuthStart(w http.ResponseWriter, r *http.Request) {
 	if v.authCode.cfg.PKCE {
 		verifier := oauth2.GenerateVerifier()
 		if p.Verifier, err = key.Seal([]byte(verifier), verifierAAD(skey)); err != nil {
-			writeProblem(w, http.StatusInternalServerError, problemCredentials, "Internal error", "no authorization was started", "")
+			refusal.New(http.StatusInternalServerError, refusal.Credentials, "Internal error", "no authorization was started").Write(w, "")
 			return
 		}
 		opts = append(opts, oauth2.S256ChallengeOption(verifier))
@@ -148,15 +131,14 @@ func (g *Gateway) OAuthStart(w http.ResponseWriter, r *http.Request) {
 	switch err := g.grants.BeginAuthorization(ctx, skey, p); {
 	case errors.Is(err, consent.ErrNotFound):
 		// Another app's consent reads exactly like one that does not exist.
-		writeProblem(w, http.StatusForbidden, problemConsentNotUsable, "Consent not usable",
-			fmt.Sprintf("consent %s is not one of app %s's consents", consentID, id.Name), "")
+		refusal.New(http.StatusForbidden, refusal.ConsentNotUsable, "Consent not usable", fmt.Sprintf("consent %s is not one of app %s's consents", consentID, id.Name)).Write(w, "")
 		return
 	case errors.Is(err, consent.ErrNotActive), errors.Is(err, consent.ErrInvalid):
-		writeProblem(w, http.StatusForbidden, problemConsentNotUsable, "Consent not usable", err.Error(), "")
+		refusal.New(http.StatusForbidden, refusal.ConsentNotUsable, "Consent not usable", err.Error()).Write(w, "")
 		return
 	case err != nil:
 		g.log.Error("consent registry unavailable: refusing to start an authorization", logVendor, vendorID, logError, err.Error())
-		writeProblem(w, http.StatusServiceUnavailable, problemConsentStore, "Consent registry unavailable", "no authorization was started", "")
+		refusal.New(http.StatusServiceUnavailable, refusal.ConsentStore, "Consent registry unavailable", "no authorization was started").Write(w, "")
 		return
 	}
 	if _, err := g.auditor.Append(context.WithoutCancel(ctx), audit.Record{Kind: audit.KindConsent, App: id.Name, Vendor: vendorID,
@@ -164,7 +146,7 @@ func (g *Gateway) OAuthStart(w http.ResponseWriter, r *http.Request) {
 		// Unrecorded, it does not happen: nobody learns the state, and it is withdrawn.
 		g.grants.TakeAuthorization(context.WithoutCancel(ctx), skey)
 		g.log.Error("AUDIT LOG UNWRITABLE: authorization not started", logVendor, vendorID, logError, err.Error())
-		writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Audit log unavailable", "no authorization was started", "")
+		refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable, "Audit log unavailable", "no authorization was started").Write(w, "")
 		return
 	}
 	body, _ := json.Marshal(startAnswer{Vendor: vendorID, ConsentID: consentID, AuthorizeURL: conf.AuthCodeURL(state, opts...), ExpiresAt: p.ExpiresAt})
@@ -371,7 +353,7 @@ var callbackPage = template.Must(template.New("callback").Parse(`<!doctype html>
 func writeCallbackFailure(w http.ResponseWriter, r *http.Request, f callbackFailure, requestID string) {
 	title := "Authorization not completed"
 	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
-		writeProblem(w, f.status, problemAuthorizationFailure, title, f.detail, requestID)
+		refusal.New(f.status, refusal.AuthorizationFailure, title, f.detail).Write(w, requestID)
 		return
 	}
 	h := w.Header()

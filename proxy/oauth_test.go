@@ -33,6 +33,7 @@ import (
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/internal/logsink"
 	"github.com/consentgate/consentgate/policy"
+	"github.com/consentgate/consentgate/refusal"
 	"github.com/consentgate/consentgate/secrets"
 )
 
@@ -521,30 +522,30 @@ func TestOAuthStart(t *testing.T) {
 		consentID string
 		returnTo  string
 		status    int
-		kind      string
+		kind      refusal.Kind
 	}{
-		{"return_to not listed", e.app, "bank", mine, "https://evil.test/done/", 400, problemReturnToNotAllowed},
-		{"return_to outside the prefix", e.app, "bank", mine, "https://app.test/donex", 400, problemReturnToNotAllowed},
-		{"return_to other port", e.app, "bank", mine, "https://app.test:8443/done/", 400, problemReturnToNotAllowed},
-		{"return_to http", e.app, "bank", mine, "http://app.test/done/", 400, problemReturnToNotAllowed},
-		{"return_to dot segment", e.app, "bank", mine, "https://app.test/done/../admin", 400, problemReturnToNotAllowed},
-		{"return_to encoded slash", e.app, "bank", mine, "https://app.test/done/..%2fadmin", 400, problemReturnToNotAllowed},
-		{"return_to user info", e.app, "bank", mine, "https://app.test@evil.test/done/", 400, problemReturnToNotAllowed},
-		{"return_to of another app", e.app, "bank", mine, "https://other.test/", 400, problemReturnToNotAllowed},
-		{"no return_to", e.app, "bank", mine, "", 400, problemReturnToNotAllowed},
-		{"another app's consent", e.app, "bank", theirs, testReturnTo, 403, problemConsentNotUsable},
-		{"unknown consent", e.app, "bank", "no-such-consent", testReturnTo, 403, problemConsentNotUsable},
-		{"revoked consent", e.app, "bank", revoked, testReturnTo, 403, problemConsentNotUsable},
-		{"vendor not in the consent", e.app, "bank", bank2Only, testReturnTo, 403, problemConsentNotUsable},
-		{"bad consent id", e.app, "bank", "../x", testReturnTo, 400, problemBadRequest},
-		{"vendor without a login", e.app, "plain", mine, testReturnTo, 404, problemNoRoute},
-		{"unknown vendor", e.app, "nope", mine, testReturnTo, 404, problemNoRoute},
-		{"auditor role", e.auditor, "bank", mine, testReturnTo, 403, problemForbiddenRole},
+		{"return_to not listed", e.app, "bank", mine, "https://evil.test/done/", 400, refusal.ReturnToNotAllowed},
+		{"return_to outside the prefix", e.app, "bank", mine, "https://app.test/donex", 400, refusal.ReturnToNotAllowed},
+		{"return_to other port", e.app, "bank", mine, "https://app.test:8443/done/", 400, refusal.ReturnToNotAllowed},
+		{"return_to http", e.app, "bank", mine, "http://app.test/done/", 400, refusal.ReturnToNotAllowed},
+		{"return_to dot segment", e.app, "bank", mine, "https://app.test/done/../admin", 400, refusal.ReturnToNotAllowed},
+		{"return_to encoded slash", e.app, "bank", mine, "https://app.test/done/..%2fadmin", 400, refusal.ReturnToNotAllowed},
+		{"return_to user info", e.app, "bank", mine, "https://app.test@evil.test/done/", 400, refusal.ReturnToNotAllowed},
+		{"return_to of another app", e.app, "bank", mine, "https://other.test/", 400, refusal.ReturnToNotAllowed},
+		{"no return_to", e.app, "bank", mine, "", 400, refusal.ReturnToNotAllowed},
+		{"another app's consent", e.app, "bank", theirs, testReturnTo, 403, refusal.ConsentNotUsable},
+		{"unknown consent", e.app, "bank", "no-such-consent", testReturnTo, 403, refusal.ConsentNotUsable},
+		{"revoked consent", e.app, "bank", revoked, testReturnTo, 403, refusal.ConsentNotUsable},
+		{"vendor not in the consent", e.app, "bank", bank2Only, testReturnTo, 403, refusal.ConsentNotUsable},
+		{"bad consent id", e.app, "bank", "../x", testReturnTo, 400, refusal.BadRequest},
+		{"vendor without a login", e.app, "plain", mine, testReturnTo, 404, refusal.NoRoute},
+		{"unknown vendor", e.app, "nope", mine, testReturnTo, 404, refusal.NoRoute},
+		{"auditor role", e.auditor, "bank", mine, testReturnTo, 403, refusal.RoleNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, _, answer := e.start(t, tt.client, tt.vendor, tt.consentID, tt.returnTo)
-			if resp.StatusCode != tt.status || answer["type"] != "urn:consentgate:problem:"+tt.kind {
+			if resp.StatusCode != tt.status || answer["type"] != tt.kind.Type() {
 				t.Errorf("%d %v, want %d %s", resp.StatusCode, answer, tt.status, tt.kind)
 			}
 		})
@@ -609,7 +610,7 @@ func TestOAuthCallbackState(t *testing.T) {
 		t.Helper()
 		n := len(failures())
 		resp, body := e.callback(t, vendor, q, nil)
-		if resp.StatusCode != status || !strings.Contains(string(body), problemAuthorizationFailure) {
+		if resp.StatusCode != status || !strings.Contains(string(body), string(refusal.AuthorizationFailure)) {
 			t.Errorf("status %d %s, want %d", resp.StatusCode, body, status)
 		}
 		f := failures()
@@ -713,7 +714,7 @@ func TestOAuthTokens(t *testing.T) {
 	e := newOAuthEnv(t)
 	id := e.consent(t, "web", "bank")
 	if resp, body := e.call(t, e.app, "/v/bank/api/me", id); resp.StatusCode != http.StatusFailedDependency ||
-		!strings.Contains(string(body), problemAuthorizationNeeded) {
+		!strings.Contains(string(body), string(refusal.AuthorizationNeeded)) {
 		t.Fatalf("before authorising: %d %s", resp.StatusCode, body)
 	}
 	if calls, _, _ := e.bank.snapshot(); calls != 0 {
@@ -939,7 +940,7 @@ func TestOAuthUnmatchedCallbackFloodIsRecordedAtARate(t *testing.T) {
 	start := time.Now()
 	for i := range flood {
 		resp, body := e.callback(t, "bank", url.Values{"code": {"c"}, "state": {fmt.Sprintf("forged-%d", i)}}, nil)
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), problemAuthorizationFailure) {
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), string(refusal.AuthorizationFailure)) {
 			t.Fatalf("forged callback %d: %d %s", i, resp.StatusCode, body)
 		}
 	}

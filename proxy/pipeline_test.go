@@ -16,6 +16,7 @@ import (
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/policy"
+	"github.com/consentgate/consentgate/refusal"
 )
 
 func do(t *testing.T, c *http.Client, method, url, body string, header map[string]string) (*http.Response, string) {
@@ -152,23 +153,23 @@ func TestRefusalsNeverReachTheVendor(t *testing.T) {
 		name, method, path, body string
 		header                   map[string]string
 		status                   int
-		kind                     string
+		kind                     refusal.Kind
 	}{
-		{"unknown vendor", "GET", "/v/nobody/things/1", "", nil, 404, problemNoRoute},
-		{"not gateway mode", "GET", "/things/1", "", nil, 404, problemNoRoute},
-		{"unknown operation", "GET", "/v/echo/other", "", nil, 404, problemNoRoute},
-		{"wrong method", "DELETE", "/v/echo/things/1", "", nil, 404, problemNoRoute},
-		{"missing trailing slash", "GET", "/v/echo/results", "", nil, 404, problemNoRoute},
-		{"encoded dot-dot", "GET", "/v/echo/things/%2e%2e", "", nil, 400, problemBadRequest},
-		{"encoded slash", "GET", "/v/echo/things/a%2Fb", "", nil, 400, problemBadRequest},
-		{"body too large", "POST", "/v/echo/sessions/", `{"x":"` + strings.Repeat("a", 300) + `"}`, map[string]string{"Content-Type": "application/json"}, 413, problemTooLarge},
-		{"body not JSON where a field is injected", "POST", "/v/echo/sessions/", `not json`, map[string]string{"Content-Type": "application/json"}, 400, problemMalformedBody},
-		{"secret missing", "GET", "/v/nosecret/x", "", nil, 503, problemCredentials},
-		{"policy denies", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "deny-me"}, 403, problemDenied},
-		{"consent registry fails", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "broken"}, 503, problemConsentStore},
-		{"malformed consent id", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "../etc"}, 400, problemBadRequest},
-		{"malformed purpose", "GET", "/v/echo/things/1", "", map[string]string{"X-Purpose": "KYC Onboarding"}, 400, problemBadRequest},
-		{"request body not JSON", "POST", "/v/echo/sessions/", `{"a":`, map[string]string{"Content-Type": "application/json"}, 400, problemMalformedBody},
+		{"unknown vendor", "GET", "/v/nobody/things/1", "", nil, 404, refusal.NoRoute},
+		{"not gateway mode", "GET", "/things/1", "", nil, 404, refusal.NoRoute},
+		{"unknown operation", "GET", "/v/echo/other", "", nil, 404, refusal.NoRoute},
+		{"wrong method", "DELETE", "/v/echo/things/1", "", nil, 404, refusal.NoRoute},
+		{"missing trailing slash", "GET", "/v/echo/results", "", nil, 404, refusal.NoRoute},
+		{"encoded dot-dot", "GET", "/v/echo/things/%2e%2e", "", nil, 400, refusal.BadRequest},
+		{"encoded slash", "GET", "/v/echo/things/a%2Fb", "", nil, 400, refusal.BadRequest},
+		{"body too large", "POST", "/v/echo/sessions/", `{"x":"` + strings.Repeat("a", 300) + `"}`, map[string]string{"Content-Type": "application/json"}, 413, refusal.TooLarge},
+		{"body not JSON where a field is injected", "POST", "/v/echo/sessions/", `not json`, map[string]string{"Content-Type": "application/json"}, 400, refusal.MalformedBody},
+		{"secret missing", "GET", "/v/nosecret/x", "", nil, 503, refusal.Credentials},
+		{"policy denies", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "deny-me"}, 403, refusal.PolicyDenied},
+		{"consent registry fails", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "broken"}, 503, refusal.ConsentStore},
+		{"malformed consent id", "GET", "/v/echo/things/1", "", map[string]string{"X-Consent-Id": "../etc"}, 400, refusal.BadRequest},
+		{"malformed purpose", "GET", "/v/echo/things/1", "", map[string]string{"X-Purpose": "KYC Onboarding"}, 400, refusal.BadRequest},
+		{"request body not JSON", "POST", "/v/echo/sessions/", `{"a":`, map[string]string{"Content-Type": "application/json"}, 400, refusal.MalformedBody},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,7 +185,7 @@ func TestRefusalsNeverReachTheVendor(t *testing.T) {
 			if err := json.Unmarshal([]byte(body), &p); err != nil {
 				t.Fatalf("problem body %q: %v", body, err)
 			}
-			if p.Type != "urn:consentgate:problem:"+tt.kind || p.Status != tt.status || p.RequestID == "" {
+			if p.Type != tt.kind.Type() || p.Status != tt.status || p.RequestID == "" {
 				t.Errorf("problem = %+v", p)
 			}
 			if env.seen.count() != before {
@@ -199,7 +200,7 @@ func TestRefusalsNeverReachTheVendor(t *testing.T) {
 func TestUpstreamFailures(t *testing.T) {
 	env := newTestEnv(t)
 	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/down/x", "", nil)
-	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, problemUpstream) {
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, string(refusal.VendorUnreachable)) {
 		t.Fatalf("unreachable vendor: %d %s", resp.StatusCode, body)
 	}
 	// The dial error must not carry the URL, whose query holds the key.
@@ -210,7 +211,7 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 
 	resp, body = do(t, env.client, "GET", env.gatewayURL+"/v/echo/compressed", "", nil)
-	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, problemBadUpstream) || strings.Contains(body, "brotli") {
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, string(refusal.VendorRefused)) || strings.Contains(body, "brotli") {
 		t.Fatalf("uninspectable response: %d %s", resp.StatusCode, body)
 	}
 }
@@ -219,7 +220,7 @@ func TestOnlyAppRoleMayCallVendors(t *testing.T) {
 	env := newTestEnv(t)
 	auditor := env.clientWith(t, env.ca, "spiffe://test.local/auditor/alice", time.Hour)
 	resp, body := do(t, auditor, "GET", env.gatewayURL+"/v/echo/things/1", "", nil)
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, problemForbiddenRole) {
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, string(refusal.RoleNotAllowed)) {
 		t.Fatalf("auditor: %d %s", resp.StatusCode, body)
 	}
 	if env.seen.count() != 0 {
@@ -289,7 +290,7 @@ func TestScrubReaderAcrossReads(t *testing.T) {
 func TestUnparsableVendorResponseIsNotPassedOn(t *testing.T) {
 	env := newTestEnv(t)
 	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/echo/html", "", nil)
-	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, problemBadUpstream) {
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, string(refusal.VendorRefused)) {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
 	if strings.Contains(body, "9157144238") || strings.Contains(body, "html") {
@@ -384,7 +385,7 @@ func TestAuditUnwritableStopsTheCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/echo/things/1", "", nil)
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, problemAudit) {
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, string(refusal.AuditUnavailable)) {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
 	if resp.Header.Get("Content-Type") != "application/problem+json" {
@@ -403,7 +404,7 @@ func TestAuditUnwritableStopsTheCall(t *testing.T) {
 func TestUnpinnedInternalAddressRefused(t *testing.T) {
 	env := newTestEnv(t)
 	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/inward/things/1", "", nil)
-	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, problemUpstream) {
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, string(refusal.VendorUnreachable)) {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
 	if env.seen.count() != 0 {
@@ -454,7 +455,7 @@ decision := {"allow": false, "reasons": ["never"]} if {
 			break
 		}
 	}
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "urn:consentgate:problem:"+problemPolicyBusy) {
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, refusal.PolicyBusy.Type()) {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
 	if resp.Header.Get("Retry-After") != "1" || resp.Header.Get("Content-Type") != "application/problem+json" {
@@ -478,4 +479,15 @@ decision := {"allow": false, "reasons": ["never"]} if {
 	if resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/echo/things/1", "", nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("after the engine freed: status %d: %s", resp.StatusCode, body)
 	}
+}
+
+// problem is an RFC 9457 answer as an app reads it.
+type problem struct {
+	Type       string   `json:"type"`
+	Title      string   `json:"title"`
+	Status     int      `json:"status"`
+	Detail     string   `json:"detail"`
+	RequestID  string   `json:"request_id"`
+	DecisionID string   `json:"decision_id"`
+	Reasons    []string `json:"reasons"`
 }

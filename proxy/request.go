@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/policy"
+	"github.com/consentgate/consentgate/refusal"
 )
 
 // The request stage reads what an app asks to send as the operation declares it,
@@ -28,50 +30,32 @@ import (
 // and the headers by name. Every field found is named for the policy and the
 // audit record; only declared fields the decision permits are sent on.
 
-// Problem kinds of requests the gateway cannot read as their operation declares.
-const (
-	problemMediaType     = "unsupported-media-type"
-	problemEncoding      = "unsupported-content-encoding"
-	problemMalformedBody = "malformed-body"
-	problemBadQuery      = "malformed-query"
-	problemUndeclared    = "undeclared-field"
-	problemTooComplex    = "request-too-complex"
-	problemBusy          = "gateway-busy"
-)
-
-// requestRefusal is why a request cannot be read: the app's answer, and nothing
-// was sent.
-type requestRefusal struct {
-	status       int
-	kind, detail string
+// requestRefused is why a request cannot be read: the app's answer, and
+// nothing was sent.
+func requestRefused(status int, kind refusal.Kind, format string, args ...any) *refusal.Refusal {
+	return refusal.New(status, kind, requestTitle(kind), fmt.Sprintf(format, args...))
 }
 
-func (e *requestRefusal) Error() string { return e.detail }
-
-func (e *requestRefusal) title() string {
-	switch e.kind {
-	case problemMediaType:
+func requestTitle(kind refusal.Kind) string {
+	switch kind {
+	case refusal.MediaType:
 		return "Unsupported media type"
-	case problemEncoding:
+	case refusal.Encoding:
 		return "Unsupported content coding"
-	case problemMalformedBody:
+	case refusal.MalformedBody:
 		return "Malformed request body"
-	case problemBadQuery:
+	case refusal.MalformedQuery:
 		return "Malformed query"
-	case problemUndeclared:
+	case refusal.UndeclaredField:
 		return "Undeclared request field"
-	case problemTooLarge:
+	case refusal.TooLarge:
 		return "Request body too large"
-	case problemTooComplex:
+	case refusal.TooComplex:
 		return "Request body too complex"
-	case problemBusy:
+	case refusal.GatewayBusy:
 		return "Gateway busy"
 	}
 	return "Bad request"
-}
-
-func requestRefused(status int, kind, format string, args ...any) *requestRefusal {
-	return &requestRefusal{status: status, kind: kind, detail: fmt.Sprintf(format, args...)}
 }
 
 // appRequest is an app's request read as its operation declares it.
@@ -107,10 +91,10 @@ var protocolHeaders = map[string]bool{"Content-Type": true, "Content-Length": tr
 // Parsing waits for a slot (parseSlots): one app's large bodies do not starve
 // the others' calls.
 func (g *Gateway) readRequest(ctx context.Context, r *http.Request, v *vendor, op *operation) (*appRequest, error) {
-	id, _ := IdentityFrom(ctx)
+	id, _ := identity.From(ctx)
 	release, ok := g.parsing.acquire(ctx, id.Name)
 	if !ok {
-		return nil, requestRefused(http.StatusServiceUnavailable, problemBusy, "too many request bodies are being read for this app; retry")
+		return nil, requestRefused(http.StatusServiceUnavailable, refusal.GatewayBusy, "too many request bodies are being read for this app; retry")
 	}
 	defer release()
 	return readRequest(r, v, op)
@@ -121,9 +105,9 @@ func readRequest(r *http.Request, v *vendor, op *operation) (*appRequest, error)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, requestRefused(http.StatusRequestEntityTooLarge, problemTooLarge, "operation %s accepts at most %d bytes", op.cfg.ID, op.cfg.MaxRequestBytes)
+			return nil, requestRefused(http.StatusRequestEntityTooLarge, refusal.TooLarge, "operation %s accepts at most %d bytes", op.cfg.ID, op.cfg.MaxRequestBytes)
 		}
-		return nil, requestRefused(http.StatusBadRequest, problemBadRequest, "the request body could not be read")
+		return nil, requestRefused(http.StatusBadRequest, refusal.BadRequest, "the request body could not be read")
 	}
 	req := &appRequest{op: op}
 	if len(raw) > 0 {
@@ -136,7 +120,7 @@ func readRequest(r *http.Request, v *vendor, op *operation) (*appRequest, error)
 		}
 	}
 	if req.query, err = url.ParseQuery(r.URL.RawQuery); err != nil {
-		return nil, requestRefused(http.StatusBadRequest, problemBadQuery, "the query string does not parse: %v", err)
+		return nil, requestRefused(http.StatusBadRequest, refusal.MalformedQuery, "the query string does not parse: %v", err)
 	}
 	req.header = http.Header{}
 	for name, vals := range r.Header {
@@ -152,7 +136,7 @@ func readRequest(r *http.Request, v *vendor, op *operation) (*appRequest, error)
 	req.present = slices.Compact(slices.Sorted(slices.Values(req.present)))
 	if op.cfg.Undeclared == configs.UndeclaredRefuse {
 		if extra := req.undeclared(); len(extra) > 0 {
-			return nil, requestRefused(http.StatusBadRequest, problemUndeclared, "operation %s does not take %s", op.cfg.ID, strings.Join(extra, ", "))
+			return nil, requestRefused(http.StatusBadRequest, refusal.UndeclaredField, "operation %s does not take %s", op.cfg.ID, strings.Join(extra, ", "))
 		}
 	}
 	return req, nil
@@ -172,7 +156,7 @@ func decodeContent(codings []string, body []byte, limit int64) ([]byte, error) {
 		return body, nil
 	}
 	if len(list) > 1 {
-		return nil, requestRefused(http.StatusUnsupportedMediaType, problemEncoding, "one content coding at most (gzip or deflate), not %s", strings.Join(list, ", "))
+		return nil, requestRefused(http.StatusUnsupportedMediaType, refusal.Encoding, "one content coding at most (gzip or deflate), not %s", strings.Join(list, ", "))
 	}
 	var rd io.Reader
 	var err error
@@ -185,17 +169,17 @@ func decodeContent(codings []string, body []byte, limit int64) ([]byte, error) {
 			rd, err = flate.NewReader(bytes.NewReader(body)), nil
 		}
 	default:
-		return nil, requestRefused(http.StatusUnsupportedMediaType, problemEncoding, "content coding %q cannot be read; use gzip, deflate or none", list[0])
+		return nil, requestRefused(http.StatusUnsupportedMediaType, refusal.Encoding, "content coding %q cannot be read; use gzip, deflate or none", list[0])
 	}
 	if err != nil {
-		return nil, requestRefused(http.StatusBadRequest, problemMalformedBody, "the %s body does not decode", list[0])
+		return nil, requestRefused(http.StatusBadRequest, refusal.MalformedBody, "the %s body does not decode", list[0])
 	}
 	out, err := io.ReadAll(io.LimitReader(rd, limit+1))
 	if err != nil {
-		return nil, requestRefused(http.StatusBadRequest, problemMalformedBody, "the %s body does not decode", list[0])
+		return nil, requestRefused(http.StatusBadRequest, refusal.MalformedBody, "the %s body does not decode", list[0])
 	}
 	if int64(len(out)) > limit {
-		return nil, requestRefused(http.StatusRequestEntityTooLarge, problemTooLarge, "the decoded body is larger than %d bytes", limit)
+		return nil, requestRefused(http.StatusRequestEntityTooLarge, refusal.TooLarge, "the decoded body is larger than %d bytes", limit)
 	}
 	return out, nil
 }
@@ -205,20 +189,20 @@ func decodeContent(codings []string, body []byte, limit int64) ([]byte, error) {
 func (req *appRequest) parseBody(contentTypes []string, body []byte) error {
 	want := req.op.cfg.RequestBody
 	if want == configs.RequestNone {
-		return requestRefused(http.StatusUnsupportedMediaType, problemMediaType, "operation %s takes no request body", req.op.cfg.ID)
+		return requestRefused(http.StatusUnsupportedMediaType, refusal.MediaType, "operation %s takes no request body", req.op.cfg.ID)
 	}
 	if len(contentTypes) != 1 {
-		return requestRefused(http.StatusUnsupportedMediaType, problemMediaType, "a request body needs exactly one Content-Type (%s)", mediaName(want))
+		return requestRefused(http.StatusUnsupportedMediaType, refusal.MediaType, "a request body needs exactly one Content-Type (%s)", mediaName(want))
 	}
 	mt, params, err := mime.ParseMediaType(contentTypes[0])
 	if err != nil {
-		return requestRefused(http.StatusUnsupportedMediaType, problemMediaType, "the Content-Type does not parse")
+		return requestRefused(http.StatusUnsupportedMediaType, refusal.MediaType, "the Content-Type does not parse")
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return requestRefused(http.StatusUnsupportedMediaType, problemMediaType, "charset %q is not read; send UTF-8", cs)
+		return requestRefused(http.StatusUnsupportedMediaType, refusal.MediaType, "charset %q is not read; send UTF-8", cs)
 	}
 	if !mediaMatches(want, mt) {
-		return requestRefused(http.StatusUnsupportedMediaType, problemMediaType, "operation %s takes %s, not %s", req.op.cfg.ID, mediaName(want), mt)
+		return requestRefused(http.StatusUnsupportedMediaType, refusal.MediaType, "operation %s takes %s, not %s", req.op.cfg.ID, mediaName(want), mt)
 	}
 	switch want {
 	case configs.RequestJSON:
@@ -226,7 +210,7 @@ func (req *appRequest) parseBody(contentTypes []string, body []byte) error {
 	case configs.RequestForm:
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
-			return requestRefused(http.StatusBadRequest, problemMalformedBody, "the form body does not parse: %v", err)
+			return requestRefused(http.StatusBadRequest, refusal.MalformedBody, "the form body does not parse: %v", err)
 		}
 		req.form = form
 		return nil
@@ -267,17 +251,17 @@ func (req *appRequest) parseJSON(body []byte) error {
 		return nil
 	}
 	if !json.Valid(b) || b[0] != '{' {
-		return requestRefused(http.StatusBadRequest, problemMalformedBody, "the request body is not a JSON object")
+		return requestRefused(http.StatusBadRequest, refusal.MalformedBody, "the request body is not a JSON object")
 	}
 	// Shape first, in one linear pass: what follows walks the tree, and a body
 	// nested thousands deep would cost quadratic time there.
 	if err := checkShape(b, req.op.limits); err != nil {
-		return requestRefused(http.StatusBadRequest, problemTooComplex, "%v", err)
+		return requestRefused(http.StatusBadRequest, refusal.TooComplex, "%v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(&req.doc); err != nil {
-		return requestRefused(http.StatusBadRequest, problemMalformedBody, "the request body is not a JSON object")
+		return requestRefused(http.StatusBadRequest, refusal.MalformedBody, "the request body is not a JSON object")
 	}
 	req.json = b
 	return nil
@@ -288,7 +272,7 @@ const maxParts = 256
 
 func (req *appRequest) parseMultipart(boundary string, body []byte) error {
 	if boundary == "" {
-		return requestRefused(http.StatusBadRequest, problemMalformedBody, "a multipart body needs a boundary parameter")
+		return requestRefused(http.StatusBadRequest, refusal.MalformedBody, "a multipart body needs a boundary parameter")
 	}
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
 	for {
@@ -297,18 +281,18 @@ func (req *appRequest) parseMultipart(boundary string, body []byte) error {
 			return nil
 		}
 		if err != nil {
-			return requestRefused(http.StatusBadRequest, problemMalformedBody, "the multipart body does not parse")
+			return requestRefused(http.StatusBadRequest, refusal.MalformedBody, "the multipart body does not parse")
 		}
 		if len(req.parts) == maxParts {
-			return requestRefused(http.StatusBadRequest, problemMalformedBody, "a multipart body has at most %d parts", maxParts)
+			return requestRefused(http.StatusBadRequest, refusal.MalformedBody, "a multipart body has at most %d parts", maxParts)
 		}
 		disp, dparams, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
 		if err != nil || disp != "form-data" || dparams["name"] == "" {
-			return requestRefused(http.StatusBadRequest, problemMalformedBody, "every part needs Content-Disposition: form-data with a name")
+			return requestRefused(http.StatusBadRequest, refusal.MalformedBody, "every part needs Content-Disposition: form-data with a name")
 		}
 		data, err := io.ReadAll(p)
 		if err != nil {
-			return requestRefused(http.StatusBadRequest, problemMalformedBody, "the multipart body does not parse")
+			return requestRefused(http.StatusBadRequest, refusal.MalformedBody, "the multipart body does not parse")
 		}
 		part := formPart{name: dparams["name"], filename: dparams["filename"], data: data}
 		if ct := p.Header.Get("Content-Type"); ct != "" {
@@ -483,7 +467,7 @@ func (req *appRequest) minimizeBody(out *sentRequest, keep, disclosed, withheld 
 		}
 		m, err := newMinimizer(fields, policy.ActionDrop, nil, time.Time{}).minimize(req.json)
 		if err != nil {
-			return requestRefused(http.StatusBadRequest, problemMalformedBody, "the request body cannot be minimised: %v", err)
+			return requestRefused(http.StatusBadRequest, refusal.MalformedBody, "the request body cannot be minimised: %v", err)
 		}
 		for _, f := range m.disclosed {
 			disclosed[f] = true

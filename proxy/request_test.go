@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/refusal"
 )
 
 // testLimits are configs.BodyLimits' defaults.
@@ -57,32 +59,32 @@ func TestReadRequestRefusals(t *testing.T) {
 		name, kind, body, query string
 		header                  map[string]string
 		status                  int
-		errKind                 string // "" = accepted
+		errKind                 refusal.Kind // "" = accepted
 	}{
 		{"json", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/json"}, 0, ""},
 		{"json upper case with charset", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "APPLICATION/JSON;charset=utf-8"}, 0, ""},
 		{"json suffix", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/problem+json"}, 0, ""},
 		{"empty body needs no type", configs.RequestJSON, ``, "", nil, 0, ""},
-		{"text/plain", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "text/plain"}, 415, problemMediaType},
-		{"no type", configs.RequestJSON, `{"iin":"1"}`, "", nil, 415, problemMediaType},
-		{"json-ish subtype", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/jsonx"}, 415, problemMediaType},
-		{"+json under text", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "text/x+json"}, 415, problemMediaType},
-		{"malformed type", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/json; charset"}, 415, problemMediaType},
-		{"utf-16", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/json; charset=utf-16"}, 415, problemMediaType},
+		{"text/plain", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "text/plain"}, 415, refusal.MediaType},
+		{"no type", configs.RequestJSON, `{"iin":"1"}`, "", nil, 415, refusal.MediaType},
+		{"json-ish subtype", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/jsonx"}, 415, refusal.MediaType},
+		{"+json under text", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "text/x+json"}, 415, refusal.MediaType},
+		{"malformed type", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/json; charset"}, 415, refusal.MediaType},
+		{"utf-16", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/json; charset=utf-16"}, 415, refusal.MediaType},
 		{"gzip", configs.RequestJSON, gz(`{"iin":"1"}`), "", map[string]string{"Content-Type": "application/json", "Content-Encoding": "GZIP"}, 0, ""},
-		{"gzip bomb", configs.RequestJSON, gz(`{"iin":"` + strings.Repeat("1", 10000) + `"}`), "", map[string]string{"Content-Type": "application/json", "Content-Encoding": "gzip"}, 413, problemTooLarge},
-		{"zstd", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/json", "Content-Encoding": "zstd"}, 415, problemEncoding},
-		{"form on json", configs.RequestJSON, `iin=1`, "", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, problemMediaType},
-		{"json on form", configs.RequestForm, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/json"}, 415, problemMediaType},
+		{"gzip bomb", configs.RequestJSON, gz(`{"iin":"` + strings.Repeat("1", 10000) + `"}`), "", map[string]string{"Content-Type": "application/json", "Content-Encoding": "gzip"}, 413, refusal.TooLarge},
+		{"zstd", configs.RequestJSON, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/json", "Content-Encoding": "zstd"}, 415, refusal.Encoding},
+		{"form on json", configs.RequestJSON, `iin=1`, "", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, refusal.MediaType},
+		{"json on form", configs.RequestForm, `{"iin":"1"}`, "", map[string]string{"Content-Type": "application/json"}, 415, refusal.MediaType},
 		{"form", configs.RequestForm, `iin=1`, "", map[string]string{"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}, 0, ""},
-		{"form with a bad escape", configs.RequestForm, `iin=%zz`, "", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, problemMalformedBody},
-		{"form with semicolons", configs.RequestForm, `a=1;iin=2`, "", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, problemMalformedBody},
-		{"multipart without boundary", configs.RequestMultipart, "--x\r\n", "", map[string]string{"Content-Type": "multipart/form-data"}, 400, problemMalformedBody},
-		{"multipart cut short", configs.RequestMultipart, "--x\r\nContent-Disposition: form-data; name=\"iin\"\r\n\r\n1", "", map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, 400, problemMalformedBody},
-		{"multipart part without a name", configs.RequestMultipart, "--x\r\nContent-Disposition: attachment\r\n\r\n1\r\n--x--\r\n", "", map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, 400, problemMalformedBody},
-		{"body where none is taken", configs.RequestNone, `{}`, "", map[string]string{"Content-Type": "application/json"}, 415, problemMediaType},
-		{"query with a bad escape", configs.RequestNone, ``, "iin=%zz", nil, 400, problemBadQuery},
-		{"query with a semicolon", configs.RequestNone, ``, "a=1;iin=2", nil, 400, problemBadQuery},
+		{"form with a bad escape", configs.RequestForm, `iin=%zz`, "", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, refusal.MalformedBody},
+		{"form with semicolons", configs.RequestForm, `a=1;iin=2`, "", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, refusal.MalformedBody},
+		{"multipart without boundary", configs.RequestMultipart, "--x\r\n", "", map[string]string{"Content-Type": "multipart/form-data"}, 400, refusal.MalformedBody},
+		{"multipart cut short", configs.RequestMultipart, "--x\r\nContent-Disposition: form-data; name=\"iin\"\r\n\r\n1", "", map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, 400, refusal.MalformedBody},
+		{"multipart part without a name", configs.RequestMultipart, "--x\r\nContent-Disposition: attachment\r\n\r\n1\r\n--x--\r\n", "", map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, 400, refusal.MalformedBody},
+		{"body where none is taken", configs.RequestNone, `{}`, "", map[string]string{"Content-Type": "application/json"}, 415, refusal.MediaType},
+		{"query with a bad escape", configs.RequestNone, ``, "iin=%zz", nil, 400, refusal.MalformedQuery},
+		{"query with a semicolon", configs.RequestNone, ``, "a=1;iin=2", nil, 400, refusal.MalformedQuery},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,8 +100,8 @@ func TestReadRequestRefusals(t *testing.T) {
 				}
 				return
 			}
-			rr, ok := err.(*requestRefusal)
-			if !ok || rr.status != tt.status || rr.kind != tt.errKind {
+			var rr *refusal.Refusal
+			if !errors.As(err, &rr) || rr.Status != tt.status || rr.Kind != tt.errKind {
 				t.Fatalf("got %#v, want %d %s", err, tt.status, tt.errKind)
 			}
 		})
@@ -232,10 +234,10 @@ func TestUndeclaredRefusedWhenTheProfileSaysSo(t *testing.T) {
 		"header": newAppRequest("POST", "/x", `{"iin":"1"}`, map[string]string{"Content-Type": "application/json", "X-Birth-Number": "8001011234"}),
 	} {
 		_, err := readRequest(r, v, op)
-		if rr, ok := err.(*requestRefusal); !ok || rr.status != 400 || rr.kind != problemUndeclared {
+		if rr := new(refusal.Refusal); !errors.As(err, &rr) || rr.Status != 400 || rr.Kind != refusal.UndeclaredField {
 			t.Errorf("%s: %v", name, err)
-		} else if strings.Contains(rr.detail, "8001011234") {
-			t.Errorf("%s: the refusal repeats a value: %s", name, rr.detail)
+		} else if strings.Contains(rr.Detail, "8001011234") {
+			t.Errorf("%s: the refusal repeats a value: %s", name, rr.Detail)
 		}
 	}
 	if _, err := readRequest(newAppRequest("POST", "/x", `{"iin":"1"}`, map[string]string{"Content-Type": "application/json"}), v, op); err != nil {

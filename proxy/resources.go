@@ -15,18 +15,14 @@ import (
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/identity"
+	"github.com/consentgate/consentgate/refusal"
 )
 
 // The resources stage keeps each vendor id with the end user and app it was
 // created for: an id a response creates is bound to the call's consent before
 // the app sees it, and a call that names an id is let through only for that end
 // user and app.
-
-// Problem kinds of calls that name a vendor id they may not use.
-const (
-	problemNotOwned        = "resource-not-owned"
-	problemUnknownResource = "resource-unknown"
-)
 
 var (
 	// errResourceStore means a binding could not be read or written: fail closed.
@@ -135,17 +131,17 @@ func walkPaths(v any, path string, visit func(path string, v any) bool) {
 	}
 }
 
-// ownership is why a call may not use the ids it names; nil when it may.
-type ownership struct {
-	status       int
-	kind, detail string
+// notYours is why a call may not use the ids it names. The audit record keeps
+// the kind.
+func notYours(status int, kind refusal.Kind, detail string) *refusal.Refusal {
+	return refusal.New(status, kind, "Vendor resource not yours", detail).WithNote(string(kind))
 }
 
 // checkOwnership looks up every id the request names. The subject and app are
 // the call's (its consent's subject, its certificate's app); an id bound to
 // another, or never bound where the operation refuses unknown ids, is refused.
 // It returns the ids named, by kind, for what the call creates (Resource.Refs).
-func (g *Gateway) checkOwnership(ctx context.Context, v *vendor, op *operation, req *appRequest, escapedPath string, c *consentOf) (map[string]string, *ownership) {
+func (g *Gateway) checkOwnership(ctx context.Context, v *vendor, op *operation, req *appRequest, escapedPath string, c *consentOf) (map[string]string, *refusal.Refusal) {
 	named := map[string]string{}
 	for _, ref := range op.refs {
 		for _, id := range req.referencedIDs(ref, escapedPath) {
@@ -156,13 +152,13 @@ func (g *Gateway) checkOwnership(ctx context.Context, v *vendor, op *operation, 
 				if op.cfg.Resources.Unknown == configs.UnknownAllow {
 					continue
 				}
-				return nil, &ownership{http.StatusForbidden, problemUnknownResource,
-					fmt.Sprintf("the %s named by %s was not created through consentgate; the vendor was not called", ref.kind, ref.where)}
+				return nil, notYours(http.StatusForbidden, refusal.ResourceUnknown,
+					fmt.Sprintf("the %s named by %s was not created through consentgate; the vendor was not called", ref.kind, ref.where))
 			case err != nil:
-				return nil, &ownership{http.StatusServiceUnavailable, problemConsentStore, "the vendor was not called"}
+				return nil, notYours(http.StatusServiceUnavailable, refusal.ConsentStore, "the vendor was not called")
 			case c == nil || res.Subject != c.subject || res.App != c.app:
-				return nil, &ownership{http.StatusForbidden, problemNotOwned,
-					fmt.Sprintf("the %s named by %s belongs to another end user or app; the vendor was not called", ref.kind, ref.where)}
+				return nil, notYours(http.StatusForbidden, refusal.ResourceNotOwned,
+					fmt.Sprintf("the %s named by %s belongs to another end user or app; the vendor was not called", ref.kind, ref.where))
 			}
 		}
 	}
@@ -227,7 +223,7 @@ func (g *Gateway) bindPassedThrough(resp *http.Response, ob *outbound) error {
 // binding (an update rather than the user it is for) gives the consent. An id
 // not bound yet is passed over when another is: a vendor may call back about
 // an update before its creation's answer has reached consentgate.
-func (g *Gateway) callbackOwner(ctx context.Context, cv *callbackVendor, body []byte) (*consent.Resource, *ownership) {
+func (g *Gateway) callbackOwner(ctx context.Context, cv *callbackVendor, body []byte) (*consent.Resource, *refusal.Refusal) {
 	if len(cv.op.refs) == 0 {
 		return nil, nil
 	}
@@ -235,13 +231,13 @@ func (g *Gateway) callbackOwner(ctx context.Context, cv *callbackVendor, body []
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return nil, &ownership{http.StatusBadRequest, problemMalformedBody, "the callback body is not JSON"}
+		return nil, notYours(http.StatusBadRequest, refusal.MalformedBody, "the callback body is not JSON")
 	}
 	var owner *consent.Resource
 	for _, ref := range cv.op.refs {
 		ids, other := valuesAt(doc, ref.where)
 		if other {
-			return nil, &ownership{http.StatusBadRequest, problemMalformedBody, fmt.Sprintf("the callback's %s is not an id", ref.where)}
+			return nil, notYours(http.StatusBadRequest, refusal.MalformedBody, fmt.Sprintf("the callback's %s is not an id", ref.where))
 		}
 		for _, id := range ids {
 			res, err := g.consents.Resource(ctx, cv.v.cfg.ID, ref.kind, id)
@@ -249,9 +245,9 @@ func (g *Gateway) callbackOwner(ctx context.Context, cv *callbackVendor, body []
 			case errors.Is(err, consent.ErrNotFound):
 				continue
 			case err != nil:
-				return nil, &ownership{http.StatusServiceUnavailable, problemConsentStore, "the callback was not forwarded; retry"}
+				return nil, notYours(http.StatusServiceUnavailable, refusal.ConsentStore, "the callback was not forwarded; retry")
 			case res.App != cv.cfg.App || (owner != nil && res.Subject != owner.Subject):
-				return nil, &ownership{http.StatusForbidden, problemNotOwned, "the callback names a resource of another app or end user"}
+				return nil, notYours(http.StatusForbidden, refusal.ResourceNotOwned, "the callback names a resource of another app or end user")
 			}
 			if owner == nil || res.CreatedAt.After(owner.CreatedAt) {
 				owner = &res
@@ -261,7 +257,7 @@ func (g *Gateway) callbackOwner(ctx context.Context, cv *callbackVendor, body []
 	// A callback about nothing consentgate created (or about nothing at all)
 	// has no owner to be forwarded to.
 	if owner == nil && cv.op.cfg.Resources.Unknown != configs.UnknownAllow {
-		return nil, &ownership{http.StatusForbidden, problemUnknownResource, "the callback names no resource consentgate created"}
+		return nil, notYours(http.StatusForbidden, refusal.ResourceUnknown, "the callback names no resource consentgate created")
 	}
 	return owner, nil
 }
@@ -270,47 +266,42 @@ func (g *Gateway) callbackOwner(ctx context.Context, cv *callbackVendor, body []
 // it binds an id created at the vendor before consentgate was in place to a
 // consent, so the consent's app can go on using it. The import is audited.
 func (g *Gateway) ImportResource(w http.ResponseWriter, r *http.Request) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		writeProblem(w, http.StatusUnauthorized, problemForbiddenRole, "Client certificate required", "", "")
-		return
-	}
-	id, err := identityOf(r.TLS.PeerCertificates[0], g.cfg.TrustDomain)
-	if err != nil || id.Role != RoleAdmin {
-		writeProblem(w, http.StatusForbidden, problemForbiddenRole, "Role not allowed", "importing vendor ids is for the admin role", "")
+	id, ref := identity.Require(r.Context(), identity.RoleAdmin)
+	if ref != nil {
+		ref.Write(w, "")
 		return
 	}
 	var res consent.Resource
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&res); err != nil {
-		writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad request", "the body is {vendor, kind, id, consent_id}", "")
+		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request", "the body is {vendor, kind, id, consent_id}").Write(w, "")
 		return
 	}
 	if v := g.vendors[res.Vendor]; v == nil || !v.creates(res.Kind) {
-		writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad request",
-			fmt.Sprintf("no operation of vendor %q creates a %q", res.Vendor, res.Kind), "")
+		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request", fmt.Sprintf("no operation of vendor %q creates a %q", res.Vendor, res.Kind)).Write(w, "")
 		return
 	}
 	res.Imported, res.Subject, res.App, res.CreatedAt = true, "", "", time.Time{}
 	bound, err := g.consents.BindResource(r.Context(), res)
 	switch {
 	case errors.Is(err, consent.ErrNotFound):
-		writeProblem(w, http.StatusNotFound, problemNoRoute, "Not found", "no such consent", "")
+		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "no such consent").Write(w, "")
 		return
 	case errors.Is(err, consent.ErrResourceTaken):
-		writeProblem(w, http.StatusConflict, problemNotOwned, "Bound to another", "the id is bound to another end user or app", "")
+		refusal.New(http.StatusConflict, refusal.ResourceNotOwned, "Bound to another", "the id is bound to another end user or app").Write(w, "")
 		return
 	case errors.Is(err, consent.ErrInvalid):
-		writeProblem(w, http.StatusBadRequest, problemBadRequest, "Bad request", err.Error(), "")
+		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request", err.Error()).Write(w, "")
 		return
 	case err != nil:
-		writeProblem(w, http.StatusServiceUnavailable, problemConsentStore, "Consent registry unavailable", "", "")
+		refusal.New(http.StatusServiceUnavailable, refusal.ConsentStore, "Consent registry unavailable", "").Write(w, "")
 		return
 	}
 	if _, err := g.auditor.Append(r.Context(), audit.Record{Kind: audit.KindAdmin, App: id.Name, Vendor: bound.Vendor,
 		ConsentID: bound.ConsentID, SubjectHMAC: bound.Subject,
 		Detail: map[string]string{"action": "resource import", "role": id.Role, "kind": bound.Kind}}); err != nil {
-		writeProblem(w, http.StatusServiceUnavailable, problemAudit, "Audit log unavailable", "the binding is stored but was not recorded", "")
+		refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable, "Audit log unavailable", "the binding is stored but was not recorded").Write(w, "")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

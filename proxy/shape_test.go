@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/identity"
+	"github.com/consentgate/consentgate/refusal"
 )
 
 // nested is a JSON object nested depth deep: {"a":{"a":...{"a":1}...}}.
@@ -36,7 +38,7 @@ func TestRefusedCallReadsNoBody(t *testing.T) {
 		"too large":         {"Content-Length": "999999999"},
 	} {
 		body := &tripwire{}
-		req := httptest.NewRequestWithContext(WithIdentity(t.Context(), Identity{Name: "web", Role: RoleApp}),
+		req := httptest.NewRequestWithContext(identity.With(t.Context(), identity.Identity{Name: "web", Role: identity.RoleApp}),
 			"POST", "/v/echo/verify", body)
 		req.Header.Set("Content-Type", "application/json")
 		for k, v := range header {
@@ -76,7 +78,7 @@ func TestBodyShapeLimits(t *testing.T) {
 			resp, body := do(t, env.client, "POST", env.gatewayURL+"/v/echo/verify", tt.body, map[string]string{"Content-Type": "application/json"})
 			var p problem
 			json.Unmarshal([]byte(body), &p)
-			if resp.StatusCode != http.StatusBadRequest || p.Type != "urn:consentgate:problem:"+problemTooComplex {
+			if resp.StatusCode != http.StatusBadRequest || p.Type != refusal.TooComplex.Type() {
 				t.Errorf("status %d %s", resp.StatusCode, body)
 			}
 			if env.seen.count() != before {

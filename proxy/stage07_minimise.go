@@ -1,0 +1,20 @@
+package proxy
+
+import "github.com/consentgate/consentgate/refusal"
+
+// minimiseRequest is stage 7: only declared fields the decision permits are
+// sent (on a report-only pass-through, every declared field).
+func (g *Gateway) minimiseRequest(c *call) *refusal.Refusal {
+	drop := c.decision.Request.Drop
+	if c.passthrough {
+		drop = nil
+	}
+	sent, err := c.req.minimize(drop)
+	if err != nil {
+		return asRefusal(err)
+	}
+	c.sent = sent
+	c.ex.requestDisclosed, c.ex.requestWithheld = sent.disclosed, sent.withheld
+	c.ex.categories = disclosedCategories(sent.disclosed, c.rt.op.sent)
+	return nil
+}

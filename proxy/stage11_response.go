@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/configs"
+	"go.opentelemetry.io/otel/attribute"
+)
+
+// maxResponseBytes bounds a JSON response held for minimisation.
+const maxResponseBytes = 16 << 20
+
+// readResponse reads a vendor's body whole, up to maxResponseBytes, and closes it.
+func readResponse(resp *http.Response) ([]byte, error) {
+	raw, err := readAllSized(io.LimitReader(resp.Body, maxResponseBytes+1), resp.ContentLength, maxResponseBytes+1)
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading vendor response: %w", err)
+	}
+	if len(raw) > maxResponseBytes {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrUnparsableBody, maxResponseBytes)
+	}
+	return raw, nil
+}
+
+// readAllSized is io.ReadAll that allocates once when the length is announced
+// (up to limit): a stated length is a hint only, the reader decides the end.
+func readAllSized(r io.Reader, length, limit int64) ([]byte, error) {
+	if length <= 0 || length > limit {
+		return io.ReadAll(r)
+	}
+	var b bytes.Buffer
+	b.Grow(int(length) + bytes.MinRead)
+	_, err := b.ReadFrom(r)
+	return b.Bytes(), err
+}
+
+// modifyResponse runs before any byte reaches the app.
+func (g *Gateway) modifyResponse(resp *http.Response) error {
+	ob := resp.Request.Context().Value(outboundKey{}).(*outbound)
+	g.metrics.observe(stageUpstream, ob.sent)
+	ob.vendor.quota.observe(resp.Header, resp.StatusCode, g.now())
+	if rem, known := ob.vendor.quota.snapshot(); known {
+		g.metrics.quotaRemaining.WithLabelValues(ob.vendor.cfg.ID).Set(float64(rem))
+	}
+	ex := ob.ex
+	ex.upstreamStatus = resp.StatusCode
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return fmt.Errorf("%w: %q", ErrUnexpectedEncoding, enc)
+	}
+	// Vendor session cookies belong to consentgate's connection, not to the app.
+	resp.Header.Del("Set-Cookie")
+	resp.Header.Del("Set-Cookie2")
+	ob.scrub.header(resp.Header)
+	ex.status = resp.StatusCode
+	if ob.passthrough || ob.op.cfg.Body == configs.BodyBinary {
+		if err := g.bindPassedThrough(resp, ob); err != nil {
+			return err
+		}
+		ex.bytesOut = resp.ContentLength
+		if err := g.record(resp.Request.Context(), ex, audit.KindOutcome); err != nil {
+			return err
+		}
+		if !ob.scrub.empty() {
+			resp.Body = ob.scrub.reader(resp.Body)
+			// Scrubbing may change the length.
+			resp.ContentLength = -1
+			resp.Header.Del("Content-Length")
+		}
+		return nil
+	}
+	// JSON: read it whole, minimise, scrub. Whatever goes wrong, nothing of the
+	// vendor's body is passed on.
+	raw, err := readResponse(resp)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 == 2 {
+		if err := g.bindCreated(resp.Request.Context(), ob, raw); err != nil {
+			return err
+		}
+	}
+	d := ob.decision
+	m := newMinimizer(d.Response.Fields, d.Response.Default, ob.hashKey, ex.now)
+	m.identify = ob.op.identifiers
+	_, mspan := g.stage(resp.Request.Context(), spanMinimise)
+	out, err := m.minimize(raw)
+	if mspan.IsRecording() {
+		mspan.SetAttributes(attribute.Int("consentgate.withheld", len(out.withheld)))
+	}
+	mspan.End()
+	if err != nil {
+		return err
+	}
+	body := ob.scrub.bytes(out.body)
+	ex.withheld, ex.disclosed, ex.bytesOut = out.withheld, out.disclosed, int64(len(body))
+	ex.categories = slices.Compact(slices.Sorted(slices.Values(append(ex.categories, disclosedCategories(out.disclosed, ob.op.cfg.Fields.Response)...))))
+	for _, val := range out.identifiers {
+		ex.identifiers = append(ex.identifiers, audit.HMAC(ob.subjectKey, val))
+	}
+	if err := g.record(resp.Request.Context(), ex, audit.KindOutcome); err != nil {
+		return err
+	}
+	resp.Header.Set("X-Consentgate-Withheld", strconv.Itoa(len(out.withheld)))
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
+}
