@@ -129,7 +129,7 @@ SOAK ?= 10m
 SOAK_RATE ?= 20
 reliability: vault
 	CONSENTGATE_RELIABILITY=full CONSENTGATE_SOAK_DURATION=$(SOAK) CONSENTGATE_SOAK_RATE=$(SOAK_RATE) \
-		$(GO) test -count=1 -timeout 60m -v -run '^(TestReliability|TestFault)' ./cmd/consentgate/ ./sandbox/
+		$(GO) test -count=1 -timeout 60m -v -run '^(TestReliability|TestFault)' ./cmd/consentgate/ ./internal/sandbox/
 
 # Measures consentgate (strict and async audit) against the direct vendor call
 # and nginx as an mTLS reverse proxy, on loopback, and writes a dated section

@@ -19,7 +19,7 @@ func writePair(certFile string, cert *x509.Certificate, key crypto.Signer) error
 	if err != nil {
 		return fmt.Errorf("encoding key of %s: %w", filepath.Base(certFile), err)
 	}
-	if err := writeNew(KeyFile(certFile), pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := WriteNewFile(KeyFile(certFile), pem.EncodeToMemory(block), 0o600); err != nil {
 		return err
 	}
 	return os.WriteFile(certFile, EncodeCertificates(cert), 0o644)
@@ -78,9 +78,9 @@ func replaceFile(name string, data []byte, perm os.FileMode) error {
 	return os.Rename(tmp, name)
 }
 
-// writeNew creates name with perm, refusing to replace an existing file: a key
+// WriteNewFile creates name with perm, refusing to replace an existing file: a key
 // overwritten by mistake cannot be recovered.
-func writeNew(name string, data []byte, perm os.FileMode) error {
+func WriteNewFile(name string, data []byte, perm os.FileMode) error {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
@@ -99,5 +99,5 @@ func WriteNewKey(file string, key crypto.Signer) error {
 	if err != nil {
 		return err
 	}
-	return writeNew(file, keyPEM, 0o600)
+	return WriteNewFile(file, keyPEM, 0o600)
 }

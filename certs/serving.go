@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/consentgate/consentgate/internal/zapslog"
 )
 
 // ACME challenge types a gateway can solve.
@@ -70,7 +71,7 @@ func ObtainServing(ctx context.Context, o ACMEOptions) (*Serving, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	zl := newZapLogger(log.With("component", "acme"))
+	zl := zapslog.New(log.With("component", "acme"))
 	var cfg *certmagic.Config
 	cache := certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/ca"
 )
 
 type caOptions struct {
@@ -38,18 +38,18 @@ ACME challenges are validated the standard way (the name in DNS, port 80 or
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger()
-			auth, err := certs.OpenAuthority(certs.AuthorityOptions{Dir: o.dir, TrustDomain: o.trustDomain, Address: o.listen,
+			auth, err := ca.Open(ca.Options{Dir: o.dir, TrustDomain: o.trustDomain, Address: o.listen,
 				DNSNames: o.names, PasswordFile: o.passwordFile, Logger: log})
 			if err != nil {
 				return err
 			}
 			defer auth.Close()
-			srv, err := auth.StartServer(o.listen, certs.Validation{Host: o.challengeHost, HTTPPort: o.httpPort, TLSALPNPort: o.tlsPort})
+			srv, err := auth.StartServer(o.listen, ca.Validation{Host: o.challengeHost, HTTPPort: o.httpPort, TLSALPNPort: o.tlsPort})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ca ready url=%s acme=%s root=%s fingerprint=%s trust_domain=%s app_provisioner=%s\n",
-				srv.URL(), srv.Directory(), auth.RootFile(), auth.Fingerprint(), auth.TrustDomain(), certs.AppProvisioner)
+				srv.URL(), srv.Directory(), auth.RootFile(), auth.Fingerprint(), auth.TrustDomain(), ca.AppProvisioner)
 			<-cmd.Context().Done()
 			return srv.Close()
 		},
@@ -58,7 +58,7 @@ ACME challenges are validated the standard way (the name in DNS, port 80 or
 	serve.Flags().StringVar(&o.listen, "listen", "127.0.0.1:9000", "HTTPS listen address")
 	serve.Flags().StringSliceVar(&o.names, "name", []string{"localhost", "127.0.0.1"}, "DNS names and IPs of the CA's own certificate; the first is in the URLs it prints")
 	serve.Flags().StringVar(&o.trustDomain, "trust-domain", "", "SPIFFE trust domain of app certificates (required when the CA is created)")
-	serve.Flags().StringVar(&o.passwordFile, "password-file", "", "password of the app provisioner's key (default DIR/"+certs.DefaultPasswordFile+")")
+	serve.Flags().StringVar(&o.passwordFile, "password-file", "", "password of the app provisioner's key (default DIR/"+ca.DefaultPasswordFile+")")
 	serve.Flags().StringVar(&o.challengeHost, "challenge-host", "", "connect here to validate every ACME challenge instead of resolving the name (only where all listeners on that host are trusted)")
 	serve.Flags().IntVar(&o.httpPort, "challenge-http-port", 0, "validate http-01 on this port instead of 80")
 	serve.Flags().IntVar(&o.tlsPort, "challenge-tls-port", 0, "validate tls-alpn-01 on this port instead of 443")

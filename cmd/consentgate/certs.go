@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/consentgate/consentgate/ca"
 	"github.com/consentgate/consentgate/certs"
 )
 
@@ -76,7 +77,7 @@ CA must not be running on that folder; against a running CA use the step CLI
 					}
 				}
 			}
-			auth, err := certs.OpenAuthority(certs.AuthorityOptions{Dir: o.caDir, PasswordFile: o.passwordFile,
+			auth, err := ca.Open(ca.Options{Dir: o.caDir, PasswordFile: o.passwordFile,
 				Address: "127.0.0.1:0", DNSNames: []string{"localhost"}})
 			if err != nil {
 				if errors.Is(err, bolterrors.ErrTimeout) {
@@ -101,8 +102,8 @@ CA must not be running on that folder; against a running CA use the step CLI
 	cmd.Flags().StringVar(&o.name, "name", "", "the app's (or person's) name: the last element of its SPIFFE id")
 	cmd.Flags().StringVar(&o.out, "out", ".", "folder to write NAME.crt and NAME.key to")
 	cmd.Flags().StringVar(&o.caDir, "ca-dir", ".consentgate/pki", "the internal CA's folder (consentgate ca serve --dir; in dev, DIR/pki)")
-	cmd.Flags().StringVar(&o.passwordFile, "password-file", "", "password of the app provisioner's key (default CA-DIR/"+certs.DefaultPasswordFile+")")
-	cmd.Flags().DurationVar(&o.validity, "validity", certs.DefaultAppValidity, "how long the certificate is valid (the provisioner allows up to 2160h)")
+	cmd.Flags().StringVar(&o.passwordFile, "password-file", "", "password of the app provisioner's key (default CA-DIR/"+ca.DefaultPasswordFile+")")
+	cmd.Flags().DurationVar(&o.validity, "validity", ca.DefaultAppValidity, "how long the certificate is valid (the provisioner allows up to 2160h)")
 	cmd.Flags().BoolVar(&o.force, "force", false, "replace existing files")
 	cmd.MarkFlagRequired("name")
 	return cmd

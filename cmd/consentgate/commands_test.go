@@ -19,6 +19,7 @@ import (
 
 	"github.com/consentgate/consentgate/internal/logsink"
 
+	"github.com/consentgate/consentgate/ca"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/secrets"
@@ -324,7 +325,7 @@ func makeServePKI(t *testing.T, dir string) {
 	}
 	// The internal CA on the PKI's root and intermediate issues the app
 	// certificate, through the CLI an operator would use.
-	auth, err := certs.OpenAuthority(certs.AuthorityOptions{Dir: pki.Dir, TrustDomain: "consentgate.test", Address: "127.0.0.1:0", DNSNames: []string{"localhost"}})
+	auth, err := ca.Open(ca.Options{Dir: pki.Dir, TrustDomain: "consentgate.test", Address: "127.0.0.1:0", DNSNames: []string{"localhost"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,11 +27,12 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/ca"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/internal/vaultdev"
-	"github.com/consentgate/consentgate/sandbox"
+	"github.com/consentgate/consentgate/internal/sandbox"
 	"github.com/consentgate/consentgate/secrets"
 )
 
@@ -121,8 +122,8 @@ Vault keeps its data in memory and stops with dev.`,
 type devStack struct {
 	*running
 	pki       *certs.DevPKI
-	authority *certs.Authority
-	ca        *certs.CAServer
+	authority *ca.Authority
+	ca        *ca.Server
 	sandboxes *sandbox.Set
 	creds     sandbox.Credentials
 	inbox     *inbox
@@ -357,14 +358,14 @@ func startDevVault(ctx context.Context, dir, secretsFile string, cfg *configs.Co
 // startDevCA runs the internal CA on the dev PKI's root and intermediate:
 // it issues the dev app certificates and serves ACME, validating challenges on
 // loopback, and the gateway configuration is pointed at it.
-func startDevCA(ctx context.Context, o devOptions, cfg *configs.Config, pki *certs.DevPKI, log *slog.Logger) (*certs.Authority, *certs.CAServer, error) {
-	auth, err := certs.OpenAuthority(certs.AuthorityOptions{Dir: pki.Dir, Name: "consentgate dev (untrusted)", TrustDomain: cfg.TrustDomain,
+func startDevCA(ctx context.Context, o devOptions, cfg *configs.Config, pki *certs.DevPKI, log *slog.Logger) (*ca.Authority, *ca.Server, error) {
+	auth, err := ca.Open(ca.Options{Dir: pki.Dir, Name: "consentgate dev (untrusted)", TrustDomain: cfg.TrustDomain,
 		Address: o.ca, DNSNames: []string{"localhost", "127.0.0.1"}, Logger: log.With("component", "ca")})
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, a := range certs.DevApps {
-		if _, err := auth.EnsureApp(ctx, pki.Path(certs.AppCert(a.Name)), a.Role, a.Name, certs.MaxAppValidity, devAppRenewal); err != nil {
+		if _, err := auth.EnsureApp(ctx, pki.Path(certs.AppCert(a.Name)), a.Role, a.Name, ca.MaxAppValidity, devAppRenewal); err != nil {
 			auth.Close()
 			return nil, nil, err
 		}
@@ -376,7 +377,7 @@ func startDevCA(ctx context.Context, o devOptions, cfg *configs.Config, pki *cer
 		auth.Close()
 		return nil, nil, err
 	}
-	srv, err := auth.StartServer(o.ca, certs.Validation{Host: "127.0.0.1", HTTPPort: port})
+	srv, err := auth.StartServer(o.ca, ca.Validation{Host: "127.0.0.1", HTTPPort: port})
 	if err != nil {
 		auth.Close()
 		return nil, nil, err
@@ -384,7 +385,7 @@ func startDevCA(ctx context.Context, o devOptions, cfg *configs.Config, pki *cer
 	cfg.TLS.ACME.Directory = srv.Directory()
 	cfg.TLS.ACME.ChallengeListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	log.Info("internal CA serving", "url", srv.URL(), "acme_directory", srv.Directory(), "root", auth.RootFile(),
-		"fingerprint", auth.Fingerprint(), "app_provisioner", certs.AppProvisioner)
+		"fingerprint", auth.Fingerprint(), "app_provisioner", ca.AppProvisioner)
 	return auth, srv, nil
 }
 

@@ -26,7 +26,7 @@ import (
 	"github.com/consentgate/consentgate/internal/logsink"
 	"github.com/consentgate/consentgate/internal/tier"
 	"github.com/consentgate/consentgate/proxy"
-	"github.com/consentgate/consentgate/sandbox"
+	"github.com/consentgate/consentgate/internal/sandbox"
 	"github.com/consentgate/consentgate/secrets"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
-	"github.com/consentgate/consentgate/sandbox"
+	"github.com/consentgate/consentgate/internal/sandbox"
 )
 
 // consentErasure is GET /v1/consents/{id}'s erasure field, as the app reads it.

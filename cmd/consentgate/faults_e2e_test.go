@@ -17,7 +17,7 @@ import (
 
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
-	"github.com/consentgate/consentgate/sandbox"
+	"github.com/consentgate/consentgate/internal/sandbox"
 )
 
 // Vendor timeouts of the fault test: short, so a hung vendor costs seconds, and a

@@ -19,7 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/consentgate/consentgate/certs"
-	"github.com/consentgate/consentgate/sandbox"
+	"github.com/consentgate/consentgate/internal/sandbox"
 )
 
 // vendorTokens are the bearer tokens, refresh tokens and codes the kb and airbank

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/ca"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/internal/logsink"
 )
@@ -142,7 +143,7 @@ func TestCertsIssueRefusals(t *testing.T) {
 		t.Errorf("existing files: %v", err)
 	}
 	// While the CA runs, its database is locked: the command says what to do.
-	auth, err := certs.OpenAuthority(certs.AuthorityOptions{Dir: pki.Dir, Address: "127.0.0.1:0", DNSNames: []string{"localhost"}})
+	auth, err := ca.Open(ca.Options{Dir: pki.Dir, Address: "127.0.0.1:0", DNSNames: []string{"localhost"}})
 	if err != nil {
 		t.Fatal(err)
 	}

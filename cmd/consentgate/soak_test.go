@@ -25,7 +25,7 @@ import (
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
-	"github.com/consentgate/consentgate/sandbox"
+	"github.com/consentgate/consentgate/internal/sandbox"
 )
 
 // processStats is what the gateway process reports of itself on /metrics, and

@@ -1,4 +1,4 @@
-package certs
+package ca
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/consentgate/consentgate/certs"
 	"github.com/go-chi/chi/v5"
 	"github.com/smallstep/certificates/acme"
 	acmeapi "github.com/smallstep/certificates/acme/api"
@@ -23,7 +24,7 @@ import (
 
 // CAServer serves an Authority over HTTPS: the ACME directory under /acme and
 // the step-ca API (/1.0/sign, /roots, /provisioners, ...) the step CLI uses.
-type CAServer struct {
+type Server struct {
 	a    *Authority
 	ln   net.Listener
 	srv  *http.Server
@@ -35,7 +36,7 @@ type CAServer struct {
 
 // StartServer binds addr and serves in the background until Close. v says how
 // the CA reaches the hosts whose ACME challenges it validates.
-func (a *Authority) StartServer(addr string, v Validation) (*CAServer, error) {
+func (a *Authority) StartServer(addr string, v Validation) (*Server, error) {
 	h, err := a.handler(v.client())
 	if err != nil {
 		return nil, err
@@ -44,7 +45,7 @@ func (a *Authority) StartServer(addr string, v Validation) (*CAServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("internal CA: %w", err)
 	}
-	s := &CAServer{a: a, ln: ln, done: make(chan error, 1)}
+	s := &Server{a: a, ln: ln, done: make(chan error, 1)}
 	s.srv = &http.Server{
 		Handler:           h,
 		TLSConfig:         a.serverTLS(),
@@ -60,17 +61,17 @@ func (a *Authority) StartServer(addr string, v Validation) (*CAServer, error) {
 }
 
 // URL is the CA's base URL: the first DNS name with the bound port.
-func (s *CAServer) URL() string {
+func (s *Server) URL() string {
 	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
 	return "https://" + net.JoinHostPort(s.a.o.DNSNames[0], port)
 }
 
 // Directory is the ACME directory URL of the ACME provisioner.
-func (s *CAServer) Directory() string { return s.URL() + "/acme/" + ACMEProvisioner + "/directory" }
+func (s *Server) Directory() string { return s.URL() + "/acme/" + ACMEProvisioner + "/directory" }
 
 // Close stops serving, letting requests in flight finish for up to 10 s.
 // Calling it again returns the first call's result.
-func (s *CAServer) Close() error {
+func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -116,7 +117,7 @@ func (a *Authority) serverTLS() *tls.Config {
 	pool.AddCert(a.h.Intermediate)
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		CipherSuites:   AEADSuites,
+		CipherSuites:   certs.AEADSuites,
 		NextProtos:     []string{"http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.serverCertificate() },
 		ClientAuth:     tls.VerifyClientCertIfGiven,

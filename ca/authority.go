@@ -1,4 +1,4 @@
-package certs
+package ca
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/consentgate/consentgate/certs"
 	"github.com/smallstep/certificates/authority"
 	"github.com/smallstep/certificates/authority/config"
 	"github.com/smallstep/certificates/authority/provisioner"
@@ -59,7 +60,7 @@ const (
 )
 
 // AuthorityOptions configure an embedded step-ca authority.
-type AuthorityOptions struct {
+type Options struct {
 	// Dir holds the root and intermediate (ca.crt, intermediate.crt and their
 	// keys), the bbolt database and the provisioner settings.
 	Dir string
@@ -84,8 +85,8 @@ type AuthorityOptions struct {
 // certificates, its state in a bbolt database under Dir.
 type Authority struct {
 	auth *authority.Authority
-	h    *Hierarchy
-	o    AuthorityOptions
+	h    *certs.Hierarchy
+	o    Options
 	jwk  *jose.JSONWebKey // the app provisioner's decrypted signing key
 	log  *slog.Logger
 
@@ -104,7 +105,7 @@ type authoritySettings struct {
 
 // OpenAuthority opens (creating on first use) the internal CA in o.Dir. The
 // database is locked while the Authority is open: close it with Close.
-func OpenAuthority(o AuthorityOptions) (*Authority, error) {
+func Open(o Options) (*Authority, error) {
 	if o.Name == "" {
 		o.Name = "consentgate"
 	}
@@ -118,7 +119,7 @@ func OpenAuthority(o AuthorityOptions) (*Authority, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h, err := LoadOrCreateHierarchy(o.Dir, o.Name)
+	h, err := certs.LoadOrCreateHierarchy(o.Dir, o.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -132,9 +133,9 @@ func OpenAuthority(o AuthorityOptions) (*Authority, error) {
 	}
 	o.TrustDomain = s.TrustDomain
 	cfg := &config.Config{
-		Root:             []string{filepath.Join(o.Dir, RootCert)},
-		IntermediateCert: filepath.Join(o.Dir, IntermediateCert),
-		IntermediateKey:  KeyFile(filepath.Join(o.Dir, IntermediateCert)),
+		Root:             []string{filepath.Join(o.Dir, certs.RootCert)},
+		IntermediateCert: filepath.Join(o.Dir, certs.IntermediateCert),
+		IntermediateKey:  certs.KeyFile(filepath.Join(o.Dir, certs.IntermediateCert)),
 		Address:          o.Address,
 		DNSNames:         o.DNSNames,
 		CommonName:       o.Name + " CA",
@@ -167,7 +168,7 @@ func (a *Authority) Close() error { return a.auth.Shutdown() }
 func (a *Authority) Root() *x509.Certificate { return a.h.Root }
 
 // RootFile is the path of the root certificate (PEM).
-func (a *Authority) RootFile() string { return filepath.Join(a.o.Dir, RootCert) }
+func (a *Authority) RootFile() string { return filepath.Join(a.o.Dir, certs.RootCert) }
 
 // TrustDomain is the SPIFFE trust domain of the app certificates it issues.
 func (a *Authority) TrustDomain() string { return a.o.TrustDomain }
@@ -264,7 +265,7 @@ func appTemplate(trustDomain string) string {
 
 // loadOrCreateSettings reads Dir/authority.json, or creates it with a new
 // provisioner key (and a new password file when there is none).
-func loadOrCreateSettings(o AuthorityOptions) (*authoritySettings, []byte, error) {
+func loadOrCreateSettings(o Options) (*authoritySettings, []byte, error) {
 	file := filepath.Join(o.Dir, authoritySettingsFile)
 	data, err := os.ReadFile(file)
 	if err == nil {
@@ -291,7 +292,7 @@ func loadOrCreateSettings(o AuthorityOptions) (*authoritySettings, []byte, error
 			return nil, nil, err
 		}
 		password = []byte(hex.EncodeToString(secret))
-		if err := writeNew(o.PasswordFile, append(password, '\n'), 0o600); err != nil {
+		if err := certs.WriteNewFile(o.PasswordFile, append(password, '\n'), 0o600); err != nil {
 			return nil, nil, err
 		}
 	} else if err != nil {
@@ -310,7 +311,7 @@ func loadOrCreateSettings(o AuthorityOptions) (*authoritySettings, []byte, error
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := writeNew(file, data, 0o600); err != nil {
+	if err := certs.WriteNewFile(file, data, 0o600); err != nil {
 		return nil, nil, err
 	}
 	return s, password, nil
@@ -372,14 +373,14 @@ func decryptKeySlow(encrypted string, password []byte) (*jose.JSONWebKey, error)
 // chain to this CA, or has less than renewBefore left. It reports whether it
 // issued.
 func (a *Authority) EnsureApp(ctx context.Context, certFile, role, name string, validity, renewBefore time.Duration) (bool, error) {
-	if pair, err := tls.LoadX509KeyPair(certFile, KeyFile(certFile)); err == nil && a.current(pair, role, name, renewBefore) {
+	if pair, err := tls.LoadX509KeyPair(certFile, certs.KeyFile(certFile)); err == nil && a.current(pair, role, name, renewBefore) {
 		return false, nil
 	}
 	cert, err := a.IssueApp(ctx, role, name, validity)
 	if err != nil {
 		return false, err
 	}
-	if err := WriteKeyPair(certFile, cert); err != nil {
+	if err := certs.WriteKeyPair(certFile, cert); err != nil {
 		return false, fmt.Errorf("writing %s: %w", certFile, err)
 	}
 	return true, nil

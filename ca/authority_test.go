@@ -1,4 +1,4 @@
-package certs
+package ca
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consentgate/consentgate/certs"
 )
 
 const testTrustDomain = "consentgate.test"
@@ -23,7 +25,7 @@ const testTrustDomain = "consentgate.test"
 // the test ends.
 func openTestAuthority(t *testing.T, dir string) *Authority {
 	t.Helper()
-	a, err := OpenAuthority(AuthorityOptions{Dir: dir, TrustDomain: testTrustDomain,
+	a, err := Open(Options{Dir: dir, TrustDomain: testTrustDomain,
 		Address: "127.0.0.1:0", DNSNames: []string{"localhost", "127.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -52,13 +54,13 @@ func freePort(t *testing.T) int {
 // and an app certificate from the same CA completes an mTLS handshake with
 // it, while one from another CA is refused.
 func TestGatewayCertificateOverACMEAndAppMTLS(t *testing.T) {
-	for _, challenge := range []string{ChallengeHTTP01, ChallengeTLSALPN01} {
+	for _, challenge := range []string{certs.ChallengeHTTP01, certs.ChallengeTLSALPN01} {
 		t.Run(challenge, func(t *testing.T) {
 			dir := t.TempDir()
 			a := openTestAuthority(t, filepath.Join(dir, "ca"))
 			port := freePort(t)
 			v := Validation{Host: "127.0.0.1", HTTPPort: port}
-			if challenge == ChallengeTLSALPN01 {
+			if challenge == certs.ChallengeTLSALPN01 {
 				v = Validation{Host: "127.0.0.1", TLSALPNPort: port}
 			}
 			srv, err := a.StartServer("127.0.0.1:0", v)
@@ -71,7 +73,7 @@ func TestGatewayCertificateOverACMEAndAppMTLS(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			serving, err := ObtainServing(ctx, ACMEOptions{Directory: srv.Directory(), Roots: roots,
+			serving, err := certs.ObtainServing(ctx, certs.ACMEOptions{Directory: srv.Directory(), Roots: roots,
 				Names: []string{"gateway.test"}, Storage: filepath.Join(dir, "acme"),
 				Challenge: challenge, ChallengeListen: "127.0.0.1:" + strconv.Itoa(port)})
 			if err != nil {
@@ -98,11 +100,11 @@ func TestGatewayCertificateOverACMEAndAppMTLS(t *testing.T) {
 				t.Errorf("the server saw client %q", body)
 			}
 
-			other, err := NewCA(pkix.Name{CommonName: "some other CA"}, time.Hour)
+			other, err := certs.NewCA(pkix.Name{CommonName: "some other CA"}, time.Hour)
 			if err != nil {
 				t.Fatal(err)
 			}
-			fc, fk, err := other.Issue(AppTemplate(testTrustDomain, "app", "onboarding-web", time.Hour))
+			fc, fk, err := other.Issue(certs.AppTemplate(testTrustDomain, "app", "onboarding-web", time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +115,7 @@ func TestGatewayCertificateOverACMEAndAppMTLS(t *testing.T) {
 
 			// A restart finds the certificate in storage: no CA needed.
 			srv.Close()
-			again, err := ObtainServing(ctx, ACMEOptions{Directory: srv.Directory(), Roots: roots,
+			again, err := certs.ObtainServing(ctx, certs.ACMEOptions{Directory: srv.Directory(), Roots: roots,
 				Names: []string{"gateway.test"}, Storage: filepath.Join(dir, "acme"),
 				Challenge: challenge, ChallengeListen: "127.0.0.1:" + strconv.Itoa(port)})
 			if err != nil {
@@ -201,7 +203,7 @@ func TestIssueAppCertificate(t *testing.T) {
 
 func TestAuthorityFilesAndReopen(t *testing.T) {
 	dir := t.TempDir()
-	a, err := OpenAuthority(AuthorityOptions{Dir: dir, TrustDomain: testTrustDomain, Address: "127.0.0.1:0", DNSNames: []string{"localhost"}})
+	a, err := Open(Options{Dir: dir, TrustDomain: testTrustDomain, Address: "127.0.0.1:0", DNSNames: []string{"localhost"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,36 +211,39 @@ func TestAuthorityFilesAndReopen(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{KeyFile(RootCert), KeyFile(IntermediateCert), DefaultPasswordFile, authoritySettingsFile} {
+	for _, f := range []string{certs.KeyFile(certs.RootCert), certs.KeyFile(certs.IntermediateCert), DefaultPasswordFile, authoritySettingsFile} {
 		info, err := os.Stat(filepath.Join(dir, f))
 		if err != nil || info.Mode().Perm() != 0o600 {
 			t.Errorf("%s: mode %v, %v; want 0600", f, info.Mode(), err)
 		}
 	}
-	if _, err := OpenAuthority(AuthorityOptions{Dir: dir, TrustDomain: "other.test", Address: "127.0.0.1:0", DNSNames: []string{"localhost"}}); err == nil || !strings.Contains(err.Error(), `not "other.test"`) {
+	if _, err := Open(Options{Dir: dir, TrustDomain: "other.test", Address: "127.0.0.1:0", DNSNames: []string{"localhost"}}); err == nil || !strings.Contains(err.Error(), `not "other.test"`) {
 		t.Errorf("another trust domain: err = %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, DefaultPasswordFile), []byte("wrong\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenAuthority(AuthorityOptions{Dir: dir, Address: "127.0.0.1:0", DNSNames: []string{"localhost"}}); err == nil || !strings.Contains(err.Error(), "provisioner key") {
+	if _, err := Open(Options{Dir: dir, Address: "127.0.0.1:0", DNSNames: []string{"localhost"}}); err == nil || !strings.Contains(err.Error(), "provisioner key") {
 		t.Errorf("wrong password: err = %v", err)
 	}
 	// The root key can live offline: the CA runs without it.
-	if err := os.Rename(filepath.Join(dir, KeyFile(RootCert)), filepath.Join(t.TempDir(), "offline.key")); err != nil {
+	if err := os.Rename(filepath.Join(dir, certs.KeyFile(certs.RootCert)), filepath.Join(t.TempDir(), "offline.key")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadOrCreateHierarchy(dir, "x"); err != nil {
+	if _, err := certs.LoadOrCreateHierarchy(dir, "x"); err != nil {
 		t.Errorf("without the root key: %v", err)
 	}
-	if err := os.Remove(filepath.Join(dir, KeyFile(IntermediateCert))); err != nil {
+	if err := os.Remove(filepath.Join(dir, certs.KeyFile(certs.IntermediateCert))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadOrCreateHierarchy(dir, "x"); err == nil || !strings.Contains(err.Error(), "incomplete") {
+	if _, err := certs.LoadOrCreateHierarchy(dir, "x"); err == nil || !strings.Contains(err.Error(), "incomplete") {
 		t.Errorf("half a hierarchy: err = %v", err)
 	}
-	h, err := loadHierarchy(dir)
-	if err != nil || !h.Root.Equal(root) {
-		t.Errorf("reloaded root differs: %v", err)
+	pem, err := os.ReadFile(filepath.Join(dir, certs.RootCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := certs.ParseCertificates(pem); err != nil || len(kept) != 1 || !kept[0].Equal(root) {
+		t.Errorf("the root on disk differs from the one served: %v", err)
 	}
 }

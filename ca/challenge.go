@@ -1,4 +1,4 @@
-package certs
+package ca
 
 import (
 	"context"

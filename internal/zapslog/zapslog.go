@@ -1,4 +1,5 @@
-package certs
+// Package zapslog hands the zap logs of step-ca and certmagic to log/slog.
+package zapslog
 
 import (
 	"context"
@@ -8,11 +9,11 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// newZapLogger sends certmagic's zap logging to slog, so that its warnings and
+// New sends the zap logging of certmagic and step-ca to slog, so that its warnings and
 // errors (a renewal that fails) show in the gateway's own log. Its info lines,
 // a dozen per certificate, become debug; its debug lines (per handshake) are
 // dropped.
-func newZapLogger(l *slog.Logger) *zap.Logger {
+func New(l *slog.Logger) *zap.Logger {
 	return zap.New(&slogCore{log: l})
 }
 
