@@ -31,8 +31,8 @@ import (
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
-	"github.com/consentgate/consentgate/internal/vaultdev"
 	"github.com/consentgate/consentgate/internal/sandbox"
+	"github.com/consentgate/consentgate/internal/vaultdev"
 	"github.com/consentgate/consentgate/secrets"
 )
 

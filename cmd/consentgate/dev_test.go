@@ -24,9 +24,9 @@ import (
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/internal/logsink"
+	"github.com/consentgate/consentgate/internal/sandbox"
 	"github.com/consentgate/consentgate/internal/tier"
 	"github.com/consentgate/consentgate/proxy"
-	"github.com/consentgate/consentgate/internal/sandbox"
 	"github.com/consentgate/consentgate/secrets"
 )
 
