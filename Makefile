@@ -13,7 +13,7 @@ KUBECONFORM_VERSION := v0.7.0
 KUBE_VERSION := 1.34.2
 SCHEMAS := $(abspath .cache/k8s-schemas/v$(KUBE_VERSION)-standalone-strict)
 
-.PHONY: test test-deps vet fmt-check lint vulncheck chart-check vault build dev dev-vault clean-dev fuzz reliability bench opa
+.PHONY: test test-deps vet fmt-check lint vulncheck chart-check vault build dev dev-vault clean-dev fuzz reliability bench opa docs
 
 test: test-deps vault vet fmt-check lint vulncheck chart-check
 	$(GO) test -race ./...
@@ -43,6 +43,13 @@ $(BIN)/staticcheck:
 
 # Stock opa, the very version the gateway embeds, for `opa test --explain
 # fails`, `opa eval` and editors: built once into .cache/bin/opa.
+# docs regenerates what the code generates: the CLI reference (docs/cli, from
+# the cobra commands) and the JSON Schemas of consentgate.yaml and vendor
+# profiles (docs/schema, from the configs types). Tests fail when they drift.
+docs:
+	$(GO) test ./cmd/consentgate -run '^TestCLIReferenceIsCurrent$$' -count=1 -update
+	$(GO) test ./internal/schema -run '^TestSchemasAreCurrent$$' -count=1 -update
+
 opa: $(BIN)/opa
 $(BIN)/opa:
 	GOBIN=$(BIN) $(GO) install github.com/open-policy-agent/opa@$$($(GO) list -m -f '{{.Version}}' github.com/open-policy-agent/opa)

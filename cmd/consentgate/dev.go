@@ -112,7 +112,7 @@ Vault keeps its data in memory and stops with dev.`,
 	cmd.Flags().StringVar(&o.callbacks, "callbacks", "127.0.0.1:8445", "vendor callbacks listener address")
 	cmd.Flags().BoolVar(&o.vault, "vault", false, "read the secrets from a local dev Vault (built into .cache/bin/vault if missing) instead of DIR/secrets.yaml")
 	cmd.Flags().StringVar(&o.ca, "ca", "127.0.0.1:9444", "internal CA listener address (ACME directory and step-ca API)")
-	cmd.Flags().StringVar(&o.policies, "policies", "configs/policies", "policy directory, watched for edits; when it does not exist, the embedded policies are copied to DIR/policies")
+	cmd.Flags().StringVar(&o.policies, "policies", "configs/policies", "policy directory, watched for edits (named on the ready line); a given folder must exist; by default, outside a checkout, the embedded policies are copied to DIR/policies")
 	cmd.Flags().DurationVar(&o.policyTimeout, "policy-timeout", 0, "bound on one policy decision (default 50ms); raise it for a race-instrumented or very slow build")
 	cmd.Flags().StringVar(&o.otlp, "otlp", "", "send OpenTelemetry spans to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (off by default)")
 	return cmd
