@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"strings"
 	"reflect"
+	"strings"
 
 	"github.com/invopop/jsonschema"
 
