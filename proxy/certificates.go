@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/consentgate/consentgate/admin"
 )
 
 // CertificateReadyWindow is how close to expiry a vendor client certificate
@@ -57,14 +59,14 @@ func (g *Gateway) ReloadCertificates(ctx context.Context) []error {
 
 // ReadyChecks are the /readyz conditions of vendor client certificates: each
 // fails once its certificate is within CertificateReadyWindow of expiry.
-func (g *Gateway) ReadyChecks() []ReadyCheck {
-	var checks []ReadyCheck
+func (g *Gateway) ReadyChecks() []admin.ReadyCheck {
+	var checks []admin.ReadyCheck
 	for _, id := range g.vendorIDs() {
 		v := g.vendors[id]
 		if v.identity == nil {
 			continue
 		}
-		checks = append(checks, ReadyCheck{
+		checks = append(checks, admin.ReadyCheck{
 			Name: "vendor " + id + " client certificate",
 			Check: func() error {
 				notAfter := v.identity.Leaf().NotAfter

@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/consentgate/consentgate/admin"
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
@@ -370,10 +371,10 @@ func TestReadyzFailsNearVendorCertificateExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	admin := httptest.NewServer(NewAdmin(AdminOptions{TrustDomain: "test.local", Consents: reg, Audit: e.alog, Ready: e.gw.ReadyChecks()}))
-	defer admin.Close()
+	adminSrv := httptest.NewServer(admin.New(admin.Options{Consents: reg, Audit: e.alog, Ready: e.gw.ReadyChecks()}))
+	defer adminSrv.Close()
 	readyz := func() (int, string) {
-		resp, err := admin.Client().Get(admin.URL + "/readyz")
+		resp, err := adminSrv.Client().Get(adminSrv.URL + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/admin"
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
@@ -295,12 +296,12 @@ operations:
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := NewAdmin(AdminOptions{TrustDomain: cfg.TrustDomain, Consents: reg, Policy: engine, Audit: alog, OAuthStart: g.OAuthStart})
+	adminAPI := admin.New(admin.Options{Consents: reg, Policy: engine, Audit: alog, OAuthStart: g.OAuthStart})
 	cbs, err := NewCallbacks(g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Listen(cfg, in, g, nil, admin, cbs, log)
+	srv, err := Listen(cfg, in, g, nil, adminAPI, cbs, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/consentgate/consentgate/admin"
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
@@ -114,7 +115,7 @@ func closeSecrets(p secrets.Provider, log *slog.Logger) {
 // registerSecretMetrics exposes the age of a caching provider's oldest value,
 // and returns its readiness check: not ready once a value is older than the
 // provider may serve (calls needing it get 503 until Vault is back).
-func registerSecretMetrics(reg prometheus.Registerer, p secrets.Provider) []proxy.ReadyCheck {
+func registerSecretMetrics(reg prometheus.Registerer, p secrets.Provider) []admin.ReadyCheck {
 	c, ok := p.(secrets.Cached)
 	if !ok {
 		return nil
@@ -122,7 +123,7 @@ func registerSecretMetrics(reg prometheus.Registerer, p secrets.Provider) []prox
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "consentgate_secret_cache_age_seconds",
 		Help: "Seconds since the secret provider (Vault) last confirmed the oldest cached secret."},
 		func() float64 { return c.CacheAge().Seconds() }))
-	return []proxy.ReadyCheck{{Name: "secrets", Check: c.Fresh}}
+	return []admin.ReadyCheck{{Name: "secrets", Check: c.Fresh}}
 }
 
 // running is a gateway bound to its ports.
@@ -215,7 +216,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	admin := proxy.NewAdmin(proxy.AdminOptions{TrustDomain: cfg.TrustDomain, Consents: consents, Policy: engine, Audit: alog, Logger: log,
+	adminAPI := admin.New(admin.Options{Consents: consents, Policy: engine, Audit: alog, Logger: log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: gw.OAuthStart, ImportResource: gw.ImportResource, SubjectHMAC: gw.SubjectHMAC, Ready: append(ready, gw.ReadyChecks()...)})
 	var forward http.Handler
 	if cfg.TLS.ForwardCACertFile != "" {
@@ -242,7 +243,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 			return nil, err
 		}
 	}
-	srv, err := proxy.Listen(cfg, in, gw, forward, admin, callbacks, log)
+	srv, err := proxy.Listen(cfg, in, gw, forward, adminAPI, callbacks, log)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package proxy
+package admin
 
 import (
 	"context"
@@ -17,23 +17,22 @@ import (
 	"github.com/consentgate/consentgate/refusal"
 )
 
-// AdminOptions are what the admin listener serves.
-type AdminOptions struct {
-	TrustDomain string
-	Consents    *consent.Registry
-	Policy      *policy.Engine
-	Audit       *audit.Log
+// Options are what the admin listener serves.
+type Options struct {
+	Consents *consent.Registry
+	Policy   *policy.Engine
+	Audit    *audit.Log
 	// Metrics serves /metrics (Prometheus); nil leaves the route out.
 	Metrics http.Handler
 	Logger  *slog.Logger
-	// OAuthStart serves GET /v1/oauth/{vendor}/start (Gateway.OAuthStart); nil
+	// OAuthStart serves GET /v1/oauth/{vendor}/start (proxy.Gateway.OAuthStart); nil
 	// leaves the route out.
 	OAuthStart http.HandlerFunc
-	// ImportResource serves POST /v1/resources (Gateway.ImportResource); nil
+	// ImportResource serves POST /v1/resources (proxy.Gateway.ImportResource); nil
 	// leaves the route out.
 	ImportResource http.HandlerFunc
 	// SubjectHMAC hashes a person's identifier as the audit log does
-	// (Gateway.SubjectHMAC), for POST /v1/audit/subject-hmac; nil leaves it out.
+	// (proxy.Gateway.SubjectHMAC), for POST /v1/audit/subject-hmac; nil leaves it out.
 	SubjectHMAC func(ctx context.Context, value string) (string, error)
 	// Ready are further readiness checks (secrets fresh, certificates valid).
 	// Each names what is wrong without any secret; the first failure answers 503.
@@ -47,10 +46,10 @@ type ReadyCheck struct {
 	Check func() error
 }
 
-// NewAdmin is the admin API: consents (app, auditor and admin roles, each limited
+// New is the admin API: consents (app, auditor and admin roles, each limited
 // by the registry) and the policy status. Every route sits behind the same mTLS
 // as the gateway; identity.Middleware (on every listener) proved the caller.
-func NewAdmin(o AdminOptions) http.Handler {
+func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	consents := o.Consents.Handler()
 	mux.Handle("/v1/consents", consents)

@@ -1,0 +1,84 @@
+package admin
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/identity"
+	"github.com/consentgate/consentgate/refusal"
+)
+
+// Who may use which admin route: one check (identity.Require) answers 401
+// without an identity and 403 role-not-allowed for a proven role the route is
+// not for, on every route, and reading the audit log is itself recorded.
+func TestRolesPerRoute(t *testing.T) {
+	dir := t.TempDir()
+	_, signing, _ := ed25519.GenerateKey(rand.Reader)
+	alog, err := audit.Open(filepath.Join(dir, "audit.db"), audit.Options{Node: "test", SigningKey: signing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alog.Close() })
+	reg, err := consent.Open(filepath.Join(dir, "state.db"), consent.Options{SubjectKey: []byte("test-subject-hmac-key-0123456789abcdef"),
+		Vendors: []string{"bank"}, Purposes: []string{"p"}, Categories: []string{"identity"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("# metrics\n")) })
+	h := New(Options{Consents: reg, Audit: alog, Metrics: metrics})
+
+	const none = ""
+	for _, tc := range []struct {
+		method, path string
+		role         string
+		status       int
+		kind         refusal.Kind
+	}{
+		{"GET", "/v1/audit/head", none, 401, refusal.IdentityRequired},
+		{"GET", "/v1/audit/head", identity.RoleApp, 403, refusal.RoleNotAllowed},
+		{"GET", "/v1/audit/head", identity.RoleAuditor, 200, ""},
+		{"GET", "/v1/audit/head", identity.RoleAdmin, 200, ""},
+		{"GET", "/v1/audit/export", identity.RoleApp, 403, refusal.RoleNotAllowed},
+		{"GET", "/v1/audit/export", identity.RoleAuditor, 200, ""},
+		{"GET", "/v1/audit/snapshot", identity.RoleApp, 403, refusal.RoleNotAllowed},
+		{"GET", "/v1/audit/tail?after=x", identity.RoleAuditor, 400, refusal.BadRequest},
+		{"GET", "/metrics", none, 401, refusal.IdentityRequired},
+		{"GET", "/metrics", identity.RoleApp, 403, refusal.RoleNotAllowed},
+		{"GET", "/metrics", identity.RoleAdmin, 200, ""},
+		{"GET", "/v1/consents/nope", none, 401, refusal.IdentityRequired},
+		{"GET", "/v1/consents/nope", identity.RoleApp, 404, refusal.NotFound},
+		{"GET", "/healthz", none, 200, ""},
+		{"GET", "/v1/elsewhere", identity.RoleAdmin, 404, refusal.NoRoute},
+	} {
+		t.Run(tc.method+" "+tc.path+" as "+tc.role, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, tc.path, nil)
+			if tc.role != none {
+				r = r.WithContext(identity.With(r.Context(), identity.Identity{Role: tc.role, Name: "someone"}))
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if tc.kind != "" && !strings.Contains(rec.Body.String(), `"type":"`+tc.kind.Type()+`"`) {
+				t.Errorf("body %s, want kind %s", rec.Body, tc.kind)
+			}
+		})
+	}
+	var out strings.Builder
+	if err := alog.Export(t.Context(), &out, audit.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	exports := strings.Count(out.String(), `"action":"audit export"`)
+	if exports != 1 {
+		t.Errorf("%d audit exports recorded, want the one that was allowed", exports)
+	}
+}
