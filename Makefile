@@ -116,7 +116,7 @@ clean-dev:
 # it, and it stays a regression test.
 FUZZTIME ?= 30s
 FUZZ_TARGETS := configs:FuzzLoad certs:FuzzICO proxy:FuzzRouteMatch proxy:FuzzRequestScanner \
-	proxy:FuzzMinimize proxy:FuzzMinimizeMatchesReference proxy:FuzzRequestMinimisation audit:FuzzVerifyModifiedExport audit:FuzzVerifyArbitrary
+	minimise:FuzzMinimize minimise:FuzzMinimizeMatchesReference proxy:FuzzRequestMinimisation audit:FuzzVerifyModifiedExport audit:FuzzVerifyArbitrary
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -189,7 +191,7 @@ func disclosedCategories(disclosed []string, fields map[string]string) []string 
 			set[c] = true
 		}
 	}
-	return sortedSet(set)
+	return slices.Sorted(maps.Keys(set))
 }
 
 // SubjectHMAC is value hashed as the audit log holds identifiers (audit.HMAC

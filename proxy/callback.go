@@ -22,6 +22,7 @@ import (
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/identity"
+	"github.com/consentgate/consentgate/minimise"
 	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/refusal"
 	"github.com/consentgate/consentgate/secrets"
@@ -247,19 +248,19 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		hashKey = []byte(s.Value)
 	}
-	out, err := newMinimizer(d.Response.Fields, d.Response.Default, hashKey, in.Now).minimize(body)
+	out, err := minimise.New(d.Response.Fields, d.Response.Default, hashKey, in.Now).Minimise(body)
 	if err != nil {
 		ex.err = "callback body could not be minimised"
 		refuse(refusal.New(http.StatusBadRequest, refusal.BadRequest, "Callback body is not JSON", ""))
 		return
 	}
-	ex.withheld, ex.disclosed = out.withheld, out.disclosed
-	ex.categories = disclosedCategories(out.disclosed, cv.op.cfg.Fields.Response)
+	ex.withheld, ex.disclosed = out.Withheld, out.Disclosed
+	ex.categories = disclosedCategories(out.Disclosed, cv.op.cfg.Fields.Response)
 
 	// Forward to the app; what the app answers is what the vendor gets.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, cv.cfg.ForwardURL, bytes.NewReader(out.body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, cv.cfg.ForwardURL, bytes.NewReader(out.Body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Consentgate-Vendor", cv.v.cfg.ID)
 	req.Header.Set("X-Consentgate-Decision-Id", d.ID)
@@ -274,7 +275,7 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	ex.status, ex.bytesOut, ex.outcome = resp.StatusCode, int64(len(out.body)), outcomeForwarded
+	ex.status, ex.bytesOut, ex.outcome = resp.StatusCode, int64(len(out.Body)), outcomeForwarded
 	if err := g.record(r.Context(), ex, audit.KindOutcome); err != nil {
 		refuse(auditUnavailable(""))
 		return
@@ -383,7 +384,7 @@ func (v *vendor) withCallbackToken(ctx context.Context, p secrets.Provider, op *
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnparsableBody, err)
+		return nil, fmt.Errorf("%w: %v", minimise.ErrUnparsable, err)
 	}
 	for _, path := range t.fields[op.cfg.ID] {
 		doc = mapStrings(doc, strings.Split(path, "."), func(s string) string {

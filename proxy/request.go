@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/identity"
+	"github.com/consentgate/consentgate/minimise"
 	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/refusal"
 )
@@ -322,7 +324,7 @@ func (req *appRequest) fields() []string {
 	for name := range req.header {
 		set[configs.HeaderField(name)] = true
 	}
-	return sortedSet(set)
+	return slices.Sorted(maps.Keys(set))
 }
 
 func (req *appRequest) undeclared() []string {
@@ -427,7 +429,7 @@ func (req *appRequest) minimize(drop []string) (*sentRequest, error) {
 	if err := req.minimizeBody(out, keep, disclosed, withheld); err != nil {
 		return nil, err
 	}
-	out.disclosed, out.withheld = sortedSet(disclosed), sortedSet(withheld)
+	out.disclosed, out.withheld = slices.Sorted(maps.Keys(disclosed)), slices.Sorted(maps.Keys(withheld))
 	for name, vals := range req.query {
 		if f := configs.QueryField(name); keep[f] {
 			out.query[name] = vals
@@ -461,21 +463,21 @@ func (req *appRequest) minimizeBody(out *sentRequest, keep, disclosed, withheld 
 		fields := map[string]string{}
 		for f := range keep {
 			if !strings.HasPrefix(f, "query:") && !strings.HasPrefix(f, "header:") {
-				fields[f] = actionKeepScalar
+				fields[f] = minimise.ActionKeepScalar
 				delete(disclosed, f)
 			}
 		}
-		m, err := newMinimizer(fields, policy.ActionDrop, nil, time.Time{}).minimize(req.json)
+		m, err := minimise.New(fields, policy.ActionDrop, nil, time.Time{}).Minimise(req.json)
 		if err != nil {
 			return requestRefused(http.StatusBadRequest, refusal.MalformedBody, "the request body cannot be minimised: %v", err)
 		}
-		for _, f := range m.disclosed {
+		for _, f := range m.Disclosed {
 			disclosed[f] = true
 		}
-		for _, f := range m.withheld {
+		for _, f := range m.Withheld {
 			withheld[req.name(f)] = true
 		}
-		out.body, out.contentType = m.body, "application/json"
+		out.body, out.contentType = m.Body, "application/json"
 		out.identifiers = append(out.identifiers, identifierValues(req.doc, keptFields(req.op.sent, keep))...)
 	case req.form != nil:
 		kept := url.Values{}
@@ -534,4 +536,25 @@ func keptFields(fields map[string]string, keep map[string]bool) map[string]strin
 		}
 	}
 	return out
+}
+
+// presentFields lists the leaf paths of a JSON document, for the policy input.
+func presentFields(v any, path string, out map[string]bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			presentFields(val, minimise.JoinPath(path, k), out)
+		}
+	case []any:
+		for _, el := range x {
+			presentFields(el, path+"[]", out)
+		}
+		if len(x) == 0 && path != "" {
+			out[path+"[]"] = true
+		}
+	default:
+		if path != "" {
+			out[path] = true
+		}
+	}
 }

@@ -14,12 +14,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/consentgate/consentgate/configs"
-	"github.com/consentgate/consentgate/policy"
+	"github.com/consentgate/consentgate/minimise"
 )
 
 // fuzzOps are the echo profile's operations with declared request fields; the
@@ -61,8 +60,8 @@ func FuzzRequestMinimisation(f *testing.F) {
 	f.Fuzz(func(t *testing.T, opIndex uint8, ctype, enc string, body []byte, rawQuery, hname, hval string) {
 		op := fuzzOps[int(opIndex)%len(fuzzOps)]
 		req, err := http.NewRequest("POST", env.gatewayURL+"/v/echo"+op.path+"?"+rawQuery, bytes.NewReader(body))
-		if err != nil || req.URL.RawQuery != rawQuery {
-			return
+		if err != nil || req.URL.RawQuery != rawQuery || strings.ContainsFunc(rawQuery, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return // not a request target HTTP/1.1 can carry: net/http answers 400 before any handler
 		}
 		for name, val := range map[string]string{"Content-Type": ctype, "Content-Encoding": enc, hname: hval} {
 			if val != "" && httpguts.ValidHeaderFieldName(name) && httpguts.ValidHeaderFieldValue(val) {
@@ -106,14 +105,10 @@ func compareSent(t *testing.T, kind string, in *http.Request, body []byte, got *
 			fields := map[string]string{}
 			for p := range declared {
 				if !strings.Contains(p, "photo") {
-					fields[p] = actionKeepScalar
+					fields[p] = minimise.ActionKeepScalar
 				}
 			}
-			m, err := refMinimizer{newMinimizer(fields, policy.ActionDrop, nil, time.Time{})}.refMinimize(plain)
-			if err != nil {
-				t.Fatalf("accepted a body the reference cannot read: %v", err)
-			}
-			want = m.body
+			want = refKeepScalars(t, plain, fields)
 		}
 		if !sameJSON(t, want, sent) {
 			t.Fatalf("vendor got %s, want %s", sent, want)
@@ -162,7 +157,7 @@ func compareSent(t *testing.T, kind string, in *http.Request, body []byte, got *
 		switch name {
 		case "Apikey", "Authorization", "Content-Type", "Content-Length", "Accept-Encoding":
 		case "X-Note", "X-Document-Number":
-			if kind != configs.RequestJSON || !reflect.DeepEqual(vals, in.Header.Values(name)) {
+			if kind != configs.RequestJSON || !reflect.DeepEqual(vals, onTheWire(in.Header.Values(name))) {
 				t.Fatalf("vendor got %s: %q; the app sent %q", name, vals, in.Header.Values(name))
 			}
 		default:
@@ -229,7 +224,7 @@ func leaves(v any, path string) []string {
 	case map[string]any:
 		var out []string
 		for k, el := range x {
-			out = append(out, leaves(el, joinPath(path, k))...)
+			out = append(out, leaves(el, minimise.JoinPath(path, k))...)
 		}
 		return out
 	case []any:
@@ -290,4 +285,75 @@ func refParts(t *testing.T, ctype string, body []byte, keep map[string]bool) []r
 		}
 		out = append(out, rp)
 	}
+}
+
+// refKeepScalars is the request minimisation oracle, a tree walk independent
+// of package minimise: only scalars at the declared paths go out, and a
+// container emptied by minimisation goes too.
+func refKeepScalars(t *testing.T, body []byte, fields map[string]string) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("accepted a body the reference cannot read: %v", err)
+	}
+	prefixes := map[string]bool{"": true}
+	for p := range fields {
+		for i := range len(p) {
+			if p[i] == '.' || p[i] == '[' {
+				prefixes[p[:i]] = true
+			}
+		}
+	}
+	var walk func(v any, path string) (any, bool)
+	walk = func(v any, path string) (any, bool) {
+		switch x := v.(type) {
+		case map[string]any:
+			if !prefixes[path] {
+				return nil, false
+			}
+			out := map[string]any{}
+			for k, e := range x {
+				if k == "" || strings.ContainsAny(k, ".[]") {
+					continue
+				}
+				if kept, ok := walk(e, minimise.JoinPath(path, k)); ok {
+					out[k] = kept
+				}
+			}
+			return out, len(out) > 0 || len(x) == 0
+		case []any:
+			if !prefixes[path] {
+				return nil, false
+			}
+			out := []any{}
+			for _, e := range x {
+				if kept, ok := walk(e, path+"[]"); ok {
+					out = append(out, kept)
+				}
+			}
+			return out, len(out) > 0 || len(x) == 0
+		}
+		_, declared := fields[path]
+		return v, declared
+	}
+	out, ok := walk(doc, "")
+	if !ok {
+		out = map[string]any{}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// onTheWire is header values as an HTTP/1.1 server reads them: without the
+// optional white space around them (RFC 9110, section 5.5).
+func onTheWire(vals []string) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = strings.Trim(v, " \t")
+	}
+	return out
 }

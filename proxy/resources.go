@@ -16,6 +16,7 @@ import (
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/identity"
+	"github.com/consentgate/consentgate/minimise"
 	"github.com/consentgate/consentgate/refusal"
 )
 
@@ -102,7 +103,7 @@ func valuesAt(doc any, path string) (scalars []string, other bool) {
 		if p != path {
 			return true
 		}
-		if s, ok := scalarString(v); ok {
+		if s, ok := minimise.ScalarString(v); ok {
 			scalars = append(scalars, s)
 		} else if v != nil {
 			other = true
@@ -122,7 +123,7 @@ func walkPaths(v any, path string, visit func(path string, v any) bool) {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, el := range x {
-			walkPaths(el, joinPath(path, k), visit)
+			walkPaths(el, minimise.JoinPath(path, k), visit)
 		}
 	case []any:
 		for _, el := range x {
@@ -182,7 +183,7 @@ func (g *Gateway) bindCreated(ctx context.Context, ob *outbound, raw []byte) err
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnparsableBody, err)
+		return fmt.Errorf("%w: %v", minimise.ErrUnparsable, err)
 	}
 	for path, kind := range creates {
 		for _, id := range scalarsAt(doc, path) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/minimise"
 )
 
 // shapeLimits bound the structure of a JSON request body (configs.BodyLimits).
@@ -35,7 +36,7 @@ func checkShape(b []byte, l shapeLimits) error {
 	for i := 0; i < len(b); i++ {
 		switch c := b[i]; c {
 		case '"':
-			end := skipString(b, i)
+			end := minimise.SkipString(b, i)
 			if expectKey {
 				top := &stack[len(stack)-1]
 				if keys++; keys > l.keys {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentgate/consentgate/minimise"
 	"github.com/consentgate/consentgate/refusal"
 )
 
@@ -119,7 +120,7 @@ func upstreamRefusal(err error) *refusal.Refusal {
 	case errors.Is(err, errResourceStore):
 		return refusal.New(http.StatusServiceUnavailable, refusal.ConsentStore, "Consent registry unavailable",
 			"the vendor created a resource consentgate could not bind to the consent, so its answer was not passed on")
-	case errors.Is(err, ErrUnexpectedEncoding) || errors.Is(err, ErrUnparsableBody) || errors.Is(err, errResourceConflict):
+	case errors.Is(err, ErrUnexpectedEncoding) || errors.Is(err, minimise.ErrUnparsable) || errors.Is(err, errResourceConflict):
 		return refusal.New(http.StatusBadGateway, refusal.VendorRefused, "Vendor response refused",
 			"the vendor's response could not be inspected, so it was not passed on")
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):

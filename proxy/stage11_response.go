@@ -11,6 +11,7 @@ import (
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/minimise"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -25,7 +26,7 @@ func readResponse(resp *http.Response) ([]byte, error) {
 		return nil, fmt.Errorf("reading vendor response: %w", err)
 	}
 	if len(raw) > maxResponseBytes {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrUnparsableBody, maxResponseBytes)
+		return nil, fmt.Errorf("%w: larger than %d bytes", minimise.ErrUnparsable, maxResponseBytes)
 	}
 	return raw, nil
 }
@@ -88,27 +89,27 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 		}
 	}
 	d := ob.decision
-	m := newMinimizer(d.Response.Fields, d.Response.Default, ob.hashKey, ex.now)
-	m.identify = ob.op.identifiers
+	m := minimise.New(d.Response.Fields, d.Response.Default, ob.hashKey, ex.now)
+	m.Identify = ob.op.identifiers
 	_, mspan := g.stage(resp.Request.Context(), spanMinimise)
-	out, err := m.minimize(raw)
+	out, err := m.Minimise(raw)
 	if mspan.IsRecording() {
-		mspan.SetAttributes(attribute.Int("consentgate.withheld", len(out.withheld)))
+		mspan.SetAttributes(attribute.Int("consentgate.withheld", len(out.Withheld)))
 	}
 	mspan.End()
 	if err != nil {
 		return err
 	}
-	body := ob.scrub.bytes(out.body)
-	ex.withheld, ex.disclosed, ex.bytesOut = out.withheld, out.disclosed, int64(len(body))
-	ex.categories = slices.Compact(slices.Sorted(slices.Values(append(ex.categories, disclosedCategories(out.disclosed, ob.op.cfg.Fields.Response)...))))
-	for _, val := range out.identifiers {
+	body := ob.scrub.bytes(out.Body)
+	ex.withheld, ex.disclosed, ex.bytesOut = out.Withheld, out.Disclosed, int64(len(body))
+	ex.categories = slices.Compact(slices.Sorted(slices.Values(append(ex.categories, disclosedCategories(out.Disclosed, ob.op.cfg.Fields.Response)...))))
+	for _, val := range out.Identifiers {
 		ex.identifiers = append(ex.identifiers, audit.HMAC(ob.subjectKey, val))
 	}
 	if err := g.record(resp.Request.Context(), ex, audit.KindOutcome); err != nil {
 		return err
 	}
-	resp.Header.Set("X-Consentgate-Withheld", strconv.Itoa(len(out.withheld)))
+	resp.Header.Set("X-Consentgate-Withheld", strconv.Itoa(len(out.Withheld)))
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))

@@ -1,4 +1,4 @@
-package proxy
+package minimise
 
 import (
 	"bytes"
@@ -15,20 +15,20 @@ import (
 // refMinimizer is the first, tree-based minimiser: decode everything, rebuild,
 // encode. It is slow but plain, and serves as the oracle the byte-walking
 // minimiser is fuzzed against.
-type refMinimizer struct{ *minimizer }
+type refMinimizer struct{ *Minimiser }
 
-func (m refMinimizer) refMinimize(body []byte) (minimized, error) {
+func (m refMinimizer) refMinimize(body []byte) (Result, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return minimized{body: body}, nil
+		return Result{Body: body}, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return minimized{}, ErrUnparsableBody
+		return Result{}, ErrUnparsable
 	}
 	if dec.More() {
-		return minimized{}, ErrUnparsableBody
+		return Result{}, ErrUnparsable
 	}
 	out, keep := m.refValue(doc, "")
 	if !keep {
@@ -41,9 +41,9 @@ func (m refMinimizer) refMinimize(body []byte) (minimized, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(out); err != nil {
-		return minimized{}, fmt.Errorf("encoding minimised body: %w", err)
+		return Result{}, fmt.Errorf("encoding minimised body: %w", err)
 	}
-	return minimized{body: bytes.TrimSuffix(buf.Bytes(), []byte("\n")), withheld: sortedSet(m.withheld), disclosed: sortedSet(m.disclosed)}, nil
+	return Result{Body: bytes.TrimSuffix(buf.Bytes(), []byte("\n")), Withheld: sortedSet(m.withheld), Disclosed: sortedSet(m.disclosed)}, nil
 }
 
 func (m refMinimizer) refValue(v any, path string) (any, bool) {
@@ -73,7 +73,7 @@ func (m refMinimizer) refValue(v any, path string) (any, bool) {
 func (m refMinimizer) refObject(obj map[string]any, path string) map[string]any {
 	out := make(map[string]any, len(obj))
 	for k, v := range obj {
-		p := joinPath(path, k)
+		p := JoinPath(path, k)
 		if k == "" || strings.ContainsAny(k, ".[]") {
 			// Such a key would read as a path to another field ("address.country"):
 			// a decision cannot name it unambiguously, so it never goes out.
@@ -86,7 +86,7 @@ func (m refMinimizer) refObject(obj map[string]any, path string) map[string]any 
 			if over, ok := ageOver(v, fn, m.now); ok {
 				out[fn] = over
 				m.withheld[p] = true
-				m.disclosed[joinPath(path, fn)] = true
+				m.disclosed[JoinPath(path, fn)] = true
 				continue
 			}
 			m.withheld[p] = true
@@ -104,7 +104,7 @@ func (m refMinimizer) refApply(action string, v any, path string) (any, bool) {
 	case policy.ActionKeep:
 		m.disclosed[path] = true
 		return v, true
-	case actionKeepScalar:
+	case ActionKeepScalar:
 		switch v.(type) {
 		case map[string]any, []any:
 		default:
@@ -112,12 +112,12 @@ func (m refMinimizer) refApply(action string, v any, path string) (any, bool) {
 			return v, true
 		}
 	case policy.ActionMask:
-		if s, ok := scalarString(v); ok {
+		if s, ok := ScalarString(v); ok {
 			m.transformed(path)
 			return mask(s), true
 		}
 	case policy.ActionHash:
-		if s, ok := scalarString(v); ok {
+		if s, ok := ScalarString(v); ok {
 			m.transformed(path)
 			mac := hmac.New(sha256.New, m.hashKey)
 			mac.Write([]byte(s))
@@ -136,7 +136,7 @@ func (m refMinimizer) refApply(action string, v any, path string) (any, bool) {
 			return y, true
 		}
 	case "derive:last4":
-		if s, ok := scalarString(v); ok && len(s) >= 4 {
+		if s, ok := ScalarString(v); ok && len(s) >= 4 {
 			m.transformed(path)
 			return s[len(s)-4:], true
 		}

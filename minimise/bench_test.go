@@ -1,4 +1,4 @@
-package proxy
+package minimise
 
 import (
 	"testing"
@@ -35,12 +35,12 @@ var kycFields = map[string]string{
 // BenchmarkMinimize2KB applies the kyc-onboarding decision to a 2 KB response.
 func BenchmarkMinimize2KB(b *testing.B) {
 	body := []byte(vendorResponse2KB)
-	if _, err := newMinimizer(kycFields, "drop", nil, minimizeNow).minimize(body); err != nil {
+	if _, err := New(kycFields, "drop", nil, minimizeNow).Minimise(body); err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		newMinimizer(kycFields, "drop", nil, minimizeNow).minimize(body)
+		New(kycFields, "drop", nil, minimizeNow).Minimise(body)
 	}
 }

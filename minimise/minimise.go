@@ -1,4 +1,4 @@
-package proxy
+package minimise
 
 import (
 	"bytes"
@@ -18,20 +18,20 @@ import (
 	"github.com/consentgate/consentgate/policy"
 )
 
-// ErrUnparsableBody means a body that must be minimised is not JSON: nothing of it
+// ErrUnparsable means a body that must be minimised is not JSON: nothing of it
 // may be passed on.
-var ErrUnparsableBody = errors.New("body is not JSON and cannot be minimised")
+var ErrUnparsable = errors.New("body is not JSON and cannot be minimised")
 
-// actionKeepScalar keeps a value that is not an object or array. A request field
+// ActionKeepScalar keeps a value that is not an object or array. A request field
 // is declared as a leaf: an app that puts an object there must not send what
 // the object holds, which nobody declared.
-const actionKeepScalar = "keep-scalar"
+const ActionKeepScalar = "keep-scalar"
 
-// minimizer applies a decision's field actions to a JSON document. Paths are dotted
+// Minimiser applies a decision's field actions to a JSON document. Paths are dotted
 // with [] for array elements; a path the decision does not name follows the
 // default unless a longer named path lies below it, in which case the walk goes
 // down to find it.
-type minimizer struct {
+type Minimiser struct {
 	fields   map[string]string
 	def      string
 	prefixes map[string]bool // every proper prefix of a named path
@@ -43,22 +43,25 @@ type minimizer struct {
 	// ambiguous is set by an object with a repeated key: parsers disagree on
 	// which one counts, so such a body is refused rather than minimised.
 	ambiguous bool
-	// identify names the paths whose values are identifiers auditors search by;
+	// Identify names the paths whose values are identifiers auditors search by;
 	// found collects those values (raw: the caller hashes them at once).
-	identify map[string]bool
+	Identify map[string]bool
 	found    []string
 }
 
-// minimized is what minimisation did, for the response header and the audit log.
-type minimized struct {
-	body        []byte
-	withheld    []string
-	disclosed   []string
-	identifiers []string
+// Result is what minimisation did, for the response header and the audit log.
+type Result struct {
+	Body        []byte
+	Withheld    []string
+	Disclosed   []string
+	Identifiers []string // raw values at the Identify paths: hash them at once
 }
 
-func newMinimizer(fields map[string]string, def string, hashKey []byte, now time.Time) *minimizer {
-	m := &minimizer{fields: fields, def: def, prefixes: map[string]bool{}, hashKey: hashKey, now: now,
+// New is a Minimiser for one document: fields maps paths to actions, def is
+// the action for the rest (keep or, for anything else, drop), hashKey keys the
+// hash action and now is the day ages are derived on.
+func New(fields map[string]string, def string, hashKey []byte, now time.Time) *Minimiser {
+	m := &Minimiser{fields: fields, def: def, prefixes: map[string]bool{}, hashKey: hashKey, now: now,
 		withheld: map[string]bool{}, disclosed: map[string]bool{}}
 	for p := range fields {
 		for i := 0; i < len(p); i++ {
@@ -77,18 +80,18 @@ func newMinimizer(fields map[string]string, def string, hashKey []byte, now time
 // validated once, then walked as bytes: dropped subtrees are skipped and kept
 // ones copied without being decoded, which keeps vendor key order and number
 // precision and costs a few microseconds per kilobyte.
-func (m *minimizer) minimize(body []byte) (minimized, error) {
+func (m *Minimiser) Minimise(body []byte) (Result, error) {
 	b := bytes.TrimSpace(body)
 	if len(b) == 0 {
-		return minimized{body: body}, nil
+		return Result{Body: body}, nil
 	}
 	if !json.Valid(b) {
-		return minimized{}, ErrUnparsableBody
+		return Result{}, ErrUnparsable
 	}
 	out := bytes.NewBuffer(make([]byte, 0, len(b)))
 	kept := m.value(out, b, "")
 	if m.ambiguous {
-		return minimized{}, fmt.Errorf("%w: an object repeats a key", ErrUnparsableBody)
+		return Result{}, fmt.Errorf("%w: an object repeats a key", ErrUnparsable)
 	}
 	if !kept {
 		out.Reset()
@@ -98,12 +101,12 @@ func (m *minimizer) minimize(body []byte) (minimized, error) {
 			out.WriteString("{}")
 		}
 	}
-	return minimized{body: out.Bytes(), withheld: sortedSet(m.withheld), disclosed: sortedSet(m.disclosed), identifiers: m.found}, nil
+	return Result{Body: out.Bytes(), Withheld: sortedSet(m.withheld), Disclosed: sortedSet(m.disclosed), Identifiers: m.found}, nil
 }
 
 // value writes what stays of the JSON value raw, found at path, and reports
 // whether anything was written.
-func (m *minimizer) value(out *bytes.Buffer, raw []byte, path string) bool {
+func (m *Minimiser) value(out *bytes.Buffer, raw []byte, path string) bool {
 	if action, ok := m.fields[path]; ok {
 		return m.apply(out, action, raw, path)
 	}
@@ -127,13 +130,13 @@ func (m *minimizer) value(out *bytes.Buffer, raw []byte, path string) bool {
 }
 
 // object writes the kept members of the object raw and returns their number.
-func (m *minimizer) object(out *bytes.Buffer, raw []byte, path string) int {
+func (m *Minimiser) object(out *bytes.Buffer, raw []byte, path string) int {
 	out.WriteByte('{')
 	n := 0
 	var derived map[string]bool
 	var keys []string
 	for i := skipSpace(raw, 1); raw[i] != '}'; {
-		keyEnd := skipString(raw, i)
+		keyEnd := SkipString(raw, i)
 		rawKey := raw[i:keyEnd]
 		key := decodeKey(rawKey)
 		if slices.Contains(keys, key) {
@@ -142,9 +145,9 @@ func (m *minimizer) object(out *bytes.Buffer, raw []byte, path string) int {
 		keys = append(keys, key)
 		v := skipSpace(raw, skipSpace(raw, keyEnd)+1)
 		next := skipValue(raw, v)
-		p := joinPath(path, key)
-		if m.identify[p] {
-			if s, ok := scalarString(scalarValue(raw[v:next])); ok && s != "" {
+		p := JoinPath(path, key)
+		if m.Identify[p] {
+			if s, ok := ScalarString(scalarValue(raw[v:next])); ok && s != "" {
 				m.found = append(m.found, s)
 			}
 		}
@@ -167,7 +170,7 @@ func (m *minimizer) object(out *bytes.Buffer, raw []byte, path string) int {
 					out.WriteByte(',')
 				}
 				fmt.Fprintf(out, "%q:%t", fn, over)
-				m.disclosed[joinPath(path, fn)] = true
+				m.disclosed[JoinPath(path, fn)] = true
 				n++
 			}
 		default:
@@ -193,7 +196,7 @@ func (m *minimizer) object(out *bytes.Buffer, raw []byte, path string) int {
 }
 
 // array writes the kept elements of the array raw and returns their number.
-func (m *minimizer) array(out *bytes.Buffer, raw []byte, path string) int {
+func (m *Minimiser) array(out *bytes.Buffer, raw []byte, path string) int {
 	out.WriteByte('[')
 	n := 0
 	el := path + "[]"
@@ -217,7 +220,7 @@ func (m *minimizer) array(out *bytes.Buffer, raw []byte, path string) int {
 	return n
 }
 
-func joinPath(path, key string) string {
+func JoinPath(path, key string) string {
 	if path == "" {
 		return key
 	}
@@ -225,26 +228,26 @@ func joinPath(path, key string) string {
 }
 
 // apply writes raw transformed by action and reports whether anything was written.
-func (m *minimizer) apply(out *bytes.Buffer, action string, raw []byte, path string) bool {
+func (m *Minimiser) apply(out *bytes.Buffer, action string, raw []byte, path string) bool {
 	switch action {
 	case policy.ActionKeep:
 		m.disclosed[path] = true
 		out.Write(raw)
 		return true
-	case actionKeepScalar:
+	case ActionKeepScalar:
 		if raw[0] != '{' && raw[0] != '[' {
 			m.disclosed[path] = true
 			out.Write(raw)
 			return true
 		}
 	case policy.ActionMask:
-		if s, ok := scalarString(scalarValue(raw)); ok {
+		if s, ok := ScalarString(scalarValue(raw)); ok {
 			m.transformed(path)
 			writeString(out, mask(s))
 			return true
 		}
 	case policy.ActionHash:
-		if s, ok := scalarString(scalarValue(raw)); ok {
+		if s, ok := ScalarString(scalarValue(raw)); ok {
 			m.transformed(path)
 			mac := hmac.New(sha256.New, m.hashKey)
 			mac.Write([]byte(s))
@@ -267,7 +270,7 @@ func (m *minimizer) apply(out *bytes.Buffer, action string, raw []byte, path str
 			return true
 		}
 	case "derive:last4":
-		if s, ok := scalarString(scalarValue(raw)); ok && len(s) >= 4 {
+		if s, ok := ScalarString(scalarValue(raw)); ok && len(s) >= 4 {
 			m.transformed(path)
 			writeString(out, s[len(s)-4:])
 			return true
@@ -279,12 +282,12 @@ func (m *minimizer) apply(out *bytes.Buffer, action string, raw []byte, path str
 	return false
 }
 
-func (m *minimizer) transformed(path string) {
+func (m *Minimiser) transformed(path string) {
 	m.withheld[path] = true
 	m.disclosed[path] = true
 }
 
-func scalarString(v any) (string, bool) {
+func ScalarString(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
 		return x, true
@@ -313,7 +316,7 @@ const dottedDate = "02.01.2006"
 // time, a unix time in milliseconds, or a Czech birth number. time.Parse checks
 // the day against the month, so 31.02.1990 is no date.
 func birthDate(v any) (time.Time, bool) {
-	s, ok := scalarString(v)
+	s, ok := ScalarString(v)
 	if !ok {
 		return time.Time{}, false
 	}
@@ -401,27 +404,6 @@ func sortedSet(m map[string]bool) []string {
 	return out
 }
 
-// presentFields lists the leaf paths of a JSON document, for the policy input.
-func presentFields(v any, path string, out map[string]bool) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, val := range x {
-			presentFields(val, joinPath(path, k), out)
-		}
-	case []any:
-		for _, el := range x {
-			presentFields(el, path+"[]", out)
-		}
-		if len(x) == 0 && path != "" {
-			out[path+"[]"] = true
-		}
-	default:
-		if path != "" {
-			out[path] = true
-		}
-	}
-}
-
 // scalarValue decodes a JSON string or number; anything else is nil.
 func scalarValue(raw []byte) any {
 	switch {
@@ -445,7 +427,7 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-func skipString(b []byte, i int) int {
+func SkipString(b []byte, i int) int {
 	for j := i + 1; j < len(b); {
 		k := bytes.IndexAny(b[j:], `"\\`)
 		if k < 0 {
@@ -462,13 +444,13 @@ func skipString(b []byte, i int) int {
 func skipValue(b []byte, i int) int {
 	switch b[i] {
 	case '"':
-		return skipString(b, i)
+		return SkipString(b, i)
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(b); j++ {
 			switch b[j] {
 			case '"':
-				j = skipString(b, j) - 1
+				j = SkipString(b, j) - 1
 			case '{', '[':
 				depth++
 			case '}', ']':

@@ -1,4 +1,4 @@
-package proxy
+package minimise
 
 import (
 	"crypto/hmac"
@@ -88,15 +88,15 @@ func TestMinimizeActions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := newMinimizer(tt.fields, tt.def, []byte("test-hash-key"), minimizeNow).minimize([]byte(tt.in))
+			got, err := New(tt.fields, tt.def, []byte("test-hash-key"), minimizeNow).Minimise([]byte(tt.in))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(got.body) != tt.want {
-				t.Errorf("body\n got %s\nwant %s", got.body, tt.want)
+			if string(got.Body) != tt.want {
+				t.Errorf("body\n got %s\nwant %s", got.Body, tt.want)
 			}
-			if !slices.Equal(got.withheld, tt.withheld) && !(len(got.withheld) == 0 && len(tt.withheld) == 0) {
-				t.Errorf("withheld %q, want %q", got.withheld, tt.withheld)
+			if !slices.Equal(got.Withheld, tt.withheld) && !(len(got.Withheld) == 0 && len(tt.withheld) == 0) {
+				t.Errorf("withheld %q, want %q", got.Withheld, tt.withheld)
 			}
 		})
 	}
@@ -104,7 +104,7 @@ func TestMinimizeActions(t *testing.T) {
 
 func TestMinimizeRefusesNonJSON(t *testing.T) {
 	for _, in := range []string{`<html>error</html>`, `{"a":1} {"b":2}`, `{"a":`, `{"a":1,"b":{"c":1,"c":2}}`} {
-		if _, err := newMinimizer(map[string]string{"b.c": "keep"}, "drop", nil, minimizeNow).minimize([]byte(in)); !errors.Is(err, ErrUnparsableBody) {
+		if _, err := New(map[string]string{"b.c": "keep"}, "drop", nil, minimizeNow).Minimise([]byte(in)); !errors.Is(err, ErrUnparsable) {
 			t.Errorf("%q: err = %v", in, err)
 		}
 	}
@@ -187,26 +187,26 @@ func TestMinimizeUnderivableIsWithheld(t *testing.T) {
 			t.Run(action+" "+v, func(t *testing.T) {
 				body := `{"document_recognition_result":{"date_of_birth":` + v + `,"first_name":"Aigerim"},"id":"s1"}`
 				fields := map[string]string{path: action, "id": "keep"}
-				got, err := newMinimizer(fields, "drop", []byte("k"), minimizeNow).minimize([]byte(body))
+				got, err := New(fields, "drop", []byte("k"), minimizeNow).Minimise([]byte(body))
 				if err != nil {
 					t.Fatal(err)
 				}
-				if string(got.body) != `{"id":"s1"}` {
-					t.Errorf("body %s, want only the id", got.body)
+				if string(got.Body) != `{"id":"s1"}` {
+					t.Errorf("body %s, want only the id", got.Body)
 				}
-				if !slices.Contains(got.withheld, path) {
-					t.Errorf("withheld %q does not name %s", got.withheld, path)
+				if !slices.Contains(got.Withheld, path) {
+					t.Errorf("withheld %q does not name %s", got.Withheld, path)
 				}
-				if !slices.Equal(got.disclosed, []string{"id"}) {
-					t.Errorf("disclosed %q, want only id", got.disclosed)
+				if !slices.Equal(got.Disclosed, []string{"id"}) {
+					t.Errorf("disclosed %q, want only id", got.Disclosed)
 				}
-				ref, err := refMinimizer{newMinimizer(fields, "drop", []byte("k"), minimizeNow)}.refMinimize([]byte(body))
+				ref, err := refMinimizer{New(fields, "drop", []byte("k"), minimizeNow)}.refMinimize([]byte(body))
 				if err != nil {
 					t.Fatal(err)
 				}
-				if string(ref.body) != string(got.body) || !slices.Equal(ref.withheld, got.withheld) || !slices.Equal(ref.disclosed, got.disclosed) {
+				if string(ref.Body) != string(got.Body) || !slices.Equal(ref.Withheld, got.Withheld) || !slices.Equal(ref.Disclosed, got.Disclosed) {
 					t.Errorf("reference: body %s withheld %q disclosed %q; minimiser: %s %q %q",
-						ref.body, ref.withheld, ref.disclosed, got.body, got.withheld, got.disclosed)
+						ref.Body, ref.Withheld, ref.Disclosed, got.Body, got.Withheld, got.Disclosed)
 				}
 			})
 		}
@@ -226,26 +226,26 @@ func FuzzMinimize(f *testing.F) {
 		}
 		fields := map[string]string{dropPath: "drop"}
 		// Keep everything else: the dropped path must still be gone.
-		got, err := newMinimizer(fields, "keep", []byte("k"), minimizeNow).minimize([]byte(body))
+		got, err := New(fields, "keep", []byte("k"), minimizeNow).Minimise([]byte(body))
 		if err != nil {
 			return
 		}
-		if !json.Valid(got.body) && len(strings.TrimSpace(body)) > 0 {
-			t.Fatalf("minimised body is not JSON: %q", got.body)
+		if !json.Valid(got.Body) && len(strings.TrimSpace(body)) > 0 {
+			t.Fatalf("minimised body is not JSON: %q", got.Body)
 		}
 		var out any
-		json.Unmarshal(got.body, &out)
+		json.Unmarshal(got.Body, &out)
 		for _, p := range scalarPaths(out, "") {
 			if p == dropPath || strings.HasPrefix(p, dropPath+".") || strings.HasPrefix(p, dropPath+"[]") {
-				t.Fatalf("dropped path %q survived as %q in %s", dropPath, p, got.body)
+				t.Fatalf("dropped path %q survived as %q in %s", dropPath, p, got.Body)
 			}
 		}
 		// With default drop and nothing named, nothing survives.
-		none, err := newMinimizer(map[string]string{}, "drop", nil, minimizeNow).minimize([]byte(body))
+		none, err := New(map[string]string{}, "drop", nil, minimizeNow).Minimise([]byte(body))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s := string(none.body); s != "{}" && s != "[]" {
+		if s := string(none.Body); s != "{}" && s != "[]" {
 			t.Fatalf("default drop let through %s", s)
 		}
 	})
@@ -263,7 +263,7 @@ func scalarPaths(v any, path string) []string {
 	case map[string]any:
 		var out []string
 		for k, val := range x {
-			out = append(out, scalarPaths(val, joinPath(path, k))...)
+			out = append(out, scalarPaths(val, JoinPath(path, k))...)
 		}
 		return out
 	case []any:
@@ -292,27 +292,27 @@ func FuzzMinimizeMatchesReference(f *testing.F) {
 			return
 		}
 		fields := map[string]string{p1: a1, p2: "keep"}
-		got, err := newMinimizer(fields, def, []byte("k"), minimizeNow).minimize([]byte(body))
-		if errors.Is(err, ErrUnparsableBody) && repeatsKey(body) {
+		got, err := New(fields, def, []byte("k"), minimizeNow).Minimise([]byte(body))
+		if errors.Is(err, ErrUnparsable) && repeatsKey(body) {
 			return // refused as ambiguous; the map-based reference cannot see repeats
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		ref, err := refMinimizer{newMinimizer(fields, def, []byte("k"), minimizeNow)}.refMinimize([]byte(body))
+		ref, err := refMinimizer{New(fields, def, []byte("k"), minimizeNow)}.refMinimize([]byte(body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var g, r any
-		if err := json.Unmarshal(got.body, &g); err != nil {
-			t.Fatalf("output is not JSON: %q", got.body)
+		if err := json.Unmarshal(got.Body, &g); err != nil {
+			t.Fatalf("output is not JSON: %q", got.Body)
 		}
-		json.Unmarshal(ref.body, &r)
+		json.Unmarshal(ref.Body, &r)
 		if !reflect.DeepEqual(g, r) {
-			t.Fatalf("body %s with %v default %s:\n got %s\nwant %s", body, fields, def, got.body, ref.body)
+			t.Fatalf("body %s with %v default %s:\n got %s\nwant %s", body, fields, def, got.Body, ref.Body)
 		}
-		if !slices.Equal(got.withheld, ref.withheld) {
-			t.Fatalf("withheld %q, reference %q", got.withheld, ref.withheld)
+		if !slices.Equal(got.Withheld, ref.Withheld) {
+			t.Fatalf("withheld %q, reference %q", got.Withheld, ref.Withheld)
 		}
 	})
 }
