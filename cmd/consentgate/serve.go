@@ -29,6 +29,7 @@ import (
 	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/proxy"
 	"github.com/consentgate/consentgate/secrets"
+	"github.com/consentgate/consentgate/telemetry"
 )
 
 func newServeCmd(logger func() *slog.Logger) *cobra.Command {
@@ -188,7 +189,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 			consents.Close()
 		}
 	}()
-	tp, err := proxy.NewTracerProvider(ctx, cfg)
+	tp, err := telemetry.NewTracerProvider(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
