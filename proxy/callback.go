@@ -3,14 +3,10 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -18,13 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
-	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/minimise"
-	"github.com/consentgate/consentgate/policy"
-	"github.com/consentgate/consentgate/refusal"
 	"github.com/consentgate/consentgate/secrets"
 )
 
@@ -113,174 +105,6 @@ func CallbackTLS(in *InboundTLS) *tls.Config {
 	cfg.ClientCAs = nil
 	cfg.VerifyConnection = nil
 	return cfg
-}
-
-// ServeHTTP serves the callbacks listener: vendors' calls at
-// /callbacks/<vendor>/<path>, and end users' browsers coming back from a
-// vendor's login at /oauth/<vendor>/callback. Nothing else: apps' routes are on
-// the gateway listener, behind a client certificate.
-func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g := c.gw
-	if vendor, ok := oauthCallbackVendor(r.URL.EscapedPath()); ok && g.vendors[vendor] != nil && g.vendors[vendor].authCode != nil {
-		g.OAuthCallback(w, r)
-		return
-	}
-	r, span := g.exchangeSpan(r, "callbacks")
-	defer span.End()
-	ex, w := g.begin(w, r)
-	ex.role = "vendor"
-	defer g.logExchange(ex)
-	refuse := func(ref *refusal.Refusal) { g.answer(r.Context(), w, ex, ref) }
-	// Refusals of callers not yet known to be the vendor: recorded at a rate
-	// per source, the rest counted (callbacknoise.go).
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	unknownCaller := func(ref *refusal.Refusal) {
-		recorded, before := c.refused.admit(host, g.now())
-		if !recorded {
-			ex.unrecorded = true
-			g.metrics.refusedUnrecorded.Inc()
-		}
-		ex.unrecordedBefore = before
-		refuse(ref)
-	}
-
-	rest, _ := strings.CutPrefix(r.URL.Path, callbackPrefix)
-	vendorID, path, _ := strings.Cut(rest, "/")
-	cv := c.vendors[vendorID]
-	if cv == nil || cv.op == nil || r.Method != cv.op.cfg.Method || "/"+path != cv.op.cfg.Path {
-		unknownCaller(refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "no callback is configured for this path"))
-		return
-	}
-	ex.vendor, ex.op, ex.pathTemplate, ex.app = cv.v.cfg.ID, cv.op.cfg.ID, cv.op.cfg.Path, cv.cfg.App
-
-	// Who is calling: the vendor's networks, its certificate, its secret.
-	src, err := netip.ParseAddr(host)
-	if err != nil || !cv.allowed(src.Unmap()) {
-		ex.err = "callback from a source outside the vendor's networks"
-		unknownCaller(refusal.New(http.StatusForbidden, refusal.CallerNotRecognised, "Source not allowed", ""))
-		return
-	}
-	if cv.clients != nil && !verifiedBy(r.TLS, cv.clients) {
-		ex.err = "callback without the vendor's client certificate"
-		unknownCaller(refusal.New(http.StatusForbidden, refusal.CallerNotRecognised, "Client certificate required", ""))
-		return
-	}
-	if cv.secret != nil {
-		s, err := g.secrets.Get(r.Context(), *cv.secret)
-		if err != nil {
-			ex.err = "callback secret unavailable"
-			refuse(refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Secret unavailable", ""))
-			return
-		}
-		got := r.Header.Get(cv.cfg.SharedSecretHeader)
-		if subtle.ConstantTimeCompare([]byte(got), []byte(s.Value)) != 1 {
-			ex.err = "callback with a wrong shared secret"
-			unknownCaller(refusal.New(http.StatusUnauthorized, refusal.CallerNotRecognised, "Unauthorized", ""))
-			return
-		}
-	}
-	if cv.token != nil {
-		tok, err := g.secrets.Get(r.Context(), cv.token.ref)
-		if err != nil {
-			ex.err = "callback URL token unavailable"
-			refuse(refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Secret unavailable", ""))
-			return
-		}
-		if subtle.ConstantTimeCompare([]byte(r.URL.Query().Get(cv.token.param)), []byte(tok.Value)) != 1 {
-			ex.err = "callback without the URL token consentgate registered"
-			unknownCaller(refusal.New(http.StatusUnauthorized, refusal.CallerNotRecognised, "Unauthorized", ""))
-			return
-		}
-	}
-	body, err := readBody(r, cv.op.cfg.MaxRequestBytes)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			refuse(refusal.New(http.StatusRequestEntityTooLarge, refusal.TooLarge, "Callback body too large", ""))
-			return
-		}
-		refuse(refusal.New(http.StatusBadRequest, refusal.BadRequest, "Unreadable callback body", ""))
-		return
-	}
-	ex.bytesIn = int64(len(body))
-
-	// Decided like a response the app is about to receive.
-	in := &policy.Input{App: policy.App{ID: cv.cfg.App, Role: identity.RoleApp}, Vendor: cv.v.cfg.ID, Operation: cv.op.cfg.ID,
-		Method: cv.op.cfg.Method, Path: cv.op.cfg.Path, Body: cv.op.cfg.Body,
-		RequestFields: cv.op.cfg.Fields.Request, ResponseFields: cv.op.cfg.Fields.Response, Now: g.now()}
-	ex.policyInput, ex.now = in.Replayable(), in.Now
-	d := g.policy.Decide(r.Context(), in)
-	ex.decision = &d
-	if d.Busy {
-		// The vendor retries a 503; a 403 would lose the callback.
-		refuse(&refusal.Refusal{Status: http.StatusServiceUnavailable, Kind: refusal.PolicyBusy, Title: "Policy engine busy",
-			Detail: "the callback was not forwarded; retry", Header: retryIn("1"), Failed: true, Note: d.Err})
-		return
-	}
-	if !d.Allow {
-		refuse(refusal.New(http.StatusForbidden, refusal.PolicyDenied, "Denied by policy", reasonList(&d)))
-		return
-	}
-	// Whose callback it is: the consent that created what it names. It goes
-	// to the callback's app only if that app owns them.
-	owner, ref := g.callbackOwner(r.Context(), cv, body)
-	if ref != nil {
-		ref.Title = "Callback refused"
-		refuse(ref)
-		return
-	}
-	if owner != nil {
-		ex.consentID, ex.subject = owner.ConsentID, owner.Subject
-	}
-	if err := g.record(r.Context(), ex, audit.KindIntent); err != nil {
-		refuse(auditUnavailable("audit intent not written"))
-		return
-	}
-	// A "hash" action is keyed like the gateway's: an unkeyed hash of an
-	// identifier could be reversed by guessing.
-	var hashKey []byte
-	if needsHashKey(&d) {
-		s, err := g.secrets.Get(r.Context(), g.hashRef)
-		if err != nil {
-			refuse(refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Key unavailable", "the callback was not forwarded").
-				AsFailure("field hash key unavailable"))
-			return
-		}
-		hashKey = []byte(s.Value)
-	}
-	out, err := minimise.New(d.Response.Fields, d.Response.Default, hashKey, in.Now).Minimise(body)
-	if err != nil {
-		ex.err = "callback body could not be minimised"
-		refuse(refusal.New(http.StatusBadRequest, refusal.BadRequest, "Callback body is not JSON", ""))
-		return
-	}
-	ex.withheld, ex.disclosed = out.Withheld, out.Disclosed
-	ex.categories = disclosedCategories(out.Disclosed, cv.op.cfg.Fields.Response)
-
-	// Forward to the app; what the app answers is what the vendor gets.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, cv.cfg.ForwardURL, bytes.NewReader(out.Body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Consentgate-Vendor", cv.v.cfg.ID)
-	req.Header.Set("X-Consentgate-Decision-Id", d.ID)
-	req.Header.Set("X-Request-Id", ex.requestID)
-	// Set by us from the connection, never passed on from the caller.
-	req.Header.Set("X-Forwarded-For", src.Unmap().String())
-	resp, err := cv.forward.Do(req)
-	if err != nil {
-		refuse(refusal.New(http.StatusBadGateway, refusal.VendorUnreachable, "App unreachable", "").
-			AsFailure("forwarding to the app: " + safeUpstreamError(err)))
-		return
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	ex.status, ex.bytesOut, ex.outcome = resp.StatusCode, int64(len(out.Body)), outcomeForwarded
-	if err := g.record(r.Context(), ex, audit.KindOutcome); err != nil {
-		refuse(auditUnavailable(""))
-		return
-	}
-	w.WriteHeader(resp.StatusCode)
 }
 
 func (cv *callbackVendor) allowed(ip netip.Addr) bool {
