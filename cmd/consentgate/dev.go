@@ -134,13 +134,85 @@ type devStack struct {
 // devAppRenewal is how close to expiry a dev app certificate is issued again.
 const devAppRenewal = 7 * 24 * time.Hour
 
+// startDev starts the stack in order, and on any error releases what it had
+// started, last first.
 func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack, err error) {
+	cfg, err := devConfig(o, log)
+	if err != nil {
+		return nil, err
+	}
+	var hosts []string
+	for _, v := range cfg.Vendors {
+		u, _ := url.Parse(v.BaseURL) // validated by LoadFS
+		hosts = append(hosts, u.Hostname())
+	}
+	pki, err := certs.LoadOrCreateDevPKI(filepath.Join(cfg.DataDir, "pki"), hosts)
+	if err != nil {
+		return nil, err
+	}
+	var release []func()
+	defer func() {
+		if err != nil {
+			for i := len(release) - 1; i >= 0; i-- {
+				release[i]()
+			}
+		}
+	}()
+	auth, caSrv, err := startDevCA(ctx, o, cfg, pki, log)
+	if err != nil {
+		return nil, err
+	}
+	release = append(release, func() { caSrv.Close(); auth.Close() })
+	secretsFile := cfg.ResolvePath(cfg.Secrets.File.Path)
+	creds, err := loadOrCreateDevSecrets(ctx, secretsFile, pki)
+	if err != nil {
+		return nil, err
+	}
+	var vault *vaultdev.Server
+	if o.vault {
+		if vault, err = startDevVault(ctx, cfg.DataDir, secretsFile, cfg, o); err != nil {
+			return nil, err
+		}
+		release = append(release, vault.Close)
+	}
+	p, err := openSecrets(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	release = append(release, func() { closeSecrets(p, log) })
+	sb, err := startSandboxes(pki, creds, o.airbankLimit, o.tokenTTL, log)
+	if err != nil {
+		return nil, err
+	}
+	release = append(release, func() { sb.Close() })
+	inbox, err := startInbox(pki, log)
+	if err != nil {
+		return nil, err
+	}
+	release = append(release, inbox.close)
+	if err := pointAtSandboxes(cfg, sb, inbox, pki, o.vendorTimeouts); err != nil {
+		return nil, err
+	}
+	gw, err := startGateway(ctx, cfg, p, log)
+	if err != nil {
+		return nil, err
+	}
+	d := &devStack{running: gw, pki: pki, authority: auth, ca: caSrv, sandboxes: sb, creds: creds, inbox: inbox, vault: vault}
+	release = []func(){d.close} // the stack now holds everything, the secrets too
+	if err := d.prepare(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// devConfig is dev.yaml with the flags applied, checked before anything slow
+// (the PKI, the CA, a Vault build): a taken port would otherwise end a long
+// start.
+func devConfig(o devOptions, log *slog.Logger) (*configs.Config, error) {
 	dir, err := filepath.Abs(o.dir)
 	if err != nil {
 		return nil, err
 	}
-	// Before anything slow (the PKI, the CA, a Vault build): a taken port
-	// would otherwise end a long start.
 	if err := checkDevAddresses(o); err != nil {
 		return nil, err
 	}
@@ -165,65 +237,21 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 	if o.consents != nil {
 		cfg.Consents = *o.consents
 	}
+	if o.otlp != "" {
+		cfg.Tracing = configs.Tracing{Endpoint: o.otlp, SampleRatio: 1, ServiceName: "consentgate"}
+	}
+	return cfg, nil
+}
 
-	var hosts []string
-	for _, v := range cfg.Vendors {
-		u, _ := url.Parse(v.BaseURL) // validated by LoadFS
-		hosts = append(hosts, u.Hostname())
-	}
-	pki, err := certs.LoadOrCreateDevPKI(filepath.Join(dir, "pki"), hosts)
-	if err != nil {
-		return nil, err
-	}
-	// What is started is released, last first, on every error path below.
-	var release []func()
-	defer func() {
-		if err != nil {
-			for i := len(release) - 1; i >= 0; i-- {
-				release[i]()
-			}
-		}
-	}()
-	auth, caSrv, err := startDevCA(ctx, o, cfg, pki, log)
-	if err != nil {
-		return nil, err
-	}
-	release = append(release, func() { caSrv.Close(); auth.Close() })
-	secretsFile := cfg.ResolvePath(cfg.Secrets.File.Path)
-	creds, err := loadOrCreateDevSecrets(ctx, secretsFile, pki)
-	if err != nil {
-		return nil, err
-	}
-	var vault *vaultdev.Server
-	if o.vault {
-		if vault, err = startDevVault(ctx, dir, secretsFile, cfg, o); err != nil {
-			return nil, err
-		}
-		release = append(release, vault.Close)
-	}
-	p, err := openSecrets(ctx, cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	release = append(release, func() { closeSecrets(p, log) })
-	sb, err := startSandboxes(pki, creds, o.airbankLimit, o.tokenTTL, log)
-	if err != nil {
-		return nil, err
-	}
-	release = append(release, func() { sb.Close() })
-	inbox, err := startInbox(pki, log)
-	if err != nil {
-		return nil, err
-	}
-	release = append(release, inbox.close)
-	// Point every profile at its sandbox, pinning loopback, which is otherwise
-	// refused. The TLS server name stays the vendor's real host, which the
-	// sandbox certificate carries, so the upstream check is the one production
-	// makes.
+// pointAtSandboxes points every profile at its sandbox, pinning loopback,
+// which is otherwise refused. The TLS server name stays the vendor's real
+// host, which the sandbox certificate carries, so the upstream check is the
+// one production makes.
+func pointAtSandboxes(cfg *configs.Config, sb *sandbox.Set, inbox *inbox, pki *certs.DevPKI, timeouts configs.Timeouts) error {
 	for _, v := range cfg.Vendors {
 		s := sb.Server(v.ID)
 		if s == nil {
-			return nil, fmt.Errorf("no sandbox for vendor %s", v.ID)
+			return fmt.Errorf("no sandbox for vendor %s", v.ID)
 		}
 		u, _ := url.Parse(v.BaseURL)
 		v.Upstream.ServerName = u.Hostname()
@@ -244,49 +272,47 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 				ac.AuthorizeURL += "?" + login.RawQuery
 			}
 		}
-		overrideTimeouts(&v.Timeouts, o.vendorTimeouts)
+		overrideTimeouts(&v.Timeouts, timeouts)
 	}
-	if o.otlp != "" {
-		cfg.Tracing = configs.Tracing{Endpoint: o.otlp, SampleRatio: 1, ServiceName: "consentgate"}
-	}
-	gw, err := startGateway(ctx, cfg, p, log)
-	if err != nil {
-		return nil, err
-	}
-	d := &devStack{running: gw, pki: pki, authority: auth, ca: caSrv, sandboxes: sb, creds: creds, inbox: inbox, vault: vault}
-	release = []func(){d.close} // the stack now holds everything, the secrets too
+	return nil
+}
+
+// prepare tells the gateway and the sandboxes where the callbacks listener is,
+// writes the auditor's key, seeds the dev consents and starts answering.
+func (d *devStack) prepare(ctx context.Context, cfg *configs.Config) error {
+	gw := d.running
 	// End users' browsers come back to the callbacks listener, on the port it
 	// bound; the sandboxes know the callbacks as the vendors' portals would.
 	if err := gw.gw.SetOAuthPublicURL(gw.callbacksURL()); err != nil {
-		return nil, err
+		return err
 	}
 	if err := gw.gw.SetCallbacksPublicURL(gw.callbacksURL()); err != nil {
-		return nil, err
+		return err
 	}
 	for _, v := range cfg.Vendors {
 		if v.AuthorizationCode() != nil {
-			if err := sb.RegisterRedirectURI(v.ID, gw.gw.RedirectURL(v.ID)); err != nil {
-				return nil, err
+			if err := d.sandboxes.RegisterRedirectURI(v.ID, gw.gw.RedirectURL(v.ID)); err != nil {
+				return err
 			}
 		}
 	}
 	// The auditor's copy of the checkpoint key, for `consentgate audit verify`.
-	if err := os.WriteFile(filepath.Join(dir, "audit.pub"), audit.PublicKeyPEM(gw.audit.PublicKey()), 0o644); err != nil {
-		return nil, err
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "audit.pub"), audit.PublicKeyPEM(gw.audit.PublicKey()), 0o644); err != nil {
+		return err
 	}
 	if err := d.seedConsents(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	// The sandboxes are new on every run, so tokens from an earlier one mean
 	// nothing to them: the seeded consents are authorised again, through the
 	// same routes an app and a browser use.
 	if err := gw.start(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if err := d.authorizeSeeds(ctx); err != nil {
-		log.Error("dev: the seeded consents could not be authorised at the banks; their calls will answer 424", "error", err.Error())
+		d.log.Error("dev: the seeded consents could not be authorised at the banks; their calls will answer 424", "error", err.Error())
 	}
-	return d, nil
+	return nil
 }
 
 // overrideTimeouts sets each timeout of t that o sets.
