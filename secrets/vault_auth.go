@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/api/auth/approle"
+	"github.com/hashicorp/vault/api/auth/kubernetes"
 )
 
 // DefaultKubernetesTokenFile is where Kubernetes mounts a pod's service-account token.
@@ -87,7 +89,7 @@ func (a TokenAuth) Login(ctx context.Context, c *api.Client) (*api.Secret, error
 		LeaseDuration: int(ttl / time.Second), Policies: policies}}, nil
 }
 
-// Login posts the role id and secret id.
+// Login reads the role id and secret id and logs in with vault/api/auth/approle.
 func (a AppRoleAuth) Login(ctx context.Context, c *api.Client) (*api.Secret, error) {
 	roleID, err := readCredentialFile("role_id_file", a.RoleIDFile)
 	if err != nil {
@@ -97,10 +99,16 @@ func (a AppRoleAuth) Login(ctx context.Context, c *api.Client) (*api.Secret, err
 	if err != nil {
 		return nil, err
 	}
-	return loginWrite(ctx, c, mountOr(a.Mount, "approle"), map[string]any{"role_id": roleID, "secret_id": secretID})
+	mount := mountOr(a.Mount, "approle")
+	m, err := approle.NewAppRoleAuth(roleID, &approle.SecretID{FromString: secretID}, approle.WithMountPath(mount))
+	if err != nil {
+		return nil, fmt.Errorf("approle: %w", err)
+	}
+	return loginWith(ctx, c, m, mount)
 }
 
-// Login posts the service-account token for the role.
+// Login reads the service-account token and logs in for the role with
+// vault/api/auth/kubernetes.
 func (a KubernetesAuth) Login(ctx context.Context, c *api.Client) (*api.Secret, error) {
 	file := a.JWTFile
 	if file == "" {
@@ -110,12 +118,19 @@ func (a KubernetesAuth) Login(ctx context.Context, c *api.Client) (*api.Secret, 
 	if err != nil {
 		return nil, err
 	}
-	return loginWrite(ctx, c, mountOr(a.Mount, "kubernetes"), map[string]any{"role": a.Role, "jwt": jwt})
+	mount := mountOr(a.Mount, "kubernetes")
+	m, err := kubernetes.NewKubernetesAuth(a.Role, kubernetes.WithServiceAccountToken(jwt), kubernetes.WithMountPath(mount))
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes auth: %w", err)
+	}
+	return loginWith(ctx, c, m, mount)
 }
 
-func loginWrite(ctx context.Context, c *api.Client, mount string, body map[string]any) (*api.Secret, error) {
+// loginWith logs in with m. The files are read here on every login, not once
+// by the library, so that a rotated secret id or token is picked up.
+func loginWith(ctx context.Context, c *api.Client, m api.AuthMethod, mount string) (*api.Secret, error) {
 	path := "auth/" + mount + "/login"
-	s, err := c.Logical().WriteWithContext(ctx, path, body)
+	s, err := m.Login(ctx, c)
 	if err != nil {
 		// Vault's answer names the path and the reason, never what was sent.
 		return nil, fmt.Errorf("%s: %s", path, errText(err))
