@@ -19,8 +19,7 @@
 package deploy_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -36,12 +36,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/internal/tier"
 )
 
 const (
@@ -1124,32 +1124,7 @@ func TestSystemdUnitMatchesExampleConfig(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Helm chart
 
-// chartFiles is Helm's .Files: the chart's files outside templates/.
-type chartFiles map[string][]byte
-
-func (f chartFiles) Get(name string) string { return string(f[name]) }
-
-func (f chartFiles) Glob(pattern string) chartFiles {
-	out := chartFiles{}
-	for name, b := range f {
-		if ok, _ := path.Match(pattern, name); ok {
-			out[name] = b
-		}
-	}
-	return out
-}
-
-func (f chartFiles) AsConfig() string {
-	if len(f) == 0 {
-		return ""
-	}
-	m := map[string]string{}
-	for name, b := range f {
-		m[path.Base(name)] = string(b)
-	}
-	return toYAML(m)
-}
-
+// toYAML is v as YAML, for searching a rendered object as text.
 func toYAML(v any) string {
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)
@@ -1158,80 +1133,6 @@ func toYAML(v any) string {
 		return ""
 	}
 	return strings.TrimSuffix(b.String(), "\n")
-}
-
-func empty(v any) bool {
-	r := reflect.ValueOf(v)
-	if !r.IsValid() {
-		return true
-	}
-	switch r.Kind() {
-	case reflect.String, reflect.Slice, reflect.Map, reflect.Array:
-		return r.Len() == 0
-	case reflect.Bool:
-		return !r.Bool()
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		return r.Int() == 0
-	case reflect.Float64, reflect.Float32:
-		return r.Float() == 0
-	case reflect.Pointer, reflect.Interface:
-		return r.IsNil()
-	}
-	return false
-}
-
-func indent(n int, s string) string {
-	pad := strings.Repeat(" ", n)
-	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
-}
-
-// helmFuncs are the Helm and Sprig functions the chart uses, with their
-// semantics. A template that calls anything else fails to render here: add the
-// function (as Sprig defines it) when the chart needs it.
-func helmFuncs(include func(string, any) (string, error)) template.FuncMap {
-	return template.FuncMap{
-		"include": include,
-		"required": func(msg string, v any) (any, error) {
-			if empty(v) {
-				return nil, errors.New(msg)
-			}
-			return v, nil
-		},
-		"fail":    func(msg string) (string, error) { return "", errors.New(msg) },
-		"toYaml":  toYAML,
-		"indent":  indent,
-		"nindent": func(n int, s string) string { return "\n" + indent(n, s) },
-		"quote": func(args ...any) string {
-			var out []string
-			for _, a := range args {
-				if a != nil {
-					out = append(out, strconv.Quote(fmt.Sprint(a)))
-				}
-			}
-			return strings.Join(out, " ")
-		},
-		"default": func(d any, given ...any) any {
-			if len(given) == 0 || empty(given[0]) {
-				return d
-			}
-			return given[0]
-		},
-		"empty": empty,
-		"trunc": func(n int, s string) string {
-			if n >= 0 && len(s) > n {
-				return s[:n]
-			}
-			return s
-		},
-		"trimSuffix": func(suffix, s string) string { return strings.TrimSuffix(s, suffix) },
-		"replace":    func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
-		"contains":   func(sub, s string) bool { return strings.Contains(s, sub) },
-		"sha256sum": func(s string) string {
-			h := sha256.Sum256([]byte(s))
-			return hex.EncodeToString(h[:])
-		},
-		"int": func(v any) int { n, _ := toInt(v); return n },
-	}
 }
 
 // merge overlays src onto dst, recursing into maps (as helm --set does).
@@ -1254,80 +1155,67 @@ type rendered struct {
 	values  map[string]any
 }
 
-// renderChart renders every template of the chart with values.yaml overlaid
-// by set, and decodes the output. A missing value key is an error.
+// helmBinary is the real helm that make chart-check builds into .cache/bin
+// (or $CONSENTGATE_HELM_BIN).
+func helmBinary(t *testing.T) string {
+	t.Helper()
+	tier.Needs(t, "helm, built by make chart-check")
+	p := os.Getenv("CONSENTGATE_HELM_BIN")
+	if p == "" {
+		p = filepath.Join("..", ".cache", "bin", "helm")
+	}
+	abs, err := filepath.Abs(p)
+	if err == nil {
+		_, err = os.Stat(abs)
+	}
+	if err != nil {
+		t.Fatalf("no helm binary (%v): build it with make chart-check or set CONSENTGATE_HELM_BIN", err)
+	}
+	return abs
+}
+
+// renderChart renders the chart with the real helm template, values.yaml
+// overlaid by set, and decodes the output.
 func renderChart(t *testing.T, set map[string]any) rendered {
 	t.Helper()
-	var meta map[string]any
-	if err := yaml.Unmarshal([]byte(read(t, filepath.Join(chartDir, "Chart.yaml"))), &meta); err != nil {
-		t.Fatal(err)
-	}
+	helm := helmBinary(t)
 	values := loadYAML(t, filepath.Join(chartDir, "values.yaml"))
 	merge(values, set)
-	name := asString(meta["name"])
-
-	files := chartFiles{}
-	var templates []string
-	err := filepath.WalkDir(chartDir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(chartDir, p)
-		rel = filepath.ToSlash(rel)
-		if strings.HasPrefix(rel, "templates/") {
-			templates = append(templates, rel)
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		files[rel] = b
-		return err
-	})
+	overlay, err := yaml.Marshal(set)
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	root := template.New(name).Option("missingkey=error")
-	include := func(n string, data any) (string, error) {
-		var b strings.Builder
-		err := root.ExecuteTemplate(&b, n, data)
-		return b.String(), err
+	// Not under t.TempDir(): helm -f splits its argument at commas, which
+	// subtest names hold.
+	f, err := os.CreateTemp("", "chart-values-*.yaml")
+	if err != nil {
+		t.Fatal(err)
 	}
-	root.Funcs(helmFuncs(include))
-	for _, rel := range templates {
-		if _, err := root.New(name + "/" + rel).Parse(read(t, filepath.Join(chartDir, rel))); err != nil {
-			t.Fatal(err)
-		}
+	t.Cleanup(func() { os.Remove(f.Name()) })
+	file := f.Name()
+	_, err = f.Write(overlay)
+	if cerr := f.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(helm, "template", "cg", chartDir, "--namespace", "egress", "-f", file)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helm template: %v\n%s", err, stderr.String())
 	}
 	out := rendered{values: values}
-	for _, rel := range templates {
-		base := path.Base(rel)
-		if strings.HasPrefix(base, "_") || !strings.HasSuffix(base, ".yaml") {
-			continue
+	dec := yaml.NewDecoder(&stdout)
+	for {
+		var o object
+		err := dec.Decode(&o)
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		data := map[string]any{
-			"Values":   values,
-			"Release":  map[string]any{"Name": "cg", "Namespace": "egress", "Service": "Helm", "IsInstall": true, "Revision": 1},
-			"Chart":    map[string]any{"Name": name, "Version": asString(meta["version"]), "AppVersion": asString(meta["appVersion"])},
-			"Files":    files,
-			"Template": map[string]any{"Name": name + "/" + rel, "BasePath": name + "/templates"},
-		}
-		text, err := include(name+"/"+rel, data)
 		if err != nil {
-			t.Fatalf("rendering %s: %v", rel, err)
+			t.Fatalf("helm template's output is not YAML: %v", err)
 		}
-		dec := yaml.NewDecoder(strings.NewReader(text))
-		for {
-			var o object
-			err := dec.Decode(&o)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s does not render to YAML: %v\n%s", rel, err, text)
-			}
-			if o != nil {
-				out.objects = append(out.objects, o)
-			}
+		if o != nil {
+			out.objects = append(out.objects, o)
 		}
 	}
 	return out
@@ -1972,42 +1860,46 @@ func TestHelmChartMetadata(t *testing.T) {
 	}
 }
 
-// The chart ships copies of the vendor profiles and policies (Helm cannot read
-// files outside the chart); they must not drift from configs/.
-func TestHelmFilesMatchConfigs(t *testing.T) {
-	for _, c := range []struct{ chart, configs string }{
-		{"files/vendors", "../configs/vendors"},
+// The chart's vendor profiles and policies are links to configs/, not copies
+// (Helm reads through them), and the ConfigMaps helm renders hold exactly the
+// shipped files, byte for byte, the policies without their tests.
+func TestHelmFilesAreTheShippedOnes(t *testing.T) {
+	for _, l := range []struct{ chart, configs string }{
 		{"files/policies", "../configs/policies"},
+		{"files/vendors", "../configs/vendors"},
 	} {
-		want := map[string]string{}
-		entries, err := os.ReadDir(c.configs)
+		link := filepath.Join(chartDir, l.chart)
+		target, err := filepath.EvalSymlinks(link)
+		want, _ := filepath.Abs(l.configs)
+		if info, lerr := os.Lstat(link); lerr != nil || info.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s is not a link to %s (%v)", link, l.configs, lerr)
+		} else if abs, _ := filepath.Abs(target); err != nil || abs != want {
+			t.Errorf("%s points to %s, not %s (%v)", link, target, want, err)
+		}
+	}
+	r := renderChart(t, nil)
+	for _, c := range []struct{ configMap, dir string }{{"cg-consentgate-policies", "../configs/policies"}, {"cg-consentgate-vendors", "../configs/vendors"}} {
+		cm := r.find("ConfigMap", func(o object) bool { return nameOf(o) == c.configMap })
+		data := asMap(cm["data"])
+		entries, err := os.ReadDir(c.dir)
 		if err != nil {
 			t.Fatal(err)
 		}
+		shipped := 0
 		for _, e := range entries {
 			if e.IsDir() || strings.HasSuffix(e.Name(), "_test.rego") {
+				if _, ok := data[e.Name()]; ok {
+					t.Errorf("%s carries %s", c.configMap, e.Name())
+				}
 				continue
 			}
-			want[e.Name()] = read(t, filepath.Join(c.configs, e.Name()))
-		}
-		got := map[string]string{}
-		entries, err = os.ReadDir(filepath.Join(chartDir, c.chart))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			got[e.Name()] = read(t, filepath.Join(chartDir, c.chart, e.Name()))
-		}
-		for name := range want {
-			if got[name] != want[name] {
-				src := strings.TrimPrefix(c.configs, "../")
-				t.Errorf("deploy/%s/%s/%s differs from %s/%s: copy it again (cp %s/* deploy/%s/%s/, tests excluded)", chartDir, c.chart, name, src, name, src, chartDir, c.chart)
+			shipped++
+			if got := asString(data[e.Name()]); got != read(t, filepath.Join(c.dir, e.Name())) {
+				t.Errorf("%s: %s is not the shipped file", c.configMap, e.Name())
 			}
 		}
-		for name := range got {
-			if _, ok := want[name]; !ok {
-				t.Errorf("%s/%s/%s is not in %s", chartDir, c.chart, name, c.configs)
-			}
+		if len(data) != shipped {
+			t.Errorf("%s has %d files, configs has %d to ship", c.configMap, len(data), shipped)
 		}
 	}
 }
