@@ -10,7 +10,7 @@ import (
 // FS holds the shipped configuration files and policies: `consentgate dev` runs
 // from it, so a fresh clone needs nothing on disk.
 //
-//go:embed consentgate.yaml dev.yaml vendors/*.yaml policies/*.rego policies/*.yaml
+//go:embed consentgate.yaml dev.yaml vendors/*.yaml policies/*.rego policies/*.yaml policies/.manifest
 var FS embed.FS
 
 // WritePolicies copies the shipped policies (with their tests and data) into

@@ -8,8 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/open-policy-agent/opa/ast"
+	"github.com/open-policy-agent/opa/topdown"
 	"github.com/open-policy-agent/opa/v1/format"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
@@ -54,14 +57,19 @@ func Check(ctx context.Context, dir string, contract *Contract) error {
 
 // Test runs the Rego tests (test_ rules) in dir with OPA's tester, writes one
 // line per failure and a summary to w, and returns an error if any test did not
-// pass.
+// pass. Verbose lists passing tests too and, under each failure, the
+// expression that failed with its variables, as opa test --explain fails does.
 func Test(ctx context.Context, dir string, w io.Writer, verbose bool) error {
-	results, err := tester.Run(ctx, dir)
+	modules, store, err := tester.LoadWithRegoVersion([]string{dir}, nil, ast.RegoV1)
+	if err != nil {
+		return fmt.Errorf("loading %s: %w", dir, err)
+	}
+	ch, err := tester.NewRunner().SetStore(store).EnableTracing(verbose).Run(ctx, modules)
 	if err != nil {
 		return fmt.Errorf("loading %s: %w", dir, err)
 	}
 	var passed, failed int
-	for _, r := range results {
+	for r := range ch {
 		switch {
 		case r.Skip:
 			fmt.Fprintf(w, "SKIP %s.%s\n", r.Package, r.Name)
@@ -72,15 +80,7 @@ func Test(ctx context.Context, dir string, w io.Writer, verbose bool) error {
 			}
 		default:
 			failed++
-			loc := ""
-			if r.Location != nil {
-				loc = fmt.Sprintf("%s:%d: ", r.Location.File, r.Location.Row)
-			}
-			if r.Error != nil {
-				fmt.Fprintf(w, "ERROR %s%s.%s: %v\n", loc, r.Package, r.Name, r.Error)
-			} else {
-				fmt.Fprintf(w, "FAIL %s%s.%s\n", loc, r.Package, r.Name)
-			}
+			reportFailure(w, r)
 		}
 	}
 	fmt.Fprintf(w, "%s: %d passed, %d failed\n", dir, passed, failed)
@@ -91,4 +91,35 @@ func Test(ctx context.Context, dir string, w io.Writer, verbose bool) error {
 		return fmt.Errorf("no policy tests found in %s", dir)
 	}
 	return nil
+}
+
+func reportFailure(w io.Writer, r *tester.Result) {
+	loc := ""
+	if r.Location != nil {
+		loc = fmt.Sprintf("%s:%d: ", r.Location.File, r.Location.Row)
+	}
+	if r.Error != nil {
+		fmt.Fprintf(w, "ERROR %s%s.%s: %v\n", loc, r.Package, r.Name, r.Error)
+		return
+	}
+	fmt.Fprintf(w, "FAIL %s%s.%s\n", loc, r.Package, r.Name)
+	// The last expression that failed in the test's own queries is the one
+	// that made it fail (inside an every, the failing body expression).
+	for _, e := range slices.Backward(r.Trace) {
+		if e.Op != topdown.FailOp || e.Location == nil || e.QueryID == 0 {
+			continue
+		}
+		if expr, ok := e.Node.(*ast.Expr); ok {
+			if _, every := expr.Terms.(*ast.Every); every {
+				continue
+			}
+		}
+		var buf bytes.Buffer
+		topdown.PrettyEvent(&buf, e, topdown.PrettyEventOpts{PrettyVars: true})
+		fmt.Fprintf(w, "    failed at %s:%d:\n", e.Location.File, e.Location.Row)
+		for line := range strings.SplitSeq(strings.TrimRight(buf.String(), "\n"), "\n") {
+			fmt.Fprintf(w, "      %s\n", strings.TrimPrefix(line, "\t"))
+		}
+		return
+	}
 }

@@ -1,6 +1,9 @@
-# Which vendors, purposes and tenant operations an app may use: data.apps, keyed
-# by the app id its client certificate proves. An app not listed there may use
-# nothing.
+# METADATA
+# title: App permissions
+# description: |
+#   Which vendors, purposes and tenant operations an app may use: data.apps, keyed
+#   by the app id its client certificate proves. An app not listed there may use
+#   nothing.
 package consentgate.apps
 
 app := data.apps[input.app.id]

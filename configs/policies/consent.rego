@@ -1,6 +1,9 @@
-# The end user's consent, as the consent registry found it for the X-Consent-Id
-# header, and why it does not cover this call. Anything missing or malformed
-# counts against the call: fail closed.
+# METADATA
+# title: The end user's consent
+# description: |
+#   The end user's consent, as the consent registry found it for the X-Consent-Id
+#   header, and why it does not cover this call. Anything missing or malformed
+#   counts against the call: fail closed.
 package consentgate.consent
 
 # The X-Consent-Id header ("" when absent).

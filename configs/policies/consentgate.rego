@@ -1,17 +1,27 @@
-# The decision consentgate asks for on every vendor call (docs/policy.md).
-# This module only assembles it; the rules that say who
-# may see what live in apps.rego (app permissions), consent.rego (the end
-# user's consent) and purposes.rego (what each purpose discloses).
+# METADATA
+# title: The decision on a vendor call
+# description: |
+#   The decision consentgate asks for on every vendor call (docs/policy.md).
+#   This module only assembles it; the rules that say who
+#   may see what live in apps.rego (app permissions), consent.rego (the end
+#   user's consent) and purposes.rego (what each purpose discloses).
 #
-# It must be defined for every input, even {}: the gateway treats an undefined
-# decision as a broken policy. So every part below is total, and allow is
-# exactly "no deny reason", which keeps reasons non-empty either way.
+#   It must be defined for every input, even {}: the gateway treats an undefined
+#   decision as a broken policy. So every part below is total, and allow is
+#   exactly "no deny reason", which keeps reasons non-empty either way.
+# related_resources:
+#   - ref: https://github.com/consentgate/consentgate/blob/main/docs/policy.md
+#     description: the input, the decision and the reasons
 package consentgate
 
 import data.consentgate.apps
 import data.consentgate.consent
 import data.consentgate.purposes
 
+# METADATA
+# title: Decision
+# description: The one rule the gateway queries (data.consentgate.decision).
+# entrypoint: true
 decision := {
 	"allow": allow,
 	"reasons": reasons,

@@ -1,7 +1,10 @@
-# What a purpose discloses, in data categories: data.purposes maps each purpose to
-# a category -> action table (and age-verification to a derivation from the
-# age-source fields, data.age_sources). Only categories both the purpose uses
-# and the end user consented to are disclosed.
+# METADATA
+# title: What each purpose discloses
+# description: |
+#   What a purpose discloses, in data categories: data.purposes maps each purpose to
+#   a category -> action table (and age-verification to a derivation from the
+#   age-source fields, data.age_sources). Only categories both the purpose uses
+#   and the end user consented to are disclosed.
 package consentgate.purposes
 
 import data.consentgate.consent
