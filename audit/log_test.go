@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/consentgate/consentgate/internal/logsink"
@@ -269,22 +270,28 @@ func SearchAll(path string, fn func(Record)) error {
 }
 
 func TestCheckpointInterval(t *testing.T) {
-	o := testOptions(t)
-	o.CheckpointInterval = 20 * time.Millisecond
-	l, _ := MustOpen(t, o)
-	appendN(t, l, 1)
-	deadline := time.Now().Add(5 * time.Second)
-	for l.Stats().Checkpoints == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no checkpoint after the interval")
+	synctest.Test(t, func(t *testing.T) {
+		o := testOptions(t)
+		o.CheckpointInterval = 20 * time.Millisecond
+		l, _ := MustOpen(t, o)
+		appendN(t, l, 1)
+		time.Sleep(o.CheckpointInterval - time.Millisecond)
+		synctest.Wait()
+		if n := l.Stats().Checkpoints; n != 0 {
+			t.Fatalf("%d checkpoints before the interval", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	// An idle log is not checkpointed again and again.
-	time.Sleep(100 * time.Millisecond)
-	if n := l.Stats().Checkpoints; n != 1 {
-		t.Errorf("%d checkpoints of one record", n)
-	}
+		time.Sleep(2 * time.Millisecond)
+		synctest.Wait()
+		if n := l.Stats().Checkpoints; n != 1 {
+			t.Fatalf("%d checkpoints once the interval passed, want 1", n)
+		}
+		// An idle log is not checkpointed again and again.
+		time.Sleep(10 * o.CheckpointInterval)
+		synctest.Wait()
+		if n := l.Stats().Checkpoints; n != 1 {
+			t.Errorf("%d checkpoints of one record", n)
+		}
+	})
 }
 
 func TestReopenContinuesTheChain(t *testing.T) {
