@@ -11,10 +11,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/open-policy-agent/opa/ast"
-	"github.com/open-policy-agent/opa/topdown"
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/format"
 	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // Check parses and compiles every module in dir, tests included, loads the
@@ -64,7 +64,12 @@ func Test(ctx context.Context, dir string, w io.Writer, verbose bool) error {
 	if err != nil {
 		return fmt.Errorf("loading %s: %w", dir, err)
 	}
-	ch, err := tester.NewRunner().SetStore(store).EnableTracing(verbose).Run(ctx, modules)
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Abort(ctx, txn)
+	ch, err := tester.NewRunner().SetStore(store).SetModules(modules).EnableTracing(verbose).RunTests(ctx, txn)
 	if err != nil {
 		return fmt.Errorf("loading %s: %w", dir, err)
 	}
