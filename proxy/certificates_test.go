@@ -2,15 +2,12 @@ package proxy
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,13 +21,10 @@ import (
 	"github.com/consentgate/consentgate/admin"
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
-	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/internal/logsink"
-	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/refusal"
-	"github.com/consentgate/consentgate/secrets"
 )
 
 // certEnv is a gateway with one vendor, "bank", that demands a client
@@ -55,12 +49,13 @@ var bankSubject = pkix.Name{CommonName: "Firma", Organization: []string{"Firma a
 
 func newCertEnv(t *testing.T, validity time.Duration) *certEnv {
 	t.Helper()
-	dir := t.TempDir()
+	b := newTestGateway(t)
+	dir := b.dir
 	vendorCA, err := certs.NewCA(pkix.Name{CommonName: "bank client CA"}, 365*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &certEnv{dir: dir, vendorCA: vendorCA, slowIn: make(chan struct{}, 1), release: make(chan struct{}), logs: &logsink.Buffer{}}
+	e := &certEnv{dir: dir, vendorCA: vendorCA, slowIn: make(chan struct{}, 1), release: make(chan struct{}), reg: prometheus.NewRegistry()}
 	clients := x509.NewCertPool()
 	clients.AddCert(vendorCA.Cert)
 	// The bank answers with the serial of the client certificate of the
@@ -81,33 +76,7 @@ func newCertEnv(t *testing.T, validity time.Duration) *certEnv {
 	writeFile(t, filepath.Join(dir, "bank-ca.crt"), certs.EncodeCertificates(up.Certificate()), 0o644)
 	e.writeClientCert(t, e.issue(t, bankSubject, time.Now().Add(-time.Hour), time.Now().Add(validity)))
 
-	writeFile(t, filepath.Join(dir, "secrets.yaml"), []byte(`consentgate/keys:
-  field_hmac: test-field-hmac-key-0123456789abcdef
-  subject_hmac: test-subject-hmac-key-0123456789abcdef
-`), 0o600)
-	writeFile(t, filepath.Join(dir, "policies", "allow.rego"), []byte(testPolicy), 0o644)
-	writeFile(t, filepath.Join(dir, "main.yaml"), []byte(`node: test
-trust_domain: test.local
-data_dir: `+dir+`
-listen:
-  gateway: 127.0.0.1:0
-tls:
-  cert_file: unused.crt
-  key_file: unused.key
-  client_ca_file: unused.crt
-secrets:
-  provider: file
-  file:
-    path: secrets.yaml
-policy:
-  dir: policies
-keys:
-  subject_hmac: consentgate/keys#subject_hmac
-  field_hmac: consentgate/keys#field_hmac
-  audit_signing: consentgate/keys#audit_signing
-vendors: [bank.yaml]
-`), 0o644)
-	writeFile(t, filepath.Join(dir, "bank.yaml"), []byte(`id: bank
+	b.vendor(t, "bank.yaml", `id: bank
 base_url: `+up.URL+`
 upstream:
   ca_file: bank-ca.crt
@@ -123,34 +92,10 @@ operations:
   - id: bank.slow
     method: GET
     path: /slow
-`), 0o644)
-	cfg, err := configs.Load(filepath.Join(dir, "main.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := secrets.OpenFile(cfg.ResolvePath("secrets.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	engine, err := policy.New(context.Background(), policy.Options{Source: policy.Source{Dir: filepath.Join(dir, "policies")}, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, signing, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.alog, err = audit.Open(filepath.Join(dir, "audit.db"), audit.Options{Node: "test", SigningKey: signing})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.alog.Close() })
-	e.reg = prometheus.NewRegistry()
-	e.gw, err = New(context.Background(), Options{Config: cfg, Secrets: store, Policy: engine, Consents: fakeConsents{}, Audit: e.alog, Logger: log, Registerer: e.reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
+	b.opts = []func(*Options){func(o *Options) { o.Registerer = e.reg }}
+	g := b.build(t, nil)
+	e.gw, e.alog, e.logs = g.gw, g.audit, g.logs
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e.gw.WatchCertificates(ctx, 20*time.Millisecond)

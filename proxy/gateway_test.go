@@ -3,8 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -12,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,10 +25,7 @@ import (
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
-	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
-	"github.com/consentgate/consentgate/policy"
-	"github.com/consentgate/consentgate/secrets"
 )
 
 // Secret values of the test vendor; every test that reads an output searches it
@@ -163,64 +157,30 @@ func writePair(t testing.TB, dir, name string, cert *x509.Certificate, key crypt
 	writeFile(t, filepath.Join(dir, name+".key"), keyPEM, 0o600)
 }
 
-// newTestEnv starts a gateway on loopback; opts adjust its Options.
+// newTestEnv starts a gateway on loopback with the echo vendor and its
+// variants; opts adjust its Options.
 func newTestEnv(t testing.TB, opts ...func(*Options)) *testEnv {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := certs.NewCA(pkix.Name{CommonName: "test internal CA"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "ca.crt"), certs.EncodeCertificates(ca.Cert), 0o644)
-	gw, gwKey, err := ca.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "gw"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePair(t, dir, "gw", gw, gwKey)
-
+	b := newTestGateway(t)
+	dir := b.dir
 	s := &seen{}
 	up := echoUpstream(t, s)
 	writeFile(t, filepath.Join(dir, "upstream.crt"), certs.EncodeCertificates(up.Certificate()), 0o644)
-	writeFile(t, filepath.Join(dir, "secrets.yaml"), []byte(fmt.Sprintf(`vendors/echo:
+	b.secrets = fmt.Sprintf(`vendors/echo:
   api_key: %s
   bearer: %s
   body_key: %s
   query: %s
   cb_secret: callback-secret-0123456789
-consentgate/keys:
-  field_hmac: test-field-hmac-key-0123456789abcdef
-  subject_hmac: test-subject-hmac-key-0123456789abcdef
-`, testSecrets["api_key"], testSecrets["bearer"], testSecrets["body_key"], testSecrets["query"])), 0o600)
-
-	writeFile(t, filepath.Join(dir, "main.yaml"), []byte(`node: test
-trust_domain: test.local
-data_dir: `+dir+`
-listen:
-  gateway: 127.0.0.1:0
-  forward: 127.0.0.1:0
+`, testSecrets["api_key"], testSecrets["bearer"], testSecrets["body_key"], testSecrets["query"])
+	b.listen = `  forward: 127.0.0.1:0
   admin: 127.0.0.1:0
   callbacks: 127.0.0.1:0
   read_header_timeout: 1s
   read_timeout: 3s
-tls:
-  cert_file: gw.crt
-  key_file: gw.key
-  client_ca_file: ca.crt
-secrets:
-  provider: file
-  file:
-    path: secrets.yaml
-policy:
-  dir: policies
-keys:
-  subject_hmac: consentgate/keys#subject_hmac
-  field_hmac: consentgate/keys#field_hmac
-  audit_signing: consentgate/keys#audit_signing
-vendors: [echo.yaml, nosecret.yaml, down.yaml, inward.yaml, walled.yaml]
-`), 0o644)
-	writeFile(t, filepath.Join(dir, "policies", "allow.rego"), []byte(testPolicy), 0o644)
-	writeFile(t, filepath.Join(dir, "echo.yaml"), []byte(`id: echo
+`
+	b.opts = opts
+	b.vendor(t, "echo.yaml", `id: echo
 base_url: `+up.URL+`/base
 upstream:
   ca_file: `+filepath.Join(dir, "upstream.crt")+`
@@ -303,8 +263,8 @@ operations:
     method: GET
     path: /report-only
     enforce: false
-`), 0o644)
-	writeFile(t, filepath.Join(dir, "nosecret.yaml"), []byte(`id: nosecret
+`)
+	b.vendor(t, "nosecret.yaml", `id: nosecret
 base_url: `+up.URL+`
 upstream:
   ca_file: `+filepath.Join(dir, "upstream.crt")+`
@@ -317,11 +277,11 @@ operations:
   - id: nosecret.get
     method: GET
     path: /x
-`), 0o644)
+`)
 	closed, _ := net.Listen("tcp", "127.0.0.1:0")
 	downAddr := closed.Addr().String()
 	closed.Close()
-	writeFile(t, filepath.Join(dir, "down.yaml"), []byte(`id: down
+	b.vendor(t, "down.yaml", `id: down
 base_url: https://`+downAddr+`
 upstream:
   pin: [127.0.0.1]
@@ -333,10 +293,9 @@ operations:
   - id: down.get
     method: GET
     path: /x
-`), 0o644)
-
+`)
 	// The same upstream, but not pinned: its loopback address must be refused.
-	writeFile(t, filepath.Join(dir, "inward.yaml"), []byte(`id: inward
+	b.vendor(t, "inward.yaml", `id: inward
 base_url: `+strings.Replace(up.URL, "127.0.0.1", "localhost", 1)+`
 upstream:
   ca_file: `+filepath.Join(dir, "upstream.crt")+`
@@ -345,9 +304,9 @@ operations:
   - id: inward.get
     method: GET
     path: /things/{id}
-`), 0o644)
+`)
 	// Callbacks only from a network the test does not call from.
-	writeFile(t, filepath.Join(dir, "walled.yaml"), []byte(`id: walled
+	b.vendor(t, "walled.yaml", `id: walled
 base_url: `+up.URL+`
 upstream:
   pin: [127.0.0.1]
@@ -363,63 +322,16 @@ operations:
     method: POST
     path: /status
     callback: true
-`), 0o644)
-	cfg, err := configs.Load(filepath.Join(dir, "main.yaml"))
+`)
+	g := b.build(t, nil)
+	cbs, err := NewCallbacks(g.gw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := secrets.OpenFile(cfg.ResolvePath("secrets.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logsink.Buffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	engine, err := policy.New(context.Background(), policy.Options{Source: policy.Source{Dir: filepath.Join(dir, "policies")}, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, signing, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	alog, err := audit.Open(filepath.Join(dir, "audit.db"), audit.Options{Node: "test", SigningKey: signing})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alog.Close() })
-	o := Options{Config: cfg, Secrets: store, Policy: engine, Consents: fakeConsents{}, Audit: alog, Logger: log}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	g, err := New(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := NewInboundTLS(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cbs, err := NewCallbacks(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := Listen(cfg, in, g, NewForward(g, ca), http.NotFoundHandler(), cbs, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	env := &testEnv{gatewayURL: "https://" + srv.Addr(ListenGateway), callbacksURL: "https://" + srv.Addr(ListenCallbacks), forwardAddr: srv.Addr(ListenForward), ca: ca, dir: dir, logs: logs, seen: s, trust: pool, audit: alog, srv: srv, gw: g}
-	env.client = env.clientWith(t, ca, "spiffe://test.local/app/web", time.Hour)
+	srv := g.serve(t, NewForward(g.gw, b.ca), http.NotFoundHandler(), cbs)
+	env := &testEnv{gatewayURL: "https://" + srv.Addr(ListenGateway), callbacksURL: "https://" + srv.Addr(ListenCallbacks), forwardAddr: srv.Addr(ListenForward),
+		ca: b.ca, dir: dir, logs: g.logs, seen: s, trust: g.trust, audit: g.audit, srv: srv, gw: g.gw}
+	env.client = env.clientWith(t, b.ca, "spiffe://test.local/app/web", time.Hour)
 	return env
 }
 

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -14,8 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -33,7 +30,6 @@ import (
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/internal/logsink"
-	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/refusal"
 	"github.com/consentgate/consentgate/secrets"
 )
@@ -154,18 +150,8 @@ type oauthEnv struct {
 
 func newOAuthEnv(t testing.TB) *oauthEnv {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := certs.NewCA(pkix.Name{CommonName: "test internal CA"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "ca.crt"), certs.EncodeCertificates(ca.Cert), 0o644)
-	gwCert, gwKey, err := ca.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "gw"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePair(t, dir, "gw", gwCert, gwKey)
+	b := newTestGateway(t)
+	dir := b.dir
 	bank := &fakeBank{issued: map[string]bool{}, refresh: map[string]bool{}}
 	up := httptest.NewUnstartedServer(http.HandlerFunc(bank.handler))
 	up.StartTLS()
@@ -173,37 +159,14 @@ func newOAuthEnv(t testing.TB) *oauthEnv {
 	writeFile(t, filepath.Join(dir, "upstream.crt"), certs.EncodeCertificates(up.Certificate()), 0o644)
 	seal := make([]byte, 32)
 	rand.Read(seal)
-	writeFile(t, filepath.Join(dir, "secrets.yaml"), []byte(`vendors/bank:
-  client_id: `+testClientID+`
-  client_secret: `+testClientSecret+`
+	b.secrets = `vendors/bank:
+  client_id: ` + testClientID + `
+  client_secret: ` + testClientSecret + `
   api_key: bank-api-key-0123456789
-consentgate/keys:
-  field_hmac: test-field-hmac-key-0123456789abcdef
-  subject_hmac: test-subject-hmac-key-0123456789abcdef
-  token_seal: `+hex.EncodeToString(seal)+`
-`), 0o600)
-	writeFile(t, filepath.Join(dir, "main.yaml"), []byte(`node: test
-trust_domain: test.local
-data_dir: `+dir+`
-listen:
-  gateway: 127.0.0.1:0
-  admin: 127.0.0.1:0
-  callbacks: 127.0.0.1:0
-tls:
-  cert_file: gw.crt
-  key_file: gw.key
-  client_ca_file: ca.crt
-secrets:
-  provider: file
-  file:
-    path: secrets.yaml
-policy:
-  dir: policies
-keys:
-  subject_hmac: consentgate/keys#subject_hmac
-  field_hmac: consentgate/keys#field_hmac
-  audit_signing: consentgate/keys#audit_signing
-  token_seal: consentgate/keys#token_seal
+`
+	b.keys = "  token_seal: " + hex.EncodeToString(seal) + "\n"
+	b.listen = "  admin: 127.0.0.1:0\n  callbacks: 127.0.0.1:0\n"
+	b.main = `  token_seal: consentgate/keys#token_seal
   token_seal_previous: consentgate/keys#token_seal_previous
 oauth:
   public_url: https://gw.test
@@ -212,9 +175,7 @@ apps:
     oauth_return_to: [https://app.test/done/]
   - id: other
     oauth_return_to: [https://other.test/]
-vendors: [bank.yaml, bank2.yaml, plain.yaml]
-`), 0o644)
-	writeFile(t, filepath.Join(dir, "policies", "allow.rego"), []byte(testPolicy), 0o644)
+`
 	profile := func(id string, pkce bool) string {
 		return `id: ` + id + `
 base_url: ` + up.URL + `
@@ -242,9 +203,9 @@ operations:
     enforce: false
 `
 	}
-	writeFile(t, filepath.Join(dir, "bank.yaml"), []byte(profile("bank", true)), 0o644)
-	writeFile(t, filepath.Join(dir, "bank2.yaml"), []byte(profile("bank2", false)), 0o644)
-	writeFile(t, filepath.Join(dir, "plain.yaml"), []byte(`id: plain
+	b.vendor(t, "bank.yaml", profile("bank", true))
+	b.vendor(t, "bank2.yaml", profile("bank2", false))
+	b.vendor(t, "plain.yaml", `id: plain
 base_url: `+up.URL+`
 upstream:
   ca_file: upstream.crt
@@ -253,29 +214,11 @@ operations:
   - id: plain.me
     method: GET
     path: /api/me
-`), 0o644)
-	cfg, err := configs.Load(filepath.Join(dir, "main.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := secrets.OpenFile(cfg.ResolvePath("secrets.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logsink.Buffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	engine, err := policy.New(context.Background(), policy.Options{Source: policy.Source{Dir: filepath.Join(dir, "policies")}, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, signing, _ := ed25519.GenerateKey(rand.Reader)
-	alog, err := audit.Open(filepath.Join(dir, "audit.db"), audit.Options{Node: "test", SigningKey: signing})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alog.Close() })
+`)
 	clock := &testClock{t: time.Now().UTC()}
+	b.opts = []func(*Options){func(o *Options) { o.Now = clock.Now }}
 	regPath := filepath.Join(dir, "state.db")
+	var alog *audit.Log // the builder opens it; the registry's hook records into it
 	reg, err := consent.Open(regPath, consent.Options{SubjectKey: []byte("test-subject-hmac-key-0123456789abcdef"),
 		Vendors: []string{"bank", "bank2", "plain"}, Purposes: []string{"kyc-onboarding"}, Categories: []string{"identity"}, Now: clock.Now,
 		Hook: func(ctx context.Context, ch consent.Change) error {
@@ -287,43 +230,22 @@ operations:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	g, err := New(context.Background(), Options{Config: cfg, Secrets: store, Policy: engine, Consents: reg, Grants: reg,
-		Audit: alog, Logger: log, Now: clock.Now})
+	b.opts = append(b.opts, func(o *Options) { o.Grants = reg })
+	g := b.build(t, reg)
+	alog = g.audit
+	cbs, err := NewCallbacks(g.gw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewInboundTLS(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminAPI := admin.New(admin.Options{Consents: reg, Policy: engine, Audit: alog, OAuthStart: g.OAuthStart})
-	cbs, err := NewCallbacks(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := Listen(cfg, in, g, nil, adminAPI, cbs, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	e := &oauthEnv{gatewayURL: "https://" + srv.Addr(ListenGateway), adminURL: "https://" + srv.Addr(ListenAdmin), callbacksURL: "https://" + srv.Addr(ListenCallbacks), ca: ca, trust: pool,
-		reg: reg, regPath: regPath, clock: clock, bank: bank, audit: alog, logs: logs, gw: g,
-		secretsFile: cfg.ResolvePath("secrets.yaml"), store: store}
-	te := &testEnv{trust: pool}
-	e.app = te.clientWith(t, ca, "spiffe://test.local/app/web", time.Hour)
-	e.other = te.clientWith(t, ca, "spiffe://test.local/app/other", time.Hour)
-	e.auditor = te.clientWith(t, ca, "spiffe://test.local/auditor/audit-1", time.Hour)
-	e.noCert = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+	srv := g.serve(t, nil, admin.New(admin.Options{Consents: reg, Policy: g.engine, Audit: alog, OAuthStart: g.gw.OAuthStart}), cbs)
+	e := &oauthEnv{gatewayURL: "https://" + srv.Addr(ListenGateway), adminURL: "https://" + srv.Addr(ListenAdmin), callbacksURL: "https://" + srv.Addr(ListenCallbacks), ca: b.ca, trust: g.trust,
+		reg: reg, regPath: regPath, clock: clock, bank: bank, audit: alog, logs: g.logs, gw: g.gw,
+		secretsFile: g.cfg.ResolvePath("secrets.yaml"), store: g.store}
+	te := &testEnv{trust: g.trust}
+	e.app = te.clientWith(t, b.ca, "spiffe://test.local/app/web", time.Hour)
+	e.other = te.clientWith(t, b.ca, "spiffe://test.local/app/other", time.Hour)
+	e.auditor = te.clientWith(t, b.ca, "spiffe://test.local/auditor/audit-1", time.Hour)
+	e.noCert = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: g.trust}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return e
 }
