@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -89,10 +90,15 @@ func TestReliabilityPolicyReloadUnderLoad(t *testing.T) {
 	for start := time.Now(); time.Since(start) < length; reloads++ {
 		<-tick.C
 		prev := e.engine.Revision()
-		// A data key no rule reads makes each revision new. Written whole under a
-		// name the watcher ignores, then renamed: a reload never reads half a file.
+		// An app that may do nothing makes each revision new (inside the
+		// manifest's roots). Written whole under a name the watcher ignores, then
+		// renamed: a reload never reads half a file.
 		tmp := filepath.Join(dir, "policies", ".data.yaml.tmp")
-		if err := os.WriteFile(tmp, fmt.Appendf(data, "\nreliability_reload: %d\n", reloads), 0o600); err != nil {
+		edited := bytes.Replace(data, []byte("\napps:\n"), fmt.Appendf(nil, "\napps:\n  reload-%d: {vendors: []}\n", reloads), 1)
+		if bytes.Equal(edited, data) {
+			t.Fatal("data.yaml has no apps: section to edit")
+		}
+		if err := os.WriteFile(tmp, edited, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Rename(tmp, file); err != nil {
