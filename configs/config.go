@@ -38,9 +38,10 @@ type Config struct {
 	// OAuth configures the OAuth2 authorization-code flows consentgate brokers
 	// for end users (vendors with an oauth2_authorization_code credential).
 	OAuth OAuth `yaml:"oauth"`
-	// Apps lists what consentgate knows of each app beyond its certificate: where
-	// its end users may be sent back after authorising at a vendor.
-	Apps []App `yaml:"apps"`
+	// MovedApps is the apps: section of earlier versions, read only to say
+	// where it went: an app is defined once, in the policy data (data.apps),
+	// its return URLs (oauth_return_to) beside its vendors and purposes.
+	MovedApps any `yaml:"apps" jsonschema:"-"`
 	// VendorFiles lists vendor profile files; Vendors holds them once loaded.
 	VendorFiles []string  `yaml:"vendors"`
 	Vendors     []*Vendor `yaml:"-"`
@@ -181,16 +182,6 @@ type OAuth struct {
 	// StateTTL is how long a started authorization may take to come back
 	// (default 10m, at most 1h); later, its state is refused.
 	StateTTL Duration `yaml:"state_ttl"`
-}
-
-// App is one app, by the name its certificate carries
-// (spiffe://<trust_domain>/app/<id>).
-type App struct {
-	ID string `yaml:"id"`
-	// OAuthReturnTo lists where the app may have its end users sent once they
-	// have authorised at a vendor: exact URLs, or prefixes ending in "/". An app
-	// without entries may start no authorization (deny by default).
-	OAuthReturnTo []string `yaml:"oauth_return_to"`
 }
 
 // Listen holds the listener addresses (host:port).

@@ -125,16 +125,6 @@ func (v *Vendor) AuthorizationCode() *Credential {
 	return nil
 }
 
-// App returns the app with the given id, or nil.
-func (c *Config) App(id string) *App {
-	for i := range c.Apps {
-		if c.Apps[i].ID == id {
-			return &c.Apps[i]
-		}
-	}
-	return nil
-}
-
 // ResolvePath makes a data file path absolute against DataDir.
 func (c *Config) ResolvePath(p string) string {
 	if p == "" || filepath.IsAbs(p) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -49,6 +50,7 @@ type revision struct {
 	loadedAt time.Time
 	files    []string
 	purposes []string
+	returnTo map[string][]*url.URL
 	memo     *memo
 }
 
@@ -202,6 +204,9 @@ func load(ctx context.Context, src Source, memoEntries int, contract *Contract) 
 			rev.purposes = append(rev.purposes, p)
 		}
 		sort.Strings(rev.purposes)
+	}
+	if rev.returnTo, err = returnTargets(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
 	}
 	if err := smoke(ctx, rev); err != nil {
 		return nil, fmt.Errorf("%s: smoke evaluation: %w", src, err)

@@ -69,7 +69,6 @@ type Gateway struct {
 	prevSealRef   secrets.Ref
 	prevSealCache atomic.Pointer[sealKeyCache]
 	publicURL     atomic.Pointer[url.URL]
-	returnTo      returnTargets
 	tokenLocks    [64]sync.Mutex
 	unmatched     *unmatchedCallbacks
 	// parsing bounds the request bodies read at once (shape.go).
@@ -154,8 +153,8 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 }
 
 // prepareOAuth checks what vendors with an end-user login need: somewhere to keep
-// authorizations, the key that seals tokens, the public URL and the apps'
-// return URLs.
+// authorizations, the key that seals tokens and the public URL (the apps'
+// return URLs are the policy's).
 func (g *Gateway) prepareOAuth() error {
 	var uses []string
 	for id, v := range g.vendors {
@@ -180,9 +179,6 @@ func (g *Gateway) prepareOAuth() error {
 	}
 	if err := g.SetOAuthPublicURL(g.cfg.OAuth.PublicURL); err != nil {
 		return fmt.Errorf("oauth.public_url: %w", err)
-	}
-	if g.returnTo, err = compileReturnTargets(g.cfg.Apps); err != nil {
-		return err
 	}
 	return nil
 }

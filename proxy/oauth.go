@@ -98,8 +98,8 @@ func (g *Gateway) OAuthStart(w http.ResponseWriter, r *http.Request) {
 		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request", "consent_id is not a consent id").Write(w, "")
 		return
 	}
-	if !g.returnTo.allowed(id.Name, returnTo) {
-		refusal.New(http.StatusBadRequest, refusal.ReturnToNotAllowed, "return_to not allowed", fmt.Sprintf("return_to is not among the oauth_return_to URLs configured for app %s", id.Name)).Write(w, "")
+	if !returnAllowed(g.policy.ReturnTo(id.Name), returnTo) {
+		refusal.New(http.StatusBadRequest, refusal.ReturnToNotAllowed, "return_to not allowed", fmt.Sprintf("return_to is not among the policy data's apps.%s.oauth_return_to URLs", id.Name)).Write(w, "")
 		return
 	}
 	ctx := r.Context()

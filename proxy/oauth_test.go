@@ -170,12 +170,15 @@ func newOAuthEnv(t testing.TB) *oauthEnv {
   token_seal_previous: consentgate/keys#token_seal_previous
 oauth:
   public_url: https://gw.test
-apps:
-  - id: web
-    oauth_return_to: [https://app.test/done/]
-  - id: other
-    oauth_return_to: [https://other.test/]
 `
+	// Where each app may send its end users back: the policy data's, beside
+	// what else the app may do.
+	writeFile(t, filepath.Join(dir, "policies", "data.yaml"), []byte(`apps:
+  web:
+    oauth_return_to: [https://app.test/done/]
+  other:
+    oauth_return_to: [https://other.test/]
+`), 0o644)
 	profile := func(id string, pkce bool) string {
 		return `id: ` + id + `
 base_url: ` + up.URL + `
@@ -782,11 +785,13 @@ func TestOAuthRefreshRefusedAndRevocation(t *testing.T) {
 }
 
 func TestReturnTargets(t *testing.T) {
-	rt, err := compileReturnTargets([]configs.App{
-		{ID: "web", OAuthReturnTo: []string{"https://app.test/done/", "https://app.test/exact", "http://127.0.0.1/cb/"}},
-	})
-	if err != nil {
-		t.Fatal(err)
+	rt := map[string][]*url.URL{}
+	for _, s := range []string{"https://app.test/done/", "https://app.test/exact", "http://127.0.0.1/cb/"} {
+		u, err := configs.ReturnToURL(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt["web"] = append(rt["web"], u)
 	}
 	tests := []struct {
 		app, url string
@@ -813,7 +818,7 @@ func TestReturnTargets(t *testing.T) {
 		{"web", "//app.test/done/", false},
 	}
 	for _, tt := range tests {
-		if got := rt.allowed(tt.app, tt.url); got != tt.want {
+		if got := returnAllowed(rt[tt.app], tt.url); got != tt.want {
 			t.Errorf("allowed(%s, %s) = %v, want %v", tt.app, tt.url, got, tt.want)
 		}
 	}

@@ -50,9 +50,7 @@ func writeServeConfig(t *testing.T) (dir, file string, pki *certs.DevPKI) {
 	if _, err := loadOrCreateDevSecrets(context.Background(), filepath.Join(dir, "secrets.yaml"), pki); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := devPolicies(filepath.Join(dir, "no-such-dir"), false, dir); err != nil {
-		t.Fatal(err)
-	}
+	writeTestPolicies(t, filepath.Join(dir, "policies"))
 	file = filepath.Join(dir, "consentgate.yaml")
 	writeTestFile(t, file, `node: test-1
 trust_domain: consentgate.test

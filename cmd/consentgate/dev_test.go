@@ -58,6 +58,7 @@ func startTestDevOpts(t *testing.T, o devOptions) (*devEnv, func()) {
 	t.Helper()
 	dir := o.dir
 	seedDevPKI(t, dir)
+	writeTestPolicies(t, filepath.Join(dir, "policies"))
 	logs := &logsink.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -639,4 +640,30 @@ func TestDevReleasesEverythingOnAFailedStart(t *testing.T) {
 		t.Fatalf("the start after a failed one: %v", err)
 	}
 	d.close()
+}
+
+// writeTestPolicies puts the shipped policies where dev looks for its copy,
+// with the tests' app pages (on loopback, any port) among the onboarding
+// app's return URLs: the policy data is where an app's return URLs live.
+func writeTestPolicies(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := os.Stat(dir); err == nil {
+		return
+	}
+	if err := configs.WritePolicies(dir); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data.yaml")
+	raw, err := os.ReadFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shipped = "oauth_return_to: [https://onboarding.example-bank.cz/kyc/bank-linked]"
+	if !strings.Contains(string(raw), shipped) {
+		t.Fatalf("data.yaml no longer holds %q", shipped)
+	}
+	edited := strings.Replace(string(raw), shipped, "oauth_return_to: [https://onboarding.example-bank.cz/kyc/bank-linked, http://127.0.0.1/]", 1)
+	if err := os.WriteFile(data, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

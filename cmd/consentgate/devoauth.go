@@ -18,9 +18,9 @@ import (
 	"github.com/consentgate/consentgate/consent"
 )
 
-// devReturnTo is where dev's own logins end: an allowed loopback page of the dev
-// app (dev.yaml), which is never fetched.
-const devReturnTo = "http://127.0.0.1/consentgate-dev/authorized"
+// devReturnTo is where dev's own logins end: the onboarding app's allowed
+// return page in the shipped policy data, which is never fetched.
+const devReturnTo = "https://onboarding.example-bank.cz/kyc/bank-linked?via=consentgate-dev"
 
 // authorizeSeeds runs the OAuth2 login of every seeded consent at every vendor
 // that has one, as an app and its user's browser would: the app asks the admin

@@ -306,9 +306,6 @@ keys:
   token_seal: consentgate/keys#token_seal
 oauth:
   public_url: https://`+cb+`
-apps:
-  - id: onboarding-web
-    oauth_return_to: [`+soakReturnTo+`]
 vendors: [vendors/kb.yaml, vendors/airbank.yaml, vendors/biometric.yaml, vendors/finid.yaml, vendors/banqware.yaml]
 `)
 	// Air Bank and KB log the end user in and send the browser back to
