@@ -59,6 +59,7 @@ func parse(base, display, node string, read func(string) ([]byte, error)) (*Conf
 	}
 	cfg.File, cfg.idx = display, idx
 	var errs Errors
+	cfg.setDefaults()
 	v := &validator{file: display, idx: idx}
 	v.config(&cfg)
 	errs = append(errs, v.errs...)
@@ -81,9 +82,11 @@ func parse(base, display, node string, read func(string) ([]byte, error)) (*Conf
 			continue
 		}
 		vendor.File, vendor.idx = vdisplay, vidx
+		vendor.setDefaults()
 		vv := &validator{file: vdisplay, idx: vidx}
 		vv.vendor(&vendor)
 		errs = append(errs, vv.errs...)
+		vendor.addErrorFields()
 		if prev, dup := seen[vendor.ID]; dup && vendor.ID != "" {
 			errs = append(errs, vv.at("id", "vendor id %q is also used by %s", vendor.ID, prev))
 		}

@@ -13,12 +13,6 @@ import (
 	"time"
 )
 
-// Defaults applied by validation, so every later stage sees explicit values.
-const (
-	DefaultMaxRequestBytes = 1 << 20
-	DefaultKVMount         = "secret"
-)
-
 var (
 	vendorIDRE     = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 	opIDRE         = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[A-Za-z][A-Za-z0-9]*$`)
@@ -68,18 +62,7 @@ func (v *validator) config(c *Config) {
 	v.addr("listen.forward", c.Listen.Forward, false)
 	v.addr("listen.admin", c.Listen.Admin, false)
 	v.addr("listen.callbacks", c.Listen.Callbacks, false)
-	def := func(d *Duration, val time.Duration) {
-		if d.Duration == 0 {
-			d.Duration = val
-		}
-	}
-	def(&c.Listen.ReadHeaderTimeout, 10*time.Second)
-	def(&c.Listen.ReadTimeout, time.Minute)
-	def(&c.Listen.IdleTimeout, 2*time.Minute)
-	switch {
-	case c.Listen.MaxHeaderBytes == 0:
-		c.Listen.MaxHeaderBytes = 64 << 10
-	case c.Listen.MaxHeaderBytes < 4<<10 || c.Listen.MaxHeaderBytes > 1<<20:
+	if c.Listen.MaxHeaderBytes < 4<<10 || c.Listen.MaxHeaderBytes > 1<<20 {
 		v.fail("listen.max_header_bytes", "%d is outside 4096..1048576", c.Listen.MaxHeaderBytes)
 	}
 	if c.TLS.ClientCAFile == "" {
@@ -90,8 +73,6 @@ func (v *validator) config(c *Config) {
 		v.fail("tls.forward_ca_key_file", "forward_ca_cert_file and forward_ca_key_file go together")
 	}
 	switch c.TLS.MinVersion {
-	case "":
-		c.TLS.MinVersion = "1.2"
 	case "1.2", "1.3":
 	default:
 		v.fail("tls.min_version", "%q is not allowed: use 1.2 or 1.3", c.TLS.MinVersion)
@@ -116,9 +97,6 @@ func (v *validator) config(c *Config) {
 	}
 	v.audit(&c.Audit)
 	v.tracing(&c.Tracing)
-	if c.StateDB == "" {
-		c.StateDB = "state.db"
-	}
 	v.consents(&c.Consents)
 	if len(c.VendorFiles) == 0 {
 		v.fail("vendors", "lists no vendor profile: the gateway would refuse every call")
@@ -126,16 +104,7 @@ func (v *validator) config(c *Config) {
 }
 
 func (v *validator) consents(c *Consents) {
-	if c.ErasureInterval.Duration == 0 {
-		c.ErasureInterval.Duration = 5 * time.Second
-	}
-	if c.ErasureLease.Duration == 0 {
-		c.ErasureLease.Duration = 2 * time.Minute
-	}
 	switch c.Backend {
-	case "":
-		c.Backend = ConsentsBbolt
-		fallthrough
 	case ConsentsBbolt:
 		if c.Postgres != nil {
 			v.fail("consents.postgres", "is only used with backend postgres (the backend is bbolt)")
@@ -159,15 +128,10 @@ func (v *validator) postgres(p *Postgres) {
 			v.fail(f+r.field, "is required")
 		}
 	}
-	switch {
-	case p.Port == 0:
-		p.Port = 5432
-	case p.Port < 1 || p.Port > 65535:
+	if p.Port < 1 || p.Port > 65535 {
 		v.fail(f+"port", "%d is not a TCP port", p.Port)
 	}
 	switch p.SSLMode {
-	case "":
-		p.SSLMode = "verify-full"
 	case "verify-full", "verify-ca":
 	case "require":
 		if p.CAFile != "" {
@@ -184,10 +148,7 @@ func (v *validator) postgres(p *Postgres) {
 	default:
 		v.fail(f+"sslmode", "%q is not verify-full, verify-ca, require or disable", p.SSLMode)
 	}
-	switch {
-	case p.MaxConns == 0:
-		p.MaxConns = 10
-	case p.MaxConns < 1 || p.MaxConns > 1000:
+	if p.MaxConns < 1 || p.MaxConns > 1000 {
 		v.fail(f+"max_conns", "%d is outside 1..1000", p.MaxConns)
 	}
 }
@@ -202,10 +163,7 @@ func (v *validator) oauth(o *OAuth) {
 			v.fail("oauth.public_url", "%q must be scheme, host and port only: the callback path is /oauth/<vendor>/callback", o.PublicURL)
 		}
 	}
-	switch d := o.StateTTL.Duration; {
-	case d == 0:
-		o.StateTTL.Duration = 10 * time.Minute
-	case d < 10*time.Second || d > time.Hour:
+	if d := o.StateTTL.Duration; d < 10*time.Second || d > time.Hour {
 		v.fail("oauth.state_ttl", "%s is outside 10s..1h (the time an end user has to log in at the vendor)", o.StateTTL)
 	}
 }
@@ -253,26 +211,11 @@ func (v *validator) servingCertificate(t *TLS) {
 	if a.Email != "" && !strings.Contains(a.Email, "@") {
 		v.fail("tls.acme.email", "%q is not an email address", a.Email)
 	}
-	port := ""
-	switch a.Challenge {
-	case "", "http-01":
-		a.Challenge, port = "http-01", "80"
-	case "tls-alpn-01":
-		port = "443"
-	default:
+	if a.Challenge != "http-01" && a.Challenge != "tls-alpn-01" {
 		v.fail("tls.acme.challenge", "%q is unknown: use http-01 or tls-alpn-01", a.Challenge)
-	}
-	if a.ChallengeListen == "" {
-		a.ChallengeListen = "0.0.0.0:" + port
 	}
 	if _, p, err := net.SplitHostPort(a.ChallengeListen); err != nil || p == "0" || !portRE.MatchString(p) {
 		v.fail("tls.acme.challenge_listen", "%q is not host:port with a fixed port", a.ChallengeListen)
-	}
-	if a.Storage == "" {
-		a.Storage = "acme"
-	}
-	if a.CARootFile == "" {
-		a.CARootFile = t.ClientCAFile
 	}
 }
 
@@ -287,14 +230,9 @@ func (v *validator) policy(p *Policy) {
 		v.fail("policy.bundle", "%q: a bundle URL must use https", p.Bundle)
 	}
 	switch p.BundleKeyAlgorithm {
-	case "":
-		p.BundleKeyAlgorithm = "RS256"
 	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512":
 	default:
 		v.fail("policy.bundle_key_algorithm", "%q is not a JWS algorithm OPA supports", p.BundleKeyAlgorithm)
-	}
-	if p.Timeout.Duration == 0 {
-		p.Timeout.Duration = 50 * time.Millisecond
 	}
 	if p.Timeout.Duration > 5*time.Second {
 		v.fail("policy.timeout", "%s is too long for a per-request decision (at most 5s)", p.Timeout)
@@ -302,14 +240,8 @@ func (v *validator) policy(p *Policy) {
 	if p.MaxConcurrent < 0 {
 		v.fail("policy.max_concurrent", "%d: must be positive (leave it out for one per core)", p.MaxConcurrent)
 	}
-	if p.QueueWait.Duration == 0 {
-		p.QueueWait.Duration = 500 * time.Millisecond
-	}
 	if p.QueueWait.Duration < 0 || p.QueueWait.Duration > 30*time.Second {
 		v.fail("policy.queue_wait", "%s: must be between 0 and 30s", p.QueueWait)
-	}
-	if p.Poll.Duration == 0 {
-		p.Poll.Duration = time.Minute
 	}
 }
 
@@ -330,47 +262,25 @@ func (v *validator) tracing(t *Tracing) {
 	case u.Scheme != "http" && u.Scheme != "https":
 		v.fail("tracing.endpoint", "%q: the scheme must be https", t.Endpoint)
 	}
-	switch {
-	case t.SampleRatio == 0:
-		t.SampleRatio = 1
-	case t.SampleRatio < 0 || t.SampleRatio > 1:
+	if t.SampleRatio < 0 || t.SampleRatio > 1 {
 		v.fail("tracing.sample_ratio", "%v is outside 0..1", t.SampleRatio)
-	}
-	if t.ServiceName == "" {
-		t.ServiceName = "consentgate"
 	}
 }
 
 func (v *validator) audit(a *Audit) {
-	if a.Path == "" {
-		a.Path = "audit.db"
-	}
 	switch a.Mode {
-	case "":
-		a.Mode = "strict"
 	case "strict", "async":
 	default:
 		v.fail("audit.mode", "%q is unknown: use strict or async", a.Mode)
 	}
-	switch {
-	case a.BatchSize == 0:
-		a.BatchSize = 256
-	case a.BatchSize < 1 || a.BatchSize > 10000:
+	if a.BatchSize < 1 || a.BatchSize > 10000 {
 		v.fail("audit.batch_size", "%d is outside 1..10000", a.BatchSize)
 	}
-	if a.MaxDelay.Duration == 0 {
-		a.MaxDelay.Duration = time.Millisecond
-	} else if a.MaxDelay.Duration > time.Second {
+	if a.MaxDelay.Duration > time.Second {
 		v.fail("audit.max_delay", "%s would hold every call for up to that long", a.MaxDelay)
 	}
-	switch {
-	case a.CheckpointEvery == 0:
-		a.CheckpointEvery = 1000
-	case a.CheckpointEvery < 1:
+	if a.CheckpointEvery < 1 {
 		v.fail("audit.checkpoint_every", "must be positive")
-	}
-	if a.CheckpointInterval.Duration == 0 {
-		a.CheckpointInterval.Duration = 10 * time.Second
 	}
 	if a.ReserveBytes < -1 {
 		v.fail("audit.reserve_bytes", "must be -1 (no reserve), 0 (the default, 256 MiB) or a number of bytes")
@@ -404,23 +314,13 @@ func (v *validator) secrets(s *Secrets) {
 	}
 }
 
-// Defaults of the Vault provider, applied by validation.
-const (
-	DefaultVaultRefresh  = 30 * time.Second
-	DefaultVaultMaxStale = 5 * time.Minute
-	// DefaultKubernetesTokenFile is where Kubernetes mounts a pod's service-account token.
-	DefaultKubernetesTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-)
-
 var mountRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$`)
 
 func (v *validator) vault(c *Vault) {
 	if u, err := url.Parse(c.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		v.fail("secrets.vault.address", "%q is not an http(s) URL", c.Address)
 	}
-	if c.Mount == "" {
-		c.Mount = DefaultKVMount
-	} else if !mountRE.MatchString(c.Mount) {
+	if !mountRE.MatchString(c.Mount) {
 		v.fail("secrets.vault.mount", "%q is not a mount path such as secret or kv/consentgate", c.Mount)
 	}
 	if c.AuthMount != "" && !mountRE.MatchString(c.AuthMount) {
@@ -442,17 +342,8 @@ func (v *validator) vault(c *Vault) {
 		if c.Role == "" {
 			v.fail("secrets.vault.role", "is required for auth kubernetes")
 		}
-		if c.KubernetesTokenFile == "" {
-			c.KubernetesTokenFile = DefaultKubernetesTokenFile
-		}
 	default:
 		v.fail("secrets.vault.auth", "%q is unknown: use token, approle or kubernetes", c.Auth)
-	}
-	if c.RefreshInterval.Duration == 0 {
-		c.RefreshInterval.Duration = DefaultVaultRefresh
-	}
-	if c.MaxStale.Duration == 0 {
-		c.MaxStale.Duration = DefaultVaultMaxStale
 	}
 	switch {
 	case c.RefreshInterval.Duration < 0:
@@ -531,23 +422,6 @@ func (v *validator) vendor(vd *Vendor) {
 	if vd.Callback != nil {
 		v.callbackURLToken(vd.Callback, vd)
 	}
-	// Error fields become part of every operation's response map, and the
-	// vendor's enforce setting its operations' default.
-	for i := range vd.Operations {
-		op := &vd.Operations[i]
-		if op.Enforce == nil {
-			op.Enforce = vd.Enforce
-		}
-		for path, cat := range vd.ErrorFields {
-			if _, ok := op.Fields.Response[path]; ok {
-				continue
-			}
-			if op.Fields.Response == nil {
-				op.Fields.Response = map[string]string{}
-			}
-			op.Fields.Response[path] = cat
-		}
-	}
 }
 
 func (v *validator) callback(cb *Callback, vd *Vendor) {
@@ -605,9 +479,7 @@ func (v *validator) callbackURLToken(cb *Callback, vd *Vendor) {
 	if u, err := url.Parse(cb.PublicURL); err != nil || u.Scheme != "https" || u.Host == "" {
 		v.fail("callback.public_url", "%q is not an https URL: the token is written only into callback URLs under it", cb.PublicURL)
 	}
-	if cb.URLTokenParam == "" {
-		cb.URLTokenParam = "consentgate_token"
-	} else if !queryNameRE.MatchString(cb.URLTokenParam) {
+	if !queryNameRE.MatchString(cb.URLTokenParam) {
 		v.fail("callback.url_token_param", "%q is not a query parameter name", cb.URLTokenParam)
 	}
 	if len(cb.URLTokenFields) == 0 {
@@ -628,16 +500,6 @@ func (v *validator) callbackURLToken(cb *Callback, vd *Vendor) {
 }
 
 func (v *validator) timeouts(t *Timeouts) {
-	def := func(d *Duration, val time.Duration) {
-		if d.Duration == 0 {
-			d.Duration = val
-		}
-	}
-	def(&t.Dial, 5*time.Second)
-	def(&t.TLSHandshake, 5*time.Second)
-	def(&t.ResponseHeader, 20*time.Second)
-	def(&t.Request, 30*time.Second)
-	def(&t.IdleConn, 90*time.Second)
 	if t.ResponseHeader.Duration > t.Request.Duration {
 		v.fail("timeouts.response_header", "%s is longer than timeouts.request %s", t.ResponseHeader, t.Request)
 	}
@@ -698,15 +560,11 @@ func (v *validator) operation(f, vendor string, op *Operation) {
 	}
 	v.pathTemplate(f+".path", op.Path)
 	switch op.Body {
-	case "":
-		op.Body = BodyJSON
 	case BodyJSON, BodyBinary:
 	default:
 		v.fail(f+".body", "%q is unknown: use json or binary", op.Body)
 	}
 	switch op.Class {
-	case "":
-		op.Class = ClassSubject
 	case ClassSubject, ClassTenant:
 	default:
 		v.fail(f+".class", "%q is unknown: use subject or tenant", op.Class)
@@ -716,10 +574,7 @@ func (v *validator) operation(f, vendor string, op *Operation) {
 	}
 	v.requestShape(f, op)
 	v.bodyLimits(f+".limits", &op.Limits)
-	switch {
-	case op.MaxRequestBytes == 0:
-		op.MaxRequestBytes = DefaultMaxRequestBytes
-	case op.MaxRequestBytes < 0:
+	if op.MaxRequestBytes < 0 {
 		v.fail(f+".max_request_bytes", "must be positive")
 	}
 	v.fields(f+".fields.request", op.Fields.Request)
@@ -730,11 +585,6 @@ func (v *validator) operation(f, vendor string, op *Operation) {
 // body and the query parameters and headers apps may pass on.
 func (v *validator) requestShape(f string, op *Operation) {
 	switch op.RequestBody {
-	case "":
-		op.RequestBody = RequestNone
-		if op.Method == http.MethodPost || op.Method == http.MethodPut || op.Method == http.MethodPatch {
-			op.RequestBody = RequestJSON
-		}
 	case RequestJSON, RequestForm, RequestMultipart, RequestNone:
 	default:
 		v.fail(f+".request_body", "%q is unknown: use json, form, multipart or none", op.RequestBody)
@@ -743,8 +593,6 @@ func (v *validator) requestShape(f string, op *Operation) {
 		v.fail(f+".fields.request", "declares body fields, but request_body is none")
 	}
 	switch op.Undeclared {
-	case "":
-		op.Undeclared = UndeclaredDrop
 	case UndeclaredDrop, UndeclaredRefuse:
 	default:
 		v.fail(f+".undeclared", "%q is unknown: use drop or refuse", op.Undeclared)
@@ -832,8 +680,6 @@ func (v *validator) resources(vd *Vendor) {
 		}
 		v.erases(f, vd, op)
 		switch op.Resources.Unknown {
-		case "":
-			op.Resources.Unknown = UnknownRefuse
 		case UnknownRefuse, UnknownAllow:
 		default:
 			v.fail(f+".unknown", "%q is unknown: use refuse or allow", op.Resources.Unknown)
@@ -907,16 +753,13 @@ func (v *validator) tenantFields(f string, op *Operation) {
 
 func (v *validator) bodyLimits(f string, l *BodyLimits) {
 	for _, x := range []struct {
-		name       string
-		v          *int
-		def, limit int
-	}{{"depth", &l.Depth, 32, 1000}, {"keys", &l.Keys, 10000, 1000000}, {"path_bytes", &l.PathBytes, 512, 65536},
-		{"array_length", &l.ArrayLength, 10000, 1000000}} {
-		switch {
-		case *x.v == 0:
-			*x.v = x.def
-		case *x.v < 0 || *x.v > x.limit:
-			v.fail(f+"."+x.name, "%d is outside 1..%d", *x.v, x.limit)
+		name  string
+		v     int
+		limit int
+	}{{"depth", l.Depth, 1000}, {"keys", l.Keys, 1000000}, {"path_bytes", l.PathBytes, 65536},
+		{"array_length", l.ArrayLength, 1000000}} {
+		if x.v < 1 || x.v > x.limit {
+			v.fail(f+"."+x.name, "%d is outside 1..%d", x.v, x.limit)
 		}
 	}
 }
