@@ -21,7 +21,7 @@ type Options struct {
 	// Metrics serves /metrics (Prometheus); nil leaves the route out.
 	Metrics http.Handler
 	Logger  *slog.Logger
-	// OAuthStart serves GET /v1/oauth/{vendor}/start (proxy.Gateway.OAuthStart); nil
+	// OAuthStart serves GET /v1/oauth/{vendor}/start (oauth.Broker.Start); nil
 	// leaves the route out.
 	OAuthStart http.HandlerFunc
 	// ImportResource serves POST /v1/resources (proxy.Gateway.ImportResource); nil

@@ -55,7 +55,7 @@ func (r *Registry) Put(ctx context.Context, c Consent) error {
 // validateSeed holds a seeded consent to the rules a created one meets, except that it
 // may already have expired (to seed one that reads as expired).
 func (r *Registry) validateSeed(c Consent) (*Consent, error) {
-	if !validID(c.ID) {
+	if !ValidID(c.ID) {
 		return nil, fmt.Errorf("%w: id %q must be 1 to 128 letters, digits, '-', '_', '.' or '~', starting with a letter or digit", ErrInvalid, c.ID)
 	}
 	if c.App == "" {
@@ -122,8 +122,9 @@ func sameSeed(old, s *Consent) bool {
 		(old.RevokedAt == nil || old.RevokedAt.Equal(*s.RevokedAt))
 }
 
-// validID keeps ids usable as one URL path segment as they are.
-func validID(id string) bool {
+// ValidID reports whether id can be a consent id: usable as one URL path
+// segment as it is.
+func ValidID(id string) bool {
 	if id == "" || len(id) > 128 || !isAlnum(id[0]) {
 		return false
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/minimise"
+	"github.com/consentgate/consentgate/oauth"
 	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/refusal"
 )
@@ -55,8 +56,8 @@ var callbackStages = [...]func(*Callbacks, *callback) *refusal.Refusal{
 // the gateway listener, behind a client certificate.
 func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := c.gw
-	if vendor, ok := oauthCallbackVendor(r.URL.EscapedPath()); ok && g.vendors[vendor] != nil && g.vendors[vendor].authCode != nil {
-		g.OAuthCallback(w, r)
+	if vendor, ok := oauth.CallbackVendor(r.URL.EscapedPath()); ok && g.broker != nil && g.broker.Serves(vendor) {
+		c.endUserCallback(w, r)
 		return
 	}
 	r, span := g.exchangeSpan(r, "callbacks")
@@ -248,4 +249,22 @@ func (c *Callbacks) forwardToApp(cb *callback, w http.ResponseWriter) *refusal.R
 	}
 	w.WriteHeader(resp.StatusCode)
 	return nil
+}
+
+// endUserCallback is an end user's browser back from a vendor's login: the
+// broker completes the authorization, and the exchange is logged as any other.
+func (c *Callbacks) endUserCallback(w http.ResponseWriter, r *http.Request) {
+	g := c.gw
+	ex, w := g.begin(w, r)
+	ex.role, ex.pathTemplate = "end-user", "/oauth/{vendor}/callback"
+	defer g.logExchange(ex)
+	o := g.broker.Callback(w, r, ex.requestID)
+	ex.app, ex.consentID, ex.vendor, ex.op = o.App, o.ConsentID, o.Vendor, o.Operation
+	ex.status, ex.err = o.Status, o.Err
+	switch {
+	case o.Failed:
+		ex.outcome = outcomeFailed
+	case o.Done:
+		ex.outcome = outcomeForwarded
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/oauth"
 	"github.com/consentgate/consentgate/secrets"
 )
 
@@ -42,11 +42,11 @@ const minScrubLen = 6
 
 // credential is a configured credential ready to use.
 type credential struct {
-	cfg      *configs.Credential
-	ref      secrets.Ref
-	ops      map[string]bool // nil: every operation
-	oauth    *oauthSource
-	authCode *authCode
+	cfg   *configs.Credential
+	ref   secrets.Ref
+	ops   map[string]bool // nil: every operation
+	oauth *oauthSource
+	login *oauth.Login
 }
 
 // stripRules are what is removed from every app request to one vendor.
@@ -73,14 +73,14 @@ func parseRef(s string) (secrets.Ref, error) {
 	return ref, nil
 }
 
-func compileCredentials(v *configs.Vendor, base *url.URL, client *http.Client) ([]*credential, *authCode, stripRules, error) {
+func compileCredentials(v *configs.Vendor, base *url.URL, client *http.Client) ([]*credential, *oauth.Login, stripRules, error) {
 	strip := stripRules{
 		headers: append(append([]string{}, appCredentialHeaders...), gatewayHeaders...),
 		query:   append([]string{}, appCredentialQuery...),
 		body:    append([]string{}, appCredentialBody...),
 	}
 	var out []*credential
-	var ac *authCode
+	var ac *oauth.Login
 	for i := range v.Credentials {
 		c := &v.Credentials[i]
 		cred := &credential{cfg: c}
@@ -97,8 +97,8 @@ func compileCredentials(v *configs.Vendor, base *url.URL, client *http.Client) (
 		case configs.CredentialOAuth2ClientCredentials:
 			cred.oauth, err = newOAuthSource(c, base, client)
 		case configs.CredentialOAuth2AuthorizationCode:
-			cred.authCode, err = newAuthCode(v.ID, c, base, client)
-			ac = cred.authCode
+			cred.login, err = oauth.NewLogin(v.ID, c, base, client)
+			ac = cred.login
 		}
 		if err != nil {
 			return nil, nil, stripRules{}, fmt.Errorf("vendor %s credentials[%d]: %w", v.ID, i, err)
@@ -117,15 +117,11 @@ func compileCredentials(v *configs.Vendor, base *url.URL, client *http.Client) (
 	return out, ac, strip, nil
 }
 
-// userBearer returns the end user's access token at a vendor, for the consent a
-// call is made under; see Gateway.userBearer.
-type userBearer func(ctx context.Context, ac *authCode) (token string, secrets []string, err error)
-
 // credentialsFor resolves every credential op needs; user supplies the end
 // user's tokens (nil when the call names no usable consent). Any failure means
 // the vendor is not called: a call without its credential would be refused
 // anyway, and one with a stale credential is worse.
-func (v *vendor) credentialsFor(ctx context.Context, op *operation, p secrets.Provider, user userBearer) (*injection, error) {
+func (v *vendor) credentialsFor(ctx context.Context, op *operation, p secrets.Provider, user oauth.Bearer) (*injection, error) {
 	inj := &injection{header: http.Header{}, query: url.Values{}, body: map[string]string{}}
 	for _, c := range v.creds {
 		if c.ops != nil && !c.ops[op.cfg.ID] {
@@ -141,9 +137,9 @@ func (v *vendor) credentialsFor(ctx context.Context, op *operation, p secrets.Pr
 			inj.secrets = append(inj.secrets, tok, secret)
 		case configs.CredentialOAuth2AuthorizationCode:
 			if user == nil {
-				return nil, fmt.Errorf("%w: the call names no consent of this app", ErrNotAuthorized)
+				return nil, fmt.Errorf("%w: the call names no consent of this app", oauth.ErrNotAuthorized)
 			}
-			tok, extra, err := user(ctx, c.authCode)
+			tok, extra, err := user(ctx, c.login)
 			if err != nil {
 				return nil, err
 			}
@@ -220,31 +216,11 @@ type oauthSource struct {
 }
 
 func newOAuthSource(c *configs.Credential, base *url.URL, client *http.Client) (*oauthSource, error) {
-	idRef, secRef, tokenURL, err := oauthClient(c, base)
+	idRef, secRef, tokenURL, err := oauth.Client(c, base)
 	if err != nil {
 		return nil, err
 	}
 	return &oauthSource{cfg: c, tokenURL: tokenURL, client: client, idRef: idRef, secRef: secRef}, nil
-}
-
-// oauthClient is what every OAuth2 grant needs of a credential: the secret
-// references of its client id and secret, and its token URL, resolved against
-// the vendor's base URL when it is a path.
-func oauthClient(c *configs.Credential, base *url.URL) (idRef, secRef secrets.Ref, tokenURL string, err error) {
-	if idRef, err = parseRef(c.ClientID); err != nil {
-		return
-	}
-	if secRef, err = parseRef(c.ClientSecret); err != nil {
-		return
-	}
-	tokenURL = c.TokenURL
-	if strings.HasPrefix(tokenURL, "/") {
-		u := *base
-		u.Path = strings.TrimSuffix(base.Path, "/") + tokenURL
-		u.RawPath = ""
-		tokenURL = u.String()
-	}
-	return idRef, secRef, tokenURL, nil
 }
 
 func (o *oauthSource) token(ctx context.Context, p secrets.Provider) (token, clientSecret string, err error) {
@@ -268,34 +244,7 @@ func (o *oauthSource) token(ctx context.Context, p secrets.Provider) (token, cli
 	o.mu.Unlock()
 	tok, err := ts.Token()
 	if err != nil {
-		return "", "", fmt.Errorf("oauth2 token request: %w", safeTokenError(err))
+		return "", "", fmt.Errorf("oauth2 token request: %w", oauth.SafeTokenError(err))
 	}
 	return tok.AccessToken, sec.Value, nil
-}
-
-// safeTokenError keeps the status and error code of a failed token request and
-// drops the response body, which may echo what was sent.
-// tokenErrorCodes are the token endpoint's error codes of RFC 6749 §5.2.
-var tokenErrorCodes = []string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-	"unsupported_grant_type", "invalid_scope"}
-
-func safeTokenError(err error) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		if re.ErrorCode != "" {
-			// Only the codes RFC 6749 §5.2 defines: anything else is vendor text,
-			// which logs and audit records never carry.
-			code := "other"
-			if slices.Contains(tokenErrorCodes, re.ErrorCode) {
-				code = re.ErrorCode
-			}
-			return fmt.Errorf("token endpoint answered %d (%s)", re.Response.StatusCode, code)
-		}
-		return fmt.Errorf("token endpoint answered %d", re.Response.StatusCode)
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("token endpoint: %w", ue.Err)
-	}
-	return err
 }

@@ -13,7 +13,4 @@ var (
 	// ErrUnexpectedEncoding means the vendor compressed a response consentgate did
 	// not ask to be compressed, so it could not be inspected.
 	ErrUnexpectedEncoding = errors.New("vendor response has an encoding consentgate cannot inspect")
-	// ErrNotAuthorized means the end user has not authorised consentgate at the
-	// vendor for the consent a call names (never, or the vendor has withdrawn it).
-	ErrNotAuthorized = errors.New("the end user has not authorised this vendor for the consent")
 )

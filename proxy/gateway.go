@@ -17,6 +17,7 @@ import (
 
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/oauth"
 	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/secrets"
 )
@@ -30,7 +31,7 @@ type Options struct {
 	Consents Consents
 	// Grants keeps end users' OAuth2 authorizations and tokens; required when a
 	// vendor uses oauth2_authorization_code (the consent registry).
-	Grants Grants
+	Grants oauth.Grants
 	Audit  Auditor
 	// Logger receives the canonical request line and start-up warnings; nil discards.
 	Logger *slog.Logger
@@ -61,16 +62,8 @@ type Gateway struct {
 	vendors    map[string]*vendor
 	tracer     trace.Tracer // nil: tracing off
 
-	// OAuth2 authorization-code brokering (oauth.go, usertokens.go).
-	grants    Grants
-	sealRef   secrets.Ref
-	sealCache atomic.Pointer[sealKeyCache]
-	// prevSealRef is keys.token_seal_previous (zero when not set).
-	prevSealRef   secrets.Ref
-	prevSealCache atomic.Pointer[sealKeyCache]
-	publicURL     atomic.Pointer[url.URL]
-	tokenLocks    [64]sync.Mutex
-	unmatched     *unmatchedCallbacks
+	// broker brokers end users' OAuth2 logins; nil when no vendor has one.
+	broker *oauth.Broker
 	// parsing bounds the request bodies read at once (shape.go).
 	parsing *parseSlots
 }
@@ -89,7 +82,7 @@ type vendor struct {
 	bundle   *certs.CABundle
 	proxy    *httputil.ReverseProxy
 	quota    *quota
-	authCode *authCode      // nil: no end-user login at this vendor
+	login    *oauth.Login   // nil: no end-user login at this vendor
 	cbToken  *callbackToken // nil: callbacks carry no URL token
 }
 
@@ -100,8 +93,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		return nil, errors.New("gateway needs a policy engine, a consent registry, a secret provider and an audit log")
 	}
 	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, auditor: o.Audit,
-		log: o.Logger, now: o.Now, vendors: map[string]*vendor{}, metrics: newMetrics(o.Registerer), grants: o.Grants,
-		unmatched: newUnmatchedCallbacks(), parsing: newParseSlots()}
+		log: o.Logger, now: o.Now, vendors: map[string]*vendor{}, metrics: newMetrics(o.Registerer), parsing: newParseSlots()}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -146,42 +138,53 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 			op.known = known
 		}
 	}
-	if err := g.prepareOAuth(); err != nil {
+	if err := g.prepareOAuth(o); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
-// prepareOAuth checks what vendors with an end-user login need: somewhere to keep
-// authorizations, the key that seals tokens and the public URL (the apps'
-// return URLs are the policy's).
-func (g *Gateway) prepareOAuth() error {
+// prepareOAuth starts the broker of end users' logins when a vendor has one:
+// it needs somewhere to keep authorizations, the key that seals tokens and
+// the public URL (the apps' return URLs are the policy's).
+func (g *Gateway) prepareOAuth(o Options) error {
+	var logins []*oauth.Login
 	var uses []string
 	for id, v := range g.vendors {
-		if v.authCode != nil {
-			uses = append(uses, id)
+		if v.login != nil {
+			logins, uses = append(logins, v.login), append(uses, id)
 		}
 	}
-	if len(uses) == 0 {
+	if len(logins) == 0 {
 		return nil
 	}
-	if g.grants == nil {
+	if o.Grants == nil {
 		return fmt.Errorf("vendors %v use oauth2_authorization_code: the gateway needs a grant store", uses)
 	}
-	var err error
-	if g.sealRef, err = parseRef(g.cfg.Keys.TokenSeal); err != nil {
+	seal, err := parseRef(g.cfg.Keys.TokenSeal)
+	if err != nil {
 		return fmt.Errorf("keys.token_seal: %w", err)
 	}
+	var previous secrets.Ref
 	if g.cfg.Keys.TokenSealPrevious != "" {
-		if g.prevSealRef, err = parseRef(g.cfg.Keys.TokenSealPrevious); err != nil {
+		if previous, err = parseRef(g.cfg.Keys.TokenSealPrevious); err != nil {
 			return fmt.Errorf("keys.token_seal_previous: %w", err)
 		}
 	}
-	if err := g.SetOAuthPublicURL(g.cfg.OAuth.PublicURL); err != nil {
-		return fmt.Errorf("oauth.public_url: %w", err)
+	g.broker, err = oauth.New(oauth.Options{Grants: o.Grants, Secrets: g.secrets, Audit: g.auditor, Apps: g.policy,
+		SealKey: seal, PreviousSealKey: previous, PublicURL: g.cfg.OAuth.PublicURL, StateTTL: g.cfg.OAuth.StateTTL.Duration,
+		Logger: g.log, Registerer: o.Registerer, Now: g.now})
+	if err != nil {
+		return err
+	}
+	for _, l := range logins {
+		g.broker.Add(l)
 	}
 	return nil
 }
+
+// Broker is the broker of end users' OAuth2 logins, nil when no vendor has one.
+func (g *Gateway) Broker() *oauth.Broker { return g.broker }
 
 func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendor, error) {
 	base, err := url.Parse(vc.BaseURL)
@@ -215,7 +218,7 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 	}
 	client := &http.Client{Transport: tr, Timeout: vc.Timeouts.Request.Duration,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	if v.creds, v.authCode, v.strip, err = compileCredentials(vc, base, client); err != nil {
+	if v.creds, v.login, v.strip, err = compileCredentials(vc, base, client); err != nil {
 		return nil, err
 	}
 	var upstream http.RoundTripper = tr

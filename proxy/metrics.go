@@ -10,13 +10,10 @@ import (
 // metrics carry only values from configuration and fixed sets (vendor and
 // operation ids, decision, status code): never a personal value or a secret.
 type metrics struct {
-	requests       *prometheus.CounterVec
-	stages         *prometheus.HistogramVec
-	quotaRemaining *prometheus.GaugeVec
-	// callbacksUnrecorded counts unmatched OAuth2 callbacks beyond the audit
-	// rate (callbacknoise.go).
-	callbacksUnrecorded prometheus.Counter
-	refusedUnrecorded   prometheus.Counter
+	requests          *prometheus.CounterVec
+	stages            *prometheus.HistogramVec
+	quotaRemaining    *prometheus.GaugeVec
+	refusedUnrecorded prometheus.Counter
 	// refusalsShed counts refusals left unrecorded while the audit log's disk
 	// was within the reserve kept for disclosures (audit.go).
 	refusalsShed prometheus.Counter
@@ -45,10 +42,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "consentgate_vendor_quota_remaining",
 			Help: "The remaining budget the vendor last reported in its rate-limit headers.",
 		}, []string{"vendor"}),
-		callbacksUnrecorded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "consentgate_oauth_callbacks_unrecorded_total",
-			Help: "OAuth2 callbacks matching no started authorization that were refused without their own audit record (beyond the audit rate).",
-		}),
 		refusedUnrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "consentgate_vendor_callbacks_unrecorded_total",
 			Help: "Vendor callbacks refused before the caller was known (route, source, certificate, secret, token) without their own audit record (beyond the rate per source).",
@@ -59,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.stages, m.quotaRemaining, m.callbacksUnrecorded, m.refusedUnrecorded, m.refusalsShed)
+		reg.MustRegister(m.requests, m.stages, m.quotaRemaining, m.refusedUnrecorded, m.refusalsShed)
 	}
 	return m
 }

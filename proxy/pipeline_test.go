@@ -19,7 +19,7 @@ import (
 	"github.com/consentgate/consentgate/refusal"
 )
 
-func do(t *testing.T, c *http.Client, method, url, body string, header map[string]string) (*http.Response, string) {
+func do(t testing.TB, c *http.Client, method, url, body string, header map[string]string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {

@@ -27,10 +27,7 @@ type Consents interface {
 	BindResource(ctx context.Context, res consent.Resource) (consent.Resource, error)
 }
 
-var (
-	consentIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$`)
-	purposeRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
-)
+var purposeRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
 
 // decide is stage 3: the consent the app names and the policy's decision,
 // before any of the body is read. The policy decides on the fields the
@@ -120,7 +117,7 @@ func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id identity.
 		return nil, badHeader("X-Purpose must be a purpose name such as kyc-onboarding")
 	}
 	if in.ConsentID != "" {
-		if !consentIDRE.MatchString(in.ConsentID) {
+		if !consent.ValidID(in.ConsentID) {
 			return nil, badHeader("X-Consent-Id is not a consent id")
 		}
 		c, err := g.consents.Get(ctx, in.ConsentID)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/consentgate/consentgate/oauth"
+	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/refusal"
 )
 
@@ -14,9 +16,9 @@ import (
 func (g *Gateway) attachCredentials(c *call) *refusal.Refusal {
 	v, op, ex, sent := c.rt.vendor, c.rt.op, c.ex, c.sent
 	ctx, span := g.stage(c.ctx, spanCredentials)
-	inj, err := v.credentialsFor(ctx, op, g.secrets, g.userBearer(c.id.Name, c.in.Consent))
+	inj, err := v.credentialsFor(ctx, op, g.secrets, g.bearer(c.id.Name, c.in.Consent))
 	span.End()
-	if errors.Is(err, ErrNotAuthorized) {
+	if errors.Is(err, oauth.ErrNotAuthorized) {
 		return refusal.New(http.StatusFailedDependency, refusal.AuthorizationNeeded, "End user authorization required",
 			fmt.Sprintf("the end user has not authorised vendor %s for consent %q, or the vendor has withdrawn it; start it with GET /v1/oauth/%s/start on the admin listener; the vendor was not called",
 				v.cfg.ID, c.in.ConsentID, v.cfg.ID)).WithNote(err.Error())
@@ -42,4 +44,13 @@ func credentialsUnavailable(v *vendor, what string, err error) *refusal.Refusal 
 	return refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Vendor credentials unavailable",
 		fmt.Sprintf("consentgate could not obtain the %s of vendor %s; the vendor was not called", what, v.cfg.ID)).
 		AsFailure(err.Error())
+}
+
+// bearer is the end user's token source for the consent a call is under, when
+// the gateway brokers logins.
+func (g *Gateway) bearer(app string, c *policy.Consent) oauth.Bearer {
+	if g.broker == nil {
+		return nil
+	}
+	return g.broker.BearerFor(app, c)
 }

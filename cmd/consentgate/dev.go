@@ -283,16 +283,18 @@ func (d *devStack) prepare(ctx context.Context, cfg *configs.Config) error {
 	gw := d.running
 	// End users' browsers come back to the callbacks listener, on the port it
 	// bound; the sandboxes know the callbacks as the vendors' portals would.
-	if err := gw.gw.SetOAuthPublicURL(gw.callbacksURL()); err != nil {
-		return err
-	}
 	if err := gw.gw.SetCallbacksPublicURL(gw.callbacksURL()); err != nil {
 		return err
 	}
-	for _, v := range cfg.Vendors {
-		if v.AuthorizationCode() != nil {
-			if err := d.sandboxes.RegisterRedirectURI(v.ID, gw.gw.RedirectURL(v.ID)); err != nil {
-				return err
+	if b := gw.gw.Broker(); b != nil {
+		if err := b.SetPublicURL(gw.callbacksURL()); err != nil {
+			return err
+		}
+		for _, v := range cfg.Vendors {
+			if v.AuthorizationCode() != nil {
+				if err := d.sandboxes.RegisterRedirectURI(v.ID, b.RedirectURL(v.ID)); err != nil {
+					return err
+				}
 			}
 		}
 	}

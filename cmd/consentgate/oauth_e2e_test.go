@@ -77,7 +77,7 @@ func (e *devEnv) directAirbankToken(t *testing.T) string {
 	t.Helper()
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevSandboxRootCert)}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	redirect := e.gw.RedirectURL("airbank")
+	redirect := e.gw.Broker().RedirectURL("airbank")
 	q := url.Values{"client_id": {e.creds.AirbankClientID}, "response_type": {"code"}, "redirect_uri": {redirect}, "state": {"direct"}}
 	resp, _ := call(t, c, "GET", e.sandboxes.Airbank.URL+"/?"+q.Encode(), "", nil)
 	loc, err := url.Parse(resp.Header.Get("Location"))

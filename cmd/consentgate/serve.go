@@ -217,8 +217,12 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
+	var oauthStart http.HandlerFunc
+	if b := gw.Broker(); b != nil {
+		oauthStart = b.Start
+	}
 	adminAPI := admin.New(admin.Options{Consents: consents, Policy: engine, Audit: alog, Logger: log,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: gw.OAuthStart, ImportResource: gw.ImportResource, SubjectHMAC: gw.SubjectHMAC, Ready: append(ready, gw.ReadyChecks()...)})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: oauthStart, ImportResource: gw.ImportResource, SubjectHMAC: gw.SubjectHMAC, Ready: append(ready, gw.ReadyChecks()...)})
 	var forward http.Handler
 	if cfg.TLS.ForwardCACertFile != "" {
 		certPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCACertFile))

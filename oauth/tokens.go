@@ -1,4 +1,4 @@
-package proxy
+package oauth
 
 import (
 	"context"
@@ -69,20 +69,20 @@ type sealKeyCache struct {
 }
 
 // sealKey returns keys.token_seal, parsed once per version of the secret.
-func (g *Gateway) sealKey(ctx context.Context) (*secrets.SealKey, error) {
-	return g.readSealKey(ctx, "keys.token_seal", g.sealRef, &g.sealCache)
+func (b *Broker) sealKey(ctx context.Context) (*secrets.SealKey, error) {
+	return b.readSealKey(ctx, "keys.token_seal", b.sealRef, &b.sealCache)
 }
 
 // previousSealKey returns keys.token_seal_previous, or nil when none is set.
-func (g *Gateway) previousSealKey(ctx context.Context) (*secrets.SealKey, error) {
-	if g.prevSealRef == (secrets.Ref{}) {
+func (b *Broker) previousSealKey(ctx context.Context) (*secrets.SealKey, error) {
+	if b.prevSealRef == (secrets.Ref{}) {
 		return nil, nil
 	}
-	return g.readSealKey(ctx, "keys.token_seal_previous", g.prevSealRef, &g.prevSealCache)
+	return b.readSealKey(ctx, "keys.token_seal_previous", b.prevSealRef, &b.prevCache)
 }
 
-func (g *Gateway) readSealKey(ctx context.Context, field string, ref secrets.Ref, cache *atomic.Pointer[sealKeyCache]) (*secrets.SealKey, error) {
-	s, err := g.secrets.Get(ctx, ref)
+func (b *Broker) readSealKey(ctx context.Context, field string, ref secrets.Ref, cache *atomic.Pointer[sealKeyCache]) (*secrets.SealKey, error) {
+	s, err := b.secrets.Get(ctx, ref)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", field, err)
 	}
@@ -99,10 +99,10 @@ func (g *Gateway) readSealKey(ctx context.Context, field string, ref secrets.Ref
 
 // openWithPrevious opens what the current key could not, with the key before
 // the last rotation. ok is false when there is none or it does not open either.
-func (g *Gateway) openWithPrevious(ctx context.Context, sealed, aad []byte) (plain []byte, ok bool) {
-	old, err := g.previousSealKey(ctx)
+func (b *Broker) openWithPrevious(ctx context.Context, sealed, aad []byte) (plain []byte, ok bool) {
+	old, err := b.previousSealKey(ctx)
 	if err != nil {
-		g.log.Error("previous token seal key unavailable", logError, err.Error())
+		b.log.Error("previous token seal key unavailable", logError, err.Error())
 		return nil, false
 	}
 	if old == nil {
@@ -112,7 +112,7 @@ func (g *Gateway) openWithPrevious(ctx context.Context, sealed, aad []byte) (pla
 	return plain, err == nil
 }
 
-func (g *Gateway) sealTokens(key *secrets.SealKey, consentID, vendor string, t *storedTokens) ([]byte, error) {
+func (b *Broker) sealTokens(key *secrets.SealKey, consentID, vendor string, t *storedTokens) ([]byte, error) {
 	plain, err := json.Marshal(t)
 	if err != nil {
 		return nil, fmt.Errorf("encoding tokens: %w", err)
@@ -123,36 +123,40 @@ func (g *Gateway) sealTokens(key *secrets.SealKey, consentID, vendor string, t *
 // tokenLock serialises refreshes of one consent's tokens at one vendor, so two
 // calls never spend the same refresh token (a vendor that rotates refresh tokens
 // would refuse the second, and the end user's authorization would be lost).
-func (g *Gateway) tokenLock(consentID, vendor string) *sync.Mutex {
+func (b *Broker) tokenLock(consentID, vendor string) *sync.Mutex {
 	h := fnv.New32a()
 	h.Write([]byte(consentID + "\x00" + vendor))
-	return &g.tokenLocks[h.Sum32()%uint32(len(g.tokenLocks))]
+	return &b.tokenLocks[h.Sum32()%uint32(len(b.tokenLocks))]
 }
 
-// userBearer returns the token source for the consent a call names, or nil when
+// Bearer returns an end user's access token at a vendor, and the values to
+// scrub from what the vendor answers.
+type Bearer func(ctx context.Context, l *Login) (token string, secrets []string, err error)
+
+// BearerFor returns the token source for the consent a call names, or nil when
 // the consent is not this app's active one: an end user's tokens are used only
 // for the app that started their authorization, whatever a report-only policy
 // lets through.
-func (g *Gateway) userBearer(app string, c *policy.Consent) userBearer {
+func (b *Broker) BearerFor(app string, c *policy.Consent) Bearer {
 	if c == nil || c.App != app || c.Status != consent.Active {
 		return nil
 	}
-	return func(ctx context.Context, ac *authCode) (string, []string, error) {
-		return g.accessToken(ctx, ac, c.ID)
+	return func(ctx context.Context, ac *Login) (string, []string, error) {
+		return b.accessToken(ctx, ac, c.ID)
 	}
 }
 
 // openTokens reads and opens the consent's sealed tokens at vendor.
-func (g *Gateway) openTokens(ctx context.Context, consentID, vendor string) ([]byte, *secrets.SealKey, storedTokens, error) {
+func (b *Broker) openTokens(ctx context.Context, consentID, vendor string) ([]byte, *secrets.SealKey, storedTokens, error) {
 	var t storedTokens
-	sealed, err := g.grants.Tokens(ctx, consentID, vendor)
+	sealed, err := b.grants.Tokens(ctx, consentID, vendor)
 	if errors.Is(err, consent.ErrNoTokens) {
 		return nil, nil, t, fmt.Errorf("%w: no tokens for consent %s at vendor %s", ErrNotAuthorized, consentID, vendor)
 	}
 	if err != nil {
 		return nil, nil, t, fmt.Errorf("reading tokens of consent %s: %w", consentID, err)
 	}
-	key, err := g.sealKey(ctx)
+	key, err := b.sealKey(ctx)
 	if err != nil {
 		return nil, nil, t, err
 	}
@@ -160,12 +164,12 @@ func (g *Gateway) openTokens(ctx context.Context, consentID, vendor string) ([]b
 	plain, err := key.Open(sealed, aad)
 	resealUnderCurrent := false
 	if err != nil {
-		if p, ok := g.openWithPrevious(ctx, sealed, aad); ok {
+		if p, ok := b.openWithPrevious(ctx, sealed, aad); ok {
 			plain, err, resealUnderCurrent = p, nil, true
 		}
 	}
 	if err != nil {
-		g.log.Error("stored vendor tokens do not open: the end user must authorise again", logVendor, vendor,
+		b.log.Error("stored vendor tokens do not open: the end user must authorise again", logVendor, vendor,
 			logConsentID, consentID, logError, err.Error())
 		return nil, nil, t, fmt.Errorf("%w: stored tokens of consent %s at vendor %s do not open", ErrNotAuthorized, consentID, vendor)
 	}
@@ -178,14 +182,14 @@ func (g *Gateway) openTokens(ctx context.Context, consentID, vendor string) ([]b
 		// the same at once; the store keeps one of the two.
 		resealed, err := key.Seal(plain, aad)
 		if err == nil {
-			err = g.grants.SwapTokens(ctx, consentID, vendor, sealed, resealed)
+			err = b.grants.SwapTokens(ctx, consentID, vendor, sealed, resealed)
 		}
 		if err != nil {
-			g.log.Warn("vendor tokens opened with the previous seal key were not sealed again", logVendor, vendor,
+			b.log.Warn("vendor tokens opened with the previous seal key were not sealed again", logVendor, vendor,
 				logConsentID, consentID, logError, err.Error())
 		} else {
 			sealed = resealed
-			g.log.Info("vendor tokens sealed again under the current seal key", logVendor, vendor, logConsentID, consentID)
+			b.log.Info("vendor tokens sealed again under the current seal key", logVendor, vendor, logConsentID, consentID)
 		}
 	}
 	return sealed, key, t, nil
@@ -195,31 +199,31 @@ func (g *Gateway) openTokens(ctx context.Context, consentID, vendor string) ([]b
 // they are about to expire; the refreshed tokens are stored sealed before use.
 // ErrNotAuthorized means there are none the vendor would accept: never
 // authorised, revoked, refused at refresh, or sealed under another key.
-func (g *Gateway) accessToken(ctx context.Context, ac *authCode, consentID string) (string, []string, error) {
+func (b *Broker) accessToken(ctx context.Context, ac *Login, consentID string) (string, []string, error) {
 	vendor := ac.vendor
 	// Most calls find a fresh token: no lock for them, so a slow refresh of
 	// one consent never holds up another that shares its lock stripe.
-	if _, _, t, err := g.openTokens(ctx, consentID, vendor); err != nil {
+	if _, _, t, err := b.openTokens(ctx, consentID, vendor); err != nil {
 		return "", nil, err
-	} else if t.fresh(g.now()) {
+	} else if t.fresh(b.now()) {
 		return t.AccessToken, []string{t.AccessToken, t.RefreshToken}, nil
 	}
-	mu := g.tokenLock(consentID, vendor)
+	mu := b.tokenLock(consentID, vendor)
 	mu.Lock()
 	defer mu.Unlock()
 	// Read again under the lock: another call may have refreshed meanwhile.
-	sealed, key, t, err := g.openTokens(ctx, consentID, vendor)
+	sealed, key, t, err := b.openTokens(ctx, consentID, vendor)
 	if err != nil {
 		return "", nil, err
 	}
-	now := g.now()
+	now := b.now()
 	if t.fresh(now) {
 		return t.AccessToken, []string{t.AccessToken, t.RefreshToken}, nil
 	}
 	if t.RefreshToken == "" {
 		return "", nil, fmt.Errorf("%w: the access token of consent %s at vendor %s has expired and there is no refresh token", ErrNotAuthorized, consentID, vendor)
 	}
-	conf, clientSecret, err := ac.config(ctx, g.secrets, g.RedirectURL(vendor))
+	conf, clientSecret, err := ac.config(ctx, b.secrets, b.RedirectURL(vendor))
 	if err != nil {
 		return "", nil, err
 	}
@@ -230,22 +234,22 @@ func (g *Gateway) accessToken(ctx context.Context, ac *authCode, consentID strin
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 			// The vendor has withdrawn the grant: these tokens are of no more use.
-			if derr := g.grants.SwapTokens(context.WithoutCancel(ctx), consentID, vendor, sealed, nil); derr != nil && !errors.Is(derr, consent.ErrNoTokens) {
-				g.log.Error("removing refused vendor tokens", logVendor, vendor, logConsentID, consentID, logError, derr.Error())
+			if derr := b.grants.SwapTokens(context.WithoutCancel(ctx), consentID, vendor, sealed, nil); derr != nil && !errors.Is(derr, consent.ErrNoTokens) {
+				b.log.Error("removing refused vendor tokens", logVendor, vendor, logConsentID, consentID, logError, derr.Error())
 			}
 			return "", nil, fmt.Errorf("%w: vendor %s refused the refresh token of consent %s", ErrNotAuthorized, vendor, consentID)
 		}
-		return "", nil, fmt.Errorf("vendor %s refresh: %w", vendor, safeTokenError(err))
+		return "", nil, fmt.Errorf("vendor %s refresh: %w", vendor, SafeTokenError(err))
 	}
 	next := &storedTokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType,
 		Expiry: tok.Expiry, IssuedAt: now}
-	resealed, err := g.sealTokens(key, consentID, vendor, next)
+	resealed, err := b.sealTokens(key, consentID, vendor, next)
 	if err != nil {
 		return "", nil, err
 	}
 	// The refresh token may be spent now: store its successor even if the app
 	// has hung up, or the end user would have to authorise again.
-	if err := g.grants.SwapTokens(context.WithoutCancel(ctx), consentID, vendor, sealed, resealed); err != nil {
+	if err := b.grants.SwapTokens(context.WithoutCancel(ctx), consentID, vendor, sealed, resealed); err != nil {
 		// Revoked while the refresh was under way: the new tokens are dropped
 		// and the call is not made with them.
 		if errors.Is(err, consent.ErrNoTokens) {
@@ -253,6 +257,6 @@ func (g *Gateway) accessToken(ctx context.Context, ac *authCode, consentID strin
 		}
 		return "", nil, fmt.Errorf("storing refreshed tokens of consent %s: %w", consentID, err)
 	}
-	g.log.Info("vendor tokens refreshed", logVendor, vendor, logConsentID, consentID)
+	b.log.Info("vendor tokens refreshed", logVendor, vendor, logConsentID, consentID)
 	return next.AccessToken, []string{next.AccessToken, next.RefreshToken, t.RefreshToken, clientSecret}, nil
 }

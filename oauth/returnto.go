@@ -1,4 +1,4 @@
-package proxy
+package oauth
 
 import (
 	"net/url"
