@@ -12,6 +12,7 @@ import (
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/refusal"
+	"github.com/consentgate/consentgate/secrets"
 	"golang.org/x/oauth2"
 )
 
@@ -21,6 +22,8 @@ type callbackFailure struct {
 	status int
 	reason string
 	detail string
+	// failed: consentgate's own failure; unrecorded: its record is what failed.
+	failed, unrecorded bool
 }
 
 // oauthErrorCodes are the error codes of RFC 6749 §4.1.2.1; anything else a
@@ -48,72 +51,87 @@ type Outcome struct {
 // Every refusal is recorded and answered with a page (or problem+json for
 // clients that do not ask for HTML) that names no token and no code.
 func (b *Broker) Callback(w http.ResponseWriter, r *http.Request, requestID string) Outcome {
-	ex := &Outcome{}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	vendorID, _ := CallbackVendor(r.URL.EscapedPath())
-	var p *consent.Pending
-	fail := func(f callbackFailure) {
-		ex.Status, ex.Err = f.status, f.reason
-		rec := audit.Record{Kind: audit.KindConsent, RequestID: requestID, Vendor: vendorID, Status: f.status, Error: f.reason,
-			Detail: map[string]string{"change": ChangeAuthorizationFailed}}
-		if p != nil {
-			rec.App, rec.ConsentID = p.App, p.ConsentID
-		} else if !b.unmatched.admit(rec.Detail) {
-			b.unrecorded.Inc()
-			if b.unmatched.warnDue(time.Now()) {
-				b.log.Warn("unmatched OAuth2 callbacks beyond the audit rate: counted, not each recorded",
-					"rate_per_second", UnmatchedRate, logRequestID, requestID)
-			}
-			writeCallbackFailure(w, r, f, requestID)
-			return
-		}
-		if _, err := b.audit.Append(context.WithoutCancel(r.Context()), rec); err != nil {
-			b.log.Error("AUDIT LOG UNWRITABLE: refused authorization not recorded", logRequestID, requestID, logError, err.Error())
-			f = callbackFailure{http.StatusServiceUnavailable, "audit log unavailable", "consentgate could not record the authorization; please try again later"}
-			ex.Failed, ex.Status, ex.Err = true, f.status, f.reason
-		}
-		writeCallbackFailure(w, r, f, requestID)
+	c := &callback{b: b, r: r, requestID: requestID, vendor: vendorID, login: b.logins[vendorID]}
+	f := c.match()
+	if f == nil {
+		f = c.read()
 	}
-	l := b.logins[vendorID]
-	if r.Method != http.MethodGet || l == nil {
-		vendorID = "" // not a label: whatever the path says
-		fail(callbackFailure{http.StatusNotFound, "no such callback", "This address is not an authorization callback."})
-		return *ex
+	if f == nil {
+		f = c.exchange()
 	}
-	ex.Vendor, ex.Operation = vendorID, vendorID+".oauthCallback"
-	q := r.URL.Query()
-	state := q.Get("state")
+	if f == nil {
+		f = c.store()
+	}
+	if f != nil {
+		c.refuse(w, *f)
+		return c.out
+	}
+	c.out.Done, c.out.Status = true, http.StatusSeeOther
+	http.Redirect(w, r, c.pending.ReturnTo, http.StatusSeeOther)
+	return c.out
+}
+
+// callback is one browser's return, on its way through the steps.
+type callback struct {
+	b         *Broker
+	r         *http.Request
+	requestID string
+	vendor    string
+	login     *Login
+	out       Outcome
+
+	pending  *consent.Pending // match: the authorization the state names
+	stateKey []byte
+	code     string           // read
+	key      *secrets.SealKey // exchange
+	conf     *oauth2.Config
+	token    *oauth2.Token
+}
+
+// failed is a refusal that is consentgate's own failure.
+func failed(f callbackFailure) *callbackFailure { f.failed = true; return &f }
+
+// match finds the started authorization the state names, for this vendor.
+func (c *callback) match() *callbackFailure {
+	if c.r.Method != http.MethodGet || c.login == nil {
+		c.vendor = "" // not a label: whatever the path says
+		return &callbackFailure{status: http.StatusNotFound, reason: "no such callback", detail: "This address is not an authorization callback."}
+	}
+	c.out.Vendor, c.out.Operation = c.vendor, c.vendor+".oauthCallback"
+	state := c.r.URL.Query().Get("state")
 	if state == "" {
-		fail(callbackFailure{http.StatusBadRequest, "state missing", "The bank's answer carries no state: the authorization cannot be matched to a request."})
-		return *ex
+		return &callbackFailure{status: http.StatusBadRequest, reason: "state missing", detail: "The bank's answer carries no state: the authorization cannot be matched to a request."}
 	}
-	skey := stateKey(state)
-	taken, err := b.grants.TakeAuthorization(r.Context(), skey)
+	c.stateKey = stateKey(state)
+	p, err := c.b.grants.TakeAuthorization(c.r.Context(), c.stateKey)
 	if err == nil || errors.Is(err, consent.ErrStateExpired) {
 		// A real authorization, expired or not: its refusal names it, and is
 		// recorded whatever the rate of forged ones.
-		p = taken
+		c.pending = p
 	}
 	switch {
 	case errors.Is(err, consent.ErrUnknownState):
-		fail(callbackFailure{http.StatusBadRequest, "state unknown or already used", "This authorization link is unknown or has been used already. Start again from the application."})
-		return *ex
+		return &callbackFailure{status: http.StatusBadRequest, reason: "state unknown or already used", detail: "This authorization link is unknown or has been used already. Start again from the application."}
 	case errors.Is(err, consent.ErrStateExpired):
-		fail(callbackFailure{http.StatusBadRequest, "state expired", "This authorization took too long and has expired. Start again from the application."})
-		return *ex
+		return &callbackFailure{status: http.StatusBadRequest, reason: "state expired", detail: "This authorization took too long and has expired. Start again from the application."}
 	case err != nil:
-		ex.Failed = true
-		b.log.Error("consent registry unavailable during an authorization callback", logRequestID, requestID, logError, err.Error())
-		fail(callbackFailure{http.StatusServiceUnavailable, "consent registry unavailable", "consentgate could not complete the authorization; please try again later."})
-		return *ex
+		c.b.log.Error("consent registry unavailable during an authorization callback", logRequestID, c.requestID, logError, err.Error())
+		return failed(callbackFailure{status: http.StatusServiceUnavailable, reason: "consent registry unavailable", detail: "consentgate could not complete the authorization; please try again later."})
 	}
-	ex.App, ex.ConsentID = p.App, p.ConsentID
-	if p.Vendor != vendorID {
-		fail(callbackFailure{http.StatusBadRequest, "state issued for another vendor", "This authorization was started for another bank."})
-		return *ex
+	c.out.App, c.out.ConsentID = p.App, p.ConsentID
+	if p.Vendor != c.vendor {
+		return &callbackFailure{status: http.StatusBadRequest, reason: "state issued for another vendor", detail: "This authorization was started for another bank."}
 	}
+	return nil
+}
+
+// read takes the vendor's answer: a code, or an error the end user chose.
+func (c *callback) read() *callbackFailure {
+	q := c.r.URL.Query()
 	if code := q.Get("error"); code != "" {
 		if !slices.Contains(oauthErrorCodes, code) {
 			code = "other"
@@ -122,84 +140,113 @@ func (b *Broker) Callback(w http.ResponseWriter, r *http.Request, requestID stri
 		if code == "access_denied" {
 			status = http.StatusForbidden
 		}
-		fail(callbackFailure{status, "vendor answered " + code, "The bank did not grant the authorization (" + code + "). Nothing was shared."})
-		return *ex
+		return &callbackFailure{status: status, reason: "vendor answered " + code, detail: "The bank did not grant the authorization (" + code + "). Nothing was shared."}
 	}
-	code := q.Get("code")
-	if code == "" {
-		fail(callbackFailure{http.StatusBadRequest, "code missing", "The bank's answer carries no authorization code."})
-		return *ex
+	if c.code = q.Get("code"); c.code == "" {
+		return &callbackFailure{status: http.StatusBadRequest, reason: "code missing", detail: "The bank's answer carries no authorization code."}
 	}
-	key, err := b.sealKey(r.Context())
-	if err != nil {
-		ex.Failed = true
-		b.log.Error("token seal key unavailable during an authorization callback", logRequestID, requestID, logError, err.Error())
-		fail(callbackFailure{http.StatusServiceUnavailable, "token seal key unavailable", "consentgate could not complete the authorization; please try again later."})
-		return *ex
+	return nil
+}
+
+// exchange trades the code for tokens through the vendor's own client, with
+// the client secret and the PKCE verifier sealed at the start.
+func (c *callback) exchange() *callbackFailure {
+	ctx, b := c.r.Context(), c.b
+	unavailable := func(reason string) *callbackFailure {
+		return failed(callbackFailure{status: http.StatusServiceUnavailable, reason: reason, detail: "consentgate could not complete the authorization; please try again later."})
+	}
+	var err error
+	if c.key, err = b.sealKey(ctx); err != nil {
+		b.log.Error("token seal key unavailable during an authorization callback", logRequestID, c.requestID, logError, err.Error())
+		return unavailable("token seal key unavailable")
 	}
 	var opts []oauth2.AuthCodeOption
-	if p.Verifier != nil {
-		verifier, err := key.Open(p.Verifier, verifierAAD(skey))
+	if sealed := c.pending.Verifier; sealed != nil {
+		verifier, err := c.key.Open(sealed, verifierAAD(c.stateKey))
 		if err != nil {
 			// Started before a rotation of keys.token_seal.
-			if v, ok := b.openWithPrevious(r.Context(), p.Verifier, verifierAAD(skey)); ok {
+			if v, ok := b.openWithPrevious(ctx, sealed, verifierAAD(c.stateKey)); ok {
 				verifier, err = v, nil
 			}
 		}
 		if err != nil {
-			fail(callbackFailure{http.StatusBadRequest, "PKCE verifier does not open", "This authorization cannot be completed. Start again from the application."})
-			return *ex
+			return &callbackFailure{status: http.StatusBadRequest, reason: "PKCE verifier does not open", detail: "This authorization cannot be completed. Start again from the application."}
 		}
 		opts = append(opts, oauth2.VerifierOption(string(verifier)))
 	}
-	conf, _, err := l.config(r.Context(), b.secrets, b.RedirectURL(vendorID))
-	if err != nil {
-		ex.Failed = true
-		b.log.Error("vendor client secret unavailable during an authorization callback", logRequestID, requestID, logVendor, vendorID, logError, err.Error())
-		fail(callbackFailure{http.StatusServiceUnavailable, "vendor credentials unavailable", "consentgate could not complete the authorization; please try again later."})
-		return *ex
+	if c.conf, _, err = c.login.config(ctx, b.secrets, b.RedirectURL(c.vendor)); err != nil {
+		b.log.Error("vendor client secret unavailable during an authorization callback", logRequestID, c.requestID, logVendor, c.vendor, logError, err.Error())
+		return unavailable("vendor credentials unavailable")
 	}
-	xctx, cancel := l.exchangeContext(r.Context())
+	xctx, cancel := c.login.exchangeContext(ctx)
 	defer cancel()
-	tok, err := conf.Exchange(xctx, code, opts...)
-	if err != nil {
-		ex.Failed = true
+	if c.token, err = c.conf.Exchange(xctx, c.code, opts...); err != nil {
 		reason := "code exchange failed: " + SafeTokenError(err).Error()
-		b.log.Warn("vendor refused the authorization code", logRequestID, requestID, logVendor, vendorID, logError, reason)
-		fail(callbackFailure{http.StatusBadGateway, reason, "The bank did not complete the authorization. Start again from the application."})
-		return *ex
+		b.log.Warn("vendor refused the authorization code", logRequestID, c.requestID, logVendor, c.vendor, logError, reason)
+		return failed(callbackFailure{status: http.StatusBadGateway, reason: reason, detail: "The bank did not complete the authorization. Start again from the application."})
 	}
+	return nil
+}
+
+// store seals the tokens under the consent, with the authorization's record.
+func (c *callback) store() *callbackFailure {
+	b, p, tok := c.b, c.pending, c.token
 	now := b.now()
-	scopes := conf.Scopes
+	scopes := c.conf.Scopes
 	if s, ok := tok.Extra("scope").(string); ok && strings.TrimSpace(s) != "" {
 		scopes = strings.Fields(s)
 	}
-	sealed, err := b.sealTokens(key, p.ConsentID, vendorID, &storedTokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken,
+	sealed, err := b.sealTokens(c.key, p.ConsentID, c.vendor, &storedTokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken,
 		TokenType: tok.TokenType, Expiry: tok.Expiry, IssuedAt: now})
 	if err != nil {
-		fail(callbackFailure{http.StatusInternalServerError, "sealing tokens failed", "consentgate could not complete the authorization."})
-		return *ex
+		return &callbackFailure{status: http.StatusInternalServerError, reason: "sealing tokens failed", detail: "consentgate could not complete the authorization."}
 	}
 	// The code is spent: keep its tokens even if the browser has gone.
-	err = b.grants.CompleteAuthorization(context.WithoutCancel(r.Context()), p.App, p.ConsentID,
-		consent.Authorization{Vendor: vendorID, AuthorizedAt: now, Scopes: scopes}, sealed)
+	err = b.grants.CompleteAuthorization(context.WithoutCancel(c.r.Context()), p.App, p.ConsentID,
+		consent.Authorization{Vendor: c.vendor, AuthorizedAt: now, Scopes: scopes}, sealed)
 	switch {
 	case errors.Is(err, consent.ErrHook):
-		ex.Failed, ex.Status, ex.Err = true, http.StatusServiceUnavailable, "audit log unavailable"
-		writeCallbackFailure(w, r, callbackFailure{http.StatusServiceUnavailable, ex.Err, "consentgate could not record the authorization; please try again later."}, requestID)
-		return *ex
+		// The registry's hook is the audit record that failed: no record of its own.
+		f := failed(callbackFailure{status: http.StatusServiceUnavailable, reason: "audit log unavailable", detail: "consentgate could not record the authorization; please try again later."})
+		f.unrecorded = true
+		return f
 	case errors.Is(err, consent.ErrNotFound), errors.Is(err, consent.ErrNotActive), errors.Is(err, consent.ErrInvalid):
-		fail(callbackFailure{http.StatusForbidden, "consent no longer usable", "The consent this authorization was for has been withdrawn or has expired. Nothing was kept."})
-		return *ex
+		return &callbackFailure{status: http.StatusForbidden, reason: "consent no longer usable", detail: "The consent this authorization was for has been withdrawn or has expired. Nothing was kept."}
 	case err != nil:
-		ex.Failed = true
-		b.log.Error("storing vendor tokens failed", logRequestID, requestID, logError, err.Error())
-		fail(callbackFailure{http.StatusServiceUnavailable, "consent registry unavailable", "consentgate could not complete the authorization; please try again later."})
-		return *ex
+		b.log.Error("storing vendor tokens failed", logRequestID, c.requestID, logError, err.Error())
+		return failed(callbackFailure{status: http.StatusServiceUnavailable, reason: "consent registry unavailable", detail: "consentgate could not complete the authorization; please try again later."})
 	}
-	ex.Done, ex.Status = true, http.StatusSeeOther
-	http.Redirect(w, r, p.ReturnTo, http.StatusSeeOther)
-	return *ex
+	return nil
+}
+
+// refuse records the refusal and answers it. Callbacks that match no started
+// authorization are recorded at a rate (noise.go); the rest always.
+func (c *callback) refuse(w http.ResponseWriter, f callbackFailure) {
+	b := c.b
+	c.out.Status, c.out.Err, c.out.Failed = f.status, f.reason, f.failed
+	if f.unrecorded {
+		writeCallbackFailure(w, c.r, f, c.requestID)
+		return
+	}
+	rec := audit.Record{Kind: audit.KindConsent, RequestID: c.requestID, Vendor: c.vendor, Status: f.status, Error: f.reason,
+		Detail: map[string]string{"change": ChangeAuthorizationFailed}}
+	if p := c.pending; p != nil {
+		rec.App, rec.ConsentID = p.App, p.ConsentID
+	} else if !b.unmatched.admit(rec.Detail) {
+		b.unrecorded.Inc()
+		if b.unmatched.warnDue(time.Now()) {
+			b.log.Warn("unmatched OAuth2 callbacks beyond the audit rate: counted, not each recorded",
+				"rate_per_second", UnmatchedRate, logRequestID, c.requestID)
+		}
+		writeCallbackFailure(w, c.r, f, c.requestID)
+		return
+	}
+	if _, err := b.audit.Append(context.WithoutCancel(c.r.Context()), rec); err != nil {
+		b.log.Error("AUDIT LOG UNWRITABLE: refused authorization not recorded", logRequestID, c.requestID, logError, err.Error())
+		f = callbackFailure{status: http.StatusServiceUnavailable, reason: "audit log unavailable", detail: "consentgate could not record the authorization; please try again later"}
+		c.out.Failed, c.out.Status, c.out.Err = true, f.status, f.reason
+	}
+	writeCallbackFailure(w, c.r, f, c.requestID)
 }
 
 // CallbackVendor reads the vendor of /oauth/<vendor>/callback.
