@@ -143,19 +143,24 @@ type running struct {
 	started  sync.Once
 }
 
-func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (r *running, err error) {
+func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (_ *running, err error) {
+	// What is opened is released, last first, on every error path below.
+	var release []func()
+	defer func() {
+		if err != nil {
+			for i := len(release) - 1; i >= 0; i-- {
+				release[i]()
+			}
+		}
+	}()
 	// The serving certificate first: without it nothing can listen, and with
 	// ACME it may take the CA a moment.
 	var serving *certs.Serving
-	if a := cfg.TLS.ACME; a != nil {
+	if cfg.TLS.ACME != nil {
 		if serving, err = obtainServing(ctx, cfg, log); err != nil {
 			return nil, err
 		}
-		defer func() {
-			if err != nil {
-				serving.Close()
-			}
-		}()
+		release = append(release, func() { serving.Close() })
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -163,13 +168,9 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
+	release = append(release, func() { alog.Close() })
 	registerAuditMetrics(reg, alog)
 	ready := registerSecretMetrics(reg, p)
-	defer func() {
-		if err != nil {
-			alog.Close()
-		}
-	}()
 	engine, err := openPolicy(ctx, cfg, log, alog, reg)
 	if err != nil {
 		return nil, err
@@ -178,42 +179,25 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
+	release = append(release, func() { consents.Close() })
 	// A purpose a policy reload adds is one new consents may name at once.
 	engine.OnServe(func() {
 		if err := consents.SetPurposes(engine.Purposes()); err != nil {
 			log.Error("the policy in service defines no purpose; consents keep the previous list", "error", err.Error())
 		}
 	})
-	defer func() {
-		if err != nil {
-			consents.Close()
-		}
-	}()
 	tp, err := telemetry.NewTracerProvider(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil && tp != nil {
-			tp.Shutdown(context.WithoutCancel(ctx))
-		}
-	}()
 	opts := proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Grants: consents,
 		Audit: alog, Logger: log, Registerer: reg}
 	if tp != nil {
+		release = append(release, func() { tp.Shutdown(context.WithoutCancel(ctx)) })
 		opts.Tracer = tp
 		log.Info("tracing on", "endpoint", cfg.Tracing.Endpoint, "sample_ratio", cfg.Tracing.SampleRatio)
 	}
 	gw, err := proxy.New(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	var in *proxy.InboundTLS
-	if serving != nil {
-		in, err = proxy.NewInboundTLSFrom(cfg, serving.GetCertificate)
-	} else {
-		in, err = proxy.NewInboundTLS(cfg)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -223,36 +207,62 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	}
 	adminAPI := admin.New(admin.Options{Consents: consents, Policy: engine, Audit: alog, Logger: log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: oauthStart, ImportResource: gw.ImportResource, SubjectHMAC: gw.SubjectHMAC, Ready: append(ready, gw.ReadyChecks()...)})
-	var forward http.Handler
-	if cfg.TLS.ForwardCACertFile != "" {
-		certPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCACertFile))
-		if err != nil {
-			return nil, fmt.Errorf("tls.forward_ca_cert_file: %w", err)
-		}
-		keyPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCAKeyFile))
-		if err != nil {
-			return nil, fmt.Errorf("tls.forward_ca_key_file: %w", err)
-		}
-		ca, err := certs.ParseCA(certPEM, keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("forward proxy CA: %w", err)
-		}
-		if err := certs.CheckInterceptionCA(ca.Cert); err != nil {
-			return nil, fmt.Errorf("tls.forward_ca_cert_file %s: %w", cfg.TLS.ForwardCACertFile, err)
-		}
-		forward = proxy.NewForward(gw, ca)
-	}
-	var callbacks http.Handler
-	if cfg.Listen.Callbacks != "" {
-		if callbacks, err = proxy.NewCallbacks(gw); err != nil {
-			return nil, err
-		}
-	}
-	srv, err := proxy.Listen(cfg, in, gw, forward, adminAPI, callbacks, log)
+	in, srv, err := listen(cfg, gw, serving, adminAPI, log)
 	if err != nil {
 		return nil, err
 	}
 	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, gw: gw, in: in, serving: serving, srv: srv, log: log, tracer: tp}, nil
+}
+
+// listen binds the listeners: the gateway, the forward proxy (when its CA is
+// configured), the admin API and the callbacks.
+func listen(cfg *configs.Config, gw *proxy.Gateway, serving *certs.Serving, adminAPI http.Handler, log *slog.Logger) (*proxy.InboundTLS, *proxy.Server, error) {
+	var in *proxy.InboundTLS
+	var err error
+	if serving != nil {
+		in, err = proxy.NewInboundTLSFrom(cfg, serving.GetCertificate)
+	} else {
+		in, err = proxy.NewInboundTLS(cfg)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	forward, err := forwardProxy(cfg, gw)
+	if err != nil {
+		return nil, nil, err
+	}
+	var callbacks http.Handler
+	if cfg.Listen.Callbacks != "" {
+		if callbacks, err = proxy.NewCallbacks(gw); err != nil {
+			return nil, nil, err
+		}
+	}
+	srv, err := proxy.Listen(cfg, in, gw, forward, adminAPI, callbacks, log)
+	return in, srv, err
+}
+
+// forwardProxy is the forward proxy with its interception CA, or nil when
+// none is configured (the listener then answers 501).
+func forwardProxy(cfg *configs.Config, gw *proxy.Gateway) (http.Handler, error) {
+	if cfg.TLS.ForwardCACertFile == "" {
+		return nil, nil
+	}
+	certPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCACertFile))
+	if err != nil {
+		return nil, fmt.Errorf("tls.forward_ca_cert_file: %w", err)
+	}
+	keyPEM, err := os.ReadFile(cfg.ResolvePath(cfg.TLS.ForwardCAKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("tls.forward_ca_key_file: %w", err)
+	}
+	ca, err := certs.ParseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("forward proxy CA: %w", err)
+	}
+	if err := certs.CheckInterceptionCA(ca.Cert); err != nil {
+		return nil, fmt.Errorf("tls.forward_ca_cert_file %s: %w", cfg.TLS.ForwardCACertFile, err)
+	}
+	return proxy.NewForward(gw, ca), nil
 }
 
 // obtainServing gets the serving certificates over ACME (tls.acme), from
