@@ -17,6 +17,11 @@ import (
 
 func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Test, check and evaluate Rego policies"}
+	cmd.AddCommand(newPolicyTestCmd(), newPolicyCheckCmd(), newPolicyEvalCmd(), newPolicyReplayCmd())
+	return cmd
+}
+
+func newPolicyTestCmd() *cobra.Command {
 	var verbose bool
 	test := &cobra.Command{
 		Use:   "test DIR",
@@ -27,7 +32,10 @@ func newPolicyCmd() *cobra.Command {
 		},
 	}
 	test.Flags().BoolVarP(&verbose, "verbose", "v", false, "list passing tests too")
+	return test
+}
 
+func newPolicyCheckCmd() *cobra.Command {
 	var contractConfig string
 	check := &cobra.Command{
 		Use:   "check DIR [--config FILE]",
@@ -53,8 +61,11 @@ serves.`,
 	}
 
 	check.Flags().StringVar(&contractConfig, "config", "", "configuration whose vendor profiles the policy must fit (default: the shipped profiles)")
+	return check
+}
 
-	var dir, input string
+func newPolicyEvalCmd() *cobra.Command {
+	var dir, input, contractConfig string
 	eval := &cobra.Command{
 		Use:   "eval --policy DIR --input FILE",
 		Short: "Print the decision the policy in DIR makes for the input in FILE",
@@ -102,8 +113,7 @@ decisions.`,
 	eval.Flags().StringVar(&input, "input", "", "input JSON file")
 	eval.Flags().StringVar(&contractConfig, "config", "", "configuration whose vendor profiles the policy must fit (default: the shipped profiles)")
 	eval.MarkFlagRequired("input")
-	cmd.AddCommand(test, check, eval, newPolicyReplayCmd())
-	return cmd
+	return eval
 }
 
 func newPolicyReplayCmd() *cobra.Command {
