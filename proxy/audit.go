@@ -53,6 +53,36 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 	if g.shedRefusal(ex, kind) {
 		return nil
 	}
+	var shed int64
+	if kind == audit.KindOutcome && !ex.intentRecorded {
+		shed = g.shed.Swap(0)
+	}
+	r := ex.asRecord(kind, shed)
+	start := time.Now()
+	_, err := g.auditor.Append(context.WithoutCancel(ctx), r)
+	if err == nil && kind == audit.KindOutcome && ex.tenant {
+		// A call on the tenant (class: tenant) is also an admin action.
+		_, err = g.auditor.Append(context.WithoutCancel(ctx), audit.Record{Kind: audit.KindAdmin, RequestID: ex.requestID,
+			DecisionID: r.DecisionID, App: ex.app, Vendor: ex.vendor, Operation: ex.op, Allow: r.Allow, Status: ex.status,
+			Detail: map[string]string{"action": "tenant operation", "role": ex.role}})
+	}
+	g.metrics.observe(stageAudit, start)
+	if err != nil {
+		if shed > 0 {
+			g.shed.Add(shed) // still unrecorded; the next refusal recorded says so
+		}
+		g.log.Error("AUDIT LOG UNWRITABLE: the call is refused", logRequestID, ex.requestID, "kind", kind, logError, err.Error())
+		return errors.Join(ErrAuditUnavailable, err)
+	}
+	if kind == audit.KindIntent {
+		ex.intentRecorded = true
+	}
+	return nil
+}
+
+// asRecord is the intent or outcome record of ex; shed is the number of
+// refusals left unrecorded before it.
+func (ex *exchange) asRecord(kind string, shed int64) audit.Record {
 	r := audit.Record{
 		Kind:         kind,
 		RequestID:    ex.requestID,
@@ -71,69 +101,45 @@ func (g *Gateway) record(ctx context.Context, ex *exchange, kind string) error {
 		RequestDisclosed: ex.requestDisclosed,
 		RequestWithheld:  ex.requestWithheld,
 	}
+	detail := func() map[string]string {
+		if r.Detail == nil {
+			r.Detail = map[string]string{}
+		}
+		return r.Detail
+	}
 	if d := ex.decision; d != nil {
 		allow := d.Allow
 		r.DecisionID, r.PolicyRevision, r.Allow, r.Reasons = d.ID, d.Revision, &allow, d.Reasons
 		// The question the policy was asked, for `policy replay`: on the intent
 		// of a call that went ahead, on the outcome of one that was denied.
 		if kind == audit.KindIntent || !d.Allow {
-			r.Detail = map[string]string{"policy_input": ex.policyInput}
+			detail()["policy_input"] = ex.policyInput
 		}
 	}
 	if ex.initiator != "" {
-		if r.Detail == nil {
-			r.Detail = map[string]string{}
-		}
-		r.Detail["initiator"] = ex.initiator
-	}
-	var shed int64
-	if kind == audit.KindOutcome && !ex.intentRecorded {
-		shed = g.shed.Swap(0)
+		detail()["initiator"] = ex.initiator
 	}
 	if n := ex.unrecordedBefore + shed; n > 0 {
-		if r.Detail == nil {
-			r.Detail = map[string]string{}
-		}
-		r.Detail["unrecorded_before"] = strconv.FormatInt(n, 10)
+		detail()["unrecorded_before"] = strconv.FormatInt(n, 10)
 	}
-	if kind == audit.KindOutcome {
-		r.Status = ex.status
-		r.LatencyUS = time.Since(ex.start).Microseconds()
-		r.BytesOut = ex.bytesOut
-		r.Disclosed, r.Withheld = ex.disclosed, ex.withheld
-		r.Error = ex.err
-		if r.Detail == nil {
-			r.Detail = map[string]string{}
-		}
-		if ex.wouldDeny {
-			r.Detail["would_deny"] = "true"
-		}
-		// The data categories disclosed, for the record of processing
-		// (audit report); the paths are in Disclosed.
-		if len(ex.categories) > 0 {
-			r.Detail["categories"] = strings.Join(ex.categories, ",")
-		}
+	if kind != audit.KindOutcome {
+		return r
 	}
-	start := time.Now()
-	_, err := g.auditor.Append(context.WithoutCancel(ctx), r)
-	if err == nil && kind == audit.KindOutcome && ex.tenant {
-		// A call on the tenant (class: tenant) is also an admin action.
-		_, err = g.auditor.Append(context.WithoutCancel(ctx), audit.Record{Kind: audit.KindAdmin, RequestID: ex.requestID,
-			DecisionID: r.DecisionID, App: ex.app, Vendor: ex.vendor, Operation: ex.op, Allow: r.Allow, Status: ex.status,
-			Detail: map[string]string{"action": "tenant operation", "role": ex.role}})
+	r.Status = ex.status
+	r.LatencyUS = time.Since(ex.start).Microseconds()
+	r.BytesOut = ex.bytesOut
+	r.Disclosed, r.Withheld = ex.disclosed, ex.withheld
+	r.Error = ex.err
+	detail()
+	if ex.wouldDeny {
+		r.Detail["would_deny"] = "true"
 	}
-	g.metrics.observe(stageAudit, start)
-	if err != nil && shed > 0 {
-		g.shed.Add(shed) // still unrecorded; the next refusal recorded says so
+	// The data categories disclosed, for the record of processing (audit
+	// report); the paths are in Disclosed.
+	if len(ex.categories) > 0 {
+		r.Detail["categories"] = strings.Join(ex.categories, ",")
 	}
-	if err == nil && kind == audit.KindIntent {
-		ex.intentRecorded = true
-	}
-	if err != nil {
-		g.log.Error("AUDIT LOG UNWRITABLE: the call is refused", logRequestID, ex.requestID, "kind", kind, logError, err.Error())
-		return errors.Join(ErrAuditUnavailable, err)
-	}
-	return nil
+	return r
 }
 
 // identifierPath says whether a field holds an identifier auditors must be able
