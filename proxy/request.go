@@ -538,23 +538,21 @@ func keptFields(fields map[string]string, keep map[string]bool) map[string]strin
 	return out
 }
 
-// presentFields lists the leaf paths of a JSON document, for the policy input.
+// presentFields lists the leaf paths of a JSON document, for the policy input:
+// every scalar's path, and an empty array's as path[].
 func presentFields(v any, path string, out map[string]bool) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, val := range x {
-			presentFields(val, minimise.JoinPath(path, k), out)
+	walkPaths(v, path, func(p string, v any) bool {
+		switch x := v.(type) {
+		case map[string]any:
+		case []any:
+			if len(x) == 0 && p != "" {
+				out[p+"[]"] = true
+			}
+		default:
+			if p != "" {
+				out[p] = true
+			}
 		}
-	case []any:
-		for _, el := range x {
-			presentFields(el, path+"[]", out)
-		}
-		if len(x) == 0 && path != "" {
-			out[path+"[]"] = true
-		}
-	default:
-		if path != "" {
-			out[path] = true
-		}
-	}
+		return true
+	})
 }
