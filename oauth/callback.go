@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/consent"
@@ -232,9 +231,9 @@ func (c *callback) refuse(w http.ResponseWriter, f callbackFailure) {
 		Detail: map[string]string{"change": ChangeAuthorizationFailed}}
 	if p := c.pending; p != nil {
 		rec.App, rec.ConsentID = p.App, p.ConsentID
-	} else if !b.unmatched.admit(rec.Detail) {
+	} else if !b.unmatched.admit(rec.Detail, b.now()) {
 		b.unrecorded.Inc()
-		if b.unmatched.warnDue(time.Now()) {
+		if b.unmatched.warnDue(b.now()) {
 			b.log.Warn("unmatched OAuth2 callbacks beyond the audit rate: counted, not each recorded",
 				"rate_per_second", UnmatchedRate, logRequestID, c.requestID)
 		}

@@ -32,8 +32,8 @@ func newUnmatchedCallbacks() *unmatchedCallbacks {
 
 // admit reports whether this unmatched callback gets its audit record. When it
 // does, detail gains the count of those that did not since the last one.
-func (u *unmatchedCallbacks) admit(detail map[string]string) bool {
-	if !u.limiter.Allow() {
+func (u *unmatchedCallbacks) admit(detail map[string]string, now time.Time) bool {
+	if !u.limiter.AllowN(now, 1) {
 		u.unrecorded.Add(1)
 		return false
 	}
