@@ -421,6 +421,9 @@ func TestAppendRacingClose(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	stored := 0
+	// Close once some appends are in, while the rest are still coming.
+	someIn := make(chan struct{})
+	var once sync.Once
 	for w := range 16 {
 		wg.Go(func() {
 			for i := range 50 {
@@ -435,10 +438,13 @@ func TestAppendRacingClose(t *testing.T) {
 				mu.Lock()
 				stored++
 				mu.Unlock()
+				if i == 2 {
+					once.Do(func() { close(someIn) })
+				}
 			}
 		})
 	}
-	time.Sleep(5 * time.Millisecond)
+	<-someIn
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
