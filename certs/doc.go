@@ -1,5 +1,5 @@
-// Package certs runs the internal CA (an embedded smallstep step-ca), obtains the
-// gateway's serving certificates from it over ACME (certmagic), and loads, checks and
-// reloads the client certificates and CA bundles of vendors (I.CA, PostSignum, IČO).
+// Package certs is certificates at run time: the gateway's serving certificates
+// over ACME (certmagic), the client certificates and CA bundles of vendors (I.CA,
+// PostSignum, IČO) loaded, checked and reloaded, the CA hierarchy files and the dev PKI.
 // It never logs key material; callers get errors that name what is missing.
 package certs

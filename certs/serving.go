@@ -11,7 +11,6 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/consentgate/consentgate/internal/zapslog"
 )
 
 // ACME challenge types a gateway can solve.
@@ -71,7 +70,7 @@ func ObtainServing(ctx context.Context, o ACMEOptions) (*Serving, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	zl := zapslog.New(log.With("component", "acme"))
+	zl := newZapLogger(log.With("component", "acme"))
 	var cfg *certmagic.Config
 	cache := certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },

@@ -72,7 +72,7 @@ func (b *Broker) Start(w http.ResponseWriter, r *http.Request) {
 	if l.cfg.PKCE {
 		verifier := oauth2.GenerateVerifier()
 		if p.Verifier, err = key.Seal([]byte(verifier), verifierAAD(skey)); err != nil {
-			refusal.New(http.StatusInternalServerError, refusal.Credentials, "Internal error", "no authorization was started").Write(w, "")
+			refusal.New(http.StatusInternalServerError, refusal.Internal, "Internal error", "no authorization was started").Write(w, "")
 			return
 		}
 		opts = append(opts, oauth2.S256ChallengeOption(verifier))

@@ -141,12 +141,12 @@ func (f *Forward) tunnel(w http.ResponseWriter, r *http.Request, v *vendor, host
 	leaf, err := f.leaf(host)
 	if err != nil {
 		f.gw.log.Error("forward proxy: minting a certificate failed", "vendor", v.cfg.ID, logError, err.Error())
-		refusal.New(http.StatusInternalServerError, refusal.VendorUnreachable, "Cannot intercept", "").Write(w, requestID)
+		refusal.New(http.StatusInternalServerError, refusal.Internal, "Cannot intercept", "").Write(w, requestID)
 		return
 	}
 	conn, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		refusal.New(http.StatusInternalServerError, refusal.BadRequest, "CONNECT needs HTTP/1.1", "").Write(w, requestID)
+		refusal.New(http.StatusInternalServerError, refusal.Internal, "CONNECT needs HTTP/1.1", "").Write(w, requestID)
 		return
 	}
 	if _, err := rw.WriteString("HTTP/1.1 200 Connection Established\r\n\r\n"); err != nil || rw.Flush() != nil {

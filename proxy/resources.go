@@ -287,7 +287,7 @@ func (g *Gateway) ImportResource(w http.ResponseWriter, r *http.Request) {
 	bound, err := g.consents.BindResource(r.Context(), res)
 	switch {
 	case errors.Is(err, consent.ErrNotFound):
-		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "no such consent").Write(w, "")
+		refusal.New(http.StatusNotFound, refusal.NotFound, "Not found", "no such consent").Write(w, "")
 		return
 	case errors.Is(err, consent.ErrResourceTaken):
 		refusal.New(http.StatusConflict, refusal.ResourceNotOwned, "Bound to another", "the id is bound to another end user or app").Write(w, "")

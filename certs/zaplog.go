@@ -1,5 +1,4 @@
-// Package zapslog hands the zap logs of step-ca and certmagic to log/slog.
-package zapslog
+package certs
 
 import (
 	"context"
@@ -9,11 +8,11 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// New sends the zap logging of certmagic and step-ca to slog, so that its warnings and
+// newZapLogger sends certmagic's zap logging to slog, so that its warnings and
 // errors (a renewal that fails) show in the gateway's own log. Its info lines,
 // a dozen per certificate, become debug; its debug lines (per handshake) are
 // dropped.
-func New(l *slog.Logger) *zap.Logger {
+func newZapLogger(l *slog.Logger) *zap.Logger {
 	return zap.New(&slogCore{log: l})
 }
 
