@@ -78,9 +78,6 @@ func (a *Login) exchangeContext(ctx context.Context) (context.Context, context.C
 	return context.WithValue(ctx, oauth2.HTTPClient, a.client), cancel
 }
 
-// PKCE reports whether the vendor's profile asks for a PKCE challenge.
-func (a *Login) PKCE() bool { return a.cfg.PKCE }
-
 // Client is what every OAuth2 grant needs of a credential: the secret
 // references of its client id and secret, and its token URL, resolved against
 // the vendor's base URL when it is a path.
