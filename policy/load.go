@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -149,40 +151,14 @@ func load(ctx context.Context, src Source, memoEntries int, contract *Contract) 
 	if err != nil {
 		return nil, err
 	}
-	modules := map[string]*ast.Module{}
-	var files []string
-	h := sha256.New()
-	sort.Slice(b.Modules, func(i, j int) bool { return b.Modules[i].Path < b.Modules[j].Path })
-	for _, m := range b.Modules {
-		modules[m.Path] = m.Parsed
-		files = append(files, relative(src.Dir, m.Path))
-		// The path within the folder, not the folder's name: the same files
-		// are the same revision however the folder is reached.
-		name := m.Path
-		if rel, err := filepath.Rel(src.Dir, m.Path); src.Dir != "" && err == nil {
-			name = filepath.ToSlash(rel)
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", name, len(m.Raw))
-		h.Write(m.Raw)
-	}
-	if len(modules) == 0 {
-		return nil, fmt.Errorf("%s: no policy modules", src)
-	}
-	if src.Dir != "" {
-		files = append(files, dataFiles(src.Dir)...)
-		sort.Strings(files)
-	}
 	data := b.Data
 	if data == nil {
 		data = map[string]any{}
 	}
-	// encoding/json sorts map keys, so the same data always hashes the same.
-	dataJSON, err := json.Marshal(data)
+	modules, files, id, err := identify(src, b, data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: data: %w", src, err)
+		return nil, err
 	}
-	h.Write(dataJSON)
-
 	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, compileError(src.Dir, compiler.Errors)
@@ -197,13 +173,9 @@ func load(ctx context.Context, src Source, memoEntries int, contract *Contract) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: preparing %s: %w", src, Query, err)
 	}
-	rev := &revision{id: hex.EncodeToString(h.Sum(nil))[:16], query: pq, loadedAt: time.Now(), files: files,
-		memo: newMemo(compiler, memoEntries)}
+	rev := &revision{id: id, query: pq, loadedAt: time.Now(), files: files, memo: newMemo(compiler, memoEntries)}
 	if ps, ok := data["purposes"].(map[string]any); ok {
-		for p := range ps {
-			rev.purposes = append(rev.purposes, p)
-		}
-		sort.Strings(rev.purposes)
+		rev.purposes = slices.Sorted(maps.Keys(ps))
 	}
 	if rev.returnTo, err = returnTargets(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
@@ -217,6 +189,40 @@ func load(ctx context.Context, src Source, memoEntries int, contract *Contract) 
 		}
 	}
 	return rev, nil
+}
+
+// identify lists a bundle's modules and files and names the revision: a hash
+// of the modules (by their path within the folder, not the folder's name: the
+// same files are the same revision however the folder is reached) and data.
+func identify(src Source, b *bundle.Bundle, data map[string]any) (map[string]*ast.Module, []string, string, error) {
+	modules := map[string]*ast.Module{}
+	var files []string
+	h := sha256.New()
+	sort.Slice(b.Modules, func(i, j int) bool { return b.Modules[i].Path < b.Modules[j].Path })
+	for _, m := range b.Modules {
+		modules[m.Path] = m.Parsed
+		files = append(files, relative(src.Dir, m.Path))
+		name := m.Path
+		if rel, err := filepath.Rel(src.Dir, m.Path); src.Dir != "" && err == nil {
+			name = filepath.ToSlash(rel)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(m.Raw))
+		h.Write(m.Raw)
+	}
+	if len(modules) == 0 {
+		return nil, nil, "", fmt.Errorf("%s: no policy modules", src)
+	}
+	if src.Dir != "" {
+		files = append(files, dataFiles(src.Dir)...)
+		sort.Strings(files)
+	}
+	// encoding/json sorts map keys, so the same data always hashes the same.
+	dataJSON, err := json.Marshal(data)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%s: data: %w", src, err)
+	}
+	h.Write(dataJSON)
+	return modules, files, hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 // smoke evaluates a call with no consent: any policy that cannot answer it, or
