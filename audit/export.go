@@ -184,6 +184,28 @@ func ExportFile(ctx context.Context, dbPath string, w io.Writer, f Filter) error
 const exportChunk = 1024
 
 func export(ctx context.Context, w io.Writer, f Filter, src exportSource) error {
+	h, lastKey, err := headerOf(f, src)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(h.encode(true))
+	bw.WriteByte('\n')
+	if lastKey != nil {
+		if err := exportRecords(ctx, bw, f, src, lastKey); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing audit export: %w", err)
+	}
+	return nil
+}
+
+// headerOf is the export's header, signed when the log's key is at hand (else
+// it carries the last checkpoint's signed head), and the key of the last
+// record it covers (nil: none); records appended during the export are not in it.
+func headerOf(f Filter, src exportSource) (exportHeader, []byte, error) {
 	h := exportHeader{
 		Format:     exportFormat,
 		LogID:      src.meta.logID,
@@ -220,20 +242,24 @@ func export(ctx context.Context, w io.Writer, f Filter, src exportSource) error 
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("exporting audit log: %w", err)
+		return h, nil, fmt.Errorf("exporting audit log: %w", err)
 	}
 	if src.key != nil {
 		h.Signature = hex.EncodeToString(ed25519.Sign(src.key, h.signedMessage()))
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	bw.Write(h.encode(true))
-	bw.WriteByte('\n')
+	return h, lastKey, nil
+}
+
+// exportRecords writes every record up to lastKey, a chunk of them per read
+// transaction: a long one would keep the writer from growing the file (bbolt
+// remaps under an exclusive lock).
+func exportRecords(ctx context.Context, bw *bufio.Writer, f Filter, src exportSource, lastKey []byte) error {
 	var lines []byte
 	// from is where the next transaction starts: the key after the last one exported
 	// (appending a zero byte gives the least key greater than it), so even a file with
 	// malformed keys is walked once, in order.
 	from := []byte{}
-	for done := lastKey == nil; !done; {
+	for done := false; !done; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -259,9 +285,6 @@ func export(ctx context.Context, w io.Writer, f Filter, src exportSource) error 
 		if _, err := bw.Write(lines); err != nil {
 			return fmt.Errorf("writing audit export: %w", err)
 		}
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("writing audit export: %w", err)
 	}
 	return nil
 }
