@@ -384,89 +384,110 @@ func (v *Vault) Close() error {
 // run keeps the token alive and the cache fresh until ctx ends.
 func (v *Vault) run(ctx context.Context, auth *api.Secret) {
 	defer close(v.done)
-	var watcher *api.LifetimeWatcher
-	var doneCh <-chan error
-	var renewCh <-chan *api.RenewOutput
-	watch := func(s *api.Secret) {
-		if watcher != nil {
-			watcher.Stop()
-		}
-		watcher, doneCh, renewCh = nil, nil, nil
-		if s.Auth.LeaseDuration <= 0 {
-			return // a token without a TTL never expires
-		}
-		w, err := v.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: s})
-		if err != nil {
-			v.log.Error("vault token renewal not started", "error", err.Error())
-			return
-		}
-		go w.Start()
-		watcher, doneCh, renewCh = w, w.DoneCh(), w.RenewCh()
-	}
-	defer func() {
-		if watcher != nil {
-			watcher.Stop()
-		}
-	}()
-	watch(auth)
-
+	ren := &renewal{v: v}
+	defer ren.stop()
+	ren.watch(auth)
 	tick := time.NewTicker(min(max(v.opts.Refresh/4, 50*time.Millisecond), time.Second))
 	defer tick.Stop()
 	needLogin := false
-	var failing error
-	var retryAt time.Time
-	backoff := time.Duration(0)
-	fail := func(err error) {
-		if failing == nil {
-			v.log.Warn("vault refresh failed: serving cached secrets until max_stale", "max_stale", v.opts.MaxStale.String(), "error", errText(err))
-		}
-		failing = err
-		// Retry soon enough that recovery is quick, rarely enough to be no load.
-		backoff = min(max(2*backoff, 100*time.Millisecond), v.opts.Refresh, 5*time.Second)
-		retryAt = time.Now().Add(backoff)
-	}
+	var rt retry
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case err := <-doneCh:
+		case err := <-ren.done:
 			// Renewal ended: the token reached its max TTL, is not renewable, or
 			// could not be renewed in time. Log in again before it expires.
-			watcher, doneCh, renewCh = nil, nil, nil
+			ren.watcher, ren.done, ren.renewed = nil, nil, nil
 			v.log.Info("vault token renewal ended; logging in again", "error", errText(err))
 			needLogin = true
-		case r := <-renewCh:
+		case r := <-ren.renewed:
 			if r != nil && r.Secret != nil && r.Secret.Auth != nil {
 				v.log.Debug("vault token renewed", "ttl_seconds", r.Secret.Auth.LeaseDuration)
 			}
 		case <-tick.C:
-			if time.Now().Before(retryAt) {
+			if time.Now().Before(rt.at) {
 				continue
 			}
-			if needLogin {
-				s, err := v.login(ctx)
-				if err != nil {
-					fail(err)
-					continue
-				}
-				needLogin = false
-				watch(s)
-			}
-			err := v.refreshDue(ctx, false)
-			switch {
-			case errors.Is(err, errTokenRejected):
-				v.log.Info("vault rejected the token; logging in again")
-				needLogin = true
-			case err != nil:
-				fail(err)
-			default:
-				if failing != nil {
-					v.log.Info("vault reachable again: cached secrets refreshed")
-				}
-				failing, backoff, retryAt = nil, 0, time.Time{}
-			}
+			needLogin = v.refreshOnce(ctx, ren, &rt, needLogin)
 		}
 	}
+}
+
+// refreshOnce logs in again when it must, then refreshes what is due. It
+// returns whether a login is still needed.
+func (v *Vault) refreshOnce(ctx context.Context, ren *renewal, rt *retry, needLogin bool) bool {
+	if needLogin {
+		s, err := v.login(ctx)
+		if err != nil {
+			v.failed(rt, err)
+			return true
+		}
+		ren.watch(s)
+	}
+	err := v.refreshDue(ctx, false)
+	switch {
+	case errors.Is(err, errTokenRejected):
+		v.log.Info("vault rejected the token; logging in again")
+		return true
+	case err != nil:
+		v.failed(rt, err)
+	default:
+		if rt.failing != nil {
+			v.log.Info("vault reachable again: cached secrets refreshed")
+		}
+		*rt = retry{}
+	}
+	return false
+}
+
+// retry is the refresh loop's failure state: what failed, and when to try
+// again.
+type retry struct {
+	failing error
+	at      time.Time
+	backoff time.Duration
+}
+
+// failed notes a failed refresh (logged once until it recovers) and backs off:
+// soon enough that recovery is quick, rarely enough to be no load.
+func (v *Vault) failed(rt *retry, err error) {
+	if rt.failing == nil {
+		v.log.Warn("vault refresh failed: serving cached secrets until max_stale", "max_stale", v.opts.MaxStale.String(), "error", errText(err))
+	}
+	rt.failing = err
+	rt.backoff = min(max(2*rt.backoff, 100*time.Millisecond), v.opts.Refresh, 5*time.Second)
+	rt.at = time.Now().Add(rt.backoff)
+}
+
+// renewal keeps the login token alive with Vault's lifetime watcher.
+type renewal struct {
+	v       *Vault
+	watcher *api.LifetimeWatcher
+	done    <-chan error
+	renewed <-chan *api.RenewOutput
+}
+
+// watch renews s from now on, in place of the token watched before.
+func (r *renewal) watch(s *api.Secret) {
+	r.stop()
+	if s.Auth.LeaseDuration <= 0 {
+		return // a token without a TTL never expires
+	}
+	w, err := r.v.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: s})
+	if err != nil {
+		r.v.log.Error("vault token renewal not started", "error", err.Error())
+		return
+	}
+	go w.Start()
+	r.watcher, r.done, r.renewed = w, w.DoneCh(), w.RenewCh()
+}
+
+func (r *renewal) stop() {
+	if r.watcher != nil {
+		r.watcher.Stop()
+	}
+	r.watcher, r.done, r.renewed = nil, nil, nil
 }
 
 // statusOf is the HTTP status of a Vault API error, or 0.
