@@ -51,8 +51,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if rem, known := ob.vendor.quota.snapshot(); known {
 		g.metrics.quotaRemaining.WithLabelValues(ob.vendor.cfg.ID).Set(float64(rem))
 	}
-	ex := ob.ex
-	ex.upstreamStatus = resp.StatusCode
+	ob.ex.upstreamStatus, ob.ex.status = resp.StatusCode, resp.StatusCode
 	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return fmt.Errorf("%w: %q", ErrUnexpectedEncoding, enc)
 	}
@@ -60,43 +59,54 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	resp.Header.Del("Set-Cookie")
 	resp.Header.Del("Set-Cookie2")
 	ob.scrub.header(resp.Header)
-	ex.status = resp.StatusCode
 	if ob.passthrough || ob.op.cfg.Body == configs.BodyBinary {
-		if err := g.bindPassedThrough(resp, ob); err != nil {
-			return err
-		}
-		ex.bytesOut = resp.ContentLength
-		if err := g.record(resp.Request.Context(), ex, audit.KindOutcome); err != nil {
-			return err
-		}
-		if !ob.scrub.empty() {
-			resp.Body = ob.scrub.reader(resp.Body)
-			// Scrubbing may change the length.
-			resp.ContentLength = -1
-			resp.Header.Del("Content-Length")
-		}
-		return nil
+		return g.passThrough(resp, ob)
 	}
-	// JSON: read it whole, minimise, scrub. Whatever goes wrong, nothing of the
-	// vendor's body is passed on.
+	return g.minimiseResponse(resp, ob)
+}
+
+// passThrough sends a binary body, or a report-only call's, as it is (scrubbed
+// of injected secrets), once its outcome is recorded.
+func (g *Gateway) passThrough(resp *http.Response, ob *outbound) error {
+	if err := g.bindPassedThrough(resp, ob); err != nil {
+		return err
+	}
+	ob.ex.bytesOut = resp.ContentLength
+	if err := g.record(resp.Request.Context(), ob.ex, audit.KindOutcome); err != nil {
+		return err
+	}
+	if !ob.scrub.empty() {
+		resp.Body = ob.scrub.reader(resp.Body)
+		// Scrubbing may change the length.
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+	}
+	return nil
+}
+
+// minimiseResponse reads a JSON body whole, binds what it creates, minimises
+// and scrubs it, and records the outcome. Whatever goes wrong, nothing of the
+// vendor's body is passed on.
+func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
+	ctx, ex := resp.Request.Context(), ob.ex
 	raw, err := readResponse(resp)
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode/100 == 2 {
-		if err := g.bindCreated(resp.Request.Context(), ob, raw); err != nil {
+		if err := g.bindCreated(ctx, ob, raw); err != nil {
 			return err
 		}
 	}
 	d := ob.decision
 	m := minimise.New(d.Response.Fields, d.Response.Default, ob.hashKey, ex.now)
 	m.Identify = ob.op.identifiers
-	_, mspan := g.stage(resp.Request.Context(), spanMinimise)
+	_, span := g.stage(ctx, spanMinimise)
 	out, err := m.Minimise(raw)
-	if mspan.IsRecording() {
-		mspan.SetAttributes(attribute.Int("consentgate.withheld", len(out.Withheld)))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("consentgate.withheld", len(out.Withheld)))
 	}
-	mspan.End()
+	span.End()
 	if err != nil {
 		return err
 	}
@@ -106,7 +116,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	for _, val := range out.Identifiers {
 		ex.identifiers = append(ex.identifiers, audit.HMAC(ob.subjectKey, val))
 	}
-	if err := g.record(resp.Request.Context(), ex, audit.KindOutcome); err != nil {
+	if err := g.record(ctx, ex, audit.KindOutcome); err != nil {
 		return err
 	}
 	resp.Header.Set("X-Consentgate-Withheld", strconv.Itoa(len(out.Withheld)))
