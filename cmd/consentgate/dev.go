@@ -609,11 +609,26 @@ func loadOrCreateDevSecrets(ctx context.Context, file string, pki *certs.DevPKI)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return sandbox.Credentials{}, fmt.Errorf("dev secrets: %w", err)
 	}
-	fresh, err := sandbox.NewCredentials()
+	added, err := addDevSecrets(values, pki)
 	if err != nil {
 		return sandbox.Credentials{}, err
 	}
-	added := false
+	if added {
+		if err := secrets.WriteFile(file, values); err != nil {
+			return sandbox.Credentials{}, err
+		}
+	}
+	return readDevCredentials(ctx, file)
+}
+
+// addDevSecrets fills in every dev secret values lacks: the sandboxes'
+// credentials, the dev vendor client certificates, consentgate's own keys.
+// What is there already stays, so the sandboxes accept it again.
+func addDevSecrets(values map[string]map[string]string, pki *certs.DevPKI) (added bool, err error) {
+	fresh, err := sandbox.NewCredentials()
+	if err != nil {
+		return false, err
+	}
 	set := func(r string, value func() (string, error)) error {
 		ref, _ := secrets.ParseRef(r)
 		if _, ok := values[ref.Path][ref.Key]; ok {
@@ -631,7 +646,7 @@ func loadOrCreateDevSecrets(ctx context.Context, file string, pki *certs.DevPKI)
 	}
 	for _, s := range devSecretRefs {
 		if err := set(s.ref, func() (string, error) { return s.value(fresh), nil }); err != nil {
-			return sandbox.Credentials{}, err
+			return false, err
 		}
 	}
 	for vendor, cert := range map[string]string{"kb": certs.DevKBSealCert, "banqware": certs.DevBanqwareCert} {
@@ -640,29 +655,25 @@ func loadOrCreateDevSecrets(ctx context.Context, file string, pki *certs.DevPKI)
 				data, err := os.ReadFile(path)
 				return string(data), err
 			}); err != nil {
-				return sandbox.Credentials{}, err
+				return false, err
 			}
 		}
 	}
-	for _, r := range devKeyRefs {
+	// The callback token consentgate writes into the callback URLs it
+	// registers with the hub is a key like the others: the sandbox needs
+	// nothing of it, it calls back the URLs it was given.
+	for _, r := range append(slices.Clone(devKeyRefs), "vendors/banqware#callback_token") {
 		ref, _ := secrets.ParseRef(r)
 		if err := set(r, func() (string, error) { return newDevKey(ref) }); err != nil {
-			return sandbox.Credentials{}, err
+			return false, err
 		}
 	}
-	// The token consentgate writes into the callback URLs it registers with the
-	// hub: the sandbox needs nothing of it, it calls back the URLs it was given.
-	if err := set("vendors/banqware#callback_token", func() (string, error) {
-		ref, _ := secrets.ParseRef("vendors/banqware#callback_token")
-		return newDevKey(ref)
-	}); err != nil {
-		return sandbox.Credentials{}, err
-	}
-	if added {
-		if err := secrets.WriteFile(file, values); err != nil {
-			return sandbox.Credentials{}, err
-		}
-	}
+	return added, nil
+}
+
+// readDevCredentials reads back, through the file store, what the sandboxes
+// must accept.
+func readDevCredentials(ctx context.Context, file string) (sandbox.Credentials, error) {
 	store, err := secrets.OpenFile(file)
 	if err != nil {
 		return sandbox.Credentials{}, err
