@@ -550,51 +550,11 @@ verified with --pubkey first: a report is never made from records that do not
 verify (--unverified makes one and says so at its top). Markdown or JSON.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			var o audit.ProcessingOptions
-			var err error
-			if o.From, o.To, err = reportPeriod(from, to); err != nil {
-				return err
-			}
-			if file != "" {
-				if o.Erasure, err = erasurePaths(file); err != nil {
-					return err
-				}
-			}
-			if subject != "" {
-				if src.admin.admin != "" {
-					o.Subject, err = subjectHMACFromAdmin(ctx, src.admin, subject)
-				} else {
-					o.Subject, err = subjectHMACFromConfig(ctx, cmp.Or(file, "configs/consentgate.yaml"), subject)
-				}
-				if err != nil {
-					return err
-				}
-			}
-			if src.db != "" || src.export != "" {
-				src.admin.admin = ""
-			}
-			r, err := src.open(ctx)
+			o, err := reportOptions(cmd.Context(), from, to, file, subject, &src)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			rep, err := audit.Processing(r, o)
-			if err != nil {
-				return err
-			}
-			rep.Unverified = src.unverified
-			switch format {
-			case "md":
-				_, err = io.WriteString(cmd.OutOrStdout(), rep.Markdown())
-			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				err = enc.Encode(rep)
-			default:
-				err = fmt.Errorf("--format %q: use md or json", format)
-			}
-			return err
+			return writeReport(cmd.Context(), cmd.OutOrStdout(), &src, o, format)
 		},
 	}
 	src.flags(cmd)
@@ -609,6 +569,58 @@ verify (--unverified makes one and says so at its top). Markdown or JSON.`,
 	fl.StringVar(&src.admin.key, "key", "", "auditor key (with --admin)")
 	fl.StringVar(&src.admin.cacert, "cacert", "", "internal CA (with --admin)")
 	return cmd
+}
+
+// reportOptions are the period, the erasure paths of --config and the
+// person of --subject, hashed as the log holds it.
+func reportOptions(ctx context.Context, from, to, file, subject string, src *auditSource) (audit.ProcessingOptions, error) {
+	var o audit.ProcessingOptions
+	var err error
+	if o.From, o.To, err = reportPeriod(from, to); err != nil {
+		return o, err
+	}
+	if file != "" {
+		if o.Erasure, err = erasurePaths(file); err != nil {
+			return o, err
+		}
+	}
+	if subject != "" {
+		if src.admin.admin != "" {
+			o.Subject, err = subjectHMACFromAdmin(ctx, src.admin, subject)
+		} else {
+			o.Subject, err = subjectHMACFromConfig(ctx, cmp.Or(file, "configs/consentgate.yaml"), subject)
+		}
+	}
+	return o, err
+}
+
+// writeReport reads the records (verified unless --unverified) and writes the
+// report as Markdown or JSON.
+func writeReport(ctx context.Context, w io.Writer, src *auditSource, o audit.ProcessingOptions, format string) error {
+	if src.db != "" || src.export != "" {
+		src.admin.admin = ""
+	}
+	r, err := src.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rep, err := audit.Processing(r, o)
+	if err != nil {
+		return err
+	}
+	rep.Unverified = src.unverified
+	switch format {
+	case "md":
+		_, err = io.WriteString(w, rep.Markdown())
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	default:
+		err = fmt.Errorf("--format %q: use md or json", format)
+	}
+	return err
 }
 
 func reportPeriod(from, to string) (f, t time.Time, err error) {
