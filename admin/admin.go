@@ -11,6 +11,7 @@ import (
 	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/refusal"
+	"github.com/google/uuid"
 )
 
 // Options are what the admin listener serves.
@@ -75,10 +76,16 @@ func New(o Options) http.Handler {
 	}
 	mux.Handle("GET /v1/audit/tail", operators(a.auditTail))
 	mux.Handle("GET /v1/audit/snapshot", operators(a.auditSnapshot))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	// Any other path or method: not found, but only to a proven caller.
+	mux.Handle("/", identity.Only(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz").Write(w, "")
+	}), identity.RoleApp, identity.RoleAuditor, identity.RoleAdmin))
+	// Every answer carries a request id, as the gateway's do; problem+json
+	// bodies repeat it.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", uuid.NewString())
+		mux.ServeHTTP(w, r)
 	})
-	return mux
 }
 
 type api struct{ o Options }

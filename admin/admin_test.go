@@ -57,6 +57,8 @@ func TestRolesPerRoute(t *testing.T) {
 		{"GET", "/v1/consents/nope", identity.RoleApp, 404, refusal.NotFound},
 		{"GET", "/healthz", none, 200, ""},
 		{"GET", "/v1/elsewhere", identity.RoleAdmin, 404, refusal.NoRoute},
+		{"GET", "/v1/elsewhere", none, 401, refusal.IdentityRequired},
+		{"DELETE", "/v1/policy/status", none, 401, refusal.IdentityRequired},
 	} {
 		t.Run(tc.method+" "+tc.path+" as "+tc.role, func(t *testing.T) {
 			r := httptest.NewRequest(tc.method, tc.path, nil)
@@ -70,6 +72,9 @@ func TestRolesPerRoute(t *testing.T) {
 			}
 			if tc.kind != "" && !strings.Contains(rec.Body.String(), `"type":"`+tc.kind.Type()+`"`) {
 				t.Errorf("body %s, want kind %s", rec.Body, tc.kind)
+			}
+			if id := rec.Header().Get("X-Request-Id"); id == "" || (tc.kind != "" && !strings.Contains(rec.Body.String(), `"request_id":"`+id+`"`)) {
+				t.Errorf("X-Request-Id %q, body %s: every answer carries its request id", id, rec.Body)
 			}
 		})
 	}

@@ -4,8 +4,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/identity"
 )
 
 // Issue 14 finding 8: the deny list had gaps (::/96, Teredo 2001::/32,
@@ -118,4 +124,28 @@ func TestEgressDialerRefusesInternalAndResolvesOnce(t *testing.T) {
 	if r.calls != 1 {
 		t.Errorf("%d lookups for one dial", r.calls)
 	}
+}
+
+// A forwarded request for a path outside the vendor's base is refused like any
+// gateway refusal: recorded, with its request id.
+func TestForwardPathOutsideTheBaseIsRecorded(t *testing.T) {
+	env := newTestEnv(t)
+	f := NewForward(env.gw, env.ca)
+	r := httptest.NewRequest("GET", "/elsewhere", nil)
+	r = r.WithContext(identity.With(r.Context(), identity.Identity{Role: identity.RoleApp, Name: "web"}))
+	rec := httptest.NewRecorder()
+	f.pipeline(env.gw.vendors["echo"]).ServeHTTP(rec, r)
+	id := rec.Header().Get("X-Request-Id")
+	if rec.Code != http.StatusNotFound || id == "" || !strings.Contains(rec.Body.String(), id) {
+		t.Fatalf("%d, X-Request-Id %q: %s", rec.Code, id, rec.Body)
+	}
+	for _, x := range env.exportAll(t) {
+		if x.Kind == audit.KindOutcome && x.RequestID == id {
+			if x.App != "web" || x.Vendor != "echo" || x.Status != http.StatusNotFound {
+				t.Errorf("outcome record %+v", x)
+			}
+			return
+		}
+	}
+	t.Error("no outcome record for the refusal")
 }

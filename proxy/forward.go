@@ -79,10 +79,15 @@ func (v *vendor) publicHost() string {
 func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex, w := f.gw.begin(w, r)
 	// Any proven identity may open a tunnel; the pipeline inside it lets
-	// only apps call vendors, and records who tried.
+	// only apps call vendors, and records who tried. The refusals here are
+	// the exchange's own; a tunnel's calls are the gateway's exchanges.
+	refuse := func(ref *refusal.Refusal) {
+		defer f.gw.logExchange(ex)
+		f.gw.answer(r.Context(), w, ex, ref)
+	}
 	id, ref := identity.Require(r.Context(), identity.RoleApp, identity.RoleAuditor, identity.RoleAdmin)
 	if ref != nil {
-		ref.Write(w, ex.requestID)
+		refuse(ref)
 		return
 	}
 	ex.app, ex.role = id.Name, id.Role
@@ -94,9 +99,8 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := f.vendorAt(host, port)
 	if v == nil {
 		// Deny by default, audited like any refusal; the tunnel never opens.
-		defer f.gw.logExchange(ex)
 		ex.err = "forward proxy: host is not owned by any vendor profile"
-		f.gw.answer(r.Context(), w, ex, refusal.New(http.StatusForbidden, refusal.NoRoute, "Host not allowed",
+		refuse(refusal.New(http.StatusForbidden, refusal.NoRoute, "Host not allowed",
 			"no vendor profile owns this host and port; consentgate only reaches configured vendors"))
 		return
 	}
@@ -108,7 +112,8 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Absolute-form http://vendor/... : the call still goes out over HTTPS.
 		f.pipeline(v).ServeHTTP(w, r.WithContext(ctx))
 	default:
-		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Not a proxy request", "send CONNECT host:443 or an absolute-form URL").Write(w, ex.requestID)
+		refuse(refusal.New(http.StatusBadRequest, refusal.BadRequest, "Not a proxy request",
+			"send CONNECT host:443 or an absolute-form URL"))
 	}
 }
 
@@ -120,7 +125,13 @@ func (f *Forward) pipeline(v *vendor) http.Handler {
 		escaped := r.URL.EscapedPath()
 		rest, ok := strings.CutPrefix(escaped, basePath)
 		if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
-			refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", fmt.Sprintf("vendor %s serves paths under %s", v.cfg.ID, basePath+"/")).Write(w, "")
+			// Refused before the pipeline, recorded as it would be.
+			ex, w := f.gw.begin(w, r)
+			defer f.gw.logExchange(ex)
+			id, _ := identity.From(r.Context())
+			ex.app, ex.role, ex.vendor = id.Name, id.Role, v.cfg.ID
+			f.gw.answer(r.Context(), w, ex, refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found",
+				fmt.Sprintf("vendor %s serves paths under %s", v.cfg.ID, basePath+"/")))
 			return
 		}
 		r2 := r.Clone(r.Context())

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/refusal"
+	"github.com/google/uuid"
 )
 
 // net/http resolves ambiguous HTTP/1.x framing by itself, as RFC 9112 lets an
@@ -208,8 +209,12 @@ func withConnTLS(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if fc, ok := r.Context().Value(connTLSKey{}).(*framingConn); ok {
 			if reason := fc.refused.Load(); reason != nil && r.URL.Path == refusedPath {
+				// Refused before any handler, so before any exchange: logged by
+				// the guard, answered with a request id like every answer.
+				id := uuid.NewString()
 				w.Header().Set("Connection", "close")
-				refusal.New(http.StatusBadRequest, refusal.BadRequest, "Ambiguous request framing", *reason).Write(w, "")
+				w.Header().Set("X-Request-Id", id)
+				refusal.New(http.StatusBadRequest, refusal.BadRequest, "Ambiguous request framing", *reason).Write(w, id)
 				return
 			}
 			if r.TLS == nil && fc.state.HandshakeComplete {

@@ -75,6 +75,9 @@ func TestRequestHygiene(t *testing.T) {
 			if tt.problem && resp.Header.Get("Content-Type") != "application/problem+json" {
 				t.Errorf("Content-Type %q, want application/problem+json", resp.Header.Get("Content-Type"))
 			}
+			if tt.problem && resp.Header.Get("X-Request-Id") == "" {
+				t.Error("the guard's answer has no X-Request-Id")
+			}
 		})
 	}
 	if env.seen.count() != 0 {

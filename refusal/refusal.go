@@ -58,8 +58,12 @@ type problem struct {
 // Type is the problem type URI of kind k.
 func (k Kind) Type() string { return "urn:consentgate:problem:" + string(k) }
 
-// Write answers with r as problem+json. requestID may be empty.
+// Write answers with r as problem+json. An empty requestID is the answer's
+// X-Request-Id, when one is set.
 func (r *Refusal) Write(w http.ResponseWriter, requestID string) {
+	if requestID == "" {
+		requestID = w.Header().Get("X-Request-Id")
+	}
 	title := r.Title
 	if title == "" {
 		title = http.StatusText(r.Status)
