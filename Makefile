@@ -13,7 +13,7 @@ KUBECONFORM_VERSION := v0.7.0
 KUBE_VERSION := 1.34.2
 SCHEMAS := $(abspath .cache/k8s-schemas/v$(KUBE_VERSION)-standalone-strict)
 
-.PHONY: test test-deps vet fmt-check lint vulncheck chart-check vault build dev dev-vault clean-dev fuzz reliability bench opa docs
+.PHONY: test test-deps vet fmt-check lint vulncheck chart-check vault build dev dev-vault clean-dev fuzz reliability bench bench-quick opa docs
 
 test: test-deps vault vet fmt-check lint vulncheck chart-check
 	$(GO) test -race ./...
@@ -148,3 +148,12 @@ bench:
 	@deploy/scripts/install-nginx.sh
 	$(GO) build -trimpath -o $(BIN)/consentgate-bench ./cmd/consentgate
 	$(GO) run ./bench -consentgate $(BIN)/consentgate-bench $(BENCH_FLAGS)
+
+# bench-quick is the comparison issue 16 tracks, in under 4 minutes on 2 cores:
+# 20,000 consents, 64 connections, nginx and both consentgate modes; its last
+# line is one JSON object (-json). It is preliminary by design and writes no
+# section to bench/RESULTS.md.
+bench-quick:
+	$(MAKE) bench BENCH_FLAGS='-targets nginx,consentgate-strict,consentgate-async -levels 64 -consents 20000 \
+		-duration 20s -warmup 5s -open-duration 0 -idle-conns 0 -fsync-samples 200 -results "" -json $(BENCH_FLAGS)'
+

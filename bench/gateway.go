@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/secrets"
+	"go.yaml.in/yaml/v3"
 )
 
 // consentgate runs as `consentgate serve`, a child process built once from
@@ -92,7 +94,7 @@ func startGateway(s *stack, bin, mode, profileDir string) (*gateway, error) {
 		return nil, err
 	}
 	policies := filepath.Join(s.dir, "policies")
-	if err := configs.WritePolicies(policies); err != nil {
+	if err := writeBenchPolicies(policies, "kb"); err != nil {
 		return nil, err
 	}
 	if err := writeKBProfile(filepath.Join(dir, "vendors", "kb.yaml"), s); err != nil {
@@ -321,4 +323,50 @@ func (g *gateway) auditCounters(s *stack) func() (records, commits uint64, err e
 		}
 		return uint64(records), uint64(commits), nil
 	}
+}
+
+// writeBenchPolicies writes the shipped policies with their data cut to the
+// vendors the benchmark configures: the gateway checks a policy against its
+// profiles, and refuses one whose data names vendors it has no profile of.
+// The rules and purposes are the shipped ones.
+func writeBenchPolicies(dir string, vendors ...string) error {
+	if err := configs.WritePolicies(dir); err != nil {
+		return err
+	}
+	file := filepath.Join(dir, "data.yaml")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var data map[string]any
+	if err := yaml.Unmarshal(raw, &data); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	keep := func(names []any, ok func(string) bool) []any {
+		out := []any{}
+		for _, n := range names {
+			if s, _ := n.(string); ok(s) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	configured := func(op string) bool {
+		return slices.ContainsFunc(vendors, func(v string) bool { return strings.HasPrefix(op, v+".") })
+	}
+	apps, _ := data["apps"].(map[string]any)
+	for _, a := range apps {
+		app, _ := a.(map[string]any)
+		list, _ := app["vendors"].([]any)
+		app["vendors"] = keep(list, func(v string) bool { return slices.Contains(vendors, v) })
+		ops, _ := app["tenant_operations"].([]any)
+		app["tenant_operations"] = keep(ops, configured)
+	}
+	free, _ := data["consent_free_operations"].([]any)
+	data["consent_free_operations"] = keep(free, configured)
+	out, err := yaml.Marshal(data)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, out, 0o600)
 }

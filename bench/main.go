@@ -44,6 +44,7 @@ type options struct {
 	nginx        string
 	results      string
 	profile      string
+	json         bool
 	set          []string // flags given, for the command line shown in the report
 }
 
@@ -80,6 +81,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.nginx, "nginx", "", "nginx binary (default: nginx on PATH or /usr/sbin/nginx)")
 	fs.StringVar(&o.profile, "profile", "", "folder to write consentgate's CPU profiles to (consentgate-<mode>.pprof; see go tool pprof)")
 	fs.StringVar(&o.results, "results", "bench/RESULTS.md", "file to write the report section to (empty: print only)")
+	fs.BoolVar(&o.json, "json", false, "print, as the last line, one JSON object: each target at 64 connections and consentgate's ratios to nginx")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -110,7 +112,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "dir", "keep", "consentgate", "nginx", "results", "profile":
+		case "dir", "keep", "consentgate", "nginx", "results", "profile", "json":
 		default:
 			o.set = append(o.set, "-"+f.Name+" "+f.Value.String())
 		}
@@ -175,6 +177,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("writing %s: %w", o.results, err)
 		}
 		fmt.Fprintf(stderr, "bench: section %q written to %s\n", r.heading(), o.results)
+	}
+	if o.json {
+		fmt.Fprintln(stdout, r.summary().line())
 	}
 	return nil
 }
