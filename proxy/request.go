@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -324,7 +323,7 @@ func (req *appRequest) fields() []string {
 	for name := range req.header {
 		set[configs.HeaderField(name)] = true
 	}
-	return slices.Sorted(maps.Keys(set))
+	return sortedKeys(set)
 }
 
 func (req *appRequest) undeclared() []string {
@@ -429,7 +428,7 @@ func (req *appRequest) minimize(drop []string) (*sentRequest, error) {
 	if err := req.minimizeBody(out, keep, disclosed, withheld); err != nil {
 		return nil, err
 	}
-	out.disclosed, out.withheld = slices.Sorted(maps.Keys(disclosed)), slices.Sorted(maps.Keys(withheld))
+	out.disclosed, out.withheld = sortedKeys(disclosed), sortedKeys(withheld)
 	for name, vals := range req.query {
 		if f := configs.QueryField(name); keep[f] {
 			out.query[name] = vals
