@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"runtime"
@@ -176,7 +177,10 @@ func (e *Engine) Status() Status {
 // Decide evaluates the policy for one call. It never returns an error: whatever
 // goes wrong is a deny with a fixed reason, and the detail is in Decision.Err.
 func (e *Engine) Decide(ctx context.Context, in *Input) Decision {
-	return e.DecideRaw(ctx, in.value())
+	start := time.Now()
+	rev := e.cur.Load()
+	key, memoised := rev.memo.keyOf(in)
+	return e.decide(ctx, rev, start, key, memoised, in, nil)
 }
 
 // DecideRaw evaluates an input given as a JSON-like tree, as `consentgate policy
@@ -188,12 +192,21 @@ func (e *Engine) DecideRaw(ctx context.Context, input map[string]any) Decision {
 	start := time.Now()
 	rev := e.cur.Load()
 	key, memoised := rev.memo.key(input)
+	return e.decide(ctx, rev, start, key, memoised, nil, input)
+}
+
+// decide answers from the memo, or evaluates the input (raw, else in's value,
+// built only then) and remembers the answer.
+func (e *Engine) decide(ctx context.Context, rev *revision, start time.Time, key [sha256.Size]byte, memoised bool, in *Input, raw map[string]any) Decision {
 	d, hit := Decision{}, false
 	if memoised {
 		d, hit = rev.memo.get(key)
 	}
 	if !hit {
-		d = e.evaluateInTurn(ctx, rev, input)
+		if raw == nil {
+			raw = in.value()
+		}
+		d = e.evaluateInTurn(ctx, rev, raw)
 		if memoised && d.Err == "" {
 			rev.memo.put(key, d)
 		}
