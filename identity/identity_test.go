@@ -112,3 +112,22 @@ func TestMiddlewareAndRequire(t *testing.T) {
 func containsType(body string, k refusal.Kind) bool {
 	return strings.Contains(body, `"type":"`+k.Type()+`"`)
 }
+
+// A listener reads a connection's identity once, from its verified chain only.
+func TestForConnection(t *testing.T) {
+	admin := certWith("spiffe://consentgate.test/admin/ops")
+	ctx := context.Background()
+	if got := ForConnection(ctx, &tls.ConnectionState{PeerCertificates: []*x509.Certificate{admin}}, "consentgate.test"); got != ctx {
+		t.Error("a presented, unverified certificate gave the connection an identity")
+	}
+	if got := ForConnection(ctx, &tls.ConnectionState{}, "consentgate.test"); got != ctx {
+		t.Error("a connection without a certificate got an identity")
+	}
+	verified := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{admin}, VerifiedChains: [][]*x509.Certificate{{admin}}}
+	if id, ok := From(ForConnection(ctx, verified, "consentgate.test")); !ok || id.Role != RoleAdmin || id.Name != "ops" {
+		t.Errorf("verified admin: %+v, %v", id, ok)
+	}
+	if _, ok := From(ForConnection(ctx, verified, "other.test")); ok {
+		t.Error("a certificate of another trust domain gave an identity")
+	}
+}

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"slices"
@@ -24,19 +25,35 @@ func From(ctx context.Context) (Identity, bool) {
 	return id, ok
 }
 
-// Middleware reads the identity of every request once: from the context when a
-// tunnel put it there, else from a verified chain. Only verified chains count:
-// the callbacks listener takes connections without a certificate, and a
-// presented but unverified one proves nothing. It never refuses; Require does.
+// Middleware reads the identity of every request: from the context when the
+// listener put its connection's there (ForConnection) or a tunnel put the outer
+// connection's, else from a verified chain. Only verified chains count: the
+// callbacks listener takes connections without a certificate, and a presented
+// but unverified one proves nothing. It never refuses; Require does.
 func Middleware(trustDomain string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := From(r.Context()); !ok && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-			if id, err := Of(r.TLS.PeerCertificates[0], trustDomain); err == nil {
-				r = r.WithContext(With(r.Context(), id))
+		if _, ok := From(r.Context()); !ok && r.TLS != nil {
+			if ctx := ForConnection(r.Context(), r.TLS, trustDomain); ctx != r.Context() {
+				r = r.WithContext(ctx)
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ForConnection returns ctx carrying the identity cs's verified chain proves,
+// or ctx itself when it proves none. The listeners call it once per connection
+// (http.Server.ConnContext): every request on the connection has the same
+// chain, so none parses the certificate again.
+func ForConnection(ctx context.Context, cs *tls.ConnectionState, trustDomain string) context.Context {
+	if len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
+		return ctx
+	}
+	id, err := Of(cs.PeerCertificates[0], trustDomain)
+	if err != nil {
+		return ctx
+	}
+	return With(ctx, id)
 }
 
 // Require is the one check of who may use a route: 401 identity-required

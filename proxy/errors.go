@@ -3,8 +3,6 @@ package proxy
 import "errors"
 
 var (
-	// ErrNoIdentity means a client certificate carries no usable SPIFFE identity.
-	ErrNoIdentity = errors.New("client certificate carries no consentgate identity")
 	// ErrNoRoute means the request matches no vendor or no operation.
 	ErrNoRoute = errors.New("no vendor operation matches the request")
 	// ErrBadPath means the request path could reach a resource other than the one

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/refusal"
 	"github.com/google/uuid"
 )
@@ -196,11 +197,22 @@ func (c *framingConn) Read(p []byte) (int, error) {
 // net/http only fills Request.TLS for a *tls.Conn.
 type connTLSKey struct{}
 
-func connContext(ctx context.Context, c net.Conn) context.Context {
-	if fc, ok := c.(*framingConn); ok {
-		return context.WithValue(ctx, connTLSKey{}, fc)
+// connContext is a listener's connection context: the framing guard's state
+// for HTTP/1.x, and the identity the connection's verified chain proves,
+// read once for all its requests.
+func connContext(trustDomain string) func(context.Context, net.Conn) context.Context {
+	return func(ctx context.Context, c net.Conn) context.Context {
+		var cs tls.ConnectionState
+		switch c := c.(type) {
+		case *framingConn:
+			ctx, cs = context.WithValue(ctx, connTLSKey{}, c), c.state
+		case *tls.Conn:
+			cs = c.ConnectionState()
+		default:
+			return ctx
+		}
+		return identity.ForConnection(ctx, &cs, trustDomain)
 	}
-	return ctx
 }
 
 // withConnTLS gives every request its connection's TLS state, whichever way

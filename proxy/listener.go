@@ -170,7 +170,7 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin, callba
 		}
 		s.servers = append(s.servers, &http.Server{
 			Handler:           withConnTLS(identity.Middleware(cfg.TrustDomain, l.h)),
-			ConnContext:       connContext,
+			ConnContext:       connContext(cfg.TrustDomain),
 			TLSConfig:         tlsCfg,
 			TLSNextProto:      nextProto,
 			ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout.Duration,
