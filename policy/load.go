@@ -173,7 +173,7 @@ func load(ctx context.Context, src Source, memoEntries int, contract *Contract) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: preparing %s: %w", src, Query, err)
 	}
-	rev := &revision{id: id, query: pq, loadedAt: time.Now(), files: files, memo: newMemo(compiler, memoEntries)}
+	rev := &revision{id: id, query: pq, loadedAt: time.Now(), files: files, memo: newMemo(compiler, modules, memoEntries)}
 	if ps, ok := data["purposes"].(map[string]any); ok {
 		rev.purposes = slices.Sorted(maps.Keys(ps))
 	}

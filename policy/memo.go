@@ -21,8 +21,10 @@ const DefaultMemoEntries = 4096
 // function of its input and its data, and the data belongs to the revision: so
 // an input equal to an earlier one in every part the policy reads gets the
 // earlier decision without evaluating again. Nothing else is traded: a revoked
-// consent, a changed purpose or the next second of input.now is a different
-// input, and a reload starts a new revision with an empty memo.
+// consent, a changed purpose or an expiry passed is a different input, and a
+// reload starts a new revision with an empty memo. Where the policy lets it
+// (standin.go), the consent's ids and times are keyed by what the policy can
+// tell from them, so one end user's decision answers the next one's call.
 //
 // Failures to decide (timeouts, evaluation errors) are never remembered, so an
 // overload cannot turn into lasting denials.
@@ -33,7 +35,11 @@ type memo struct {
 	all   bool
 	// off says why decisions are not remembered ("" when they are).
 	off string
-	max int
+	// anyUser says the key holds stand-ins for the personal values
+	// (standin.go); perUser says why it does not.
+	anyUser bool
+	perUser string
+	max     int
 
 	mu sync.Mutex
 	m  map[[sha256.Size]byte]Decision
@@ -42,7 +48,7 @@ type memo struct {
 // newMemo inspects the compiled modules: which input keys they read, and
 // whether any of them calls a built-in whose answer can change between two
 // evaluations of the same input.
-func newMemo(compiler *ast.Compiler, max int) *memo {
+func newMemo(compiler *ast.Compiler, parsed map[string]*ast.Module, max int) *memo {
 	mo := &memo{max: max, m: map[[sha256.Size]byte]Decision{}}
 	if max < 0 {
 		mo.off = "disabled"
@@ -84,6 +90,10 @@ func newMemo(compiler *ast.Compiler, max int) *memo {
 		mo.reads = append(mo.reads, k)
 	}
 	slices.Sort(mo.reads)
+	if mo.off == "" {
+		mo.perUser = standInsHold(compiler, parsed)
+		mo.anyUser = mo.perUser == ""
+	}
 	return mo
 }
 
@@ -116,16 +126,20 @@ func (mo *memo) describe() string {
 	case mo.off != "":
 		return "off: " + mo.off
 	case mo.all:
-		return "on (the policy reads the whole input)"
+		return "on, per end user (the policy reads the whole input)"
+	case mo.anyUser:
+		return "on, for any end user (the policy reads input." + strings.Join(mo.reads, ", input.") + ")"
 	default:
-		return "on (the policy reads input." + strings.Join(mo.reads, ", input.") + ")"
+		return "on, per end user, since " + mo.perUser + " (the policy reads input." + strings.Join(mo.reads, ", input.") + ")"
 	}
 }
 
 // key digests the parts of input the policy reads. ok is false when memoising
-// is off or the input holds a value the encoding does not know.
+// is off or the input holds a value the encoding does not know, and when the
+// memo keys on stand-ins, which only keyOf writes: a raw input (`policy eval`)
+// is evaluated.
 func (mo *memo) key(input map[string]any) (k [sha256.Size]byte, ok bool) {
-	if mo.off != "" {
+	if mo.off != "" || mo.anyUser {
 		return k, false
 	}
 	buf := keyBuffers.Get().(*[]byte)

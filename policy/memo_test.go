@@ -39,7 +39,7 @@ func memoHits(t *testing.T, reg *prometheus.Registry) float64 {
 func TestMemoAnswersOnlyIdenticalReadInputs(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	e, _ := newTestEngine(t, memoPolicy, reg)
-	if got, want := e.Status().Memo, "on (the policy reads input.app, input.operation)"; got != want {
+	if got, want := e.Status().Memo, "on, for any end user (the policy reads input.app, input.operation)"; got != want {
 		t.Fatalf("memo status %q, want %q", got, want)
 	}
 	ctx := context.Background()
@@ -118,7 +118,7 @@ func TestMemoReadsWholeInput(t *testing.T) {
 
 decision := {"allow": false, "reasons": [sprintf("%v", [object.get(input, "quota", {})])]}
 `, reg)
-	if got := e.Status().Memo; got != "on (the policy reads the whole input)" {
+	if got := e.Status().Memo; got != "on, per end user (the policy reads the whole input)" {
 		t.Fatalf("memo status %q", got)
 	}
 	in := &Input{QuotaRemaining: 3, QuotaKnown: true}

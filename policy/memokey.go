@@ -11,11 +11,14 @@ import (
 
 // keyOf is memo.key(in.value()) without building the value: the same bytes
 // digested, written straight from the struct, so a remembered decision costs
-// no maps. A test holds the two to the same bytes for random inputs.
+// no maps. A test holds the two to the same bytes for random inputs. When the
+// memo keys on stand-ins, the personal values are written as stand-ins
+// (standin.go) and ok is false for a call that must be evaluated.
 func (mo *memo) keyOf(in *Input) (k [sha256.Size]byte, ok bool) {
 	if mo.off != "" {
 		return k, false
 	}
+	ok = true
 	buf := keyBuffers.Get().(*[]byte)
 	b := (*buf)[:0]
 	if mo.all {
@@ -25,13 +28,22 @@ func (mo *memo) keyOf(in *Input) (k [sha256.Size]byte, ok bool) {
 		}
 	} else {
 		for _, name := range mo.reads {
-			b = in.appendNamed(appendString(b, name), name)
+			b = appendString(b, name)
+			if !mo.anyUser || !personalInput[name] {
+				b = in.appendNamed(b, name)
+				continue
+			}
+			if b, ok = in.appendStandIn(b, name); !ok {
+				break
+			}
 		}
 	}
-	k = sha256.Sum256(b)
+	if ok {
+		k = sha256.Sum256(b)
+	}
 	*buf = b
 	keyBuffers.Put(buf)
-	return k, true
+	return k, ok
 }
 
 // inputNames are the top-level keys of Input.value, sorted.

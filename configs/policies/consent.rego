@@ -22,8 +22,17 @@ record := c if {
 	c.id == id
 }
 
+# What the rest of the policy may know of the record: facts that are the same
+# for every end user in the same situation. Rules outside this package read
+# these, never id or record, so that the gateway may remember a decision for
+# everyone alike (docs/policy.md, "Decisions for any end user").
+found if record
+
 # The categories the end user consented to ({} without a record).
 categories := {c | some c in record.categories}
+
+# The X-Purpose header names a purpose the end user consented to.
+purpose_listed if input.purpose in record.purposes
 
 deny contains "no consent header" if not id
 

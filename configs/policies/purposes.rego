@@ -27,14 +27,14 @@ deny contains "unknown purpose" if {
 
 deny contains "purpose not in consent" if {
 	name
-	consent.record
-	not name in consent.record.purposes
+	consent.found
+	not consent.purpose_listed
 }
 
 # A call whose purpose would disclose only categories the user never consented
 # to is refused rather than answered with nothing.
 deny contains "category not in consent" if {
-	consent.record
+	consent.found
 	count(would_disclose) > 0
 	count(would_disclose & consent.categories) == 0
 }
@@ -43,7 +43,7 @@ deny contains "category not in consent" if {
 # at all, and not at all is a refusal.
 deny contains "category not in consent" if {
 	definition
-	consent.record
+	consent.found
 	input.body == "binary"
 	not binary_allowed
 }
