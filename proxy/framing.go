@@ -152,10 +152,9 @@ type framingConn struct {
 	state   tls.ConnectionState
 	scan    requestScanner
 	log     *slog.Logger
-	buf     []byte
-	ready   []byte // scanned bytes net/http has not read yet
-	readyAt []byte // ready's whole array, reused once ready is drained
-	err     error  // a read error that came with data, reported next
+	ready   []byte  // scanned bytes net/http has not read yet
+	readyAt *[]byte // ready's whole array, from readyArrays; nil once drained
+	err     error   // a read error that came with data, reported next
 	refused atomic.Pointer[string]
 }
 
@@ -163,7 +162,14 @@ type framingConn struct {
 // connection whose scanner refused a request: an app sending it gets a 404.
 const refusedPath = "/.consentgate/refused-framing"
 
+// Read reads from TLS straight into p, net/http's buffer, and hands back
+// what the scanner let through. The scanned bytes wait in a pooled array that
+// goes back to the pool once net/http has them, so a connection kept alive and
+// idle, blocked in this read, holds no buffer of its own.
 func (c *framingConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	for len(c.ready) == 0 {
 		if err := c.err; err != nil {
 			// Not sticky: net/http interrupts reads with a past deadline
@@ -171,14 +177,14 @@ func (c *framingConn) Read(p []byte) (int, error) {
 			c.err = nil
 			return 0, err
 		}
-		if c.buf == nil {
-			c.buf = make([]byte, 16<<10)
-		}
-		n, err := c.Conn.Read(c.buf)
+		n, err := c.Conn.Read(p)
 		c.err = err
+		if c.readyAt == nil {
+			c.readyAt = readyArrays.Get().(*[]byte)
+		}
 		var ferr error
-		c.ready, ferr = c.scan.feed(c.readyAt[:0], c.buf[:n])
-		c.readyAt = c.ready
+		c.ready, ferr = c.scan.feed((*c.readyAt)[:0], p[:n])
+		*c.readyAt = c.ready[:0]
 		if ferr != nil {
 			reason := ferr.Error()
 			c.refused.Store(&reason)
@@ -190,8 +196,14 @@ func (c *framingConn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, c.ready)
 	c.ready = c.ready[n:]
+	if len(c.ready) == 0 {
+		readyArrays.Put(c.readyAt)
+		c.readyAt = nil
+	}
 	return n, nil
 }
+
+var readyArrays = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // connTLSKey carries an HTTP/1.x connection's TLS state to its requests:
 // net/http only fills Request.TLS for a *tls.Conn.

@@ -3,11 +3,19 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/certs"
 )
 
 // refusedAt reads stream as net/http does, request by request, and returns
@@ -175,4 +183,53 @@ func FuzzRequestScanner(f *testing.F) {
 		}
 		checkScanner(t, stream)
 	})
+}
+
+// tlsPipe is a TLS connection pair over memory, the server side wrapped as
+// the guard listener wraps HTTP/1.x connections.
+func tlsPipe(t *testing.T) (*framingConn, *tls.Conn) {
+	t.Helper()
+	ca, err := certs.NewCA(pkix.Name{CommonName: "framing test CA"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, key, err := ca.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "gateway"}, DNSNames: []string{"gateway"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	server := tls.Server(a, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Raw}, PrivateKey: key}}})
+	client := tls.Client(b, &tls.Config{ServerName: "gateway", RootCAs: pool})
+	go client.Handshake()
+	if err := server.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	return &framingConn{Conn: server, scan: requestScanner{maxHead: 1 << 16}, log: slog.New(slog.DiscardHandler)}, client
+}
+
+// A kept-alive connection waiting for its next request holds no buffer of
+// its own: a fleet of idle app connections costs what TLS and net/http keep.
+func TestIdleFramingConnHoldsNoBuffer(t *testing.T) {
+	fc, client := tlsPipe(t)
+	req := "GET /v/kb/identity HTTP/1.1\r\nHost: gateway\r\nContent-Length: 5\r\n\r\nhello"
+	go client.Write([]byte(req))
+	var got []byte
+	p := make([]byte, 7) // smaller than the request: it is handed over in parts
+	for len(got) < len(req) {
+		n, err := fc.Read(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p[:n]...)
+	}
+	if string(got) != req {
+		t.Fatalf("read %q, want %q", got, req)
+	}
+	if fc.readyAt != nil || len(fc.ready) != 0 {
+		t.Errorf("after the request was read the connection holds %d bytes of buffer", cap(*fc.readyAt))
+	}
 }
