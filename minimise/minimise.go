@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -38,8 +37,11 @@ type Minimiser struct {
 	hashKey  []byte
 	now      time.Time
 
-	withheld  map[string]bool
-	disclosed map[string]bool
+	// withheld and disclosed collect paths, repeated once per array element;
+	// Minimise sorts them into sets.
+	withheld  []string
+	disclosed []string
+	keys      []string // the keys of the objects being walked, innermost last
 	// ambiguous is set by an object with a repeated key: parsers disagree on
 	// which one counts, so such a body is refused rather than minimised.
 	ambiguous bool
@@ -61,8 +63,7 @@ type Result struct {
 // the action for the rest (keep or, for anything else, drop), hashKey keys the
 // hash action and now is the day ages are derived on.
 func New(fields map[string]string, def string, hashKey []byte, now time.Time) *Minimiser {
-	m := &Minimiser{fields: fields, def: def, prefixes: map[string]bool{}, hashKey: hashKey, now: now,
-		withheld: map[string]bool{}, disclosed: map[string]bool{}}
+	m := &Minimiser{fields: fields, def: def, prefixes: map[string]bool{}, hashKey: hashKey, now: now}
 	for p := range fields {
 		for i := 0; i < len(p); i++ {
 			if p[i] == '.' || p[i] == '[' {
@@ -134,15 +135,16 @@ func (m *Minimiser) object(out *bytes.Buffer, raw []byte, path string) int {
 	out.WriteByte('{')
 	n := 0
 	var derived map[string]bool
-	var keys []string
+	outer := len(m.keys)
+	defer func() { m.keys = m.keys[:outer] }()
 	for i := skipSpace(raw, 1); raw[i] != '}'; {
 		keyEnd := SkipString(raw, i)
 		rawKey := raw[i:keyEnd]
 		key := decodeKey(rawKey)
-		if slices.Contains(keys, key) {
+		if slices.Contains(m.keys[outer:], key) {
 			m.ambiguous = true
 		}
-		keys = append(keys, key)
+		m.keys = append(m.keys, key)
 		v := skipSpace(raw, skipSpace(raw, keyEnd)+1)
 		next := skipValue(raw, v)
 		p := JoinPath(path, key)
@@ -157,10 +159,10 @@ func (m *Minimiser) object(out *bytes.Buffer, raw []byte, path string) int {
 			// Such a key would read as a path to another field ("address.country"),
 			// or as its parent: a decision cannot name it unambiguously, so it
 			// never goes out.
-			m.withheld[p] = true
+			m.withheld = append(m.withheld, p)
 		case named && strings.HasPrefix(action, "derive:age_over_"):
 			fn := strings.TrimPrefix(action, "derive:")
-			m.withheld[p] = true
+			m.withheld = append(m.withheld, p)
 			if over, ok := ageOver(scalarValue(raw[v:next]), fn, m.now); ok && !derived[fn] {
 				if derived == nil {
 					derived = map[string]bool{}
@@ -170,7 +172,7 @@ func (m *Minimiser) object(out *bytes.Buffer, raw []byte, path string) int {
 					out.WriteByte(',')
 				}
 				fmt.Fprintf(out, "%q:%t", fn, over)
-				m.disclosed[JoinPath(path, fn)] = true
+				m.disclosed = append(m.disclosed, JoinPath(path, fn))
 				n++
 			}
 		default:
@@ -231,12 +233,12 @@ func JoinPath(path, key string) string {
 func (m *Minimiser) apply(out *bytes.Buffer, action string, raw []byte, path string) bool {
 	switch action {
 	case policy.ActionKeep:
-		m.disclosed[path] = true
+		m.disclosed = append(m.disclosed, path)
 		out.Write(raw)
 		return true
 	case ActionKeepScalar:
 		if raw[0] != '{' && raw[0] != '[' {
-			m.disclosed[path] = true
+			m.disclosed = append(m.disclosed, path)
 			out.Write(raw)
 			return true
 		}
@@ -278,13 +280,13 @@ func (m *Minimiser) apply(out *bytes.Buffer, action string, raw []byte, path str
 	}
 	// drop, an action that does not fit the value, or an age derivation outside an
 	// object: nothing of the value goes out.
-	m.withheld[path] = true
+	m.withheld = append(m.withheld, path)
 	return false
 }
 
 func (m *Minimiser) transformed(path string) {
-	m.withheld[path] = true
-	m.disclosed[path] = true
+	m.withheld = append(m.withheld, path)
+	m.disclosed = append(m.disclosed, path)
 }
 
 func ScalarString(v any) (string, bool) {
@@ -395,19 +397,23 @@ func yearOf(v any) (string, bool) {
 	return "", false
 }
 
-func sortedSet(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// sortedSet sorts paths and drops repeats, in place; never nil, as the
+// audit record's lists are arrays.
+func sortedSet(paths []string) []string {
+	if paths == nil {
+		return []string{}
 	}
-	sort.Strings(out)
-	return out
+	slices.Sort(paths)
+	return slices.Compact(paths)
 }
 
 // scalarValue decodes a JSON string or number; anything else is nil.
 func scalarValue(raw []byte) any {
 	switch {
 	case raw[0] == '"':
+		if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+			return string(raw[1 : len(raw)-1])
+		}
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
 			return s
@@ -428,15 +434,13 @@ func skipSpace(b []byte, i int) int {
 }
 
 func SkipString(b []byte, i int) int {
-	for j := i + 1; j < len(b); {
-		k := bytes.IndexAny(b[j:], `"\\`)
-		if k < 0 {
-			break
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			return j + 1
+		case '\\':
+			j++ // and the character it escapes
 		}
-		if b[j+k] == '"' {
-			return j + k + 1
-		}
-		j += k + 2 // a backslash and the character it escapes
 	}
 	return len(b)
 }
@@ -462,7 +466,11 @@ func skipValue(b []byte, i int) int {
 		return len(b)
 	default:
 		j := i
-		for j < len(b) && !bytes.ContainsRune([]byte(",}] \t\r\n"), rune(b[j])) {
+		for j < len(b) {
+			switch b[j] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				return j
+			}
 			j++
 		}
 		return j

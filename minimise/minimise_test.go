@@ -200,7 +200,7 @@ func TestMinimizeUnderivableIsWithheld(t *testing.T) {
 				if !slices.Equal(got.Disclosed, []string{"id"}) {
 					t.Errorf("disclosed %q, want only id", got.Disclosed)
 				}
-				ref, err := refMinimizer{New(fields, "drop", []byte("k"), minimizeNow)}.refMinimize([]byte(body))
+				ref, err := newRef(fields, "drop", []byte("k"), minimizeNow).refMinimize([]byte(body))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -299,7 +299,7 @@ func FuzzMinimizeMatchesReference(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ref, err := refMinimizer{New(fields, def, []byte("k"), minimizeNow)}.refMinimize([]byte(body))
+		ref, err := newRef(fields, def, []byte("k"), minimizeNow).refMinimize([]byte(body))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/consentgate/consentgate/policy"
 )
@@ -15,7 +17,23 @@ import (
 // refMinimizer is the first, tree-based minimiser: decode everything, rebuild,
 // encode. It is slow but plain, and serves as the oracle the byte-walking
 // minimiser is fuzzed against.
-type refMinimizer struct{ *Minimiser }
+type refMinimizer struct {
+	*Minimiser
+	withheld, disclosed map[string]bool
+}
+
+func newRef(fields map[string]string, def string, hashKey []byte, now time.Time) refMinimizer {
+	return refMinimizer{New(fields, def, hashKey, now), map[string]bool{}, map[string]bool{}}
+}
+
+func refSet(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
 
 func (m refMinimizer) refMinimize(body []byte) (Result, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -43,7 +61,7 @@ func (m refMinimizer) refMinimize(body []byte) (Result, error) {
 	if err := enc.Encode(out); err != nil {
 		return Result{}, fmt.Errorf("encoding minimised body: %w", err)
 	}
-	return Result{Body: bytes.TrimSuffix(buf.Bytes(), []byte("\n")), Withheld: sortedSet(m.withheld), Disclosed: sortedSet(m.disclosed)}, nil
+	return Result{Body: bytes.TrimSuffix(buf.Bytes(), []byte("\n")), Withheld: refSet(m.withheld), Disclosed: refSet(m.disclosed)}, nil
 }
 
 func (m refMinimizer) refValue(v any, path string) (any, bool) {
@@ -113,12 +131,12 @@ func (m refMinimizer) refApply(action string, v any, path string) (any, bool) {
 		}
 	case policy.ActionMask:
 		if s, ok := ScalarString(v); ok {
-			m.transformed(path)
+			m.refTransformed(path)
 			return mask(s), true
 		}
 	case policy.ActionHash:
 		if s, ok := ScalarString(v); ok {
-			m.transformed(path)
+			m.refTransformed(path)
 			mac := hmac.New(sha256.New, m.hashKey)
 			mac.Write([]byte(s))
 			return hex.EncodeToString(mac.Sum(nil)), true
@@ -126,18 +144,18 @@ func (m refMinimizer) refApply(action string, v any, path string) (any, bool) {
 	case "derive:country_only":
 		if obj, ok := v.(map[string]any); ok {
 			if c, ok := obj["country"].(string); ok {
-				m.transformed(path)
+				m.refTransformed(path)
 				return c, true
 			}
 		}
 	case "derive:year_only":
 		if y, ok := yearOf(v); ok {
-			m.transformed(path)
+			m.refTransformed(path)
 			return y, true
 		}
 	case "derive:last4":
 		if s, ok := ScalarString(v); ok && len(s) >= 4 {
-			m.transformed(path)
+			m.refTransformed(path)
 			return s[len(s)-4:], true
 		}
 	}
@@ -145,4 +163,9 @@ func (m refMinimizer) refApply(action string, v any, path string) (any, bool) {
 	// object: nothing of the value goes out.
 	m.withheld[path] = true
 	return nil, false
+}
+
+func (m refMinimizer) refTransformed(path string) {
+	m.withheld[path] = true
+	m.disclosed[path] = true
 }
