@@ -43,6 +43,9 @@ type Log struct {
 	done   chan struct{} // closed when the writer has stopped
 	coming atomic.Int64  // requests announced by enqueue and not yet taken by the writer
 	st     writerState   // the writer's alone
+	// unreleased counts the bytes written since the last releaseWritten (the
+	// writer's alone).
+	unreleased int
 	final  error         // the final checkpoint's failure; written before done closes
 
 	reserve reserve

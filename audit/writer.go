@@ -185,6 +185,15 @@ func (l *Log) commit(batch []*pending, checkpoint bool) error {
 	}
 	l.st = st
 	l.publishHead()
+	for _, e := range entries {
+		l.unreleased += len(e.val)
+	}
+	if l.unreleased >= releaseEvery {
+		l.unreleased = 0
+		if err := l.releaseWritten(); err != nil {
+			l.log.Warn("audit log: could not release written pages from memory", "log_id", l.id, "error", err.Error())
+		}
+	}
 	l.batches.Add(1)
 	l.checkpoints.Add(uint64(cps))
 	l.records.Add(uint64(len(entries) - cps))

@@ -296,7 +296,7 @@ func checkMinimisedBody(resp *http.Response, body []byte) error {
 // auditCounters scrapes the audit log's counters from the admin listener's
 // /metrics: records committed and group commits (one fsync each).
 func (g *gateway) auditCounters(s *stack) func() (records, commits uint64, err error) {
-	tr := newTransport(s.appTLS, 1)
+	tr := newTransport(s.auditorTLS, 1)
 	return func() (uint64, uint64, error) {
 		req, err := http.NewRequest(http.MethodGet, g.adminURL+"/metrics", nil)
 		if err != nil {
@@ -307,6 +307,9 @@ func (g *gateway) auditCounters(s *stack) func() (records, commits uint64, err e
 			return 0, 0, err
 		}
 		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+		}
 		raw, err := io.ReadAll(resp.Body)
 		if err != nil {
 			return 0, 0, err

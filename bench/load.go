@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,7 +204,11 @@ func (p *phase) auditCounters() (records, commits uint64) {
 	if p.t.audit == nil {
 		return 0, 0
 	}
-	records, commits, _ = p.t.audit()
+	records, commits, err := p.t.audit()
+	if err != nil {
+		// The column then reads "–"; say why rather than leave it blank.
+		fmt.Fprintf(os.Stderr, "bench: %s: audit counters: %v\n", p.t.name, err)
+	}
 	return records, commits
 }
 

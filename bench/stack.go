@@ -35,6 +35,8 @@ type stack struct {
 	// appTLS is the load generator's identity towards nginx and consentgate:
 	// the onboarding-web app certificate, trusting the internal CA.
 	appTLS *tls.Config
+	// auditorTLS reads consentgate's metrics, which apps may not.
+	auditorTLS *tls.Config
 	// vendorTLS is the company seal towards the vendor, trusting the vendor's
 	// CA: what an app calling the vendor directly would hold.
 	vendorTLS *tls.Config
@@ -51,6 +53,9 @@ func newStack(dir string) (*stack, error) {
 	}
 	s := &stack{dir: dir, pki: pki, apiKey: randomHex(24), token: randomHex(32)}
 	if s.appTLS, err = clientTLS(pki.Path(certs.AppCert("onboarding-web")), pki.Path(certs.DevRootCert), ""); err != nil {
+		return nil, err
+	}
+	if s.auditorTLS, err = clientTLS(pki.Path(certs.AppCert("auditor")), pki.Path(certs.DevRootCert), ""); err != nil {
 		return nil, err
 	}
 	if s.vendorTLS, err = clientTLS(pki.Path(certs.DevKBSealCert), pki.Path(certs.DevSandboxRootCert), kbHost); err != nil {
@@ -148,6 +153,7 @@ func issueBenchLeaves(pki *certs.DevPKI) error {
 		gatewayCert: {Subject: pkix.Name{CommonName: "consentgate bench"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 			DNSNames: []string{"localhost"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
 		certs.AppCert("onboarding-web"): certs.AppTemplate(benchTrustDomain, "app", "onboarding-web", 24*time.Hour),
+		certs.AppCert("auditor"):        certs.AppTemplate(benchTrustDomain, "auditor", "auditor", 24*time.Hour),
 	}
 	for name, tmpl := range leaves {
 		cert, key, err := inter.Issue(tmpl)
