@@ -46,7 +46,7 @@ type Log struct {
 	// unreleased counts the bytes written since the last releaseWritten (the
 	// writer's alone).
 	unreleased int
-	final  error         // the final checkpoint's failure; written before done closes
+	final      error // the final checkpoint's failure; written before done closes
 
 	reserve reserve
 	head    atomic.Pointer[Head]
