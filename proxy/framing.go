@@ -179,6 +179,11 @@ func (c *framingConn) Read(p []byte) (int, error) {
 		}
 		n, err := c.Conn.Read(p)
 		c.err = err
+		if n == 0 {
+			// Mostly net/http interrupting its background read: nothing to
+			// scan, and no array taken for it.
+			continue
+		}
 		if c.readyAt == nil {
 			c.readyAt = readyArrays.Get().(*[]byte)
 		}

@@ -230,6 +230,15 @@ func TestIdleFramingConnHoldsNoBuffer(t *testing.T) {
 		t.Fatalf("read %q, want %q", got, req)
 	}
 	if fc.readyAt != nil || len(fc.ready) != 0 {
-		t.Errorf("after the request was read the connection holds %d bytes of buffer", cap(*fc.readyAt))
+		t.Fatalf("after the request was read the connection holds %d bytes of buffer", cap(*fc.readyAt))
+	}
+	// net/http ends its background read by setting a deadline in the past:
+	// nothing is read then, and nothing is kept for it.
+	fc.SetReadDeadline(time.Now().Add(-time.Second))
+	if _, err := fc.Read(p); err == nil {
+		t.Fatal("a read past its deadline returned no error")
+	}
+	if fc.readyAt != nil {
+		t.Errorf("an interrupted read left the connection holding %d bytes of buffer", cap(*fc.readyAt))
 	}
 }
