@@ -40,10 +40,10 @@ type report struct {
 // policy memo could answer instead of OPA.
 func (r *report) consentsText() string {
 	if r.consents <= 1 {
-		return "one end user's active consent, so the policy memo answers every call after the first of each second"
+		return "one end user's active consent, so the policy memo answers every call after the first"
 	}
-	return fmt.Sprintf("%d end users' active consents taken in turn, so a call's policy input is new in its second "+
-		"unless the same consent came round within that second, and OPA evaluates it", r.consents)
+	return fmt.Sprintf("%d end users' active consents taken in turn, each call another end user's; the policy memo "+
+		"answers them with the decision OPA made for the first end user in the same situation", r.consents)
 }
 
 // growth is how much more rps the next concurrency level must give for the
