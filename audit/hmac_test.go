@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -44,4 +46,29 @@ func TestHMACIsPlainHMACOfNormalisedValue(t *testing.T) {
 	if !isHMAC(want) {
 		t.Errorf("%s is not what Append accepts", want)
 	}
+}
+
+// A Hasher gives HMAC's answer for every value, however often its states are
+// reused, and from many goroutines at once.
+func TestHasherIsHMAC(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	h := NewHasher(key)
+	if !h.Keyed(string(key)) || h.Keyed("another key") {
+		t.Fatal("Keyed does not tell its key")
+	}
+	values := []string{"", "9157144238", " 915714/4238 ", "AB 123456", "ž", strings.Repeat("x", 200)}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				for _, v := range values {
+					if got, want := h.HMAC(v), HMAC(key, v); got != want {
+						t.Errorf("Hasher.HMAC(%q) = %s, HMAC = %s", v, got, want)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

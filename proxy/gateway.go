@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/oauth"
@@ -54,13 +55,15 @@ type Gateway struct {
 	// since the last refusal recorded (audit.go).
 	shed    atomic.Int64
 	hashRef secrets.Ref
-	// subjectRef is the key identifiers are hashed with for the audit record.
-	subjectRef secrets.Ref
-	log        *slog.Logger
-	metrics    *metrics
-	now        func() time.Time
-	vendors    map[string]*vendor
-	tracer     trace.Tracer // nil: tracing off
+	// subjectRef is the key identifiers are hashed with for the audit record;
+	// identifiers hashes under its latest value (identifierHasher).
+	subjectRef  secrets.Ref
+	identifiers atomic.Pointer[audit.Hasher]
+	log         *slog.Logger
+	metrics     *metrics
+	now         func() time.Time
+	vendors     map[string]*vendor
+	tracer      trace.Tracer // nil: tracing off
 
 	// broker brokers end users' OAuth2 logins; nil when no vendor has one.
 	broker *oauth.Broker
@@ -255,7 +258,7 @@ type outbound struct {
 	decision    *policy.Decision
 	passthrough bool
 	hashKey     []byte
-	subjectKey  []byte
+	identifiers *audit.Hasher
 	sent        time.Time // when the request left for the vendor
 }
 

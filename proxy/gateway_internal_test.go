@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/consentgate/consentgate/audit"
 )
 
 // A stated length only sizes the buffer: what is read is what the reader gives.
@@ -35,3 +37,17 @@ func TestReadAllSizedReadsWhatIsThere(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+
+// Identifiers are hashed under the identifier key the secret provider gives
+// now: a rotated key is used from the next call on, never the old one.
+func TestIdentifierHasherFollowsTheKey(t *testing.T) {
+	g := &Gateway{}
+	first := g.identifierHasher("key-one-0123456789abcdef0123456789")
+	if again := g.identifierHasher("key-one-0123456789abcdef0123456789"); again != first {
+		t.Error("the same key made a new hasher")
+	}
+	rotated := g.identifierHasher("key-two-0123456789abcdef0123456789")
+	if got, want := rotated.HMAC("9157144238"), audit.HMAC([]byte("key-two-0123456789abcdef0123456789"), "9157144238"); got != want {
+		t.Errorf("after rotation the identifier hashes to %s, want %s under the new key", got, want)
+	}
+}

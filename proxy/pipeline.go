@@ -32,7 +32,7 @@ type call struct {
 	caller      *consentOf        // stage 5: the app's consent the call is under; nil: none
 	named       map[string]string // stage 5: the vendor ids the request names, by kind
 	sent        *sentRequest      // stage 7
-	subjectKey  []byte            // stage 8
+	identifiers *audit.Hasher     // stage 8: the identifier key's HMAC
 	hashKey     []byte
 	inj         *injection // stage 9
 }

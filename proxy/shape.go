@@ -98,20 +98,35 @@ func (p *parseSlots) acquire(ctx context.Context, app string) (release func(), o
 		p.apps[app] = mine
 	}
 	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, p.wait)
-	defer cancel()
-	select {
-	case mine <- struct{}{}:
-	case <-ctx.Done():
+	deadline := time.Now().Add(p.wait)
+	if !take(ctx, mine, deadline) {
 		return nil, false
 	}
-	select {
-	case p.all <- struct{}{}:
-	case <-ctx.Done():
+	if !take(ctx, p.all, deadline) {
 		<-mine
 		return nil, false
 	}
 	return func() { <-p.all; <-mine }, true
+}
+
+// take puts a token in slots, waiting until ctx ends or deadline passes. A
+// free slot is taken at once, without the timer a wait needs: most calls
+// find one.
+func take(ctx context.Context, slots chan struct{}, deadline time.Time) bool {
+	select {
+	case slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case slots <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // parseWait is how long a body waits for its turn before the call gets 503.

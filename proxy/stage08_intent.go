@@ -21,9 +21,9 @@ func (g *Gateway) recordIntent(c *call) *refusal.Refusal {
 			"consentgate could not read its identifier key from the secret provider; the vendor was not called").
 			AsFailure("identifier key unavailable")
 	}
-	c.subjectKey = []byte(sk.Value)
+	c.identifiers = g.identifierHasher(sk.Value)
 	for _, val := range c.sent.identifiers {
-		ex.identifiers = append(ex.identifiers, audit.HMAC(c.subjectKey, val))
+		ex.identifiers = append(ex.identifiers, c.identifiers.HMAC(val))
 	}
 	if err := g.record(c.ctx, ex, audit.KindIntent); err != nil {
 		return auditUnavailable("audit intent not written")
@@ -39,4 +39,16 @@ func (g *Gateway) recordIntent(c *call) *refusal.Refusal {
 	}
 	c.hashKey = []byte(s.Value)
 	return nil
+}
+
+// identifierHasher hashes identifiers under key, the identifier key as the
+// secret provider gives it for this call: the hasher is made anew when the key
+// changes, and reused while it does not.
+func (g *Gateway) identifierHasher(key string) *audit.Hasher {
+	if h := g.identifiers.Load(); h != nil && h.Keyed(key) {
+		return h
+	}
+	h := audit.NewHasher([]byte(key))
+	g.identifiers.Store(h)
+	return h
 }

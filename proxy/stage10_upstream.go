@@ -26,7 +26,7 @@ func (g *Gateway) callVendor(c *call) {
 	defer cancel()
 	ob := &outbound{ex: c.ex, vendor: v, op: c.rt.op, url: target, req: sent, named: c.named, caller: c.caller, inj: c.inj,
 		scrub: newScrubber(c.inj.secrets), decision: &c.decision, passthrough: c.passthrough, hashKey: c.hashKey,
-		subjectKey: c.subjectKey, sent: time.Now()}
+		identifiers: c.identifiers, sent: time.Now()}
 	c.ex.outcome = outcomeForwarded
 	v.proxy.ServeHTTP(c.w, c.r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))
 }

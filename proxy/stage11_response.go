@@ -114,7 +114,7 @@ func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
 	ex.withheld, ex.disclosed, ex.bytesOut = out.Withheld, out.Disclosed, int64(len(body))
 	ex.categories = slices.Compact(slices.Sorted(slices.Values(append(ex.categories, disclosedCategories(out.Disclosed, ob.op.cfg.Fields.Response)...))))
 	for _, val := range out.Identifiers {
-		ex.identifiers = append(ex.identifiers, audit.HMAC(ob.subjectKey, val))
+		ex.identifiers = append(ex.identifiers, ob.identifiers.HMAC(val))
 	}
 	if err := g.record(ctx, ex, audit.KindOutcome); err != nil {
 		return err

@@ -23,8 +23,11 @@ type FileStore struct {
 }
 
 type fileData struct {
-	values  map[string]map[string]string
-	fetched time.Time
+	values map[string]map[string]string
+	// versions are the values' fingerprints, computed once per read of the
+	// file rather than on every call that attaches a secret.
+	versions map[string]map[string]string
+	fetched  time.Time
 }
 
 var _ Provider = (*FileStore)(nil)
@@ -44,7 +47,14 @@ func (f *FileStore) Reload() error {
 	if err != nil {
 		return err
 	}
-	f.data.Store(&fileData{values: values, fetched: time.Now()})
+	versions := make(map[string]map[string]string, len(values))
+	for path, keys := range values {
+		versions[path] = make(map[string]string, len(keys))
+		for k, v := range keys {
+			versions[path][k] = fingerprint(v)
+		}
+	}
+	f.data.Store(&fileData{values: values, versions: versions, fetched: time.Now()})
 	return nil
 }
 
@@ -77,7 +87,7 @@ func (f *FileStore) Get(_ context.Context, ref Ref) (Secret, error) {
 	if !ok {
 		return Secret{}, fmt.Errorf("%w: %s in %s", ErrNotFound, ref, f.path)
 	}
-	return Secret{Value: v, Version: fingerprint(v), FetchedAt: d.fetched}, nil
+	return Secret{Value: v, Version: d.versions[ref.Path][ref.Key], FetchedAt: d.fetched}, nil
 }
 
 // WriteFile writes values as a file store, owner-only, replacing the file
