@@ -41,7 +41,11 @@ type Minimiser struct {
 	// Minimise sorts them into sets.
 	withheld  []string
 	disclosed []string
-	keys      []string // the keys of the objects being walked, innermost last
+	// path is the path of the value being walked, and keys the keys of the
+	// objects around it, innermost last: both reused as the walk goes, so a
+	// key costs no string unless its path is recorded.
+	path []byte
+	keys [][]byte
 	// ambiguous is set by an object with a repeated key: parsers disagree on
 	// which one counts, so such a body is refused rather than minimised.
 	ambiguous bool
@@ -90,7 +94,8 @@ func (m *Minimiser) Minimise(body []byte) (Result, error) {
 		return Result{}, ErrUnparsable
 	}
 	out := bytes.NewBuffer(make([]byte, 0, len(b)))
-	kept := m.value(out, b, "")
+	m.path = m.path[:0]
+	kept := m.value(out, b)
 	if m.ambiguous {
 		return Result{}, fmt.Errorf("%w: an object repeats a key", ErrUnparsable)
 	}
@@ -105,21 +110,21 @@ func (m *Minimiser) Minimise(body []byte) (Result, error) {
 	return Result{Body: out.Bytes(), Withheld: sortedSet(m.withheld), Disclosed: sortedSet(m.disclosed), Identifiers: m.found}, nil
 }
 
-// value writes what stays of the JSON value raw, found at path, and reports
-// whether anything was written.
-func (m *Minimiser) value(out *bytes.Buffer, raw []byte, path string) bool {
-	if action, ok := m.fields[path]; ok {
-		return m.apply(out, action, raw, path)
+// value writes what stays of the JSON value raw, found at m.path, and
+// reports whether anything was written.
+func (m *Minimiser) value(out *bytes.Buffer, raw []byte) bool {
+	if action, ok := m.fields[string(m.path)]; ok {
+		return m.apply(out, action, raw)
 	}
-	if (m.prefixes[path] || path == "") && (raw[0] == '{' || raw[0] == '[') {
+	if (len(m.path) == 0 || m.prefixes[string(m.path)]) && (raw[0] == '{' || raw[0] == '[') {
 		// A container emptied by minimisation is dropped too: an empty address
 		// object would still tell that the vendor holds an address.
 		mark := out.Len()
 		var n int
 		if raw[0] == '{' {
-			n = m.object(out, raw, path)
+			n = m.object(out, raw)
 		} else {
-			n = m.array(out, raw, path)
+			n = m.array(out, raw)
 		}
 		if n == 0 && !emptyContainer(raw) {
 			out.Truncate(mark)
@@ -127,42 +132,49 @@ func (m *Minimiser) value(out *bytes.Buffer, raw []byte, path string) bool {
 		}
 		return true
 	}
-	return m.apply(out, m.def, raw, path)
+	return m.apply(out, m.def, raw)
 }
 
+// here is m.path as a string, for the record.
+func (m *Minimiser) here() string { return string(m.path) }
+
 // object writes the kept members of the object raw and returns their number.
-func (m *Minimiser) object(out *bytes.Buffer, raw []byte, path string) int {
+func (m *Minimiser) object(out *bytes.Buffer, raw []byte) int {
 	out.WriteByte('{')
 	n := 0
 	var derived map[string]bool
-	outer := len(m.keys)
-	defer func() { m.keys = m.keys[:outer] }()
+	outer, base := len(m.keys), len(m.path)
+	defer func() { m.keys, m.path = m.keys[:outer], m.path[:base] }()
 	for i := skipSpace(raw, 1); raw[i] != '}'; {
 		keyEnd := SkipString(raw, i)
 		rawKey := raw[i:keyEnd]
 		key := decodeKey(rawKey)
-		if slices.Contains(m.keys[outer:], key) {
+		if slices.ContainsFunc(m.keys[outer:], func(k []byte) bool { return bytes.Equal(k, key) }) {
 			m.ambiguous = true
 		}
 		m.keys = append(m.keys, key)
 		v := skipSpace(raw, skipSpace(raw, keyEnd)+1)
 		next := skipValue(raw, v)
-		p := JoinPath(path, key)
-		if m.Identify[p] {
+		m.path = m.path[:base]
+		if base > 0 {
+			m.path = append(m.path, '.')
+		}
+		m.path = append(m.path, key...)
+		if m.Identify[string(m.path)] {
 			if s, ok := ScalarString(scalarValue(raw[v:next])); ok && s != "" {
 				m.found = append(m.found, s)
 			}
 		}
-		action, named := m.fields[p]
+		action, named := m.fields[string(m.path)]
 		switch {
-		case key == "" || strings.ContainsAny(key, ".[]"):
+		case len(key) == 0 || bytes.ContainsAny(key, ".[]"):
 			// Such a key would read as a path to another field ("address.country"),
 			// or as its parent: a decision cannot name it unambiguously, so it
 			// never goes out.
-			m.withheld = append(m.withheld, p)
+			m.withheld = append(m.withheld, m.here())
 		case named && strings.HasPrefix(action, "derive:age_over_"):
 			fn := strings.TrimPrefix(action, "derive:")
-			m.withheld = append(m.withheld, p)
+			m.withheld = append(m.withheld, m.here())
 			if over, ok := ageOver(scalarValue(raw[v:next]), fn, m.now); ok && !derived[fn] {
 				if derived == nil {
 					derived = map[string]bool{}
@@ -172,7 +184,7 @@ func (m *Minimiser) object(out *bytes.Buffer, raw []byte, path string) int {
 					out.WriteByte(',')
 				}
 				fmt.Fprintf(out, "%q:%t", fn, over)
-				m.disclosed = append(m.disclosed, JoinPath(path, fn))
+				m.disclosed = append(m.disclosed, JoinPath(string(m.path[:base]), fn))
 				n++
 			}
 		default:
@@ -182,7 +194,7 @@ func (m *Minimiser) object(out *bytes.Buffer, raw []byte, path string) int {
 			}
 			out.Write(rawKey)
 			out.WriteByte(':')
-			if m.value(out, raw[v:next], p) {
+			if m.value(out, raw[v:next]) {
 				n++
 			} else {
 				out.Truncate(mark)
@@ -198,17 +210,19 @@ func (m *Minimiser) object(out *bytes.Buffer, raw []byte, path string) int {
 }
 
 // array writes the kept elements of the array raw and returns their number.
-func (m *Minimiser) array(out *bytes.Buffer, raw []byte, path string) int {
+func (m *Minimiser) array(out *bytes.Buffer, raw []byte) int {
 	out.WriteByte('[')
 	n := 0
-	el := path + "[]"
+	base := len(m.path)
+	defer func() { m.path = m.path[:base] }()
 	for i := skipSpace(raw, 1); raw[i] != ']'; {
 		mark := out.Len()
 		if n > 0 {
 			out.WriteByte(',')
 		}
 		next := skipValue(raw, i)
-		if m.value(out, raw[i:next], el) {
+		m.path = append(m.path[:base], "[]"...)
+		if m.value(out, raw[i:next]) {
 			n++
 		} else {
 			out.Truncate(mark)
@@ -229,28 +243,29 @@ func JoinPath(path, key string) string {
 	return path + "." + key
 }
 
-// apply writes raw transformed by action and reports whether anything was written.
-func (m *Minimiser) apply(out *bytes.Buffer, action string, raw []byte, path string) bool {
+// apply writes raw, found at m.path, transformed by action and reports
+// whether anything was written.
+func (m *Minimiser) apply(out *bytes.Buffer, action string, raw []byte) bool {
 	switch action {
 	case policy.ActionKeep:
-		m.disclosed = append(m.disclosed, path)
+		m.disclosed = append(m.disclosed, m.here())
 		out.Write(raw)
 		return true
 	case ActionKeepScalar:
 		if raw[0] != '{' && raw[0] != '[' {
-			m.disclosed = append(m.disclosed, path)
+			m.disclosed = append(m.disclosed, m.here())
 			out.Write(raw)
 			return true
 		}
 	case policy.ActionMask:
 		if s, ok := ScalarString(scalarValue(raw)); ok {
-			m.transformed(path)
+			m.transformed()
 			writeString(out, mask(s))
 			return true
 		}
 	case policy.ActionHash:
 		if s, ok := ScalarString(scalarValue(raw)); ok {
-			m.transformed(path)
+			m.transformed()
 			mac := hmac.New(sha256.New, m.hashKey)
 			mac.Write([]byte(s))
 			writeString(out, hex.EncodeToString(mac.Sum(nil)))
@@ -260,33 +275,34 @@ func (m *Minimiser) apply(out *bytes.Buffer, action string, raw []byte, path str
 		var obj map[string]any
 		if raw[0] == '{' && json.Unmarshal(raw, &obj) == nil {
 			if c, ok := obj["country"].(string); ok {
-				m.transformed(path)
+				m.transformed()
 				writeString(out, c)
 				return true
 			}
 		}
 	case "derive:year_only":
 		if y, ok := yearOf(scalarValue(raw)); ok {
-			m.transformed(path)
+			m.transformed()
 			writeString(out, y)
 			return true
 		}
 	case "derive:last4":
 		if s, ok := ScalarString(scalarValue(raw)); ok && len(s) >= 4 {
-			m.transformed(path)
+			m.transformed()
 			writeString(out, s[len(s)-4:])
 			return true
 		}
 	}
 	// drop, an action that does not fit the value, or an age derivation outside an
 	// object: nothing of the value goes out.
-	m.withheld = append(m.withheld, path)
+	m.withheld = append(m.withheld, m.here())
 	return false
 }
 
-func (m *Minimiser) transformed(path string) {
-	m.withheld = append(m.withheld, path)
-	m.disclosed = append(m.disclosed, path)
+func (m *Minimiser) transformed() {
+	p := m.here()
+	m.withheld = append(m.withheld, p)
+	m.disclosed = append(m.disclosed, p)
 }
 
 func ScalarString(v any) (string, bool) {
@@ -481,13 +497,15 @@ func emptyContainer(raw []byte) bool {
 	return skipSpace(raw, 1) == len(raw)-1
 }
 
-func decodeKey(raw []byte) string {
+// decodeKey is the key the JSON string raw holds: its bytes as they are when
+// nothing is escaped, which is nearly always.
+func decodeKey(raw []byte) []byte {
 	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
-		return string(raw[1 : len(raw)-1])
+		return raw[1 : len(raw)-1]
 	}
 	var s string
 	json.Unmarshal(raw, &s)
-	return s
+	return []byte(s)
 }
 
 // writeString writes s as a JSON string, escaping what JSON requires and
