@@ -156,7 +156,9 @@ func (in *Input) appendStandIn(b []byte, name string) ([]byte, bool) {
 	case "consent_id":
 		return appendBool(b, in.ConsentID != ""), true
 	case "now":
-		return append(b, tagAbsent), true
+		// A rule may read a fact derived from the clock without a consent
+		// (running, outside found): a time OPA fails on must fail every time.
+		return append(b, tagAbsent), nanosecondTime(in.Now)
 	case "consent":
 		c := in.Consent
 		if c == nil {

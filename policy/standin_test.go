@@ -79,14 +79,29 @@ var operations = []Input{
 		ResponseFields: map[string]string{"urls": "metadata"}},
 }
 
+// bases are the seconds calls are made around: now, either side of the Unix
+// epoch (where whole seconds round down, not toward zero) and near the ends
+// of the range OPA can take as nanoseconds, in zones either side of UTC.
+var bases = []time.Time{
+	time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC),
+	time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+	time.Date(1969, 12, 31, 23, 59, 59, 0, time.FixedZone("", -(11*3600+1800))),
+	time.Date(1679, 6, 1, 0, 0, 0, 0, time.FixedZone("", 14*3600)),
+	time.Date(2261, 6, 1, 0, 0, 0, 0, time.UTC),
+}
+
 func (u *endUsers) next() *Input {
 	u.n++
 	in := operations[u.rng.IntN(len(operations))]
-	in.App = App{ID: u.pick("onboarding-web", "onboarding-web", "eshop-checkout", "pfm-mobile", "stranger"), Role: "app"}
+	in.App = App{ID: u.pick("onboarding-web", "onboarding-web", "eshop-checkout", "pfm-mobile", "stranger", ""), Role: "app"}
 	in.Purpose = u.pick("kyc-onboarding", "age-verification", "account-aggregation", "biometric-verification", "", "unknown")
 	in.Present = u.subset("clientId", "phone", "extra")
 	// Any second, anywhere within it.
-	in.Now = u.base.Add(time.Duration(u.rng.IntN(3))*time.Second + time.Duration(u.rng.Int64N(int64(time.Second))))
+	base := u.base
+	if u.rng.IntN(3) == 0 {
+		base = bases[u.rng.IntN(len(bases))]
+	}
+	in.Now = base.Add(time.Duration(u.rng.IntN(3))*time.Second + time.Duration(u.rng.Int64N(int64(time.Second))))
 	if u.rng.IntN(5) == 0 {
 		return &in // no consent header
 	}
@@ -95,10 +110,10 @@ func (u *endUsers) next() *Input {
 		return &in // unknown consent
 	}
 	c := &Consent{ID: in.ConsentID, App: in.App.ID, Subject: "subject-" + time.Duration(u.rng.Int64()).String(),
-		Vendors: u.subset("airbank", "biometric", "kb", "banqware"), Purposes: u.subset("kyc-onboarding", "age-verification",
-			"account-aggregation", "biometric-verification"),
-		Categories: u.subset("identity", "national_id", "address", "biometric", "account", "contact"),
-		Status:     u.pick("active", "active", "active", "revoked", "expired", "paused"),
+		Vendors: u.messy(u.subset("airbank", "biometric", "kb", "banqware")), Purposes: u.messy(u.subset("kyc-onboarding",
+			"age-verification", "account-aggregation", "biometric-verification")),
+		Categories: u.messy(u.subset("identity", "national_id", "address", "biometric", "account", "contact")),
+		Status:     u.pick("active", "active", "active", "revoked", "expired", "paused", "", "Active"),
 		GrantedAt:  in.Now.Add(-time.Duration(u.rng.Int64N(int64(1000 * time.Hour))))}
 	// Expiry in the same second as now, the one before or after, or far off.
 	second := in.Now.Truncate(time.Second)
@@ -108,14 +123,30 @@ func (u *endUsers) next() *Input {
 	default:
 		c.ExpiresAt = second.Add(time.Duration(u.rng.IntN(3)-1)*time.Second + time.Duration(u.rng.Int64N(int64(time.Second))))
 	}
-	if u.rng.IntN(8) == 0 {
+	switch u.rng.IntN(10) {
+	case 0:
 		c.ID = "cst_other"
+	case 1:
+		in.ConsentID, c.ID = "", "" // a record of no id, under no header
 	}
 	if u.rng.IntN(8) == 0 {
 		c.App = "pfm-mobile"
 	}
 	in.Consent = c
 	return &in
+}
+
+// messy shuffles s and may repeat an element or add an empty string, which a
+// set in Rego ignores and a list does not.
+func (u *endUsers) messy(s []string) []string {
+	u.rng.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
+	if len(s) > 0 && u.rng.IntN(4) == 0 {
+		s = append(s, s[0])
+	}
+	if u.rng.IntN(8) == 0 {
+		s = append(s, "")
+	}
+	return s
 }
 
 // TestStandInsAnswerAsEvaluation is the differential test of the decision for
@@ -259,27 +290,42 @@ func TestStandInsOffWhenPolicyReadsPersonalValues(t *testing.T) {
 		name  string
 		edit  func(string, string) string
 		why   string
-		isVIP bool // the edit denies the end user whose subject is "vip"
+		isVIP bool   // the edit denies the end user whose subject is "vip"
+		extra string // a module of its own, written as extra.rego
 	}{
-		{"input.consent read outside consent", addRule("consentgate.rego", vip), "reads input.consent.subject", true},
+		{"input.consent read outside consent", addRule("consentgate.rego", vip), "reads input.consent.subject", true, ""},
 		{"record read outside consent", addRule("consentgate.rego", `deny contains "vip" if consent.record.subject == "vip"`),
-			"data.consentgate.consent.record.subject", true},
+			"data.consentgate.consent.record.subject", true, ""},
 		{"record in a comprehension", addRule("consentgate.rego", `deny contains "vip" if { some r in [consent.record]; r.subject == "vip" }`),
-			"data.consentgate.consent.record", true},
+			"data.consentgate.consent.record", true, ""},
 		{"the package as a whole", addRule("consentgate.rego",
-			`deny contains "vip" if object.get(consent, ["record", "subject"], "") == "vip"`), "consentgate.consent as a whole", true},
+			`deny contains "vip" if object.get(consent, ["record", "subject"], "") == "vip"`), "consentgate.consent as a whole", true, ""},
 		{"the package by a computed key", addRule("apps.rego",
-			`vip if { some k in ["consent"]; data.consentgate[k].record.subject == "vip" }`), "which may be consentgate.consent", false},
+			`vip if { some k in ["consent"]; data.consentgate[k].record.subject == "vip" }`), "which may be consentgate.consent", false, ""},
 		{"rule added to consent elsewhere", addRule("consentgate.rego", `consent.deny contains "vip" if input.app.id == "nobody"`),
-			"defines data.consentgate.consent.deny", false},
-		{"consent.rego edited", addRule("consent.rego", `deny contains "vip" if record.subject == "vip"`), "not the consentgate.consent", true},
-		{"the clock read outside consent", addRule("purposes.rego", `deny contains "late" if input.now > "2030"`), "reads input.now", false},
-		{"with", addRule("consentgate.rego", `deny contains "x" if { consent.deny with input.app.id as "x"; false }`), "uses `with`", false},
-		{"the whole input", addRule("apps.rego", `everything := input`), "reads the whole input", false},
-		{"the consent header", addRule("apps.rego", `header := input.consent_id`), "reads input.consent_id", false},
+			"defines data.consentgate.consent.deny", false, ""},
+		{"consent.rego edited", addRule("consent.rego", `deny contains "vip" if record.subject == "vip"`), "not the consentgate.consent", true, ""},
+		{"the clock read outside consent", addRule("purposes.rego", `deny contains "late" if input.now > "2030"`), "reads input.now", false, ""},
+		{"with", addRule("consentgate.rego", `deny contains "x" if { consent.deny with input.app.id as "x"; false }`), "uses `with`", false, ""},
+		{"the whole input", addRule("apps.rego", `everything := input`), "reads the whole input", false, ""},
+		{"the consent header", addRule("apps.rego", `header := input.consent_id`), "reads input.consent_id", false, ""},
+		{"inside every", addRule("consentgate.rego", `deny contains "vip" if { every v in ["vip"] { input.consent.subject == v } }`),
+			"reads input.consent.subject", true, ""},
+		{"in an else", addRule("consentgate.rego", "vipness := \"vip\" if input.consent.subject == \"vip\" else := \"no\"\n"+
+			`deny contains "vip" if vipness == "vip"`), "reads input.consent.subject", true, ""},
+		{"an imported input alias", unchanged, "reads input.consent", false,
+			"package consentgate.extra\n\nimport input.consent as c\n\nvip if c.subject == \"vip\"\n"},
+		{"an imported record alias", unchanged, "data.consentgate.consent.record", false,
+			"package consentgate.extra\n\nimport data.consentgate.consent.record as r\n\nvip if r.subject == \"vip\"\n"},
+		{"a package below consent", unchanged, "defines data.consentgate.consent.sub", false,
+			"package consentgate.consent.sub\n\nx := 1\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := New(context.Background(), Options{Source: Source{Dir: shippedCopy(t, tt.edit)}, Timeout: 5 * time.Second})
+			dir := shippedCopy(t, tt.edit)
+			if tt.extra != "" {
+				writePolicy(t, dir, "extra.rego", tt.extra)
+			}
+			e, err := New(context.Background(), Options{Source: Source{Dir: dir}, Timeout: 5 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -302,10 +348,11 @@ func TestStandInsOffWhenPolicyReadsPersonalValues(t *testing.T) {
 			}
 		})
 	}
-	// Editing the prose of consent.rego keeps the proof.
+	// Editing the prose of consent.rego, its metadata included, keeps the proof.
 	edited := shippedCopy(t, func(name, text string) string {
 		if name == "consent.rego" {
-			return strings.ReplaceAll(text, "# ", "# Reworded: ")
+			text = strings.Replace(text, "# title: The end user's consent", "# title: The consent of the end user", 1)
+			return strings.ReplaceAll(text, "\n# ", "\n# Reworded: ")
 		}
 		return text
 	})
@@ -402,5 +449,42 @@ func TestStandInsAcrossReload(t *testing.T) {
 	seen.Range(func(any, any) bool { revisions++; return true })
 	if revisions != 2 || n.Load() < 100 {
 		t.Errorf("%d decisions over %d revisions: the reloads did not happen under load", n.Load(), revisions)
+	}
+}
+
+// A call the policy cannot decide is never answered from the memo: a time OPA
+// cannot take as nanoseconds fails evaluation even where no consent is read
+// around it, as in a rule that reads the running fact without found.
+func TestStandInsNeverAnswerForAFailure(t *testing.T) {
+	ctx := context.Background()
+	dir := shippedCopy(t, addRuleTo("consentgate.rego", `deny contains "never" if { consent.running; count(input.app.id) > 100 }`))
+	fast, err := New(ctx, Options{Source: Source{Dir: dir}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fast.Status().Memo; !strings.HasPrefix(st, "on, for any end user") {
+		t.Fatalf("memo %q", st)
+	}
+	tenant := func(now time.Time) *Input {
+		in := operations[4]
+		in.App, in.Now = App{ID: "onboarding-web", Role: "app"}, now
+		return &in
+	}
+	if d := fast.Decide(ctx, tenant(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))); !d.Allow {
+		t.Fatalf("the tenant call in range was denied: %v", d.Reasons)
+	}
+	for _, year := range []int{1600, 2300} {
+		if d := fast.Decide(ctx, tenant(time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC))); d.Allow || d.Reasons[0] != ReasonEvalError {
+			t.Errorf("in %d the call was answered %v %v, not evaluated and failed", year, d.Allow, d.Reasons)
+		}
+	}
+}
+
+func addRuleTo(file, rule string) func(string, string) string {
+	return func(name, text string) string {
+		if name == file {
+			return text + "\n" + rule + "\n"
+		}
+		return text
 	}
 }
