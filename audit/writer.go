@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -172,6 +173,9 @@ func (l *Log) commit(batch []*pending, checkpoint bool) error {
 		}
 		l.log.Error("AUDIT LOG WRITE FAILED: records not stored; their callers are refused",
 			"log_id", l.id, "records", len(entries), "first_seq", l.st.seq+1, "error", err)
+		for _, e := range entries {
+			releaseSealBuffer(e.val)
+		}
 		release(batch, err)
 		return err
 	}
@@ -187,6 +191,7 @@ func (l *Log) commit(batch []*pending, checkpoint bool) error {
 	l.publishHead()
 	for _, e := range entries {
 		l.unreleased += len(e.val)
+		releaseSealBuffer(e.val)
 	}
 	if l.unreleased >= releaseEvery {
 		l.unreleased = 0
@@ -218,7 +223,7 @@ func (l *Log) seal(r *Record, st *writerState, t time.Time) entry {
 	r.Time = t.UTC().Round(0)
 	r.Node = l.node
 	r.PrevHash = st.hash
-	body := recordBody(make([]byte, 0, sizeHint(r)), r)
+	body := recordBody(sealBuffer(sizeHint(r)), r)
 	st.raw = chainHash(st.raw, body)
 	r.Hash = hex.EncodeToString(st.raw[:])
 	st.seq, st.hash, st.time = r.Seq, r.Hash, r.Time
@@ -264,4 +269,25 @@ func (l *Log) checkpointEntry(st *writerState) entry {
 	st.since = 0
 	e.cp = cp
 	return e
+}
+
+// Sealed lines are about 2 KB, two per proxied call; bbolt copies them into
+// its pages when the transaction commits, so their buffers are reused.
+var sealBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+func sealBuffer(size int) []byte {
+	b := *sealBuffers.Get().(*[]byte)
+	if cap(b) < size {
+		return make([]byte, 0, size)
+	}
+	return b[:0]
+}
+
+// releaseSealBuffer takes back a line once its transaction has ended; the
+// caller holds no other reference to it.
+func releaseSealBuffer(b []byte) {
+	if cap(b) > 64<<10 {
+		return
+	}
+	sealBuffers.Put(&b)
 }
