@@ -21,6 +21,13 @@ func main() {
 		}
 		return
 	}
+	if cfg := os.Getenv(goProxyRoleEnv); cfg != "" {
+		if err := serveGoProxy(cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "bench go-proxy:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -48,7 +55,7 @@ type options struct {
 	set          []string // flags given, for the command line shown in the report
 }
 
-var allTargets = []string{"direct", "nginx", "consentgate-strict", "consentgate-async"}
+var allTargets = []string{"direct", "nginx", "go-proxy", "consentgate-strict", "consentgate-async"}
 
 // disturbed is how many cores other processes may keep busy on average
 // before a run counts as disturbed.
@@ -248,14 +255,18 @@ func benchmark(o *options, log io.Writer) (*report, error) {
 		switch name {
 		case "direct":
 			tr = measure(direct, o, logf)
-		case "nginx":
-			c, t, err := startNginx(s, o.nginx)
+		case "nginx", "go-proxy":
+			start := func(s *stack) (*child, *target, error) { return startNginx(s, o.nginx) }
+			if name == "go-proxy" {
+				start = startGoProxy
+			}
+			c, t, err := start(s)
 			if err != nil {
 				return nil, err
 			}
 			tr, err = measureServer(t, nil, o, logf)
 			if serr := c.stop(); err == nil && serr != nil {
-				logf("stopping nginx: %v", serr)
+				logf("stopping %s: %v", name, serr)
 			}
 			if err != nil {
 				return nil, err

@@ -9,15 +9,17 @@ import (
 	"time"
 )
 
-// TestMain lets the smoke test start this test binary as the upstream, as the
-// benchmark starts itself.
+// TestMain lets the smoke tests start this test binary as the upstream or
+// go-proxy, as the benchmark starts itself.
 func TestMain(m *testing.M) {
-	if cfg := os.Getenv(upstreamRoleEnv); cfg != "" {
-		if err := serveUpstream(cfg); err != nil {
-			os.Stderr.WriteString("bench upstream: " + err.Error() + "\n")
-			os.Exit(1)
+	for env, serve := range map[string]func(string) error{upstreamRoleEnv: serveUpstream, goProxyRoleEnv: serveGoProxy} {
+		if cfg := os.Getenv(env); cfg != "" {
+			if err := serve(cfg); err != nil {
+				os.Stderr.WriteString("bench " + env + ": " + err.Error() + "\n")
+				os.Exit(1)
+			}
+			return
 		}
-		return
 	}
 	os.Exit(m.Run())
 }
@@ -89,5 +91,30 @@ func TestSmokeDirectOnly(t *testing.T) {
 	// The work folder the caller named is the caller's: it stays.
 	if _, err := os.Stat(o.dir); err != nil {
 		t.Errorf("the given work folder was removed: %v", err)
+	}
+}
+
+// go-proxy serves the vendor's full answer through Go's reverse proxy with
+// the app's certificate checked and the vendor's credentials added: without
+// them the upstream refuses, so an answered call proves the floor does the
+// same work nginx does.
+func TestSmokeGoProxy(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"-targets", "go-proxy", "-levels", "2", "-duration", "500ms", "-warmup", "100ms", "-open-duration", "0",
+		"-idle-conns", "0", "-fsync-samples", "5", "-dir", filepath.Join(dir, "work"), "-results", ""}
+	o, err := parseOptions(args, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	r, err := benchmark(o, &log)
+	if err != nil {
+		t.Fatalf("benchmark: %v\n%s", err, log.String())
+	}
+	if len(r.targets) != 1 || r.targets[0].name != "go-proxy" {
+		t.Fatalf("want one target go-proxy, got %+v", r.targets)
+	}
+	if l := r.targets[0].levels[0]; l.requests == 0 || l.errors != 0 {
+		t.Errorf("%d requests, %d errors (%s)", l.requests, l.errors, l.firstErr)
 	}
 }

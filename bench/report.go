@@ -259,8 +259,13 @@ func (r *report) markdown() string {
 
 func (r *report) writeRatios(p func(string, ...any)) {
 	var peers [][2]string
+	// go-proxy against nginx is the Go platform's own cost; consentgate against
+	// go-proxy is what consentgate adds to it.
+	if r.target("go-proxy") != nil && r.target("nginx") != nil {
+		peers = append(peers, [2]string{"go-proxy", "nginx"})
+	}
 	for _, gw := range []string{"consentgate-strict", "consentgate-async"} {
-		for _, peer := range []string{"nginx", "direct"} {
+		for _, peer := range []string{"nginx", "go-proxy", "direct"} {
 			if r.target(gw) != nil && r.target(peer) != nil {
 				peers = append(peers, [2]string{gw, peer})
 			}
