@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -94,8 +95,14 @@ func (m *Minimiser) Minimise(body []byte) (Result, error) {
 		return Result{}, ErrUnparsable
 	}
 	out := bytes.NewBuffer(make([]byte, 0, len(b)))
-	m.path = m.path[:0]
+	sc := scratches.Get().(*scratch)
+	m.path, m.keys = sc.path[:0], sc.keys[:0]
+	m.disclosed = make([]string, 0, len(m.fields))
 	kept := m.value(out, b)
+	clear(m.keys[:cap(m.keys)]) // they point into the body
+	sc.path, sc.keys = m.path[:0], m.keys[:0]
+	m.path, m.keys = nil, nil
+	scratches.Put(sc)
 	if m.ambiguous {
 		return Result{}, fmt.Errorf("%w: an object repeats a key", ErrUnparsable)
 	}
@@ -109,6 +116,14 @@ func (m *Minimiser) Minimise(body []byte) (Result, error) {
 	}
 	return Result{Body: out.Bytes(), Withheld: sortedSet(m.withheld), Disclosed: sortedSet(m.disclosed), Identifiers: m.found}, nil
 }
+
+// scratch is the path buffer and key stack of a walk, reused by the next one.
+type scratch struct {
+	path []byte
+	keys [][]byte
+}
+
+var scratches = sync.Pool{New: func() any { return &scratch{path: make([]byte, 0, 256), keys: make([][]byte, 0, 64)} }}
 
 // value writes what stays of the JSON value raw, found at m.path, and
 // reports whether anything was written.
