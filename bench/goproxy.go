@@ -35,13 +35,9 @@ type goProxyConfig struct {
 }
 
 func serveGoProxy(configFile string) error {
-	raw, err := os.ReadFile(configFile)
-	if err != nil {
-		return err
-	}
 	var c goProxyConfig
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return fmt.Errorf("go-proxy config: %w", err)
+	if err := readRoleConfig(configFile, &c); err != nil {
+		return err
 	}
 	pair, err := tls.LoadX509KeyPair(c.CertFile, certs.KeyFile(c.CertFile))
 	if err != nil {

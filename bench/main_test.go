@@ -36,17 +36,8 @@ func TestSmokeDirectOnly(t *testing.T) {
 	if err := os.WriteFile(results, []byte(before), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-targets", "direct", "-levels", "1,4", "-duration", "700ms", "-warmup", "200ms",
-		"-fsync-samples", "20", "-dir", filepath.Join(dir, "work"), "-results", results}
-	o, err := parseOptions(args, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	r, err := benchmark(o, &log)
-	if err != nil {
-		t.Fatalf("benchmark: %v\n%s", err, log.String())
-	}
+	r := runBench(t, "-targets", "direct", "-levels", "1,4", "-duration", "700ms", "-warmup", "200ms",
+		"-fsync-samples", "20", "-dir", filepath.Join(dir, "work"), "-results", results)
 	if len(r.targets) != 1 || r.targets[0].name != "direct" || len(r.targets[0].levels) != 2 {
 		t.Fatalf("want one target direct with 2 levels, got %+v", r.targets)
 	}
@@ -89,7 +80,7 @@ func TestSmokeDirectOnly(t *testing.T) {
 		}
 	}
 	// The work folder the caller named is the caller's: it stays.
-	if _, err := os.Stat(o.dir); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "work")); err != nil {
 		t.Errorf("the given work folder was removed: %v", err)
 	}
 }
@@ -100,8 +91,19 @@ func TestSmokeDirectOnly(t *testing.T) {
 // same work nginx does.
 func TestSmokeGoProxy(t *testing.T) {
 	dir := t.TempDir()
-	args := []string{"-targets", "go-proxy", "-levels", "2", "-duration", "500ms", "-warmup", "100ms", "-open-duration", "0",
-		"-idle-conns", "0", "-fsync-samples", "5", "-dir", filepath.Join(dir, "work"), "-results", ""}
+	r := runBench(t, "-targets", "go-proxy", "-levels", "2", "-duration", "500ms", "-warmup", "100ms", "-open-duration", "0",
+		"-idle-conns", "0", "-fsync-samples", "5", "-dir", filepath.Join(dir, "work"), "-results", "")
+	if len(r.targets) != 1 || r.targets[0].name != "go-proxy" {
+		t.Fatalf("want one target go-proxy, got %+v", r.targets)
+	}
+	if l := r.targets[0].levels[0]; l.requests == 0 || l.errors != 0 {
+		t.Errorf("%d requests, %d errors (%s)", l.requests, l.errors, l.firstErr)
+	}
+}
+
+// runBench runs the benchmark with args as flags.
+func runBench(t *testing.T, args ...string) *report {
+	t.Helper()
 	o, err := parseOptions(args, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
@@ -111,10 +113,5 @@ func TestSmokeGoProxy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("benchmark: %v\n%s", err, log.String())
 	}
-	if len(r.targets) != 1 || r.targets[0].name != "go-proxy" {
-		t.Fatalf("want one target go-proxy, got %+v", r.targets)
-	}
-	if l := r.targets[0].levels[0]; l.requests == 0 || l.errors != 0 {
-		t.Errorf("%d requests, %d errors (%s)", l.requests, l.errors, l.firstErr)
-	}
+	return r
 }

@@ -107,13 +107,9 @@ func (h *kbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveUpstream is the upstream child's main: it listens on loopback, prints
 // "listening ADDR" and serves until killed.
 func serveUpstream(configFile string) error {
-	raw, err := os.ReadFile(configFile)
-	if err != nil {
-		return err
-	}
 	var c upstreamConfig
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return fmt.Errorf("upstream config: %w", err)
+	if err := readRoleConfig(configFile, &c); err != nil {
+		return err
 	}
 	pair, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
@@ -147,4 +143,16 @@ func serveUpstream(configFile string) error {
 	}
 	fmt.Printf("listening %s\n", ln.Addr())
 	return srv.ServeTLS(ln, "", "")
+}
+
+// readRoleConfig reads the JSON file a child process is started with.
+func readRoleConfig(file string, v any) error {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return nil
 }
