@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/version"
 )
 
 // A decision for any end user.
@@ -24,10 +25,10 @@ import (
 //
 // That holds only while (1) package consentgate.consent is the one the
 // stand-ins are proven for, by fingerprint and by the differential test in
-// standin_test.go, and (2) no other module reads the personal values, directly
-// or through that package's id and record. load checks both; a policy that
-// fails either keeps a memo keyed on the whole input (correct, slower), and
-// /v1/policy/status says why.
+// standin_test.go, under the OPA release they were proven with, and (2) no
+// other module reads the personal values, directly or through that package's
+// id and record. load checks both; a policy that fails either keeps a memo
+// keyed on the whole input (correct, slower), and /v1/policy/status says why.
 
 // consentPackage is the package allowed to read the personal values.
 var consentPackage = ast.MustParseRef("data.consentgate.consent")
@@ -35,6 +36,12 @@ var consentPackage = ast.MustParseRef("data.consentgate.consent")
 // consentFingerprint identifies the consentgate.consent the stand-ins are
 // proven for (see fingerprint). Change it only with standin_test.go passing.
 const consentFingerprint = "355599af69f454f4"
+
+// provenWithOPA is the OPA release whose built-ins (time.parse_rfc3339_ns and
+// its range, membership in arrays and sets) the stand-ins were proven against.
+// Under another release decisions are remembered per end user until
+// standin_test.go has passed with it and this is changed.
+const provenWithOPA = "1.22.2"
 
 // consentFacts are the rules of consentgate.consent other modules may read:
 // each is the same for two inputs with the same stand-ins.
@@ -48,6 +55,9 @@ var personalInput = map[string]bool{"consent": true, "consent_id": true, "now": 
 // "" when they do. parsed are the modules as written (the compiled ones'
 // generated names depend on the other modules).
 func standInsHold(compiler *ast.Compiler, parsed map[string]*ast.Module) string {
+	if version.Version != provenWithOPA {
+		return "the stand-ins are proven with OPA " + provenWithOPA + ", not " + version.Version
+	}
 	names := slices.Sorted(func(yield func(string) bool) {
 		for n := range compiler.Modules {
 			if !yield(n) {
