@@ -150,10 +150,10 @@ bench:
 	$(GO) run ./bench -consentgate $(BIN)/consentgate-bench $(BENCH_FLAGS)
 
 # bench-quick is the comparison issue 16 tracks, in under 4 minutes on 2 cores:
-# 20,000 consents, 64 connections, nginx and both consentgate modes; its last
-# line is one JSON object (-json). It is preliminary by design and writes no
-# section to bench/RESULTS.md.
+# 20,000 consents, 64 connections, nginx, go-proxy (Go's own floor) and both
+# consentgate modes; its last line is one JSON object (-json). It is
+# preliminary by design and writes no section to bench/RESULTS.md.
 bench-quick:
-	$(MAKE) bench BENCH_FLAGS='-targets nginx,consentgate-strict,consentgate-async -levels 64 -consents 20000 \
+	$(MAKE) bench BENCH_FLAGS='-targets nginx,go-proxy,consentgate-strict,consentgate-async -levels 64 -consents 20000 \
 		-duration 20s -warmup 5s -open-duration 0 -idle-conns 0 -fsync-samples 200 -results "" -json $(BENCH_FLAGS)'
 

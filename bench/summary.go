@@ -22,6 +22,9 @@ type summaryTarget struct {
 	RSSMB        float64  `json:"rss_mb"`
 	RPSVsNginx   *float64 `json:"rps_vs_nginx,omitempty"`
 	CPUVsNginx   *float64 `json:"cpu_vs_nginx,omitempty"`
+	// Against go-proxy, Go's own floor, when it was measured.
+	RPSVsGoProxy *float64 `json:"rps_vs_go_proxy,omitempty"`
+	CPUVsGoProxy *float64 `json:"cpu_vs_go_proxy,omitempty"`
 }
 
 // summaryLevel is the concurrency the summary compares at: 64 connections
@@ -39,21 +42,33 @@ func (r *report) summary() summary {
 		s.Targets[t.name] = summaryTarget{RPS: round(l.rps()), CPUMsPerCall: round(l.cpuPer1k()),
 			P50Ms: ms(l, 50), P99Ms: ms(l, 99), RSSMB: round(float64(l.peakRSS) / (1 << 20))}
 	}
-	nginx, ok := s.Targets["nginx"]
+	nginx, haveNginx := s.Targets["nginx"]
+	floor, haveFloor := s.Targets["go-proxy"]
 	for name, t := range s.Targets {
-		if name == "nginx" || name == "direct" || !ok {
+		if name == "nginx" || name == "direct" {
 			continue
 		}
-		rps, cpu := round(ratio(t.RPS, nginx.RPS)), round(ratio(t.CPUMsPerCall, nginx.CPUMsPerCall))
-		if !math.IsNaN(rps) {
-			t.RPSVsNginx = &rps
+		if haveNginx {
+			t.RPSVsNginx, t.CPUVsNginx = ratios(t, nginx)
 		}
-		if !math.IsNaN(cpu) {
-			t.CPUVsNginx = &cpu
+		if haveFloor && name != "go-proxy" {
+			t.RPSVsGoProxy, t.CPUVsGoProxy = ratios(t, floor)
 		}
 		s.Targets[name] = t
 	}
 	return s
+}
+
+// ratios are t's req/s and CPU per call over peer's; nil where undefined.
+func ratios(t, peer summaryTarget) (rps, cpu *float64) {
+	r, c := round(ratio(t.RPS, peer.RPS)), round(ratio(t.CPUMsPerCall, peer.CPUMsPerCall))
+	if !math.IsNaN(r) {
+		rps = &r
+	}
+	if !math.IsNaN(c) {
+		cpu = &c
+	}
+	return rps, cpu
 }
 
 // levelFor is the closed-loop result at summaryLevel, else the highest.

@@ -14,6 +14,7 @@ func TestSummaryLine(t *testing.T) {
 		{name: "nginx", levels: []loadResult{lvl(16, 9000, time.Millisecond, 1), withRSS(lvl(64, 10000, 2*time.Millisecond, 2), 56)}},
 		{name: "consentgate-strict", levels: []loadResult{lvl(16, 2000, 4*time.Millisecond, 4), withRSS(lvl(64, 2500, 8*time.Millisecond, 5), 150)}},
 		{name: "consentgate-async", levels: []loadResult{withRSS(lvl(16, 3000, 3*time.Millisecond, 4), 140)}},
+		{name: "go-proxy", levels: []loadResult{lvl(64, 5000, 3*time.Millisecond, 2)}},
 	}}
 	// nginx's latencies: 98 calls at 1 ms, 2 at 100 ms, so p50 and p99 differ.
 	h := newHistogram()
@@ -50,6 +51,14 @@ func TestSummaryLine(t *testing.T) {
 	// 2500 / 10000 requests/s; (5 s / 25000 calls) / (2 s / 100000 calls) CPU.
 	if strict["rps_vs_nginx"] != 0.25 || strict["cpu_vs_nginx"] != 10.0 || strict["p50_ms"] != 8.0 || strict["rss_mb"] != 150.0 {
 		t.Errorf("consentgate-strict %v", strict)
+	}
+	// 2500 / 5000 requests/s; (5 s / 25000 calls) / (2 s / 50000 calls) CPU.
+	if strict["rps_vs_go_proxy"] != 0.5 || strict["cpu_vs_go_proxy"] != 5.0 {
+		t.Errorf("consentgate-strict against go-proxy %v", strict)
+	}
+	floor := targets["go-proxy"].(map[string]any)
+	if floor["rps_vs_nginx"] != 0.5 || floor["rps_vs_go_proxy"] != nil {
+		t.Errorf("go-proxy %v: against nginx, not against itself", floor)
 	}
 	// Measured at 16 connections only: its highest level stands in.
 	if async["rps"] != 3000.0 || async["rps_vs_nginx"] != 0.3 {
