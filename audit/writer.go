@@ -193,12 +193,6 @@ func (l *Log) commit(batch []*pending, checkpoint bool) error {
 		l.unreleased += len(e.val)
 		releaseSealBuffer(e.val)
 	}
-	if l.unreleased >= releaseEvery {
-		l.unreleased = 0
-		if err := l.releaseWritten(); err != nil {
-			l.log.Warn("audit log: could not release written pages from memory", "log_id", l.id, "error", err.Error())
-		}
-	}
 	l.batches.Add(1)
 	l.checkpoints.Add(uint64(cps))
 	l.records.Add(uint64(len(entries) - cps))
@@ -206,6 +200,13 @@ func (l *Log) commit(batch []*pending, checkpoint bool) error {
 		l.log.Info("audit log writes again", "log_id", l.id, "head_seq", st.seq)
 	}
 	release(batch, nil)
+	// After the callers are released: they need not wait for it.
+	if l.unreleased >= releaseEvery {
+		l.unreleased = 0
+		if err := l.releaseWritten(); err != nil {
+			l.log.Warn("audit log: could not release written pages from memory", "log_id", l.id, "error", err.Error())
+		}
+	}
 	return nil
 }
 
