@@ -24,9 +24,15 @@ import (
 // For a value the rules leave unchanged the result equals an HMAC-SHA256 of the raw
 // value, so consent.Registry.SubjectHMAC of an already-normalised user id matches.
 func HMAC(key []byte, value string) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(normalise(value)))
-	return hex.EncodeToString(m.Sum(nil))
+	return digest(hmac.New(sha256.New, key), value)
+}
+
+// digest is the lowercase hex HMAC of value, normalised, with m keyed and
+// reset.
+func digest(m hash.Hash, value string) string {
+	io.WriteString(m, normalise(value))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(m.Sum(sum[:0]))
 }
 
 func normalise(value string) string {
@@ -74,9 +80,7 @@ func (h *Hasher) Keyed(key string) bool { return h.key == key }
 func (h *Hasher) HMAC(value string) string {
 	m := h.pool.Get().(hash.Hash)
 	m.Reset()
-	io.WriteString(m, normalise(value))
-	var sum [sha256.Size]byte
-	out := hex.EncodeToString(m.Sum(sum[:0]))
+	out := digest(m, value)
 	h.pool.Put(m)
 	return out
 }

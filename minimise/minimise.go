@@ -229,6 +229,7 @@ func (m *Minimiser) array(out *bytes.Buffer, raw []byte) int {
 	out.WriteByte('[')
 	n := 0
 	base := len(m.path)
+	m.path = append(m.path, "[]"...) // every element's, restored by each walk below
 	defer func() { m.path = m.path[:base] }()
 	for i := skipSpace(raw, 1); raw[i] != ']'; {
 		mark := out.Len()
@@ -236,7 +237,6 @@ func (m *Minimiser) array(out *bytes.Buffer, raw []byte) int {
 			out.WriteByte(',')
 		}
 		next := skipValue(raw, i)
-		m.path = append(m.path[:base], "[]"...)
 		if m.value(out, raw[i:next]) {
 			n++
 		} else {

@@ -36,7 +36,8 @@ type memo struct {
 	// off says why decisions are not remembered ("" when they are).
 	off string
 	// anyUser says the key holds stand-ins for the personal values
-	// (standin.go); perUser says why it does not.
+	// (standin.go); perUser says why it does not. It is set, not derived from
+	// perUser, so that a memo's zero value keys per end user.
 	anyUser bool
 	perUser string
 	max     int

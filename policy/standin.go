@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -58,15 +59,8 @@ func standInsHold(compiler *ast.Compiler, parsed map[string]*ast.Module) string 
 	if version.Version != provenWithOPA {
 		return "the stand-ins are proven with OPA " + provenWithOPA + ", not " + version.Version
 	}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range compiler.Modules {
-			if !yield(n) {
-				return
-			}
-		}
-	})
 	proven := 0
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(compiler.Modules)) {
 		mod := compiler.Modules[name]
 		if mod.Package.Path.Equal(consentPackage) {
 			if fp := fingerprint(parsed[name]); fp != consentFingerprint {
