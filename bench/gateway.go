@@ -177,7 +177,7 @@ func writeKBProfile(file string, s *stack) error {
 // writeGatewaySecrets writes the file secret store: kb's credentials and
 // company seal, and consentgate's own keys.
 func writeGatewaySecrets(file string, s *stack) error {
-	seal := s.pki.Path(certs.DevKBSealCert)
+	seal := s.pki.Path(certs.DevKBCert)
 	certPEM, err := os.ReadFile(seal)
 	if err != nil {
 		return err

@@ -86,7 +86,7 @@ func serveGoProxy(configFile string) error {
 func startGoProxy(s *stack) (*child, *target, error) {
 	gw := s.pki.Path(gatewayCert)
 	raw, _ := json.Marshal(goProxyConfig{CertFile: gw, ClientCAFile: s.pki.Path(certs.DevRootCert),
-		SealFile: s.pki.Path(certs.DevKBSealCert), VendorCAFile: s.pki.Path(certs.DevSandboxRootCert),
+		SealFile: s.pki.Path(certs.DevKBCert), VendorCAFile: s.pki.Path(certs.DevSandboxRootCert),
 		Upstream: s.upstreamURL, APIKey: s.apiKey, Token: s.token})
 	cfgFile := filepath.Join(s.dir, "goproxy.json")
 	if err := os.WriteFile(cfgFile, raw, 0o600); err != nil {

@@ -95,7 +95,7 @@ func startNginx(s *stack, bin string) (*child, *target, error) {
 		return nil, nil, err
 	}
 	gw := s.pki.Path(gatewayCert)
-	seal := s.pki.Path(certs.DevKBSealCert)
+	seal := s.pki.Path(certs.DevKBCert)
 	conf := fmt.Sprintf(nginxConfig, userLine, dir, strings.TrimPrefix(s.upstreamURL, "https://"), port,
 		gw, certs.KeyFile(gw), s.pki.Path(certs.DevRootCert),
 		kbHost, s.apiKey, s.token,

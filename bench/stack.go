@@ -58,7 +58,7 @@ func newStack(dir string) (*stack, error) {
 	if s.auditorTLS, err = clientTLS(pki.Path(certs.AppCert("auditor")), pki.Path(certs.DevRootCert), ""); err != nil {
 		return nil, err
 	}
-	if s.vendorTLS, err = clientTLS(pki.Path(certs.DevKBSealCert), pki.Path(certs.DevSandboxRootCert), kbHost); err != nil {
+	if s.vendorTLS, err = clientTLS(pki.Path(certs.DevKBCert), pki.Path(certs.DevSandboxRootCert), kbHost); err != nil {
 		return nil, err
 	}
 	cfgFile := filepath.Join(dir, "upstream.json")

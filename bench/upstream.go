@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -78,11 +79,12 @@ type kbHandler struct {
 }
 
 func (h *kbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+	// Verified in the handshake (certs.VerifyClientsFor).
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		http.Error(w, `{"code":"CLIENT_CERTIFICATE_REQUIRED"}`, http.StatusForbidden)
 		return
 	}
-	if _, _, err := certs.ICO(r.TLS.VerifiedChains[0][0]); err != nil {
+	if _, _, err := certs.ICO(r.TLS.PeerCertificates[0]); err != nil {
 		http.Error(w, `{"code":"CLIENT_CERTIFICATE_NO_ICO"}`, http.StatusForbidden)
 		return
 	}
@@ -128,15 +130,13 @@ func serveUpstream(configFile string) error {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
+	// KB takes its technological server certificate as the client's.
+	tlsConfig := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	certs.VerifyClientsFor(tlsConfig, roots, true, x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth)
 	srv := &http.Server{
-		Handler:   &kbHandler{apiKey: []byte(c.APIKey), token: []byte(c.AccessToken), body: []byte(kycBody)},
-		Protocols: &protocols,
-		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{pair},
-			ClientAuth:   tls.RequireAndVerifyClientCert,
-			ClientCAs:    roots,
-			MinVersion:   tls.VersionTLS12,
-		},
+		Handler:           &kbHandler{apiKey: []byte(c.APIKey), token: []byte(c.AccessToken), body: []byte(kycBody)},
+		Protocols:         &protocols,
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          log.New(io.Discard, "", 0),

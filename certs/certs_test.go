@@ -64,6 +64,27 @@ func TestICO(t *testing.T) {
 		{"NTRCZ with a bad check digit is refused",
 			pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{orgID("NTRCZ-45317055")}}, "", ""},
 		{"no identifiers", pkix.Name{CommonName: "x"}, "", ""},
+		{"PSDCZ-CNB with something other than an IČO is not an IČO",
+			pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{orgID("PSDCZ-CNB-ABC")}}, "", ""},
+		{"PSDCZ-CNB with a wrong check digit is not an IČO",
+			pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{orgID("PSDCZ-CNB-27074359")}}, "", ""},
+		{"technological server certificate: IČO in the CN after the company name",
+			pkix.Name{CommonName: "Firma a.s., IČO 45317054", SerialNumber: "ICA - 10123456"}, "45317054", "commonName"},
+		{"CN with IČ: and no space",
+			pkix.Name{CommonName: "Firma s.r.o. IČ:27074358"}, "27074358", "commonName"},
+		{"CN with ICO= in ASCII",
+			pkix.Name{CommonName: "ICO=27074358 Firma s.r.o."}, "27074358", "commonName"},
+		{"eight digits in the CN without a label are not an IČO",
+			pkix.Name{CommonName: "Firma 45317054"}, "", ""},
+		{"a labelled CN value with a wrong check digit is refused",
+			pkix.Name{CommonName: "Firma, IČO 45317055"}, "", ""},
+		{"a labelled CN value of nine digits is not an IČO",
+			pkix.Name{CommonName: "Firma, IČO 453170541"}, "", ""},
+		{"a label inside a word is not a label",
+			pkix.Name{CommonName: "MEDICO 45317054"}, "", ""},
+		{"NTRCZ preferred over the CN",
+			pkix.Name{CommonName: "Firma, IČO 27074358", ExtraNames: []pkix.AttributeTypeAndValue{orgID("NTRCZ-45317054")}},
+			"45317054", "organizationIdentifier NTRCZ"},
 	}
 	ca := newTestCA(t, "test")
 	for _, tt := range tests {
@@ -231,12 +252,15 @@ func TestDevPKI(t *testing.T) {
 		}
 		return c[0]
 	}
-	seal := read(DevKBSealCert)
-	if err := (Requirement{Issuers: []string{FamilyICA}, RequireICO: true}).Check(seal); err != nil {
-		t.Errorf("dev kb seal does not meet kb's requirement: %v", err)
+	kb := read(DevKBCert)
+	if err := kbRequirement.Check(kb); err != nil {
+		t.Errorf("dev kb certificate does not meet kb's requirement: %v", err)
 	}
-	if ico, _, _ := ICO(seal); ico != DevICO {
-		t.Errorf("dev seal IČO = %q, want %s", ico, DevICO)
+	if ico, src, _ := ICO(kb); ico != DevICO || src != ICOFromCommonName {
+		t.Errorf("dev kb IČO = %q from %q, want %s from the CN", ico, src, DevICO)
+	}
+	if KindOf(kb) != KindServer || AllowsClientAuth(kb) {
+		t.Errorf("dev kb certificate is a %s one that allows client authentication: %v; KB asks for a server certificate", KindOf(kb), AllowsClientAuth(kb))
 	}
 	root, inter := read(DevRootCert), read(DevIntermediateCert)
 	if err := inter.CheckSignatureFrom(root); err != nil || !inter.IsCA || !root.IsCA {
@@ -245,7 +269,7 @@ func TestDevPKI(t *testing.T) {
 	if err := read(DevSandboxCert).VerifyHostname("api.airbank.cz"); err != nil {
 		t.Errorf("sandbox certificate: %v", err)
 	}
-	for _, f := range []string{DevRootCert, DevIntermediateCert, DevKBSealCert} {
+	for _, f := range []string{DevRootCert, DevIntermediateCert, DevKBCert} {
 		info, err := os.Stat(KeyFile(p.Path(f)))
 		if err != nil || info.Mode().Perm() != 0o600 {
 			t.Errorf("%s key mode = %v, %v", f, info.Mode(), err)
@@ -259,8 +283,19 @@ func TestDevPKI(t *testing.T) {
 	if !read(DevRootCert).Equal(root) {
 		t.Error("second run regenerated the root")
 	}
+	// A PKI made before kb's server certificate (it had a seal) gets one from
+	// its I.CA root.
+	if err := os.Remove(p.Path(DevKBCert)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateDevPKI(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := read(DevKBCert).CheckSignatureFrom(read(DevICARootCert)); err != nil {
+		t.Errorf("kb certificate added later: %v", err)
+	}
 	// A partial PKI is refused rather than silently mixed.
-	if err := os.Remove(p.Path(DevKBSealCert)); err != nil {
+	if err := os.Remove(p.Path(DevBanqwareCert)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := LoadOrCreateDevPKI(dir, nil); err == nil || !strings.Contains(err.Error(), "incomplete") {

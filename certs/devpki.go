@@ -33,10 +33,12 @@ const (
 	DevRootCert         = RootCert
 	DevIntermediateCert = IntermediateCert
 	DevICARootCert      = "vendors/ica-root.crt"
-	DevKBSealCert       = "vendors/kb-seal.crt"
-	DevBanqwareCACert   = "vendors/banqware-ca.crt"
-	DevBanqwareCert     = "vendors/banqware-client.crt"
-	DevSandboxRootCert  = "sandbox/ca.crt"
+	// DevKBCert is kb's client certificate: a technological server
+	// certificate naming the company and its IČO in the CN, as KB's terms ask.
+	DevKBCert          = "vendors/kb-server.crt"
+	DevBanqwareCACert  = "vendors/banqware-ca.crt"
+	DevBanqwareCert    = "vendors/banqware-client.crt"
+	DevSandboxRootCert = "sandbox/ca.crt"
 	// DevForwardCACert is the forward proxy's interception CA: an intermediate
 	// of the root limited to server certificates (see NewInterceptionCA).
 	DevForwardCACert = "forward-ca.crt"
@@ -46,7 +48,7 @@ const (
 // DevPKI is the certificate set `consentgate dev` generates once and reuses: the
 // internal CA's root and intermediate (served by the embedded step-ca, which
 // issues the gateway's certificate over ACME and the app certificates), an
-// I.CA-style root with a company seal for kb, a banqware-style issuer with a
+// I.CA-style root with a technological server certificate for kb, a banqware-style issuer with a
 // certificate made from our CSR, and the sandboxes' server CA. None of it is
 // trusted anywhere but on this machine.
 type DevPKI struct {
@@ -78,14 +80,11 @@ func LoadOrCreateDevPKI(dir string, sandboxHosts []string) (*DevPKI, error) {
 	}
 	switch len(missing) {
 	case 0:
+		if err := p.addLater(); err != nil {
+			return nil, fmt.Errorf("dev PKI in %s: %w", dir, err)
+		}
 		if err := p.check(); err != nil {
 			return nil, fmt.Errorf("dev PKI in %s: %w (remove the folder to regenerate it)", dir, err)
-		}
-		// Added by a newer version: made from the root an older one kept.
-		if _, err := os.Stat(p.Path(DevForwardCACert)); errors.Is(err, fs.ErrNotExist) {
-			if err := p.createForwardCA(); err != nil {
-				return nil, fmt.Errorf("dev PKI in %s: the forward proxy's CA: %w", dir, err)
-			}
 		}
 		return p, nil
 	case len(files):
@@ -98,14 +97,31 @@ func LoadOrCreateDevPKI(dir string, sandboxHosts []string) (*DevPKI, error) {
 	}
 }
 
+// files are those every dev PKI has had. Later versions added the forward
+// proxy's CA and kb's server certificate; addLater makes them from the CAs an
+// older PKI kept.
 func (p *DevPKI) files() []string {
-	return []string{DevRootCert, DevIntermediateCert, DevICARootCert, DevKBSealCert,
+	return []string{DevRootCert, DevIntermediateCert, DevICARootCert,
 		DevBanqwareCACert, DevBanqwareCert, DevSandboxRootCert, DevSandboxCert}
+}
+
+func (p *DevPKI) addLater() error {
+	for _, f := range []struct {
+		name   string
+		create func() error
+	}{{DevForwardCACert, p.createForwardCA}, {DevKBCert, p.createKBCert}} {
+		if _, err := os.Stat(p.Path(f.name)); errors.Is(err, fs.ErrNotExist) {
+			if err := f.create(); err != nil {
+				return fmt.Errorf("%s: %w", f.name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // check refuses expired certificates so the user learns why TLS fails.
 func (p *DevPKI) check() error {
-	for _, f := range p.files() {
+	for _, f := range append(p.files(), DevKBCert) {
 		data, err := os.ReadFile(p.Path(f))
 		if err != nil {
 			return err
@@ -140,19 +156,7 @@ func (p *DevPKI) create(sandboxHosts []string) error {
 	if err := p.writeCA(DevICARootCert, ica); err != nil {
 		return err
 	}
-	seal := &x509.Certificate{
-		Subject: pkix.Name{
-			CommonName:   "Onboarding Example s.r.o.",
-			Organization: []string{"Onboarding Example s.r.o."},
-			Country:      []string{"CZ"},
-			// I.CA puts its client id in serialNumber; it must not be taken for the IČO.
-			SerialNumber: "ICA - 10998877",
-			ExtraNames:   []pkix.AttributeTypeAndValue{{Type: OIDOrganizationIdentifier, Value: "NTRCZ-" + DevICO}},
-		},
-		NotAfter:    time.Now().Add(year),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if err := p.issue(DevKBSealCert, ica, seal); err != nil {
+	if err := p.createKBCert(); err != nil {
 		return err
 	}
 
@@ -252,15 +256,7 @@ func (p *DevPKI) write(name string, cert *x509.Certificate, key crypto.Signer) e
 
 // createForwardCA makes the forward proxy's interception CA from the dev root.
 func (p *DevPKI) createForwardCA() error {
-	rootPEM, err := os.ReadFile(p.Path(DevRootCert))
-	if err != nil {
-		return err
-	}
-	keyPEM, err := os.ReadFile(KeyFile(p.Path(DevRootCert)))
-	if err != nil {
-		return err
-	}
-	root, err := ParseCA(rootPEM, keyPEM)
+	root, err := p.loadCA(DevRootCert)
 	if err != nil {
 		return err
 	}
@@ -269,4 +265,38 @@ func (p *DevPKI) createForwardCA() error {
 		return err
 	}
 	return p.writeCA(DevForwardCACert, ca)
+}
+
+// createKBCert issues kb's client certificate from the dev I.CA root: the
+// technological server certificate KB's terms ask for (serverAuth only, the
+// company and its IČO in the CN). kb's profile takes it (types: [server]).
+func (p *DevPKI) createKBCert() error {
+	ica, err := p.loadCA(DevICARootCert)
+	if err != nil {
+		return err
+	}
+	return p.issue(DevKBCert, ica, &x509.Certificate{
+		Subject: pkix.Name{
+			CommonName:   "Onboarding Example s.r.o., IČO " + DevICO,
+			Organization: []string{"Onboarding Example s.r.o."},
+			Country:      []string{"CZ"},
+			// I.CA puts its client id in serialNumber; it must not be taken for the IČO.
+			SerialNumber: "ICA - 10998877",
+		},
+		DNSNames:    []string{"onboarding.example"},
+		NotAfter:    time.Now().Add(365 * 24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+}
+
+func (p *DevPKI) loadCA(name string) (*CA, error) {
+	certPEM, err := os.ReadFile(p.Path(name))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(KeyFile(p.Path(name)))
+	if err != nil {
+		return nil, err
+	}
+	return ParseCA(certPEM, keyPEM)
 }

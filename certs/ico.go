@@ -5,7 +5,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // OIDOrganizationIdentifier is the X.520 organizationIdentifier attribute (2.5.4.97)
@@ -17,15 +20,31 @@ var oidSerialNumber = asn1.ObjectIdentifier{2, 5, 4, 5}
 // ICO returns the Czech company id (IČO) of a certificate subject and where it was
 // found. The order is fixed because issuers put different things in the subject:
 //  1. organizationIdentifier NTRCZ-<8 digits> (eIDAS natural form of the IČO);
-//  2. organizationIdentifier PSDCZ-CNB-<id> (PSD2 certificates: the id at the ČNB);
-//  3. a serialNumber that is exactly 8 digits.
+//  2. organizationIdentifier PSDCZ-CNB-<IČO> (PSD2 certificates: the ČNB register
+//     identifies Czech payment institutions by their IČO);
+//  3. a serialNumber that is exactly 8 digits;
+//  4. the CN, where a technological server certificate names the company and its
+//     IČO: the 8 digits after a label IČO, IČ, ICO or IC ("Firma a.s., IČO 45317054").
 //
 // I.CA client ids ("ICA - 10123456") and PostSignum client numbers ("S123456",
-// "P123456") also live in serialNumber and are never taken for an IČO. An 8-digit
-// value whose check digit is wrong is rejected: it is a typo or not an IČO.
+// "P123456") also live in serialNumber and are never taken for an IČO, nor are
+// unlabelled digits in the CN. A value whose check digit is wrong is rejected:
+// it is a typo or not an IČO.
 func ICO(cert *x509.Certificate) (ico, source string, err error) {
 	return icoFromName(cert.Subject)
 }
+
+// Sources of an IČO, as ICO reports them.
+const (
+	ICOFromNTR        = "organizationIdentifier NTRCZ"
+	ICOFromPSD        = "organizationIdentifier PSDCZ-CNB"
+	ICOFromSerial     = "serialNumber"
+	ICOFromCommonName = "commonName"
+)
+
+// cnICO finds a labelled IČO in a CN: the label must stand as a word of its
+// own, and the number is every digit that follows it.
+var cnICO = regexp.MustCompile(`(?i)(?:^|[^\p{L}\p{N}])(?:IČO|IČ|ICO|IC)\s*[:=]?\s*([0-9]+)`)
 
 func icoFromName(name pkix.Name) (string, string, error) {
 	var orgIDs, serials []string
@@ -48,23 +67,53 @@ func icoFromName(name pkix.Name) (string, string, error) {
 				bad = append(bad, fmt.Sprintf("organizationIdentifier %q: %v", id, err))
 				continue
 			}
-			return rest, "organizationIdentifier NTRCZ", nil
+			return rest, ICOFromNTR, nil
 		}
 	}
 	for _, id := range orgIDs {
-		if rest, ok := strings.CutPrefix(id, "PSDCZ-CNB-"); ok && rest != "" {
-			return rest, "organizationIdentifier PSDCZ-CNB", nil
+		if rest, ok := strings.CutPrefix(id, "PSDCZ-CNB-"); ok {
+			if err := ValidateICO(rest); err != nil {
+				bad = append(bad, fmt.Sprintf("organizationIdentifier %q: %v", id, err))
+				continue
+			}
+			return rest, ICOFromPSD, nil
 		}
 	}
 	for _, s := range serials {
 		if ValidateICO(s) == nil {
-			return s, "serialNumber", nil
+			return s, ICOFromSerial, nil
 		}
+	}
+	for _, m := range cnICO.FindAllStringSubmatch(name.CommonName, -1) {
+		if err := ValidateICO(m[1]); err != nil {
+			bad = append(bad, fmt.Sprintf("commonName %q: %v", strings.TrimSpace(m[0]), err))
+			continue
+		}
+		return m[1], ICOFromCommonName, nil
 	}
 	if len(bad) > 0 {
 		return "", "", fmt.Errorf("%w (%s)", ErrNoICO, strings.Join(bad, "; "))
 	}
 	return "", "", ErrNoICO
+}
+
+// Organization is the name of the organisation cert was issued to: its O, or,
+// where a server certificate names the company in its CN beside the IČO, the
+// rest of the CN. Empty when the subject names none.
+func Organization(cert *x509.Certificate) string {
+	if len(cert.Subject.Organization) > 0 {
+		return strings.Join(cert.Subject.Organization, ", ")
+	}
+	if _, src, err := ICO(cert); err != nil || src != ICOFromCommonName {
+		return ""
+	}
+	rest := cnICO.ReplaceAllStringFunc(cert.Subject.CommonName, func(m string) string {
+		if r, _ := utf8.DecodeRuneInString(m); !unicode.IsLetter(r) && !unicode.IsNumber(r) {
+			return string(r)
+		}
+		return ""
+	})
+	return strings.Trim(rest, " ,;-–—/()")
 }
 
 // ValidateICO checks that s is eight digits with a correct modulo-11 check digit.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -69,8 +68,9 @@ func (c *ClientIdentity) reload(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// check refuses what the vendor would: the profile's requirements, a
-// certificate outside its validity, one not meant for client authentication.
+// check refuses what the vendor would: the profile's requirements (kind,
+// issuer, IČO, a usage that allows client authentication), a certificate
+// outside its validity.
 func (c *ClientIdentity) check(leaf *x509.Certificate) error {
 	if err := c.req.Check(leaf); err != nil {
 		return fmt.Errorf("vendor %s client certificate: %w", c.vendor, err)
@@ -81,9 +81,6 @@ func (c *ClientIdentity) check(leaf *x509.Certificate) error {
 	}
 	if now.Before(leaf.NotBefore) {
 		return fmt.Errorf("vendor %s client certificate is not valid before %s", c.vendor, leaf.NotBefore.UTC().Format(time.RFC3339))
-	}
-	if len(leaf.ExtKeyUsage) > 0 && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny) {
-		return fmt.Errorf("vendor %s client certificate: its extended key usage does not allow TLS client authentication", c.vendor)
 	}
 	return nil
 }
@@ -101,6 +98,7 @@ func (c *ClientIdentity) Watch(ctx context.Context, every time.Duration, log *sl
 		if changed {
 			leaf := c.Leaf()
 			log.Info("vendor client certificate replaced", "vendor", c.vendor, "serial", leaf.SerialNumber.String(),
+				"kind", KindOf(leaf), "server_certificate_as_client", c.ServerCertificate(),
 				"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
 		}
 		return changed, err
@@ -109,6 +107,10 @@ func (c *ClientIdentity) Watch(ctx context.Context, every time.Duration, log *sl
 
 // Leaf is the certificate currently presented.
 func (c *ClientIdentity) Leaf() *x509.Certificate { return c.cur.Load().Leaf }
+
+// ServerCertificate reports whether the certificate presented is a TLS server
+// certificate the profile takes as the client's (see Requirement.TakesServerCertificate).
+func (c *ClientIdentity) ServerCertificate() bool { return c.req.TakesServerCertificate(c.Leaf()) }
 
 // GetClientCertificate is for tls.Config: the current certificate, whatever the
 // server asks for, because the vendor's acceptable-CA list is often empty.

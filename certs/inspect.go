@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -19,6 +18,7 @@ type Report struct {
 	Subject      string
 	Issuer       string
 	IssuerFamily string
+	Kind         Kind
 	Organization string
 	ICO          string
 	ICOSource    string
@@ -27,6 +27,8 @@ type Report struct {
 	DaysLeft     int
 	KeyType      string
 	Warnings     []string
+	// Notes are what is unusual but fine with the right vendor profile.
+	Notes []string
 }
 
 // Inspect describes cert as of now.
@@ -35,7 +37,8 @@ func Inspect(cert *x509.Certificate, now time.Time) Report {
 		Subject:      cert.Subject.String(),
 		Issuer:       cert.Issuer.String(),
 		IssuerFamily: IssuerFamily(cert),
-		Organization: strings.Join(cert.Subject.Organization, ", "),
+		Kind:         KindOf(cert),
+		Organization: Organization(cert),
 		NotBefore:    cert.NotBefore,
 		NotAfter:     cert.NotAfter,
 		DaysLeft:     int(cert.NotAfter.Sub(now).Hours() / 24),
@@ -61,7 +64,10 @@ func Inspect(cert *x509.Certificate, now time.Time) Report {
 	if r.IssuerFamily == "" {
 		r.Warnings = append(r.Warnings, "issuer is neither I.CA nor PostSignum: Czech banks may refuse it")
 	}
-	if len(cert.ExtKeyUsage) > 0 && !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) && !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageAny) {
+	switch {
+	case !AllowsClientAuth(cert) && r.Kind == KindServer:
+		r.Notes = append(r.Notes, "a TLS server certificate (no clientAuth): only a vendor whose profile lists types: [server], such as kb, takes it as a client certificate")
+	case !AllowsClientAuth(cert):
 		r.Warnings = append(r.Warnings, "extended key usage does not allow TLS client authentication")
 	}
 	if k, ok := cert.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() < 2048 {
@@ -96,9 +102,13 @@ func (r Report) String() string {
 	}
 	line("issuer", r.Issuer)
 	line("issuer family", orNone(r.IssuerFamily))
+	line("kind", string(r.Kind))
 	line("valid", r.NotBefore.UTC().Format(time.RFC3339)+" to "+r.NotAfter.UTC().Format(time.RFC3339))
 	line("days left", fmt.Sprint(r.DaysLeft))
 	line("key", r.KeyType)
+	for _, n := range r.Notes {
+		line("note", n)
+	}
 	for _, w := range r.Warnings {
 		line("warning", w)
 	}

@@ -36,6 +36,9 @@ type Requirement struct {
 	Issuers []string
 	// RequireICO demands an IČO in the subject (see ICO).
 	RequireICO bool
+	// Kinds lists the kinds of certificate the vendor takes; empty takes any
+	// kind whose extended key usage allows client authentication.
+	Kinds []Kind
 }
 
 // Check reports every way cert fails r, in one error.
@@ -51,13 +54,37 @@ func (r Requirement) Check(cert *x509.Certificate) error {
 		if _, _, err := ICO(cert); err != nil {
 			problems = append(problems, err.Error())
 		}
-		if len(cert.Subject.Organization) == 0 {
-			problems = append(problems, "subject carries no organisation name (O)")
+		if Organization(cert) == "" {
+			problems = append(problems, "subject carries no organisation name (O, or a CN naming the company beside its IČO)")
 		}
+	}
+	if len(r.Kinds) > 0 {
+		if k := KindOf(cert); !slices.Contains(r.Kinds, k) {
+			problems = append(problems, fmt.Sprintf("it is a %s certificate; the vendor takes %s", k, joinKinds(r.Kinds)))
+		}
+	}
+	if !AllowsClientAuth(cert) && !r.TakesServerCertificate(cert) {
+		problems = append(problems, "its extended key usage does not allow TLS client authentication")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("certificate %q does not meet the vendor's requirements: %s",
 			cert.Subject.CommonName, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// TakesServerCertificate reports whether cert is presented as a client
+// certificate only because the vendor takes a server certificate for one
+// (Komerční banka does): its extended key usage lacks clientAuth and the
+// profile lists the server kind.
+func (r Requirement) TakesServerCertificate(cert *x509.Certificate) bool {
+	return !AllowsClientAuth(cert) && slices.Contains(r.Kinds, KindServer) && KindOf(cert) == KindServer
+}
+
+func joinKinds(kinds []Kind) string {
+	s := make([]string, len(kinds))
+	for i, k := range kinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
 }

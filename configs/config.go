@@ -401,6 +401,11 @@ type ClientCertificate struct {
 	RequireIssuer []string `yaml:"require_issuer"`
 	// RequireICO refuses a certificate whose subject carries no IČO.
 	RequireICO bool `yaml:"require_ico"`
+	// Types lists the kinds of certificate the vendor takes: qualified-seal,
+	// qualified-company, qualified-personal, server, commercial. Empty takes
+	// any whose extended key usage allows client authentication; "server"
+	// also takes a TLS server certificate (serverAuth only) as the client's.
+	Types []string `yaml:"types"`
 }
 
 // Source is where a value comes from: exactly one of a secret reference

@@ -154,6 +154,8 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"main.yaml:16: policy.queue_wait: 1m0s: must be between 0 and 30s"},
 		{"negative policy concurrency", strings.Replace(goodMain, "  dir: policies", "  dir: policies\n  max_concurrent: -2", 1), goodVendor,
 			"main.yaml:16: policy.max_concurrent: -2: must be positive"},
+		{"unknown certificate type", goodMain, goodVendor + "client_certificate:\n  cert: {file: c.pem}\n  key: {file: k.pem}\n  types: [server, seal]\n",
+			"v.yaml:18: client_certificate.types[1]: \"seal\" is unknown: use qualified-seal, qualified-company, qualified-personal, server, commercial"},
 		{"unknown request body", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}", "    path: /v1/things/{id}\n    request_body: xml", 1),
 			"v.yaml:12: operations[0].request_body: \"xml\" is unknown: use json, form, multipart or none"},
 		{"body fields on a bodiless operation", goodMain, strings.Replace(goodVendor, "      response:", "      request:\n        iin: national_id\n      response:", 1),

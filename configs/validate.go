@@ -528,7 +528,16 @@ func (v *validator) clientCertificate(c *ClientCertificate) {
 			v.fail(fmt.Sprintf("%s.require_issuer[%d]", f, i), "%q is unknown: use ica or postsignum", fam)
 		}
 	}
+	for i, t := range c.Types {
+		if !slices.Contains(CertificateTypes, t) {
+			v.fail(fmt.Sprintf("%s.types[%d]", f, i), "%q is unknown: use %s", t, strings.Join(CertificateTypes, ", "))
+		}
+	}
 }
+
+// CertificateTypes are the kinds of certificate a profile's client_certificate
+// types can list: certs.Kinds, named here so that configs needs no TLS code.
+var CertificateTypes = []string{"qualified-seal", "qualified-company", "qualified-personal", "server", "commercial"}
 
 func (v *validator) source(field string, s *Source) {
 	switch {

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/consentgate/consentgate/admin"
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/internal/logsink"
@@ -333,4 +335,16 @@ func TestReadyzFailsNearVendorCertificateExpiry(t *testing.T) {
 	}
 	e.writeClientCert(t, e.issue(t, bankSubject, time.Now().Add(-time.Hour), time.Now().Add(30*24*time.Hour)))
 	eventually(t, "readyz to recover", func() bool { code, _ := readyz(); return code == http.StatusOK })
+}
+
+// A profile's client_certificate.types are validated against configs'
+// list; the gateway hands them to certs as kinds: the two lists are one.
+func TestCertificateTypesAreCertsKinds(t *testing.T) {
+	var kinds []string
+	for _, k := range certs.Kinds {
+		kinds = append(kinds, string(k))
+	}
+	if !slices.Equal(kinds, configs.CertificateTypes) {
+		t.Fatalf("configs.CertificateTypes = %v, certs.Kinds = %v", configs.CertificateTypes, kinds)
+	}
 }

@@ -129,6 +129,8 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 				}, func() float64 { return id.Leaf().NotAfter.Sub(now()).Hours() / 24 }))
 			}
 			r := certs.Inspect(v.identity.Leaf(), now())
+			g.log.Info("vendor client certificate in use", "vendor", vc.ID, "kind", r.Kind, "issuer_family", r.IssuerFamily,
+				"server_certificate_as_client", v.identity.ServerCertificate(), "not_after", r.NotAfter)
 			if r.NotAfter.Sub(now()) < certs.ExpiryWarning {
 				g.log.Warn("vendor client certificate expires soon", "vendor", vc.ID, "days_left", r.DaysLeft, "not_after", r.NotAfter)
 			}

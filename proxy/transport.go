@@ -149,6 +149,9 @@ func (g *Gateway) clientIdentity(ctx context.Context, v *configs.Vendor) (*certs
 		return nil, nil
 	}
 	req := certs.Requirement{Issuers: cc.RequireIssuer, RequireICO: cc.RequireICO}
+	for _, t := range cc.Types {
+		req.Kinds = append(req.Kinds, certs.Kind(t))
+	}
 	return certs.NewClientIdentity(ctx, v.ID, req, func(ctx context.Context) (*tls.Certificate, error) {
 		if cc.PKCS12 != nil {
 			data, err := g.loadSource(ctx, cc.PKCS12)

@@ -201,10 +201,11 @@ func TestConfigCheck(t *testing.T) {
 func TestCertsInspect(t *testing.T) {
 	_, _, pki := writeServeConfig(t)
 	out := &logsink.Buffer{}
-	if err := run(context.Background(), []string{"certs", "inspect", pki.Path(certs.DevKBSealCert)}, out, out); err != nil {
+	if err := run(context.Background(), []string{"certs", "inspect", pki.Path(certs.DevKBCert)}, out, out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"IČO:           " + certs.DevICO + " (from organizationIdentifier NTRCZ)", "issuer family: ica", "organisation:  Onboarding Example s.r.o.", "key:           ECDSA P-256", "days left:     364"} {
+	for _, want := range []string{"IČO:           " + certs.DevICO + " (from commonName)", "issuer family: ica", "kind:          server",
+		"note:          a TLS server certificate (no clientAuth): only a vendor whose profile lists types: [server]", "organisation:  Onboarding Example s.r.o.", "key:           ECDSA P-256", "days left:     364"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

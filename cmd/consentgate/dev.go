@@ -649,7 +649,7 @@ func addDevSecrets(values map[string]map[string]string, pki *certs.DevPKI) (adde
 			return false, err
 		}
 	}
-	for vendor, cert := range map[string]string{"kb": certs.DevKBSealCert, "banqware": certs.DevBanqwareCert} {
+	for vendor, cert := range map[string]string{"kb": certs.DevKBCert, "banqware": certs.DevBanqwareCert} {
 		for key, path := range map[string]string{"client_cert": pki.Path(cert), "client_key": certs.KeyFile(pki.Path(cert))} {
 			if err := set("vendors/"+vendor+"#"+key, func() (string, error) {
 				data, err := os.ReadFile(path)

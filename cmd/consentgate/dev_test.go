@@ -127,7 +127,7 @@ func (e *devEnv) secretValues(t *testing.T) map[string]string {
 	for name, v := range e.vendorTokens(t) {
 		out[name] = v
 	}
-	for _, f := range []string{certs.DevKBSealCert, certs.DevBanqwareCert} {
+	for _, f := range []string{certs.DevKBCert, certs.DevBanqwareCert} {
 		key, err := os.ReadFile(certs.KeyFile(e.pki.Path(f)))
 		if err != nil {
 			t.Fatal(err)
@@ -234,8 +234,15 @@ func assertEveryVendor(t *testing.T, e *devEnv) {
 			if r.ClientCert == nil {
 				t.Fatal("kb saw no client certificate")
 			}
-			if ico, _, _ := certs.ICO(r.ClientCert); ico != certs.DevICO {
-				t.Errorf("kb client certificate IČO %q", ico)
+			if ico, src, _ := certs.ICO(r.ClientCert); ico != certs.DevICO || src != certs.ICOFromCommonName {
+				t.Errorf("kb client certificate IČO %q from %q, want %s from the CN", ico, src, certs.DevICO)
+			}
+			// The technological server certificate KB's terms ask for, and the log says it is one.
+			if certs.KindOf(r.ClientCert) != certs.KindServer || certs.AllowsClientAuth(r.ClientCert) {
+				t.Errorf("kb got a %s certificate, not the serverAuth-only server certificate", certs.KindOf(r.ClientCert))
+			}
+			if !strings.Contains(e.logs.String(), `"msg":"vendor client certificate in use","vendor":"kb","kind":"server","issuer_family":"ica","server_certificate_as_client":true`) {
+				t.Error("the log does not say kb's client certificate is a server certificate")
 			}
 			if r.Header.Get("Apikey") != c.KBAPIKey || !e.issuedBearer(t, "kb", r.Header.Get("Authorization")) {
 				t.Error("kb did not get the API key and the bearer token its login issued")

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/consentgate/consentgate/certs"
@@ -104,6 +105,10 @@ func newKB(cfg Config) *kb {
 	}
 }
 
+// kbCertificateKinds are the certificates KB's terms list: qualified company
+// certificates and seals, and commercial technological server certificates.
+var kbCertificateKinds = []certs.Kind{certs.KindQualifiedSeal, certs.KindQualifiedCompany, certs.KindServer}
+
 // ServeHTTP serves the login page to the client's browser, which holds no certificate. Every
 // other request is checked as KB checks it, transport first: the certificate (issuer verified
 // in the handshake, organisation name and IČO here); then the token endpoint, or the API key
@@ -119,14 +124,20 @@ func (h *kb) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"a client certificate from I.CA or PostSignum carrying the organisation name and IČO is required")
 		return
 	}
-	if len(cert.Subject.Organization) == 0 {
+	if k := certs.KindOf(cert); !slices.Contains(kbCertificateKinds, k) {
+		kbError(w, http.StatusForbidden, "CLIENT_CERTIFICATE_TYPE",
+			fmt.Sprintf("client certificate %q is a %s certificate; KB takes a qualified company certificate or seal, or a commercial server certificate",
+				cert.Subject.CommonName, k))
+		return
+	}
+	if certs.Organization(cert) == "" {
 		kbError(w, http.StatusForbidden, "CLIENT_CERTIFICATE_NO_ORGANIZATION",
 			fmt.Sprintf("client certificate %q carries no organisation name (O)", cert.Subject.CommonName))
 		return
 	}
 	if _, _, err := certs.ICO(cert); err != nil {
 		kbError(w, http.StatusForbidden, "CLIENT_CERTIFICATE_NO_ICO",
-			fmt.Sprintf("client certificate %q carries no IČO; KB needs it as organizationIdentifier NTRCZ-<IČO> or an 8-digit serialNumber: %v",
+			fmt.Sprintf("client certificate %q carries no IČO; KB needs it as organizationIdentifier NTRCZ-<IČO>, an 8-digit serialNumber or in the CN: %v",
 				cert.Subject.CommonName, err))
 		return
 	}

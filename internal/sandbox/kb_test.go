@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"net/http"
 	"strings"
@@ -124,6 +126,46 @@ func TestKBRefusals(t *testing.T) {
 			}
 			if rec := lastRecorded(t, set.KB, i+1); rec.Status != tt.status {
 				t.Errorf("recorded status %d", rec.Status)
+			}
+		})
+	}
+}
+
+// KB takes the certificate kinds its terms list and no other: a technological server
+// certificate (serverAuth only, IČO in the CN) and a qualified seal are served; a commercial
+// certificate carrying O and NTRCZ, or a server certificate whose CN lacks the IČO, is refused.
+func TestKBCertificateKinds(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg := testConfig(t, pki)
+	set := startSet(t, cfg)
+	key, token := cfg.Credentials.KBAPIKey, loginToken(t, set, cfg, "kb", newClient(t, pki, serverCert(t, pki.ica, testCompanyICO))).AccessToken
+	commercial := issueCert(t, pki.ica, &x509.Certificate{Subject: companySubject(testCompanyICO),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	noICO := issueCert(t, pki.ica, &x509.Certificate{Subject: pkix.Name{CommonName: "Consentgate Test s.r.o.",
+		Organization: []string{"Consentgate Test s.r.o."}, SerialNumber: "ICA - 10123456"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	tests := []struct {
+		name   string
+		cert   tls.Certificate
+		status int
+		code   string
+	}{
+		{"technological server certificate", serverCert(t, pki.ica, testCompanyICO), http.StatusOK, ""},
+		{"qualified seal", clientCert(t, pki.ica, companySubject(testCompanyICO)), http.StatusOK, ""},
+		{"commercial certificate with O and NTRCZ", commercial, http.StatusForbidden, "CLIENT_CERTIFICATE_TYPE"},
+		{"server certificate without the IČO", noICO, http.StatusForbidden, "CLIENT_CERTIFICATE_NO_ICO"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := send(t, newClient(t, pki, tt.cert), http.MethodGet, set.KB.URL+kbIdentityPath, "",
+				"apikey", key, "Authorization", "Bearer "+token)
+			if resp.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.status, tt.status, resp.body)
+			}
+			if tt.code != "" {
+				if body := decode[kbErrorBody](t, resp.body); body.Code != tt.code {
+					t.Errorf("code %s, want %s", body.Code, tt.code)
+				}
 			}
 		})
 	}

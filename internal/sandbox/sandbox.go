@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/consentgate/consentgate/certs"
 )
 
 // Config is what Start needs. Certificates and credentials have no defaults: a sandbox that
@@ -125,7 +127,8 @@ func (s *Set) RegisterRedirectURI(vendor, uri string) error {
 
 // Start starts the five sandboxes on 127.0.0.1:0, each with its own listener and TLS
 // configuration (TLS 1.2 minimum, HTTP/2 enabled). kb and banqware verify a client
-// certificate when one is given, so one from another CA fails the handshake; a request
+// certificate when one is given, so one from another CA fails the handshake (kb takes a
+// TLS server certificate as the client's, as KB's terms ask for one); a request
 // without one reaches the handler and is refused there, where it is recorded. Note that a
 // crypto/tls client does not send a certificate whose issuer the server did not name: it
 // gets that refusal, not a failed handshake.
@@ -138,16 +141,19 @@ func Start(cfg Config) (*Set, error) {
 	for _, v := range []struct {
 		vendor    string
 		clientCAs *x509.CertPool
+		usages    []x509.ExtKeyUsage
 		handler   func(origin string) http.Handler
 		dst       **Server
 	}{
-		{"kb", cfg.ICARoots, func(string) http.Handler { return kb }, &set.KB},
-		{"airbank", nil, func(string) http.Handler { return airbank }, &set.Airbank},
-		{"biometric", nil, func(string) http.Handler { return newBiometric(cfg) }, &set.Biometric},
-		{"finid", nil, func(string) http.Handler { return newFinID(cfg) }, &set.FinID},
-		{"banqware", cfg.BanqwareRoots, func(origin string) http.Handler { return newBanqware(cfg, origin) }, &set.Banqware},
+		{"kb", cfg.ICARoots, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+			func(string) http.Handler { return kb }, &set.KB},
+		{"airbank", nil, nil, func(string) http.Handler { return airbank }, &set.Airbank},
+		{"biometric", nil, nil, func(string) http.Handler { return newBiometric(cfg) }, &set.Biometric},
+		{"finid", nil, nil, func(string) http.Handler { return newFinID(cfg) }, &set.FinID},
+		{"banqware", cfg.BanqwareRoots, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+			func(origin string) http.Handler { return newBanqware(cfg, origin) }, &set.Banqware},
 	} {
-		srv, err := startServer(v.vendor, cfg, v.clientCAs, v.handler)
+		srv, err := startServer(v.vendor, cfg, v.clientCAs, v.usages, v.handler)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("starting %s sandbox: %w", v.vendor, err), set.Close())
 		}
@@ -226,7 +232,7 @@ const (
 	maxRequestBody = 32 << 20
 )
 
-func startServer(vendor string, cfg Config, clientCAs *x509.CertPool, handler func(origin string) http.Handler) (*Server, error) {
+func startServer(vendor string, cfg Config, clientCAs *x509.CertPool, usages []x509.ExtKeyUsage, handler func(origin string) http.Handler) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listening: %w", err)
@@ -251,8 +257,7 @@ func startServer(vendor string, cfg Config, clientCAs *x509.CertPool, handler fu
 		MinVersion: tls.VersionTLS12,
 	}
 	if clientCAs != nil {
-		tlsConfig.ClientAuth = tls.VerifyClientCertIfGiven
-		tlsConfig.ClientCAs = clientCAs
+		certs.VerifyClientsFor(tlsConfig, clientCAs, false, usages...)
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -389,13 +394,14 @@ func (w *recordingWriter) commit(status int) {
 		slog.Bool("client_cert", w.req.ClientCert != nil))
 }
 
-// verifiedClientCert returns the client certificate leaf only when crypto/tls verified its
-// chain, so a handler never trusts a certificate the handshake merely carried.
+// verifiedClientCert returns the client certificate leaf. Every sandbox either requests no
+// certificate or verifies a given one in the handshake (certs.VerifyClientsFor), which a
+// certificate that fails ends: a certificate on a request is a verified one.
 func verifiedClientCert(r *http.Request) *x509.Certificate {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil
 	}
-	return r.TLS.VerifiedChains[0][0]
+	return r.TLS.PeerCertificates[0]
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -70,16 +70,34 @@ func poolOf(ca *certs.CA) *x509.CertPool {
 	return p
 }
 
+// clientCert is a qualified company seal for subject: what KB and banqware take.
 func clientCert(t *testing.T, ca *certs.CA, subject pkix.Name) tls.Certificate {
 	t.Helper()
-	cert, key, err := ca.Issue(&x509.Certificate{
-		Subject:     subject,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	seal, _ := certs.QualifiedStatements(certs.KindQualifiedSeal)
+	return issueCert(t, ca, &x509.Certificate{
+		Subject:         subject,
+		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		ExtraExtensions: []pkix.Extension{seal},
 	})
+}
+
+func issueCert(t *testing.T, ca *certs.CA, tmpl *x509.Certificate) tls.Certificate {
+	t.Helper()
+	cert, key, err := ca.Issue(tmpl)
 	if err != nil {
-		t.Fatalf("issuing client certificate %q: %v", subject.CommonName, err)
+		t.Fatalf("issuing client certificate %q: %v", tmpl.Subject.CommonName, err)
 	}
 	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}
+}
+
+// serverCert is the technological server certificate KB's terms ask for: serverAuth only,
+// the company name and IČO in the CN, I.CA's client id in serialNumber.
+func serverCert(t *testing.T, ca *certs.CA, ico string) tls.Certificate {
+	t.Helper()
+	return issueCert(t, ca, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "Consentgate Test s.r.o., IČO " + ico, SerialNumber: "ICA - 10123456"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
 }
 
 // companySubject is what an I.CA qualified seal carries: organisation name and the IČO as
@@ -377,6 +395,19 @@ func TestOnlyMTLSVendorsRequestClientCertificates(t *testing.T) {
 	}
 }
 
+// Only kb takes a TLS server certificate as a client certificate: banqware's handshake fails
+// with one its own CA issued.
+func TestBanqwareRefusesServerCertificate(t *testing.T) {
+	pki := newTestPKI(t)
+	set := startSet(t, testConfig(t, pki))
+	if resp, err := trySend(newClient(t, pki, serverCert(t, pki.banqware, testCompanyICO)), http.MethodGet, set.Banqware.URL+"/", ""); err == nil {
+		t.Fatalf("request succeeded with status %d", resp.status)
+	}
+	if n := set.Banqware.Count(); n != 0 {
+		t.Errorf("banqware recorded %d requests", n)
+	}
+}
+
 // A certificate from a CA the vendor does not trust never reaches the handler.
 func TestUntrustedClientCertificateFailsHandshake(t *testing.T) {
 	pki := newTestPKI(t)
@@ -390,6 +421,7 @@ func TestUntrustedClientCertificateFailsHandshake(t *testing.T) {
 		{"kb, banqware's CA", set.KB, clientCert(t, pki.banqware, companySubject(testCompanyICO))},
 		{"banqware, unrelated CA", set.Banqware, clientCert(t, pki.other, companySubject(testCompanyICO))},
 		{"banqware, I.CA", set.Banqware, clientCert(t, pki.ica, companySubject(testCompanyICO))},
+		{"kb, a server certificate from an unrelated CA", set.KB, serverCert(t, pki.other, testCompanyICO)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
