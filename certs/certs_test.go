@@ -344,6 +344,58 @@ func TestNewVendorCSR(t *testing.T) {
 			}
 		})
 	}
+	for _, tt := range []struct {
+		name    string
+		r       VendorCSR
+		country string
+		orgID   string // "": none
+	}{
+		{"no organizationIdentifier", VendorCSR{Organization: "Firma"}, "CZ", ""},
+		{"German VAT", VendorCSR{Organization: "Beispiel GmbH", OrgID: OrgID{"VAT", "DE", "123456789"}}, "DE", "VATDE-123456789"},
+		{"Slovak trade register", VendorCSR{Organization: "Príklad s.r.o.", OrgID: OrgID{"NTR", "SK", "36123456"}}, "SK", "NTRSK-36123456"},
+		{"global LEI, British company", VendorCSR{Organization: "Example Ltd", Country: "GB", OrgID: OrgID{"LEI", "XG", "529900T8BM49AURSDO55"}}, "GB", "LEIXG-529900T8BM49AURSDO55"},
+		{"PSD2 at the ČNB", VendorCSR{Organization: "Platby a.s.", OrgID: OrgID{"PSD", "CZ", "CNB-27074358"}}, "CZ", "PSDCZ-CNB-27074358"},
+		{"PSD2 at BaFin", VendorCSR{Organization: "Zahlungen AG", OrgID: OrgID{"PSD", "DE", "BAFIN-123456"}}, "DE", "PSDDE-BAFIN-123456"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := tt.r.Subject()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var orgIDs []string
+			for _, atv := range s.ExtraNames {
+				orgIDs = append(orgIDs, atv.Value.(string))
+			}
+			if !slices.Equal(s.Country, []string{tt.country}) || strings.Join(orgIDs, ",") != tt.orgID {
+				t.Errorf("subject C=%v organizationIdentifier=%q, want %s and %q", s.Country, orgIDs, tt.country, tt.orgID)
+			}
+			if tt.orgID != "" {
+				if o, err := ParseOrgID(tt.orgID); err != nil || o.String() != tt.orgID {
+					t.Errorf("ParseOrgID(%q) = %v, %v", tt.orgID, o, err)
+				}
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name string
+		r    VendorCSR
+		want string
+	}{
+		{"LEI with wrong check digits", VendorCSR{Organization: "X", OrgID: OrgID{"LEI", "XG", "529900T8BM49AURSDO56"}}, "check digits"},
+		{"LEI under a country", VendorCSR{Organization: "X", OrgID: OrgID{"LEI", "DE", "529900T8BM49AURSDO55"}}, "XG"},
+		{"ČNB number that is not an IČO", VendorCSR{Organization: "X", OrgID: OrgID{"PSD", "CZ", "CNB-27074359"}}, "check digit"},
+		{"PSD without an authority", VendorCSR{Organization: "X", OrgID: OrgID{"PSD", "DE", "123456"}}, "<authority>"},
+		{"unknown scheme", VendorCSR{Organization: "X", OrgID: OrgID{"ABC", "DE", "1"}}, "unknown"},
+		{"lower-case country", VendorCSR{Organization: "X", Country: "cz"}, "ISO 3166"},
+		{"VAT with its country prefix", VendorCSR{Organization: "X", OrgID: OrgID{"VAT", "DE", "DE 123456789"}}, "without the country prefix"},
+		{"IČO and another identifier", VendorCSR{Organization: "X", ICO: "27074358", OrgID: OrgID{"VAT", "CZ", "27074358"}}, "not both"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := tt.r.Subject(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
 	for _, tt := range []struct{ name, org, ico, keyType, want string }{
 		{"bad check digit", "Firma", "27074359", "", "check digit"},
 		{"seven digits", "Firma", "2707435", "", "8 digits"},

@@ -26,7 +26,11 @@ const (
 type VendorCSR struct {
 	// Organization is the company's registered name (O).
 	Organization string
-	// ICO is the company id; it goes into organizationIdentifier as NTRCZ-<IČO>.
+	// Country is C, ISO 3166-1 alpha-2; default CZ, or OrgID's country.
+	Country string
+	// OrgID goes into organizationIdentifier; the zero value leaves it out.
+	OrgID OrgID
+	// ICO is short for OrgID NTRCZ-<IČO> (and Country CZ).
 	ICO string
 	// CommonName defaults to Organization.
 	CommonName string
@@ -34,18 +38,48 @@ type VendorCSR struct {
 	KeyType string
 }
 
-// NewVendorCSR makes a new private key and a CSR for it whose subject carries
-// CN, O, C=CZ and organizationIdentifier NTRCZ-<IČO> (ETSI EN 319 412-1). The
-// IČO's check digit is verified first: a CA would issue the typo.
-func NewVendorCSR(r VendorCSR) (csrPEM []byte, key crypto.Signer, err error) {
+// Subject is the name the CSR asks for, checked: an organisation, a country
+// code, and an organizationIdentifier in its ETSI form with what its register
+// number can be checked for (see OrgID.Validate). A CA would issue the typo.
+func (r VendorCSR) Subject() (pkix.Name, error) {
 	if strings.TrimSpace(r.Organization) == "" {
-		return nil, nil, fmt.Errorf("the organisation name (O) is required")
+		return pkix.Name{}, fmt.Errorf("the organisation name (O) is required")
 	}
-	if err := ValidateICO(r.ICO); err != nil {
-		return nil, nil, fmt.Errorf("IČO %q: %w", r.ICO, err)
+	id := r.OrgID
+	if r.ICO != "" {
+		if id != (OrgID{}) {
+			return pkix.Name{}, fmt.Errorf("give the IČO or another organizationIdentifier, not both")
+		}
+		id = OrgID{Scheme: "NTR", Country: "CZ", ID: r.ICO}
 	}
-	if r.CommonName == "" {
-		r.CommonName = r.Organization
+	country := r.Country
+	if country == "" && id.Country != "" && id.Country != "XG" {
+		country = id.Country
+	}
+	if country == "" {
+		country = "CZ"
+	}
+	if !countryRE.MatchString(country) {
+		return pkix.Name{}, fmt.Errorf("country %q is not an ISO 3166-1 alpha-2 code (two capital letters)", country)
+	}
+	name := pkix.Name{CommonName: r.CommonName, Organization: []string{r.Organization}, Country: []string{country}}
+	if name.CommonName == "" {
+		name.CommonName = r.Organization
+	}
+	if id != (OrgID{}) {
+		if err := id.Validate(); err != nil {
+			return pkix.Name{}, fmt.Errorf("organizationIdentifier %s: %w", id, err)
+		}
+		name.ExtraNames = []pkix.AttributeTypeAndValue{{Type: OIDOrganizationIdentifier, Value: id.String()}}
+	}
+	return name, nil
+}
+
+// NewVendorCSR makes a new private key and a CSR for it with r's subject.
+func NewVendorCSR(r VendorCSR) (csrPEM []byte, key crypto.Signer, err error) {
+	subject, err := r.Subject()
+	if err != nil {
+		return nil, nil, err
 	}
 	switch r.KeyType {
 	case "", KeyRSA2048:
@@ -59,12 +93,6 @@ func NewVendorCSR(r VendorCSR) (csrPEM []byte, key crypto.Signer, err error) {
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("generating key: %w", err)
-	}
-	subject := pkix.Name{
-		CommonName:   r.CommonName,
-		Organization: []string{r.Organization},
-		Country:      []string{"CZ"},
-		ExtraNames:   []pkix.AttributeTypeAndValue{{Type: OIDOrganizationIdentifier, Value: "NTRCZ-" + r.ICO}},
 	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject}, key)
 	if err != nil {

@@ -110,20 +110,24 @@ CA must not be running on that folder; against a running CA use the step CLI
 }
 
 type csrOptions struct {
-	vendor, org, ico, cn, keyType, keyOut, csrOut string
+	vendor, org, country, orgID, ico, cn, keyType, keyOut, csrOut string
 }
 
 func newCertsCSRCmd() *cobra.Command {
 	var o csrOptions
 	cmd := &cobra.Command{
 		Use:   "csr",
-		Short: "Make a new key and a CSR for a vendor client certificate (O, C=CZ, NTRCZ-<IČO>)",
+		Short: "Make a new key and a CSR for a vendor client certificate (CN, O, C, organizationIdentifier)",
 		Long: `Make a new private key and a certificate signing request for the certificate
 consentgate presents to a vendor. The subject carries CN (default: the
-organisation), O, C=CZ and organizationIdentifier (2.5.4.97) NTRCZ-<IČO>, as
-qualified CAs (I.CA, PostSignum) and the vendors that check the IČO expect.
-The IČO's check digit is verified. The key is written to --key-out with mode
-0600 and never over an existing file; the CSR to --csr-out.
+organisation), O, C (--country, default CZ or the identifier's country) and,
+when given, organizationIdentifier (2.5.4.97) in the form of ETSI EN 319 412-1:
+--org-id NTRCZ-27074358 (trade register), VATDE-123456789 (VAT), LEIXG-<LEI>
+or PSDCZ-CNB-<number> (PSD2, ETSI TS 119 495). --ico N is short for
+--org-id NTRCZ-N, as I.CA, PostSignum and the banks that check the IČO expect.
+What can be checked is: an IČO's check digit (also in ČNB PSD2 numbers), an
+LEI's check digits. The key is written to --key-out with mode 0600 and never
+over an existing file; the CSR to --csr-out.
 
 Writing the key straight into Vault is not available yet (the secret provider
 has no write method): store it with 'vault kv patch secret/vendors/VENDOR
@@ -142,7 +146,18 @@ client_key=@FILE' and delete the file.`,
 			if _, err := os.Stat(o.keyOut); err == nil {
 				return fmt.Errorf("%s exists: a key is never overwritten; choose another --key-out", o.keyOut)
 			}
-			csrPEM, key, err := certs.NewVendorCSR(certs.VendorCSR{Organization: o.org, ICO: o.ico, CommonName: o.cn, KeyType: o.keyType})
+			r := certs.VendorCSR{Organization: o.org, Country: o.country, ICO: o.ico, CommonName: o.cn, KeyType: o.keyType}
+			var err error
+			if o.orgID != "" {
+				if r.OrgID, err = certs.ParseOrgID(o.orgID); err != nil {
+					return fmt.Errorf("--org-id: %w", err)
+				}
+			}
+			subject, err := r.Subject()
+			if err != nil {
+				return err
+			}
+			csrPEM, key, err := certs.NewVendorCSR(r)
 			if err != nil {
 				return err
 			}
@@ -152,23 +167,37 @@ client_key=@FILE' and delete the file.`,
 			if err := os.WriteFile(o.csrOut, csrPEM, 0o644); err != nil {
 				return fmt.Errorf("writing the CSR: %w", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "key: %s (mode 0600)\ncsr: %s\nsubject: O=%s, C=CZ, organizationIdentifier=NTRCZ-%s\n"+
+			fmt.Fprintf(cmd.OutOrStdout(), "key: %s (mode 0600)\ncsr: %s\nsubject: %s\n"+
 				"Send the CSR to %s or the qualified CA; check the certificate you get back with 'consentgate certs inspect'.\n",
-				o.keyOut, o.csrOut, o.org, o.ico, o.vendor)
+				o.keyOut, o.csrOut, describeSubject(subject), o.vendor)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&o.vendor, "vendor", "", "vendor id the certificate is for (names the default files)")
 	cmd.Flags().StringVar(&o.org, "org", "", "the company's registered name (O)")
-	cmd.Flags().StringVar(&o.ico, "ico", "", "the company's IČO (8 digits)")
+	cmd.Flags().StringVar(&o.country, "country", "", "C, ISO 3166-1 alpha-2 (default CZ, or the --org-id country)")
+	cmd.Flags().StringVar(&o.orgID, "org-id", "", "organizationIdentifier: NTRCZ-27074358, VATDE-123456789, LEIXG-<LEI>, PSDCZ-CNB-<number>")
+	cmd.Flags().StringVar(&o.ico, "ico", "", "the company's IČO (8 digits): --org-id NTRCZ-<IČO>")
 	cmd.Flags().StringVar(&o.cn, "cn", "", "common name (default: the organisation)")
 	cmd.Flags().StringVar(&o.keyType, "key-type", certs.KeyRSA2048, "rsa-2048, rsa-3072 or ecdsa-p256")
 	cmd.Flags().StringVar(&o.keyOut, "key-out", "", "key file to create (default VENDOR.key)")
 	cmd.Flags().StringVar(&o.csrOut, "csr-out", "", "CSR file to write (default VENDOR.csr)")
-	for _, f := range []string{"vendor", "org", "ico"} {
+	for _, f := range []string{"vendor", "org"} {
 		cmd.MarkFlagRequired(f)
 	}
 	return cmd
+}
+
+// describeSubject names a CSR's subject attributes the way CAs' forms do
+// (pkix.Name.String prints organizationIdentifier as hex DER).
+func describeSubject(n pkix.Name) string {
+	parts := []string{"CN=" + n.CommonName, "O=" + strings.Join(n.Organization, ", "), "C=" + strings.Join(n.Country, ", ")}
+	for _, atv := range n.ExtraNames {
+		if atv.Type.Equal(certs.OIDOrganizationIdentifier) {
+			parts = append(parts, fmt.Sprintf("organizationIdentifier=%v", atv.Value))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // vendorIDRE is the vendor id rule of the configuration.

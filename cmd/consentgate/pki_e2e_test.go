@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -205,4 +206,68 @@ func TestCertsCSR(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "other.key")); err == nil {
 		t.Error("a key was written for a refused request")
 	}
+}
+
+// certs csr makes requests for companies outside the Czech Republic too: any
+// country, any organizationIdentifier form of ETSI EN 319 412-1, or none.
+func TestCertsCSRAnyOrganisation(t *testing.T) {
+	tests := []struct {
+		name  string
+		flags []string
+		want  string // the subject line printed
+	}{
+		{"German VAT", []string{"--org", "Beispiel GmbH", "--org-id", "VATDE-123456789"},
+			"subject: CN=Beispiel GmbH, O=Beispiel GmbH, C=DE, organizationIdentifier=VATDE-123456789"},
+		{"LEI of a British company", []string{"--org", "Example Ltd", "--country", "GB", "--org-id", "LEIXG-529900T8BM49AURSDO55"},
+			"subject: CN=Example Ltd, O=Example Ltd, C=GB, organizationIdentifier=LEIXG-529900T8BM49AURSDO55"},
+		{"PSD2 at the ČNB", []string{"--org", "Platby a.s.", "--org-id", "PSDCZ-CNB-27074358"},
+			"subject: CN=Platby a.s., O=Platby a.s., C=CZ, organizationIdentifier=PSDCZ-CNB-27074358"},
+		{"no identifier, for a vendor's own CA", []string{"--org", "Onboarding Example s.r.o.", "--cn", "onboarding-example"},
+			"subject: CN=onboarding-example, O=Onboarding Example s.r.o., C=CZ"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := &logsink.Buffer{}
+			args := append([]string{"certs", "csr", "--vendor", "banqware", "--key-out", filepath.Join(dir, "k"), "--csr-out", filepath.Join(dir, "c")}, tt.flags...)
+			if err := run(context.Background(), args, out, out); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tt.want+"\n") {
+				t.Errorf("output lacks %q:\n%s", tt.want, out.String())
+			}
+			data, _ := os.ReadFile(filepath.Join(dir, "c"))
+			block, _ := pem.Decode(data)
+			if block == nil {
+				t.Fatal("no CSR written")
+			}
+			csr, err := x509.ParseCertificateRequest(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := describeSubject(pkix.Name{CommonName: csr.Subject.CommonName, Organization: csr.Subject.Organization,
+				Country: csr.Subject.Country, ExtraNames: orgIDNames(csr.Subject)}); "subject: "+got != tt.want {
+				t.Errorf("CSR subject %q, want %q", got, tt.want)
+			}
+		})
+	}
+	dir := t.TempDir()
+	args := []string{"certs", "csr", "--vendor", "x", "--org", "X", "--org-id", "LEIXG-529900T8BM49AURSDO56", "--key-out", filepath.Join(dir, "k")}
+	if err := run(context.Background(), args, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "--org-id") || !strings.Contains(err.Error(), "check digits") {
+		t.Errorf("bad LEI: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "k")); err == nil {
+		t.Error("a key was written for a refused request")
+	}
+}
+
+// orgIDNames are the organizationIdentifier attributes of a parsed subject.
+func orgIDNames(n pkix.Name) []pkix.AttributeTypeAndValue {
+	var out []pkix.AttributeTypeAndValue
+	for _, atv := range n.Names {
+		if atv.Type.Equal(certs.OIDOrganizationIdentifier) {
+			out = append(out, atv)
+		}
+	}
+	return out
 }
