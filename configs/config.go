@@ -291,8 +291,11 @@ type Vendor struct {
 	BaseURL string `yaml:"base_url"`
 	// Assumptions records what the vendor's documents leave open and the profile
 	// chose (paths, header names), so a reader knows what to confirm.
-	Assumptions       []string           `yaml:"assumptions"`
-	Upstream          Upstream           `yaml:"upstream"`
+	Assumptions []string `yaml:"assumptions"`
+	Upstream    Upstream `yaml:"upstream"`
+	// Egress is how calls leave for the vendor: from a fixed source address,
+	// through an HTTP CONNECT proxy, or both. Empty: straight from any address.
+	Egress            Egress             `yaml:"egress"`
 	Timeouts          Timeouts           `yaml:"timeouts"`
 	ClientCertificate *ClientCertificate `yaml:"client_certificate"`
 	Credentials       []Credential       `yaml:"credentials"`
@@ -377,6 +380,31 @@ type Upstream struct {
 	// vendor may resolve to. Without it such addresses are refused: a vendor host
 	// that resolves inward is a misconfiguration or a DNS rebinding attack.
 	Pin []string `yaml:"pin"`
+}
+
+// Egress fixes the address the vendor sees calls come from, for vendors that
+// allowlist their clients' addresses (banqware does).
+type Egress struct {
+	// SourceAddress is the local IP address calls are dialled from (to the
+	// vendor, or to the proxy); it must be configured on this host.
+	SourceAddress string `yaml:"source_address"`
+	// Proxy, when set, is the HTTP CONNECT proxy calls leave through.
+	Proxy *EgressProxy `yaml:"proxy"`
+}
+
+// EgressProxy is an HTTP CONNECT proxy (a NAT gateway's or the company's
+// outbound proxy). TLS to the vendor runs inside the tunnel, end to end: the
+// proxy sees the vendor's host and port, never the call.
+type EgressProxy struct {
+	// URL is http://host:port or https://host:port (TLS to the proxy too).
+	URL string `yaml:"url"`
+	// CAFile verifies an https proxy; empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+	// Username and Password are sent as Proxy-Authorization Basic with every
+	// CONNECT; both or neither. Secrets are read per tunnel, so a rotated
+	// password is used from the next connection.
+	Username *Source `yaml:"username"`
+	Password *Source `yaml:"password"`
 }
 
 // Timeouts bound each phase of an upstream call.

@@ -55,6 +55,17 @@ func (c *Config) CheckFiles() error {
 	}
 	for _, v := range c.Vendors {
 		check(v.File, v.idx, "upstream.ca_file", v.Upstream.CAFile)
+		if p := v.Egress.Proxy; p != nil {
+			check(v.File, v.idx, "egress.proxy.ca_file", p.CAFile)
+			for _, s := range []struct {
+				name string
+				s    *Source
+			}{{"username", p.Username}, {"password", p.Password}} {
+				if s.s != nil {
+					check(v.File, v.idx, "egress.proxy."+s.name+".file", s.s.File)
+				}
+			}
+		}
 		if cb := v.Callback; cb != nil {
 			check(v.File, v.idx, "callback.forward_ca_file", cb.ForwardCAFile)
 			check(v.File, v.idx, "callback.client_ca_file", cb.ClientCAFile)

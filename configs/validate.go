@@ -387,6 +387,7 @@ func (v *validator) vendor(vd *Vendor) {
 	if vd.ClientCertificate != nil {
 		v.clientCertificate(vd.ClientCertificate)
 	}
+	v.egress(&vd.Egress)
 	ops := map[string]bool{}
 	routes := map[string]string{}
 	for i := range vd.Operations {
@@ -538,6 +539,38 @@ func (v *validator) clientCertificate(c *ClientCertificate) {
 // CertificateTypes are the kinds of certificate a profile's client_certificate
 // types can list: certs.Kinds, named here so that configs needs no TLS code.
 var CertificateTypes = []string{"qualified-seal", "qualified-company", "qualified-personal", "server", "commercial"}
+
+func (v *validator) egress(e *Egress) {
+	if e.SourceAddress != "" {
+		if ip, err := netip.ParseAddr(e.SourceAddress); err != nil || ip.Zone() != "" {
+			v.fail("egress.source_address", "%q is not an IP address", e.SourceAddress)
+		}
+	}
+	p := e.Proxy
+	if p == nil {
+		return
+	}
+	u, err := url.Parse(p.URL)
+	switch {
+	case err != nil || u.Host == "" || u.Port() == "":
+		v.fail("egress.proxy.url", "%q is not http://host:port or https://host:port", p.URL)
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.fail("egress.proxy.url", "scheme %q: use http or https", u.Scheme)
+	case u.User != nil:
+		v.fail("egress.proxy.url", "must not carry credentials: give username and password as secret references")
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		v.fail("egress.proxy.url", "must be only scheme, host and port")
+	case p.CAFile != "" && u.Scheme != "https":
+		v.fail("egress.proxy.ca_file", "is only used with an https proxy")
+	}
+	if (p.Username == nil) != (p.Password == nil) {
+		v.fail("egress.proxy", "username and password must both be given, or neither")
+	}
+	if p.Username != nil && p.Password != nil {
+		v.source("egress.proxy.username", p.Username)
+		v.source("egress.proxy.password", p.Password)
+	}
+}
 
 func (v *validator) source(field string, s *Source) {
 	switch {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"time"
 )
 
 // ErrAddressRefused means a vendor host resolved to an address consentgate does
@@ -94,11 +93,13 @@ type egressDialer struct {
 	}
 	pinned []netip.Addr
 	port   string // the only port this vendor may be dialled on
+	// source is the profile's egress.source_address: only addresses of its
+	// family can be reached from it. Zero: any.
+	source netip.Addr
 }
 
-func newEgressDialer(timeout time.Duration, pinned []netip.Addr, port string) *egressDialer {
-	return &egressDialer{dialer: &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second},
-		resolver: net.DefaultResolver, pinned: pinned, port: port}
+func newEgressDialer(dialer *net.Dialer, pinned []netip.Addr, port string) *egressDialer {
+	return &egressDialer{dialer: dialer, resolver: net.DefaultResolver, pinned: pinned, port: port}
 }
 
 // DialContext is the transport's dial: resolve, check every address, dial the
@@ -117,13 +118,20 @@ func (d *egressDialer) DialContext(ctx context.Context, network, address string)
 	} else if addrs, err = d.resolver.LookupNetIP(ctx, "ip", host); err != nil {
 		return nil, err
 	}
-	var refused []string
+	var refused, otherFamily []string
 	for _, ip := range addrs {
 		if internal(ip) && !slices.Contains(d.pinned, ip.Unmap()) {
 			refused = append(refused, ip.String())
 			continue
 		}
+		if d.source.IsValid() && d.source.Is4() != ip.Unmap().Is4() {
+			otherFamily = append(otherFamily, ip.String())
+			continue
+		}
 		return d.dialer.DialContext(ctx, network, net.JoinHostPort(ip.Unmap().String(), port))
+	}
+	if len(otherFamily) > 0 {
+		return nil, fmt.Errorf("%w: %s resolves to %v, which source address %s cannot reach (another IP family)", ErrAddressRefused, host, otherFamily, d.source)
 	}
 	return nil, fmt.Errorf("%w: %s resolves only to internal addresses %v that the profile does not pin", ErrAddressRefused, host, refused)
 }

@@ -96,7 +96,7 @@ func TestEgressDialerRefusesInternalAndResolvesOnce(t *testing.T) {
 	loop := netip.MustParseAddr("127.0.0.1")
 
 	// Not pinned: a host that resolves to loopback is refused.
-	d := newEgressDialer(0, nil, port)
+	d := newEgressDialer(&net.Dialer{}, nil, port)
 	d.resolver = &fakeResolver{answers: [][]netip.Addr{{loop}}}
 	if _, err := d.DialContext(context.Background(), "tcp", "vendor.example:"+port); !errors.Is(err, ErrAddressRefused) {
 		t.Fatalf("loopback not pinned: err = %v", err)
@@ -111,7 +111,7 @@ func TestEgressDialerRefusesInternalAndResolvesOnce(t *testing.T) {
 	}
 	// Pinned: dialled, by the address that was checked, with one lookup.
 	r := &fakeResolver{answers: [][]netip.Addr{{netip.MustParseAddr("10.0.0.1"), loop}, {netip.MustParseAddr("169.254.169.254")}}}
-	d = newEgressDialer(0, []netip.Addr{loop}, port)
+	d = newEgressDialer(&net.Dialer{}, []netip.Addr{loop}, port)
 	d.resolver = r
 	c, err := d.DialContext(context.Background(), "tcp", "vendor.example:"+port)
 	if err != nil {
@@ -148,4 +148,18 @@ func TestForwardPathOutsideTheBaseIsRecorded(t *testing.T) {
 		}
 	}
 	t.Error("no outcome record for the refusal")
+}
+
+// From a fixed source address only its IP family can be reached: a vendor that
+// resolves to the other family is refused, naming why, rather than dialled
+// from another address the vendor does not list.
+func TestEgressDialerKeepsToTheSourceFamily(t *testing.T) {
+	six := netip.MustParseAddr("::1")
+	d := newEgressDialer(&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}, []netip.Addr{six}, "443")
+	d.source = netip.MustParseAddr("127.0.0.1")
+	d.resolver = &fakeResolver{answers: [][]netip.Addr{{six}}}
+	_, err := d.DialContext(context.Background(), "tcp", "vendor.example:443")
+	if !errors.Is(err, ErrAddressRefused) || !strings.Contains(err.Error(), "another IP family") {
+		t.Fatalf("err = %v", err)
+	}
 }

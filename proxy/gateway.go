@@ -209,8 +209,12 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 	if v.bundle, err = g.caBundle(ctx, vc); err != nil {
 		return nil, err
 	}
+	dial, err := g.egressDial(ctx, vc, base)
+	if err != nil {
+		return nil, err
+	}
 	tr, err := newVendorTransport(vc.ID, vc.Timeouts.Request.Duration, g.log, func() (*http.Transport, error) {
-		return newTransport(vc, base, v.identity, v.bundle)
+		return newTransport(vc, base, v.identity, v.bundle, dial)
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -19,9 +20,9 @@ import (
 // newTransport builds the one http.Transport a vendor's calls share: kept-alive
 // connections, HTTP/2 where the vendor offers it, the vendor's CA pool and our
 // client certificate. It never consults HTTP(S)_PROXY: egress goes where the
-// profile says and nowhere else. Both the CA pool and the client certificate
+// profile says and nowhere else (dial: see egressDial). Both the CA pool and the client certificate
 // are read per handshake, so a reload applies to the next connection.
-func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity, bundle *certs.CABundle) (*http.Transport, error) {
+func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity, bundle *certs.CABundle, dial dialFunc) (*http.Transport, error) {
 	tlsCfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: certs.AEADSuites,
@@ -42,22 +43,9 @@ func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity, bu
 		tlsCfg.GetClientCertificate = id.GetClientCertificate
 	}
 	t := v.Timeouts
-	var pinned []netip.Addr
-	for _, a := range v.Upstream.Pin {
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			return nil, fmt.Errorf("vendor %s upstream.pin: %w", v.ID, err)
-		}
-		pinned = append(pinned, ip.Unmap())
-	}
-	port := base.Port()
-	if port == "" {
-		port = "443"
-	}
-	dialer := newEgressDialer(t.Dial.Duration, pinned, port)
 	return &http.Transport{
 		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   t.TLSHandshake.Duration,
 		ResponseHeaderTimeout: t.ResponseHeader.Duration,
@@ -67,6 +55,75 @@ func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity, bu
 		MaxIdleConnsPerHost:   64,
 		ForceAttemptHTTP2:     true,
 	}, nil
+}
+
+type dialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+// egressDial is how a vendor's connections are made: straight to the vendor's
+// checked address, or through the profile's CONNECT proxy; from the profile's
+// source address either way.
+func (g *Gateway) egressDial(ctx context.Context, v *configs.Vendor, base *url.URL) (dialFunc, error) {
+	port := base.Port()
+	if port == "" {
+		port = "443"
+	}
+	dialer := &net.Dialer{Timeout: v.Timeouts.Dial.Duration, KeepAlive: 30 * time.Second}
+	var source netip.Addr
+	if a := v.Egress.SourceAddress; a != "" {
+		var err error
+		if source, err = netip.ParseAddr(a); err != nil {
+			return nil, fmt.Errorf("vendor %s egress.source_address: %w", v.ID, err)
+		}
+		dialer.LocalAddr = &net.TCPAddr{IP: source.AsSlice()}
+	}
+	if p := v.Egress.Proxy; p != nil {
+		return g.tunnel(ctx, v, p, dialer, port)
+	}
+	var pinned []netip.Addr
+	for _, a := range v.Upstream.Pin {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("vendor %s upstream.pin: %w", v.ID, err)
+		}
+		pinned = append(pinned, ip.Unmap())
+	}
+	d := newEgressDialer(dialer, pinned, port)
+	d.source = source
+	return d.DialContext, nil
+}
+
+func (g *Gateway) tunnel(ctx context.Context, v *configs.Vendor, p *configs.EgressProxy, dialer *net.Dialer, port string) (dialFunc, error) {
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		return nil, fmt.Errorf("vendor %s egress.proxy.url: %w", v.ID, err)
+	}
+	d := &tunnelDialer{proxy: u, dialer: dialer, port: port}
+	if u.Scheme == "https" {
+		d.tls = &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.AEADSuites, ServerName: u.Hostname()}
+		if p.CAFile != "" {
+			if d.tls.RootCAs, err = certs.LoadPool(g.cfg.ResolvePath(p.CAFile)); err != nil {
+				return nil, fmt.Errorf("vendor %s egress.proxy.ca_file: %w", v.ID, err)
+			}
+		}
+	}
+	if p.Username != nil {
+		d.auth = func(ctx context.Context) (string, string, error) {
+			user, err := g.loadSource(ctx, p.Username)
+			if err != nil {
+				return "", "", fmt.Errorf("egress.proxy.username: %w", err)
+			}
+			password, err := g.loadSource(ctx, p.Password)
+			if err != nil {
+				return "", "", fmt.Errorf("egress.proxy.password: %w", err)
+			}
+			return string(user), string(password), nil
+		}
+		// A reference that does not resolve stops start-up, not every call.
+		if _, _, err := d.auth(ctx); err != nil {
+			return nil, fmt.Errorf("vendor %s: %w", v.ID, err)
+		}
+	}
+	return d.DialContext, nil
 }
 
 // vendorTransport is a vendor's http.RoundTripper. When its client

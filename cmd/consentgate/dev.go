@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -68,6 +69,12 @@ type devOptions struct {
 	// vendorTimeouts, where non-zero, replace every vendor profile's timeouts
 	// (tests of vendors that hang, which the profiles' 15–30 s would slow down).
 	vendorTimeouts configs.Timeouts
+	// egress replaces vendors' egress settings, by vendor id, and
+	// banqwareSources is the banqware sandbox's address allowlist (tests of
+	// fixed source addresses and proxies; 127.0.0.2 is not on every OS's
+	// loopback, so dev itself uses neither).
+	egress          map[string]configs.Egress
+	banqwareSources []netip.Prefix
 }
 
 func newDevCmd(logger func() *slog.Logger) *cobra.Command {
@@ -180,7 +187,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 		return nil, err
 	}
 	release = append(release, func() { closeSecrets(p, log) })
-	sb, err := startSandboxes(pki, creds, o.airbankLimit, o.tokenTTL, log)
+	sb, err := startSandboxes(pki, creds, o.airbankLimit, o.tokenTTL, o.banqwareSources, log)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +199,11 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 	release = append(release, inbox.close)
 	if err := pointAtSandboxes(cfg, sb, inbox, pki, o.vendorTimeouts); err != nil {
 		return nil, err
+	}
+	for _, v := range cfg.Vendors {
+		if e, ok := o.egress[v.ID]; ok {
+			v.Egress = e
+		}
 	}
 	gw, err := startGateway(ctx, cfg, p, log)
 	if err != nil {
@@ -522,7 +534,7 @@ func (d *devStack) seedConsents(ctx context.Context) error {
 	return nil
 }
 
-func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, airbankLimit int, tokenTTL time.Duration, log *slog.Logger) (*sandbox.Set, error) {
+func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, airbankLimit int, tokenTTL time.Duration, banqwareSources []netip.Prefix, log *slog.Logger) (*sandbox.Set, error) {
 	server, err := tls.LoadX509KeyPair(pki.Path(certs.DevSandboxCert), certs.KeyFile(pki.Path(certs.DevSandboxCert)))
 	if err != nil {
 		return nil, fmt.Errorf("sandbox certificate: %w", err)
@@ -545,6 +557,7 @@ func startSandboxes(pki *certs.DevPKI, creds sandbox.Credentials, airbankLimit i
 		Certificate:      server,
 		ICARoots:         ica,
 		BanqwareRoots:    bq,
+		BanqwareSources:  banqwareSources,
 		Credentials:      creds,
 		AirbankRateLimit: airbankLimit,
 		AirbankTokenTTL:  tokenTTL,

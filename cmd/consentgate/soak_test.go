@@ -252,7 +252,7 @@ func serveWithSandboxes(t *testing.T, gw, fw, admin string) (dir, file string, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err = startSandboxes(pki, creds, 0, 0, slog.New(slog.DiscardHandler))
+	sb, err = startSandboxes(pki, creds, 0, 0, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

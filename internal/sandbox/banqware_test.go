@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"crypto/x509/pkix"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -270,5 +272,37 @@ func TestBanqwareRequiresClientCertificate(t *testing.T) {
 	resp := send(t, newClient(t, pki, plain), http.MethodPost, set.Banqware.URL+"/sandbox/user-resources/api/user", `{}`)
 	if resp.status != http.StatusCreated {
 		t.Errorf("certificate without IČO: status %d: %s", resp.status, resp.body)
+	}
+}
+
+// banqware's production API takes calls only from the addresses a company lists: a
+// connection from another peer is closed before TLS and counted; one from a listed
+// address is served.
+func TestBanqwareSourceAllowlist(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg := testConfig(t, pki)
+	cfg.BanqwareSources = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+	set := startSet(t, cfg)
+	cert := clientCert(t, pki.banqware, companySubject(testCompanyICO))
+	from := func(ip string) *http.Client {
+		c := newClient(t, pki, cert)
+		c.Transport.(*http.Transport).DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext
+		return c
+	}
+	if resp, err := trySend(from("127.0.0.1"), http.MethodGet, set.Banqware.URL+"/", ""); err == nil {
+		t.Fatalf("a call from 127.0.0.1 got status %d", resp.status)
+	}
+	if set.Banqware.RefusedPeers() == 0 || set.Banqware.Count() != 0 {
+		t.Errorf("refused peers %d, requests %d: want the connection refused before any request", set.Banqware.RefusedPeers(), set.Banqware.Count())
+	}
+	if _, err := trySend(from("127.0.0.2"), http.MethodGet, set.Banqware.URL+"/", ""); err != nil {
+		t.Fatalf("a call from the listed address: %v", err)
+	}
+	if set.Banqware.Count() != 1 {
+		t.Errorf("%d requests from the listed address reached banqware", set.Banqware.Count())
+	}
+	// Other sandboxes keep no allowlist.
+	if set.KB.RefusedPeers() != 0 {
+		t.Error("kb refused a peer")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,10 @@ type Config struct {
 	ICARoots *x509.CertPool
 	// BanqwareRoots is the CA that signs the client certificate from the CSR given to Banqware.
 	BanqwareRoots *x509.CertPool
+	// BanqwareSources is banqware's allowlist of client addresses (its production API takes
+	// calls only from the addresses a company lists). A connection from another peer is
+	// closed before TLS, as a firewall would, and counted (Server.RefusedPeers). Empty: any.
+	BanqwareSources []netip.Prefix
 	// CallbackRoots verify the server banqware posts its update callbacks to (consentgate's
 	// callbacks listener). Nil: callbacks are not sent.
 	CallbackRoots *x509.CertPool
@@ -144,16 +149,17 @@ func Start(cfg Config) (*Set, error) {
 		usages    []x509.ExtKeyUsage
 		handler   func(origin string) http.Handler
 		dst       **Server
+		sources   []netip.Prefix
 	}{
 		{"kb", cfg.ICARoots, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
-			func(string) http.Handler { return kb }, &set.KB},
-		{"airbank", nil, nil, func(string) http.Handler { return airbank }, &set.Airbank},
-		{"biometric", nil, nil, func(string) http.Handler { return newBiometric(cfg) }, &set.Biometric},
-		{"finid", nil, nil, func(string) http.Handler { return newFinID(cfg) }, &set.FinID},
+			func(string) http.Handler { return kb }, &set.KB, nil},
+		{"airbank", nil, nil, func(string) http.Handler { return airbank }, &set.Airbank, nil},
+		{"biometric", nil, nil, func(string) http.Handler { return newBiometric(cfg) }, &set.Biometric, nil},
+		{"finid", nil, nil, func(string) http.Handler { return newFinID(cfg) }, &set.FinID, nil},
 		{"banqware", cfg.BanqwareRoots, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-			func(origin string) http.Handler { return newBanqware(cfg, origin) }, &set.Banqware},
+			func(origin string) http.Handler { return newBanqware(cfg, origin) }, &set.Banqware, cfg.BanqwareSources},
 	} {
-		srv, err := startServer(v.vendor, cfg, v.clientCAs, v.usages, v.handler)
+		srv, err := startServer(v.vendor, cfg, v.clientCAs, v.usages, v.sources, v.handler)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("starting %s sandbox: %w", v.vendor, err), set.Close())
 		}
@@ -207,6 +213,8 @@ type Server struct {
 	logger     *slog.Logger
 	fault      atomic.Pointer[Fault]
 
+	peers *allowlist
+
 	mu       sync.Mutex
 	count    int       // requests that reached the handler since start or Reset
 	requests []Request // the latest keptRequests of them
@@ -219,6 +227,7 @@ type Request struct {
 	Header                 http.Header       // clone of what arrived
 	Body                   []byte            // first 64 KiB
 	ClientCert             *x509.Certificate // leaf presented in TLS, nil if none
+	RemoteAddr             string            // the peer's IP address, as an allowlist sees it
 	Status                 int               // status the sandbox answered; 0: a fault gave no answer
 }
 
@@ -232,11 +241,12 @@ const (
 	maxRequestBody = 32 << 20
 )
 
-func startServer(vendor string, cfg Config, clientCAs *x509.CertPool, usages []x509.ExtKeyUsage, handler func(origin string) http.Handler) (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func startServer(vendor string, cfg Config, clientCAs *x509.CertPool, usages []x509.ExtKeyUsage, sources []netip.Prefix, handler func(origin string) http.Handler) (*Server, error) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listening: %w", err)
 	}
+	ln := &allowlist{Listener: tcp, sources: sources}
 	logger := cfg.Logger.With("vendor", vendor)
 	s := &Server{
 		Vendor:  vendor,
@@ -244,6 +254,7 @@ func startServer(vendor string, cfg Config, clientCAs *x509.CertPool, usages []x
 		served:  make(chan struct{}),
 		closing: make(chan struct{}),
 		logger:  logger,
+		peers:   ln,
 	}
 	serving := cfg.Certificate
 	tlsConfig := &tls.Config{
@@ -327,6 +338,9 @@ func (s *Server) record(next http.Handler) http.Handler {
 		}
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 			req.ClientCert = r.TLS.PeerCertificates[0]
+		}
+		if peer, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			req.RemoteAddr = peer.Addr().Unmap().String()
 		}
 		rw := &recordingWriter{ResponseWriter: w, ctx: r.Context(), server: s, req: req}
 		// The whole body is read up front so the record holds it even when a handler refuses
@@ -439,4 +453,30 @@ func jsonProblem(fieldPrefix string, err error) string {
 		return fmt.Sprintf("the body is not valid JSON (at byte %d)", se.Offset)
 	}
 	return "the body is not a valid JSON object"
+}
+
+// RefusedPeers is how many connections came from an address the sandbox's allowlist
+// does not hold.
+func (s *Server) RefusedPeers() int64 { return s.peers.refused.Load() }
+
+// allowlist closes connections from peers outside sources, when there are any.
+type allowlist struct {
+	net.Listener
+	sources []netip.Prefix
+	refused atomic.Int64
+}
+
+func (l *allowlist) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || len(l.sources) == 0 {
+			return c, err
+		}
+		peer, err := netip.ParseAddrPort(c.RemoteAddr().String())
+		if err == nil && slices.ContainsFunc(l.sources, func(p netip.Prefix) bool { return p.Contains(peer.Addr().Unmap()) }) {
+			return c, nil
+		}
+		l.refused.Add(1)
+		c.Close()
+	}
 }
