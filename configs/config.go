@@ -3,6 +3,7 @@ package configs
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"strings"
 	"time"
 
@@ -317,6 +318,14 @@ type Vendor struct {
 
 	File string `yaml:"-"`
 	idx  index
+}
+
+// Same reports whether v and o configure the same vendor: equal in every
+// setting, wherever in which file each is written.
+func (v *Vendor) Same(o *Vendor) bool {
+	a, b := *v, *o
+	a.File, b.File, a.idx, b.idx = "", "", index{}, index{}
+	return reflect.DeepEqual(a, b)
 }
 
 // Erasure is a vendor's erasure path beyond its erases operations.

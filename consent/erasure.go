@@ -71,14 +71,15 @@ func (p *ErasurePlan) plan(c *Consent, bound []Resource, now time.Time) []stored
 // enqueueErasures writes a withdrawn consent's erasures into the outbox, inside
 // the withdrawal's own transaction.
 func (r *Registry) enqueueErasures(tx storeTx, c *Consent, now time.Time) (int, error) {
-	if r.erasure == nil {
+	plan := r.erasure.Load()
+	if plan == nil {
 		return 0, nil
 	}
 	bound, err := tx.resourcesOf(c.ID)
 	if err != nil {
 		return 0, err
 	}
-	jobs := r.erasure.plan(c, bound, now)
+	jobs := plan.plan(c, bound, now)
 	if len(jobs) == 0 {
 		// A marker, so an expired consent with nothing to erase is planned once.
 		jobs = []storedErasure{{Erasure: Erasure{ConsentID: c.ID, Status: ErasureDone, UpdatedAt: now}}}
@@ -113,9 +114,9 @@ func (r *Registry) Erasures(ctx context.Context, consentID string) ([]Erasure, e
 			out = append(out, e.Erasure)
 		}
 	}
-	if r.erasure != nil {
+	if plan := r.erasure.Load(); plan != nil {
 		for _, v := range c.Vendors {
-			if why, ok := r.erasure.Unavailable[v]; ok {
+			if why, ok := plan.Unavailable[v]; ok {
 				out = append(out, Erasure{ConsentID: c.ID, Vendor: v, Status: ErasureUnavailable, Reason: why})
 			}
 		}
@@ -134,7 +135,8 @@ type ErasureJob struct {
 // due again until lease has passed: a gateway that dies mid-call leaves it to be
 // tried again, by itself after a restart or by another replica.
 func (r *Registry) ClaimErasures(ctx context.Context, n int, lease time.Duration) ([]ErasureJob, error) {
-	if r.erasure == nil {
+	plan := r.erasure.Load()
+	if plan == nil {
 		return nil, nil
 	}
 	if err := r.planExpired(ctx); err != nil {
@@ -164,6 +166,7 @@ func (r *Registry) ClaimErasures(ctx context.Context, n int, lease time.Duration
 // (err) and due again after a backoff, until the attempts run out.
 func (r *Registry) FinishErasure(ctx context.Context, job ErasureJob, callErr error) error {
 	now := r.now().UTC()
+	plan := r.erasure.Load()
 	return r.st.update(ctx, func(tx storeTx) error {
 		e := storedErasure{Erasure: job.Erasure, ResourceID: job.Resource.ID}
 		e.Attempts++
@@ -171,7 +174,7 @@ func (r *Registry) FinishErasure(ctx context.Context, job ErasureJob, callErr er
 		switch {
 		case callErr == nil:
 			e.Status, e.Reason, e.NextAt = ErasureDone, "", time.Time{}
-		case e.Attempts >= r.erasure.maxAttempts():
+		case e.Attempts >= plan.maxAttempts():
 			e.Status, e.Reason, e.NextAt = ErasureFailed, callErr.Error(), time.Time{}
 		default:
 			e.Reason, e.NextAt = callErr.Error(), now.Add(backoff(e.Attempts))
@@ -181,7 +184,7 @@ func (r *Registry) FinishErasure(ctx context.Context, job ErasureJob, callErr er
 }
 
 func (p *ErasurePlan) maxAttempts() int {
-	if p.MaxAttempts > 0 {
+	if p != nil && p.MaxAttempts > 0 {
 		return p.MaxAttempts
 	}
 	return defaultMaxAttempts

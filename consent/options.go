@@ -45,12 +45,11 @@ func newRegistry(o Options) (*Registry, error) {
 		return nil, fmt.Errorf("consent registry: max TTL %s is negative", o.MaxTTL)
 	}
 	r := &Registry{
-		key:     append([]byte(nil), o.SubjectKey...),
-		maxTTL:  o.MaxTTL,
-		now:     o.Now,
-		hook:    o.Hook,
-		log:     o.Logger,
-		erasure: o.Erasure,
+		key:    append([]byte(nil), o.SubjectKey...),
+		maxTTL: o.MaxTTL,
+		now:    o.Now,
+		hook:   o.Hook,
+		log:    o.Logger,
 	}
 	if r.maxTTL == 0 {
 		r.maxTTL = defaultMaxTTL
@@ -62,7 +61,7 @@ func newRegistry(o Options) (*Registry, error) {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	var err error
-	if r.vendors, err = allowedSet("vendors", o.Vendors); err != nil {
+	if err := r.SetVendors(o.Vendors, o.Erasure); err != nil {
 		return nil, err
 	}
 	if err := r.SetPurposes(o.Purposes); err != nil {

@@ -16,15 +16,15 @@ import (
 // database: every read sees every write committed before it began, by this gateway or
 // another (there is no cache to go stale).
 type Registry struct {
-	st                  store
-	key                 []byte
-	vendors, categories map[string]bool
-	purposes            atomic.Pointer[map[string]bool]
-	maxTTL              time.Duration
-	now                 func() time.Time
-	hook                func(context.Context, Change) error
-	log                 *slog.Logger
-	erasure             *ErasurePlan
+	st                store
+	key               []byte
+	categories        map[string]bool
+	vendors, purposes atomic.Pointer[map[string]bool]
+	maxTTL            time.Duration
+	now               func() time.Time
+	hook              func(context.Context, Change) error
+	log               *slog.Logger
+	erasure           atomic.Pointer[ErasurePlan] // nil: none
 }
 
 // Open opens (creating, mode 0600) the registry file at path: the embedded store,
@@ -81,6 +81,19 @@ func (r *Registry) SubjectHMAC(subject string) string {
 // it with another key fails loudly rather than every subject lookup finding nothing.
 // It reveals nothing about the key: it is one more HMAC of a known input.
 const keyCheckInput = "consentgate consent registry: subject key check v1"
+
+// SetVendors replaces the vendors new consents may name and how a withdrawal
+// reaches them: a reload of the vendor profiles that adds one makes it usable at
+// once. Consents already stored keep theirs; erasures already queued run.
+func (r *Registry) SetVendors(vendors []string, plan *ErasurePlan) error {
+	set, err := allowedSet("vendors", vendors)
+	if err != nil {
+		return err
+	}
+	r.vendors.Store(&set)
+	r.erasure.Store(plan)
+	return nil
+}
 
 // SetPurposes replaces the purposes new consents may name: a policy revision
 // that adds one makes it usable at once. Consents already stored keep theirs.

@@ -257,6 +257,42 @@ func TestCreateValidation(t *testing.T) {
 	})
 }
 
+// A reload of the vendor profiles changes which vendors new consents may name
+// at once; consents already stored keep theirs, and an empty list is refused.
+func TestSetVendors(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		r, _ := mustOpen(t, b, testOptions(newClock()))
+		req := testRequest()
+		req.Vendors = []string{"banqware"}
+		if _, err := r.Create(t.Context(), "a", req); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("a vendor not configured: err = %v", err)
+		}
+		kept, err := r.Create(t.Context(), "a", testRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.SetVendors([]string{"banqware"}, &ErasurePlan{Unavailable: map[string]string{"banqware": "no erasure API"}}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := r.Create(t.Context(), "a", req)
+		if err != nil {
+			t.Fatalf("the vendor added: %v", err)
+		}
+		if es, err := r.Erasures(t.Context(), c.ID); err != nil || len(es) != 1 || es[0].Status != ErasureUnavailable {
+			t.Errorf("erasures under the new plan: %v %v", es, err)
+		}
+		if _, err := r.Create(t.Context(), "a", testRequest()); !errors.Is(err, ErrInvalid) {
+			t.Errorf("a vendor removed: err = %v", err)
+		}
+		if got, err := r.Get(t.Context(), kept.ID); err != nil || got.Vendors[0] != "airbank" {
+			t.Errorf("a stored consent of a removed vendor: %v %v", got, err)
+		}
+		if err := r.SetVendors(nil, nil); err == nil {
+			t.Error("an empty vendor list was taken")
+		}
+	})
+}
+
 func TestHookFailureStoresNothing(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		clk := newClock()

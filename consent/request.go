@@ -57,7 +57,7 @@ func (r *Registry) validateRequest(app string, req Request, now time.Time) (*Con
 // consents are stored alike.
 func (r *Registry) validateScope(c *Consent, vendors, purposes, categories []string) error {
 	var err error
-	if c.Vendors, err = allowed("vendors", vendors, r.vendors); err != nil {
+	if c.Vendors, err = allowed("vendors", vendors, *r.vendors.Load()); err != nil {
 		return err
 	}
 	if c.Purposes, err = allowed("purposes", purposes, *r.purposes.Load()); err != nil {

@@ -65,7 +65,7 @@ type Broker struct {
 	log         *slog.Logger
 	now         func() time.Time
 	stateTTL    time.Duration
-	logins      map[string]*Login
+	logins      atomic.Pointer[map[string]*Login]
 	sealRef     secrets.Ref
 	prevSealRef secrets.Ref
 	sealCache   atomic.Pointer[sealKeyCache]
@@ -76,18 +76,19 @@ type Broker struct {
 	unrecorded  prometheus.Counter
 }
 
-// New is a Broker with no vendor logins yet (Add them).
+// New is a Broker with no vendor logins yet (SetLogins).
 func New(o Options) (*Broker, error) {
 	if o.Grants == nil || o.Secrets == nil || o.Audit == nil || o.Apps == nil {
 		return nil, errors.New("the OAuth2 broker needs a grant store, a secret provider, an audit log and the apps' return URLs")
 	}
 	b := &Broker{grants: o.Grants, secrets: o.Secrets, audit: o.Audit, apps: o.Apps, log: o.Logger, now: o.Now,
-		stateTTL: o.StateTTL, logins: map[string]*Login{}, sealRef: o.SealKey, prevSealRef: o.PreviousSealKey,
+		stateTTL: o.StateTTL, sealRef: o.SealKey, prevSealRef: o.PreviousSealKey,
 		unmatched: newUnmatchedCallbacks(),
 		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "consentgate_oauth_callbacks_unrecorded_total",
 			Help: "OAuth2 callbacks matching no started authorization that were refused without their own audit record (beyond the audit rate).",
 		})}
+	b.logins.Store(&map[string]*Login{})
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -103,11 +104,22 @@ func New(o Options) (*Broker, error) {
 	return b, nil
 }
 
-// Add makes l the end-user login of its vendor.
-func (b *Broker) Add(l *Login) { b.logins[l.vendor] = l }
+// SetLogins makes logins the end-user logins of their vendors, replacing those
+// before (a reload of the vendor profiles). A flow already started at a vendor
+// whose login is gone ends at its callback, refused.
+func (b *Broker) SetLogins(logins []*Login) {
+	m := make(map[string]*Login, len(logins))
+	for _, l := range logins {
+		m[l.vendor] = l
+	}
+	b.logins.Store(&m)
+}
+
+// login is vendor's end-user login, nil when it has none.
+func (b *Broker) login(vendor string) *Login { return (*b.logins.Load())[vendor] }
 
 // Serves reports whether vendor has an end-user login here.
-func (b *Broker) Serves(vendor string) bool { return b.logins[vendor] != nil }
+func (b *Broker) Serves(vendor string) bool { return b.login(vendor) != nil }
 
 // Log keys, as the gateway's canonical line names them.
 const (

@@ -54,7 +54,7 @@ func (b *Broker) Callback(w http.ResponseWriter, r *http.Request, requestID stri
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	vendorID, _ := CallbackVendor(r.URL.EscapedPath())
-	c := &callback{b: b, r: r, requestID: requestID, vendor: vendorID, login: b.logins[vendorID]}
+	c := &callback{b: b, r: r, requestID: requestID, vendor: vendorID, login: b.login(vendorID)}
 	f := c.match()
 	if f == nil {
 		f = c.read()

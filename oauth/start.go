@@ -61,7 +61,7 @@ func (b *Broker) checkStart(r *http.Request) (*start, *refusal.Refusal) {
 		return nil, ref
 	}
 	vendorID := r.PathValue("vendor")
-	l := b.logins[vendorID]
+	l := b.login(vendorID)
 	if l == nil {
 		return nil, refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", fmt.Sprintf("vendor %q has no OAuth2 authorization-code login", vendorID))
 	}

@@ -114,6 +114,24 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	return e, nil
 }
 
+// CheckContract reports whether the policy source fits c, the contract of
+// vendor profiles about to be reloaded: the profiles are refused when it
+// does not. Nothing changes either way (SetContract does).
+func (e *Engine) CheckContract(ctx context.Context, c *Contract) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, err := load(ctx, e.opts.Source, e.opts.MemoEntries, c)
+	return err
+}
+
+// SetContract makes c what every later revision must fit (the vendor
+// profiles now in service).
+func (e *Engine) SetContract(c *Contract) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.opts.Contract = c
+}
+
 // Reload loads the source again. On any failure the current revision stays in
 // service and the failure is logged, counted and shown in Status.
 func (e *Engine) Reload(ctx context.Context) error {

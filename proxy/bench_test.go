@@ -34,7 +34,7 @@ func (a answering) RoundTrip(r *http.Request) (*http.Response, error) {
 // "parallel".
 func BenchmarkPipeline(b *testing.B) {
 	env := newTestEnv(b)
-	env.gw.vendors["echo"].proxy.Transport = answering{body: `{"id":"t-1","status":"ok","result":{"score":0.98,"checked":true}}`}
+	env.gw.vendorsNow()["echo"].proxy.Transport = answering{body: `{"id":"t-1","status":"ok","result":{"score":0.98,"checked":true}}`}
 	app := identity.Identity{Role: identity.RoleApp, Name: "web"}
 	call := func() *httptest.ResponseRecorder {
 		r := httptest.NewRequest("GET", "/v/echo/things/1?x=1", nil)

@@ -30,7 +30,6 @@ const callbackPrefix = "/callbacks/"
 // response, recorded in the audit log, and forwarded to the app's internal URL.
 type Callbacks struct {
 	gw      *Gateway
-	vendors map[string]*callbackVendor
 	refused *refusedCallbacks
 }
 
@@ -45,55 +44,58 @@ type callbackVendor struct {
 	forward *http.Client
 }
 
-// NewCallbacks prepares the callback routes of every profile that has one.
+// NewCallbacks serves the callback routes of the profiles in service that
+// have one (compileCallback): a reload of the profiles applies to the next
+// callback.
 func NewCallbacks(g *Gateway) (*Callbacks, error) {
-	c := &Callbacks{gw: g, vendors: map[string]*callbackVendor{}, refused: newRefusedCallbacks()}
-	for id, v := range g.vendors {
-		cb := v.cfg.Callback
-		if cb == nil {
-			continue
-		}
-		cv := &callbackVendor{v: v, cfg: cb}
-		for _, op := range v.ops {
-			if op.cfg.ID == cb.Operation {
-				cv.op = op
-			}
-		}
-		for _, s := range cb.AllowSources {
-			p, err := netip.ParsePrefix(s)
-			if err != nil {
-				return nil, fmt.Errorf("vendor %s callback.allow_sources: %w", id, err)
-			}
-			cv.sources = append(cv.sources, p.Masked())
-		}
-		if cb.ClientCAFile != "" {
-			pool, err := certs.LoadPool(g.cfg.ResolvePath(cb.ClientCAFile))
-			if err != nil {
-				return nil, fmt.Errorf("vendor %s callback.client_ca_file: %w", id, err)
-			}
-			cv.clients = pool
-		}
-		if cb.SharedSecret != "" {
-			ref, err := parseRef(cb.SharedSecret)
-			if err != nil {
-				return nil, fmt.Errorf("vendor %s callback.shared_secret: %w", id, err)
-			}
-			cv.secret = &ref
-		}
-		cv.token = v.cbToken
-		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.AEADSuites}
-		if cb.ForwardCAFile != "" {
-			pool, err := certs.LoadPool(g.cfg.ResolvePath(cb.ForwardCAFile))
-			if err != nil {
-				return nil, fmt.Errorf("vendor %s callback.forward_ca_file: %w", id, err)
-			}
-			tlsCfg.RootCAs = pool
-		}
-		cv.forward = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: tlsCfg},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		c.vendors[id] = cv
+	return &Callbacks{gw: g, refused: newRefusedCallbacks()}, nil
+}
+
+// compileCallback prepares v's callback route, nil when its profile has none.
+func (g *Gateway) compileCallback(v *vendor) (*callbackVendor, error) {
+	cb, id := v.cfg.Callback, v.cfg.ID
+	if cb == nil {
+		return nil, nil
 	}
-	return c, nil
+	cv := &callbackVendor{v: v, cfg: cb}
+	for _, op := range v.ops {
+		if op.cfg.ID == cb.Operation {
+			cv.op = op
+		}
+	}
+	for _, s := range cb.AllowSources {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("vendor %s callback.allow_sources: %w", id, err)
+		}
+		cv.sources = append(cv.sources, p.Masked())
+	}
+	if cb.ClientCAFile != "" {
+		pool, err := certs.LoadPool(g.cfg.ResolvePath(cb.ClientCAFile))
+		if err != nil {
+			return nil, fmt.Errorf("vendor %s callback.client_ca_file: %w", id, err)
+		}
+		cv.clients = pool
+	}
+	if cb.SharedSecret != "" {
+		ref, err := parseRef(cb.SharedSecret)
+		if err != nil {
+			return nil, fmt.Errorf("vendor %s callback.shared_secret: %w", id, err)
+		}
+		cv.secret = &ref
+	}
+	cv.token = v.cbToken
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.AEADSuites}
+	if cb.ForwardCAFile != "" {
+		pool, err := certs.LoadPool(g.cfg.ResolvePath(cb.ForwardCAFile))
+		if err != nil {
+			return nil, fmt.Errorf("vendor %s callback.forward_ca_file: %w", id, err)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	cv.forward = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: tlsCfg},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return cv, nil
 }
 
 // CallbackTLS is the callbacks listener's TLS: our serving certificate, and a
@@ -175,14 +177,18 @@ func (t *callbackToken) ours(u *url.URL, vendor string) bool {
 
 // SetCallbacksPublicURL says where vendors reach the callbacks listener, for
 // the callback URL tokens (dev learns it once the listener is bound).
+// Profiles reloaded later get it too.
 func (g *Gateway) SetCallbacksPublicURL(raw string) error {
-	for _, v := range g.vendors {
+	g.reloading.Lock()
+	defer g.reloading.Unlock()
+	for _, v := range g.vendorsNow() {
 		if v.cbToken != nil {
 			if err := v.cbToken.setPublic(raw); err != nil {
 				return err
 			}
 		}
 	}
+	g.callbacksPublic = raw
 	return nil
 }
 

@@ -96,7 +96,10 @@ func (c *Callbacks) throttle(cb *callback) {
 func (c *Callbacks) route(cb *callback) *refusal.Refusal {
 	rest, _ := strings.CutPrefix(cb.r.URL.Path, callbackPrefix)
 	vendorID, path, _ := strings.Cut(rest, "/")
-	cv := c.vendors[vendorID]
+	var cv *callbackVendor
+	if v := c.gw.vendorsNow()[vendorID]; v != nil {
+		cv = v.callback
+	}
 	if cv == nil || cv.op == nil || cb.r.Method != cv.op.cfg.Method || "/"+path != cv.op.cfg.Path {
 		return refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "no callback is configured for this path")
 	}

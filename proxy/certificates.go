@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,20 +21,18 @@ const CertificateReadyWindow = 7 * 24 * time.Hour
 const DefaultCertificatePoll = 10 * time.Second
 
 // WatchCertificates reloads every vendor's client certificate (file or
-// secret) and CA bundle every interval until ctx ends. A new one is used from
-// the next handshake on; a bad one is refused, logged, and the current one
-// stays.
+// secret) and CA bundle every interval until ctx ends, also of vendors a
+// reload of the profiles adds. A new one is used from the next handshake on;
+// a bad one is refused, logged, and the current one stays.
 func (g *Gateway) WatchCertificates(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = DefaultCertificatePoll
 	}
-	for _, v := range g.vendors {
-		if v.identity != nil {
-			go v.identity.Watch(ctx, every, g.log)
-		}
-		if v.bundle != nil {
-			go v.bundle.Watch(ctx, every, g.log)
-		}
+	g.reloading.Lock()
+	defer g.reloading.Unlock()
+	g.certWatch = &certificateWatch{ctx: ctx, every: every}
+	for _, v := range g.vendorsNow() {
+		g.watch(v)
 	}
 }
 
@@ -41,8 +40,9 @@ func (g *Gateway) WatchCertificates(ctx context.Context, every time.Duration) {
 // vendor and why its new certificate or bundle was refused.
 func (g *Gateway) ReloadCertificates(ctx context.Context) []error {
 	var errs []error
-	for _, id := range g.vendorIDs() {
-		v := g.vendors[id]
+	vendors := g.vendorsNow()
+	for _, id := range slices.Sorted(maps.Keys(vendors)) {
+		v := vendors[id]
 		if v.identity != nil {
 			if err := v.identity.Reload(ctx); err != nil {
 				errs = append(errs, err)
@@ -57,31 +57,28 @@ func (g *Gateway) ReloadCertificates(ctx context.Context) []error {
 	return errs
 }
 
-// ReadyChecks are the /readyz conditions of vendor client certificates: each
-// fails once its certificate is within CertificateReadyWindow of expiry.
+// ReadyChecks are the /readyz conditions of vendor client certificates: the
+// check fails while a certificate of a vendor in service is within
+// CertificateReadyWindow of expiry, naming each such vendor.
 func (g *Gateway) ReadyChecks() []admin.ReadyCheck {
-	var checks []admin.ReadyCheck
-	for _, id := range g.vendorIDs() {
-		v := g.vendors[id]
+	return []admin.ReadyCheck{{Name: "vendor client certificates", Check: g.certificatesReady}}
+}
+
+func (g *Gateway) certificatesReady() error {
+	var errs []error
+	vendors := g.vendorsNow()
+	for _, id := range slices.Sorted(maps.Keys(vendors)) {
+		v := vendors[id]
 		if v.identity == nil {
 			continue
 		}
-		checks = append(checks, admin.ReadyCheck{
-			Name: "vendor " + id + " client certificate",
-			Check: func() error {
-				notAfter := v.identity.Leaf().NotAfter
-				left := notAfter.Sub(g.now())
-				switch {
-				case left <= 0:
-					return fmt.Errorf("expired on %s", notAfter.UTC().Format(time.DateOnly))
-				case left < CertificateReadyWindow:
-					return fmt.Errorf("expires in %d days, on %s: renew it", int(left.Hours()/24), notAfter.UTC().Format(time.DateOnly))
-				}
-				return nil
-			},
-		})
+		notAfter := v.identity.Leaf().NotAfter
+		switch left := notAfter.Sub(g.now()); {
+		case left <= 0:
+			errs = append(errs, fmt.Errorf("vendor %s client certificate: expired on %s", id, notAfter.UTC().Format(time.DateOnly)))
+		case left < CertificateReadyWindow:
+			errs = append(errs, fmt.Errorf("vendor %s client certificate: expires in %d days, on %s: renew it", id, int(left.Hours()/24), notAfter.UTC().Format(time.DateOnly)))
+		}
 	}
-	return checks
+	return errors.Join(errs...)
 }
-
-func (g *Gateway) vendorIDs() []string { return slices.Sorted(maps.Keys(g.vendors)) }

@@ -134,7 +134,7 @@ func TestForwardPathOutsideTheBaseIsRecorded(t *testing.T) {
 	r := httptest.NewRequest("GET", "/elsewhere", nil)
 	r = r.WithContext(identity.With(r.Context(), identity.Identity{Role: identity.RoleApp, Name: "web"}))
 	rec := httptest.NewRecorder()
-	f.pipeline(env.gw.vendors["echo"]).ServeHTTP(rec, r)
+	f.pipeline(env.gw.vendorsNow()["echo"]).ServeHTTP(rec, r)
 	id := rec.Header().Get("X-Request-Id")
 	if rec.Code != http.StatusNotFound || id == "" || !strings.Contains(rec.Body.String(), id) {
 		t.Fatalf("%d, X-Request-Id %q: %s", rec.Code, id, rec.Body)

@@ -93,7 +93,7 @@ type erasureCallKey struct{}
 // erase calls the operation that erases job's resource. The vendor's 2xx, or a
 // 404 (nothing left to erase), is done; anything else is tried again later.
 func (g *Gateway) erase(ctx context.Context, job consent.ErasureJob) error {
-	v := g.vendors[job.Vendor]
+	v := g.vendorsNow()[job.Vendor]
 	if v == nil {
 		return fmt.Errorf("no vendor %q is configured", job.Vendor)
 	}

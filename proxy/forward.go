@@ -31,9 +31,8 @@ const leafLifetime = 24 * time.Hour
 // that host minted by the internal CA; the requests inside then run exactly the
 // gateway pipeline. Any other host is refused before a tunnel exists.
 type Forward struct {
-	gw    *Gateway
-	ca    *certs.CA
-	hosts map[string][]*vendor // lower-case host → the vendors it serves
+	gw *Gateway
+	ca *certs.CA
 
 	mu    sync.Mutex
 	leafs map[string]*tls.Certificate
@@ -42,12 +41,7 @@ type Forward struct {
 // NewForward builds the forward proxy over a gateway; ca mints the per-host
 // certificates and must be the CA apps already trust for the gateway.
 func NewForward(g *Gateway, ca *certs.CA) *Forward {
-	f := &Forward{gw: g, ca: ca, hosts: map[string][]*vendor{}, leafs: map[string]*tls.Certificate{}}
-	for _, v := range g.vendors {
-		h := strings.ToLower(v.publicHost())
-		f.hosts[h] = append(f.hosts[h], v)
-	}
-	return f
+	return &Forward{gw: g, ca: ca, leafs: map[string]*tls.Certificate{}}
 }
 
 // vendorAt is the vendor a request for host and port reaches: the one whose
@@ -55,7 +49,7 @@ func NewForward(g *Gateway, ca *certs.CA) *Forward {
 // share a host (sandboxes on one address) are told apart by port, never by
 // the order a map happens to give.
 func (f *Forward) vendorAt(host, port string) *vendor {
-	vs := f.hosts[strings.ToLower(host)]
+	vs := f.gw.set.Load().hosts[strings.ToLower(host)]
 	for _, v := range vs {
 		if p := v.base.Port(); p == port || p == "" && port == "443" {
 			return v

@@ -18,7 +18,9 @@ func TestForwardTellsVendorsOnOneHostApartByPort(t *testing.T) {
 		return &vendor{cfg: &configs.Vendor{ID: id}, base: u}
 	}
 	a, b, c := mk("a", "https://127.0.0.1:8001"), mk("b", "https://127.0.0.1:8002"), mk("c", "https://api.example")
-	f := &Forward{hosts: map[string][]*vendor{"127.0.0.1": {a, b}, "api.example": {c}}}
+	g := &Gateway{}
+	g.set.Store(newVendorSet(map[string]*vendor{"a": a, "b": b, "c": c}))
+	f := &Forward{gw: g}
 	for _, tc := range []struct {
 		host, port string
 		want       *vendor

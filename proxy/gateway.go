@@ -62,8 +62,15 @@ type Gateway struct {
 	log         *slog.Logger
 	metrics     *metrics
 	now         func() time.Time
-	vendors     map[string]*vendor
 	tracer      trace.Tracer // nil: tracing off
+
+	// set is the vendor profiles in service (vendors.go); reloading
+	// serialises reloads with what they must not interleave with, and guards
+	// certWatch and callbacksPublic, which compiled vendors inherit.
+	set             atomic.Pointer[vendorSet]
+	reloading       sync.Mutex
+	certWatch       *certificateWatch // nil until WatchCertificates
+	callbacksPublic string            // "" until SetCallbacksPublicURL
 
 	// broker brokers end users' OAuth2 logins; nil when no vendor has one.
 	broker *oauth.Broker
@@ -84,9 +91,14 @@ type vendor struct {
 	identity *certs.ClientIdentity
 	bundle   *certs.CABundle
 	proxy    *httputil.ReverseProxy
-	quota    *quota
-	login    *oauth.Login   // nil: no end-user login at this vendor
-	cbToken  *callbackToken // nil: callbacks carry no URL token
+	// transport carries the vendor's calls; stopWatch ends the watch of its
+	// certificates (retire).
+	transport *vendorTransport
+	stopWatch context.CancelFunc
+	callback  *callbackVendor // nil: the profile has no callback
+	quota     *quota
+	login     *oauth.Login   // nil: no end-user login at this vendor
+	cbToken   *callbackToken // nil: callbacks carry no URL token
 }
 
 // New compiles every vendor profile: transports, client certificates (checked
@@ -96,7 +108,8 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		return nil, errors.New("gateway needs a policy engine, a consent registry, a secret provider and an audit log")
 	}
 	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, auditor: o.Audit,
-		log: o.Logger, now: o.Now, vendors: map[string]*vendor{}, metrics: newMetrics(o.Registerer), parsing: newParseSlots()}
+		log: o.Logger, now: o.Now, metrics: newMetrics(o.Registerer), parsing: newParseSlots()}
+	g.set.Store(newVendorSet(map[string]*vendor{}))
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -106,7 +119,6 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	if o.Tracer != nil {
 		g.tracer = o.Tracer.Tracer(tracerName)
 	}
-	now := g.now
 	var err error
 	if g.hashRef, err = parseRef(o.Config.Keys.FieldHMAC); err != nil {
 		return nil, fmt.Errorf("keys.field_hmac: %w", err)
@@ -114,53 +126,30 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	if g.subjectRef, err = parseRef(o.Config.Keys.SubjectHMAC); err != nil {
 		return nil, fmt.Errorf("keys.subject_hmac: %w", err)
 	}
-	for _, vc := range o.Config.Vendors {
-		v, err := g.compileVendor(ctx, vc)
-		if err != nil {
-			return nil, err
-		}
-		if v.identity != nil {
-			if o.Registerer != nil {
-				id := v.identity
-				o.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-					Name:        "consentgate_vendor_certificate_expiry_days",
-					Help:        "Days until the vendor client certificate in use expires (fractional; negative once expired).",
-					ConstLabels: prometheus.Labels{"vendor": vc.ID},
-				}, func() float64 { return id.Leaf().NotAfter.Sub(now()).Hours() / 24 }))
-			}
-			r := certs.Inspect(v.identity.Leaf(), now())
-			g.log.Info("vendor client certificate in use", "vendor", vc.ID, "kind", r.Kind, "issuer_family", r.IssuerFamily,
-				"server_certificate_as_client", v.identity.ServerCertificate(), "not_after", r.NotAfter)
-			if r.NotAfter.Sub(now()) < certs.ExpiryWarning {
-				g.log.Warn("vendor client certificate expires soon", "vendor", vc.ID, "days_left", r.DaysLeft, "not_after", r.NotAfter)
-			}
-		}
-		g.vendors[vc.ID] = v
-	}
-	known := knownNames(g.vendors)
-	for _, v := range g.vendors {
-		for _, op := range v.ops {
-			op.known = known
-		}
-	}
 	if err := g.prepareOAuth(o); err != nil {
 		return nil, err
+	}
+	if _, err := g.ReloadVendors(ctx, o.Config.Vendors); err != nil {
+		return nil, err
+	}
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(newCertificateExpiry(g))
 	}
 	return g, nil
 }
 
 // prepareOAuth starts the broker of end users' logins when a vendor has one:
 // it needs somewhere to keep authorizations, the key that seals tokens and
-// the public URL (the apps' return URLs are the policy's).
+// the public URL (the apps' return URLs are the policy's). ReloadVendors
+// gives it the logins.
 func (g *Gateway) prepareOAuth(o Options) error {
-	var logins []*oauth.Login
 	var uses []string
-	for id, v := range g.vendors {
-		if v.login != nil {
-			logins, uses = append(logins, v.login), append(uses, id)
+	for _, v := range o.Config.Vendors {
+		if v.AuthorizationCode() != nil {
+			uses = append(uses, v.ID)
 		}
 	}
-	if len(logins) == 0 {
+	if len(uses) == 0 {
 		return nil
 	}
 	if o.Grants == nil {
@@ -179,13 +168,7 @@ func (g *Gateway) prepareOAuth(o Options) error {
 	g.broker, err = oauth.New(oauth.Options{Grants: o.Grants, Secrets: g.secrets, Audit: g.auditor, Apps: g.policy,
 		SealKey: seal, PreviousSealKey: previous, PublicURL: g.cfg.OAuth.PublicURL, StateTTL: g.cfg.OAuth.StateTTL.Duration,
 		Logger: g.log, Registerer: o.Registerer, Now: g.now})
-	if err != nil {
-		return err
-	}
-	for _, l := range logins {
-		g.broker.Add(l)
-	}
-	return nil
+	return err
 }
 
 // Broker is the broker of end users' OAuth2 logins, nil when no vendor has one.
@@ -230,6 +213,16 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 	if v.creds, v.login, v.strip, err = compileCredentials(vc, base, client); err != nil {
 		return nil, err
 	}
+	v.transport = tr
+	if v.cbToken != nil && g.callbacksPublic != "" {
+		if err := v.cbToken.setPublic(g.callbacksPublic); err != nil {
+			return nil, err
+		}
+	}
+	if v.callback, err = g.compileCallback(v); err != nil {
+		return nil, err
+	}
+	g.logCertificate(v)
 	var upstream http.RoundTripper = tr
 	if g.tracer != nil {
 		upstream = tracedTransport{next: tr, tracer: g.tracer}

@@ -197,7 +197,7 @@ func TestTunnelBodiesAreCutOff(t *testing.T) {
 // vendorPort is the port of the echo vendor's base URL.
 func vendorPort(t *testing.T, env *testEnv) string {
 	t.Helper()
-	for _, v := range env.gw.vendors {
+	for _, v := range env.gw.vendorsNow() {
 		if v.cfg.ID == "echo" {
 			return v.base.Port()
 		}

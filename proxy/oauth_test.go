@@ -792,7 +792,7 @@ func BenchmarkOAuthFreshToken(b *testing.B) {
 	id := e.consent(b, "web", "bank")
 	e.authorize(b, "bank", id)
 	bearer := e.gw.Broker().BearerFor("web", &policy.Consent{ID: id, App: "web", Status: consent.Active})
-	login := e.gw.vendors["bank"].login
+	login := e.gw.vendorsNow()["bank"].login
 	want, _, err := bearer(b.Context(), login)
 	if err != nil {
 		b.Fatal(err)

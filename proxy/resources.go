@@ -279,7 +279,7 @@ func (g *Gateway) ImportResource(w http.ResponseWriter, r *http.Request) {
 		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request", "the body is {vendor, kind, id, consent_id}").Write(w, "")
 		return
 	}
-	if v := g.vendors[res.Vendor]; v == nil || !v.creates(res.Kind) {
+	if v := g.vendorsNow()[res.Vendor]; v == nil || !v.creates(res.Kind) {
 		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request", fmt.Sprintf("no operation of vendor %q creates a %q", res.Vendor, res.Kind)).Write(w, "")
 		return
 	}

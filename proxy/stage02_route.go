@@ -39,7 +39,7 @@ func (g *Gateway) findRoute(r *http.Request) (*route, *refusal.Refusal) {
 	if !ok {
 		return nil, noRoute("gateway paths are /v/<vendor>/<vendor path>")
 	}
-	v := g.vendors[vendorID]
+	v := g.vendorsNow()[vendorID]
 	if v == nil {
 		return nil, noRoute(fmt.Sprintf("no vendor %q is configured", vendorID))
 	}

@@ -155,6 +155,9 @@ func (t *vendorTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.cur.Load().RoundTrip(r)
 }
 
+// closeIdle closes the idle connections of the transport in use.
+func (t *vendorTransport) closeIdle() { t.cur.Load().CloseIdleConnections() }
+
 // renew is called after a reload swapped in a new certificate or CA pool.
 func (t *vendorTransport) renew() {
 	tr, err := t.build()

@@ -91,40 +91,61 @@ func writeTestFile(t *testing.T, name, data string) {
 
 func TestServeStartsAndStopsCleanly(t *testing.T) {
 	_, file, pki := writeServeConfig(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &logsink.Buffer{}, &logsink.Buffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "--config", file}, stdout, stderr) }()
-	var addr string
-	for deadline := time.Now().Add(20 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := regexp.MustCompile(`ready gateway=https://(\S+)`).FindStringSubmatch(stdout.String()); m != nil {
-			addr = m[1]
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve stopped: %v\n%s", err, stderr.String())
-		default:
-		}
-	}
-	if addr == "" {
-		t.Fatalf("no ready line; stderr:\n%s", stderr.String())
-	}
+	s := startServe(t, file)
 	e := &devEnv{devStack: &devStack{pki: pki}}
-	resp, body := call(t, e.clientFor(t, "onboarding-web"), "GET", "https://"+addr+"/v/nobody/x", "", nil)
+	resp, body := call(t, e.clientFor(t, "onboarding-web"), "GET", "https://"+s.addr+"/v/nobody/x", "", nil)
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "no-route") {
 		t.Errorf("unknown vendor: %d %s", resp.StatusCode, body)
 	}
-	cancel()
+	s.stop(t)
+	if !strings.Contains(s.log.String(), "consentgate stopped") {
+		t.Errorf("no stop line in the log:\n%s", s.log.String())
+	}
+}
+
+// served is `consentgate serve` running in the test: its gateway address and log.
+type served struct {
+	addr   string
+	log    *logsink.Buffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startServe runs `serve --config file` until the test ends or stop.
+func startServe(t *testing.T, file string) *served {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := &logsink.Buffer{}
+	s := &served{log: &logsink.Buffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- run(ctx, []string{"serve", "--config", file}, stdout, s.log) }()
+	t.Cleanup(func() { cancel() })
+	for deadline := time.Now().Add(20 * time.Second); s.addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := regexp.MustCompile(`ready gateway=https://(\S+)`).FindStringSubmatch(stdout.String()); m != nil {
+			s.addr = m[1]
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("serve stopped: %v\n%s", err, s.log.String())
+		default:
+		}
+	}
+	if s.addr == "" {
+		t.Fatalf("no ready line; log:\n%s", s.log.String())
+	}
+	return s
+}
+
+// stop cancels serve and waits for a clean stop.
+func (s *served) stop(t *testing.T) {
+	t.Helper()
+	s.cancel()
 	select {
-	case err := <-done:
+	case err := <-s.done:
 		if err != nil {
 			t.Fatalf("serve returned %v", err)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not stop on cancellation")
-	}
-	if !strings.Contains(stderr.String(), "consentgate stopped") {
-		t.Errorf("no stop line in the log:\n%s", stderr.String())
 	}
 }
 

@@ -3,15 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/consentgate/consentgate/audit"
 )
 
 // appCall is one call of the dev app to the gateway, without the testing.T of
@@ -131,4 +135,75 @@ func TestReliabilityPolicyReloadUnderLoad(t *testing.T) {
 		t.Fatalf("%d calls under %d policy revisions: the load did not overlap the reloads", len(requestIDs), len(revisions))
 	}
 	t.Logf("%s: %d reloads, %d calls, 0 failed, decided under %d revisions", length, reloads, len(requestIDs), len(revisions))
+}
+
+// serve watches the vendor profiles: an operation added to a profile is routed
+// without a restart; a profile that no longer parses, or a list without a
+// vendor the policy in service grants, is refused (with file and line, or the
+// policy's complaint) while the profiles in service keep serving. Each applied
+// reload is in the audit log.
+func TestServeReloadsVendorProfiles(t *testing.T) {
+	dir, file, pki := writeServeConfig(t)
+	s := startServe(t, file)
+	app := (&devEnv{devStack: &devStack{pki: pki}}).clientFor(t, "onboarding-web")
+	route := func(path string) string {
+		resp, body := call(t, app, "GET", "https://"+s.addr+path, "", nil)
+		if resp.StatusCode == http.StatusNotFound {
+			return string(body)
+		}
+		return "routed"
+	}
+	const extra = "/v/finid/api/v1/verifications/abc/photo"
+	if got := route(extra); !strings.Contains(got, "has no operation") {
+		t.Fatalf("before the edit: %s", got)
+	}
+	profile := filepath.Join(dir, "vendors", "finid.yaml")
+	orig, err := os.ReadFile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := strings.Replace(string(orig), "operations:\n", "operations:\n  - id: finid.photo\n    method: GET\n    path: /api/v1/verifications/{id}/photo\n    fields:\n      response: {status: metadata}\n", 1)
+	writeTestFile(t, profile, added)
+	waitFor(t, "the added operation to be routed", func() bool { return route(extra) == "routed" })
+
+	writeTestFile(t, profile, added+"  - id: [broken\n")
+	waitFor(t, "the broken profile to be refused", func() bool {
+		return strings.Contains(s.log.String(), "vendor profiles refused") && strings.Contains(s.log.String(), "finid.yaml:")
+	})
+	if got := route(extra); got != "routed" {
+		t.Errorf("after a refused edit the operation in service is gone: %s", got)
+	}
+
+	// The shipped policy grants finid: taking its profile away first would
+	// leave the policy naming a vendor that is not there.
+	main, _ := os.ReadFile(file)
+	writeTestFile(t, file, strings.Replace(string(main), ", vendors/finid.yaml", "", 1))
+	waitFor(t, "the removal to be refused", func() bool {
+		return strings.Contains(s.log.String(), "vendor profiles refused") && strings.Contains(s.log.String(), "the policy in service does not fit them")
+	})
+	if got := route(extra); got != "routed" {
+		t.Errorf("after a refused removal finid is gone: %s", got)
+	}
+	s.stop(t)
+	var reloads []string
+	exp := filepath.Join(t.TempDir(), "audit.jsonl")
+	if out, err := runCmd(t, "audit", "export", "--db", filepath.Join(dir, "audit.db"), "--out", exp); err != nil {
+		t.Fatalf("export: %v %s", err, out)
+	}
+	data, err := os.ReadFile(exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r audit.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Detail["event"] == "vendors-reloaded" {
+			reloads = append(reloads, "changed="+r.Detail["changed"]+" removed="+r.Detail["removed"])
+		}
+	}
+	if !slices.Equal(reloads, []string{"changed=finid removed="}) {
+		t.Errorf("audit records of the reloads: %q", reloads)
+	}
 }

@@ -40,9 +40,12 @@ func newServeCmd(logger func() *slog.Logger) *cobra.Command {
 		Long: `Run the gateway, forward and admin listeners from a configuration file.
 The configuration, every vendor profile, the policy, the consent registry, the
 vendor client certificates and the inbound TLS are loaded and checked before
-anything listens. The policy directory is watched and reloaded on change;
-SIGHUP reloads the policy, the serving certificate files, the secrets (the file
-store, or every Vault secret) and the vendor client certificates;
+anything listens. The policy directory and the vendor profiles (and the file
+listing them) are watched and reloaded on change: a profile that fails is
+refused with its file and line while the ones in service keep serving, and
+calls in flight finish under the profile they started with. SIGHUP reloads
+the policy, the serving certificate files, the secrets (the file store, or
+every Vault secret), the vendor profiles and the vendor client certificates;
 SIGINT/SIGTERM drain and stop.
 
 The node (in every log line and audit record) is --node, else $CONSENTGATE_NODE,
@@ -66,6 +69,7 @@ else the file's node: so that replicas sharing one file each get their own.`,
 				return err
 			}
 			defer gw.close()
+			gw.profiles = newProfiles(file, node, gw, gw.reg)
 			gw.printReady(cmd.OutOrStdout())
 			return gw.serve(cmd.Context())
 		},
@@ -141,6 +145,10 @@ type running struct {
 	log      *slog.Logger
 	tracer   *sdktrace.TracerProvider // nil: tracing off
 	started  sync.Once
+	reg      *prometheus.Registry
+	// profiles reloads the vendor profiles from the configuration file; nil
+	// for dev, whose profiles are built in.
+	profiles *profiles
 }
 
 func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (_ *running, err error) {
@@ -211,7 +219,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, gw: gw, in: in, serving: serving, srv: srv, log: log, tracer: tp}, nil
+	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, gw: gw, in: in, serving: serving, srv: srv, log: log, tracer: tp, reg: reg}, nil
 }
 
 // listen binds the listeners: the gateway, the forward proxy (when its CA is
@@ -470,6 +478,11 @@ func (r *running) serve(ctx context.Context) error {
 		return fmt.Errorf("watching policy: %w", err)
 	}
 	r.gw.WatchCertificates(ctx, proxy.DefaultCertificatePoll)
+	if r.profiles != nil {
+		if err := r.profiles.watch(ctx); err != nil {
+			return fmt.Errorf("watching vendor profiles: %w", err)
+		}
+	}
 	go func() {
 		for {
 			select {
@@ -531,8 +544,11 @@ func (r *running) reload(ctx context.Context) {
 			r.log.Error("re-reading secrets from vault failed; keeping the cached values", "error", err.Error())
 		}
 	}
-	// After the secrets: a vendor certificate kept in the file store is read
-	// from the values just reloaded.
+	// After the secrets: a profile or a vendor certificate kept in the file
+	// store is read with the values just reloaded.
+	if r.profiles != nil {
+		r.profiles.reload(ctx) // logs and counts its own failure
+	}
 	for _, err := range r.gw.ReloadCertificates(ctx) {
 		r.log.Error("reloading a vendor certificate failed; keeping the current one", "error", err.Error())
 	}
