@@ -28,8 +28,9 @@ var oidSerialNumber = asn1.ObjectIdentifier{2, 5, 4, 5}
 //
 // I.CA client ids ("ICA - 10123456") and PostSignum client numbers ("S123456",
 // "P123456") also live in serialNumber and are never taken for an IČO, nor are
-// unlabelled digits in the CN. A value whose check digit is wrong is rejected:
-// it is a typo or not an IČO.
+// unlabelled digits in the CN. An IČO field whose value fails the check digit
+// is a typo, and a subject naming two different IČOs is ambiguous: either is
+// an error, whatever else the subject carries.
 func ICO(cert *x509.Certificate) (ico, source string, err error) {
 	return icoFromName(cert.Subject)
 }
@@ -44,7 +45,7 @@ const (
 
 // cnICO finds a labelled IČO in a CN: the label must stand as a word of its
 // own, and the number is every digit that follows it.
-var cnICO = regexp.MustCompile(`(?i)(?:^|[^\p{L}\p{N}])(?:IČO|IČ|ICO|IC)\s*[:=]?\s*([0-9]+)`)
+var cnICO = regexp.MustCompile(`(?i)(?:^|[^\p{L}\p{N}])(?:IČO|IČ|ICO|IC)\s*[:=]?\s*([0-9]+)(\p{N})?`)
 
 func icoFromName(name pkix.Name) (string, string, error) {
 	var orgIDs, serials []string
@@ -60,41 +61,47 @@ func icoFromName(name pkix.Name) (string, string, error) {
 			serials = append(serials, strings.TrimSpace(v))
 		}
 	}
+	type found struct{ ico, source string }
+	var got []found
 	var bad []string
-	for _, id := range orgIDs {
-		if rest, ok := strings.CutPrefix(id, "NTRCZ-"); ok {
-			if err := ValidateICO(rest); err != nil {
-				bad = append(bad, fmt.Sprintf("organizationIdentifier %q: %v", id, err))
-				continue
-			}
-			return rest, ICOFromNTR, nil
+	take := func(field, value, ico, source string) {
+		if err := ValidateICO(ico); err != nil {
+			bad = append(bad, fmt.Sprintf("%s %q: %v", field, value, err))
+			return
 		}
+		got = append(got, found{ico, source})
 	}
-	for _, id := range orgIDs {
-		if rest, ok := strings.CutPrefix(id, "PSDCZ-CNB-"); ok {
-			if err := ValidateICO(rest); err != nil {
-				bad = append(bad, fmt.Sprintf("organizationIdentifier %q: %v", id, err))
-				continue
+	for _, f := range []struct{ prefix, source string }{{"NTRCZ-", ICOFromNTR}, {"PSDCZ-CNB-", ICOFromPSD}} {
+		for _, id := range orgIDs {
+			if rest, ok := strings.CutPrefix(id, f.prefix); ok {
+				take("organizationIdentifier", id, rest, f.source)
 			}
-			return rest, ICOFromPSD, nil
 		}
 	}
 	for _, s := range serials {
 		if ValidateICO(s) == nil {
-			return s, ICOFromSerial, nil
+			got = append(got, found{s, ICOFromSerial})
 		}
 	}
 	for _, m := range cnICO.FindAllStringSubmatch(name.CommonName, -1) {
-		if err := ValidateICO(m[1]); err != nil {
-			bad = append(bad, fmt.Sprintf("commonName %q: %v", strings.TrimSpace(m[0]), err))
+		if m[2] != "" {
+			bad = append(bad, fmt.Sprintf("commonName %q: the number runs on in digits that are not ASCII", strings.TrimSpace(m[0])))
 			continue
 		}
-		return m[1], ICOFromCommonName, nil
+		take("commonName", strings.TrimSpace(m[0]), m[1], ICOFromCommonName)
 	}
-	if len(bad) > 0 {
+	switch {
+	case len(bad) > 0:
 		return "", "", fmt.Errorf("%w (%s)", ErrNoICO, strings.Join(bad, "; "))
+	case len(got) == 0:
+		return "", "", ErrNoICO
 	}
-	return "", "", ErrNoICO
+	for _, f := range got[1:] {
+		if f.ico != got[0].ico {
+			return "", "", fmt.Errorf("%w: the subject names two, %s (%s) and %s (%s)", ErrNoICO, got[0].ico, got[0].source, f.ico, f.source)
+		}
+	}
+	return got[0].ico, got[0].source, nil
 }
 
 // Organization is the name of the organisation cert was issued to: its O, or,

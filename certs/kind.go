@@ -77,17 +77,20 @@ func KindOf(cert *x509.Certificate) Kind {
 }
 
 // AllowsClientAuth reports whether cert's extended key usage allows TLS
-// client authentication on its own terms (no usage restriction, clientAuth or any).
+// client authentication on its own terms (no usage restriction, clientAuth or
+// any). Usages Go does not know restrict too, as they do in x509.Verify.
 func AllowsClientAuth(cert *x509.Certificate) bool {
-	return len(cert.ExtKeyUsage) == 0 || slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) ||
-		slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageAny)
+	return len(cert.ExtKeyUsage) == 0 && len(cert.UnknownExtKeyUsage) == 0 ||
+		slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) || slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageAny)
 }
 
 type qcFacts struct{ natural, legal, web bool }
 
 // readQC reads what a qualified certificate says about whom it is for. A
 // QcType without QcCompliance does not make a certificate qualified, nor does
-// an unparsable statement: unknown means commercial.
+// an unparsable statement or QcType: unknown means commercial. The policies of
+// EN 319 411-2 (QCP-n, QCP-l, QCP-w and their QSCD forms) are issued for
+// qualified certificates only, so one of them says as much as QcCompliance.
 func readQC(cert *x509.Certificate) qcFacts {
 	var f qcFacts
 	compliant := false
@@ -109,9 +112,10 @@ func readQC(cert *x509.Certificate) qcFacts {
 				compliant = true
 			case s.ID.Equal(oidQcType):
 				var t []asn1.ObjectIdentifier
-				if _, err := asn1.Unmarshal(s.Info.FullBytes, &t); err == nil {
-					types = append(types, t...)
+				if rest, err := asn1.Unmarshal(s.Info.FullBytes, &t); err != nil || len(rest) > 0 || len(t) == 0 {
+					return qcFacts{}
 				}
+				types = append(types, t...)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,13 @@ func TestKindOf(t *testing.T) {
 		}, nil, KindCommercial},
 		{"an unparsable QCStatements extension is not qualified", companyName, client, func(*testing.T) []pkix.Extension {
 			return []pkix.Extension{{Id: oidQCStatements, Value: []byte{0x30, 0x03, 0x06, 0x01}}}
+		}, nil, KindCommercial},
+		{"a QcType that is not a list of types is not qualified", companyName, client, func(*testing.T) []pkix.Extension {
+			bad := mustMarshal([]struct {
+				ID   asn1.ObjectIdentifier
+				Info asn1.RawValue `asn1:"optional"`
+			}{{ID: oidQcCompliance}, {ID: oidQcType, Info: asn1.RawValue{FullBytes: mustMarshal(7)}}})
+			return []pkix.Extension{{Id: oidQCStatements, Value: bad}}
 		}, nil, KindCommercial},
 	}
 	ca := newTestCA(t, "I.CA Qualified 2 CA/RSA 02/2016")
@@ -95,6 +103,12 @@ func TestClientIdentityCertificateKinds(t *testing.T) {
 		{"KB takes its technological server certificate", kbRequirement, kbServer, ""},
 		{"a vendor without server in types refuses it", clientOnly, kbServer, "does not allow TLS client authentication"},
 		{"KB refuses a commercial personal certificate", kbRequirement, personal, "commercial"},
+		{"a qualified website certificate for e-mail only is no TLS certificate", kbRequirement,
+			issue(&x509.Certificate{Subject: kbServer.Leaf.Subject, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}, Policies: []x509.OID{oidPolicyQCPw}}),
+			"does not allow TLS client authentication"},
+		{"a usage Go does not know restricts like any other", Requirement{},
+			issue(&x509.Certificate{Subject: companyName, UnknownExtKeyUsage: []asn1.ObjectIdentifier{{1, 3, 6, 1, 4, 1, 311, 10, 3, 12}}}),
+			"does not allow TLS client authentication"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -75,10 +75,12 @@ func (r Requirement) Check(cert *x509.Certificate) error {
 
 // TakesServerCertificate reports whether cert is presented as a client
 // certificate only because the vendor takes a server certificate for one
-// (Komerční banka does): its extended key usage lacks clientAuth and the
-// profile lists the server kind.
+// (Komerční banka does): its extended key usage names serverAuth and not
+// clientAuth, and the profile lists the server kind. A certificate for
+// another purpose (e-mail, signing) is not a TLS certificate at all.
 func (r Requirement) TakesServerCertificate(cert *x509.Certificate) bool {
-	return !AllowsClientAuth(cert) && slices.Contains(r.Kinds, KindServer) && KindOf(cert) == KindServer
+	return !AllowsClientAuth(cert) && slices.Contains(r.Kinds, KindServer) && KindOf(cert) == KindServer &&
+		slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 }
 
 func joinKinds(kinds []Kind) string {

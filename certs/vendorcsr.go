@@ -55,6 +55,10 @@ func (r VendorCSR) Subject() (pkix.Name, error) {
 	country := r.Country
 	if country == "" && id.Country != "" && id.Country != "XG" {
 		country = id.Country
+		// EU VAT numbers write Greece as EL; its ISO 3166 code is GR.
+		if id.Scheme == "VAT" && country == "EL" {
+			country = "GR"
+		}
 	}
 	if country == "" {
 		country = "CZ"

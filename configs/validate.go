@@ -387,7 +387,7 @@ func (v *validator) vendor(vd *Vendor) {
 	if vd.ClientCertificate != nil {
 		v.clientCertificate(vd.ClientCertificate)
 	}
-	v.egress(&vd.Egress)
+	v.egress(&vd.Egress, vd.Upstream.Pin)
 	ops := map[string]bool{}
 	routes := map[string]string{}
 	for i := range vd.Operations {
@@ -540,28 +540,37 @@ func (v *validator) clientCertificate(c *ClientCertificate) {
 // types can list: certs.Kinds, named here so that configs needs no TLS code.
 var CertificateTypes = []string{"qualified-seal", "qualified-company", "qualified-personal", "server", "commercial"}
 
-func (v *validator) egress(e *Egress) {
+func (v *validator) egress(e *Egress, pin []string) {
 	if e.SourceAddress != "" {
-		if ip, err := netip.ParseAddr(e.SourceAddress); err != nil || ip.Zone() != "" {
+		ip, err := netip.ParseAddr(e.SourceAddress)
+		switch {
+		case err != nil || ip.Zone() != "":
 			v.fail("egress.source_address", "%q is not an IP address", e.SourceAddress)
+		case ip.Is4In6():
+			v.fail("egress.source_address", "%q is an IPv4 address in IPv6 form: write it as %s", e.SourceAddress, ip.Unmap())
 		}
 	}
 	p := e.Proxy
 	if p == nil {
 		return
 	}
+	// The URL is not repeated in errors: a mistyped one may carry a password.
 	u, err := url.Parse(p.URL)
 	switch {
-	case err != nil || u.Host == "" || u.Port() == "":
-		v.fail("egress.proxy.url", "%q is not http://host:port or https://host:port", p.URL)
-	case u.Scheme != "http" && u.Scheme != "https":
-		v.fail("egress.proxy.url", "scheme %q: use http or https", u.Scheme)
+	case err != nil:
+		v.fail("egress.proxy.url", "is not http://host:port or https://host:port")
 	case u.User != nil:
 		v.fail("egress.proxy.url", "must not carry credentials: give username and password as secret references")
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.fail("egress.proxy.url", "scheme %q: use http or https", u.Scheme)
+	case u.Host == "" || u.Port() == "":
+		v.fail("egress.proxy.url", "%q is not http://host:port or https://host:port", u.Redacted())
 	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
 		v.fail("egress.proxy.url", "must be only scheme, host and port")
 	case p.CAFile != "" && u.Scheme != "https":
 		v.fail("egress.proxy.ca_file", "is only used with an https proxy")
+	case p.Username != nil && u.Scheme == "http" && !loopback(u.Hostname()):
+		v.fail("egress.proxy.url", "credentials would cross the network in clear to an http proxy: use https (a proxy on this host may use http)")
 	}
 	if (p.Username == nil) != (p.Password == nil) {
 		v.fail("egress.proxy", "username and password must both be given, or neither")
@@ -570,6 +579,17 @@ func (v *validator) egress(e *Egress) {
 		v.source("egress.proxy.username", p.Username)
 		v.source("egress.proxy.password", p.Password)
 	}
+	if len(pin) > 0 {
+		v.fail("upstream.pin", "is not used with egress.proxy: the proxy resolves the vendor's name, so restrict destinations there")
+	}
+}
+
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().IsLoopback()
+	}
+	return host == "localhost"
 }
 
 func (v *validator) source(field string, s *Source) {

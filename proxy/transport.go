@@ -74,6 +74,7 @@ func (g *Gateway) egressDial(ctx context.Context, v *configs.Vendor, base *url.U
 		if source, err = netip.ParseAddr(a); err != nil {
 			return nil, fmt.Errorf("vendor %s egress.source_address: %w", v.ID, err)
 		}
+		source = source.Unmap()
 		dialer.LocalAddr = &net.TCPAddr{IP: source.AsSlice()}
 	}
 	if p := v.Egress.Proxy; p != nil {
@@ -97,7 +98,7 @@ func (g *Gateway) tunnel(ctx context.Context, v *configs.Vendor, p *configs.Egre
 	if err != nil {
 		return nil, fmt.Errorf("vendor %s egress.proxy.url: %w", v.ID, err)
 	}
-	d := &tunnelDialer{proxy: u, dialer: dialer, port: port}
+	d := &tunnelDialer{proxy: u, dialer: dialer, port: port, timeout: v.Timeouts.Dial.Duration + v.Timeouts.TLSHandshake.Duration}
 	if u.Scheme == "https" {
 		d.tls = &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.AEADSuites, ServerName: u.Hostname()}
 		if p.CAFile != "" {

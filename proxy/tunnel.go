@@ -7,9 +7,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -28,6 +30,10 @@ type tunnelDialer struct {
 	dialer *net.Dialer
 	tls    *tls.Config // nil: plain TCP to the proxy
 	port   string      // the only vendor port a tunnel may go to
+	// timeout bounds the whole dial: TCP, TLS with the proxy and its answer.
+	// The transport dials without a deadline, and a proxy that accepts and
+	// then says nothing would otherwise hold the dial forever.
+	timeout time.Duration
 	// auth returns the Basic credentials for each CONNECT; nil sends none.
 	auth func(context.Context) (user, password string, err error)
 }
@@ -43,7 +49,15 @@ func (d *tunnelDialer) DialContext(ctx context.Context, network, address string)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errEgressCredentials, err)
 		}
+		if strings.Contains(user, ":") {
+			return nil, fmt.Errorf("%w: egress.proxy.username contains a colon, which Basic authentication cannot carry", errEgressCredentials)
+		}
 		header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+password)))
+	}
+	if d.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.timeout)
+		defer cancel()
 	}
 	conn, err := d.dialer.DialContext(ctx, network, d.proxy.Host)
 	if err != nil {
@@ -64,6 +78,9 @@ func (d *tunnelDialer) DialContext(ctx context.Context, network, address string)
 	return conn, nil
 }
 
+// maxConnectAnswer bounds a proxy's answer to CONNECT.
+const maxConnectAnswer = 16 << 10
+
 // connect asks the proxy on conn for a tunnel to address and reads its answer,
 // within ctx's deadline and until ctx is cancelled.
 func connect(ctx context.Context, conn net.Conn, address string, header http.Header) error {
@@ -80,12 +97,13 @@ func connect(ctx context.Context, conn net.Conn, address string, header http.Hea
 	if err := req.Write(conn); err != nil {
 		return fmt.Errorf("asking for a tunnel to %s: %w", address, err)
 	}
-	br := bufio.NewReader(conn)
+	// An answer is a status line and a few headers: a proxy that sends more
+	// is not read on. Nor is the body of a refusal: the connection is closed.
+	br := bufio.NewReader(io.LimitReader(conn, maxConnectAnswer))
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		return fmt.Errorf("reading the answer to CONNECT %s: %w", address, err)
 	}
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("refused the tunnel to %s: %s", address, resp.Status)
 	}

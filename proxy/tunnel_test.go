@@ -1,14 +1,17 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/consentgate/consentgate/refusal"
 )
@@ -78,6 +81,62 @@ func TestConnectReadsTheProxysAnswer(t *testing.T) {
 			}
 			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
 				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// A proxy that accepts and then stalls, answers with endless headers, or
+// refuses with an endless body holds a dial no longer than the profile's
+// dial and handshake timeouts, and is not read past a few KiB.
+func TestTunnelDialerBoundsTheProxy(t *testing.T) {
+	tests := []struct {
+		name   string
+		answer func(c net.Conn)
+		want   string
+	}{
+		{"silent", func(c net.Conn) { io.Copy(io.Discard, c) }, "reading the answer"},
+		{"endless headers", func(c net.Conn) {
+			c.Write([]byte("HTTP/1.1 407 Proxy Authentication Required\r\nX-Pad: "))
+			for {
+				if _, err := c.Write(bytes.Repeat([]byte("a"), 4096)); err != nil {
+					return
+				}
+			}
+		}, "reading the answer"},
+		{"refusal with an endless body", func(c net.Conn) {
+			c.Write([]byte("HTTP/1.1 407 Proxy Authentication Required\r\nTransfer-Encoding: chunked\r\n\r\n"))
+			for {
+				if _, err := c.Write([]byte("1000\r\n" + strings.Repeat("a", 4096) + "\r\n")); err != nil {
+					return
+				}
+			}
+		}, "407"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				tt.answer(c)
+			}()
+			d := &tunnelDialer{proxy: &url.URL{Scheme: "http", Host: ln.Addr().String()}, dialer: &net.Dialer{}, port: "443", timeout: 300 * time.Millisecond}
+			start := time.Now()
+			// The transport dials with a context that has no deadline.
+			_, err = d.DialContext(context.Background(), "tcp", "vendor.example:443")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("the dial took %s", took)
 			}
 		})
 	}
