@@ -24,6 +24,7 @@ import (
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/internal/tier"
+	"github.com/consentgate/consentgate/proxy"
 )
 
 // vaultBinEnv overrides where the Vault server binary is (as the secrets tests do).
@@ -317,7 +318,7 @@ func TestComposeVaultSeed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := (certs.Requirement{Issuers: cc.RequireIssuer, RequireICO: cc.RequireICO}).Check(leaf); err != nil {
+		if err := proxy.CertificateRequirement(cc).Check(leaf); err != nil {
 			t.Errorf("vendor %s: %v", vd.ID, err)
 		}
 	}

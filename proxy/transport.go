@@ -201,6 +201,16 @@ func (g *Gateway) caBundle(ctx context.Context, v *configs.Vendor) (*certs.CABun
 	})
 }
 
+// CertificateRequirement is what a profile's client_certificate demands of
+// the certificate presented: issuer families, an IČO, the kinds it takes.
+func CertificateRequirement(cc *configs.ClientCertificate) certs.Requirement {
+	req := certs.Requirement{Issuers: cc.RequireIssuer, RequireICO: cc.RequireICO}
+	for _, t := range cc.Types {
+		req.Kinds = append(req.Kinds, certs.Kind(t))
+	}
+	return req
+}
+
 // clientIdentity loads the vendor's client certificate, if the profile has one,
 // and checks it against the profile's requirements: a certificate the vendor would
 // refuse stops start-up here instead of failing every call later.
@@ -209,11 +219,7 @@ func (g *Gateway) clientIdentity(ctx context.Context, v *configs.Vendor) (*certs
 	if cc == nil {
 		return nil, nil
 	}
-	req := certs.Requirement{Issuers: cc.RequireIssuer, RequireICO: cc.RequireICO}
-	for _, t := range cc.Types {
-		req.Kinds = append(req.Kinds, certs.Kind(t))
-	}
-	return certs.NewClientIdentity(ctx, v.ID, req, func(ctx context.Context) (*tls.Certificate, error) {
+	return certs.NewClientIdentity(ctx, v.ID, CertificateRequirement(cc), func(ctx context.Context) (*tls.Certificate, error) {
 		if cc.PKCS12 != nil {
 			data, err := g.loadSource(ctx, cc.PKCS12)
 			if err != nil {

@@ -65,7 +65,7 @@ put_key() {
 # client_key, as `consentgate dev` gives its sandboxes.
 dev_cert() {
 	case "$1" in
-	vendors/kb) echo "$pki_dir/vendors/kb-seal.crt" ;;
+	vendors/kb) echo "$pki_dir/vendors/kb-server.crt" ;;
 	vendors/banqware) echo "$pki_dir/vendors/banqware-client.crt" ;;
 	*) return 1 ;;
 	esac
