@@ -131,6 +131,17 @@ func ParseKeyPair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
 	return keyPair(chain, key)
 }
 
+// KeyPairWith pairs a PEM certificate chain with a private key held
+// elsewhere (a PKCS#11 token): signer signs, and its public key must be the
+// certificate's.
+func KeyPairWith(certPEM []byte, signer crypto.Signer) (*tls.Certificate, error) {
+	chain, err := ParseCertificates(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	return keyPair(chain, signer)
+}
+
 // ParsePKCS12 parses a PKCS#12 (.p12/.pfx) file as issued by I.CA or PostSignum.
 func ParsePKCS12(data []byte, password string) (*tls.Certificate, error) {
 	key, leaf, cas, err := pkcs12.DecodeChain(data, password)

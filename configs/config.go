@@ -434,6 +434,8 @@ type ClientCertificate struct {
 	Key      *Source `yaml:"key"`
 	PKCS12   *Source `yaml:"pkcs12"`
 	Password *Source `yaml:"password"`
+	// PKCS11, instead of key, is a private key in an HSM that never leaves it.
+	PKCS11 *PKCS11Key `yaml:"pkcs11"`
 	// RequireIssuer lists accepted issuer families: "ica", "postsignum".
 	RequireIssuer []string `yaml:"require_issuer"`
 	// RequireICO refuses a certificate whose subject carries no IČO.
@@ -443,6 +445,17 @@ type ClientCertificate struct {
 	// any whose extended key usage allows client authentication; "server"
 	// also takes a TLS server certificate (serverAuth only) as the client's.
 	Types []string `yaml:"types"`
+}
+
+// PKCS11Key is a private key in a PKCS#11 token (an HSM): the module that
+// speaks to the token, the token by label, the key by label or id (hex), and
+// the user PIN from the secret store or a file.
+type PKCS11Key struct {
+	Module     string  `yaml:"module"`
+	TokenLabel string  `yaml:"token_label"`
+	KeyLabel   string  `yaml:"key_label"`
+	KeyID      string  `yaml:"key_id"`
+	PIN        *Source `yaml:"pin"`
 }
 
 // Source is where a value comes from: exactly one of a secret reference

@@ -71,10 +71,18 @@ func (c *Config) CheckFiles() error {
 			check(v.File, v.idx, "callback.client_ca_file", cb.ClientCAFile)
 		}
 		if cc := v.ClientCertificate; cc != nil {
-			for _, src := range []struct {
+			sources := []struct {
 				name string
 				s    *Source
-			}{{"cert", cc.Cert}, {"key", cc.Key}, {"pkcs12", cc.PKCS12}, {"password", cc.Password}} {
+			}{{"cert", cc.Cert}, {"key", cc.Key}, {"pkcs12", cc.PKCS12}, {"password", cc.Password}}
+			if k := cc.PKCS11; k != nil {
+				check(v.File, v.idx, "client_certificate.pkcs11.module", k.Module)
+				sources = append(sources, struct {
+					name string
+					s    *Source
+				}{"pkcs11.pin", k.PIN})
+			}
+			for _, src := range sources {
 				if src.s != nil {
 					check(v.File, v.idx, "client_certificate."+src.name+".file", src.s.File)
 				}

@@ -1,12 +1,14 @@
 package configs
 
 import (
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -510,12 +512,18 @@ func (v *validator) clientCertificate(c *ClientCertificate) {
 	const f = "client_certificate"
 	pair := c.Cert != nil || c.Key != nil
 	switch {
+	case c.PKCS11 != nil && (c.Key != nil || c.PKCS12 != nil):
+		v.fail(f+".pkcs11", "the key is in the token: give cert and pkcs11, without key or pkcs12")
+	case c.PKCS11 != nil && c.Cert == nil:
+		v.fail(f+".pkcs11", "needs cert: the certificate of the token's key")
+	case c.PKCS11 != nil:
+		v.pkcs11(f+".pkcs11", c.PKCS11)
 	case pair && c.PKCS12 != nil:
 		v.fail(f, "give either cert and key, or pkcs12, not both")
 	case pair && (c.Cert == nil || c.Key == nil):
 		v.fail(f, "cert and key must both be given")
 	case !pair && c.PKCS12 == nil:
-		v.fail(f, "needs cert and key, or pkcs12")
+		v.fail(f, "needs cert and key, pkcs12, or cert and pkcs11")
 	case c.Password != nil && c.PKCS12 == nil:
 		v.fail(f+".password", "is only used with pkcs12")
 	}
@@ -539,6 +547,26 @@ func (v *validator) clientCertificate(c *ClientCertificate) {
 // CertificateTypes are the kinds of certificate a profile's client_certificate
 // types can list: certs.Kinds, named here so that configs needs no TLS code.
 var CertificateTypes = []string{"qualified-seal", "qualified-company", "qualified-personal", "server", "commercial"}
+
+func (v *validator) pkcs11(f string, k *PKCS11Key) {
+	if !filepath.IsAbs(k.Module) {
+		v.fail(f+".module", "%q is not an absolute path to a PKCS#11 library", k.Module)
+	}
+	if k.TokenLabel == "" {
+		v.fail(f+".token_label", "is required")
+	}
+	if k.KeyLabel == "" && k.KeyID == "" {
+		v.fail(f, "name the key by key_label or key_id")
+	}
+	if _, err := hex.DecodeString(k.KeyID); err != nil {
+		v.fail(f+".key_id", "is not hex")
+	}
+	if k.PIN == nil {
+		v.fail(f+".pin", "is required: a secret reference or a file")
+	} else {
+		v.source(f+".pin", k.PIN)
+	}
+}
 
 func (v *validator) egress(e *Egress, pin []string) {
 	if e.SourceAddress != "" {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -201,6 +202,21 @@ func (g *Gateway) caBundle(ctx context.Context, v *configs.Vendor) (*certs.CABun
 	})
 }
 
+// tokenKeyPair pairs the certificate with its key in a PKCS#11 token; the
+// PIN is read on every load, so a rotated PIN is used at the next reload.
+func (g *Gateway) tokenKeyPair(ctx context.Context, certPEM []byte, k *configs.PKCS11Key) (*tls.Certificate, error) {
+	pin, err := g.loadSource(ctx, k.PIN)
+	if err != nil {
+		return nil, fmt.Errorf("client_certificate.pkcs11.pin: %w", err)
+	}
+	id, _ := hex.DecodeString(k.KeyID) // validated with the profile
+	signer, err := (certs.PKCS11Key{Module: k.Module, TokenLabel: k.TokenLabel, KeyLabel: k.KeyLabel, KeyID: id, PIN: string(pin)}).Signer()
+	if err != nil {
+		return nil, fmt.Errorf("client_certificate.pkcs11: %w", err)
+	}
+	return certs.KeyPairWith(certPEM, signer)
+}
+
 // CertificateRequirement is what a profile's client_certificate demands of
 // the certificate presented: issuer families, an IČO, the kinds it takes.
 func CertificateRequirement(cc *configs.ClientCertificate) certs.Requirement {
@@ -236,6 +252,9 @@ func (g *Gateway) clientIdentity(ctx context.Context, v *configs.Vendor) (*certs
 		certPEM, err := g.loadSource(ctx, cc.Cert)
 		if err != nil {
 			return nil, fmt.Errorf("client_certificate.cert: %w", err)
+		}
+		if cc.PKCS11 != nil {
+			return g.tokenKeyPair(ctx, certPEM, cc.PKCS11)
 		}
 		keyPEM, err := g.loadSource(ctx, cc.Key)
 		if err != nil {

@@ -69,11 +69,11 @@ type devOptions struct {
 	// vendorTimeouts, where non-zero, replace every vendor profile's timeouts
 	// (tests of vendors that hang, which the profiles' 15–30 s would slow down).
 	vendorTimeouts configs.Timeouts
-	// egress replaces vendors' egress settings, by vendor id, and
-	// banqwareSources is the banqware sandbox's address allowlist (tests of
-	// fixed source addresses and proxies; 127.0.0.2 is not on every OS's
-	// loopback, so dev itself uses neither).
-	egress          map[string]configs.Egress
+	// profiles changes the vendor profiles once they point at the sandboxes,
+	// and banqwareSources is the banqware sandbox's address allowlist (tests
+	// of egress addresses and proxies, keys in an HSM; 127.0.0.2 is not on
+	// every OS's loopback, so dev itself uses no fixed address).
+	profiles        func(map[string]*configs.Vendor)
 	banqwareSources []netip.Prefix
 }
 
@@ -200,10 +200,12 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 	if err := pointAtSandboxes(cfg, sb, inbox, pki, o.vendorTimeouts); err != nil {
 		return nil, err
 	}
-	for _, v := range cfg.Vendors {
-		if e, ok := o.egress[v.ID]; ok {
-			v.Egress = e
+	if o.profiles != nil {
+		byID := map[string]*configs.Vendor{}
+		for _, v := range cfg.Vendors {
+			byID[v.ID] = v
 		}
+		o.profiles(byID)
 	}
 	gw, err := startGateway(ctx, cfg, p, log)
 	if err != nil {

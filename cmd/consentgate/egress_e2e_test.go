@@ -23,6 +23,11 @@ import (
 	"github.com/consentgate/consentgate/secrets"
 )
 
+// egress gives banqware's profile e.
+func egress(e configs.Egress) func(map[string]*configs.Vendor) {
+	return func(v map[string]*configs.Vendor) { v["banqware"].Egress = e }
+}
+
 // banqwareUser is a call banqware serves under dev-kyc.
 func (e *devEnv) banqwareUser(t *testing.T) (*http.Response, []byte) {
 	t.Helper()
@@ -50,7 +55,7 @@ func TestEgressFromAFixedSourceAddress(t *testing.T) {
 	})
 	t.Run("source_address 127.0.0.2", func(t *testing.T) {
 		e, stop := startTestDevOpts(t, devOptions{dir: t.TempDir(), banqwareSources: listed,
-			egress: map[string]configs.Egress{"banqware": {SourceAddress: "127.0.0.2"}}})
+			profiles: egress(configs.Egress{SourceAddress: "127.0.0.2"})})
 		t.Cleanup(stop)
 		resp, body := e.banqwareUser(t)
 		if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), "userId") {
@@ -78,15 +83,16 @@ func TestEgressThroughAConnectProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(tp.Close)
-	proxied := map[string]configs.Egress{"banqware": {Proxy: &configs.EgressProxy{URL: tp.URL,
-		Username: &configs.Source{Secret: "egress/proxy#username"}, Password: &configs.Source{Secret: "egress/proxy#password"}}}}
+	creds := &configs.EgressProxy{URL: tp.URL, Username: &configs.Source{Secret: "egress/proxy#username"},
+		Password: &configs.Source{Secret: "egress/proxy#password"}}
+	proxied := egress(configs.Egress{Proxy: creds})
 	start := func(t *testing.T, pw string) *devEnv {
 		dir := t.TempDir()
 		if err := secrets.WriteFile(filepath.Join(dir, "secrets.yaml"), map[string]map[string]string{
 			"egress/proxy": {"username": "consentgate", "password": pw}}); err != nil {
 			t.Fatal(err)
 		}
-		e, stop := startTestDevOpts(t, devOptions{dir: dir, egress: proxied,
+		e, stop := startTestDevOpts(t, devOptions{dir: dir, profiles: proxied,
 			banqwareSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}})
 		t.Cleanup(stop)
 		return e
@@ -108,13 +114,13 @@ func TestEgressThroughAConnectProxy(t *testing.T) {
 	t.Run("TLS to the proxy", func(t *testing.T) {
 		dir := t.TempDir()
 		front := tlsFront(t, dir, strings.TrimPrefix(tp.URL, "http://"))
-		egress := map[string]configs.Egress{"banqware": {Proxy: &configs.EgressProxy{URL: "https://" + front,
-			CAFile: filepath.Join(dir, "proxy-ca.crt"), Username: proxied["banqware"].Proxy.Username, Password: proxied["banqware"].Proxy.Password}}}
+		viaTLS := egress(configs.Egress{Proxy: &configs.EgressProxy{URL: "https://" + front,
+			CAFile: filepath.Join(dir, "proxy-ca.crt"), Username: creds.Username, Password: creds.Password}})
 		if err := secrets.WriteFile(filepath.Join(dir, "secrets.yaml"), map[string]map[string]string{
 			"egress/proxy": {"username": "consentgate", "password": password}}); err != nil {
 			t.Fatal(err)
 		}
-		e, stop := startTestDevOpts(t, devOptions{dir: dir, egress: egress, banqwareSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}})
+		e, stop := startTestDevOpts(t, devOptions{dir: dir, profiles: viaTLS, banqwareSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}})
 		t.Cleanup(stop)
 		resp, body := e.banqwareUser(t)
 		if resp.StatusCode != http.StatusCreated {
