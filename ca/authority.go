@@ -140,6 +140,10 @@ func Open(o Options) (*Authority, error) {
 		DNSNames:         o.DNSNames,
 		CommonName:       o.Name + " CA",
 		DB:               &db.Config{Type: "bbolt", DataSource: filepath.Join(o.Dir, authorityDBFile)},
+		// A CRL, signed by the intermediate and served at /1.0/crl, made
+		// again at each revocation: gateways fetch it and refuse what it lists.
+		CRL: &config.CRLConfig{Enabled: true, GenerateOnRevoke: true,
+			CacheDuration: &provisioner.Duration{Duration: CRLValidity}},
 		AuthorityConfig: &config.AuthConfig{
 			Provisioners: provisioner.List{
 				&provisioner.ACME{Type: "ACME", Name: ACMEProvisioner,

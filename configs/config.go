@@ -219,6 +219,26 @@ type TLS struct {
 	// them the forward listener answers 501.
 	ForwardCACertFile string `yaml:"forward_ca_cert_file"`
 	ForwardCAKeyFile  string `yaml:"forward_ca_key_file"`
+	// ClientCRL is the internal CA's CRL: a client certificate it lists is
+	// refused at the handshake on every listener that takes app certificates.
+	ClientCRL *ClientCRL `yaml:"client_crl"`
+}
+
+// ClientCRL is where the internal CA's CRL is read from, and how often.
+type ClientCRL struct {
+	// URL is the CA's CRL (`consentgate ca serve`: https://CA/1.0/crl), or
+	// File a CRL kept current by other means; exactly one.
+	URL  string `yaml:"url"`
+	File string `yaml:"file"`
+	// CAFile verifies the CA server's certificate (default tls.client_ca_file).
+	CAFile string `yaml:"ca_file"`
+	// Refresh is how often it is read again (default 30s): a revocation
+	// reaches every replica within it.
+	Refresh Duration `yaml:"refresh"`
+	// FailOpen lets app certificates through while no current CRL is held
+	// (none fetched yet, or the last one past its NextUpdate). Default false:
+	// every app is refused then.
+	FailOpen bool `yaml:"fail_open"`
 }
 
 // ACME is how the gateway obtains its serving certificates and renews them

@@ -15,6 +15,7 @@ const (
 	DefaultKVMount         = "secret"
 	DefaultVaultRefresh    = 30 * time.Second
 	DefaultVaultMaxStale   = 5 * time.Minute
+	DefaultCRLRefresh      = 30 * time.Second
 	// DefaultKubernetesTokenFile is where Kubernetes mounts a pod's service-account token.
 	DefaultKubernetesTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 )
@@ -42,6 +43,10 @@ func (c *Config) setDefaults() {
 		or(&a.ChallengeListen, "0.0.0.0:"+port)
 		or(&a.Storage, "acme")
 		or(&a.CARootFile, c.TLS.ClientCAFile)
+	}
+	if crl := c.TLS.ClientCRL; crl != nil {
+		or(&crl.Refresh, dur(DefaultCRLRefresh))
+		or(&crl.CAFile, c.TLS.ClientCAFile)
 	}
 	if c.Secrets.Provider == "vault" {
 		v := &c.Secrets.Vault

@@ -176,6 +176,8 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"v.yaml:18: client_certificate.pkcs11: the key is in the token: give cert and pkcs11, without key or pkcs12"},
 		{"pkcs11 module not absolute, no pin", goodMain, goodVendor + "client_certificate:\n  cert: {file: c.pem}\n  pkcs11:\n    module: libsofthsm2.so\n    token_label: t\n    key_id: zz\n",
 			"v.yaml:18: client_certificate.pkcs11.module: \"libsofthsm2.so\" is not an absolute path"},
+		{"client CRL over http", strings.Replace(goodMain, "  client_ca_file: ca.crt\n", "  client_ca_file: ca.crt\n  client_crl:\n    url: http://ca:9000/1.0/crl\n", 1), goodVendor,
+			"main.yaml:11: tls.client_crl.url: \"http://ca:9000/1.0/crl\" is not an https URL"},
 		{"unknown certificate type", goodMain, goodVendor + "client_certificate:\n  cert: {file: c.pem}\n  key: {file: k.pem}\n  types: [server, seal]\n",
 			"v.yaml:18: client_certificate.types[1]: \"seal\" is unknown: use qualified-seal, qualified-company, qualified-personal, server, commercial"},
 		{"unknown request body", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}", "    path: /v1/things/{id}\n    request_body: xml", 1),

@@ -74,6 +74,9 @@ func (v *validator) config(c *Config) {
 	if (c.TLS.ForwardCACertFile == "") != (c.TLS.ForwardCAKeyFile == "") {
 		v.fail("tls.forward_ca_key_file", "forward_ca_cert_file and forward_ca_key_file go together")
 	}
+	if crl := c.TLS.ClientCRL; crl != nil {
+		v.clientCRL(crl)
+	}
 	switch c.TLS.MinVersion {
 	case "1.2", "1.3":
 	default:
@@ -102,6 +105,21 @@ func (v *validator) config(c *Config) {
 	v.consents(&c.Consents)
 	if len(c.VendorFiles) == 0 {
 		v.fail("vendors", "lists no vendor profile: the gateway would refuse every call")
+	}
+}
+
+func (v *validator) clientCRL(c *ClientCRL) {
+	const f = "tls.client_crl"
+	switch {
+	case (c.URL == "") == (c.File == ""):
+		v.fail(f, "give exactly one of url or file")
+	case c.URL != "":
+		if u, err := url.Parse(c.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+			v.fail(f+".url", "%q is not an https URL", c.URL)
+		}
+	}
+	if c.Refresh.Duration < time.Second || c.Refresh.Duration > time.Hour {
+		v.fail(f+".refresh", "%s: must be between 1s and 1h", c.Refresh.Duration)
 	}
 }
 

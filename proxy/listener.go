@@ -5,13 +5,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/consentgate/consentgate/admin"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/refusal"
@@ -32,6 +35,8 @@ type InboundTLS struct {
 	// (ACME: certmagic obtains and renews it).
 	serving func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	tls     *tls.Config
+	// crl is the internal CA's CRL (tls.client_crl); nil checks none.
+	crl *certs.RevocationList
 }
 
 // NewInboundTLS loads the serving certificate from tls.cert_file and
@@ -71,12 +76,92 @@ func NewInboundTLSFrom(cfg *configs.Config, serving func(*tls.ClientHelloInfo) (
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("client certificate required")
 			}
-			_, err := identity.Of(cs.PeerCertificates[0], cfg.TrustDomain)
-			return err
+			if _, err := identity.Of(cs.PeerCertificates[0], cfg.TrustDomain); err != nil {
+				return err
+			}
+			return in.checkRevocation(cs)
 		},
 		NextProtos: []string{"h2", "http/1.1"},
 	}
+	if c := cfg.TLS.ClientCRL; c != nil {
+		if in.crl, err = clientCRL(cfg, c); err != nil {
+			return nil, err
+		}
+	}
 	return in, nil
+}
+
+// clientCRL is the revocation list tls.client_crl names, not fetched yet.
+func clientCRL(cfg *configs.Config, c *configs.ClientCRL) (*certs.RevocationList, error) {
+	if c.File != "" {
+		file := cfg.ResolvePath(c.File)
+		return certs.NewRevocationList("tls.client_crl "+file, func(context.Context) ([]byte, error) { return os.ReadFile(file) }), nil
+	}
+	roots, err := certs.LoadPool(cfg.ResolvePath(c.CAFile))
+	if err != nil {
+		return nil, fmt.Errorf("%s: tls.client_crl.ca_file: %w", cfg.File, err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil,
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+	return certs.NewRevocationList("tls.client_crl "+c.URL, func(ctx context.Context) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("%s", resp.Status)
+		}
+		return io.ReadAll(io.LimitReader(resp.Body, maxCRLBytes))
+	}), nil
+}
+
+// maxCRLBytes bounds a CRL read: a CA's list of revoked app certificates is
+// kilobytes; the bound keeps a wrong URL from filling memory.
+const maxCRLBytes = 16 << 20
+
+// checkRevocation refuses a certificate the internal CA's CRL lists and,
+// unless tls.client_crl.fail_open, any certificate while no current CRL is held.
+func (in *InboundTLS) checkRevocation(cs tls.ConnectionState) error {
+	if in.crl == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) < 2 {
+		return nil
+	}
+	chain := cs.VerifiedChains[0]
+	err := in.crl.Check(chain[0], chain[1])
+	if errors.Is(err, certs.ErrRevocationUnknown) && in.cfg.TLS.ClientCRL.FailOpen {
+		return nil
+	}
+	return err
+}
+
+// RefreshCRL fetches the internal CA's CRL once (before the listeners
+// start: without it every app would be refused); without one it does nothing.
+func (in *InboundTLS) RefreshCRL(ctx context.Context, log *slog.Logger) {
+	if in.crl == nil {
+		return
+	}
+	if err := in.crl.Refresh(ctx); err != nil {
+		log.Error("client CRL unavailable: app certificates are refused until it is fetched", "error", err.Error())
+	}
+}
+
+// WatchCRL fetches the CRL again every tls.client_crl.refresh until ctx ends.
+func (in *InboundTLS) WatchCRL(ctx context.Context, log *slog.Logger) {
+	if in.crl != nil {
+		go in.crl.Watch(ctx, in.cfg.TLS.ClientCRL.Refresh.Duration, log)
+	}
+}
+
+// ReadyChecks are /readyz conditions of the inbound TLS: a current client CRL.
+func (in *InboundTLS) ReadyChecks() []admin.ReadyCheck {
+	if in.crl == nil {
+		return nil
+	}
+	return []admin.ReadyCheck{{Name: "client CRL", Check: in.crl.Status}}
 }
 
 // Reload re-reads the serving certificate files; on failure the current one

@@ -75,6 +75,9 @@ type devOptions struct {
 	// every OS's loopback, so dev itself uses no fixed address).
 	profiles        func(map[string]*configs.Vendor)
 	banqwareSources []netip.Prefix
+	// crlRefresh overrides how often the gateway reads the CA's CRL (tests
+	// of revocation, which would otherwise wait 30 s).
+	crlRefresh time.Duration
 }
 
 func newDevCmd(logger func() *slog.Logger) *cobra.Command {
@@ -425,6 +428,13 @@ func startDevCA(ctx context.Context, o devOptions, cfg *configs.Config, pki *cer
 		return nil, nil, err
 	}
 	cfg.TLS.ACME.Directory = srv.Directory()
+	// App certificates the CA revokes (`consentgate ca revoke`) are refused
+	// once the gateway has read its CRL again.
+	cfg.TLS.ClientCRL = &configs.ClientCRL{URL: srv.URL() + ca.CRLPath, CAFile: cfg.TLS.ClientCAFile,
+		Refresh: configs.Duration{Duration: o.crlRefresh}}
+	if cfg.TLS.ClientCRL.Refresh.Duration == 0 {
+		cfg.TLS.ClientCRL.Refresh.Duration = configs.DefaultCRLRefresh
+	}
 	cfg.TLS.ACME.ChallengeListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	log.Info("internal CA serving", "url", srv.URL(), "acme_directory", srv.Directory(), "root", auth.RootFile(),
 		"fingerprint", auth.Fingerprint(), "app_provisioner", ca.AppProvisioner)

@@ -133,18 +133,14 @@ func (e *devEnv) directAirbankPersonalData(t *testing.T) map[string]any {
 // issueApp makes a certificate for another app from the dev internal CA.
 func (e *devEnv) issueApp(t *testing.T, name, role string) *http.Client {
 	t.Helper()
-	certPEM, _ := os.ReadFile(e.pki.Path(certs.DevRootCert))
-	keyPEM, _ := os.ReadFile(certs.KeyFile(e.pki.Path(certs.DevRootCert)))
-	ca, err := certs.ParseCA(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key, err := ca.Issue(certs.AppTemplate(e.cfg.TrustDomain, role, name, time.Hour))
+	// Through the CA's provisioner, as apps get theirs: the intermediate
+	// signs it, whose CRL the gateway checks.
+	pair, err := e.authority.IssueApp(context.Background(), role, name, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool(t, certs.DevRootCert),
-		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}}}}}
+		Certificates: []tls.Certificate{*pair}}}}
 }
 
 // createConsent registers a consent through the admin API as client.

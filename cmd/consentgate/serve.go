@@ -213,40 +213,43 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if b := gw.Broker(); b != nil {
 		oauthStart = b.Start
 	}
+	in, err := inboundTLS(cfg, serving)
+	if err != nil {
+		return nil, err
+	}
+	ready = append(append(ready, gw.ReadyChecks()...), in.ReadyChecks()...)
 	adminAPI := admin.New(admin.Options{Consents: consents, Policy: engine, Audit: alog, Logger: log,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: oauthStart, ImportResource: gw.ImportResource, SubjectHMAC: gw.SubjectHMAC, Ready: append(ready, gw.ReadyChecks()...)})
-	in, srv, err := listen(cfg, gw, serving, adminAPI, log)
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: oauthStart, ImportResource: gw.ImportResource, SubjectHMAC: gw.SubjectHMAC, Ready: ready})
+	srv, err := listen(cfg, in, gw, adminAPI, log)
 	if err != nil {
 		return nil, err
 	}
 	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, gw: gw, in: in, serving: serving, srv: srv, log: log, tracer: tp, reg: reg}, nil
 }
 
+// inboundTLS is what every listener speaks: the serving certificate (ACME's
+// or the files') and the check of app certificates.
+func inboundTLS(cfg *configs.Config, serving *certs.Serving) (*proxy.InboundTLS, error) {
+	if serving != nil {
+		return proxy.NewInboundTLSFrom(cfg, serving.GetCertificate)
+	}
+	return proxy.NewInboundTLS(cfg)
+}
+
 // listen binds the listeners: the gateway, the forward proxy (when its CA is
 // configured), the admin API and the callbacks.
-func listen(cfg *configs.Config, gw *proxy.Gateway, serving *certs.Serving, adminAPI http.Handler, log *slog.Logger) (*proxy.InboundTLS, *proxy.Server, error) {
-	var in *proxy.InboundTLS
-	var err error
-	if serving != nil {
-		in, err = proxy.NewInboundTLSFrom(cfg, serving.GetCertificate)
-	} else {
-		in, err = proxy.NewInboundTLS(cfg)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
+func listen(cfg *configs.Config, in *proxy.InboundTLS, gw *proxy.Gateway, adminAPI http.Handler, log *slog.Logger) (*proxy.Server, error) {
 	forward, err := forwardProxy(cfg, gw)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var callbacks http.Handler
 	if cfg.Listen.Callbacks != "" {
 		if callbacks, err = proxy.NewCallbacks(gw); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	srv, err := proxy.Listen(cfg, in, gw, forward, adminAPI, callbacks, log)
-	return in, srv, err
+	return proxy.Listen(cfg, in, gw, forward, adminAPI, callbacks, log)
 }
 
 // forwardProxy is the forward proxy with its interception CA, or nil when
@@ -478,6 +481,7 @@ func (r *running) serve(ctx context.Context) error {
 		return fmt.Errorf("watching policy: %w", err)
 	}
 	r.gw.WatchCertificates(ctx, proxy.DefaultCertificatePoll)
+	r.in.WatchCRL(ctx, r.log)
 	if r.profiles != nil {
 		if err := r.profiles.watch(ctx); err != nil {
 			return fmt.Errorf("watching vendor profiles: %w", err)
@@ -525,6 +529,7 @@ func (r *running) start(ctx context.Context) error {
 			err = fmt.Errorf("recording start: %w", err)
 			return
 		}
+		r.in.RefreshCRL(ctx, r.log)
 		r.srv.Start()
 	})
 	return err

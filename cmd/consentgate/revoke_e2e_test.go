@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/internal/logsink"
+)
+
+// `consentgate ca revoke` stops an app certificate: the CA makes a new CRL,
+// the gateway reads it at its next refresh and refuses the certificate at the
+// handshake, on the gateway and the admin listener alike, while the app's
+// other certificate keeps working.
+func TestCARevokeStopsAnAppCertificate(t *testing.T) {
+	e, stop := startTestDevOpts(t, devOptions{dir: t.TempDir(), crlRefresh: time.Second})
+	t.Cleanup(stop)
+	pair, err := e.authority.IssueApp(context.Background(), "app", "onboarding-web", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "stolen.crt")
+	if err := os.WriteFile(file, certs.EncodeCertificates(pair.Leaf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stolen := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: e.pool(t, certs.DevRootCert), Certificates: []tls.Certificate{*pair}}, DisableKeepAlives: true}}
+	// Any answer means the handshake took the certificate; no vendor is needed.
+	status := func(c *http.Client) (int, error) {
+		resp, err := c.Get(e.gatewayURL() + "/v/nobody/x")
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := status(stolen); err != nil || code != http.StatusNotFound {
+		t.Fatalf("before the revocation: %d %v\n%s", code, err, e.logs.String())
+	}
+
+	out := &logsink.Buffer{}
+	if err := run(context.Background(), []string{"ca", "revoke", "--dir", e.pki.Dir, "--ca", e.ca.URL(), "--cert", file, "--reason", "key stolen"}, out, out); err != nil {
+		t.Fatalf("ca revoke: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "revoked serial "+pair.Leaf.SerialNumber.String()) {
+		t.Errorf("ca revoke said: %s", out)
+	}
+	waitFor(t, "the gateway to refuse the revoked certificate", func() bool {
+		_, err := status(stolen)
+		return err != nil
+	})
+	if _, err := status(stolen); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("the revoked certificate: %v", err)
+	}
+	if code, err := status(e.app); err != nil || code != http.StatusNotFound {
+		t.Errorf("the app's other certificate after the revocation: %d %v", code, err)
+	}
+	if resp, err := stolen.Get(e.adminURL() + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Error("the admin listener took the revoked certificate")
+	}
+}
