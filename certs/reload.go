@@ -51,8 +51,9 @@ type CABundle struct {
 }
 
 type caBundleState struct {
-	raw  []byte
-	pool *x509.CertPool
+	raw   []byte
+	pool  *x509.CertPool
+	certs []*x509.Certificate
 }
 
 // NewCABundle loads the bundle once; name says whose it is in errors.
@@ -98,12 +99,15 @@ func (b *CABundle) reload(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("%s: every certificate in it has expired", b.name)
 	}
 	first := b.cur.Load() == nil
-	b.cur.Store(&caBundleState{raw: raw, pool: pool})
+	b.cur.Store(&caBundleState{raw: raw, pool: pool, certs: list})
 	if !first && b.onChange != nil {
 		b.onChange()
 	}
 	return true, nil
 }
+
+// Certificates are the CAs of the bundle in use.
+func (b *CABundle) Certificates() []*x509.Certificate { return b.cur.Load().certs }
 
 // Watch reloads every interval until ctx ends (see ClientIdentity.Watch).
 func (b *CABundle) Watch(ctx context.Context, every time.Duration, log *slog.Logger) {

@@ -409,6 +409,11 @@ type Upstream struct {
 	// vendor may resolve to. Without it such addresses are refused: a vendor host
 	// that resolves inward is a misconfiguration or a DNS rebinding attack.
 	Pin []string `yaml:"pin"`
+	// Revocation is what a vendor certificate whose revocation status cannot
+	// be had does to the handshake: fail-open (default: it goes on, logged),
+	// fail-closed (refused), or off (nothing is checked). A revoked one is
+	// refused unless off.
+	Revocation string `yaml:"revocation"`
 }
 
 // Egress fixes the address the vendor sees calls come from, for vendors that
@@ -435,6 +440,13 @@ type EgressProxy struct {
 	Username *Source `yaml:"username"`
 	Password *Source `yaml:"password"`
 }
+
+// Revocation settings of a vendor's certificate (Upstream.Revocation).
+const (
+	RevocationFailOpen   = "fail-open"
+	RevocationFailClosed = "fail-closed"
+	RevocationOff        = "off"
+)
 
 // Timeouts bound each phase of an upstream call.
 type Timeouts struct {

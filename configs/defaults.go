@@ -94,6 +94,7 @@ func (vd *Vendor) setDefaults() {
 	or(&t.ResponseHeader, dur(20*time.Second))
 	or(&t.Request, dur(30*time.Second))
 	or(&t.IdleConn, dur(90*time.Second))
+	or(&vd.Upstream.Revocation, RevocationFailOpen)
 	if cb := vd.Callback; cb != nil && cb.URLToken != nil {
 		or(&cb.URLTokenParam, "consentgate_token")
 	}

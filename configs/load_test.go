@@ -178,6 +178,8 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"v.yaml:18: client_certificate.pkcs11.module: \"libsofthsm2.so\" is not an absolute path"},
 		{"client CRL over http", strings.Replace(goodMain, "  client_ca_file: ca.crt\n", "  client_ca_file: ca.crt\n  client_crl:\n    url: http://ca:9000/1.0/crl\n", 1), goodVendor,
 			"main.yaml:11: tls.client_crl.url: \"http://ca:9000/1.0/crl\" is not an https URL"},
+		{"unknown revocation mode", goodMain, strings.Replace(goodVendor, "base_url: https://api.acme.test\n", "base_url: https://api.acme.test\nupstream:\n  revocation: strict\n", 1),
+			"v.yaml:4: upstream.revocation: \"strict\" is unknown: use fail-open, fail-closed or off"},
 		{"unknown certificate type", goodMain, goodVendor + "client_certificate:\n  cert: {file: c.pem}\n  key: {file: k.pem}\n  types: [server, seal]\n",
 			"v.yaml:18: client_certificate.types[1]: \"seal\" is unknown: use qualified-seal, qualified-company, qualified-personal, server, commercial"},
 		{"unknown request body", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}", "    path: /v1/things/{id}\n    request_body: xml", 1),

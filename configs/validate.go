@@ -399,6 +399,11 @@ func (v *validator) vendor(vd *Vendor) {
 	if q := vd.Quota; q.RequestsPerSecond < 0 || q.PerAppRequestsPerSecond < 0 || q.Burst < 0 || q.PerAppBurst < 0 {
 		v.fail("quota", "rates and bursts must not be negative")
 	}
+	switch vd.Upstream.Revocation {
+	case RevocationFailOpen, RevocationFailClosed, RevocationOff:
+	default:
+		v.fail("upstream.revocation", "%q is unknown: use fail-open, fail-closed or off", vd.Upstream.Revocation)
+	}
 	for i, a := range vd.Upstream.Pin {
 		if _, err := netip.ParseAddr(a); err != nil {
 			v.fail(fmt.Sprintf("upstream.pin[%d]", i), "%q is not an IP address", a)

@@ -71,6 +71,9 @@ type Gateway struct {
 	reloading       sync.Mutex
 	certWatch       *certificateWatch // nil until WatchCertificates
 	callbacksPublic string            // "" until SetCallbacksPublicURL
+	// revocation answers whether vendors' certificates are revoked, with the
+	// answers of every vendor's handshakes cached in one place.
+	revocation *certs.ServerRevocation
 
 	// broker brokers end users' OAuth2 logins; nil when no vendor has one.
 	broker *oauth.Broker
@@ -110,6 +113,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, auditor: o.Audit,
 		log: o.Logger, now: o.Now, metrics: newMetrics(o.Registerer), parsing: newParseSlots()}
 	g.set.Store(newVendorSet(map[string]*vendor{}))
+	g.revocation = certs.NewServerRevocation(5 * time.Second)
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -197,7 +201,7 @@ func (g *Gateway) compileVendor(ctx context.Context, vc *configs.Vendor) (*vendo
 		return nil, err
 	}
 	tr, err := newVendorTransport(vc.ID, vc.Timeouts.Request.Duration, g.log, func() (*http.Transport, error) {
-		return newTransport(vc, base, v.identity, v.bundle, dial)
+		return newTransport(vc, base, v.identity, v.bundle, dial, g.vendorRevocation(vc, v.bundle))
 	})
 	if err != nil {
 		return nil, err

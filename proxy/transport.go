@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +25,7 @@ import (
 // client certificate. It never consults HTTP(S)_PROXY: egress goes where the
 // profile says and nowhere else (dial: see egressDial). Both the CA pool and the client certificate
 // are read per handshake, so a reload applies to the next connection.
-func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity, bundle *certs.CABundle, dial dialFunc) (*http.Transport, error) {
+func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity, bundle *certs.CABundle, dial dialFunc, revoked func(tls.ConnectionState) error) (*http.Transport, error) {
 	tlsCfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: certs.AEADSuites,
@@ -42,6 +44,17 @@ func newTransport(v *configs.Vendor, base *url.URL, id *certs.ClientIdentity, bu
 	}
 	if id != nil {
 		tlsCfg.GetClientCertificate = id.GetClientCertificate
+	}
+	if revoked != nil {
+		verify := tlsCfg.VerifyConnection // the bundle's, or nil: crypto/tls verified the chain
+		tlsCfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if verify != nil {
+				if err := verify(cs); err != nil {
+					return err
+				}
+			}
+			return revoked(cs)
+		}
 	}
 	t := v.Timeouts
 	return &http.Transport{
@@ -215,6 +228,45 @@ func (g *Gateway) tokenKeyPair(ctx context.Context, certPEM []byte, k *configs.P
 		return nil, fmt.Errorf("client_certificate.pkcs11: %w", err)
 	}
 	return certs.KeyPairWith(certPEM, signer)
+}
+
+// vendorRevocation checks a vendor's certificate at each handshake as its
+// profile's upstream.revocation says (nil: off). A revoked certificate fails
+// the handshake; one whose status cannot be had fails it under fail-closed,
+// and under fail-open goes on with a warning.
+func (g *Gateway) vendorRevocation(v *configs.Vendor, bundle *certs.CABundle) func(tls.ConnectionState) error {
+	mode := v.Upstream.Revocation
+	if mode == configs.RevocationOff {
+		return nil
+	}
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 || !certs.Revocable(cs.PeerCertificates[0]) && len(cs.OCSPResponse) == 0 {
+			return nil
+		}
+		leaf := cs.PeerCertificates[0]
+		candidates := cs.PeerCertificates[1:]
+		if len(cs.VerifiedChains) > 0 {
+			candidates = cs.VerifiedChains[0][1:]
+		} else if bundle != nil {
+			candidates = append(slices.Clone(candidates), bundle.Certificates()...)
+		}
+		var err error
+		if issuer := certs.IssuerOf(leaf, candidates...); issuer == nil {
+			err = fmt.Errorf("%w: the issuer of %s is not known", certs.ErrRevocationUnknown, leaf.Subject)
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), v.Timeouts.TLSHandshake.Duration)
+			defer cancel()
+			err = g.revocation.Check(ctx, leaf, issuer, cs.OCSPResponse)
+		}
+		if errors.Is(err, certs.ErrRevocationUnknown) && mode == configs.RevocationFailOpen {
+			g.log.Warn("vendor certificate revocation status unknown; going on (upstream.revocation: fail-open)", "vendor", v.ID, "error", err.Error())
+			return nil
+		}
+		if err != nil {
+			g.log.Error("vendor certificate refused", "vendor", v.ID, "error", err.Error())
+		}
+		return err
+	}
 }
 
 // CertificateRequirement is what a profile's client_certificate demands of
