@@ -1,7 +1,6 @@
 package certs
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -12,40 +11,46 @@ import (
 	"time"
 )
 
-// Revocation errors: a certificate the issuer revoked, and one whose status
-// cannot be known (no current CRL).
+// Revocation errors: a certificate the issuer revoked; one whose status
+// cannot be known (no current CRL, or no answer); one the CRL does not speak
+// for (another issuer signed it), which failing open never lets through.
 var (
 	ErrRevoked           = errors.New("certificate revoked")
 	ErrRevocationUnknown = errors.New("revocation status unknown")
+	ErrNotCovered        = errors.New("certificate not covered by the CRL")
 )
 
+// crlClockSkew is how far in the future a CRL's ThisUpdate may lie.
+const crlClockSkew = 5 * time.Minute
+
 // RevocationList keeps a CA's CRL current: it is fetched again every
-// refresh and checked on every handshake from memory. A certificate is
-// refused when the CRL lists it, and also, failing closed, when no CRL is
-// current: none was ever fetched, or the last one fetched is past its
-// NextUpdate (the CA has been out of reach for that long).
+// refresh, taken only when its issuer signed it, and checked from memory on
+// every use. A certificate is refused when the CRL lists it, when the CRL's
+// issuer did not issue it, and, failing closed, when no CRL is current: none
+// was ever fetched, or the last one is past its NextUpdate (the CA has been
+// out of reach that long).
 type RevocationList struct {
-	name  string
-	fetch func(context.Context) ([]byte, error)
-	now   func() time.Time
-	cur   atomic.Pointer[crlState]
+	name   string
+	issuer *x509.Certificate
+	fetch  func(context.Context) ([]byte, error)
+	now    func() time.Time
+	cur    atomic.Pointer[crlState]
 }
 
 type crlState struct {
 	list    *x509.RevocationList
 	revoked map[string]bool // serial numbers, decimal
-	fetched time.Time
 }
 
-// NewRevocationList reads a CRL (DER or PEM) with fetch; name says where
-// from in logs and errors. Call Refresh or Watch to fetch it.
-func NewRevocationList(name string, fetch func(context.Context) ([]byte, error)) *RevocationList {
-	return &RevocationList{name: name, fetch: fetch, now: time.Now}
+// NewRevocationList reads issuer's CRL (DER or PEM) with fetch; name says
+// where from in logs and errors. Call Refresh or Watch to fetch it.
+func NewRevocationList(name string, issuer *x509.Certificate, fetch func(context.Context) ([]byte, error)) *RevocationList {
+	return &RevocationList{name: name, issuer: issuer, fetch: fetch, now: time.Now}
 }
 
-// Refresh fetches the CRL and puts it in service if it parses and is not
-// older than the one in service. Its signature is checked per certificate,
-// against that certificate's issuer (Check).
+// Refresh fetches the CRL and puts it in service if its issuer signed it, it
+// is not dated in the future, and it is not older than the one in service
+// (by number and date): a stale or foreign CRL cannot displace a current one.
 func (l *RevocationList) Refresh(ctx context.Context) error {
 	data, err := l.fetch(ctx)
 	if err != nil {
@@ -58,11 +63,18 @@ func (l *RevocationList) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", l.name, err)
 	}
-	if old := l.cur.Load(); old != nil && list.ThisUpdate.Before(old.list.ThisUpdate) {
-		return fmt.Errorf("%s: the CRL fetched (of %s) is older than the one in service (of %s)", l.name,
-			list.ThisUpdate.UTC().Format(time.RFC3339), old.list.ThisUpdate.UTC().Format(time.RFC3339))
+	if err := list.CheckSignatureFrom(l.issuer); err != nil {
+		return fmt.Errorf("%s: not signed by %s: %w", l.name, l.issuer.Subject, err)
 	}
-	st := &crlState{list: list, revoked: map[string]bool{}, fetched: l.now()}
+	if list.ThisUpdate.After(l.now().Add(crlClockSkew)) {
+		return fmt.Errorf("%s: the CRL is dated in the future (%s)", l.name, list.ThisUpdate.UTC().Format(time.RFC3339))
+	}
+	if old := l.cur.Load(); old != nil && (list.ThisUpdate.Before(old.list.ThisUpdate) ||
+		list.Number != nil && old.list.Number != nil && list.Number.Cmp(old.list.Number) < 0) {
+		return fmt.Errorf("%s: the CRL fetched (number %v, of %s) is older than the one in service (number %v, of %s)", l.name,
+			list.Number, list.ThisUpdate.UTC().Format(time.RFC3339), old.list.Number, old.list.ThisUpdate.UTC().Format(time.RFC3339))
+	}
+	st := &crlState{list: list, revoked: map[string]bool{}}
 	for _, e := range list.RevokedCertificateEntries {
 		st.revoked[e.SerialNumber.String()] = true
 	}
@@ -70,20 +82,18 @@ func (l *RevocationList) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// Check reports whether leaf, issued by issuer, may be used: nil, ErrRevoked,
-// or ErrRevocationUnknown (wrapped with why).
+// Check reports whether leaf, issued by issuer (from its verified chain),
+// may be used: nil, ErrRevoked, ErrNotCovered, or ErrRevocationUnknown.
 func (l *RevocationList) Check(leaf, issuer *x509.Certificate) error {
+	if issuer == nil || !issuer.Equal(l.issuer) {
+		return fmt.Errorf("%w: %s was not issued by %s, whose CRL is %s", ErrNotCovered, leaf.Subject, l.issuer.Subject, l.name)
+	}
 	st := l.cur.Load()
 	switch {
 	case st == nil:
 		return fmt.Errorf("%w: %s was never fetched", ErrRevocationUnknown, l.name)
 	case l.now().After(st.list.NextUpdate):
 		return fmt.Errorf("%w: the CRL from %s expired at %s", ErrRevocationUnknown, l.name, st.list.NextUpdate.UTC().Format(time.RFC3339))
-	case !bytes.Equal(st.list.RawIssuer, leaf.RawIssuer):
-		return fmt.Errorf("%w: the CRL from %s is not of %s's issuer", ErrRevocationUnknown, l.name, leaf.Subject)
-	}
-	if err := st.list.CheckSignatureFrom(issuer); err != nil {
-		return fmt.Errorf("%w: the CRL from %s is not signed by %s: %v", ErrRevocationUnknown, l.name, issuer.Subject, err)
 	}
 	if st.revoked[leaf.SerialNumber.String()] {
 		return fmt.Errorf("%w: serial %s", ErrRevoked, leaf.SerialNumber)

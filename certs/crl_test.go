@@ -40,7 +40,7 @@ func TestRevocationList(t *testing.T) {
 		return der
 	}
 	var served []byte
-	l := NewRevocationList("test CRL", func(context.Context) ([]byte, error) { return served, nil })
+	l := NewRevocationList("test CRL", ca.Cert, func(context.Context) ([]byte, error) { return served, nil })
 	clock := now
 	l.now = func() time.Time { return clock }
 	if err := l.Check(leaf, ca.Cert); !errors.Is(err, ErrRevocationUnknown) {
@@ -57,29 +57,33 @@ func TestRevocationList(t *testing.T) {
 	if err := l.Check(kept, ca.Cert); err != nil {
 		t.Errorf("an unlisted certificate: %v", err)
 	}
-	if err := l.Check(kept, other.Cert); !errors.Is(err, ErrRevocationUnknown) {
-		t.Errorf("checked against a CA that did not sign the CRL: %v", err)
+	if err := l.Check(kept, other.Cert); !errors.Is(err, ErrNotCovered) {
+		t.Errorf("a certificate of another issuer: %v", err)
 	}
 
-	served = crl(ca, 1, now.Add(-time.Minute))
-	if err := l.Refresh(context.Background()); err == nil {
-		t.Error("an older CRL replaced a newer one")
+	// Nothing displaces the CRL in service but a newer one of its issuer: not
+	// an older one, not another issuer's, not one dated in the future (which
+	// would then make every genuine CRL look older).
+	for name, bad := range map[string][]byte{
+		"older by date":       crl(ca, 3, now.Add(-time.Minute)),
+		"older by number":     crl(ca, 1, now.Add(time.Minute)),
+		"another issuer's":    crl(other, 9, now.Add(time.Minute)),
+		"dated in the future": crl(ca, 99, now.Add(30*24*time.Hour)),
+	} {
+		served = bad
+		if err := l.Refresh(context.Background()); err == nil {
+			t.Errorf("a CRL %s was taken", name)
+		}
 	}
 	if err := l.Check(leaf, ca.Cert); !errors.Is(err, ErrRevoked) {
-		t.Errorf("after an older CRL was offered: %v", err)
+		t.Errorf("after the refused CRLs: %v", err)
 	}
-
-	served = crl(other, 3, now)
+	served = crl(ca, 4, now.Add(time.Minute))
 	if err := l.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
+		t.Fatalf("a newer CRL of the issuer: %v", err)
 	}
-	if err := l.Check(kept, ca.Cert); !errors.Is(err, ErrRevocationUnknown) {
-		t.Errorf("a CRL of another issuer in service: %v", err)
-	}
-
-	served = crl(ca, 4, now)
-	if err := l.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
+	if err := l.Check(leaf, ca.Cert); err != nil {
+		t.Errorf("no longer listed: %v", err)
 	}
 	clock = now.Add(2 * time.Hour)
 	if err := l.Check(kept, ca.Cert); !errors.Is(err, ErrRevocationUnknown) || l.Status() == nil {

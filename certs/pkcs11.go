@@ -4,6 +4,8 @@ package certs
 
 import (
 	"crypto"
+	"crypto/sha256"
+	"crypto/subtle"
 	"fmt"
 	"sync"
 
@@ -12,13 +14,21 @@ import (
 
 // tokens are the PKCS#11 sessions open in this process, one per module and
 // token: each reload of a vendor certificate finds its key again in the token
-// it already has open. PKCS#11 logs a process in to a token once, so the PIN
-// is checked when the token is first opened; a changed PIN is used when the
-// process next starts.
+// it already has open. PKCS#11 logs a process in to a token once, so the
+// token checks the PIN when it is first opened, and every later use must give
+// that PIN; a changed PIN is used when the process next starts.
 var tokens = struct {
 	sync.Mutex
-	open map[tokenLogin]*crypto11.Context
-}{open: map[tokenLogin]*crypto11.Context{}}
+	open map[tokenLogin]openToken
+}{open: map[tokenLogin]openToken{}}
+
+// openToken is a token this process logged in to, and with which PIN: the
+// token checked that one, and every later use must give the same, since
+// PKCS#11 would take any PIN from a process already logged in.
+type openToken struct {
+	ctx *crypto11.Context
+	pin [sha256.Size]byte
+}
 
 type tokenLogin struct{ module, token string }
 
@@ -49,14 +59,17 @@ func (k PKCS11Key) Signer() (crypto.Signer, error) {
 func (k PKCS11Key) context() (*crypto11.Context, error) {
 	tokens.Lock()
 	defer tokens.Unlock()
-	login := tokenLogin{k.Module, k.TokenLabel}
-	if ctx := tokens.open[login]; ctx != nil {
-		return ctx, nil
+	login, pin := tokenLogin{k.Module, k.TokenLabel}, sha256.Sum256([]byte(k.PIN))
+	if t, ok := tokens.open[login]; ok {
+		if subtle.ConstantTimeCompare(t.pin[:], pin[:]) != 1 {
+			return nil, fmt.Errorf("%s: the PIN is not the one the token was opened with (a changed PIN is used from the next start)", k)
+		}
+		return t.ctx, nil
 	}
 	ctx, err := crypto11.Configure(&crypto11.Config{Path: k.Module, TokenLabel: k.TokenLabel, Pin: k.PIN})
 	if err != nil {
 		return nil, fmt.Errorf("%s: opening the token: %w", k, err)
 	}
-	tokens.open[login] = ctx
+	tokens.open[login] = openToken{ctx: ctx, pin: pin}
 	return ctx, nil
 }

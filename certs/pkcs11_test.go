@@ -92,6 +92,15 @@ func TestClientIdentityWithAKeyInAToken(t *testing.T) {
 		t.Error("the server did not get the token's certificate")
 	}
 
+	// Once the process is logged in, PKCS#11 would take any PIN: a profile
+	// naming the token with another PIN, or none, is still refused.
+	for _, pin := range []string{"0000-not-the-pin", ""} {
+		other := key
+		other.PIN = pin
+		if s, err := other.Signer(); err == nil || s != nil {
+			t.Errorf("PIN %q after the token was opened: signer %v, err %v", pin, s, err)
+		}
+	}
 	for name, k := range map[string]PKCS11Key{
 		"no such key":   {Module: tok.Module, TokenLabel: tok.Label, KeyLabel: "nobody", PIN: tok.PIN},
 		"no such token": {Module: tok.Module, TokenLabel: "nowhere", KeyLabel: "kb-client", PIN: tok.PIN},

@@ -230,6 +230,10 @@ type ClientCRL struct {
 	// File a CRL kept current by other means; exactly one.
 	URL  string `yaml:"url"`
 	File string `yaml:"file"`
+	// IssuerFile is the certificate that signs the CRL: the CA's
+	// intermediate, which issues app certificates. A CRL it did not sign is
+	// refused, and so is a certificate it did not issue.
+	IssuerFile string `yaml:"issuer_file"`
 	// CAFile verifies the CA server's certificate (default tls.client_ca_file).
 	CAFile string `yaml:"ca_file"`
 	// Refresh is how often it is read again (default 30s): a revocation

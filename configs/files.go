@@ -29,6 +29,7 @@ func (c *Config) CheckFiles() error {
 	check(c.File, c.idx, "tls.client_ca_file", c.TLS.ClientCAFile)
 	if crl := c.TLS.ClientCRL; crl != nil {
 		check(c.File, c.idx, "tls.client_crl.ca_file", crl.CAFile)
+		check(c.File, c.idx, "tls.client_crl.issuer_file", crl.IssuerFile)
 	}
 	if a := c.TLS.ACME; a != nil && a.CARootFile != c.TLS.ClientCAFile {
 		check(c.File, c.idx, "tls.acme.ca_root_file", a.CARootFile)

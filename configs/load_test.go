@@ -176,7 +176,7 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"v.yaml:18: client_certificate.pkcs11: the key is in the token: give cert and pkcs11, without key or pkcs12"},
 		{"pkcs11 module not absolute, no pin", goodMain, goodVendor + "client_certificate:\n  cert: {file: c.pem}\n  pkcs11:\n    module: libsofthsm2.so\n    token_label: t\n    key_id: zz\n",
 			"v.yaml:18: client_certificate.pkcs11.module: \"libsofthsm2.so\" is not an absolute path"},
-		{"client CRL over http", strings.Replace(goodMain, "  client_ca_file: ca.crt\n", "  client_ca_file: ca.crt\n  client_crl:\n    url: http://ca:9000/1.0/crl\n", 1), goodVendor,
+		{"client CRL over http", strings.Replace(goodMain, "  client_ca_file: ca.crt\n", "  client_ca_file: ca.crt\n  client_crl:\n    url: http://ca:9000/1.0/crl\n    issuer_file: intermediate.crt\n", 1), goodVendor,
 			"main.yaml:11: tls.client_crl.url: \"http://ca:9000/1.0/crl\" is not an https URL"},
 		{"unknown revocation mode", goodMain, strings.Replace(goodVendor, "base_url: https://api.acme.test\n", "base_url: https://api.acme.test\nupstream:\n  revocation: strict\n", 1),
 			"v.yaml:4: upstream.revocation: \"strict\" is unknown: use fail-open, fail-closed or off"},

@@ -118,6 +118,9 @@ func (v *validator) clientCRL(c *ClientCRL) {
 			v.fail(f+".url", "%q is not an https URL", c.URL)
 		}
 	}
+	if c.IssuerFile == "" {
+		v.fail(f+".issuer_file", "is required: the certificate that signs the CRL (the CA's intermediate)")
+	}
 	if c.Refresh.Duration < time.Second || c.Refresh.Duration > time.Hour {
 		v.fail(f+".refresh", "%s: must be between 1s and 1h", c.Refresh.Duration)
 	}

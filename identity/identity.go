@@ -30,6 +30,9 @@ type Identity struct {
 	// URI is the SPIFFE id as written in the certificate.
 	URI  string
 	Cert *x509.Certificate
+	// recheck, when set, is asked on every use whether the certificate may
+	// still be used (a CRL read since the handshake may list it).
+	recheck func() error
 }
 
 // Of reads the identity of a verified certificate. It is strict, as X509-SVIDs

@@ -91,7 +91,7 @@ func TestMiddlewareAndRequire(t *testing.T) {
 		{"tunnel's app identity wins over the inner connection", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{admin}, VerifiedChains: [][]*x509.Certificate{{admin}}}, &app, 403, refusal.RoleNotAllowed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := Middleware(td, Only(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), RoleAdmin, RoleAuditor))
+			h := Middleware(td, nil, Only(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), RoleAdmin, RoleAuditor))
 			r := httptest.NewRequest("GET", "/", nil)
 			r.TLS = tc.tls
 			if tc.ctx != nil {
@@ -117,17 +117,43 @@ func containsType(body string, k refusal.Kind) bool {
 func TestForConnection(t *testing.T) {
 	admin := certWith("spiffe://consentgate.test/admin/ops")
 	ctx := context.Background()
-	if got := ForConnection(ctx, &tls.ConnectionState{PeerCertificates: []*x509.Certificate{admin}}, "consentgate.test"); got != ctx {
+	if got := ForConnection(ctx, &tls.ConnectionState{PeerCertificates: []*x509.Certificate{admin}}, "consentgate.test", nil); got != ctx {
 		t.Error("a presented, unverified certificate gave the connection an identity")
 	}
-	if got := ForConnection(ctx, &tls.ConnectionState{}, "consentgate.test"); got != ctx {
+	if got := ForConnection(ctx, &tls.ConnectionState{}, "consentgate.test", nil); got != ctx {
 		t.Error("a connection without a certificate got an identity")
 	}
 	verified := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{admin}, VerifiedChains: [][]*x509.Certificate{{admin}}}
-	if id, ok := From(ForConnection(ctx, verified, "consentgate.test")); !ok || id.Role != RoleAdmin || id.Name != "ops" {
+	if id, ok := From(ForConnection(ctx, verified, "consentgate.test", nil)); !ok || id.Role != RoleAdmin || id.Name != "ops" {
 		t.Errorf("verified admin: %+v, %v", id, ok)
 	}
-	if _, ok := From(ForConnection(ctx, verified, "other.test")); ok {
+	if _, ok := From(ForConnection(ctx, verified, "other.test", nil)); ok {
 		t.Error("a certificate of another trust domain gave an identity")
+	}
+}
+
+// A connection's identity is checked again at every Require: once the recheck
+// fails (its certificate was revoked after the handshake), the requests it
+// still sends are refused, and so are those a tunnel carries under it.
+func TestRequireRechecksTheConnection(t *testing.T) {
+	app := certWith("spiffe://consentgate.test/app/web")
+	revoked := false
+	recheck := func(chain []*x509.Certificate) error {
+		if revoked && chain[0] == app {
+			return errors.New("certificate revoked")
+		}
+		return nil
+	}
+	ctx := ForConnection(context.Background(), &tls.ConnectionState{PeerCertificates: []*x509.Certificate{app},
+		VerifiedChains: [][]*x509.Certificate{{app}}}, "consentgate.test", recheck)
+	if _, ref := Require(ctx, RoleApp); ref != nil {
+		t.Fatalf("before: %v", ref)
+	}
+	revoked = true
+	id, _ := From(ctx)
+	for name, c := range map[string]context.Context{"connection": ctx, "tunnel": With(context.Background(), id)} {
+		if _, ref := Require(c, RoleApp); ref == nil || ref.Kind != refusal.IdentityRequired || !strings.Contains(ref.Detail, "revoked") {
+			t.Errorf("%s after the revocation: %+v", name, ref)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"slices"
@@ -30,10 +31,10 @@ func From(ctx context.Context) (Identity, bool) {
 // connection's, else from a verified chain. Only verified chains count: the
 // callbacks listener takes connections without a certificate, and a presented
 // but unverified one proves nothing. It never refuses; Require does.
-func Middleware(trustDomain string, next http.Handler) http.Handler {
+func Middleware(trustDomain string, recheck func([]*x509.Certificate) error, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := From(r.Context()); !ok && r.TLS != nil {
-			if ctx := ForConnection(r.Context(), r.TLS, trustDomain); ctx != r.Context() {
+			if ctx := ForConnection(r.Context(), r.TLS, trustDomain, recheck); ctx != r.Context() {
 				r = r.WithContext(ctx)
 			}
 		}
@@ -44,14 +45,20 @@ func Middleware(trustDomain string, next http.Handler) http.Handler {
 // ForConnection returns ctx carrying the identity cs's verified chain proves,
 // or ctx itself when it proves none. The listeners call it once per connection
 // (http.Server.ConnContext): every request on the connection has the same
-// chain, so none parses the certificate again.
-func ForConnection(ctx context.Context, cs *tls.ConnectionState, trustDomain string) context.Context {
+// chain, so none parses the certificate again. recheck, when set, is asked
+// about the chain again at every Require: a certificate revoked after the
+// handshake stops working on the connections it already has.
+func ForConnection(ctx context.Context, cs *tls.ConnectionState, trustDomain string, recheck func([]*x509.Certificate) error) context.Context {
 	if len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
 		return ctx
 	}
 	id, err := Of(cs.PeerCertificates[0], trustDomain)
 	if err != nil {
 		return ctx
+	}
+	if recheck != nil {
+		chain := cs.VerifiedChains[0]
+		id.recheck = func() error { return recheck(chain) }
 	}
 	return With(ctx, id)
 }
@@ -63,6 +70,12 @@ func Require(ctx context.Context, roles ...string) (Identity, *refusal.Refusal) 
 	if !ok {
 		return Identity{}, refusal.New(http.StatusUnauthorized, refusal.IdentityRequired, "Client certificate required",
 			"a client certificate issued by the consentgate CA, with a consentgate identity, is required")
+	}
+	if id.recheck != nil {
+		if err := id.recheck(); err != nil {
+			return Identity{}, refusal.New(http.StatusUnauthorized, refusal.IdentityRequired, "Client certificate no longer valid",
+				"the client certificate of this connection may no longer be used: "+err.Error())
+		}
 	}
 	if !slices.Contains(roles, id.Role) {
 		return id, refusal.New(http.StatusForbidden, refusal.RoleNotAllowed, "Role not allowed",

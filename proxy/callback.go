@@ -93,7 +93,7 @@ func (g *Gateway) compileCallback(v *vendor) (*callbackVendor, error) {
 		}
 		tlsCfg.RootCAs = pool
 	}
-	cv.forward = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: tlsCfg},
+	cv.forward = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: tlsCfg, IdleConnTimeout: 90 * time.Second},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return cv, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -217,7 +218,7 @@ type connTLSKey struct{}
 // connContext is a listener's connection context: the framing guard's state
 // for HTTP/1.x, and the identity the connection's verified chain proves,
 // read once for all its requests.
-func connContext(trustDomain string) func(context.Context, net.Conn) context.Context {
+func connContext(trustDomain string, recheck func([]*x509.Certificate) error) func(context.Context, net.Conn) context.Context {
 	return func(ctx context.Context, c net.Conn) context.Context {
 		var cs tls.ConnectionState
 		switch c := c.(type) {
@@ -228,7 +229,7 @@ func connContext(trustDomain string) func(context.Context, net.Conn) context.Con
 		default:
 			return ctx
 		}
-		return identity.ForConnection(ctx, &cs, trustDomain)
+		return identity.ForConnection(ctx, &cs, trustDomain, recheck)
 	}
 }
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -93,9 +94,18 @@ func NewInboundTLSFrom(cfg *configs.Config, serving func(*tls.ClientHelloInfo) (
 
 // clientCRL is the revocation list tls.client_crl names, not fetched yet.
 func clientCRL(cfg *configs.Config, c *configs.ClientCRL) (*certs.RevocationList, error) {
+	data, err := os.ReadFile(cfg.ResolvePath(c.IssuerFile))
+	if err != nil {
+		return nil, fmt.Errorf("%s: tls.client_crl.issuer_file: %w", cfg.File, err)
+	}
+	chain, err := certs.ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tls.client_crl.issuer_file: %w", cfg.File, err)
+	}
+	issuer := chain[0]
 	if c.File != "" {
 		file := cfg.ResolvePath(c.File)
-		return certs.NewRevocationList("tls.client_crl "+file, func(context.Context) ([]byte, error) { return os.ReadFile(file) }), nil
+		return certs.NewRevocationList("tls.client_crl "+file, issuer, func(context.Context) ([]byte, error) { return os.ReadFile(file) }), nil
 	}
 	roots, err := certs.LoadPool(cfg.ResolvePath(c.CAFile))
 	if err != nil {
@@ -103,7 +113,7 @@ func clientCRL(cfg *configs.Config, c *configs.ClientCRL) (*certs.RevocationList
 	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil,
 		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
-	return certs.NewRevocationList("tls.client_crl "+c.URL, func(ctx context.Context) ([]byte, error) {
+	return certs.NewRevocationList("tls.client_crl "+c.URL, issuer, func(ctx context.Context) ([]byte, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL, nil)
 		if err != nil {
 			return nil, err
@@ -124,18 +134,40 @@ func clientCRL(cfg *configs.Config, c *configs.ClientCRL) (*certs.RevocationList
 // kilobytes; the bound keeps a wrong URL from filling memory.
 const maxCRLBytes = 16 << 20
 
-// checkRevocation refuses a certificate the internal CA's CRL lists and,
-// unless tls.client_crl.fail_open, any certificate while no current CRL is held.
+// checkRevocation refuses, at the handshake, a certificate the internal CA's
+// CRL lists or does not cover, and, unless tls.client_crl.fail_open, any
+// certificate while no current CRL is held. Requests on connections opened
+// before are checked again (identity.Require, with revoked).
 func (in *InboundTLS) checkRevocation(cs tls.ConnectionState) error {
-	if in.crl == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) < 2 {
+	if in.crl == nil || len(cs.VerifiedChains) == 0 {
 		return nil
 	}
-	chain := cs.VerifiedChains[0]
-	err := in.crl.Check(chain[0], chain[1])
+	return in.revoked(cs.VerifiedChains[0])
+}
+
+// revoked is the check of one verified chain; nil when no CRL is configured.
+func (in *InboundTLS) revoked(chain []*x509.Certificate) error {
+	if in.crl == nil {
+		return nil
+	}
+	var issuer *x509.Certificate
+	if len(chain) > 1 {
+		issuer = chain[1]
+	}
+	err := in.crl.Check(chain[0], issuer)
 	if errors.Is(err, certs.ErrRevocationUnknown) && in.cfg.TLS.ClientCRL.FailOpen {
 		return nil
 	}
 	return err
+}
+
+// Recheck is what every request on a listener with app certificates checks
+// again: the CRL read since the connection's handshake. Nil without a CRL.
+func (in *InboundTLS) Recheck() func(chain []*x509.Certificate) error {
+	if in.crl == nil {
+		return nil
+	}
+	return in.revoked
 }
 
 // RefreshCRL fetches the internal CA's CRL once (before the listeners
@@ -254,8 +286,8 @@ func Listen(cfg *configs.Config, in *InboundTLS, gateway, forward, admin, callba
 			tlsCfg = CallbackTLS(in)
 		}
 		s.servers = append(s.servers, &http.Server{
-			Handler:           withConnTLS(identity.Middleware(cfg.TrustDomain, l.h)),
-			ConnContext:       connContext(cfg.TrustDomain),
+			Handler:           withConnTLS(identity.Middleware(cfg.TrustDomain, in.Recheck(), l.h)),
+			ConnContext:       connContext(cfg.TrustDomain, in.Recheck()),
 			TLSConfig:         tlsCfg,
 			TLSNextProto:      nextProto,
 			ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout.Duration,

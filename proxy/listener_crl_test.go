@@ -32,6 +32,10 @@ func TestInboundTLSChecksTheClientCRL(t *testing.T) {
 		return c
 	}
 	revoked, good := issue(), issue()
+	other, err := certs.NewCA(pkix.Name{CommonName: "the root, signing directly"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
 	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now, NextUpdate: now.Add(time.Hour),
 		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: revoked.SerialNumber, RevocationTime: now}}}, ca.Cert, ca.Key)
@@ -44,7 +48,7 @@ func TestInboundTLSChecksTheClientCRL(t *testing.T) {
 	for _, failOpen := range []bool{false, true} {
 		var served []byte
 		in := &InboundTLS{cfg: &configs.Config{TLS: configs.TLS{ClientCRL: &configs.ClientCRL{FailOpen: failOpen}}},
-			crl: certs.NewRevocationList("test", func(context.Context) ([]byte, error) {
+			crl: certs.NewRevocationList("test", ca.Cert, func(context.Context) ([]byte, error) {
 				if served == nil {
 					return nil, errors.New("CA unreachable")
 				}
@@ -61,6 +65,14 @@ func TestInboundTLSChecksTheClientCRL(t *testing.T) {
 		}
 		if err := in.checkRevocation(state(good)); err != nil {
 			t.Errorf("fail_open %v, a good certificate: %v", failOpen, err)
+		}
+		// Failing open is for a CRL that cannot be had, never for a
+		// certificate the CRL does not speak for.
+		if err := in.checkRevocation(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{good, other.Cert}}}); !errors.Is(err, certs.ErrNotCovered) {
+			t.Errorf("fail_open %v, issued by another CA: %v", failOpen, err)
+		}
+		if err := in.checkRevocation(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{good}}}); !errors.Is(err, certs.ErrNotCovered) {
+			t.Errorf("fail_open %v, a chain of one: %v", failOpen, err)
 		}
 	}
 }

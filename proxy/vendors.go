@@ -149,18 +149,24 @@ func (g *Gateway) watch(v *vendor) {
 }
 
 // retire takes v out of service: its certificates are no longer watched, and
-// its idle connections are closed now and again after drain, when every call
-// it carried must have ended (the request timeout).
+// its idle connections (to the vendor, and to the app its callbacks go to) are
+// closed now and again after drain, when every call it carried must have
+// ended (the request timeout).
 func (v *vendor) retire(drain time.Duration) {
 	if v.stopWatch != nil {
 		v.stopWatch()
 	}
-	if v.transport == nil {
-		return
+	closeIdle := func() {
+		if v.transport != nil {
+			v.transport.closeIdle()
+		}
+		if v.callback != nil {
+			v.callback.forward.CloseIdleConnections()
+		}
 	}
-	v.transport.closeIdle()
+	closeIdle()
 	if drain > 0 {
-		time.AfterFunc(drain, v.transport.closeIdle)
+		time.AfterFunc(drain, closeIdle)
 	}
 }
 

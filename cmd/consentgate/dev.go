@@ -430,7 +430,7 @@ func startDevCA(ctx context.Context, o devOptions, cfg *configs.Config, pki *cer
 	cfg.TLS.ACME.Directory = srv.Directory()
 	// App certificates the CA revokes (`consentgate ca revoke`) are refused
 	// once the gateway has read its CRL again.
-	cfg.TLS.ClientCRL = &configs.ClientCRL{URL: srv.URL() + ca.CRLPath, CAFile: cfg.TLS.ClientCAFile,
+	cfg.TLS.ClientCRL = &configs.ClientCRL{URL: srv.URL() + ca.CRLPath, CAFile: cfg.TLS.ClientCAFile, IssuerFile: pki.Path(certs.DevIntermediateCert),
 		Refresh: configs.Duration{Duration: o.crlRefresh}}
 	if cfg.TLS.ClientCRL.Refresh.Duration == 0 {
 		cfg.TLS.ClientCRL.Refresh.Duration = configs.DefaultCRLRefresh

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -23,6 +24,9 @@ type profiles struct {
 	file, node string
 	r          *running
 	reloads    *prometheus.CounterVec
+	// mu makes a reload (the watch's or SIGHUP's) whole: the gateway, the
+	// policy contract and the consents' vendors are set by one reload at a time.
+	mu sync.Mutex
 }
 
 func newProfiles(file, node string, r *running, reg prometheus.Registerer) *profiles {
@@ -36,6 +40,8 @@ func newProfiles(file, node string, r *running, reg prometheus.Registerer) *prof
 
 // reload puts the profiles the configuration file lists now in service.
 func (p *profiles) reload(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	log := p.r.log
 	cfg, err := loadConfig(p.file, p.node)
 	if err == nil {
@@ -57,10 +63,8 @@ func (p *profiles) reload(ctx context.Context) error {
 		log.Error("vendor profiles refused; the profiles in service keep serving", "error", err.Error())
 		return err
 	}
-	if ch.Empty() {
-		p.reloads.WithLabelValues("unchanged").Inc()
-		return nil
-	}
+	// Set even when nothing changed: a reload is also how a failed step of
+	// the one before is done again.
 	p.r.engine.SetContract(policyContract(cfg))
 	var ids []string
 	for _, v := range cfg.Vendors {
@@ -68,6 +72,10 @@ func (p *profiles) reload(ctx context.Context) error {
 	}
 	if err := p.r.consents.SetVendors(ids, proxy.ErasurePlan(cfg)); err != nil {
 		log.Error("consents keep the previous vendor list", "error", err.Error())
+	}
+	if ch.Empty() {
+		p.reloads.WithLabelValues("unchanged").Inc()
+		return nil
 	}
 	p.reloads.WithLabelValues("applied").Inc()
 	log.Info("vendor profiles reloaded", "added", ch.Added, "changed", ch.Changed, "removed", ch.Removed)

@@ -29,8 +29,13 @@ func TestCARevokeStopsAnAppCertificate(t *testing.T) {
 	if err := os.WriteFile(file, certs.EncodeCertificates(pair.Leaf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stolen := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		RootCAs: e.pool(t, certs.DevRootCert), Certificates: []tls.Certificate{*pair}}, DisableKeepAlives: true}}
+	client := func(keepAlive bool) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: e.pool(t, certs.DevRootCert), Certificates: []tls.Certificate{*pair}}, DisableKeepAlives: !keepAlive, ForceAttemptHTTP2: true}}
+	}
+	// stolen dials anew for every call; open keeps the HTTP/2 connection it
+	// opened before the revocation.
+	stolen, open := client(false), client(true)
 	// Any answer means the handshake took the certificate; no vendor is needed.
 	status := func(c *http.Client) (int, error) {
 		resp, err := c.Get(e.gatewayURL() + "/v/nobody/x")
@@ -40,8 +45,10 @@ func TestCARevokeStopsAnAppCertificate(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}
-	if code, err := status(stolen); err != nil || code != http.StatusNotFound {
-		t.Fatalf("before the revocation: %d %v\n%s", code, err, e.logs.String())
+	for _, c := range []*http.Client{stolen, open} {
+		if code, err := status(c); err != nil || code != http.StatusNotFound {
+			t.Fatalf("before the revocation: %d %v", code, err)
+		}
 	}
 
 	out := &logsink.Buffer{}
@@ -57,6 +64,10 @@ func TestCARevokeStopsAnAppCertificate(t *testing.T) {
 	})
 	if _, err := status(stolen); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("the revoked certificate: %v", err)
+	}
+	// The connection opened before: still up, but refused at every request.
+	if code, err := status(open); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("the connection opened before the revocation: %d %v, want 401 identity-required on it", code, err)
 	}
 	if code, err := status(e.app); err != nil || code != http.StatusNotFound {
 		t.Errorf("the app's other certificate after the revocation: %d %v", code, err)
