@@ -117,7 +117,14 @@ func TestReliabilityPolicyReloadUnderLoad(t *testing.T) {
 	wg.Wait()
 
 	if st := e.engine.Status(); st.ReloadFailures != 0 {
-		t.Errorf("%d reloads failed: %s", st.ReloadFailures, st.LastError)
+		// LastError is cleared by the next success: the log keeps each one.
+		var logged []string
+		for _, l := range strings.Split(e.logs.String(), "\n") {
+			if strings.Contains(l, `"policy reload failed`) {
+				logged = append(logged, l)
+			}
+		}
+		t.Errorf("%d reloads failed: %s", st.ReloadFailures, strings.Join(logged, "\n"))
 	}
 	if len(failures) > 0 {
 		t.Fatalf("%d of %d calls failed during %d reloads, first: %s", len(failures), len(failures)+len(requestIDs), reloads, failures[0])
