@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/policy"
@@ -31,6 +32,9 @@ type Options struct {
 	// SubjectHMAC hashes a person's identifier as the audit log does
 	// (proxy.Gateway.SubjectHMAC), for POST /v1/audit/subject-hmac; nil leaves it out.
 	SubjectHMAC func(ctx context.Context, value string) (string, error)
+	// Certificates lists the certificates in use, for GET /v1/certificates
+	// (`consentgate certs status`); nil leaves the route out.
+	Certificates func(ctx context.Context) []certs.InUse
 	// Ready are further readiness checks (secrets fresh, certificates valid).
 	// Each names what is wrong without any secret; the first failure answers 503.
 	Ready []ReadyCheck
@@ -74,11 +78,18 @@ func New(o Options) http.Handler {
 	if o.SubjectHMAC != nil {
 		mux.Handle("POST /v1/audit/subject-hmac", operators(a.subjectHMAC))
 	}
+	if o.Certificates != nil {
+		mux.Handle("GET /v1/certificates", operators(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			json.NewEncoder(w).Encode(o.Certificates(r.Context()))
+		}))
+	}
 	mux.Handle("GET /v1/audit/tail", operators(a.auditTail))
 	mux.Handle("GET /v1/audit/snapshot", operators(a.auditSnapshot))
 	// Any other path or method: not found, but only to a proven caller.
 	mux.Handle("/", identity.Only(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz").Write(w, "")
+		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/certificates, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz").Write(w, "")
 	}), identity.RoleApp, identity.RoleAuditor, identity.RoleAdmin))
 	// Every answer carries a request id, as the gateway's do; problem+json
 	// bodies repeat it.

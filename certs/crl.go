@@ -101,6 +101,17 @@ func (l *RevocationList) Check(leaf, issuer *x509.Certificate) error {
 	return nil
 }
 
+// NextUpdate is when the CRL in service expires; false before any was fetched.
+func (l *RevocationList) NextUpdate() (time.Time, bool) {
+	if st := l.cur.Load(); st != nil {
+		return st.list.NextUpdate, true
+	}
+	return time.Time{}, false
+}
+
+// Issuer is the certificate that signs the CRL.
+func (l *RevocationList) Issuer() *x509.Certificate { return l.issuer }
+
 // Status is what /readyz and `certs status` say of the list.
 func (l *RevocationList) Status() error {
 	st := l.cur.Load()

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/admin"
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/configs"
 )
 
 // CertificateReadyWindow is how close to expiry a vendor client certificate
@@ -81,4 +85,74 @@ func (g *Gateway) certificatesReady() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Certificates are the vendors' certificates in use: each vendor's client
+// certificate (where its key is, and whether its issuer revoked it) and the
+// CAs its server certificate must chain to.
+func (g *Gateway) Certificates(ctx context.Context) []certs.InUse {
+	var out []certs.InUse
+	now := g.now()
+	vendors := g.vendorsNow()
+	for _, id := range slices.Sorted(maps.Keys(vendors)) {
+		v := vendors[id]
+		if v.identity != nil {
+			out = append(out, g.clientCertificateInUse(ctx, v, now))
+		}
+		if v.bundle != nil {
+			for _, c := range v.bundle.Certificates() {
+				u := certs.Describe("vendor-ca", c, now)
+				u.Vendor = id
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+func (g *Gateway) clientCertificateInUse(ctx context.Context, v *vendor, now time.Time) certs.InUse {
+	pair, _ := v.identity.GetClientCertificate(nil)
+	leaf := pair.Leaf
+	u := certs.Describe("vendor-client", leaf, now)
+	u.Vendor, u.Kind, u.Key = v.cfg.ID, certs.KindOf(leaf), keyLocation(v.cfg.ClientCertificate)
+	if v.identity.ServerCertificate() {
+		u.Warnings = append(u.Warnings, "a TLS server certificate presented as the client's, as the profile allows")
+	}
+	var chain []*x509.Certificate
+	for _, der := range pair.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			chain = append(chain, c)
+		}
+	}
+	switch issuer := certs.IssuerOf(leaf, chain...); {
+	case !certs.Revocable(leaf):
+		u.Revocation += ": it names no OCSP responder or CRL"
+	case issuer == nil:
+		u.Revocation += ": its issuer is not in the chain configured"
+	default:
+		ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeouts.TLSHandshake.Duration)
+		defer cancel()
+		u.Revocation = certs.RevocationOf(g.revocation.Check(ctx, leaf, issuer, nil))
+	}
+	return u
+}
+
+// keyLocation says where a client certificate's key is, naming no secret.
+func keyLocation(cc *configs.ClientCertificate) string {
+	src := func(s *configs.Source) string {
+		if s.File != "" {
+			return "file:" + s.File
+		}
+		return "secret:" + s.Secret
+	}
+	switch {
+	case cc.PKCS11 != nil:
+		id, _ := hex.DecodeString(cc.PKCS11.KeyID)
+		return certs.PKCS11Key{Module: cc.PKCS11.Module, TokenLabel: cc.PKCS11.TokenLabel, KeyLabel: cc.PKCS11.KeyLabel, KeyID: id}.String()
+	case cc.PKCS12 != nil:
+		return "pkcs12 " + src(cc.PKCS12)
+	case cc.Key != nil:
+		return src(cc.Key)
+	}
+	return ""
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/refusal"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/consentgate/consentgate/configs"
 )
@@ -186,6 +187,79 @@ func (in *InboundTLS) WatchCRL(ctx context.Context, log *slog.Logger) {
 	if in.crl != nil {
 		go in.crl.Watch(ctx, in.cfg.TLS.ClientCRL.Refresh.Duration, log)
 	}
+}
+
+// Certificates are those of the inbound TLS in use: the serving
+// certificate, the internal CA apps chain to, and the CRL's issuer (with the
+// CRL's state).
+func (in *InboundTLS) Certificates() []certs.InUse {
+	now := time.Now()
+	var out []certs.InUse
+	if pair := in.servingNow(); pair != nil && pair.Leaf != nil {
+		u := certs.Describe("serving", pair.Leaf, now)
+		if in.cfg.TLS.ACME != nil {
+			u.Key = "acme: " + in.cfg.ResolvePath(in.cfg.TLS.ACME.Storage)
+		} else {
+			u.Key = "file:" + in.cfg.ResolvePath(in.cfg.TLS.KeyFile)
+		}
+		out = append(out, u)
+	}
+	if data, err := os.ReadFile(in.cfg.ResolvePath(in.cfg.TLS.ClientCAFile)); err == nil {
+		if cas, err := certs.ParseCertificates(data); err == nil {
+			for _, c := range cas {
+				out = append(out, certs.Describe("client-ca", c, now))
+			}
+		}
+	}
+	if in.crl != nil {
+		u := certs.Describe("client-crl-issuer", in.crl.Issuer(), now)
+		u.Revocation = "the CRL it signs: current"
+		if err := in.crl.Status(); err != nil {
+			u.Revocation = "the CRL it signs: " + err.Error()
+			u.Warnings = append(u.Warnings, err.Error())
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// servingNow is the serving certificate presented now.
+func (in *InboundTLS) servingNow() *tls.Certificate {
+	if in.serving == nil {
+		return in.cert.Load()
+	}
+	hello := &tls.ClientHelloInfo{}
+	if a := in.cfg.TLS.ACME; a != nil && len(a.Names) > 0 {
+		hello.ServerName = a.Names[0]
+	}
+	pair, err := in.serving(hello)
+	if err != nil {
+		return nil
+	}
+	if pair.Leaf == nil && len(pair.Certificate) > 0 {
+		pair.Leaf, _ = x509.ParseCertificate(pair.Certificate[0])
+	}
+	return pair
+}
+
+// RegisterMetrics exports consentgate_client_crl_expiry_seconds when a
+// client CRL is configured: how long the CRL in service holds (negative once
+// past; -1e9 while none was ever fetched), for the alert that comes before
+// every app is refused.
+func (in *InboundTLS) RegisterMetrics(reg prometheus.Registerer) {
+	if in.crl == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "consentgate_client_crl_expiry_seconds",
+		Help: "Seconds until the internal CA's CRL in service passes its NextUpdate (negative once past; -1e9 before any was fetched).",
+	}, func() float64 {
+		next, ok := in.crl.NextUpdate()
+		if !ok {
+			return -1e9
+		}
+		return time.Until(next).Seconds()
+	}))
 }
 
 // ReadyChecks are /readyz conditions of the inbound TLS: a current client CRL.

@@ -17,6 +17,8 @@ type metrics struct {
 	// refusalsShed counts refusals left unrecorded while the audit log's disk
 	// was within the reserve kept for disclosures (audit.go).
 	refusalsShed prometheus.Counter
+	// revocations counts the revocation checks of vendors' certificates.
+	revocations *prometheus.CounterVec
 }
 
 // Pipeline stages timed in consentgate_stage_seconds.
@@ -50,9 +52,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "consentgate_audit_refusals_unrecorded_total",
 			Help: "Calls and callbacks refused before any vendor was called that went without their own audit record because the audit log's free disk space was within the reserve kept for disclosures (audit.reserve_bytes).",
 		}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentgate_vendor_revocation_checks_total",
+			Help: "Revocation checks of vendors' server certificates at the handshake, by result: good, revoked, unknown (no answer could be had).",
+		}, []string{"vendor", "result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.stages, m.quotaRemaining, m.refusedUnrecorded, m.refusalsShed)
+		reg.MustRegister(m.requests, m.stages, m.quotaRemaining, m.refusedUnrecorded, m.refusalsShed, m.revocations)
 	}
 	return m
 }

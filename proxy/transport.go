@@ -18,6 +18,7 @@ import (
 
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // newTransport builds the one http.Transport a vendor's calls share: kept-alive
@@ -239,6 +240,11 @@ func (g *Gateway) vendorRevocation(v *configs.Vendor, bundle *certs.CABundle) fu
 	if mode == configs.RevocationOff {
 		return nil
 	}
+	// Every result is exported from the start, so alerts see a zero.
+	count := map[string]prometheus.Counter{}
+	for _, r := range []string{"good", "revoked", "unknown"} {
+		count[r] = g.metrics.revocations.WithLabelValues(v.ID, r)
+	}
 	return func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 || !certs.Revocable(cs.PeerCertificates[0]) && len(cs.OCSPResponse) == 0 {
 			return nil
@@ -257,6 +263,14 @@ func (g *Gateway) vendorRevocation(v *configs.Vendor, bundle *certs.CABundle) fu
 			ctx, cancel := context.WithTimeout(context.Background(), v.Timeouts.TLSHandshake.Duration)
 			defer cancel()
 			err = g.revocation.Check(ctx, leaf, issuer, cs.OCSPResponse)
+		}
+		switch {
+		case err == nil:
+			count["good"].Inc()
+		case errors.Is(err, certs.ErrRevoked):
+			count["revoked"].Inc()
+		default:
+			count["unknown"].Inc()
 		}
 		if errors.Is(err, certs.ErrRevocationUnknown) && mode == configs.RevocationFailOpen {
 			g.log.Warn("vendor certificate revocation status unknown; going on (upstream.revocation: fail-open)", "vendor", v.ID, "error", err.Error())

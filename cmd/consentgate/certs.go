@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,7 +26,7 @@ import (
 
 func newCertsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "certs", Short: "Issue app certificates, make vendor CSRs, inspect vendor certificates"}
-	cmd.AddCommand(newCertsIssueCmd(), newCertsCSRCmd(), newCertsForwardCACmd())
+	cmd.AddCommand(newCertsIssueCmd(), newCertsCSRCmd(), newCertsForwardCACmd(), newCertsStatusCmd())
 	var passwordEnv string
 	inspect := &cobra.Command{
 		Use:   "inspect FILE",
@@ -260,4 +265,87 @@ gateway refuses a forward CA without these limits.`,
 	cmd.Flags().DurationVar(&validity, "validity", 365*24*time.Hour, "how long the CA is valid")
 	cmd.MarkFlagRequired("ca-dir")
 	return cmd
+}
+
+func newCertsStatusCmd() *cobra.Command {
+	var adminURL, cert, key, cacert string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status --admin URL --cert F --key F --cacert F [--json]",
+		Short: "List every certificate a running gateway uses: expiry, issuer, key location, revocation",
+		Long: `Ask a running gateway (its admin listener, as an auditor or admin) for every
+certificate it uses now: its serving certificate, the internal CA apps chain to,
+the signer of the client CRL (with the CRL's state), the forward proxy's CA, and
+per vendor the client certificate (kind, where its key is, whether its issuer
+revoked it) and the CAs the vendor's certificate must chain to. Expired and
+soon-expiring certificates are flagged; the exit status is 1 when any
+certificate is expired or revoked.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := adminClient(cert, key, cacert)
+			if err != nil {
+				return err
+			}
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, adminURL+"/v1/certificates", nil)
+			if err != nil {
+				return err
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s/v1/certificates: %s: %s", adminURL, resp.Status, bytes.TrimSpace(body))
+			}
+			var list []certs.InUse
+			if err := json.Unmarshal(body, &list); err != nil {
+				return fmt.Errorf("%s/v1/certificates: %w", adminURL, err)
+			}
+			if asJSON {
+				cmd.OutOrStdout().Write(body)
+			} else {
+				printCertificates(cmd.OutOrStdout(), list)
+			}
+			for _, c := range list {
+				if c.DaysLeft < 0 || strings.HasPrefix(c.Revocation, certs.RevocationRevoked) {
+					return fmt.Errorf("%s %s %s is expired or revoked", c.Role, c.Vendor, c.Subject)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&adminURL, "admin", "", "admin URL of a running gateway, e.g. https://127.0.0.1:9443")
+	cmd.Flags().StringVar(&cert, "cert", "", "auditor or admin certificate")
+	cmd.Flags().StringVar(&key, "key", "", "its key")
+	cmd.Flags().StringVar(&cacert, "cacert", "", "internal CA")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the list as JSON")
+	for _, f := range []string{"admin", "cert", "key", "cacert"} {
+		cmd.MarkFlagRequired(f)
+	}
+	return cmd
+}
+
+func printCertificates(w io.Writer, list []certs.InUse) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tVENDOR\tSUBJECT\tISSUER\tEXPIRES\tDAYS\tKEY\tREVOCATION")
+	for _, c := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.Role, orDash(c.Vendor), c.Subject, c.Issuer,
+			c.NotAfter.UTC().Format(time.DateOnly), c.DaysLeft, orDash(c.Key), c.Revocation)
+		for _, warn := range c.Warnings {
+			fmt.Fprintf(tw, "\t\twarning: %s\t\t\t\t\t\n", warn)
+		}
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

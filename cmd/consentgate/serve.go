@@ -218,8 +218,23 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 		return nil, err
 	}
 	ready = append(append(ready, gw.ReadyChecks()...), in.ReadyChecks()...)
+	in.RegisterMetrics(reg)
+	inUse := func(ctx context.Context) []certs.InUse {
+		out := in.Certificates()
+		if f := cfg.TLS.ForwardCACertFile; f != "" {
+			if data, err := os.ReadFile(cfg.ResolvePath(f)); err == nil {
+				if chain, err := certs.ParseCertificates(data); err == nil {
+					u := certs.Describe("forward-ca", chain[0], time.Now())
+					u.Key = "file:" + cfg.ResolvePath(cfg.TLS.ForwardCAKeyFile)
+					out = append(out, u)
+				}
+			}
+		}
+		return append(out, gw.Certificates(ctx)...)
+	}
 	adminAPI := admin.New(admin.Options{Consents: consents, Policy: engine, Audit: alog, Logger: log,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: oauthStart, ImportResource: gw.ImportResource, SubjectHMAC: gw.SubjectHMAC, Ready: ready})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: oauthStart, ImportResource: gw.ImportResource,
+		SubjectHMAC: gw.SubjectHMAC, Certificates: inUse, Ready: ready})
 	srv, err := listen(cfg, in, gw, adminAPI, log)
 	if err != nil {
 		return nil, err

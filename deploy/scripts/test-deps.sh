@@ -4,9 +4,9 @@
 # the hashicorp/vault image, in which deploy/compose/seed-vault.sh runs; the
 # deploy tests run it the same way) and PostgreSQL (the shared consent backend's
 # tests start a throwaway server: internal/pgdev), tinyproxy (a real HTTP
-# CONNECT proxy for the egress tests: internal/tinyproxy) and SoftHSM2 (a
-# PKCS#11 token for the HSM tests: internal/softhsm). Debian packages, through
-# apt.
+# CONNECT proxy for the egress tests: internal/tinyproxy), SoftHSM2 (a
+# PKCS#11 token for the HSM tests: internal/softhsm) and Prometheus (its
+# promtool checks the shipped alert rules). Debian packages, through apt.
 set -euo pipefail
 
 missing=()
@@ -14,6 +14,7 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v busybox >/dev/null 2>&1 || missing+=(busybox)
 command -v tinyproxy >/dev/null 2>&1 || missing+=(tinyproxy)
 command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # Debian keeps initdb off PATH, under /usr/lib/postgresql/<version>/bin.
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
 	missing+=(postgresql)
