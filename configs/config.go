@@ -445,6 +445,13 @@ type EgressProxy struct {
 	Password *Source `yaml:"password"`
 }
 
+// DisclosesWhen is a condition on a response: its field (a metadata path)
+// holds one of the values.
+type DisclosesWhen struct {
+	Field  string   `yaml:"field"`
+	Equals []string `yaml:"equals"`
+}
+
 // Revocation settings of a vendor's certificate (Upstream.Revocation).
 const (
 	RevocationFailOpen   = "fail-open"
@@ -562,6 +569,11 @@ const (
 type Operation struct {
 	ID     string `yaml:"id"`
 	Method string `yaml:"method"`
+	// DisclosesWhen, when set, lets personal fields of the response through
+	// only when the response says the outcome allows it (FinID discloses the
+	// person only on a succeeded verification): otherwise only metadata
+	// passes, whatever the vendor sent and the policy allowed.
+	DisclosesWhen *DisclosesWhen `yaml:"discloses_when"`
 	// Path is a template relative to the base URL's path; {name} matches one segment.
 	Path string `yaml:"path"`
 	// Body is the response body kind: "json" (default) or "binary".

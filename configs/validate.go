@@ -663,7 +663,21 @@ func (v *validator) secretRef(field, ref string) {
 	}
 }
 
+func (v *validator) disclosesWhen(f string, op *Operation) {
+	c := op.DisclosesWhen
+	if c == nil {
+		return
+	}
+	if cat := op.Fields.Response[c.Field]; cat != "metadata" {
+		v.fail(f+".discloses_when.field", "%q must be a response field of category metadata (it is %q)", c.Field, cat)
+	}
+	if len(c.Equals) == 0 {
+		v.fail(f+".discloses_when.equals", "lists no value: nothing personal would ever pass")
+	}
+}
+
 func (v *validator) operation(f, vendor string, op *Operation) {
+	v.disclosesWhen(f, op)
 	if !opIDRE.MatchString(op.ID) {
 		v.fail(f+".id", "%q is not an operation id such as %s.personalData", op.ID, vendor)
 	} else if !strings.HasPrefix(op.ID, vendor+".") {

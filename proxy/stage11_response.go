@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/minimise"
+	"github.com/consentgate/consentgate/policy"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -99,7 +101,11 @@ func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
 		}
 	}
 	d := ob.decision
-	m := minimise.New(d.Response.Fields, d.Response.Default, ob.hashKey, ex.now)
+	fields, def := d.Response.Fields, d.Response.Default
+	if c := ob.op.cfg.DisclosesWhen; c != nil && resp.StatusCode/100 == 2 && !outcomeDiscloses(raw, c) {
+		fields, def = metadataOnly(fields, ob.op.cfg.Fields.Response), policy.ActionDrop
+	}
+	m := minimise.New(fields, def, ob.hashKey, ex.now)
 	m.Identify = ob.op.identifiers
 	_, span := g.stage(ctx, spanMinimise)
 	out, err := m.Minimise(raw)
@@ -124,4 +130,37 @@ func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
 	resp.ContentLength = int64(len(body))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	return nil
+}
+
+// outcomeDiscloses reports whether the response's c.Field (a dotted path of
+// objects) holds one of c.Equals. A body that is not an object, or lacks the
+// field, discloses nothing.
+func outcomeDiscloses(raw []byte, c *configs.DisclosesWhen) bool {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return false
+	}
+	for _, key := range strings.Split(c.Field, ".") {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		v = obj[key]
+	}
+	s, ok := v.(string)
+	return ok && slices.Contains(c.Equals, s)
+}
+
+// metadataOnly keeps the decision's actions for the profile's metadata
+// fields and drops every other field.
+func metadataOnly(actions, categories map[string]string) map[string]string {
+	out := make(map[string]string, len(actions))
+	for path, action := range actions {
+		if categories[path] == "metadata" {
+			out[path] = action
+		} else {
+			out[path] = policy.ActionDrop
+		}
+	}
+	return out
 }

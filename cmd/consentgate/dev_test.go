@@ -264,7 +264,7 @@ func assertEveryVendor(t *testing.T, e *devEnv) {
 				t.Errorf("biometric did not get the flow API key in the body (%v)", err)
 			}
 		}},
-		{"biometric-verification", "finid", "POST", "/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`, "person", func(t *testing.T, r sandbox.Request) {
+		{"biometric-verification", "finid", "POST", "/api/v1/verifications", `{"iin":"900315401233","phone":"+77011234567","photo":"aGVsbG8gZmFjZQ=="}`, "pending", func(t *testing.T, r sandbox.Request) {
 			auth := r.Header.Get("Authorization")
 			if !strings.HasPrefix(auth, "Bearer ") || strings.Contains(auth, c.FinIDClientSecret) {
 				t.Errorf("finid Authorization = %q", auth)

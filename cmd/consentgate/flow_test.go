@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/internal/sandbox"
 	"github.com/consentgate/consentgate/proxy"
 )
 
@@ -70,6 +72,48 @@ func TestDevBiometricSessionResultAndVideo(t *testing.T) {
 	}
 	e.assertNoSecrets(t, "vendor error", string(body))
 	e.assertNoSecrets(t, "log", e.logs.String())
+}
+
+// A FinID verification is pending, then succeeded with the person or failed
+// with a reason. Only a succeeded one discloses the person: a failed one
+// passes no personal data, even when the vendor sends some along.
+func TestDevFinIDFailureDisclosesNothing(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	verify := func(photo string) string {
+		v := decode(t, e.step(t, "biometric-verification", "POST", "/v/finid/api/v1/verifications",
+			`{"iin":"900315401233","phone":"+77011234567","photo":"`+base64.StdEncoding.EncodeToString([]byte(photo))+`"}`))
+		if v["status"] != "pending" || v["person"] != nil {
+			t.Fatalf("the request's answer: %v", v)
+		}
+		return v["id"].(string)
+	}
+	read := func(id string) (map[string]any, string) {
+		resp, b := call(t, e.app, "GET", e.gatewayURL()+"/v/finid/api/v1/verifications/"+id, "", under("dev-kyc", "biometric-verification"))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		return decode(t, b), string(b)
+	}
+	ok, _ := read(verify("a face"))
+	if ok["status"] != "succeeded" || ok["person"] == nil {
+		t.Errorf("a succeeded verification: %v", ok)
+	}
+	failedID := verify("SPOOF mask")
+	failed, _ := read(failedID)
+	if failed["status"] != "failed" || failed["reason"] != "liveness_failed" || failed["person"] != nil {
+		t.Errorf("a failed verification: %v", failed)
+	}
+	// A vendor that sends the person along with a failure.
+	e.sandboxes.FinID.SetFault(sandbox.Fault{Kind: sandbox.FaultAnswer, Body: []byte(`{"id":"` + failedID +
+		`","status":"failed","reason":"photo_mismatch","person":{"iin":"900315401233","surname":"Nurlanova","phone":"+77011234567"}}`)})
+	leaky, body := read(failedID)
+	e.sandboxes.FinID.SetFault(sandbox.Fault{})
+	// Under biometric-verification the policy passes the IIN and phone masked:
+	// from a failure not even that.
+	if leaky["reason"] != "photo_mismatch" || leaky["person"] != nil || strings.Contains(body, "900315401233") || strings.Contains(body, "Nurlanova") {
+		t.Errorf("a failure passed personal data: %s", body)
+	}
+	e.assertNoPII(t, "900315401233", "Nurlanova")
 }
 
 func TestDevFinIDTokenIsFetchedOnceAndReused(t *testing.T) {

@@ -45,7 +45,7 @@ func TestDevReplicasShareConsentsInPostgres(t *testing.T) {
 
 	// Used through B, which never saw it being created.
 	resp, out := call(t, b.app, "POST", b.gatewayURL()+verify, body, under(id, "biometric-verification"))
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(out), "person") {
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(out), `"status":"pending"`) {
 		t.Fatalf("call through B under A's consent: %d %s", resp.StatusCode, out)
 	}
 	if resp, out := call(t, b.app, "GET", b.adminURL()+"/v1/consents?subject=customer-replicas-1", "", nil); resp.StatusCode != http.StatusOK || !strings.Contains(string(out), id) {

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -19,8 +20,13 @@ const (
 )
 
 // finid stands in for FinID two-factor identity authentication (NPCK). One verification
-// request stands for the whole check (liveness, comparison with the state photo, SMS code,
-// consent); the sandbox passes every well-formed one.
+// request starts the whole check (liveness, comparison with the state photo, SMS code,
+// consent), which the end user then goes through: the verification is pending, then
+// succeeded, with the person's data, or failed, with a reason and no personal data. The
+// sandbox decides from the request: a photo whose bytes start with SPOOF fails liveness,
+// one starting with OTHER does not match the state photo, a phone ending in 0000 never
+// confirms the SMS code; anything else succeeds. The request is answered pending; every
+// read of the verification gives its outcome.
 type finid struct {
 	clientID, clientSecret string
 	ttl                    time.Duration
@@ -28,16 +34,24 @@ type finid struct {
 	mux                    *http.ServeMux
 
 	mu            sync.Mutex
-	tokens        map[string]time.Time // access token → issued at
-	verifications map[string]finidVerification
+	tokens        map[string]time.Time         // access token → issued at
+	verifications map[string]finidVerification // as they end; the answer to the request is pending
 }
 
 type finidVerification struct {
-	ID        string      `json:"id"`
-	Status    string      `json:"status"`
-	CreatedAt string      `json:"createdAt"`
-	Person    finidPerson `json:"person"`
+	ID        string       `json:"id"`
+	Status    string       `json:"status"` // pending, succeeded, failed
+	Reason    string       `json:"reason,omitempty"`
+	CreatedAt string       `json:"createdAt"`
+	Person    *finidPerson `json:"person,omitempty"`
 }
+
+// FinID verification states.
+const (
+	finidPending   = "pending"
+	finidSucceeded = "succeeded"
+	finidFailed    = "failed"
+)
 
 type finidPerson struct {
 	IIN                string `json:"iin"`
@@ -187,16 +201,17 @@ func (h *finid) createVerification(w http.ResponseWriter, r *http.Request) {
 		finidError(w, http.StatusBadRequest, "invalid_request", "phone: a Kazakh number is +7 and 10 digits")
 		return
 	}
-	if photo, err := base64.StdEncoding.DecodeString(req.Photo); err != nil || len(photo) == 0 {
+	photo, err := base64.StdEncoding.DecodeString(req.Photo)
+	if err != nil || len(photo) == 0 {
 		finidError(w, http.StatusBadRequest, "invalid_request", "photo: a non-empty base64 image is required")
 		return
 	}
 	p := kazakhPersonFor(req.IIN)
 	v := finidVerification{
 		ID:        uuid.NewString(),
-		Status:    "success",
+		Status:    finidSucceeded,
 		CreatedAt: h.now().UTC().Format(time.RFC3339),
-		Person: finidPerson{
+		Person: &finidPerson{
 			IIN:                p.IIN,
 			Surname:            p.LastName,
 			Name:               p.FirstName,
@@ -214,11 +229,19 @@ func (h *finid) createVerification(w http.ResponseWriter, r *http.Request) {
 			DocumentExpiryDate: p.DocumentValid.Format(time.DateOnly),
 		},
 	}
+	switch {
+	case bytes.HasPrefix(photo, []byte("SPOOF")):
+		v.Status, v.Reason, v.Person = finidFailed, "liveness_failed", nil
+	case bytes.HasPrefix(photo, []byte("OTHER")):
+		v.Status, v.Reason, v.Person = finidFailed, "photo_mismatch", nil
+	case strings.HasSuffix(req.Phone, "0000"):
+		v.Status, v.Reason, v.Person = finidFailed, "sms_not_confirmed", nil
+	}
 	h.mu.Lock()
 	h.verifications[v.ID] = v
 	h.mu.Unlock()
 	w.Header().Set("Location", finidVerificationsPath+"/"+v.ID)
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, finidVerification{ID: v.ID, Status: finidPending, CreatedAt: v.CreatedAt})
 }
 
 func (h *finid) getVerification(w http.ResponseWriter, r *http.Request) {

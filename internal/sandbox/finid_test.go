@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -111,6 +112,31 @@ func basicRaw(id, secret string) string {
 	return strings.TrimPrefix(r.Header.Get("Authorization"), "Basic ")
 }
 
+// What the seed describes besides success: liveness, the state photo and the SMS
+// code can each fail, and a failure carries a reason and no personal data.
+func TestFinIDFailedVerifications(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg := testConfig(t, pki)
+	set := startSet(t, cfg)
+	c := newClient(t, pki)
+	bearer := "Bearer " + fetchToken(t, c, set, cfg)
+	iin := kazakhIIN(date(1990, 5, 14), true, 77)
+	for _, tt := range []struct{ phone, photo, reason string }{
+		{"+77000000505", base64.StdEncoding.EncodeToString([]byte("SPOOF mask")), "liveness_failed"},
+		{"+77000000505", base64.StdEncoding.EncodeToString([]byte("OTHER face")), "photo_mismatch"},
+		{"+77011110000", facePhoto, "sms_not_confirmed"},
+	} {
+		resp := send(t, c, http.MethodPost, set.FinID.URL+finidVerificationsPath, verificationBody(iin, tt.phone, tt.photo),
+			"Authorization", bearer, "Content-Type", "application/json")
+		id := decode[finidVerification](t, resp.body).ID
+		got := send(t, c, http.MethodGet, set.FinID.URL+finidVerificationsPath+"/"+id, "", "Authorization", bearer)
+		v := decode[finidVerification](t, got.body)
+		if v.Status != finidFailed || v.Reason != tt.reason || v.Person != nil || strings.Contains(string(got.body), iin) {
+			t.Errorf("%s: %s", tt.reason, got.body)
+		}
+	}
+}
+
 func TestFinIDVerification(t *testing.T) {
 	pki := newTestPKI(t)
 	cfg := testConfig(t, pki)
@@ -125,23 +151,26 @@ func TestFinIDVerification(t *testing.T) {
 		t.Fatalf("status %d: %s", resp.status, resp.body)
 	}
 	v := decode[finidVerification](t, resp.body)
-	p := v.Person
-	if v.ID == "" || v.Status != "success" {
-		t.Errorf("verification id %q, status %q", v.ID, v.Status)
+	if v.ID == "" || v.Status != finidPending || v.Person != nil {
+		t.Errorf("the request's answer: %+v, want pending with no person", v)
 	}
+	if loc := resp.header.Get("Location"); loc != finidVerificationsPath+"/"+v.ID {
+		t.Errorf("Location %q", loc)
+	}
+	again := send(t, c, http.MethodGet, set.FinID.URL+finidVerificationsPath+"/"+v.ID, "", "Authorization", bearer)
+	if again.status != http.StatusOK {
+		t.Fatalf("GET verification: status %d: %s", again.status, again.body)
+	}
+	v = decode[finidVerification](t, again.body)
+	if v.Status != finidSucceeded || v.Person == nil {
+		t.Fatalf("the verification read: %+v, want succeeded with the person", v)
+	}
+	p := *v.Person
 	if p.IIN != iin || p.BirthDate != "1990-05-14" || p.Gender != "FEMALE" || p.Phone != "+77000000505" {
 		t.Errorf("person %+v does not describe IIN %s", p, iin)
 	}
 	if p.Name == "" || p.Surname == "" || p.Patronymic == "" || p.DocumentNumber == "" || p.DocumentIssuer == "" {
 		t.Errorf("person lacks data: %+v", p)
-	}
-	if loc := resp.header.Get("Location"); loc != finidVerificationsPath+"/"+v.ID {
-		t.Errorf("Location %q", loc)
-	}
-
-	again := send(t, c, http.MethodGet, set.FinID.URL+finidVerificationsPath+"/"+v.ID, "", "Authorization", bearer)
-	if again.status != http.StatusOK || string(again.body) != string(resp.body) {
-		t.Errorf("GET verification: status %d, body %s; want the created one", again.status, again.body)
 	}
 	missing := send(t, c, http.MethodGet, set.FinID.URL+finidVerificationsPath+"/nope", "", "Authorization", bearer)
 	if missing.status != http.StatusNotFound || decode[map[string]string](t, missing.body)["error"] != "not_found" {
