@@ -19,6 +19,9 @@ type metrics struct {
 	refusalsShed prometheus.Counter
 	// revocations counts the revocation checks of vendors' certificates.
 	revocations *prometheus.CounterVec
+	// unknownFields counts response fields a vendor sent that its profile
+	// does not name (withheld, and logged by name).
+	unknownFields *prometheus.CounterVec
 }
 
 // Pipeline stages timed in consentgate_stage_seconds.
@@ -56,9 +59,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "consentgate_vendor_revocation_checks_total",
 			Help: "Revocation checks of vendors' server certificates at the handshake, by result: good, revoked, unknown (no answer could be had).",
 		}, []string{"vendor", "result"}),
+		unknownFields: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentgate_vendor_unknown_fields_total",
+			Help: "Fields in vendors' responses that their profile does not name: withheld, and logged by name (a vendor changed its API, or the profile is incomplete).",
+		}, []string{"vendor", "operation"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.stages, m.quotaRemaining, m.refusedUnrecorded, m.refusalsShed, m.revocations)
+		reg.MustRegister(m.requests, m.stages, m.quotaRemaining, m.refusedUnrecorded, m.refusalsShed, m.revocations, m.unknownFields)
 	}
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,6 +118,13 @@ func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
 		return err
 	}
 	body := ob.scrub.bytes(out.Body)
+	if unknown := undeclared(out.Withheld, ob.op.cfg.Fields.Response); len(unknown) > 0 {
+		// A vendor that adds fields is told apart from one the profile
+		// describes: nobody decided on them, so they were dropped, and said.
+		g.metrics.unknownFields.WithLabelValues(ex.vendor, ex.op).Add(float64(len(unknown)))
+		g.log.Warn("vendor response carried fields its profile does not name; they were withheld", logRequestID, ex.requestID,
+			"vendor", ex.vendor, "operation", ex.op, "fields", unknown)
+	}
 	ex.withheld, ex.disclosed, ex.bytesOut = out.Withheld, out.Disclosed, int64(len(body))
 	ex.categories = slices.Compact(slices.Sorted(slices.Values(append(ex.categories, disclosedCategories(out.Disclosed, ob.op.cfg.Fields.Response)...))))
 	for _, val := range out.Identifiers {
@@ -164,3 +172,25 @@ func metadataOnly(actions, categories map[string]string) map[string]string {
 	}
 	return out
 }
+
+// undeclared are the withheld paths the profile does not name, as the log
+// may show them: a segment that could be someone's data (a run of digits, an
+// e-mail address, a long one) is redacted, as in the audit record.
+func undeclared(withheld []string, declared map[string]string) []string {
+	var out []string
+	for _, p := range withheld {
+		if _, ok := declared[p]; ok {
+			continue
+		}
+		segs := strings.Split(p, ".")
+		for i, seg := range segs {
+			if len(seg) > 64 || strings.Contains(seg, "@") || digitRun.MatchString(seg) {
+				segs[i] = redactedName
+			}
+		}
+		out = append(out, strings.Join(segs, "."))
+	}
+	return out
+}
+
+var digitRun = regexp.MustCompile(`[0-9]{4,}`)

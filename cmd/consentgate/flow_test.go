@@ -44,6 +44,32 @@ func (e *devEnv) step(t *testing.T, purpose, method, path, body string) []byte {
 	return b
 }
 
+// A field the vendor sends that its profile does not name is withheld, and
+// said: counted per operation and logged by name (a name that could be data,
+// such as a run of digits, redacted).
+func TestDevUnknownResponseFieldsAreWithheldAndSaid(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	created := decode(t, e.step(t, "biometric-verification", "POST", "/v/biometric/api/v1/flows/session/create/",
+		`{"metadata":{"face2face":{"photo1":"aGVsbG8gZmFjZQ=="}}}`))
+	id, _ := created["session_id"].(string)
+	e.sandboxes.Biometric.SetFault(sandbox.Fault{Kind: sandbox.FaultAnswer, Body: []byte(`{"id":"` + id +
+		`","technologies":[{"name":"LD","description":"liveness"}],"liveness_result":{"status":"ok","spoof_model":"v7"},"risk_flags":["none"],"900315401233":{"x":1}}`)})
+	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/biometric/api/v1/flows/session/result/?session_id="+id, "", under("dev-kyc", "biometric-verification"))
+	e.sandboxes.Biometric.SetFault(sandbox.Fault{})
+	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), "spoof_model") || strings.Contains(string(body), "risk_flags") {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	want := `"fields":["(redacted)","liveness_result.spoof_model","risk_flags"]`
+	waitFor(t, "the unknown fields to be logged", func() bool { return strings.Contains(e.logs.String(), want) })
+	if strings.Contains(e.logs.String(), "900315401233") {
+		t.Error("a field name that could be an IIN is in the log")
+	}
+	_, metrics := call(t, e.clientFor(t, "auditor"), "GET", e.adminURL()+"/metrics", "", nil)
+	if !strings.Contains(string(metrics), `consentgate_vendor_unknown_fields_total{operation="biometric.sessionResult",vendor="biometric"} 3`) {
+		t.Error("the unknown fields are not counted")
+	}
+}
+
 func TestDevBiometricSessionResultAndVideo(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
 	created := decode(t, e.step(t, "biometric-verification", "POST", "/v/biometric/api/v1/flows/session/create/",
