@@ -574,6 +574,11 @@ type Operation struct {
 	// person only on a succeeded verification): otherwise only metadata
 	// passes, whatever the vendor sent and the policy allowed.
 	DisclosesWhen *DisclosesWhen `yaml:"discloses_when"`
+	// Requires names request fields that are sent only with all of the
+	// fields listed for them: minimisation must not make a request the
+	// vendor forbids (Biometric.Vision's skip_input is valid only with both
+	// e-document values).
+	Requires map[string][]string `yaml:"requires"`
 	// Path is a template relative to the base URL's path; {name} matches one segment.
 	Path string `yaml:"path"`
 	// Body is the response body kind: "json" (default) or "binary".

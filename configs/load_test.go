@@ -182,6 +182,8 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"v.yaml:4: upstream.revocation: \"strict\" is unknown: use fail-open, fail-closed or off"},
 		{"discloses_when on a personal field", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}\n", "    path: /v1/things/{id}\n    discloses_when: {field: name, equals: [ok]}\n", 1),
 			"v.yaml:12: operations[0].discloses_when.field: \"name\" must be a response field of category metadata (it is \"identity\")"},
+		{"requires an undeclared field", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}\n", "    path: /v1/things/{id}\n    requires: {name: [other]}\n", 1),
+			"v.yaml:12: operations[0].requires.name: is not a request field of the operation"},
 		{"unknown certificate type", goodMain, goodVendor + "client_certificate:\n  cert: {file: c.pem}\n  key: {file: k.pem}\n  types: [server, seal]\n",
 			"v.yaml:18: client_certificate.types[1]: \"seal\" is unknown: use qualified-seal, qualified-company, qualified-personal, server, commercial"},
 		{"unknown request body", goodMain, strings.Replace(goodVendor, "    path: /v1/things/{id}", "    path: /v1/things/{id}\n    request_body: xml", 1),

@@ -676,8 +676,22 @@ func (v *validator) disclosesWhen(f string, op *Operation) {
 	}
 }
 
+func (v *validator) requires(f string, op *Operation) {
+	for dep, needs := range op.Requires {
+		if _, ok := op.Fields.Request[dep]; !ok {
+			v.fail(f+".requires."+dep, "is not a request field of the operation")
+		}
+		for _, n := range needs {
+			if _, ok := op.Fields.Request[n]; !ok {
+				v.fail(f+".requires."+dep, "%q is not a request field of the operation", n)
+			}
+		}
+	}
+}
+
 func (v *validator) operation(f, vendor string, op *Operation) {
 	v.disclosesWhen(f, op)
+	v.requires(f, op)
 	if !opIDRE.MatchString(op.ID) {
 		v.fail(f+".id", "%q is not an operation id such as %s.personalData", op.ID, vendor)
 	} else if !strings.HasPrefix(op.ID, vendor+".") {

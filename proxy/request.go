@@ -425,6 +425,7 @@ func (req *appRequest) minimize(drop []string) (*sentRequest, error) {
 			withheld[req.name(f)] = true
 		}
 	}
+	req.keepRequired(keep, disclosed, withheld)
 	if err := req.minimizeBody(out, keep, disclosed, withheld); err != nil {
 		return nil, err
 	}
@@ -442,6 +443,24 @@ func (req *appRequest) minimize(drop []string) (*sentRequest, error) {
 		}
 	}
 	return out, nil
+}
+
+// keepRequired withholds a field the profile sends only with others
+// (requires:) when one of those is not kept, until none is left so: a field
+// whose precondition minimisation removed would make a request the vendor
+// forbids.
+func (req *appRequest) keepRequired(keep, disclosed, withheld map[string]bool) {
+	for changed := true; changed; {
+		changed = false
+		for dep, needs := range req.op.cfg.Requires {
+			if keep[dep] && slices.ContainsFunc(needs, func(n string) bool { return !keep[n] }) {
+				delete(keep, dep)
+				delete(disclosed, dep)
+				withheld[req.name(dep)] = true
+				changed = true
+			}
+		}
+	}
 }
 
 func (out *sentRequest) identify(path, category string, vals []string) {

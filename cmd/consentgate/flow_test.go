@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,6 +68,36 @@ func TestDevUnknownResponseFieldsAreWithheldAndSaid(t *testing.T) {
 	_, metrics := call(t, e.clientFor(t, "auditor"), "GET", e.adminURL()+"/metrics", "", nil)
 	if !strings.Contains(string(metrics), `consentgate_vendor_unknown_fields_total{operation="biometric.sessionResult",vendor="biometric"} 3`) {
 		t.Error("the unknown fields are not counted")
+	}
+}
+
+// Minimisation never makes a request the vendor forbids: under a consent that
+// does not cover the phone, its value is withheld, and so is skip_input, which
+// Biometric.Vision takes only with both values fixed; the session is created
+// and the user types the phone. With both values allowed, skip_input goes.
+func TestDevSkipInputGoesOnlyWithBothValues(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	const body = `{"metadata":{"edocument":{"iin":{"value":"900315401233","changeable":false},"phone":{"value":"+77011234567","changeable":false},"skip_input":true}}}`
+	noPhone := e.createConsent(t, e.app, `{"subject":"customer-skip-1","vendors":["biometric"],"purposes":["biometric-verification"],
+		"categories":["biometric","national_id"],"evidence":{"text":"online form"},"ttl":"1h"}`)
+	for _, tt := range []struct {
+		consent  string
+		skipSent bool
+	}{{noPhone, false}, {"dev-kyc", true}} {
+		resp, out := call(t, e.app, "POST", e.gatewayURL()+"/v/biometric/api/v1/flows/session/create/", body, under(tt.consent, "biometric-verification"))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("consent %s: status %d: %s", tt.consent, resp.StatusCode, out)
+		}
+		sent := string(lastRequest(t, e.sandboxes.Biometric).Body)
+		if strings.Contains(sent, "skip_input") != tt.skipSent || strings.Contains(sent, "+77011234567") != tt.skipSent {
+			t.Errorf("consent %s: the vendor got %s", tt.consent, sent)
+		}
+		if !tt.skipSent {
+			intent := e.intentOf(t, resp.Header.Get("X-Request-Id"))
+			if !slices.Contains(intent.RequestWithheld, "metadata.edocument.skip_input") {
+				t.Errorf("withheld %v does not name skip_input", intent.RequestWithheld)
+			}
+		}
 	}
 }
 

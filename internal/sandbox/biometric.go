@@ -227,6 +227,11 @@ func validateFlowMetadata(m flowMetadata) error {
 		if e.Phone != nil && e.Phone.Value != nil && !internationalPhone(*e.Phone.Value) {
 			return errors.New("metadata.edocument.phone.value: a phone number is + and 7 to 15 digits")
 		}
+		// The documented rule: the input step is skipped only when both values
+		// are given and neither may be changed by the user.
+		if e.SkipInput != nil && *e.SkipInput && (!fixed(e.IIN) || !fixed(e.Phone)) {
+			return errors.New("metadata.edocument.skip_input: true needs iin and phone each with a value and changeable false")
+		}
 	}
 	if g := m.General; g != nil {
 		for i, code := range g.InterchangeableTech {
@@ -237,6 +242,11 @@ func validateFlowMetadata(m flowMetadata) error {
 		}
 	}
 	return nil
+}
+
+// fixed reports whether an e-document field carries a value the user may not change.
+func fixed(f *edocumentField) bool {
+	return f != nil && f.Value != nil && *f.Value != "" && f.Changeable != nil && !*f.Changeable
 }
 
 // session authenticates a result or video download and finds its session. The key is

@@ -201,6 +201,11 @@ func TestBiometricCreateRefusals(t *testing.T) {
 		{"changeable not a boolean", "POST", create, createBody(key, edoc("iin", map[string]any{"value": "930221440000", "changeable": "no"})), 400, "metadata.edocument.iin.changeable"},
 		{"phone without +", "POST", create, createBody(key, edoc("phone", map[string]any{"value": "87000000101"})), 400, "metadata.edocument.phone.value"},
 		{"skip_input not a boolean", "POST", create, createBody(key, edoc("skip_input", "yes")), 400, "metadata.edocument.skip_input"},
+		{"skip_input without the phone", "POST", create, createBody(key, map[string]any{"edocument": map[string]any{
+			"iin": map[string]any{"value": "930221440000", "changeable": false}, "skip_input": true}}), 400, "skip_input"},
+		{"skip_input with a changeable value", "POST", create, createBody(key, map[string]any{"edocument": map[string]any{
+			"iin":   map[string]any{"value": "930221440000", "changeable": false},
+			"phone": map[string]any{"value": "+77000000101"}, "skip_input": true}}), 400, "skip_input"},
 		{"unknown technology", "POST", create, createBody(key, map[string]any{"general": map[string]any{"interchangeable_tech": []string{"LD", "XX"}}}), 400, "interchangeable_tech[1]"},
 		{"metadata not an object", "POST", create, createBody(key, "face2face"), 400, "metadata"},
 		{"wrong method", "GET", create, "", 405, "GET"},
