@@ -311,3 +311,27 @@ func TestDevTenantOperationsNeedAnExplicitGrant(t *testing.T) {
 		t.Errorf("admin record %+v", admin)
 	}
 }
+
+// banqware lets the clientId stand for the userId in every path; the clientId
+// is bound to the consent too, so an app may name its user either way, and
+// another end user's clientId is refused like their userId.
+func TestDevBanqwareClientIDStandsForUserID(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	const redirect = "https://onboarding.example/banqware/return"
+	callbackURL := "https://" + e.srv.Addr(proxy.ListenCallbacks) + "/callbacks/banqware/updates"
+	e.step(t, "account-aggregation", "PUT", "/v/banqware/management-resources/api/tenant/urls", `{"redirectUrls":["`+redirect+`"],"updateCallbackUrls":["`+callbackURL+`"]}`)
+	e.step(t, "account-aggregation", "POST", "/v/banqware/user-resources/api/user", `{"clientId":"client-77"}`)
+	consent := decode(t, e.step(t, "account-aggregation", "POST", "/v/banqware/consent-resources/api/user/id/client-77/consent",
+		`{"bankId":"KOMBCZPP","bankIdType":"BIC","redirectUrl":"`+redirect+`"}`))
+	if consent["status"] != "requested" {
+		t.Fatalf("a consent created for the clientId: %v", consent)
+	}
+	other := e.createConsent(t, e.app, `{"subject":"customer-bq-2","vendors":["banqware"],"purposes":["account-aggregation"],
+		"categories":["account","identity","contact","address","document","national_id"],"evidence":{"text":"online form"},"ttl":"1h"}`)
+	before := e.sandboxes.Banqware.Count()
+	resp, body := call(t, e.app, "POST", e.gatewayURL()+"/v/banqware/consent-resources/api/user/id/client-77/consent",
+		`{"bankId":"KOMBCZPP","bankIdType":"BIC","redirectUrl":"`+redirect+`"}`, under(other, "account-aggregation"))
+	if resp.StatusCode != http.StatusForbidden || e.sandboxes.Banqware.Count() != before {
+		t.Errorf("another end user's clientId: %d %s", resp.StatusCode, body)
+	}
+}

@@ -519,9 +519,14 @@ func banqwareData(c *bqConsent, seq int) *bqData {
 	}
 }
 
-// user resolves the {userId} of the path; the caller holds h.mu.
+// user resolves the {userId} of the path, which may be the user's clientId (the
+// overview lets one stand for the other); the caller holds h.mu.
 func (h *banqware) user(w http.ResponseWriter, r *http.Request) (string, bool) {
-	u := h.users[r.PathValue("userId")]
+	id := r.PathValue("userId")
+	if byClient, ok := h.clientIDs[id]; ok {
+		id = byClient
+	}
+	u := h.users[id]
 	if u == nil {
 		h.fail(w, r, http.StatusNotFound, "user not found")
 		return "", false
