@@ -24,9 +24,11 @@ type czechPerson struct {
 	BirthNumber        string
 	BirthPlace         string
 	Citizenship        string
-	PEP                bool
-	Document           czechDocument
-	Address            czechAddress
+	// Nationality is národnost, which KB's data set holds beside citizenship.
+	Nationality string
+	PEP         bool
+	Document    czechDocument
+	Address     czechAddress
 }
 
 type czechDocument struct {
@@ -71,6 +73,7 @@ func kbClient() czechPerson {
 		BirthNumber: czechBirthNumber(birth, true, 423),
 		BirthPlace:  "Olomouc",
 		Citizenship: "CZ",
+		Nationality: "česká",
 		Document: czechDocument{
 			Type: "ID_CARD", Number: "217456893", Country: "CZ",
 			PlaceOfIssue: "Magistrát města Olomouce",

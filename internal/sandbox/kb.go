@@ -37,6 +37,7 @@ type kbIdentity struct {
 	DateOfBirth              string             `json:"dateOfBirth"`
 	Gender                   string             `json:"gender"`
 	Citizenship              string             `json:"citizenship"`
+	Nationality              string             `json:"nationality"`
 	PoliticallyExposedPerson bool               `json:"politicallyExposedPerson"`
 	PlaceOfBirth             string             `json:"placeOfBirth"`
 	IdentityDocument         kbIdentityDocument `json:"identityDocument"`
@@ -82,6 +83,7 @@ func newKB(cfg Config) *kb {
 			DateOfBirth:              p.Birth.Format(time.DateOnly),
 			Gender:                   p.gender(),
 			Citizenship:              p.Citizenship,
+			Nationality:              p.Nationality,
 			PoliticallyExposedPerson: p.PEP,
 			PlaceOfBirth:             p.BirthPlace,
 			IdentityDocument: kbIdentityDocument{

@@ -25,7 +25,7 @@ func TestKBReturnsIdentity(t *testing.T) {
 		t.Fatalf("status %d: %s", resp.status, resp.body)
 	}
 	got := decode[map[string]any](t, resp.body)
-	for _, field := range []string{"givenName", "surname", "birthNumber", "dateOfBirth", "gender", "citizenship",
+	for _, field := range []string{"givenName", "surname", "birthNumber", "dateOfBirth", "gender", "citizenship", "nationality",
 		"politicallyExposedPerson", "placeOfBirth", "identityDocument", "permanentAddress", "identifyingCompanyIco"} {
 		if _, ok := got[field]; !ok {
 			t.Errorf("identity lacks %s", field)
