@@ -328,6 +328,28 @@ func adminClient(cert, key, cacert string) (*http.Client, error) {
 		RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}}, nil
 }
 
+// adminCall sends one request to a gateway's admin API and reads the answer
+// (at most limit bytes); an answer other than 200 is an error with its text.
+func adminCall(ctx context.Context, client *http.Client, method, url string, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("admin API %s: %s: %s", url, resp.Status, bytes.TrimSpace(body))
+	}
+	return body, nil
+}
+
 func exportFromAdmin(ctx context.Context, f exportFlags, w io.Writer) error {
 	client, err := adminClient(f.cert, f.key, f.cacert)
 	if err != nil {

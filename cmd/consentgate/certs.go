@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -286,21 +285,9 @@ certificate is expired or revoked.`,
 			if err != nil {
 				return err
 			}
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, adminURL+"/v1/certificates", nil)
+			body, err := adminCall(cmd.Context(), client, http.MethodGet, adminURL+"/v1/certificates", 8<<20)
 			if err != nil {
 				return err
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-			if err != nil {
-				return err
-			}
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s/v1/certificates: %s: %s", adminURL, resp.Status, bytes.TrimSpace(body))
 			}
 			var list []certs.InUse
 			if err := json.Unmarshal(body, &list); err != nil {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 
@@ -36,21 +34,9 @@ an app reads and revokes its own consents, an admin any, an auditor reads.`,
 			if err != nil {
 				return err
 			}
-			req, err := http.NewRequestWithContext(cmd.Context(), method, f.admin+"/v1/consents/"+url.PathEscape(args[0]), nil)
+			body, err := adminCall(cmd.Context(), client, method, f.admin+"/v1/consents/"+url.PathEscape(args[0]), 1<<20)
 			if err != nil {
 				return err
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			if err != nil {
-				return err
-			}
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("admin API: %s: %s", resp.Status, body)
 			}
 			_, err = cmd.OutOrStdout().Write(body)
 			return err
