@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,9 +100,11 @@ type vendor struct {
 	transport *vendorTransport
 	stopWatch context.CancelFunc
 	callback  *callbackVendor // nil: the profile has no callback
-	quota     *quota
-	login     *oauth.Login   // nil: no end-user login at this vendor
-	cbToken   *callbackToken // nil: callbacks carry no URL token
+	// files is the digest of the files read when it was compiled (compiledFiles).
+	files   [sha256.Size]byte
+	quota   *quota
+	login   *oauth.Login   // nil: no end-user login at this vendor
+	cbToken *callbackToken // nil: callbacks carry no URL token
 }
 
 // New compiles every vendor profile: transports, client certificates (checked

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -65,7 +67,8 @@ func (g *Gateway) ReloadVendors(ctx context.Context, vendors []*configs.Vendor) 
 	}
 	for _, vc := range vendors {
 		prev := old.byID[vc.ID]
-		if prev != nil && prev.cfg.Same(vc) {
+		files := g.compiledFiles(vc)
+		if prev != nil && prev.cfg.Same(vc) && prev.files == files {
 			byID[vc.ID] = prev
 			continue
 		}
@@ -73,6 +76,7 @@ func (g *Gateway) ReloadVendors(ctx context.Context, vendors []*configs.Vendor) 
 		if err != nil {
 			return discard(err)
 		}
+		v.files = files
 		fresh, byID[vc.ID] = append(fresh, v), v
 		if prev == nil {
 			ch.Added = append(ch.Added, vc.ID)
@@ -112,6 +116,36 @@ func (g *Gateway) ReloadVendors(ctx context.Context, vendors []*configs.Vendor) 
 	slices.Sort(ch.Changed)
 	slices.Sort(ch.Removed)
 	return ch, nil
+}
+
+// compiledFiles is a digest of the files a vendor's profile names that are
+// read only when it is compiled (its callback's CAs, its egress proxy's CA):
+// new content behind the same path makes a reload compile the vendor again.
+// The client certificate and upstream.ca_file are watched on their own.
+func (g *Gateway) compiledFiles(vc *configs.Vendor) [sha256.Size]byte {
+	var paths []string
+	if cb := vc.Callback; cb != nil {
+		paths = append(paths, cb.ClientCAFile, cb.ForwardCAFile)
+	}
+	if p := vc.Egress.Proxy; p != nil {
+		paths = append(paths, p.CAFile)
+	}
+	h := sha256.New()
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		data, err := os.ReadFile(g.cfg.ResolvePath(p))
+		if err != nil {
+			// Unreadable now: compile again, which reports why.
+			data = []byte("unreadable: " + err.Error())
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(data))
+		h.Write(data)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 func loginsOf(byID map[string]*vendor) []*oauth.Login {

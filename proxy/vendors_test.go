@@ -74,6 +74,18 @@ func TestReloadVendorsLive(t *testing.T) {
 	if ch, err := reload("slow.yaml"); err != nil || !ch.Empty() {
 		t.Errorf("reloading the same files: %+v %v", ch, err)
 	}
+	// New content behind a path a profile names and only compiling reads
+	// (echo's callback forward_ca_file) compiles that vendor again.
+	caFile := filepath.Join(env.dir, "upstream.crt")
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, caFile, append(caPEM, certs.EncodeCertificates(env.ca.Cert)...), 0o644)
+	if ch, err := reload("slow.yaml"); err != nil || !slices.Equal(ch.Changed, []string{"echo"}) {
+		t.Errorf("after the callback's CA file changed: %+v %v", ch, err)
+	}
+	echo = env.gw.vendorsNow()["echo"]
 
 	// A call in flight when its vendor is changed, then removed, finishes.
 	done := make(chan int, 1)
