@@ -4,6 +4,9 @@ package certs
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -90,6 +93,25 @@ func TestClientIdentityWithAKeyInAToken(t *testing.T) {
 	conn.Close()
 	if got := <-seen; got == nil || !got.Equal(leaf) {
 		t.Error("the server did not get the token's certificate")
+	}
+
+	// The HSM restarts: the sessions this process held are gone. The next
+	// signature opens the token again and goes through.
+	tokens.Lock()
+	lost := tokens.open[tokenLogin{tok.Module, tok.Label}].ctx
+	delete(tokens.open, tokenLogin{tok.Module, tok.Label})
+	tokens.Unlock()
+	lost.Close()
+	pair, _ := id.GetClientCertificate(nil)
+	digest := sha256.Sum256([]byte("a handshake's transcript"))
+	if _, err := pair.PrivateKey.(crypto.Signer).Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+		t.Fatalf("signing after the token's sessions were lost: %v", err)
+	}
+	tokens.Lock()
+	reopened := tokens.open[tokenLogin{tok.Module, tok.Label}].ctx
+	tokens.Unlock()
+	if reopened == nil || reopened == lost {
+		t.Error("the token was not opened again")
 	}
 
 	// Once the process is logged in, PKCS#11 would take any PIN: a profile
