@@ -83,20 +83,35 @@ func TestEgressThroughAConnectProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(tp.Close)
-	creds := &configs.EgressProxy{URL: tp.URL, Username: &configs.Source{Secret: "egress/proxy#username"},
-		Password: &configs.Source{Secret: "egress/proxy#password"}}
+	creds := &configs.EgressProxy{URL: tp.URL, Username: &configs.Source{Secret: "vendors/banqware#proxy_username"},
+		Password: &configs.Source{Secret: "vendors/banqware#proxy_password"}}
 	proxied := egress(configs.Egress{Proxy: creds})
-	start := func(t *testing.T, pw string) *devEnv {
+	startWith := func(t *testing.T, pw string, vault bool) *devEnv {
 		dir := t.TempDir()
 		if err := secrets.WriteFile(filepath.Join(dir, "secrets.yaml"), map[string]map[string]string{
-			"egress/proxy": {"username": "consentgate", "password": pw}}); err != nil {
+			"vendors/banqware": {"proxy_username": "consentgate", "proxy_password": pw}}); err != nil {
 			t.Fatal(err)
 		}
-		e, stop := startTestDevOpts(t, devOptions{dir: dir, profiles: proxied,
+		e, stop := startTestDevOpts(t, devOptions{dir: dir, profiles: proxied, vault: vault,
 			banqwareSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}})
 		t.Cleanup(stop)
 		return e
 	}
+	start := func(t *testing.T, pw string) *devEnv { return startWith(t, pw, false) }
+	t.Run("credentials from Vault", func(t *testing.T) {
+		tier.Needs(t, "a Vault server")
+		e := startWith(t, password, true)
+		if e.cfg.Secrets.Provider != "vault" {
+			t.Fatalf("secrets from %s", e.cfg.Secrets.Provider)
+		}
+		resp, body := e.banqwareUser(t)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		if r := lastRequest(t, e.sandboxes.Banqware); r.RemoteAddr != "127.0.0.3" {
+			t.Errorf("banqware saw the call from %q", r.RemoteAddr)
+		}
+	})
 	t.Run("through the tunnel", func(t *testing.T) {
 		e := start(t, password)
 		resp, body := e.banqwareUser(t)
@@ -117,7 +132,7 @@ func TestEgressThroughAConnectProxy(t *testing.T) {
 		viaTLS := egress(configs.Egress{Proxy: &configs.EgressProxy{URL: "https://" + front,
 			CAFile: filepath.Join(dir, "proxy-ca.crt"), Username: creds.Username, Password: creds.Password}})
 		if err := secrets.WriteFile(filepath.Join(dir, "secrets.yaml"), map[string]map[string]string{
-			"egress/proxy": {"username": "consentgate", "password": password}}); err != nil {
+			"vendors/banqware": {"proxy_username": "consentgate", "proxy_password": password}}); err != nil {
 			t.Fatal(err)
 		}
 		e, stop := startTestDevOpts(t, devOptions{dir: dir, profiles: viaTLS, banqwareSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}})
