@@ -328,6 +328,19 @@ func adminClient(cert, key, cacert string) (*http.Client, error) {
 		RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}}, nil
 }
 
+// adminConnFlags adds the required flags that reach a running gateway's admin
+// API (--admin, --cert, --key, --cacert) into f; who says whose certificate.
+func adminConnFlags(cmd *cobra.Command, f *exportFlags, who string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.admin, "admin", "", "admin URL of the running gateway, e.g. https://127.0.0.1:9443")
+	fl.StringVar(&f.cert, "cert", "", who+" certificate")
+	fl.StringVar(&f.key, "key", "", "its key")
+	fl.StringVar(&f.cacert, "cacert", "", "internal CA")
+	for _, name := range []string{"admin", "cert", "key", "cacert"} {
+		cmd.MarkFlagRequired(name)
+	}
+}
+
 // adminCall sends one request to a gateway's admin API and reads the answer
 // (at most limit bytes); an answer other than 200 is an error with its text.
 func adminCall(ctx context.Context, client *http.Client, method, url string, limit int64) ([]byte, error) {

@@ -267,7 +267,7 @@ gateway refuses a forward CA without these limits.`,
 }
 
 func newCertsStatusCmd() *cobra.Command {
-	var adminURL, cert, key, cacert string
+	var f exportFlags
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status --admin URL --cert F --key F --cacert F [--json]",
@@ -281,17 +281,17 @@ soon-expiring certificates are flagged; the exit status is 1 when any
 certificate is expired or revoked.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, err := adminClient(cert, key, cacert)
+			client, err := adminClient(f.cert, f.key, f.cacert)
 			if err != nil {
 				return err
 			}
-			body, err := adminCall(cmd.Context(), client, http.MethodGet, adminURL+"/v1/certificates", 8<<20)
+			body, err := adminCall(cmd.Context(), client, http.MethodGet, f.admin+"/v1/certificates", 8<<20)
 			if err != nil {
 				return err
 			}
 			var list []certs.InUse
 			if err := json.Unmarshal(body, &list); err != nil {
-				return fmt.Errorf("%s/v1/certificates: %w", adminURL, err)
+				return fmt.Errorf("%s/v1/certificates: %w", f.admin, err)
 			}
 			if asJSON {
 				cmd.OutOrStdout().Write(body)
@@ -306,14 +306,8 @@ certificate is expired or revoked.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&adminURL, "admin", "", "admin URL of a running gateway, e.g. https://127.0.0.1:9443")
-	cmd.Flags().StringVar(&cert, "cert", "", "auditor or admin certificate")
-	cmd.Flags().StringVar(&key, "key", "", "its key")
-	cmd.Flags().StringVar(&cacert, "cacert", "", "internal CA")
+	adminConnFlags(cmd, &f, "auditor or admin")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the list as JSON")
-	for _, f := range []string{"admin", "cert", "key", "cacert"} {
-		cmd.MarkFlagRequired(f)
-	}
 	return cmd
 }
 

@@ -42,13 +42,6 @@ an app reads and revokes its own consents, an admin any, an auditor reads.`,
 			return err
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.admin, "admin", "", "admin URL of the running gateway, e.g. https://127.0.0.1:9443")
-	fl.StringVar(&f.cert, "cert", "", "client certificate (app, admin or auditor)")
-	fl.StringVar(&f.key, "key", "", "its key")
-	fl.StringVar(&f.cacert, "cacert", "", "internal CA")
-	for _, name := range []string{"admin", "cert", "key", "cacert"} {
-		cmd.MarkFlagRequired(name)
-	}
+	adminConnFlags(cmd, &f, "client (app, admin or auditor)")
 	return cmd
 }

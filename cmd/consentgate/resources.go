@@ -57,15 +57,12 @@ each import is recorded in the audit log.`,
 			return nil
 		},
 	}
+	adminConnFlags(cmd, &f, "admin")
 	fl := cmd.Flags()
-	fl.StringVar(&f.admin, "admin", "", "admin URL of the running gateway, e.g. https://127.0.0.1:9443")
-	fl.StringVar(&f.cert, "cert", "", "admin certificate")
-	fl.StringVar(&f.key, "key", "", "admin key")
-	fl.StringVar(&f.cacert, "cacert", "", "internal CA")
 	fl.StringVar(&vendor, "vendor", "", "vendor id, e.g. banqware")
 	fl.StringVar(&kind, "kind", "", "resource kind, as the vendor profile's resources.creates names it (user, consent, session)")
 	fl.StringVar(&consentID, "consent", "", "consent of the end user the ids belong to")
-	for _, name := range []string{"admin", "cert", "key", "cacert", "vendor", "kind", "consent"} {
+	for _, name := range []string{"vendor", "kind", "consent"} {
 		cmd.MarkFlagRequired(name)
 	}
 	return cmd
