@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -147,8 +146,7 @@ func keyLocation(cc *configs.ClientCertificate) string {
 	}
 	switch {
 	case cc.PKCS11 != nil:
-		id, _ := hex.DecodeString(cc.PKCS11.KeyID)
-		return certs.PKCS11Key{Module: cc.PKCS11.Module, TokenLabel: cc.PKCS11.TokenLabel, KeyLabel: cc.PKCS11.KeyLabel, KeyID: id}.String()
+		return tokenKey(cc.PKCS11, "").String()
 	case cc.PKCS12 != nil:
 		return "pkcs12 " + src(cc.PKCS12)
 	case cc.Key != nil:

@@ -216,19 +216,26 @@ func (g *Gateway) caBundle(ctx context.Context, v *configs.Vendor) (*certs.CABun
 	})
 }
 
-// tokenKeyPair pairs the certificate with its key in a PKCS#11 token; the
-// PIN is read on every load, so a rotated PIN is used at the next reload.
+// tokenKeyPair pairs the certificate with its key in a PKCS#11 token. The PIN
+// is read on every load and must be the one the token was opened with (see
+// certs.PKCS11Key.Signer).
 func (g *Gateway) tokenKeyPair(ctx context.Context, certPEM []byte, k *configs.PKCS11Key) (*tls.Certificate, error) {
 	pin, err := g.loadSource(ctx, k.PIN)
 	if err != nil {
 		return nil, fmt.Errorf("client_certificate.pkcs11.pin: %w", err)
 	}
-	id, _ := hex.DecodeString(k.KeyID) // validated with the profile
-	signer, err := (certs.PKCS11Key{Module: k.Module, TokenLabel: k.TokenLabel, KeyLabel: k.KeyLabel, KeyID: id, PIN: string(pin)}).Signer()
+	signer, err := tokenKey(k, string(pin)).Signer()
 	if err != nil {
 		return nil, fmt.Errorf("client_certificate.pkcs11: %w", err)
 	}
 	return certs.KeyPairWith(certPEM, signer)
+}
+
+// tokenKey is a profile's pkcs11 key as certs reads it; pin is "" where only
+// its name is wanted.
+func tokenKey(k *configs.PKCS11Key, pin string) certs.PKCS11Key {
+	id, _ := hex.DecodeString(k.KeyID) // validated with the profile
+	return certs.PKCS11Key{Module: k.Module, TokenLabel: k.TokenLabel, KeyLabel: k.KeyLabel, KeyID: id, PIN: pin}
 }
 
 // vendorRevocation checks a vendor's certificate at each handshake as its
