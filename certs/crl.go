@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"sync/atomic"
 	"time"
 )
@@ -39,7 +40,7 @@ type RevocationList struct {
 
 type crlState struct {
 	list    *x509.RevocationList
-	revoked map[string]bool // serial numbers, decimal
+	revoked map[string]bool // serial numbers (serialKey)
 }
 
 // NewRevocationList reads issuer's CRL (DER or PEM) with fetch; name says
@@ -76,7 +77,8 @@ func (l *RevocationList) Refresh(ctx context.Context) error {
 	}
 	st := &crlState{list: list, revoked: map[string]bool{}}
 	for _, e := range list.RevokedCertificateEntries {
-		st.revoked[e.SerialNumber.String()] = true
+		var buf [serialBytes]byte
+		st.revoked[string(serialKey(&buf, e.SerialNumber))] = true
 	}
 	l.cur.Store(st)
 	return nil
@@ -95,7 +97,9 @@ func (l *RevocationList) Check(leaf, issuer *x509.Certificate) error {
 	case l.now().After(st.list.NextUpdate):
 		return fmt.Errorf("%w: the CRL from %s expired at %s", ErrRevocationUnknown, l.name, st.list.NextUpdate.UTC().Format(time.RFC3339))
 	}
-	if st.revoked[leaf.SerialNumber.String()] {
+	// Checked on every request of an app's connection: no allocation.
+	var buf [serialBytes]byte
+	if st.revoked[string(serialKey(&buf, leaf.SerialNumber))] {
 		return fmt.Errorf("%w: serial %s", ErrRevoked, leaf.SerialNumber)
 	}
 	return nil
@@ -131,4 +135,16 @@ func (l *RevocationList) Watch(ctx context.Context, every time.Duration, log *sl
 		log = slog.New(slog.DiscardHandler)
 	}
 	watch(ctx, every, log, l.name, func(ctx context.Context) (bool, error) { return true, l.Refresh(ctx) })
+}
+
+// serialBytes is room for any serial number RFC 5280 allows (20 octets) and
+// more; a longer one is keyed by its decimal text.
+const serialBytes = 32
+
+// serialKey is n as a map key, in buf when it fits.
+func serialKey(buf *[serialBytes]byte, n *big.Int) []byte {
+	if n.Sign() >= 0 && n.BitLen() <= 8*serialBytes {
+		return n.FillBytes(buf[:])
+	}
+	return []byte("text:" + n.String())
 }

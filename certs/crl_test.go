@@ -90,3 +90,24 @@ func TestRevocationList(t *testing.T) {
 		t.Errorf("past NextUpdate: %v, status %v", err, l.Status())
 	}
 }
+
+// The check every request of an app's connection makes allocates nothing.
+func TestRevocationListCheckAllocatesNothing(t *testing.T) {
+	ca := newTestCA(t, "internal intermediate")
+	leaf, _, err := ca.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now, NextUpdate: now.Add(time.Hour)}, ca.Cert, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewRevocationList("test", ca.Cert, func(context.Context) ([]byte, error) { return der, nil })
+	if err := l.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { l.Check(leaf, ca.Cert) }); n != 0 {
+		t.Errorf("%v allocations per check", n)
+	}
+}
