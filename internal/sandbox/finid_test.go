@@ -112,15 +112,21 @@ func basicRaw(id, secret string) string {
 	return strings.TrimPrefix(r.Header.Get("Authorization"), "Basic ")
 }
 
-// What the seed describes besides success: liveness, the state photo and the SMS
-// code can each fail, and a failure carries a reason and no personal data.
-func TestFinIDFailedVerifications(t *testing.T) {
+// finidSession is a started sandbox set, a client with a FinID bearer token,
+// and the IIN of a person the sandbox knows.
+func finidSession(t *testing.T) (*Set, *http.Client, string, string) {
+	t.Helper()
 	pki := newTestPKI(t)
 	cfg := testConfig(t, pki)
 	set := startSet(t, cfg)
 	c := newClient(t, pki)
-	bearer := "Bearer " + fetchToken(t, c, set, cfg)
-	iin := kazakhIIN(date(1990, 5, 14), true, 77)
+	return set, c, "Bearer " + fetchToken(t, c, set, cfg), kazakhIIN(date(1990, 5, 14), true, 77)
+}
+
+// What the seed describes besides success: liveness, the state photo and the SMS
+// code can each fail, and a failure carries a reason and no personal data.
+func TestFinIDFailedVerifications(t *testing.T) {
+	set, c, bearer, iin := finidSession(t)
 	for _, tt := range []struct{ phone, photo, reason string }{
 		{"+77000000505", base64.StdEncoding.EncodeToString([]byte("SPOOF mask")), "liveness_failed"},
 		{"+77000000505", base64.StdEncoding.EncodeToString([]byte("OTHER face")), "photo_mismatch"},
@@ -138,12 +144,7 @@ func TestFinIDFailedVerifications(t *testing.T) {
 }
 
 func TestFinIDVerification(t *testing.T) {
-	pki := newTestPKI(t)
-	cfg := testConfig(t, pki)
-	set := startSet(t, cfg)
-	c := newClient(t, pki)
-	bearer := "Bearer " + fetchToken(t, c, set, cfg)
-	iin := kazakhIIN(date(1990, 5, 14), true, 77)
+	set, c, bearer, iin := finidSession(t)
 
 	resp := send(t, c, http.MethodPost, set.FinID.URL+finidVerificationsPath, verificationBody(iin, "+77000000505", facePhoto),
 		"Authorization", bearer, "Content-Type", "application/json")
