@@ -121,7 +121,7 @@ func TestPublicKeyPEM(t *testing.T) {
 		t.Fatalf("PEM:\n%s", pemBytes)
 	}
 	back, err := ParsePublicKeyPEM(pemBytes)
-	if err != nil || !back.Equal(pub) {
+	if err != nil || !pub.Equal(back) {
 		t.Fatalf("ParsePublicKeyPEM: %v", err)
 	}
 	if PublicKeyPEM(pub[:10]) != nil {

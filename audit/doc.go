@@ -1,5 +1,5 @@
 // Package audit is consentgate's append-only, tamper-evident audit log: one bbolt file,
-// records hash-chained and written by group commit, Ed25519-signed checkpoints, and the
+// records hash-chained and written by group commit, signed checkpoints, and the
 // export, verification and search auditors run offline. It never sees a raw identifier.
 //
 // # Basics
@@ -34,7 +34,8 @@
 // A checkpoint is a record of kind "checkpoint" in the same chain, written after every
 // CheckpointEvery records, when CheckpointInterval passes with records not yet covered,
 // on Checkpoint, and at Close. Its detail carries head_seq and head_hash (the record just
-// before it, which it must chain to), log_id, and signature, in hex: Ed25519 over
+// before it, which it must chain to), log_id, and signature, in hex: Ed25519 (or ECDSA
+// P-256 over its SHA-256, ASN.1 DER, for a key in an HSM that has no Ed25519) over
 // "consentgate audit head v1\n" + log id + "\n" + head_seq + "\n" + head_hash + "\n" +
 // the checkpoint's time as its record spells it. Being in the chain, a checkpoint cannot be removed or
 // moved without breaking it, and it vouches for every record before it: rewriting one

@@ -4,9 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ed25519"
+	"crypto"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,7 +58,7 @@ type exportHeader struct {
 	Format     string      `json:"format"`
 	LogID      string      `json:"log_id"`
 	Node       string      `json:"node"`
-	PublicKey  string      `json:"public_key"` // hex of the 32 raw bytes
+	PublicKey  string      `json:"public_key"` // hex of the key's raw bytes
 	Partial    bool        `json:"partial"`
 	Filter     Filter      `json:"filter"`
 	ExportedAt time.Time   `json:"exported_at"`
@@ -122,8 +121,8 @@ func parseHeader(line []byte) (exportHeader, *VerifyError) {
 	if !bytes.Equal(h.encode(true), line) {
 		return h, &VerifyError{Reason: "header not in canonical form (changed after export)"}
 	}
-	if !isHex(h.PublicKey, 2*ed25519.PublicKeySize) {
-		return h, &VerifyError{Reason: "public_key is not 64 lowercase hex digits"}
+	if !isKeyHex(h.PublicKey) {
+		return h, &VerifyError{Reason: "public_key is not 64 or 130 lowercase hex digits"}
 	}
 	if h.Head != nil && !isHex(h.Head.Hash, 64) {
 		return h, &VerifyError{Reason: "head hash is not 64 lowercase hex digits"}
@@ -135,7 +134,7 @@ func parseHeader(line []byte) (exportHeader, *VerifyError) {
 type exportSource struct {
 	db   *bolt.DB
 	meta meta
-	key  ed25519.PrivateKey // nil: the header is not signed (ExportFile)
+	key  crypto.Signer // nil: the header is not signed (ExportFile)
 	now  func() time.Time
 }
 
@@ -173,7 +172,7 @@ func ExportFile(ctx context.Context, dbPath string, w io.Writer, f Filter) error
 	}); err != nil {
 		return fmt.Errorf("exporting %s: %w", dbPath, err)
 	}
-	if m.pub == nil {
+	if m.pub.raw == nil {
 		return fmt.Errorf("exporting %s: %w: no public key", dbPath, ErrNotLog)
 	}
 	return export(ctx, w, f, exportSource{db: db, meta: m, now: time.Now})
@@ -210,7 +209,7 @@ func headerOf(f Filter, src exportSource) (exportHeader, []byte, error) {
 		Format:     exportFormat,
 		LogID:      src.meta.logID,
 		Node:       src.meta.node,
-		PublicKey:  hex.EncodeToString(src.meta.pub),
+		PublicKey:  src.meta.pub.hex(),
 		Partial:    !f.isZero(),
 		Filter:     f,
 		ExportedAt: src.now().UTC().Round(0),
@@ -245,7 +244,9 @@ func headerOf(f Filter, src exportSource) (exportHeader, []byte, error) {
 		return h, nil, fmt.Errorf("exporting audit log: %w", err)
 	}
 	if src.key != nil {
-		h.Signature = hex.EncodeToString(ed25519.Sign(src.key, h.signedMessage()))
+		if h.Signature, err = sign(src.key, h.signedMessage()); err != nil {
+			return h, nil, fmt.Errorf("exporting audit log: %w", err)
+		}
 	}
 	return h, lastKey, nil
 }

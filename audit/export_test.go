@@ -36,7 +36,7 @@ func TestExportVerifies(t *testing.T) {
 		t.Fatal(verr)
 	}
 	if h.LogID != l.LogID() || h.Node != "node-1" || h.Partial || h.Head.Seq != 14 || h.Head.Hash != l.Head().Hash ||
-		h.PublicKey != hex.EncodeToString(l.PublicKey()) || h.Signature == "" {
+		h.PublicKey != hex.EncodeToString(l.PublicKey().(ed25519.PublicKey)) || h.Signature == "" {
 		t.Errorf("header %+v", h)
 	}
 	rep, err := Verify(strings.NewReader(joinLines(lines)), l.PublicKey(), RequireVouched())

@@ -45,7 +45,7 @@ func TestTruncatedLogIsAClearError(t *testing.T) {
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestTruncatedLogIsAClearError$")
 		cmd.Env = append(os.Environ(), "AUDIT_TRUNCATED_FILE="+cut, "AUDIT_TRUNCATED_NODE="+o.Node,
-			"AUDIT_TRUNCATED_SEED="+hex.EncodeToString(o.SigningKey.Seed()))
+			"AUDIT_TRUNCATED_SEED="+hex.EncodeToString(o.SigningKey.(ed25519.PrivateKey).Seed()))
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("cut to %d of %d bytes: the opens crashed: %v\n%s", size, len(full), err, tail(out))

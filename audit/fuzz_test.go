@@ -23,7 +23,7 @@ func smallExports(t testing.TB) (full, partial []byte, pub ed25519.PublicKey) {
 	if err := l.Export(t.Context(), &p, Filter{Vendor: "kb"}); err != nil {
 		t.Fatal(err)
 	}
-	return f.Bytes(), p.Bytes(), l.PublicKey()
+	return f.Bytes(), p.Bytes(), l.PublicKey().(ed25519.PublicKey)
 }
 
 // Verify never panics, and never calls an export valid once any byte of it changed.

@@ -81,7 +81,7 @@ func mustOpenPath(t testing.TB, path string, o Options) *Log {
 }
 
 // checkFile runs bbolt's check and VerifyDB on a closed log file.
-func checkFile(t testing.TB, path string, pub ed25519.PublicKey) {
+func checkFile(t testing.TB, path string, pub PublicKey) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
@@ -187,7 +187,7 @@ func closedLog(t testing.TB, n, every int) (string, ed25519.PublicKey) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return path, l.PublicKey()
+	return path, l.PublicKey().(ed25519.PublicKey)
 }
 
 // abandon leaves a log as a crash would: the file closed under the writer, so Close

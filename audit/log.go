@@ -1,9 +1,9 @@
 package audit
 
 import (
+	"bytes"
 	"context"
-	"crypto/ed25519"
-	"encoding/hex"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -24,8 +24,8 @@ type Log struct {
 	path string
 	id   string
 	node string
-	key  ed25519.PrivateKey
-	pub  ed25519.PublicKey
+	key  crypto.Signer
+	pub  key
 	log  *slog.Logger
 	now  func() time.Time
 
@@ -46,14 +46,15 @@ type Log struct {
 	// unreleased counts the bytes written since the last releaseWritten (the
 	// writer's alone).
 	unreleased int
-	final      error // the final checkpoint's failure; written before done closes
+	final      error     // the final checkpoint's failure; written before done closes
+	signAfter  time.Time // no checkpoint falling due is signed before (the writer's alone)
 
 	reserve reserve
 	head    atomic.Pointer[Head]
 	healthy sync.Mutex
 	failure error // the last write's failure, nil once a write succeeds again
 
-	records, checkpoints, batches, failed atomic.Uint64
+	records, checkpoints, batches, failed, unsigned atomic.Uint64
 }
 
 // Head is the last committed record of a log: its sequence number, hash and time. An
@@ -70,6 +71,7 @@ type Stats struct {
 	Checkpoints uint64 // checkpoints committed
 	Batches     uint64 // write transactions committed: one fsync'd commit each
 	Failed      uint64 // records refused because their batch could not be written
+	Unsigned    uint64 // checkpoints not written because the signing key failed
 }
 
 // Open opens (creating, mode 0600) the log file at path and starts its writer. A new file
@@ -136,7 +138,7 @@ func (l *Log) prepare(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		for k, v := range map[string]string{
 			string(metaFormat): fileFormat, string(metaLogID): uuid.NewString(), string(metaNode): l.node,
-			string(metaPublicKey): hex.EncodeToString(l.pub), string(metaFingerprint): Fingerprint(l.pub),
+			string(metaPublicKey): l.pub.hex(), string(metaFingerprint): l.pub.fingerprint(),
 		} {
 			if err := m.Put([]byte(k), []byte(v)); err != nil {
 				return fmt.Errorf("writing log identity: %w", err)
@@ -147,8 +149,8 @@ func (l *Log) prepare(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	if !m.pub.Equal(l.pub) {
-		return fmt.Errorf("%w (the file's key has fingerprint %s, the signing key's is %s)", ErrWrongKey, Fingerprint(m.pub), Fingerprint(l.pub))
+	if !bytes.Equal(m.pub.raw, l.pub.raw) {
+		return fmt.Errorf("%w (the file's key has fingerprint %s, the signing key's is %s)", ErrWrongKey, m.pub.fingerprint(), l.pub.fingerprint())
 	}
 	l.id = m.logID
 	return nil
@@ -278,12 +280,12 @@ func (l *Log) publishHead() {
 func (l *Log) LogID() string { return l.id }
 
 // PublicKey verifies the log's checkpoints and exports.
-func (l *Log) PublicKey() ed25519.PublicKey { return l.pub }
+func (l *Log) PublicKey() PublicKey { return l.key.Public() }
 
 // Stats counts what the log has written since Open.
 func (l *Log) Stats() Stats {
 	return Stats{Records: l.records.Load(), Checkpoints: l.checkpoints.Load(),
-		Batches: l.batches.Load(), Failed: l.failed.Load()}
+		Batches: l.batches.Load(), Failed: l.failed.Load(), Unsigned: l.unsigned.Load()}
 }
 
 // Snapshot writes a consistent copy of the log file to w while the log runs (bbolt's

@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"crypto"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -36,9 +38,10 @@ type Options struct {
 	CheckpointEvery int
 	// CheckpointInterval is how long records wait at most for a checkpoint. Zero: 10s.
 	CheckpointInterval time.Duration
-	// SigningKey signs checkpoints and exports. Required. The log remembers its public key
-	// and refuses another (ErrWrongKey): a new key means a new log file.
-	SigningKey ed25519.PrivateKey
+	// SigningKey signs checkpoints and exports: an ed25519.PrivateKey, or an ECDSA P-256
+	// key (in an HSM, say). Required. The log remembers its public key and refuses another
+	// (ErrWrongKey): a new key means a new log file.
+	SigningKey crypto.Signer
 	// Logger receives open, checkpoint, close and failure events. Nil: discard.
 	Logger *slog.Logger
 	// Now is the clock records are stamped with. Nil: time.Now.
@@ -58,12 +61,16 @@ const (
 
 // newLog validates the options and builds a Log without a file.
 func newLog(o Options) (*Log, error) {
-	if len(o.SigningKey) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("audit log: signing key has %d bytes, want an Ed25519 private key (%d)", len(o.SigningKey), ed25519.PrivateKeySize)
+	if k, ok := o.SigningKey.(ed25519.PrivateKey); o.SigningKey == nil || ok && len(k) != ed25519.PrivateKeySize {
+		return nil, errors.New("audit log: no signing key, or an Ed25519 key of the wrong length")
+	}
+	pub, err := keyOf(o.SigningKey.Public())
+	if err != nil {
+		return nil, fmt.Errorf("audit log: signing key: %w", err)
 	}
 	l := &Log{
 		key:        o.SigningKey,
-		pub:        o.SigningKey.Public().(ed25519.PublicKey),
+		pub:        pub,
 		node:       o.Node,
 		batchSize:  o.BatchSize,
 		maxDelay:   o.MaxDelay,

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -22,7 +21,7 @@ var (
 	metaFormat      = []byte("format")
 	metaLogID       = []byte("log_id")
 	metaNode        = []byte("node")
-	metaPublicKey   = []byte("public_key")      // hex of the 32 raw bytes
+	metaPublicKey   = []byte("public_key")      // hex of the key's raw bytes
 	metaFingerprint = []byte("key_fingerprint") // Fingerprint of it
 )
 
@@ -40,7 +39,7 @@ func seqKey(seq uint64) []byte {
 // meta is the identity of a log file.
 type meta struct {
 	logID, node string
-	pub         ed25519.PublicKey
+	pub         key // raw nil: the file names no key
 }
 
 // readMeta reads a log's identity; a file without it is not an audit log.
@@ -56,8 +55,8 @@ func readMeta(tx *bolt.Tx) (meta, error) {
 	if m.logID == "" {
 		return meta{}, fmt.Errorf("%w: no log id", ErrNotLog)
 	}
-	if pub, err := hex.DecodeString(string(b.Get(metaPublicKey))); err == nil && len(pub) == ed25519.PublicKeySize {
-		m.pub = pub
+	if raw, err := hex.DecodeString(string(b.Get(metaPublicKey))); err == nil {
+		m.pub, _ = keyFromRaw(raw)
 	}
 	return m, nil
 }

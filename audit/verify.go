@@ -1,8 +1,8 @@
 package audit
 
 import (
+	"bytes"
 	"cmp"
-	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -75,9 +75,10 @@ func Anchor(h Head) VerifyOption {
 // every checkpoint must be signed by pub. The error for a log that fails is a
 // *VerifyError naming the first bad record. Records after the last checkpoint are
 // counted in Report.Unvouched and fail only with RequireVouched.
-func VerifyDB(path string, pub ed25519.PublicKey, opts ...VerifyOption) (Report, error) {
-	if len(pub) != ed25519.PublicKeySize {
-		return Report{}, errors.New("audit verify: need the log's Ed25519 public key")
+func VerifyDB(path string, pub PublicKey, opts ...VerifyOption) (Report, error) {
+	vk, err := keyOf(pub)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit verify: need the log's public key: %w", err)
 	}
 	cfg := verifyConfig{}
 	for _, o := range opts {
@@ -94,10 +95,10 @@ func VerifyDB(path string, pub ed25519.PublicKey, opts ...VerifyOption) (Report,
 		if err != nil {
 			return fmt.Errorf("verifying %s: %w", path, err)
 		}
-		c := newChain(pub, m.logID, cfg)
+		c := newChain(vk, m.logID, cfg)
 		defer func() { rep = c.rep }()
-		if m.pub != nil && !m.pub.Equal(pub) {
-			c.keyHint = fmt.Sprintf(" (the file names another key, fingerprint %s)", Fingerprint(m.pub))
+		if m.pub.raw != nil && !bytes.Equal(m.pub.raw, vk.raw) {
+			c.keyHint = fmt.Sprintf(" (the file names another key, fingerprint %s)", m.pub.fingerprint())
 		}
 		cur := tx.Bucket(bucketRecords).Cursor()
 		for k, v := cur.First(); k != nil; k, v = cur.Next() {
@@ -120,9 +121,10 @@ func VerifyDB(path string, pub ed25519.PublicKey, opts ...VerifyOption) (Report,
 // reach its signed head: a cut-off export fails at the first missing record. Stubs of
 // a filtered export are followed by their hashes. The error for an export that fails
 // is a *VerifyError; Seq 0 means the header.
-func Verify(r io.Reader, pub ed25519.PublicKey, opts ...VerifyOption) (Report, error) {
-	if len(pub) != ed25519.PublicKeySize {
-		return Report{}, errors.New("audit verify: need the log's Ed25519 public key")
+func Verify(r io.Reader, pub PublicKey, opts ...VerifyOption) (Report, error) {
+	vk, err := keyOf(pub)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit verify: need the log's public key: %w", err)
 	}
 	cfg := verifyConfig{}
 	for _, o := range opts {
@@ -140,7 +142,7 @@ func Verify(r io.Reader, pub ed25519.PublicKey, opts ...VerifyOption) (Report, e
 	if verr != nil {
 		return Report{}, verr
 	}
-	c := newChain(pub, h.LogID, cfg)
+	c := newChain(vk, h.LogID, cfg)
 	c.rep.Partial = h.Partial
 	if verr := c.header(&h); verr != nil {
 		return c.rep, verr
@@ -176,7 +178,7 @@ func Verify(r io.Reader, pub ed25519.PublicKey, opts ...VerifyOption) (Report, e
 
 // chain follows records in sequence order, checking each against the one before it.
 type chain struct {
-	pub     ed25519.PublicKey
+	pub     key
 	logID   string
 	cfg     verifyConfig
 	keyHint string // explains signature failures: the file or export names another key
@@ -197,7 +199,7 @@ type mark struct {
 	hash, what string
 }
 
-func newChain(pub ed25519.PublicKey, logID string, cfg verifyConfig) *chain {
+func newChain(pub key, logID string, cfg verifyConfig) *chain {
 	c := &chain{pub: pub, logID: logID, cfg: cfg, next: 1, prev: genesis(logID),
 		marks: map[uint64][]mark{}, intents: map[string]uint64{}}
 	c.rep.LogID = logID
@@ -210,8 +212,11 @@ func newChain(pub ed25519.PublicKey, logID string, cfg verifyConfig) *chain {
 
 // header checks an export's header against the key and sets the marks it implies.
 func (c *chain) header(h *exportHeader) *VerifyError {
-	if h.PublicKey != hex.EncodeToString(c.pub) {
-		c.keyHint = fmt.Sprintf(" (the export names another key, fingerprint %s)", Fingerprint(mustHex(h.PublicKey)))
+	if h.PublicKey != c.pub.hex() {
+		c.keyHint = " (the export names another key)"
+		if named, err := keyFromRaw(mustHex(h.PublicKey)); err == nil {
+			c.keyHint = fmt.Sprintf(" (the export names another key, fingerprint %s)", named.fingerprint())
+		}
 	}
 	hd := h.Head
 	switch {
@@ -223,14 +228,14 @@ func (c *chain) header(h *exportHeader) *VerifyError {
 		return &VerifyError{Reason: "both the header and its head carry a signature"}
 	case h.Signature != "":
 		// Export: the header signature covers the head, which is where the export ends.
-		if !verifySignature(c.pub, h.signedMessage(), h.Signature) {
+		if !c.pub.verify(h.signedMessage(), h.Signature) {
 			return &VerifyError{Reason: "header signature does not verify under the given public key" + c.keyHint}
 		}
 		c.limited, c.limit = true, hd.Seq
 	default:
 		// ExportFile: the head is the last checkpoint's statement; records after it are
 		// in the export but unvouched.
-		if !verifySignature(c.pub, headMessage(c.logID, hd.Seq, hd.Hash, hd.Time), hd.Signature) {
+		if !c.pub.verify(headMessage(c.logID, hd.Seq, hd.Hash, hd.Time), hd.Signature) {
 			return &VerifyError{Reason: "signed head does not verify under the given public key" + c.keyHint}
 		}
 	}
@@ -349,7 +354,7 @@ func (c *chain) checkpoint(r *Record) string {
 		return fmt.Sprintf("checkpoint's head_hash is not the hash of record %d", at-1)
 	case d[DetailLogID] != c.logID:
 		return fmt.Sprintf("checkpoint of another log (%q)", d[DetailLogID])
-	case !verifySignature(c.pub, headMessage(c.logID, at-1, r.PrevHash, r.Time), d[DetailSignature]):
+	case !c.pub.verify(headMessage(c.logID, at-1, r.PrevHash, r.Time), d[DetailSignature]):
 		return "bad checkpoint signature: not made by the given public key (forged checkpoint, or another key)" + c.keyHint
 	}
 	return ""

@@ -1,7 +1,7 @@
 package audit
 
 import (
-	"crypto/ed25519"
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"runtime"
@@ -17,6 +17,7 @@ type pending struct {
 	rec        Record
 	checkpoint bool
 	done       chan error // nil in async mode: nobody waits
+	err        error      // why the checkpoint asked for was not signed
 }
 
 // writerState is the chain as committed: the writer alone reads and changes it.
@@ -132,25 +133,26 @@ func (l *Log) shutdown() {
 func (l *Log) commit(batch []*pending, checkpoint bool) error {
 	st := l.st
 	entries := make([]entry, 0, len(batch)+1)
+	var cpErr error // the checkpoint asked for by the caller was not signed
 	for _, p := range batch {
 		if p.checkpoint {
 			if st.since > 0 {
-				entries = append(entries, l.checkpointEntry(&st))
+				entries, p.err = l.checkpoint(entries, &st, false)
 			}
 			continue
 		}
 		entries = append(entries, l.seal(&p.rec, &st, l.now()))
 		st.since++
 		if st.since >= l.cpEvery {
-			entries = append(entries, l.checkpointEntry(&st))
+			entries, _ = l.checkpoint(entries, &st, true)
 		}
 	}
 	if checkpoint && st.since > 0 {
-		entries = append(entries, l.checkpointEntry(&st))
+		entries, cpErr = l.checkpoint(entries, &st, false)
 	}
 	if len(entries) == 0 {
 		release(batch, nil)
-		return nil
+		return cpErr
 	}
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
@@ -207,13 +209,14 @@ func (l *Log) commit(batch []*pending, checkpoint bool) error {
 			l.log.Warn("audit log: could not release written pages from memory", "log_id", l.id, "error", err.Error())
 		}
 	}
-	return nil
+	return cpErr
 }
 
+// release answers the batch's callers: err, else why a checkpoint asked for failed.
 func release(batch []*pending, err error) {
 	for _, p := range batch {
 		if p.done != nil {
-			p.done <- err
+			p.done <- cmp.Or(err, p.err)
 		}
 	}
 }
@@ -256,20 +259,37 @@ func sizeHint(r *Record) int {
 	return n + n/8 // escapes
 }
 
-// checkpointEntry seals a checkpoint covering the chain st so far.
-func (l *Log) checkpointEntry(st *writerState) entry {
+// signRetry is how long checkpoints that fall due pause after one could not be signed
+// (an HSM away): trying on every batch would slow every caller.
+const signRetry = time.Second
+
+// checkpoint appends a checkpoint covering the chain st so far. If it cannot be signed,
+// the records stay unvouched until a later checkpoint covers them, and the writer does
+// not try again for signRetry unless asked to (auto false: Checkpoint, the interval,
+// Close).
+func (l *Log) checkpoint(entries []entry, st *writerState, auto bool) ([]entry, error) {
 	t := l.now().UTC().Round(0)
-	sig := ed25519.Sign(l.key, headMessage(l.id, st.seq, st.hash, t))
+	if auto && t.Before(l.signAfter) {
+		return entries, nil
+	}
+	sig, err := sign(l.key, headMessage(l.id, st.seq, st.hash, t))
+	if err != nil {
+		l.unsigned.Add(1)
+		l.signAfter = t.Add(signRetry)
+		l.log.Error("audit checkpoint not signed: the records after the last checkpoint stay unvouched until one is",
+			"log_id", l.id, "head_seq", st.seq, "error", err.Error())
+		return entries, err
+	}
 	cp := &Record{Kind: KindCheckpoint, Detail: map[string]string{
 		DetailHeadSeq:   strconv.FormatUint(st.seq, 10),
 		DetailHeadHash:  st.hash,
 		DetailLogID:     l.id,
-		DetailSignature: hex.EncodeToString(sig),
+		DetailSignature: sig,
 	}}
 	e := l.seal(cp, st, t)
 	st.since = 0
 	e.cp = cp
-	return e
+	return append(entries, e), nil
 }
 
 // Sealed lines are about 2 KB, two per proxied call; bbolt copies them into

@@ -25,7 +25,7 @@ import (
 // never the PIN.
 func TestClientIdentityWithAKeyInAToken(t *testing.T) {
 	tier.Needs(t, "SoftHSM2")
-	tok, err := softhsm.NewToken("certs-test")
+	tok, err := softhsm.ProcessToken()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestClientIdentityWithAKeyInAToken(t *testing.T) {
 		}
 	}
 	if _, err := NewClientIdentity(context.Background(), "kb", kbRequirement, load(wrongPIN)); err == nil ||
-		!strings.Contains(err.Error(), "pkcs11:token=certs-test") || strings.Contains(err.Error(), wrongPIN.PIN) {
+		!strings.Contains(err.Error(), "pkcs11:token="+tok.Label) || strings.Contains(err.Error(), wrongPIN.PIN) {
 		t.Errorf("wrong PIN: err = %v", err)
 	}
 	id, err := NewClientIdentity(context.Background(), "kb", kbRequirement, load(key))

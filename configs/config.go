@@ -155,8 +155,12 @@ type Keys struct {
 	// IIN, document number) in the consent registry and the audit log, so an
 	// auditor can search by them without the log holding them.
 	SubjectHMAC string `yaml:"subject_hmac"`
-	// AuditSigning is the Ed25519 private key (PKCS#8 PEM) of audit checkpoints.
+	// AuditSigning is the private key (PKCS#8 PEM, Ed25519 or ECDSA P-256) that
+	// signs audit checkpoints and exports.
 	AuditSigning string `yaml:"audit_signing"`
+	// AuditSigningPKCS11, instead of AuditSigning, is an ECDSA P-256 key in an
+	// HSM: checkpoints are signed in the token and the key never leaves it.
+	AuditSigningPKCS11 *PKCS11Key `yaml:"audit_signing_pkcs11"`
 	// FieldHMAC is the key of the "hash" minimisation action.
 	FieldHMAC string `yaml:"field_hmac"`
 	// TokenSeal is the AES-256 key (32 bytes, hex or base64) that seals end

@@ -86,7 +86,14 @@ func (v *validator) config(c *Config) {
 	v.policy(&c.Policy)
 	v.secretRef("keys.subject_hmac", c.Keys.SubjectHMAC)
 	v.secretRef("keys.field_hmac", c.Keys.FieldHMAC)
-	v.secretRef("keys.audit_signing", c.Keys.AuditSigning)
+	switch k := c.Keys.AuditSigningPKCS11; {
+	case k != nil && c.Keys.AuditSigning != "":
+		v.fail("keys.audit_signing_pkcs11", "give either keys.audit_signing or keys.audit_signing_pkcs11, not both")
+	case k != nil:
+		v.pkcs11("keys.audit_signing_pkcs11", k)
+	default:
+		v.secretRef("keys.audit_signing", c.Keys.AuditSigning)
+	}
 	if c.Keys.TokenSeal != "" {
 		v.secretRef("keys.token_seal", c.Keys.TokenSeal)
 	}

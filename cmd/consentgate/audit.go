@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -206,7 +210,7 @@ func mergeExports(cmd *cobra.Command, f exportFlags, files []string) error {
 	if f.db != "" || f.admin != "" || f.from != "" || f.to != "" || f.vendor != "" || f.app != "" || f.purpose != "" || f.cons != "" {
 		return errors.New("--merge takes export files only: filter when exporting each replica")
 	}
-	keys := map[string]ed25519.PublicKey{}
+	keys := map[string]audit.PublicKey{} // by fingerprint
 	for _, file := range f.pubkeys {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -216,7 +220,7 @@ func mergeExports(cmd *cobra.Command, f exportFlags, files []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
-		keys[hex.EncodeToString(pub)] = pub
+		keys[audit.Fingerprint(pub)] = pub
 	}
 	for _, file := range files {
 		rep, err := verifyExportFile(file, keys)
@@ -279,7 +283,7 @@ type verifiedExport struct {
 
 // verifyExportFile verifies one export with the key its header names, which
 // must be one of keys.
-func verifyExportFile(file string, keys map[string]ed25519.PublicKey) (verifiedExport, error) {
+func verifyExportFile(file string, keys map[string]audit.PublicKey) (verifiedExport, error) {
 	fh, err := os.Open(file)
 	if err != nil {
 		return verifiedExport{}, err
@@ -292,7 +296,12 @@ func verifyExportFile(file string, keys map[string]ed25519.PublicKey) (verifiedE
 	if err := json.NewDecoder(fh).Decode(&hdr); err != nil {
 		return verifiedExport{}, fmt.Errorf("not an audit export: %w", err)
 	}
-	pub, ok := keys[hdr.PublicKey]
+	raw, err := hex.DecodeString(hdr.PublicKey)
+	if err != nil {
+		return verifiedExport{}, fmt.Errorf("not an audit export: public_key: %w", err)
+	}
+	fingerprint := sha256.Sum256(raw) // as audit.Fingerprint names a key: its raw bytes' hash
+	pub, ok := keys[hex.EncodeToString(fingerprint[:])]
 	if !ok {
 		return verifiedExport{}, fmt.Errorf("signed by key %.16s…, which is none of the --pubkey keys", hdr.PublicKey)
 	}
@@ -407,7 +416,7 @@ func newAuditPubkeyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = cmd.OutOrStdout().Write(audit.PublicKeyPEM(key.Public().(ed25519.PublicKey)))
+			_, err = cmd.OutOrStdout().Write(audit.PublicKeyPEM(key.Public()))
 			return err
 		},
 	}
@@ -542,8 +551,12 @@ func loadForAudit(ctx context.Context, file string) (*configs.Config, secrets.Pr
 	return cfg, p, err
 }
 
-// auditSigningKey reads the Ed25519 checkpoint key (PKCS#8 PEM) from the provider.
-func auditSigningKey(ctx context.Context, cfg *configs.Config, p secrets.Provider) (ed25519.PrivateKey, error) {
+// auditSigningKey finds the checkpoint key in its HSM, or reads it (PKCS#8 PEM,
+// Ed25519 or ECDSA P-256) from the provider.
+func auditSigningKey(ctx context.Context, cfg *configs.Config, p secrets.Provider) (crypto.Signer, error) {
+	if k := cfg.Keys.AuditSigningPKCS11; k != nil {
+		return auditTokenKey(ctx, cfg, p, k)
+	}
 	ref, err := secrets.ParseRef(cfg.Keys.AuditSigning)
 	if err != nil {
 		return nil, fmt.Errorf("keys.audit_signing: %w", err)
@@ -560,11 +573,43 @@ func auditSigningKey(ctx context.Context, cfg *configs.Config, p secrets.Provide
 	if err != nil {
 		return nil, fmt.Errorf("keys.audit_signing: %w", err)
 	}
-	ed, ok := key.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("keys.audit_signing: %T is not an Ed25519 key", key)
+	switch k := key.(type) {
+	case ed25519.PrivateKey:
+		return k, nil
+	case *ecdsa.PrivateKey:
+		if k.Curve == elliptic.P256() {
+			return k, nil
+		}
 	}
-	return ed, nil
+	return nil, fmt.Errorf("keys.audit_signing: %T is not an Ed25519 or ECDSA P-256 key", key)
+}
+
+// auditTokenKey finds the checkpoint key in its PKCS#11 token, with the PIN from
+// the provider or a file.
+func auditTokenKey(ctx context.Context, cfg *configs.Config, p secrets.Provider, k *configs.PKCS11Key) (crypto.Signer, error) {
+	const f = "keys.audit_signing_pkcs11"
+	var pin []byte
+	var err error
+	if k.PIN.File != "" {
+		pin, err = os.ReadFile(cfg.ResolvePath(k.PIN.File))
+	} else {
+		var ref secrets.Ref
+		if ref, err = secrets.ParseRef(k.PIN.Secret); err == nil {
+			var s secrets.Secret
+			s, err = p.Get(ctx, ref)
+			pin = []byte(s.Value)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s.pin: %w", f, err)
+	}
+	id, _ := hex.DecodeString(k.KeyID) // validated with the configuration
+	tk := certs.PKCS11Key{Module: k.Module, TokenLabel: k.TokenLabel, KeyLabel: k.KeyLabel, KeyID: id, PIN: string(pin)}
+	s, err := tk.Signer()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f, err)
+	}
+	return s, nil
 }
 
 func newAuditReportCmd() *cobra.Command {

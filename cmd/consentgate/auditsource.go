@@ -37,7 +37,7 @@ func (s *auditSource) open(ctx context.Context) (io.ReadCloser, error) {
 		return nil, errors.New("give exactly one of --db, --export or --admin")
 	}
 	if s.db != "" {
-		if err := s.verify(func(pub []byte) error { _, err := audit.VerifyDB(s.db, pub); return err }); err != nil {
+		if err := s.verify(func(pub audit.PublicKey) error { _, err := audit.VerifyDB(s.db, pub); return err }); err != nil {
 			return nil, err
 		}
 		return audit.ExportReader(ctx, s.db, audit.Filter{}), nil
@@ -52,7 +52,7 @@ func (s *auditSource) open(ctx context.Context) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = s.verify(func(pub []byte) error { _, err := audit.Verify(f, pub); return err })
+	err = s.verify(func(pub audit.PublicKey) error { _, err := audit.Verify(f, pub); return err })
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}
@@ -81,7 +81,7 @@ func (s *auditSource) fromAdmin(ctx context.Context) (*os.File, error) {
 	return f, nil
 }
 
-func (s *auditSource) verify(check func(pub []byte) error) error {
+func (s *auditSource) verify(check func(pub audit.PublicKey) error) error {
 	if s.unverified {
 		return nil
 	}

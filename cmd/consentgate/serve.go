@@ -324,8 +324,8 @@ func openAudit(ctx context.Context, cfg *configs.Config, p secrets.Provider, log
 }
 
 // registerAuditMetrics exposes the audit log's counters: records and commits
-// (their ratio is the group-commit batch size), checkpoints, failed writes, and
-// whether the log is writable.
+// (their ratio is the group-commit batch size), checkpoints, checkpoints the key
+// could not sign, failed writes, and whether the log is writable.
 func registerAuditMetrics(reg prometheus.Registerer, l *audit.Log) {
 	counter := func(name, help string, f func(audit.Stats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(l.Stats())) })
@@ -335,6 +335,8 @@ func registerAuditMetrics(reg prometheus.Registerer, l *audit.Log) {
 		counter("consentgate_audit_commits_total", "Audit group commits (one fsync each).", func(s audit.Stats) uint64 { return s.Batches }),
 		counter("consentgate_audit_checkpoints_total", "Signed audit checkpoints written.", func(s audit.Stats) uint64 { return s.Checkpoints }),
 		counter("consentgate_audit_failed_total", "Audit records that could not be written.", func(s audit.Stats) uint64 { return s.Failed }),
+		counter("consentgate_audit_unsigned_checkpoints_total", "Audit checkpoints not written because the signing key (an HSM) failed.",
+			func(s audit.Stats) uint64 { return s.Unsigned }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "consentgate_audit_writable", Help: "1 while the audit log can be written."},
 			func() float64 {
 				if l.Healthy() != nil {

@@ -23,13 +23,13 @@ type Token struct {
 	Module, Label, PIN string
 }
 
-// The module reads SOFTHSM2_CONF when it is first loaded and keeps the store
-// until the process ends, so every test of a process shares one store; each
-// takes its own token in it.
+// The module reads SOFTHSM2_CONF and the tokens in its store when it is first
+// loaded, and sees no token made after that, so every test of a process shares
+// one token; each makes its own keys in it, under labels of its own.
 var store struct {
-	once sync.Once
-	dir  string
-	err  error
+	once  sync.Once
+	token *Token
+	err   error
 }
 
 // Module is the SoftHSM2 PKCS#11 library, or an error naming the package to
@@ -43,24 +43,28 @@ func Module() (string, error) {
 	return "", fmt.Errorf("SoftHSM2 is not installed (apt-get install softhsm2; make test does)")
 }
 
-// NewToken initialises a token labelled label with a random PIN.
-func NewToken(label string) (*Token, error) {
+// ProcessToken is the process's token, initialised with a random PIN in a new
+// store on first use.
+func ProcessToken() (*Token, error) {
+	store.once.Do(func() { store.token, store.err = newToken("consentgate-test") })
+	return store.token, store.err
+}
+
+func newToken(label string) (*Token, error) {
 	module, err := Module()
 	if err != nil {
 		return nil, err
 	}
-	store.once.Do(func() {
-		if store.dir, store.err = os.MkdirTemp("", "consentgate-softhsm-"); store.err != nil {
-			return
-		}
-		conf := filepath.Join(store.dir, "softhsm2.conf")
-		store.err = os.WriteFile(conf, []byte("directories.tokendir = "+store.dir+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600)
-		if store.err == nil {
-			store.err = os.Setenv("SOFTHSM2_CONF", conf)
-		}
-	})
-	if store.err != nil {
-		return nil, store.err
+	dir, err := os.MkdirTemp("", "consentgate-softhsm-")
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "softhsm2.conf")
+	if err := os.WriteFile(conf, []byte("directories.tokendir = "+dir+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.Setenv("SOFTHSM2_CONF", conf); err != nil {
+		return nil, err
 	}
 	pin, so := random(), random()
 	out, err := exec.Command("softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", so).CombinedOutput()
