@@ -671,7 +671,7 @@ type Fields struct {
 
 // Categories are the data categories policies speak in.
 var Categories = []string{"identity", "contact", "address", "document", "pep",
-	"biometric", "account", "card", "national_id", "metadata"}
+	"biometric", "account", "card", "national_id", "verification", "metadata"}
 
 // Duration is a time.Duration written as "5s", "250ms".
 type Duration struct{ time.Duration }

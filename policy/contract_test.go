@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ func shippedContract(t *testing.T) *Contract {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Contract{Categories: []string{"identity", "contact", "address", "document", "pep", "biometric", "account", "card", "national_id"}}
+	c := &Contract{Categories: slices.DeleteFunc(slices.Clone(configs.Categories), func(s string) bool { return s == "metadata" })}
 	for _, v := range cfg.Vendors {
 		for _, op := range v.Operations {
 			c.Operations = append(c.Operations, ContractOperation{Vendor: v.ID, ID: op.ID, Method: op.Method, Path: op.Path,

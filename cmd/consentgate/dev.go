@@ -531,7 +531,7 @@ func (d *devStack) seedConsents(ctx context.Context) error {
 	categories := slices.DeleteFunc(slices.Clone(configs.Categories), func(c string) bool { return c == "metadata" })
 	seeds := []consent.Consent{
 		{ID: "dev-kyc", Vendors: vendors, Categories: categories,
-			Purposes: []string{"kyc-onboarding", "aml-screening", "account-aggregation", "biometric-verification"}},
+			Purposes: []string{"kyc-onboarding", "identity-confirmation", "aml-screening", "account-aggregation", "biometric-verification"}},
 		{ID: "dev-age", Vendors: []string{"airbank", "kb"}, Categories: []string{"identity", "national_id"},
 			Purposes: []string{"age-verification"}},
 	}

@@ -260,7 +260,7 @@ test_data_actions_valid if {
 	}
 	categories := {
 		"identity", "contact", "address", "document", "pep",
-		"biometric", "account", "card", "national_id",
+		"biometric", "account", "card", "national_id", "verification",
 	}
 	every _, purpose in data.purposes {
 		every category, action in purpose.categories {

@@ -323,3 +323,55 @@ banqware_update_callback := {
 	"body": "json",
 	"fields": {"request": {}, "response": {"updateId": "metadata", "status": "metadata"}},
 }
+
+kb_verify_identity := {
+	"vendor": "kb",
+	"id": "kb.verifyIdentity",
+	"method": "POST",
+	"path": "/v1/clients/me/identity/verification",
+	"body": "json",
+	"fields": {
+		"request": {
+			"givenName": "identity",
+			"surname": "identity",
+			"birthNumber": "national_id",
+			"dateOfBirth": "identity",
+			"citizenship": "identity",
+			"nationality": "identity",
+			"placeOfBirth": "identity",
+			"identityDocument.type": "document",
+			"identityDocument.number": "document",
+			"identityDocument.issuingCountry": "document",
+			"identityDocument.expiryDate": "document",
+			"permanentAddress.street": "address",
+			"permanentAddress.descriptiveNumber": "address",
+			"permanentAddress.orientationNumber": "address",
+			"permanentAddress.postalCode": "address",
+			"permanentAddress.municipality": "address",
+			"permanentAddress.country": "address",
+		},
+		"response": {
+			"verified": "verification",
+			"matches.givenName": "verification",
+			"matches.surname": "verification",
+			"matches.birthNumber": "verification",
+			"matches.dateOfBirth": "verification",
+			"matches.citizenship": "verification",
+			"matches.nationality": "verification",
+			"matches.placeOfBirth": "verification",
+			"matches.identityDocument.type": "verification",
+			"matches.identityDocument.number": "verification",
+			"matches.identityDocument.issuingCountry": "verification",
+			"matches.identityDocument.expiryDate": "verification",
+			"matches.permanentAddress.street": "verification",
+			"matches.permanentAddress.descriptiveNumber": "verification",
+			"matches.permanentAddress.orientationNumber": "verification",
+			"matches.permanentAddress.postalCode": "verification",
+			"matches.permanentAddress.municipality": "verification",
+			"matches.permanentAddress.country": "verification",
+		},
+	},
+}
+
+# What an end user typed into a registration form, as the app sends it to be verified.
+typed_in := ["givenName", "surname", "birthNumber", "dateOfBirth", "permanentAddress.street", "permanentAddress.postalCode"]

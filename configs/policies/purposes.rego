@@ -39,6 +39,15 @@ deny contains "category not in consent" if {
 	count(would_disclose & consent.categories) == 0
 }
 
+# A purpose that only verifies sends what the end user typed in and takes back
+# whether it matches: an operation that would hand the vendor's own values over
+# is refused, so the app must use the vendor's verify mode (kb.verifyIdentity).
+deny contains "purpose only verifies" if {
+	definition.verify_only
+	some category in would_disclose
+	category != "verification"
+}
+
 # The binary body (the liveness video) cannot be minimised: it goes whole or not
 # at all, and not at all is a refusal.
 deny contains "category not in consent" if {

@@ -99,6 +99,50 @@ test_kyc_onboarding_on_accounts_discloses_nothing if {
 	d.response.fields == only(airbank_accounts, {})
 }
 
+# identity-confirmation --------------------------------------------------------
+
+confirming := ["identity", "address", "document", "national_id", "verification"]
+
+# KB's verify mode: the typed-in data goes to KB, and only whether it matches
+# comes back.
+test_identity_confirmation_kb_verify_sends_typed_data if {
+	d := decide(sending(call(kb_verify_identity, "identity-confirmation", confirming), typed_in))
+	d.allow == true
+	d.reasons == allowed
+	d.request.drop == []
+	d.response.fields == {path: "keep" | some path, _ in kb_verify_identity.fields.response}
+}
+
+# The hand-over discloses KB's own values, which the purpose does not need: the
+# policy prefers the verify mode by refusing the other.
+test_identity_confirmation_refuses_the_hand_over if {
+	d := decide(call(kb_client_identity, "identity-confirmation", confirming))
+	d.allow == false
+	d.reasons == ["purpose only verifies"]
+	d.response.fields == {}
+}
+
+# Without the verification category in the consent there is nothing to learn.
+test_identity_confirmation_needs_verification_consented if {
+	d := decide(sending(call(kb_verify_identity, "identity-confirmation", ["identity", "address"]), typed_in))
+	d.allow == false
+	d.reasons == ["category not in consent"]
+}
+
+# A typed-in field whose category the end user did not consent to is not sent.
+test_identity_confirmation_drops_unconsented_fields if {
+	d := decide(sending(call(kb_verify_identity, "identity-confirmation", ["identity", "verification"]), typed_in))
+	d.allow == true
+	d.request.drop == ["birthNumber", "permanentAddress.postalCode", "permanentAddress.street"]
+}
+
+# kyc-onboarding may use either mode.
+test_kyc_onboarding_may_verify if {
+	d := decide(sending(call(kb_verify_identity, "kyc-onboarding", confirming), typed_in))
+	d.allow == true
+	d.request.drop == []
+}
+
 # age-verification -----------------------------------------------------------
 
 test_age_verification_airbank_derives_from_birth_date_only if {

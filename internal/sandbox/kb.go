@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/consentgate/consentgate/certs"
@@ -13,6 +15,7 @@ import (
 // assumptions shared with the kb vendor profile.
 const (
 	kbIdentityPath = "/v1/clients/me/identity"
+	kbVerifyPath   = "/v1/clients/me/identity/verification"
 	kbLoginPath    = "/oauth2/authorize"
 	kbTokenPath    = "/oauth2/token"
 )
@@ -147,13 +150,14 @@ func (h *kb) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.login.token(w, r)
 		return
 	}
-	if r.URL.Path != kbIdentityPath {
+	method, ok := map[string]string{kbIdentityPath: http.MethodGet, kbVerifyPath: http.MethodPost}[r.URL.Path]
+	if !ok {
 		kbError(w, http.StatusNotFound, "NOT_FOUND", "no such resource")
 		return
 	}
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		kbError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "only GET is allowed on this resource")
+	if r.Method != method {
+		w.Header().Set("Allow", method)
+		kbError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "only "+method+" is allowed on this resource")
 		return
 	}
 	switch key := r.Header.Get(h.apiKeyHeader); {
@@ -175,7 +179,71 @@ func (h *kb) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		kbError(w, http.StatusUnauthorized, "ACCESS_TOKEN_INVALID", "the access token is invalid or has expired")
 		return
 	}
+	if r.URL.Path == kbVerifyPath {
+		h.verify(w, r)
+		return
+	}
 	writeJSON(w, http.StatusOK, h.identity)
+}
+
+// verify is KB's second mode: the client typed the data in and KB confirms it. The
+// answer says, for each field sent and only for those, whether it matches the
+// client's record, and verified when all do; KB's own values never leave. A field
+// the record does not have, or one that is not text, is refused: nothing but what
+// can be compared may be sent.
+func (h *kb) verify(w http.ResponseWriter, r *http.Request) {
+	var claims map[string]any
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err := dec.Decode(&claims); err != nil || dec.More() {
+		kbError(w, http.StatusBadRequest, "INVALID_BODY", "the body must be one JSON object of the fields to verify")
+		return
+	}
+	raw, _ := json.Marshal(h.identity)
+	var record map[string]any
+	json.Unmarshal(raw, &record)
+	matches, verified, err := kbMatch(claims, record, "")
+	switch {
+	case err != nil:
+		kbError(w, http.StatusBadRequest, "FIELD_NOT_VERIFIABLE", err.Error())
+	case len(matches) == 0:
+		kbError(w, http.StatusBadRequest, "NOTHING_TO_VERIFY", "name at least one field to verify")
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"verified": verified, "matches": matches})
+	}
+}
+
+// kbMatch compares the claimed fields with the record's, recursively, as KB would
+// compare what a client typed: ignoring case, spaces at the ends, and the slash of
+// a birth number.
+func kbMatch(claims, record map[string]any, prefix string) (map[string]any, bool, error) {
+	matches, all := map[string]any{}, true
+	for name, claim := range claims {
+		switch c := claim.(type) {
+		case string:
+			have, ok := record[name].(string)
+			if !ok {
+				return nil, false, fmt.Errorf("%s%s cannot be verified", prefix, name)
+			}
+			norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), "/", "")) }
+			matches[name] = norm(c) == norm(have)
+			all = all && matches[name].(bool)
+		case map[string]any:
+			sub, ok := record[name].(map[string]any)
+			if !ok {
+				return nil, false, fmt.Errorf("%s%s cannot be verified", prefix, name)
+			}
+			m, ok, err := kbMatch(c, sub, prefix+name+".")
+			if err != nil {
+				return nil, false, err
+			}
+			if len(m) > 0 {
+				matches[name], all = m, all && ok
+			}
+		default:
+			return nil, false, fmt.Errorf("%s%s must be text", prefix, name)
+		}
+	}
+	return matches, all, nil
 }
 
 func kbError(w http.ResponseWriter, status int, code, message string) {

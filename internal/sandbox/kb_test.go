@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -55,6 +56,31 @@ func TestKBReturnsIdentity(t *testing.T) {
 	}
 }
 
+// Verify mode answers, for the fields sent and only those, whether they match the
+// client's record, and never with the record's values.
+func TestKBVerifiesTypedInData(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg := testConfig(t, pki)
+	set := startSet(t, cfg)
+	c := newClient(t, pki, clientCert(t, pki.ica, companySubject(testCompanyICO)))
+	token := loginToken(t, set, cfg, "kb", c).AccessToken
+	p := kbClient()
+	typed := fmt.Sprintf(`{"givenName":" %s ","surname":%q,"birthNumber":%q,"permanentAddress":{"postalCode":"00000"}}`,
+		strings.ToUpper(p.GivenName), p.Surname, strings.ReplaceAll(p.BirthNumber, "/", ""))
+	resp := send(t, c, http.MethodPost, set.KB.URL+kbVerifyPath, typed,
+		"apikey", cfg.Credentials.KBAPIKey, "Authorization", "Bearer "+token, "Content-Type", "application/json")
+	if resp.status != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.status, resp.body)
+	}
+	want := `{"matches":{"birthNumber":true,"givenName":true,"permanentAddress":{"postalCode":false},"surname":true},"verified":false}`
+	if got := strings.TrimSpace(string(resp.body)); got != want {
+		t.Errorf("answer %s, want %s", got, want)
+	}
+	if strings.Contains(string(resp.body), p.Address.PostalCode) {
+		t.Error("the answer holds the record's postal code")
+	}
+}
+
 func TestKBRefusals(t *testing.T) {
 	pki := newTestPKI(t)
 	cfg := testConfig(t, pki)
@@ -73,37 +99,52 @@ func TestKBRefusals(t *testing.T) {
 		noCert   bool
 		method   string
 		path     string
+		body     string
 		headers  []string
 		status   int
 		code     string
 		contains string
 	}{
-		{"no client certificate", nil, true, "GET", kbIdentityPath,
+		{"no client certificate", nil, true, "GET", kbIdentityPath, "",
 			[]string{"apikey", key, "Authorization", "Bearer " + token}, 403, "CLIENT_CERTIFICATE_REQUIRED", "I.CA"},
-		{"certificate without IČO", &noICO, false, "GET", kbIdentityPath,
+		{"certificate without IČO", &noICO, false, "GET", kbIdentityPath, "",
 			[]string{"apikey", key, "Authorization", "Bearer " + token}, 403, "CLIENT_CERTIFICATE_NO_ICO", "IČO"},
-		{"certificate with a wrong IČO check digit", &badICO, false, "GET", kbIdentityPath,
+		{"certificate with a wrong IČO check digit", &badICO, false, "GET", kbIdentityPath, "",
 			[]string{"apikey", key, "Authorization", "Bearer " + token}, 403, "CLIENT_CERTIFICATE_NO_ICO", "check digit"},
-		{"certificate without organisation", &noOrg, false, "GET", kbIdentityPath,
+		{"certificate without organisation", &noOrg, false, "GET", kbIdentityPath, "",
 			[]string{"apikey", key, "Authorization", "Bearer " + token}, 403, "CLIENT_CERTIFICATE_NO_ORGANIZATION", "organisation"},
-		{"api key missing", nil, false, "GET", kbIdentityPath,
+		{"api key missing", nil, false, "GET", kbIdentityPath, "",
 			[]string{"Authorization", "Bearer " + token}, 401, "API_KEY_MISSING", "apikey"},
-		{"api key wrong", nil, false, "GET", kbIdentityPath,
+		{"api key wrong", nil, false, "GET", kbIdentityPath, "",
 			[]string{"apikey", key + "x", "Authorization", "Bearer " + token}, 401, "API_KEY_INVALID", ""},
-		{"api key in another header", nil, false, "GET", kbIdentityPath,
+		{"api key in another header", nil, false, "GET", kbIdentityPath, "",
 			[]string{"X-API-Key", key, "Authorization", "Bearer " + token}, 401, "API_KEY_MISSING", ""},
-		{"token missing", nil, false, "GET", kbIdentityPath,
+		{"token missing", nil, false, "GET", kbIdentityPath, "",
 			[]string{"apikey", key}, 401, "ACCESS_TOKEN_MISSING", ""},
-		{"token wrong", nil, false, "GET", kbIdentityPath,
+		{"token wrong", nil, false, "GET", kbIdentityPath, "",
 			[]string{"apikey", key, "Authorization", "Bearer " + token + "x"}, 401, "ACCESS_TOKEN_INVALID", ""},
-		{"token under another scheme", nil, false, "GET", kbIdentityPath,
+		{"token under another scheme", nil, false, "GET", kbIdentityPath, "",
 			[]string{"apikey", key, "Authorization", "Basic " + token}, 401, "ACCESS_TOKEN_MISSING", ""},
-		{"api key given as the token", nil, false, "GET", kbIdentityPath,
+		{"api key given as the token", nil, false, "GET", kbIdentityPath, "",
 			[]string{"apikey", key, "Authorization", "Bearer " + key}, 401, "ACCESS_TOKEN_INVALID", ""},
-		{"unknown path", nil, false, "GET", "/v1/clients/me/accounts",
+		{"unknown path", nil, false, "GET", "/v1/clients/me/accounts", "",
 			[]string{"apikey", key, "Authorization", "Bearer " + token}, 404, "NOT_FOUND", ""},
-		{"wrong method", nil, false, "POST", kbIdentityPath,
+		{"wrong method", nil, false, "POST", kbIdentityPath, "",
 			[]string{"apikey", key, "Authorization", "Bearer " + token}, 405, "METHOD_NOT_ALLOWED", ""},
+		{"verify by GET", nil, false, "GET", kbVerifyPath, "",
+			[]string{"apikey", key, "Authorization", "Bearer " + token}, 405, "METHOD_NOT_ALLOWED", "POST"},
+		{"verify without a token", nil, false, "POST", kbVerifyPath, `{"surname":"x"}`,
+			[]string{"apikey", key}, 401, "ACCESS_TOKEN_MISSING", ""},
+		{"verify a body that is not JSON", nil, false, "POST", kbVerifyPath, `surname=x`,
+			[]string{"apikey", key, "Authorization", "Bearer " + token}, 400, "INVALID_BODY", ""},
+		{"verify nothing", nil, false, "POST", kbVerifyPath, `{}`,
+			[]string{"apikey", key, "Authorization", "Bearer " + token}, 400, "NOTHING_TO_VERIFY", ""},
+		{"verify a field the record lacks", nil, false, "POST", kbVerifyPath, `{"surname":"x","email":"a@b.cz"}`,
+			[]string{"apikey", key, "Authorization", "Bearer " + token}, 400, "FIELD_NOT_VERIFIABLE", "email"},
+		{"verify a nested field the record lacks", nil, false, "POST", kbVerifyPath, `{"permanentAddress":{"floor":"3"}}`,
+			[]string{"apikey", key, "Authorization", "Bearer " + token}, 400, "FIELD_NOT_VERIFIABLE", "permanentAddress.floor"},
+		{"verify a value that is not text", nil, false, "POST", kbVerifyPath, `{"politicallyExposedPerson":false}`,
+			[]string{"apikey", key, "Authorization", "Bearer " + token}, 400, "FIELD_NOT_VERIFIABLE", "politicallyExposedPerson"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,7 +157,7 @@ func TestKBRefusals(t *testing.T) {
 			default:
 				c = newClient(t, pki, good)
 			}
-			resp := send(t, c, tt.method, set.KB.URL+tt.path, "", tt.headers...)
+			resp := send(t, c, tt.method, set.KB.URL+tt.path, tt.body, tt.headers...)
 			if resp.status != tt.status {
 				t.Fatalf("status %d, want %d: %s", resp.status, tt.status, resp.body)
 			}
