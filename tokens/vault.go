@@ -1,0 +1,256 @@
+package tokens
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Binding is what a token is bound to: the consent, and through it the end
+// user (Subject, the HMAC the registry keeps) and the app; the data category
+// and field of the value, and the vendor it came from.
+type Binding struct {
+	ConsentID string `json:"consent_id"`
+	Subject   string `json:"subject"`
+	App       string `json:"app"`
+	Category  string `json:"category"`
+	Vendor    string `json:"vendor"`
+	Field     string `json:"field"`
+}
+
+// Store keeps data keys and token records: the consent registry's state store.
+type Store interface {
+	// DataKey returns the consent's wrapped data key, storing create's first if it
+	// has none. ErrShredded if the consent's key was destroyed.
+	DataKey(ctx context.Context, consentID string, create func() ([]byte, error)) ([]byte, error)
+	// PutToken stores rec under id unless id is taken, and returns the record
+	// stored under id after.
+	PutToken(ctx context.Context, id, rec []byte) ([]byte, error)
+	// Token returns the record under id; ErrUnknown if there is none.
+	Token(ctx context.Context, id []byte) ([]byte, error)
+}
+
+// Wrapper wraps data keys: the local key file's AES key or Vault's transit engine.
+type Wrapper interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+var (
+	// ErrUnknown means no token of the caller's end user and app is stored
+	// under that value: unknown, another's, or shredded, alike to the caller.
+	ErrUnknown = errors.New("token unknown")
+	// ErrShredded means the consent's data key was destroyed: its values are gone.
+	ErrShredded = errors.New("token data key destroyed")
+)
+
+// Vault makes tokens and reveals their values.
+type Vault struct {
+	store Store
+	wrap  Wrapper
+}
+
+// New is a vault over store, whose data keys wrap wraps.
+func New(store Store, wrap Wrapper) *Vault { return &Vault{store: store, wrap: wrap} }
+
+// record is what is stored for a token: the binding in clear (no personal
+// value) and the value sealed under the consent's data key, bound to both.
+type record struct {
+	Binding
+	Sealed []byte `json:"sealed"`
+}
+
+// ID names a token in audit records and as the store's key: no one learns the
+// token from it.
+func ID(token string) string { return hex.EncodeToString(storeKey(token)[:8]) }
+
+func storeKey(token string) []byte {
+	sum := sha256.Sum256([]byte("consentgate token v1\x00" + token))
+	return sum[:]
+}
+
+// Tokenize returns a token for value, bound to b. Deterministic tokens are the
+// same for the same consent, field and value, so that an app can join records
+// without seeing the values; others are drawn at random.
+func (v *Vault) Tokenize(ctx context.Context, b Binding, f Format, deterministic bool, value string) (string, error) {
+	dk, err := v.dataKey(ctx, b.ConsentID)
+	if err != nil {
+		return "", err
+	}
+	var r io.Reader = rand.Reader
+	if deterministic {
+		r = newStream(dk, b.Field, value)
+	}
+	for range 16 {
+		tok, err := f.generate(r, value)
+		if err != nil {
+			return "", err
+		}
+		stored, err := v.put(ctx, dk, b, tok, value)
+		if err != nil {
+			return "", err
+		}
+		if stored {
+			return tok, nil
+		}
+		// Taken by another value (format-preserving tokens of short values): draw on.
+	}
+	return "", fmt.Errorf("%w: no free token after 16 draws (the format leaves too few)", ErrFormat)
+}
+
+// put stores tok for value; false if tok is another value's.
+func (v *Vault) put(ctx context.Context, dk []byte, b Binding, tok, value string) (bool, error) {
+	key := storeKey(tok)
+	aad := sealAAD(key, b)
+	sealed, err := seal(dk, []byte(value), aad)
+	if err != nil {
+		return false, err
+	}
+	rec, _ := json.Marshal(record{Binding: b, Sealed: sealed})
+	got, err := v.store.PutToken(ctx, key, rec)
+	if err != nil {
+		return false, fmt.Errorf("storing a token: %w", err)
+	}
+	if string(got) == string(rec) {
+		return true, nil
+	}
+	// The token was stored before: the same value under the same binding (a
+	// deterministic token again) is the same token.
+	var old record
+	if json.Unmarshal(got, &old) != nil || old.Binding != b {
+		return false, nil
+	}
+	plain, err := open(dk, old.Sealed, aad)
+	return err == nil && string(plain) == value, nil
+}
+
+// Reveal returns the value of tok and its binding, if tok is one of the end
+// user's (subject) tokens held by app. Anything else is ErrUnknown, so an app
+// learns nothing of other apps' or users' tokens.
+func (v *Vault) Reveal(ctx context.Context, tok, subject, app string) (string, Binding, error) {
+	key := storeKey(tok)
+	got, err := v.store.Token(ctx, key)
+	if err != nil {
+		return "", Binding{}, err
+	}
+	var rec record
+	if err := json.Unmarshal(got, &rec); err != nil {
+		return "", Binding{}, fmt.Errorf("token record %s: %w", ID(tok), err)
+	}
+	if !hmac.Equal([]byte(rec.Subject), []byte(subject)) || rec.App != app {
+		return "", Binding{}, ErrUnknown
+	}
+	dk, err := v.existingKey(ctx, rec.ConsentID)
+	if err != nil {
+		return "", Binding{}, err
+	}
+	plain, err := open(dk, rec.Sealed, sealAAD(key, rec.Binding))
+	if err != nil {
+		return "", Binding{}, fmt.Errorf("token %s does not open: %w", ID(tok), err)
+	}
+	return string(plain), rec.Binding, nil
+}
+
+func sealAAD(key []byte, b Binding) []byte {
+	aad, _ := json.Marshal(b)
+	return append(append([]byte{}, key...), aad...)
+}
+
+// dataKey unwraps the consent's data key, making one first if it has none.
+func (v *Vault) dataKey(ctx context.Context, consentID string) ([]byte, error) {
+	wrapped, err := v.store.DataKey(ctx, consentID, func() ([]byte, error) {
+		dk := make([]byte, 32)
+		if _, err := rand.Read(dk); err != nil {
+			return nil, err
+		}
+		return v.wrap.Seal(dk, []byte(consentID))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("data key of consent %s: %w", consentID, err)
+	}
+	return v.unwrap(consentID, wrapped)
+}
+
+// existingKey is dataKey for a reveal: a consent without a key has no tokens.
+func (v *Vault) existingKey(ctx context.Context, consentID string) ([]byte, error) {
+	wrapped, err := v.store.DataKey(ctx, consentID, func() ([]byte, error) { return nil, ErrShredded })
+	if err != nil {
+		return nil, fmt.Errorf("data key of consent %s: %w", consentID, err)
+	}
+	return v.unwrap(consentID, wrapped)
+}
+
+func (v *Vault) unwrap(consentID string, wrapped []byte) ([]byte, error) {
+	dk, err := v.wrap.Open(wrapped, []byte(consentID))
+	if err != nil || len(dk) != 32 {
+		return nil, fmt.Errorf("data key of consent %s does not unwrap: %w", consentID, err)
+	}
+	return dk, nil
+}
+
+func seal(dk, plain, aad []byte) ([]byte, error) {
+	g, err := gcm(dk)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, g.NonceSize(), g.NonceSize()+len(plain)+g.Overhead())
+	if _, err := rand.Read(out); err != nil {
+		return nil, err
+	}
+	return g.Seal(out, out, plain, aad), nil
+}
+
+func open(dk, sealed, aad []byte) ([]byte, error) {
+	g, err := gcm(dk)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < g.NonceSize()+g.Overhead() {
+		return nil, errors.New("sealed value too short")
+	}
+	return g.Open(nil, sealed[:g.NonceSize()], sealed[g.NonceSize():], aad)
+}
+
+func gcm(dk []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(dk)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// stream is the random source of a deterministic token: HMAC-SHA256 under the
+// data key of the field and value, counter mode, as long as the draws need.
+type stream struct {
+	key, msg []byte
+	ctr      uint64
+	buf      []byte
+}
+
+func newStream(dk []byte, field, value string) *stream {
+	msg := binary.AppendUvarint(nil, uint64(len(field)))
+	return &stream{key: dk, msg: append(append(msg, field...), value...)}
+}
+
+func (s *stream) Read(p []byte) (int, error) {
+	for n := 0; n < len(p); {
+		if len(s.buf) == 0 {
+			m := hmac.New(sha256.New, s.key)
+			m.Write(binary.BigEndian.AppendUint64(nil, s.ctr))
+			m.Write(s.msg)
+			s.buf, s.ctr = m.Sum(nil), s.ctr+1
+		}
+		c := copy(p[n:], s.buf)
+		s.buf, n = s.buf[c:], n+c
+	}
+	return len(p), nil
+}

@@ -1,0 +1,232 @@
+package tokens
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/consentgate/consentgate/secrets"
+)
+
+// memStore is the Store contract in memory: tests of the vault alone.
+type memStore struct {
+	mu       sync.Mutex
+	keys     map[string][]byte
+	shredded map[string]bool
+	tokens   map[string][]byte
+}
+
+func newMemStore() *memStore {
+	return &memStore{keys: map[string][]byte{}, shredded: map[string]bool{}, tokens: map[string][]byte{}}
+}
+
+func (s *memStore) DataKey(_ context.Context, consentID string, create func() ([]byte, error)) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shredded[consentID] {
+		return nil, ErrShredded
+	}
+	if k, ok := s.keys[consentID]; ok {
+		return k, nil
+	}
+	k, err := create()
+	if err != nil {
+		return nil, err
+	}
+	s.keys[consentID] = k
+	return k, nil
+}
+
+func (s *memStore) PutToken(_ context.Context, id, rec []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if got, ok := s.tokens[string(id)]; ok {
+		return got, nil
+	}
+	s.tokens[string(id)] = rec
+	return rec, nil
+}
+
+func (s *memStore) Token(_ context.Context, id []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if got, ok := s.tokens[string(id)]; ok {
+		return got, nil
+	}
+	return nil, ErrUnknown
+}
+
+func (s *memStore) shred(consentID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.keys, consentID)
+	s.shredded[consentID] = true
+}
+
+func testVault(t testing.TB) (*Vault, *memStore) {
+	t.Helper()
+	wrap, err := secrets.ParseSealKey(strings.Repeat("ab", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newMemStore()
+	return New(s, wrap), s
+}
+
+const birthNumber = "915714/4238"
+
+var jana = Binding{ConsentID: "c-1", Subject: strings.Repeat("5d", 32), App: "onboarding-web", Category: "national_id", Vendor: "airbank", Field: "birthNumber"}
+
+func TestTokenizeAndReveal(t *testing.T) {
+	v, s := testVault(t)
+	ctx := context.Background()
+	for _, f := range []Format{{Kind: KindOpaque}, {Kind: KindPreserve}} {
+		tok, err := v.Tokenize(ctx, jana, f, false, birthNumber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, _ := v.Tokenize(ctx, jana, f, false, birthNumber)
+		if tok == birthNumber || again == tok {
+			t.Errorf("%s: tokens %q and %q of one value: equal to it or to each other", f.Kind, tok, again)
+		}
+		got, b, err := v.Reveal(ctx, tok, jana.Subject, jana.App)
+		if err != nil || got != birthNumber || b != jana {
+			t.Errorf("%s: Reveal = %q, %+v, %v", f.Kind, got, b, err)
+		}
+	}
+	for id, rec := range s.tokens {
+		if bytes.Contains(rec, []byte(birthNumber)) || strings.Contains(id, birthNumber) {
+			t.Error("the store holds the value in clear")
+		}
+	}
+}
+
+func TestDeterministicTokens(t *testing.T) {
+	v, _ := testVault(t)
+	ctx := context.Background()
+	f := Format{Kind: KindPreserve}
+	a, _ := v.Tokenize(ctx, jana, f, true, birthNumber)
+	b, _ := v.Tokenize(ctx, jana, f, true, birthNumber)
+	other := jana
+	other.Field = "person.birthNumber"
+	c, _ := v.Tokenize(ctx, other, f, true, birthNumber)
+	consent2 := jana
+	consent2.ConsentID = "c-2"
+	d, _ := v.Tokenize(ctx, consent2, f, true, birthNumber)
+	if a == "" || a != b || a == c || a == d {
+		t.Errorf("deterministic tokens %q %q; other field %q; other consent %q", a, b, c, d)
+	}
+}
+
+// Another end user, another app, a token never made: all the same error.
+func TestRevealOnlyToTheBinding(t *testing.T) {
+	v, _ := testVault(t)
+	ctx := context.Background()
+	tok, err := v.Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct{ tok, subject, app string }{
+		"another end user": {tok, strings.Repeat("77", 32), jana.App},
+		"another app":      {tok, jana.Subject, "eshop-checkout"},
+		"unknown token":    {"tok_" + strings.Repeat("A", 24), jana.Subject, jana.App},
+		"token altered":    {altered(tok), jana.Subject, jana.App},
+	} {
+		if got, _, err := v.Reveal(ctx, c.tok, c.subject, c.app); !errors.Is(err, ErrUnknown) || got != "" {
+			t.Errorf("%s: %q, %v", name, got, err)
+		}
+	}
+}
+
+// altered is tok with its last character changed.
+func altered(tok string) string {
+	if strings.HasSuffix(tok, "0") {
+		return tok[:len(tok)-1] + "1"
+	}
+	return tok[:len(tok)-1] + "0"
+}
+
+// Destroying the consent's data key voids its tokens at once, and no new one
+// is made for it; other consents' tokens stay.
+func TestShreddedConsent(t *testing.T) {
+	v, s := testVault(t)
+	ctx := context.Background()
+	tok, _ := v.Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber)
+	other := jana
+	other.ConsentID = "c-2"
+	kept, _ := v.Tokenize(ctx, other, Format{Kind: KindOpaque}, false, birthNumber)
+	s.shred(jana.ConsentID)
+	if got, _, err := v.Reveal(ctx, tok, jana.Subject, jana.App); !errors.Is(err, ErrShredded) || got != "" {
+		t.Errorf("Reveal after shredding: %q, %v", got, err)
+	}
+	if _, err := v.Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber); !errors.Is(err, ErrShredded) {
+		t.Errorf("Tokenize after shredding: %v", err)
+	}
+	if got, _, err := v.Reveal(ctx, kept, other.Subject, other.App); err != nil || got != birthNumber {
+		t.Errorf("the other consent's token: %q, %v", got, err)
+	}
+}
+
+// Someone who can write the store rebinds a token to their own end user and
+// app: the sealed value no longer opens.
+func TestRebindingARecordBreaksIt(t *testing.T) {
+	v, s := testVault(t)
+	ctx := context.Background()
+	tok, _ := v.Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber)
+	key := string(storeKey(tok))
+	var rec record
+	json.Unmarshal(s.tokens[key], &rec)
+	rec.Subject, rec.App = strings.Repeat("77", 32), "eshop-checkout"
+	s.tokens[key], _ = json.Marshal(rec)
+	if got, _, err := v.Reveal(ctx, tok, rec.Subject, rec.App); err == nil || got != "" || strings.Contains(err.Error(), birthNumber) {
+		t.Errorf("a rebound record revealed %q, %v", got, err)
+	}
+}
+
+// Format-preserving tokens of short values collide: each value still gets its
+// own token, never its value, and reveals to it.
+func TestCollisionsDrawAgain(t *testing.T) {
+	v, _ := testVault(t)
+	ctx := context.Background()
+	seen := map[string]string{}
+	for i := range 30 {
+		value := fmt.Sprintf("%02d", i)
+		tok, err := v.Tokenize(ctx, jana, Format{Kind: KindPreserve}, false, value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok == value || seen[tok] != "" {
+			t.Fatalf("token %q of %q: its value, or %q's too", tok, value, seen[tok])
+		}
+		seen[tok] = value
+		if got, _, _ := v.Reveal(ctx, tok, jana.Subject, jana.App); got != value {
+			t.Fatalf("token %q reveals %q, want %q", tok, got, value)
+		}
+	}
+}
+
+func BenchmarkTokenize(b *testing.B) {
+	v, _ := testVault(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := v.Tokenize(ctx, jana, Format{Kind: KindPreserve}, false, birthNumber); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkReveal(b *testing.B) {
+	v, _ := testVault(b)
+	ctx := context.Background()
+	tok, _ := v.Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber)
+	for b.Loop() {
+		if _, _, err := v.Reveal(ctx, tok, jana.Subject, jana.App); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
