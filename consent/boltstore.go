@@ -33,7 +33,11 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketPending   = []byte("oauth_pending")
 	bucketTokens    = []byte("oauth_tokens")
-	keyKeyCheck     = []byte("subject_key_check")
+	// data_keys maps a consent id to its wrapped token data key, or to nothing
+	// once destroyed; value_tokens maps a token's id to its record.
+	bucketDataKeys    = []byte("data_keys")
+	bucketValueTokens = []byte("value_tokens")
+	keyKeyCheck       = []byte("subject_key_check")
 )
 
 // lockTimeout is how long Open waits for another process to let go of the file. bbolt
@@ -56,7 +60,7 @@ func openBolt(path string) (*boltStore, error) {
 		return nil, fmt.Errorf("opening consent registry %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens, bucketResources, bucketResByCons, bucketErasures, bucketErasePend} {
+		for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens, bucketResources, bucketResByCons, bucketErasures, bucketErasePend, bucketDataKeys, bucketValueTokens} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("creating bucket %s: %w", name, err)
 			}
@@ -430,4 +434,50 @@ func (b boltTx) unplannedConsents(now time.Time) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+func (b boltTx) dataKey(consentID string) ([]byte, bool, error) {
+	v := b.tx.Bucket(bucketDataKeys).Get([]byte(consentID))
+	if v == nil {
+		return nil, false, nil
+	}
+	if len(v) == 0 {
+		return nil, true, nil
+	}
+	return bytes.Clone(v), false, nil
+}
+
+func (b boltTx) putDataKey(consentID string, wrapped []byte) error {
+	bucket := b.tx.Bucket(bucketDataKeys)
+	if bucket.Get([]byte(consentID)) != nil {
+		return nil
+	}
+	if err := bucket.Put([]byte(consentID), wrapped); err != nil {
+		return fmt.Errorf("storing the data key of consent %s: %w", consentID, err)
+	}
+	return nil
+}
+
+func (b boltTx) shredDataKey(consentID string) (bool, error) {
+	bucket := b.tx.Bucket(bucketDataKeys)
+	had := len(bucket.Get([]byte(consentID))) > 0
+	if err := bucket.Put([]byte(consentID), []byte{}); err != nil {
+		return false, fmt.Errorf("destroying the data key of consent %s: %w", consentID, err)
+	}
+	return had, nil
+}
+
+func (b boltTx) putValueToken(id []byte, _ string, rec []byte) ([]byte, error) {
+	bucket := b.tx.Bucket(bucketValueTokens)
+	if got := bucket.Get(id); got != nil {
+		return bytes.Clone(got), nil
+	}
+	if err := bucket.Put(id, rec); err != nil {
+		return nil, fmt.Errorf("storing a token: %w", err)
+	}
+	return rec, nil
+}
+
+func (b boltTx) valueToken(id []byte) ([]byte, error) {
+	return bytes.Clone(b.tx.Bucket(bucketValueTokens).Get(id)), nil
 }

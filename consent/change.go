@@ -23,6 +23,9 @@ type Change struct {
 	Scopes []string
 	// TokensDeleted names the vendors whose tokens a revocation deleted.
 	TokensDeleted []string
+	// DataKeyDestroyed: the revocation destroyed the consent's token data key,
+	// so every value token of it is void.
+	DataKeyDestroyed bool
 	// Erasures is how many vendor resources a revocation put in the erasure outbox.
 	Erasures int
 }

@@ -331,7 +331,7 @@ func (st *testStore) contents(t testing.TB) string {
 		return string(data)
 	}
 	var b strings.Builder
-	for _, table := range []string{"consentgate_consents", "consentgate_oauth_pending", "consentgate_oauth_tokens", "consentgate_resources", "consentgate_meta"} {
+	for _, table := range []string{"consentgate_consents", "consentgate_oauth_pending", "consentgate_oauth_tokens", "consentgate_resources", "consentgate_meta", "consentgate_data_keys", "consentgate_value_tokens"} {
 		rows, err := st.pg.Query(context.Background(), st.db, "SELECT * FROM "+table)
 		if err != nil {
 			t.Fatal(err)

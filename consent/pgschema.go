@@ -61,6 +61,20 @@ var pgMigrations = [][]string{
 		)`,
 		`CREATE INDEX consentgate_erasures_due ON consentgate_erasures (status, next_ns)`,
 	},
+	{
+		// wrapped is NULL once the key is destroyed: the row stays, so no new key
+		// is made for a revoked consent.
+		`CREATE TABLE consentgate_data_keys (
+			consent_id text PRIMARY KEY REFERENCES consentgate_consents (id),
+			wrapped    bytea
+		)`,
+		`CREATE TABLE consentgate_value_tokens (
+			id         bytea PRIMARY KEY,
+			consent_id text NOT NULL REFERENCES consentgate_consents (id),
+			doc        bytea NOT NULL
+		)`,
+		`CREATE INDEX consentgate_value_tokens_consent ON consentgate_value_tokens (consent_id)`,
+	},
 }
 
 // pgLockKey is the advisory lock migrations hold ("consent" in ASCII), so that

@@ -372,3 +372,57 @@ func (t pgTx) unplannedConsents(now time.Time) ([]string, error) {
 	}
 	return ids, nil
 }
+
+func (t pgTx) dataKey(consentID string) ([]byte, bool, error) {
+	var wrapped []byte
+	err := t.q.QueryRow(t.ctx, `SELECT wrapped FROM consentgate_data_keys WHERE consent_id = $1`, consentID).Scan(&wrapped)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("reading the data key of consent %s: %w", consentID, err)
+	}
+	return wrapped, wrapped == nil, nil
+}
+
+func (t pgTx) putDataKey(consentID string, wrapped []byte) error {
+	_, err := t.q.Exec(t.ctx, `INSERT INTO consentgate_data_keys (consent_id, wrapped) VALUES ($1, $2)
+		ON CONFLICT (consent_id) DO NOTHING`, consentID, wrapped)
+	if err != nil {
+		return fmt.Errorf("storing the data key of consent %s: %w", consentID, err)
+	}
+	return nil
+}
+
+func (t pgTx) shredDataKey(consentID string) (bool, error) {
+	wrapped, _, err := t.dataKey(consentID)
+	if err != nil {
+		return false, err
+	}
+	_, err = t.q.Exec(t.ctx, `INSERT INTO consentgate_data_keys (consent_id, wrapped) VALUES ($1, NULL)
+		ON CONFLICT (consent_id) DO UPDATE SET wrapped = NULL`, consentID)
+	if err != nil {
+		return false, fmt.Errorf("destroying the data key of consent %s: %w", consentID, err)
+	}
+	return wrapped != nil, nil
+}
+
+func (t pgTx) putValueToken(id []byte, consentID string, rec []byte) ([]byte, error) {
+	if _, err := t.q.Exec(t.ctx, `INSERT INTO consentgate_value_tokens (id, consent_id, doc) VALUES ($1, $2, $3)
+		ON CONFLICT (id) DO NOTHING`, id, consentID, rec); err != nil {
+		return nil, fmt.Errorf("storing a token: %w", err)
+	}
+	return t.valueToken(id)
+}
+
+func (t pgTx) valueToken(id []byte) ([]byte, error) {
+	var doc []byte
+	err := t.q.QueryRow(t.ctx, `SELECT doc FROM consentgate_value_tokens WHERE id = $1`, id).Scan(&doc)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading a token: %w", err)
+	}
+	return doc, nil
+}

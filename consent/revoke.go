@@ -41,13 +41,18 @@ func (r *Registry) Revoke(ctx context.Context, actor, role, id string) (*Consent
 		if err != nil {
 			return err
 		}
+		// Its value tokens die with it: their values no longer open.
+		shredded, err := tx.shredDataKey(c.ID)
+		if err != nil {
+			return err
+		}
 		// In the same transaction: a revocation that commits has its erasures.
 		erasures, err := r.enqueueErasures(tx, &c, now)
 		if err != nil {
 			return err
 		}
 		changed = true
-		return r.runHook(ctx, Change{Kind: ChangeRevoked, Consent: c.clone(), Actor: actor, Role: role, TokensDeleted: deleted, Erasures: erasures})
+		return r.runHook(ctx, Change{Kind: ChangeRevoked, Consent: c.clone(), Actor: actor, Role: role, TokensDeleted: deleted, DataKeyDestroyed: shredded, Erasures: erasures})
 	})
 	if err != nil {
 		return nil, err

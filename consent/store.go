@@ -75,4 +75,17 @@ type storeTx interface {
 	// keyCheck stores want as the subject key check unless one is stored, and
 	// returns what is stored after.
 	keyCheck(want []byte) ([]byte, error)
+
+	// dataKey returns a consent's wrapped token data key; nil if it has none,
+	// shredded if it was destroyed.
+	dataKey(consentID string) (wrapped []byte, shredded bool, err error)
+	// putDataKey stores a consent's wrapped data key unless it has one or had one.
+	putDataKey(consentID string, wrapped []byte) error
+	// shredDataKey destroys a consent's data key for good; whether it had one.
+	shredDataKey(consentID string) (bool, error)
+	// putValueToken stores a token record under id unless id is taken, and
+	// returns what is stored after.
+	putValueToken(id []byte, consentID string, rec []byte) ([]byte, error)
+	// valueToken returns the record under id; nil if none.
+	valueToken(id []byte) ([]byte, error)
 }

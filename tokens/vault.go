@@ -69,6 +69,16 @@ type record struct {
 	Sealed []byte `json:"sealed"`
 }
 
+// ConsentOf reads the consent a stored record is bound to: what the store files
+// it under, so that the consent's records can be found.
+func ConsentOf(rec []byte) (string, error) {
+	var r record
+	if err := json.Unmarshal(rec, &r); err != nil || r.ConsentID == "" {
+		return "", fmt.Errorf("a token record names no consent: %v", err)
+	}
+	return r.ConsentID, nil
+}
+
 // ID names a token in audit records and as the store's key: no one learns the
 // token from it.
 func ID(token string) string { return hex.EncodeToString(storeKey(token)[:8]) }

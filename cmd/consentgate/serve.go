@@ -415,6 +415,9 @@ func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 			if ch.Kind == consent.ChangeAuthorized {
 				d["scopes"] = strings.Join(ch.Scopes, " ")
 			}
+			if ch.DataKeyDestroyed {
+				d["data_key_destroyed"] = "true" // the consent's value tokens are void
+			}
 			if len(ch.TokensDeleted) > 0 {
 				d["tokens_deleted"] = strings.Join(ch.TokensDeleted, ",")
 			}

@@ -1,0 +1,82 @@
+package consent
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/consentgate/consentgate/tokens"
+)
+
+// The Registry is the token vault's store (tokens.Store): data keys and token
+// records live beside the consents they are bound to, and a revocation
+// destroys the consent's data key in the transaction that revokes it.
+var _ tokens.Store = (*Registry)(nil)
+
+// DataKey returns the consent's wrapped data key, storing create's if it has
+// none. The key is made outside the transaction (wrapping may ask Vault), and
+// the first one stored wins. A consent that is not active gets no new key.
+func (r *Registry) DataKey(ctx context.Context, consentID string, create func() ([]byte, error)) ([]byte, error) {
+	var wrapped []byte
+	var shredded bool
+	err := r.st.view(ctx, func(tx storeTx) (err error) {
+		wrapped, shredded, err = tx.dataKey(consentID)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case shredded:
+		return nil, tokens.ErrShredded
+	case wrapped != nil:
+		return wrapped, nil
+	}
+	made, err := create()
+	if err != nil {
+		return nil, err
+	}
+	err = r.st.update(ctx, func(tx storeTx) error {
+		var c Consent
+		if err := tx.loadConsent(consentID, &c); err != nil {
+			return err
+		}
+		if c.settle(r.now()); c.Status != Active {
+			return fmt.Errorf("%w: consent %s is %s", tokens.ErrShredded, consentID, c.Status)
+		}
+		if err := tx.putDataKey(consentID, made); err != nil {
+			return err
+		}
+		wrapped, shredded, err = tx.dataKey(consentID)
+		if err == nil && shredded {
+			err = tokens.ErrShredded
+		}
+		return err
+	})
+	return wrapped, err
+}
+
+// PutToken stores a token record unless its id is taken.
+func (r *Registry) PutToken(ctx context.Context, id, rec []byte) ([]byte, error) {
+	var got []byte
+	consentID, err := tokens.ConsentOf(rec)
+	if err != nil {
+		return nil, err
+	}
+	err = r.st.update(ctx, func(tx storeTx) (err error) {
+		got, err = tx.putValueToken(id, consentID, rec)
+		return err
+	})
+	return got, err
+}
+
+// Token returns the record under id, or tokens.ErrUnknown.
+func (r *Registry) Token(ctx context.Context, id []byte) ([]byte, error) {
+	var got []byte
+	err := r.st.view(ctx, func(tx storeTx) (err error) {
+		got, err = tx.valueToken(id)
+		return err
+	})
+	if err == nil && got == nil {
+		err = tokens.ErrUnknown
+	}
+	return got, err
+}

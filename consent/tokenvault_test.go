@@ -1,0 +1,97 @@
+package consent
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/secrets"
+	"github.com/consentgate/consentgate/tokens"
+)
+
+const tokenizedBirthNumber = "915714/4238"
+
+func testWrapper(t testing.TB) tokens.Wrapper {
+	t.Helper()
+	k, err := secrets.ParseSealKey(strings.Repeat("4f", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// The registry keeps the token vault: tokens survive a restart; the store
+// never holds the value;
+// revoking the consent destroys its data key, in the same transaction, and
+// the hook hears of it; no key is made for a consent that is not active.
+func TestTokenVaultInTheRegistry(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		clk := newClock()
+		hooks := &hookLog{}
+		o := testOptions(clk)
+		o.Hook = hooks.hook
+		st := newTestStore(t, b)
+		first, err := st.tryOpen(t, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := t.Context()
+		c, err := first.Create(ctx, "web", testRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		bind := tokens.Binding{ConsentID: c.ID, Subject: c.Subject, App: "web", Category: "national_id", Vendor: "airbank", Field: "birthNumber"}
+		v := tokens.New(first, testWrapper(t))
+		tok, err := v.Tokenize(ctx, bind, tokens.Format{Kind: tokens.KindPreserve}, false, tokenizedBirthNumber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opaque, err := v.Tokenize(ctx, bind, tokens.Format{Kind: tokens.KindOpaque}, true, tokenizedBirthNumber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := first.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r := st.open(t, o)
+		v = tokens.New(r, testWrapper(t))
+		for _, tk := range []string{tok, opaque} {
+			if got, _, err := v.Reveal(ctx, tk, c.Subject, "web"); err != nil || got != tokenizedBirthNumber {
+				t.Fatalf("after a restart %q reveals %q, %v", tk, got, err)
+			}
+		}
+		if again, err := v.Tokenize(ctx, bind, tokens.Format{Kind: tokens.KindOpaque}, true, tokenizedBirthNumber); err != nil || again != opaque {
+			t.Errorf("the deterministic token after a restart: %q, %v; want %q", again, err, opaque)
+		}
+		if strings.Contains(st.contents(t), tokenizedBirthNumber) {
+			t.Error("the store holds the value in clear")
+		}
+
+		if _, err := r.Revoke(ctx, "web", roleApp, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if ch := hooks.seen(); len(ch) == 0 || !ch[len(ch)-1].DataKeyDestroyed {
+			t.Errorf("the revocation's change does not say the data key was destroyed: %+v", ch)
+		}
+		if got, _, err := v.Reveal(ctx, tok, c.Subject, "web"); !errors.Is(err, tokens.ErrShredded) || got != "" {
+			t.Errorf("after revocation: %q, %v", got, err)
+		}
+		if _, err := v.Tokenize(ctx, bind, tokens.Format{Kind: tokens.KindOpaque}, false, tokenizedBirthNumber); !errors.Is(err, tokens.ErrShredded) {
+			t.Errorf("tokenize after revocation: %v", err)
+		}
+
+		// An expired consent gets no data key.
+		short := testRequest()
+		short.TTL = "1h"
+		exp, err := r.Create(ctx, "web", short)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(2 * time.Hour)
+		bind.ConsentID = exp.ID
+		if _, err := v.Tokenize(ctx, bind, tokens.Format{Kind: tokens.KindOpaque}, false, tokenizedBirthNumber); !errors.Is(err, tokens.ErrShredded) {
+			t.Errorf("tokenize under an expired consent: %v", err)
+		}
+	})
+}
