@@ -8,10 +8,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"strconv"
 	"time"
 )
@@ -87,7 +89,8 @@ func (k key) fingerprint() string {
 
 // verify checks a hex signature over msg, refusing any spelling of it but the one the
 // log writes (hex.DecodeString would accept upper case). ECDSA signs msg's SHA-256 and
-// its signature is ASN.1 DER, at most 72 bytes on P-256.
+// its signature is ASN.1 DER, at most 72 bytes on P-256, with the low s: (r, n-s)
+// verifies as well, and would let anyone rewrite a signature without the key.
 func (k key) verify(msg []byte, sigHex string) bool {
 	switch {
 	case k.ed != nil:
@@ -101,8 +104,11 @@ func (k key) verify(msg []byte, sigHex string) bool {
 			return false
 		}
 		sig, err := hex.DecodeString(sigHex)
+		if err != nil || !lowS(sig) {
+			return false
+		}
 		digest := sha256.Sum256(msg)
-		return err == nil && ecdsa.VerifyASN1(k.ec, digest[:], sig)
+		return ecdsa.VerifyASN1(k.ec, digest[:], sig)
 	}
 	return false
 }
@@ -116,7 +122,9 @@ func sign(s crypto.Signer, msg []byte) (string, error) {
 		sig, err = s.Sign(rand.Reader, msg, crypto.Hash(0))
 	case *ecdsa.PublicKey:
 		digest := sha256.Sum256(msg)
-		sig, err = s.Sign(rand.Reader, digest[:], crypto.SHA256)
+		if sig, err = s.Sign(rand.Reader, digest[:], crypto.SHA256); err == nil {
+			sig, err = toLowS(sig)
+		}
 	default:
 		err = fmt.Errorf("%T is not an Ed25519 or ECDSA P-256 key", s.Public())
 	}
@@ -169,4 +177,29 @@ func Fingerprint(pub PublicKey) string {
 		return ""
 	}
 	return k.fingerprint()
+}
+
+// ecdsaSignature is an ECDSA signature's ASN.1 form.
+type ecdsaSignature struct{ R, S *big.Int }
+
+var p256HalfOrder = new(big.Int).Rsh(elliptic.P256().Params().N, 1)
+
+// toLowS rewrites a DER signature with s above half the order as (r, n-s): the one
+// spelling verify takes. An HSM may return either.
+func toLowS(der []byte) ([]byte, error) {
+	var sig ecdsaSignature
+	if rest, err := asn1.Unmarshal(der, &sig); err != nil || len(rest) > 0 || sig.S == nil {
+		return nil, fmt.Errorf("the key returned a signature that is not ASN.1 DER")
+	}
+	if sig.S.Cmp(p256HalfOrder) <= 0 {
+		return der, nil
+	}
+	sig.S.Sub(elliptic.P256().Params().N, sig.S)
+	return asn1.Marshal(sig)
+}
+
+func lowS(der []byte) bool {
+	var sig ecdsaSignature
+	rest, err := asn1.Unmarshal(der, &sig)
+	return err == nil && len(rest) == 0 && sig.S != nil && sig.S.Sign() > 0 && sig.S.Cmp(p256HalfOrder) <= 0
 }

@@ -7,11 +7,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func newP256(t testing.TB) *ecdsa.PrivateKey {
@@ -149,5 +154,85 @@ func TestCloseReportsAnUnsignedFinalCheckpoint(t *testing.T) {
 	}
 	if _, err := VerifyDB(path, signer.Public(), RequireVouched()); err == nil {
 		t.Error("records without a checkpoint passed RequireVouched")
+	}
+}
+
+// A P-256 signature has two spellings, (r, s) and (r, n-s): the log writes the
+// low one and verify takes no other, so nobody can rewrite a checkpoint's
+// signature (and so its hash) without the key.
+func TestECDSASignatureIsLowS(t *testing.T) {
+	key := newP256(t)
+	k, _ := keyOf(key.Public())
+	msg := []byte("consentgate audit head v1\nlog\n1\nhash\n2026-12-06T00:00:00Z")
+	for range 20 {
+		sigHex, err := sign(key, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !k.verify(msg, sigHex) {
+			t.Fatal("the log's own signature does not verify")
+		}
+		der, _ := hex.DecodeString(sigHex)
+		var sig ecdsaSignature
+		if _, err := asn1.Unmarshal(der, &sig); err != nil {
+			t.Fatal(err)
+		}
+		sig.S.Sub(elliptic.P256().Params().N, sig.S)
+		high, _ := asn1.Marshal(sig)
+		if k.verify(msg, hex.EncodeToString(high)) {
+			t.Fatal("the high-s spelling of a signature verifies")
+		}
+		if back, err := toLowS(high); err != nil || !bytes.Equal(back, der) {
+			t.Fatalf("toLowS did not bring the high spelling back: %v", err)
+		}
+	}
+}
+
+// hangingSigner is an HSM that stops answering until released.
+type hangingSigner struct {
+	crypto.Signer
+	release, returned chan struct{}
+	once              sync.Once
+}
+
+func (s *hangingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	<-s.release
+	defer s.once.Do(func() { close(s.returned) })
+	return s.Signer.Sign(r, digest, opts)
+}
+
+// A key that hangs holds records up for SignTimeout at most, counts as an
+// unsigned checkpoint, and is not asked again while its signature is out; once
+// it answers, checkpoints are signed again.
+func TestCheckpointWhileTheKeyHangs(t *testing.T) {
+	signer := &hangingSigner{Signer: newP256(t), release: make(chan struct{}), returned: make(chan struct{})}
+	o := testOptions(t)
+	o.SigningKey, o.CheckpointEvery, o.SignTimeout = signer, 2, 50*time.Millisecond
+	l, path := MustOpen(t, o)
+	start := time.Now()
+	appendN(t, l, 10)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("10 appends took %s behind a hung key", took)
+	}
+	if err := l.Checkpoint(context.Background()); err == nil {
+		t.Error("Checkpoint passed with the key hung")
+	}
+	if st := l.Stats(); st.Unsigned == 0 || st.Records != 10 || st.Checkpoints != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	close(signer.release)
+	<-signer.returned // the hung signature returns, and is discarded
+	for l.signing.Load() {
+		runtime.Gosched()
+	}
+	err := l.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatalf("Checkpoint once the key answers: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyDB(path, signer.Public(), RequireVouched()); err != nil {
+		t.Fatal(err)
 	}
 }

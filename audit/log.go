@@ -45,9 +45,11 @@ type Log struct {
 	st     writerState   // the writer's alone
 	// unreleased counts the bytes written since the last releaseWritten (the
 	// writer's alone).
-	unreleased int
-	final      error     // the final checkpoint's failure; written before done closes
-	signAfter  time.Time // no checkpoint falling due is signed before (the writer's alone)
+	unreleased  int
+	final       error     // the final checkpoint's failure; written before done closes
+	signAfter   time.Time // no checkpoint falling due is signed before (the writer's alone)
+	signTimeout time.Duration
+	signing     atomic.Bool // a signature is under way
 
 	reserve reserve
 	head    atomic.Pointer[Head]

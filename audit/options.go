@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/ed25519"
 	"errors"
@@ -42,6 +43,9 @@ type Options struct {
 	// key (in an HSM, say). Required. The log remembers its public key and refuses another
 	// (ErrWrongKey): a new key means a new log file.
 	SigningKey crypto.Signer
+	// SignTimeout bounds how long a checkpoint waits for its signature (a key in
+	// an HSM that hangs); the records behind it wait no longer. Zero: 2s.
+	SignTimeout time.Duration
 	// Logger receives open, checkpoint, close and failure events. Nil: discard.
 	Logger *slog.Logger
 	// Now is the clock records are stamped with. Nil: time.Now.
@@ -57,6 +61,7 @@ const (
 	defaultCheckpointEvery    = 1000
 	defaultCheckpointInterval = 10 * time.Second
 	defaultReserveBytes       = 256 << 20
+	defaultSignTimeout        = 2 * time.Second
 )
 
 // newLog validates the options and builds a Log without a file.
@@ -69,15 +74,16 @@ func newLog(o Options) (*Log, error) {
 		return nil, fmt.Errorf("audit log: signing key: %w", err)
 	}
 	l := &Log{
-		key:        o.SigningKey,
-		pub:        pub,
-		node:       o.Node,
-		batchSize:  o.BatchSize,
-		maxDelay:   o.MaxDelay,
-		cpEvery:    o.CheckpointEvery,
-		cpInterval: o.CheckpointInterval,
-		now:        o.Now,
-		log:        o.Logger,
+		key:         o.SigningKey,
+		pub:         pub,
+		node:        o.Node,
+		batchSize:   o.BatchSize,
+		maxDelay:    o.MaxDelay,
+		cpEvery:     o.CheckpointEvery,
+		cpInterval:  o.CheckpointInterval,
+		signTimeout: cmp.Or(o.SignTimeout, defaultSignTimeout),
+		now:         o.Now,
+		log:         o.Logger,
 	}
 	switch o.Mode {
 	case "", ModeStrict:

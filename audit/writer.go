@@ -3,6 +3,7 @@ package audit
 import (
 	"cmp"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -272,10 +273,10 @@ func (l *Log) checkpoint(entries []entry, st *writerState, auto bool) ([]entry, 
 	if auto && t.Before(l.signAfter) {
 		return entries, nil
 	}
-	sig, err := sign(l.key, headMessage(l.id, st.seq, st.hash, t))
+	sig, err := l.signHead(headMessage(l.id, st.seq, st.hash, t))
 	if err != nil {
 		l.unsigned.Add(1)
-		l.signAfter = t.Add(signRetry)
+		l.signAfter = l.now().Add(signRetry) // from when the failure returned
 		l.log.Error("audit checkpoint not signed: the records after the last checkpoint stay unvouched until one is",
 			"log_id", l.id, "head_seq", st.seq, "error", err.Error())
 		return entries, err
@@ -290,6 +291,33 @@ func (l *Log) checkpoint(entries []entry, st *writerState, auto bool) ([]entry, 
 	st.since = 0
 	e.cp = cp
 	return append(entries, e), nil
+}
+
+// signHead signs msg within signTimeout: a key in an HSM that hangs must not
+// hold up the records waiting behind the checkpoint. One signature at most is
+// under way; one that returns late is discarded.
+func (l *Log) signHead(msg []byte) (string, error) {
+	if !l.signing.CompareAndSwap(false, true) {
+		return "", errors.New("signing the audit head: the previous signature has not returned")
+	}
+	type signed struct {
+		sig string
+		err error
+	}
+	done := make(chan signed, 1)
+	go func() {
+		defer l.signing.Store(false)
+		sig, err := sign(l.key, msg)
+		done <- signed{sig, err}
+	}()
+	timer := time.NewTimer(l.signTimeout)
+	defer timer.Stop()
+	select {
+	case s := <-done:
+		return s.sig, s.err
+	case <-timer.C:
+		return "", fmt.Errorf("signing the audit head: the key did not answer within %s", l.signTimeout)
+	}
 }
 
 // Sealed lines are about 2 KB, two per proxied call; bbolt copies them into
