@@ -614,10 +614,21 @@ type Operation struct {
 	// Limits bound the structure of a JSON request body; a body past them is
 	// refused (400) before anything walks it.
 	Limits BodyLimits `yaml:"limits"`
+	// PerConsent bounds how often one consent may call the operation: a
+	// verify mode answers whether a guess is right, so without a bound an app
+	// could recover the data one guess at a time.
+	PerConsent *CallBudget `yaml:"per_consent"`
 	// Erases names the kind of resource the operation deletes at the vendor,
 	// with what was acquired through it: when a consent is withdrawn, it is
 	// called for every such resource bound to the consent.
 	Erases string `yaml:"erases"`
+}
+
+// CallBudget is a number of calls per window, counted from the first call of
+// the window and kept with the consent (so every replica counts together).
+type CallBudget struct {
+	Calls int      `yaml:"calls"`
+	Per   Duration `yaml:"per"`
 }
 
 // BodyLimits bound a JSON request body. Zero values take the defaults: depth

@@ -698,6 +698,9 @@ func (v *validator) requires(f string, op *Operation) {
 
 func (v *validator) operation(f, vendor string, op *Operation) {
 	v.disclosesWhen(f, op)
+	if b := op.PerConsent; b != nil && (b.Calls < 1 || b.Per.Duration < time.Second) {
+		v.fail(f+".per_consent", "needs calls (at least 1) and per (at least 1s)")
+	}
 	v.requires(f, op)
 	if !opIDRE.MatchString(op.ID) {
 		v.fail(f+".id", "%q is not an operation id such as %s.personalData", op.ID, vendor)

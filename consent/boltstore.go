@@ -3,6 +3,7 @@ package consent
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,7 +38,10 @@ var (
 	// once destroyed; value_tokens maps a token's id to its record.
 	bucketDataKeys    = []byte("data_keys")
 	bucketValueTokens = []byte("value_tokens")
-	keyKeyCheck       = []byte("subject_key_check")
+	// call_budget maps "<consent id>\x00<key>" to its window's start (unix ns)
+	// and calls, 8 bytes each.
+	bucketBudget = []byte("call_budget")
+	keyKeyCheck  = []byte("subject_key_check")
 )
 
 // lockTimeout is how long Open waits for another process to let go of the file. bbolt
@@ -60,7 +64,7 @@ func openBolt(path string) (*boltStore, error) {
 		return nil, fmt.Errorf("opening consent registry %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens, bucketResources, bucketResByCons, bucketErasures, bucketErasePend, bucketDataKeys, bucketValueTokens} {
+		for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens, bucketResources, bucketResByCons, bucketErasures, bucketErasePend, bucketDataKeys, bucketValueTokens, bucketBudget} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("creating bucket %s: %w", name, err)
 			}
@@ -480,4 +484,20 @@ func (b boltTx) putValueToken(id []byte, _ string, rec []byte) ([]byte, error) {
 
 func (b boltTx) valueToken(id []byte) ([]byte, error) {
 	return bytes.Clone(b.tx.Bucket(bucketValueTokens).Get(id)), nil
+}
+
+func (b boltTx) budget(consentID, key string) (time.Time, int, error) {
+	v := b.tx.Bucket(bucketBudget).Get([]byte(consentID + "\x00" + key))
+	if len(v) != 16 {
+		return time.Time{}, 0, nil
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), int(binary.BigEndian.Uint64(v[8:])), nil
+}
+
+func (b boltTx) putBudget(consentID, key string, start time.Time, calls int) error {
+	v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(start.UnixNano())), uint64(calls))
+	if err := b.tx.Bucket(bucketBudget).Put([]byte(consentID+"\x00"+key), v); err != nil {
+		return fmt.Errorf("storing the call budget of consent %s: %w", consentID, err)
+	}
+	return nil
 }

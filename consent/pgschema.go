@@ -74,6 +74,13 @@ var pgMigrations = [][]string{
 			doc        bytea NOT NULL
 		)`,
 		`CREATE INDEX consentgate_value_tokens_consent ON consentgate_value_tokens (consent_id)`,
+		`CREATE TABLE consentgate_call_budget (
+			consent_id text NOT NULL REFERENCES consentgate_consents (id),
+			key        text NOT NULL,
+			start_ns   bigint NOT NULL,
+			calls      integer NOT NULL,
+			PRIMARY KEY (consent_id, key)
+		)`,
 	},
 }
 

@@ -88,4 +88,9 @@ type storeTx interface {
 	putValueToken(id []byte, consentID string, rec []byte) ([]byte, error)
 	// valueToken returns the record under id; nil if none.
 	valueToken(id []byte) ([]byte, error)
+
+	// budget returns a consent's call budget window for key (zero if none);
+	// putBudget stores it.
+	budget(consentID, key string) (start time.Time, calls int, err error)
+	putBudget(consentID, key string, start time.Time, calls int) error
 }

@@ -95,3 +95,41 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 		}
 	})
 }
+
+// A consent's call budget is counted across registries on one store (replicas,
+// restarts), refuses once spent until its window ends, and is per key.
+func TestSpendCallBudget(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		clk := newClock()
+		o := testOptions(clk)
+		r, st := mustOpen(t, b, o)
+		ctx := t.Context()
+		c, err := r.Create(ctx, "web", testRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if ok, _, err := r.Spend(ctx, c.ID, "kb.verifyIdentity", 3, time.Hour); !ok || err != nil {
+				t.Fatalf("call %d: %v, %v", i+1, ok, err)
+			}
+			clk.Add(time.Minute)
+		}
+		if b == postgresBackend { // another replica counts on
+			r = st.open(t, o)
+		}
+		ok, until, err := r.Spend(ctx, c.ID, "kb.verifyIdentity", 3, time.Hour)
+		if ok || err != nil || until.IsZero() {
+			t.Fatalf("the fourth call: %v, %v, %v", ok, until, err)
+		}
+		if ok, _, _ := r.Spend(ctx, c.ID, "other.op", 3, time.Hour); !ok {
+			t.Error("another key shares the budget")
+		}
+		clk.Add(time.Hour)
+		if ok, _, err := r.Spend(ctx, c.ID, "kb.verifyIdentity", 3, time.Hour); !ok || err != nil {
+			t.Errorf("after the window: %v, %v", ok, err)
+		}
+		if _, _, err := r.Spend(ctx, "no-such-consent", "kb.verifyIdentity", 3, time.Hour); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown consent: %v", err)
+		}
+	})
+}

@@ -27,6 +27,10 @@ var ErrUnparsable = errors.New("body is not JSON and cannot be minimised")
 // the object holds, which nobody declared.
 const ActionKeepScalar = "keep-scalar"
 
+// ActionKeepBool keeps true or false and withholds anything else: a verify
+// mode's answer, which must not carry the record it was checked against.
+const ActionKeepBool = "keep-bool"
+
 // Minimiser applies a decision's field actions to a JSON document. Paths are dotted
 // with [] for array elements; a path the decision does not name follows the
 // default unless a longer named path lies below it, in which case the walk goes
@@ -54,6 +58,12 @@ type Minimiser struct {
 	// found collects those values (raw: the caller hashes them at once).
 	Identify map[string]bool
 	found    []string
+	// Tokenize replaces a value under the tokenize action with a token (package
+	// tokens); tokenized collects those paths, tokenErr the first failure,
+	// which fails the whole document: a value is never passed for want of a token.
+	Tokenize  func(path, value string) (string, error)
+	tokenized []string
+	tokenErr  error
 }
 
 // Result is what minimisation did, for the response header and the audit log.
@@ -61,6 +71,7 @@ type Result struct {
 	Body        []byte
 	Withheld    []string
 	Disclosed   []string
+	Tokenized   []string // withheld too: the app got tokens for their values
 	Identifiers []string // raw values at the Identify paths: hash them at once
 }
 
@@ -106,6 +117,9 @@ func (m *Minimiser) Minimise(body []byte) (Result, error) {
 	if m.ambiguous {
 		return Result{}, fmt.Errorf("%w: an object repeats a key", ErrUnparsable)
 	}
+	if m.tokenErr != nil {
+		return Result{}, m.tokenErr
+	}
 	if !kept {
 		out.Reset()
 		if b[0] == '[' {
@@ -114,7 +128,8 @@ func (m *Minimiser) Minimise(body []byte) (Result, error) {
 			out.WriteString("{}")
 		}
 	}
-	return Result{Body: out.Bytes(), Withheld: sortedSet(m.withheld), Disclosed: sortedSet(m.disclosed), Identifiers: m.found}, nil
+	return Result{Body: out.Bytes(), Withheld: sortedSet(m.withheld), Disclosed: sortedSet(m.disclosed),
+		Tokenized: sortedSet(m.tokenized), Identifiers: m.found}, nil
 }
 
 // scratch is the path buffer and key stack of a walk, reused by the next one.
@@ -266,6 +281,12 @@ func (m *Minimiser) apply(out *bytes.Buffer, action string, raw []byte) bool {
 		m.disclosed = append(m.disclosed, m.here())
 		out.Write(raw)
 		return true
+	case ActionKeepBool:
+		if s := string(raw); s == "true" || s == "false" {
+			m.disclosed = append(m.disclosed, m.here())
+			out.Write(raw)
+			return true
+		}
 	case ActionKeepScalar:
 		if raw[0] != '{' && raw[0] != '[' {
 			m.disclosed = append(m.disclosed, m.here())
@@ -284,6 +305,18 @@ func (m *Minimiser) apply(out *bytes.Buffer, action string, raw []byte) bool {
 			mac := hmac.New(sha256.New, m.hashKey)
 			mac.Write([]byte(s))
 			writeString(out, hex.EncodeToString(mac.Sum(nil)))
+			return true
+		}
+	case policy.ActionTokenize:
+		if s, ok := ScalarString(scalarValue(raw)); ok && m.tokenErr == nil {
+			p := m.here()
+			tok, err := m.tokenizeValue(p, s)
+			if err != nil {
+				m.tokenErr = err
+				return false
+			}
+			m.withheld, m.tokenized = append(m.withheld, p), append(m.tokenized, p)
+			writeString(out, tok)
 			return true
 		}
 	case "derive:country_only":
@@ -312,6 +345,16 @@ func (m *Minimiser) apply(out *bytes.Buffer, action string, raw []byte) bool {
 	// object: nothing of the value goes out.
 	m.withheld = append(m.withheld, m.here())
 	return false
+}
+
+// ErrNoTokens means a field is to be tokenized and no token vault is configured.
+var ErrNoTokens = errors.New("the decision tokenizes a field but no token vault is configured")
+
+func (m *Minimiser) tokenizeValue(path, value string) (string, error) {
+	if m.Tokenize == nil {
+		return "", ErrNoTokens
+	}
+	return m.Tokenize(path, value)
 }
 
 func (m *Minimiser) transformed() {

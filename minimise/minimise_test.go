@@ -8,6 +8,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,10 @@ func TestMinimizeActions(t *testing.T) {
 			`{"birthNumber":"9157144238","short":"abc","číslo":"Žluťoučký"}`,
 			map[string]string{"birthNumber": "mask", "short": "mask", "číslo": "mask"}, "drop",
 			`{"birthNumber":"91******38","short":"***","číslo":"Žl*****ký"}`, []string{"birthNumber", "short", "číslo"}},
+		{"keep-bool keeps yes or no only",
+			`{"verified":true,"matches":{"surname":{"match":false,"onRecord":"HORÁKOVÁ"},"givenName":false,"dateOfBirth":"no, 1991-07-14"}}`,
+			map[string]string{"verified": ActionKeepBool, "matches.surname": ActionKeepBool, "matches.givenName": ActionKeepBool, "matches.dateOfBirth": ActionKeepBool}, "drop",
+			`{"verified":true,"matches":{"givenName":false}}`, []string{"matches.dateOfBirth", "matches.surname"}},
 		{"mask a number", `{"n":123456}`, map[string]string{"n": "mask"}, "drop", `{"n":"12**56"}`, []string{"n"}},
 		{"hash is keyed and stable",
 			`{"iin":"900315401233"}`, map[string]string{"iin": "hash"}, "drop",
@@ -356,5 +361,41 @@ func repeatsKey(body string) bool {
 		if n := len(stack); n > 0 && stack[n-1] != nil {
 			expectKey[n-1] = true
 		}
+	}
+}
+
+// The tokenize action hands each scalar to the token vault and writes the token
+// in its place; a failure fails the whole document, and so does a decision
+// that tokenizes with no vault.
+func TestMinimizeTokenize(t *testing.T) {
+	in := `{"birthNumber":"9157144238","iban":["CZ65","GB82"],"n":42,"doc":{"x":1}}`
+	fields := map[string]string{"birthNumber": "tokenize", "iban[]": "tokenize", "n": "tokenize", "doc": "tokenize"}
+	var seen []string
+	m := New(fields, "drop", nil, time.Now())
+	m.Tokenize = func(path, value string) (string, error) {
+		seen = append(seen, path+"="+value)
+		return "tok_" + strconv.Itoa(len(seen)), nil
+	}
+	out, err := m.Minimise([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"birthNumber":"tok_1","iban":["tok_2","tok_3"],"n":"tok_4"}`; string(out.Body) != want {
+		t.Errorf("body %s, want %s", out.Body, want)
+	}
+	if !slices.Equal(out.Tokenized, []string{"birthNumber", "iban[]", "n"}) || slices.Contains(out.Disclosed, "birthNumber") {
+		t.Errorf("tokenized %v, disclosed %v", out.Tokenized, out.Disclosed)
+	}
+	if !slices.Equal(seen, []string{"birthNumber=9157144238", "iban[]=CZ65", "iban[]=GB82", "n=42"}) {
+		t.Errorf("vault saw %v", seen)
+	}
+
+	m = New(fields, "drop", nil, time.Now())
+	m.Tokenize = func(string, string) (string, error) { return "", errors.New("vault down") }
+	if out, err := m.Minimise([]byte(in)); err == nil || out.Body != nil {
+		t.Errorf("a failed token passed: %s, %v", out.Body, err)
+	}
+	if _, err := New(fields, "drop", nil, time.Now()).Minimise([]byte(in)); !errors.Is(err, ErrNoTokens) {
+		t.Errorf("no vault: %v", err)
 	}
 }

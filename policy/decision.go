@@ -27,12 +27,15 @@ const (
 	ActionDrop = "drop"
 	ActionMask = "mask"
 	ActionHash = "hash"
+	// ActionTokenize replaces the value with a token the app can send back
+	// later, bound to the consent (package tokens).
+	ActionTokenize = "tokenize"
 )
 
 // Derivations a decision can name as "derive:<fn>".
 var Derivations = []string{"age_over_18", "age_over_21", "country_only", "year_only", "last4"}
 
-var actionRE = regexp.MustCompile(`^(keep|drop|mask|hash|derive:(age_over_18|age_over_21|country_only|year_only|last4))$`)
+var actionRE = regexp.MustCompile(`^(keep|drop|mask|hash|tokenize|derive:(age_over_18|age_over_21|country_only|year_only|last4))$`)
 
 // ValidAction reports whether a is an action consentgate can apply.
 func ValidAction(a string) bool { return actionRE.MatchString(a) }

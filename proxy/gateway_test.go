@@ -122,6 +122,10 @@ func (fakeConsents) BindResource(_ context.Context, res consent.Resource) (conse
 	return res, nil
 }
 
+func (fakeConsents) Spend(context.Context, string, string, int, time.Duration) (bool, time.Time, error) {
+	return true, time.Time{}, nil
+}
+
 type testEnv struct {
 	gatewayURL   string
 	callbacksURL string

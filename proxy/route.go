@@ -22,6 +22,9 @@ type operation struct {
 	// identifiers are the response paths whose values the audit record keeps
 	// (hashed) so an auditor can search by them.
 	identifiers map[string]bool
+	// answers are the response paths of category verification: yes or no,
+	// whatever the vendor puts there (a verify mode must not echo its record).
+	answers map[string]bool
 	// sent is everything the operation declares it sends (configs.Operation.SentFields);
 	// declared is its names, sorted, for the policy input.
 	sent     map[string]string
@@ -43,6 +46,12 @@ func compileOperation(op *configs.Operation) *operation {
 	for path, category := range op.Fields.Response {
 		if identifierPath(path, category) {
 			c.identifiers[path] = true
+		}
+		if category == "verification" {
+			if c.answers == nil {
+				c.answers = map[string]bool{}
+			}
+			c.answers[path] = true
 		}
 	}
 	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {

@@ -25,6 +25,8 @@ type Consents interface {
 	// Resource and BindResource keep vendor ids with their end user and app.
 	Resource(ctx context.Context, vendor, kind, id string) (consent.Resource, error)
 	BindResource(ctx context.Context, res consent.Resource) (consent.Resource, error)
+	// Spend counts a call against a consent's budget for an operation.
+	Spend(ctx context.Context, consentID, key string, calls int, per time.Duration) (bool, time.Time, error)
 }
 
 var purposeRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)

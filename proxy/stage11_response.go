@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -62,6 +63,10 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	resp.Header.Del("Set-Cookie")
 	resp.Header.Del("Set-Cookie2")
 	ob.scrub.header(resp.Header)
+	// What of the app's request data never reached the vendor: the vendor's
+	// answer is about the rest (a verify mode's "verified" above all). Headers
+	// are not counted: every client sends some nobody declares (User-Agent).
+	resp.Header.Set("X-Consentgate-Request-Withheld", strconv.Itoa(countData(ob.ex.requestWithheld)))
 	if ob.passthrough || ob.op.cfg.Body == configs.BodyBinary {
 		return g.passThrough(resp, ob)
 	}
@@ -105,6 +110,9 @@ func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
 	fields, def := d.Response.Fields, d.Response.Default
 	if c := ob.op.cfg.DisclosesWhen; c != nil && resp.StatusCode/100 == 2 && !outcomeDiscloses(raw, c) {
 		fields, def = metadataOnly(fields, ob.op.cfg.Fields.Response), policy.ActionDrop
+	}
+	if ob.op.answers != nil {
+		fields = booleansOnly(fields, ob.op.answers)
 	}
 	m := minimise.New(fields, def, ob.hashKey, ex.now)
 	m.Identify = ob.op.identifiers
@@ -157,6 +165,29 @@ func outcomeDiscloses(raw []byte, c *configs.DisclosesWhen) bool {
 	}
 	s, ok := v.(string)
 	return ok && slices.Contains(c.Equals, s)
+}
+
+// countData counts the body fields and query parameters among withheld names.
+func countData(withheld []string) int {
+	n := 0
+	for _, name := range withheld {
+		if !strings.HasPrefix(name, "header:") {
+			n++
+		}
+	}
+	return n
+}
+
+// booleansOnly keeps the answers a decision keeps only where they are true or
+// false: anything else at their paths is withheld.
+func booleansOnly(actions map[string]string, answers map[string]bool) map[string]string {
+	out := maps.Clone(actions)
+	for path := range answers {
+		if out[path] == policy.ActionKeep {
+			out[path] = minimise.ActionKeepBool
+		}
+	}
+	return out
 }
 
 // metadataOnly keeps the decision's actions for the profile's metadata

@@ -45,6 +45,7 @@ const (
 	PolicyDenied Kind = "policy-denied"
 	PolicyBusy   Kind = "policy-busy"
 	Quota        Kind = "vendor-quota"
+	ConsentLimit Kind = "consent-call-limit"
 	GatewayBusy  Kind = "gateway-busy"
 )
 

@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
 
 // KB's verify mode through the gateway. Under identity-confirmation the data the
 // end user typed in reaches KB and only whether it matches reaches the app; the
-// hand-over of KB's own values is refused before KB is called; a field the
-// operation does not declare, or of a category the purpose does not send,
-// never leaves.
+// hand-over of KB's own values is refused before KB is called, and so is the
+// verify mode under a purpose that does not verify; a field the operation does
+// not declare never leaves, and the app is told; a consent verifies 5 times a
+// day, not enough to guess a birth number.
 func TestDevKBVerifyMode(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
 	// What the bank holds, as kyc-onboarding hands it over.
@@ -53,16 +55,38 @@ func TestDevKBVerifyMode(t *testing.T) {
 		t.Errorf("KB was called %d times for a refused call", n)
 	}
 
-	// A field the verify mode does not declare (an e-mail), and one of a category
-	// the purpose does not send (account-aggregation: no national_id), stay here;
-	// KB verifies what remains, and the purpose takes no verification result.
+	// kyc-onboarding sees the birth number masked: the verify mode would give
+	// it away one guess at a time.
 	resp, body = call(t, e.app, "POST", e.gatewayURL()+"/v/kb/v1/clients/me/identity/verification",
-		fmt.Sprintf(`{"surname":%q,"birthNumber":"9107256547","email":"jana@example.cz"}`, held.Surname), under("dev-kyc", "account-aggregation"))
-	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), "matches") {
-		t.Fatalf("verify under account-aggregation: %d %s", resp.StatusCode, body)
+		`{"birthNumber":"9107256547"}`, under("dev-kyc", "kyc-onboarding"))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "purpose does not verify") {
+		t.Errorf("verify under kyc-onboarding: %d %s", resp.StatusCode, body)
+	}
+	if n := e.sandboxes.KB.Count(); n != 0 {
+		t.Errorf("KB was called %d times for refused calls", n)
+	}
+
+	// A field the verify mode does not declare (an e-mail) stays here, and the
+	// app is told that something was not sent.
+	resp, body = call(t, e.app, "POST", e.gatewayURL()+"/v/kb/v1/clients/me/identity/verification",
+		fmt.Sprintf(`{"surname":%q,"email":"jana@example.cz"}`, held.Surname), under("dev-kyc", "identity-confirmation"))
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Consentgate-Request-Withheld") != "1" {
+		t.Fatalf("verify with an undeclared field: %d, request withheld %q (%v): %s", resp.StatusCode, resp.Header.Get("X-Consentgate-Request-Withheld"), e.outcomeOf(t, resp.Header.Get("X-Request-Id")).RequestWithheld, body)
 	}
 	sent = lastRequest(t, e.sandboxes.KB)
-	if !strings.Contains(string(sent.Body), held.Surname) || strings.Contains(string(sent.Body), "9107256547") || strings.Contains(string(sent.Body), "jana@") {
+	if !strings.Contains(string(sent.Body), held.Surname) || strings.Contains(string(sent.Body), "jana@") {
 		t.Errorf("KB got %s: want the surname only", sent.Body)
+	}
+
+	// Two verifications so far: three more today, then 429 and KB is not asked.
+	for i := range 4 {
+		resp, body = call(t, e.app, "POST", e.gatewayURL()+"/v/kb/v1/clients/me/identity/verification",
+			`{"birthNumber":"910725654`+strconv.Itoa(i)+`"}`, under("dev-kyc", "identity-confirmation"))
+	}
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "consent-call-limit") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("the sixth verification: %d, Retry-After %q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if n := e.sandboxes.KB.Count(); n != 4 { // since the reset: the e-mail one and three
+		t.Errorf("KB verified %d times since the first, want 4", n)
 	}
 }

@@ -40,12 +40,29 @@ deny contains "category not in consent" if {
 }
 
 # A purpose that only verifies sends what the end user typed in and takes back
-# whether it matches: an operation that would hand the vendor's own values over
-# is refused, so the app must use the vendor's verify mode (kb.verifyIdentity).
+# whether it matches: any other operation (one that would hand the vendor's own
+# values over, or take the end user's data and answer nothing) is refused, so
+# the app must use the vendor's verify mode (kb.verifyIdentity).
 deny contains "purpose only verifies" if {
 	definition.verify_only
-	some category in would_disclose
-	category != "verification"
+	not verifies
+}
+
+# A verify operation answers whether typed-in data matches, which is the data
+# itself one guess at a time: only a purpose that asks for verification may
+# call it, never one that sees the value masked or hashed, or not at all.
+deny contains "purpose does not verify" if {
+	definition
+	"verification" in response_categories
+	not "verification" in uses
+}
+
+# The operation's personal response categories are verification results only.
+verifies if {
+	"verification" in response_categories
+	every category in response_categories {
+		category in {"verification", "metadata"}
+	}
 }
 
 # The binary body (the liveness video) cannot be minimised: it goes whole or not

@@ -136,11 +136,25 @@ test_identity_confirmation_drops_unconsented_fields if {
 	d.request.drop == ["birthNumber", "permanentAddress.postalCode", "permanentAddress.street"]
 }
 
-# kyc-onboarding may use either mode.
-test_kyc_onboarding_may_verify if {
-	d := decide(sending(call(kb_verify_identity, "kyc-onboarding", confirming), typed_in))
-	d.allow == true
-	d.request.drop == []
+# A purpose that does not ask for verification may not call a verify mode: the
+# answers are the data one guess at a time (kyc-onboarding sees the birth
+# number masked; the verify mode would give it away in a few calls).
+test_verify_mode_needs_a_verifying_purpose if {
+	every purpose in ["kyc-onboarding", "aml-screening", "age-verification", "account-aggregation"] {
+		d := decide(sending(call(kb_verify_identity, purpose, confirming), typed_in))
+		d.allow == false
+		"purpose does not verify" in d.reasons
+	}
+}
+
+# identity-confirmation calls nothing but verify modes: not an operation that
+# takes the end user's data and answers with metadata only.
+test_identity_confirmation_refuses_other_operations if {
+	every op in [finid_verify, biometric_create_session, airbank_accounts] {
+		d := decide(call(op, "identity-confirmation", confirming))
+		d.allow == false
+		"purpose only verifies" in d.reasons
+	}
 }
 
 # age-verification -----------------------------------------------------------
