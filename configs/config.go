@@ -1,12 +1,14 @@
 package configs
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"reflect"
 	"strings"
 	"time"
 
+	"github.com/consentgate/consentgate/tokens"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -163,6 +165,9 @@ type Keys struct {
 	AuditSigningPKCS11 *PKCS11Key `yaml:"audit_signing_pkcs11"`
 	// FieldHMAC is the key of the "hash" minimisation action.
 	FieldHMAC string `yaml:"field_hmac"`
+	// TokenVault is the AES-256 key (32 bytes, hex or base64) that wraps each
+	// consent's token data key. Required when a policy tokenizes.
+	TokenVault string `yaml:"token_vault"`
 	// TokenSeal is the AES-256 key (32 bytes, hex or base64) that seals end
 	// users' OAuth2 tokens and PKCE verifiers in state.db. Required when a
 	// vendor uses oauth2_authorization_code.
@@ -614,6 +619,9 @@ type Operation struct {
 	// Limits bound the structure of a JSON request body; a body past them is
 	// refused (400) before anything walks it.
 	Limits BodyLimits `yaml:"limits"`
+	// Tokens gives response fields' token formats, for a decision that
+	// tokenizes their category (default: opaque).
+	Tokens map[string]*TokenFormat `yaml:"tokens"`
 	// PerConsent bounds how often one consent may call the operation: a
 	// verify mode answers whether a guess is right, so without a bound an app
 	// could recover the data one guess at a time.
@@ -622,6 +630,21 @@ type Operation struct {
 	// with what was acquired through it: when a consent is withdrawn, it is
 	// called for every such resource bound to the consent.
 	Erases string `yaml:"erases"`
+}
+
+// TokenFormat is what a field's tokens look like (tokens.Format): opaque
+// (prefix and random characters, the default) or preserve (the value's length
+// and character classes, keep_prefix and keep_suffix characters kept, check
+// digits valid: iban or luhn). Deterministic tokens are the same for the
+// same consent, field and value, so an app can join records on them.
+type TokenFormat struct {
+	Format        string `yaml:"format"`
+	Prefix        string `yaml:"prefix"`
+	Length        int    `yaml:"length"`
+	KeepPrefix    int    `yaml:"keep_prefix"`
+	KeepSuffix    int    `yaml:"keep_suffix"`
+	Check         string `yaml:"check"`
+	Deterministic bool   `yaml:"deterministic"`
 }
 
 // CallBudget is a number of calls per window, counted from the first call of
@@ -718,4 +741,13 @@ func (o *Operation) SentFields() map[string]string {
 		m[HeaderField(name)] = c
 	}
 	return m
+}
+
+// Tokens is the format as package tokens reads it; nil is opaque.
+func (t *TokenFormat) Tokens() tokens.Format {
+	if t == nil {
+		return tokens.Format{Kind: tokens.KindOpaque}
+	}
+	return tokens.Format{Kind: cmp.Or(t.Format, tokens.KindOpaque), Prefix: t.Prefix, Length: t.Length,
+		KeepPrefix: t.KeepPrefix, KeepSuffix: t.KeepSuffix, Check: t.Check}
 }

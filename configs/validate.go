@@ -97,6 +97,9 @@ func (v *validator) config(c *Config) {
 	if c.Keys.TokenSeal != "" {
 		v.secretRef("keys.token_seal", c.Keys.TokenSeal)
 	}
+	if c.Keys.TokenVault != "" {
+		v.secretRef("keys.token_vault", c.Keys.TokenVault)
+	}
 	if c.Keys.TokenSealPrevious != "" {
 		v.secretRef("keys.token_seal_previous", c.Keys.TokenSealPrevious)
 		if c.Keys.TokenSeal == "" {
@@ -701,6 +704,7 @@ func (v *validator) operation(f, vendor string, op *Operation) {
 	if b := op.PerConsent; b != nil && (b.Calls < 1 || b.Per.Duration < time.Second) {
 		v.fail(f+".per_consent", "needs calls (at least 1) and per (at least 1s)")
 	}
+	v.tokens(f, op)
 	v.requires(f, op)
 	if !opIDRE.MatchString(op.ID) {
 		v.fail(f+".id", "%q is not an operation id such as %s.personalData", op.ID, vendor)
@@ -1045,4 +1049,24 @@ func (v *validator) authorizationCode(f string, c *Credential, base *url.URL) {
 	}
 	v.secretRef(f+".client_id", c.ClientID)
 	v.secretRef(f+".client_secret", c.ClientSecret)
+}
+
+// tokens checks an operation's token formats: for response fields the
+// operation declares, of a personal category.
+func (v *validator) tokens(f string, op *Operation) {
+	for path, t := range op.Tokens {
+		at := fmt.Sprintf("%s.tokens[%s]", f, path)
+		switch cat, ok := op.Fields.Response[path]; {
+		case !ok:
+			v.fail(at, "is not a response field of the operation")
+		case cat == "metadata":
+			v.fail(at, "is metadata: only personal data is tokenized")
+		}
+		if t == nil {
+			continue
+		}
+		if err := t.Tokens().Validate(); err != nil {
+			v.fail(at, "%v", err)
+		}
+	}
 }

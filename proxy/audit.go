@@ -138,6 +138,10 @@ func (ex *exchange) asRecord(kind string, shed int64) audit.Record {
 	if len(ex.categories) > 0 {
 		r.Detail["categories"] = strings.Join(ex.categories, ",")
 	}
+	// The paths whose values the app got as tokens, never the tokens.
+	if len(ex.tokenized) > 0 {
+		r.Detail["tokenized"] = strings.Join(ex.tokenized, ",")
+	}
 	return r
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/consentgate/consentgate/oauth"
 	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/secrets"
+	"github.com/consentgate/consentgate/tokens"
 )
 
 // Options are what a Gateway is built from. Policy and Consents are required: a
@@ -35,6 +36,9 @@ type Options struct {
 	// vendor uses oauth2_authorization_code (the consent registry).
 	Grants oauth.Grants
 	Audit  Auditor
+	// Tokens is the token vault for decisions that tokenize (keys.token_vault);
+	// nil: such a decision fails closed.
+	Tokens *tokens.Vault
 	// Logger receives the canonical request line and start-up warnings; nil discards.
 	Logger *slog.Logger
 	// Registerer receives the gateway's metrics; nil registers nowhere.
@@ -52,6 +56,7 @@ type Gateway struct {
 	policy   *policy.Engine
 	consents Consents
 	auditor  Auditor
+	tokens   *tokens.Vault
 	// shed counts refusals left unrecorded to keep the audit disk reserve
 	// since the last refusal recorded (audit.go).
 	shed    atomic.Int64
@@ -113,7 +118,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	if o.Policy == nil || o.Consents == nil || o.Secrets == nil || o.Audit == nil {
 		return nil, errors.New("gateway needs a policy engine, a consent registry, a secret provider and an audit log")
 	}
-	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, auditor: o.Audit,
+	g := &Gateway{cfg: o.Config, secrets: o.Secrets, policy: o.Policy, consents: o.Consents, auditor: o.Audit, tokens: o.Tokens,
 		log: o.Logger, now: o.Now, metrics: newMetrics(o.Registerer), parsing: newParseSlots()}
 	g.set.Store(newVendorSet(map[string]*vendor{}))
 	g.revocation = certs.NewServerRevocation(5 * time.Second)

@@ -3,10 +3,14 @@ package proxy
 import (
 	"bytes"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/refusal"
+	"github.com/consentgate/consentgate/tokens"
 )
 
 // A stated length only sizes the buffer: what is read is what the reader gives.
@@ -49,5 +53,25 @@ func TestIdentifierHasherFollowsTheKey(t *testing.T) {
 	rotated := g.identifierHasher("key-two-0123456789abcdef0123456789")
 	if got, want := rotated.HMAC("9157144238"), audit.HMAC([]byte("key-two-0123456789abcdef0123456789"), "9157144238"); got != want {
 		t.Errorf("after rotation the identifier hashes to %s, want %s under the new key", got, want)
+	}
+}
+
+// A decision that tokenizes without a vault (keys.token_vault unset), or
+// without a consent to bind the token to, fails closed: 503, and nothing of the
+// vendor's answer is passed on.
+func TestTokenizeWithoutAVaultFailsClosed(t *testing.T) {
+	op := &operation{cfg: &configs.Operation{ID: "airbank.personalData", Fields: configs.Fields{Response: map[string]string{"birthNumber": "national_id"}}}}
+	for name, c := range map[string]struct {
+		g  *Gateway
+		ob *outbound
+	}{
+		"no vault":   {&Gateway{}, &outbound{op: op, ex: &exchange{consentID: "c-1", subject: "s", app: "web", vendor: "airbank"}}},
+		"no consent": {&Gateway{tokens: tokens.New(nil, nil)}, &outbound{op: op, ex: &exchange{app: "web", vendor: "airbank"}}},
+	} {
+		_, err := c.g.tokenizer(t.Context(), c.ob)("birthNumber", "9157144238")
+		r := upstreamRefusal(err)
+		if err == nil || r.Status != http.StatusServiceUnavailable || r.Kind != refusal.TokenVault || strings.Contains(err.Error(), "9157144238") {
+			t.Errorf("%s: %v → %d %s", name, err, r.Status, r.Kind)
+		}
 	}
 }

@@ -71,6 +71,7 @@ type exchange struct {
 	bytesOut  int64
 	disclosed []string
 	withheld  []string
+	tokenized []string // withheld too: the app got tokens of their values
 	// initiator is "erasure" for the erasure outbox's own calls.
 	initiator string
 	// tenant is set for an operation on the tenant (class: tenant).

@@ -123,6 +123,9 @@ func upstreamRefusal(err error) *refusal.Refusal {
 	case errors.Is(err, ErrUnexpectedEncoding) || errors.Is(err, minimise.ErrUnparsable) || errors.Is(err, errResourceConflict):
 		return refusal.New(http.StatusBadGateway, refusal.VendorRefused, "Vendor response refused",
 			"the vendor's response could not be inspected, so it was not passed on")
+	case errors.Is(err, errTokenVault) || errors.Is(err, minimise.ErrNoTokens):
+		return refusal.New(http.StatusServiceUnavailable, refusal.TokenVault, "Token vault unavailable",
+			"a value the decision tokenizes could not be tokenized, so the vendor's answer was not passed on")
 	case errors.Is(err, errEgressCredentials):
 		return refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Secret unavailable",
 			"the egress proxy's credentials could not be read, so the vendor was not called")

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -16,6 +18,7 @@ import (
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/minimise"
 	"github.com/consentgate/consentgate/policy"
+	"github.com/consentgate/consentgate/tokens"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -116,6 +119,7 @@ func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
 	}
 	m := minimise.New(fields, def, ob.hashKey, ex.now)
 	m.Identify = ob.op.identifiers
+	m.Tokenize = g.tokenizer(ctx, ob)
 	_, span := g.stage(ctx, spanMinimise)
 	out, err := m.Minimise(raw)
 	if span.IsRecording() {
@@ -133,7 +137,7 @@ func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
 		g.log.Warn("vendor response carried fields its profile does not name; they were withheld", logRequestID, ex.requestID,
 			"vendor", ex.vendor, "operation", ex.op, "fields", unknown)
 	}
-	ex.withheld, ex.disclosed, ex.bytesOut = out.Withheld, out.Disclosed, int64(len(body))
+	ex.withheld, ex.disclosed, ex.tokenized, ex.bytesOut = out.Withheld, out.Disclosed, out.Tokenized, int64(len(body))
 	ex.categories = slices.Compact(slices.Sorted(slices.Values(append(ex.categories, disclosedCategories(out.Disclosed, ob.op.cfg.Fields.Response)...))))
 	for _, val := range out.Identifiers {
 		ex.identifiers = append(ex.identifiers, ob.identifiers.HMAC(val))
@@ -146,6 +150,29 @@ func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
 	resp.ContentLength = int64(len(body))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	return nil
+}
+
+// errTokenVault means a value was to be tokenized and could not be: the
+// vendor's answer is not passed on.
+var errTokenVault = errors.New("token vault")
+
+// tokenizer makes the tokens of a response under the call's consent: each
+// bound to the end user, app, vendor, field and the field's category, in the
+// format the profile gives the field.
+func (g *Gateway) tokenizer(ctx context.Context, ob *outbound) func(path, value string) (string, error) {
+	ex := ob.ex
+	return func(path, value string) (string, error) {
+		if g.tokens == nil || ex.consentID == "" {
+			return "", fmt.Errorf("%w: %s is to be tokenized and there is no vault or no consent to bind it to", errTokenVault, path)
+		}
+		f := ob.op.cfg.Tokens[path]
+		b := tokens.Binding{ConsentID: ex.consentID, Subject: ex.subject, App: ex.app, Category: ob.op.cfg.Fields.Response[path], Vendor: ex.vendor, Field: path}
+		tok, err := g.tokens.Tokenize(ctx, b, f.Tokens(), f != nil && f.Deterministic, value)
+		if err != nil {
+			return "", fmt.Errorf("%w: %s: %w", errTokenVault, path, err)
+		}
+		return tok, nil
+	}
 }
 
 // outcomeDiscloses reports whether the response's c.Field (a dotted path of

@@ -53,6 +53,7 @@ const (
 // called, or its answer was not passed on.
 const (
 	Credentials       Kind = "credentials-unavailable"
+	TokenVault        Kind = "token-vault-unavailable"
 	ConsentStore      Kind = "consent-registry-unavailable"
 	AuditUnavailable  Kind = "audit-unavailable"
 	NotReady          Kind = "not-ready"

@@ -597,11 +597,11 @@ var devSecretRefs = []struct {
 
 // devKeyRefs are consentgate's own keys in the dev store; they match dev.yaml.
 var devKeyRefs = []string{"consentgate/keys#subject_hmac", "consentgate/keys#field_hmac", "consentgate/keys#audit_signing",
-	"consentgate/keys#token_seal"}
+	"consentgate/keys#token_seal", "consentgate/keys#token_vault"}
 
 // newDevKey makes the value of one of consentgate's own keys: an Ed25519 PKCS#8
-// PEM key for audit signing, 32 random bytes in hex for the HMAC keys and the
-// token seal key.
+// PEM key for audit signing, 32 random bytes in hex for the HMAC keys, the
+// token seal key and the token vault's key.
 func newDevKey(ref secrets.Ref) (string, error) {
 	if ref.Key == "audit_signing" {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)

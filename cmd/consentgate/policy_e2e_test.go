@@ -97,7 +97,7 @@ func TestDevPurposesGolden(t *testing.T) {
 			if w := resp.Header.Get("X-Consentgate-Withheld"); (w != "0") != tt.withheld {
 				t.Errorf("X-Consentgate-Withheld = %s", w)
 			}
-			golden(t, tt.name, body)
+			golden(t, tt.name, e.placeholdTokens(t, resp, body))
 		})
 	}
 
@@ -444,4 +444,32 @@ func TestDevReloadedPurposeIsUsableAtOnce(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("a call under the reloaded purpose: %d %s", resp.StatusCode, body)
 	}
+}
+
+// placeholdTokens replaces the tokens in a response (the fields its outcome
+// record names tokenized, top-level or nested objects) with "<token>": they are
+// new on every call, and a golden file holds what stays.
+func (e *devEnv) placeholdTokens(t *testing.T, resp *http.Response, body []byte) []byte {
+	t.Helper()
+	paths := e.outcomeOf(t, resp.Header.Get("X-Request-Id")).Detail["tokenized"]
+	if paths == "" {
+		return body
+	}
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range strings.Split(paths, ",") {
+		v := doc
+		for _, key := range strings.Split(path, ".") {
+			v = v.(map[string]any)[key]
+		}
+		tok, ok := v.(string)
+		if !ok || tok == "" {
+			t.Fatalf("tokenized %s holds %v, not a token", path, v)
+		}
+		quoted, _ := json.Marshal(tok)
+		body = bytes.ReplaceAll(body, quoted, []byte(`"<token>"`))
+	}
+	return body
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/consentgate/consentgate/proxy"
 	"github.com/consentgate/consentgate/secrets"
 	"github.com/consentgate/consentgate/telemetry"
+	"github.com/consentgate/consentgate/tokens"
 )
 
 func newServeCmd(logger func() *slog.Logger) *cobra.Command {
@@ -198,8 +199,12 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
+	vault, err := openTokenVault(ctx, cfg, p, consents)
+	if err != nil {
+		return nil, err
+	}
 	opts := proxy.Options{Config: cfg, Secrets: p, Policy: engine, Consents: consents, Grants: consents,
-		Audit: alog, Logger: log, Registerer: reg}
+		Audit: alog, Tokens: vault, Logger: log, Registerer: reg}
 	if tp != nil {
 		release = append(release, func() { tp.Shutdown(context.WithoutCancel(ctx)) })
 		opts.Tracer = tp
@@ -602,4 +607,26 @@ func (r *running) close() {
 			r.log.Warn("flushing spans", "error", err)
 		}
 	}
+}
+
+// openTokenVault keeps tokens in the consent registry, their data keys wrapped
+// by keys.token_vault; without that key there is no vault, and a decision that
+// tokenizes fails closed.
+func openTokenVault(ctx context.Context, cfg *configs.Config, p secrets.Provider, consents *consent.Registry) (*tokens.Vault, error) {
+	if cfg.Keys.TokenVault == "" {
+		return nil, nil
+	}
+	ref, err := secrets.ParseRef(cfg.Keys.TokenVault)
+	if err != nil {
+		return nil, fmt.Errorf("keys.token_vault: %w", err)
+	}
+	s, err := p.Get(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("keys.token_vault: %w", err)
+	}
+	key, err := secrets.ParseSealKey(s.Value)
+	if err != nil {
+		return nil, fmt.Errorf("keys.token_vault: %w", err)
+	}
+	return tokens.New(consents, key), nil
 }

@@ -304,6 +304,7 @@ keys:
   field_hmac: consentgate/keys#field_hmac
   audit_signing: consentgate/keys#audit_signing
   token_seal: consentgate/keys#token_seal
+  token_vault: consentgate/keys#token_vault
 oauth:
   public_url: https://`+cb+`
 vendors: [vendors/kb.yaml, vendors/airbank.yaml, vendors/biometric.yaml, vendors/finid.yaml, vendors/banqware.yaml]

@@ -255,7 +255,7 @@ test_withdrawn_consent_denies_everything_else if {
 
 test_data_actions_valid if {
 	valid := {
-		"keep", "drop", "mask", "hash", "derive:age_over_18", "derive:age_over_21",
+		"keep", "drop", "mask", "hash", "tokenize", "derive:age_over_18", "derive:age_over_21",
 		"derive:country_only", "derive:year_only", "derive:last4",
 	}
 	categories := {

@@ -14,7 +14,7 @@ test_kyc_onboarding_airbank_personal_data if {
 		"gender": "keep",
 		"names": "keep",
 		"surname": "keep",
-		"birthNumber": "mask",
+		"birthNumber": "tokenize",
 		"birthDate": "keep",
 		"birthPlace": "keep",
 		"citizenship": "keep",
@@ -88,7 +88,7 @@ test_kyc_onboarding_finid_verify_sends_iin_and_phone_not_photo if {
 	d.request.drop == ["photo"]
 	d.response.fields == object.union(
 		{path: "keep" | some path, _ in finid_verify.fields.response},
-		{"person.iin": "mask"},
+		{"person.iin": "tokenize"},
 	)
 }
 

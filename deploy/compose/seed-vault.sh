@@ -102,6 +102,7 @@ for ref in $refs; do
 done
 random_hex | put_key consentgate/keys subject_hmac
 random_hex | put_key consentgate/keys field_hmac
+random_hex | put_key consentgate/keys token_vault
 ed25519_pem | put_key consentgate/keys audit_signing
 
 # The gateway's access: read, nothing else.
