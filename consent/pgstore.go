@@ -39,6 +39,10 @@ func (s *pgStore) update(ctx context.Context, fn func(storeTx) error) error {
 	})
 }
 
+// batch is update: each PostgreSQL transaction commits on its own (the server
+// groups concurrent commits' WAL flushes itself).
+func (s *pgStore) batch(ctx context.Context, fn func(storeTx) error) error { return s.update(ctx, fn) }
+
 // close waits for connections in use to come back; calling it again does nothing.
 func (s *pgStore) close() error {
 	s.pool.Close()

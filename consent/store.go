@@ -15,6 +15,10 @@ type store interface {
 	// returned an error). A consent it reads stays locked until it ends, so that
 	// two changes of one consent (even from two gateways) happen one after the other.
 	update(ctx context.Context, fn func(storeTx) error) error
+	// batch is update for a write that may run twice and may share its commit
+	// with concurrent ones (a token record: insert if absent), so that many
+	// calls at once cost one fsync. It runs no hook.
+	batch(ctx context.Context, fn func(storeTx) error) error
 	close() error
 }
 

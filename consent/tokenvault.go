@@ -61,7 +61,7 @@ func (r *Registry) PutToken(ctx context.Context, id, rec []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	err = r.st.update(ctx, func(tx storeTx) (err error) {
+	err = r.st.batch(ctx, func(tx storeTx) (err error) {
 		got, err = tx.putValueToken(id, consentID, rec)
 		return err
 	})
