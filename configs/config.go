@@ -622,6 +622,10 @@ type Operation struct {
 	// Tokens gives response fields' token formats, for a decision that
 	// tokenizes their category (default: opaque).
 	Tokens map[string]*TokenFormat `yaml:"tokens"`
+	// Reveals lists the request fields (body paths, query:<name>,
+	// header:<name>) in which an app may send a token back: where the decision
+	// reveals them, the token's value goes to the vendor instead.
+	Reveals []string `yaml:"reveals"`
 	// PerConsent bounds how often one consent may call the operation: a
 	// verify mode answers whether a guess is right, so without a bound an app
 	// could recover the data one guess at a time.

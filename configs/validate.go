@@ -1051,8 +1051,9 @@ func (v *validator) authorizationCode(f string, c *Credential, base *url.URL) {
 	v.secretRef(f+".client_secret", c.ClientSecret)
 }
 
-// tokens checks an operation's token formats: for response fields the
-// operation declares, of a personal category.
+// tokens checks an operation's token formats (for response fields the
+// operation declares, of a personal category) and the request fields tokens
+// may come back in (likewise).
 func (v *validator) tokens(f string, op *Operation) {
 	for path, t := range op.Tokens {
 		at := fmt.Sprintf("%s.tokens[%s]", f, path)
@@ -1067,6 +1068,12 @@ func (v *validator) tokens(f string, op *Operation) {
 		}
 		if err := t.Tokens().Validate(); err != nil {
 			v.fail(at, "%v", err)
+		}
+	}
+	sent := op.SentFields()
+	for i, name := range op.Reveals {
+		if cat, ok := sent[name]; !ok || cat == "metadata" {
+			v.fail(fmt.Sprintf("%s.reveals[%d]", f, i), "%q is not a request field of a personal category", name)
 		}
 	}
 }

@@ -85,6 +85,9 @@ type Input struct {
 	ResponseFields map[string]string
 	// Present are the field paths present in the app's JSON request body.
 	Present []string
+	// Reveals are the request fields in which the operation takes tokens back
+	// (a profile's reveals).
+	Reveals []string
 	// QuotaRemaining is the vendor's last stated remaining budget; QuotaKnown is
 	// false until the vendor has said.
 	QuotaRemaining int
@@ -115,7 +118,7 @@ func (in *Input) value() map[string]any {
 		"consent_id": in.ConsentID,
 		"consent":    consent,
 		"fields":     map[string]any{"request": fieldMap(in.RequestFields), "response": fieldMap(in.ResponseFields)},
-		"request":    map[string]any{"fields": anySlice(in.Present)},
+		"request":    map[string]any{"fields": anySlice(in.Present), "reveals": anySlice(in.Reveals)},
 		"quota":      map[string]any{"remaining": in.QuotaRemaining, "known": in.QuotaKnown},
 		"now":        in.Now.UTC().Format(time.RFC3339),
 	}
@@ -151,6 +154,9 @@ type Decision struct {
 	} `json:"response"`
 	Request struct {
 		Drop []string `json:"drop"`
+		// Reveal are the request fields in which a token the app sends is
+		// replaced by its value.
+		Reveal []string `json:"reveal"`
 	} `json:"request"`
 	Binary string `json:"binary"`
 	// Enforced is false when the route is report-only and the decision was a deny
@@ -221,18 +227,12 @@ func parseDecision(v any) (Decision, error) {
 		return Decision{}, fmt.Errorf("response is not an object")
 	}
 	if req, ok := m["request"].(map[string]any); ok {
-		if drop, ok := req["drop"]; ok {
-			list, ok := drop.([]any)
-			if !ok {
-				return Decision{}, fmt.Errorf("request.drop is not an array")
-			}
-			for _, p := range list {
-				s, ok := p.(string)
-				if !ok {
-					return Decision{}, fmt.Errorf("request.drop must hold strings")
-				}
-				d.Request.Drop = append(d.Request.Drop, s)
-			}
+		var err error
+		if d.Request.Drop, err = stringList(req, "drop"); err != nil {
+			return Decision{}, err
+		}
+		if d.Request.Reveal, err = stringList(req, "reveal"); err != nil {
+			return Decision{}, err
 		}
 	}
 	switch b := m["binary"]; b {
@@ -244,4 +244,25 @@ func parseDecision(v any) (Decision, error) {
 		return Decision{}, fmt.Errorf("binary %v is not allow or deny", b)
 	}
 	return d, nil
+}
+
+// stringList reads request.<name>, an array of strings, if it is there.
+func stringList(req map[string]any, name string) ([]string, error) {
+	v, ok := req[name]
+	if !ok {
+		return nil, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("request.%s is not an array", name)
+	}
+	var out []string
+	for _, p := range list {
+		s, ok := p.(string)
+		if !ok {
+			return nil, fmt.Errorf("request.%s must hold strings", name)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }

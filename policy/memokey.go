@@ -89,8 +89,9 @@ func (in *Input) appendNamed(b []byte, name string) []byte {
 		b = appendBool(appendString(b, "known"), in.QuotaKnown)
 		return appendString(append(appendString(b, "remaining"), tagNumber), strconv.Itoa(in.QuotaRemaining))
 	case "request":
-		b = binary.AppendUvarint(append(b, tagObject), 1)
-		return appendStrings(appendString(b, "fields"), in.Present)
+		b = binary.AppendUvarint(append(b, tagObject), 2)
+		b = appendStrings(appendString(b, "fields"), in.Present)
+		return appendStrings(appendString(b, "reveals"), in.Reveals)
 	case "vendor":
 		return str(in.Vendor)
 	}

@@ -19,7 +19,7 @@ func (in *Input) Replayable() string {
 			Categories: nonNil(c.Categories), Status: c.Status,
 			GrantedAt: c.GrantedAt.UTC().Format(time.RFC3339), ExpiresAt: c.ExpiresAt.UTC().Format(time.RFC3339)}
 	}
-	r.Request.Fields = nonNil(in.Present)
+	r.Request.Fields, r.Request.Reveals = nonNil(in.Present), nonNil(in.Reveals)
 	r.Quota.Remaining, r.Quota.Known = in.QuotaRemaining, in.QuotaKnown
 	b, _ := json.Marshal(r)
 	return string(b)
@@ -40,7 +40,8 @@ type recordedInput struct {
 	ConsentID string           `json:"consent_id"`
 	Consent   *recordedConsent `json:"consent"`
 	Request   struct {
-		Fields []string `json:"fields"`
+		Fields  []string `json:"fields"`
+		Reveals []string `json:"reveals"`
 	} `json:"request"`
 	Quota struct {
 		Remaining int  `json:"remaining"`

@@ -118,6 +118,10 @@ func (ex *exchange) asRecord(kind string, shed int64) audit.Record {
 	if ex.initiator != "" {
 		detail()["initiator"] = ex.initiator
 	}
+	// The tokens whose values went to the vendor, by id: never a value.
+	if len(ex.revealed) > 0 {
+		detail()["revealed"] = strings.Join(ex.revealed, ",")
+	}
 	if n := ex.unrecordedBefore + shed; n > 0 {
 		detail()["unrecorded_before"] = strconv.FormatInt(n, 10)
 	}

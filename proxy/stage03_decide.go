@@ -112,6 +112,7 @@ func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id identity.
 		RequestFields:  op.sent,
 		ResponseFields: op.cfg.Fields.Response,
 		Present:        op.declared,
+		Reveals:        op.cfg.Reveals,
 		Now:            g.now(),
 	}
 	in.QuotaRemaining, in.QuotaKnown = v.quota.snapshot()

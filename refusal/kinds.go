@@ -36,6 +36,7 @@ const (
 	ConsentNotUsable     Kind = "consent-not-usable"
 	ResourceNotOwned     Kind = "resource-not-owned"
 	ResourceUnknown      Kind = "resource-unknown"
+	TokenNotRevealable   Kind = "token-not-revealable"
 	AuthorizationNeeded  Kind = "authorization-required"
 	AuthorizationFailure Kind = "authorization-failed"
 )

@@ -46,9 +46,10 @@ type Wrapper interface {
 }
 
 var (
-	// ErrUnknown means no token of the caller's end user and app is stored
-	// under that value: unknown, another's, or shredded, alike to the caller.
+	// ErrUnknown means no token is stored under that value.
 	ErrUnknown = errors.New("token unknown")
+	// ErrNotYours means the token is bound to another end user or app.
+	ErrNotYours = errors.New("token bound to another end user or app")
 	// ErrShredded means the consent's data key was destroyed: its values are gone.
 	ErrShredded = errors.New("token data key destroyed")
 )
@@ -144,8 +145,9 @@ func (v *Vault) put(ctx context.Context, dk []byte, b Binding, tok, value string
 }
 
 // Reveal returns the value of tok and its binding, if tok is one of the end
-// user's (subject) tokens held by app. Anything else is ErrUnknown, so an app
-// learns nothing of other apps' or users' tokens.
+// user's (subject) tokens held by app: ErrUnknown if it is no token, ErrNotYours
+// if it is another's (the caller refuses both alike where it can tell a token
+// by its shape), ErrShredded if its consent's key is gone.
 func (v *Vault) Reveal(ctx context.Context, tok, subject, app string) (string, Binding, error) {
 	key := storeKey(tok)
 	got, err := v.store.Token(ctx, key)
@@ -157,7 +159,7 @@ func (v *Vault) Reveal(ctx context.Context, tok, subject, app string) (string, B
 		return "", Binding{}, fmt.Errorf("token record %s: %w", ID(tok), err)
 	}
 	if !hmac.Equal([]byte(rec.Subject), []byte(subject)) || rec.App != app {
-		return "", Binding{}, ErrUnknown
+		return "", Binding{}, ErrNotYours
 	}
 	dk, err := v.existingKey(ctx, rec.ConsentID)
 	if err != nil {

@@ -123,7 +123,8 @@ func TestDeterministicTokens(t *testing.T) {
 	}
 }
 
-// Another end user, another app, a token never made: all the same error.
+// Another end user's or app's token is not theirs; a token never made, or
+// altered, is unknown.
 func TestRevealOnlyToTheBinding(t *testing.T) {
 	v, _ := testVault(t)
 	ctx := context.Background()
@@ -131,13 +132,16 @@ func TestRevealOnlyToTheBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, c := range map[string]struct{ tok, subject, app string }{
-		"another end user": {tok, strings.Repeat("77", 32), jana.App},
-		"another app":      {tok, jana.Subject, "eshop-checkout"},
-		"unknown token":    {"tok_" + strings.Repeat("A", 24), jana.Subject, jana.App},
-		"token altered":    {altered(tok), jana.Subject, jana.App},
+	for name, c := range map[string]struct {
+		tok, subject, app string
+		want              error
+	}{
+		"another end user": {tok, strings.Repeat("77", 32), jana.App, ErrNotYours},
+		"another app":      {tok, jana.Subject, "eshop-checkout", ErrNotYours},
+		"unknown token":    {"tok_" + strings.Repeat("A", 24), jana.Subject, jana.App, ErrUnknown},
+		"token altered":    {altered(tok), jana.Subject, jana.App, ErrUnknown},
 	} {
-		if got, _, err := v.Reveal(ctx, c.tok, c.subject, c.app); !errors.Is(err, ErrUnknown) || got != "" {
+		if got, _, err := v.Reveal(ctx, c.tok, c.subject, c.app); !errors.Is(err, c.want) || got != "" {
 			t.Errorf("%s: %q, %v", name, got, err)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"unicode"
 )
@@ -38,6 +39,42 @@ func TestDevTokenizesTheBirthNumber(t *testing.T) {
 	}
 	if tokens[0] == tokens[1] {
 		t.Error("two calls gave the same token: the profile asks for random ones")
+	}
+	e.assertNoPII(t, raw)
+}
+
+// A token the app got from Air Bank under kyc-onboarding goes back toward KB's
+// verify mode under identity-confirmation, which reveals national_id: KB gets
+// the birth number, never the token, and the intent record names the token by
+// id. The same token in a field of another category stops the call before KB.
+func TestDevRevealsTokensToTheVendor(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	raw, _ := e.directAirbankPersonalData(t)["birthNumber"].(string)
+	_, body := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", under("dev-kyc", "kyc-onboarding"))
+	tok, _ := decode(t, body)["birthNumber"].(string)
+	if tok == "" || tok == raw {
+		t.Fatalf("no token: %s", body)
+	}
+	e.sandboxes.KB.Reset()
+	verify := e.gatewayURL() + "/v/kb/v1/clients/me/identity/verification"
+	resp, body := call(t, e.app, "POST", verify, `{"birthNumber":"`+tok+`"}`, under("dev-kyc", "identity-confirmation"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("verify with a token: %d %s", resp.StatusCode, body)
+	}
+	sent := string(lastRequest(t, e.sandboxes.KB).Body)
+	if !strings.Contains(sent, raw) || strings.Contains(sent, tok) {
+		t.Errorf("KB got %s: want the birth number %s, not the token", sent, raw)
+	}
+	if in := e.intentOf(t, resp.Header.Get("X-Request-Id")); !strings.HasPrefix(in.Detail["revealed"], "birthNumber=") || strings.Contains(in.Detail["revealed"], tok) {
+		t.Errorf("intent record: revealed %q", in.Detail["revealed"])
+	}
+
+	resp, body = call(t, e.app, "POST", verify, `{"identityDocument":{"number":"`+tok+`"}}`, under("dev-kyc", "identity-confirmation"))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "token-not-revealable") || strings.Contains(string(body), raw) {
+		t.Errorf("a national_id token as a document number: %d %s", resp.StatusCode, body)
+	}
+	if n := e.sandboxes.KB.Count(); n != 1 {
+		t.Errorf("KB was called %d times, want once", n)
 	}
 	e.assertNoPII(t, raw)
 }

@@ -27,7 +27,7 @@ decision := {
 	"reasons": reasons,
 	# Vendors add response fields without notice: whatever is not named is dropped.
 	"response": {"default": "drop", "fields": response_fields},
-	"request": {"drop": request_drop},
+	"request": {"drop": request_drop, "reveal": request_reveal},
 	"binary": binary,
 }
 
@@ -134,6 +134,18 @@ request_drop := [] if {
 } else := sort([path |
 	some path in present
 	not request_permitted(path)
+])
+
+# Request fields in which a token the app sends back is replaced by its value:
+# fields the operation takes tokens in (the profile's reveals) that this call
+# may send, of a category the purpose reveals and the end user consented to.
+request_reveal := [] if {
+	not allow
+} else := sort([name |
+	some name in input.request.reveals
+	is_string(name)
+	request_permitted(name)
+	request_map[name] in purposes.revealable
 ])
 
 present contains path if {

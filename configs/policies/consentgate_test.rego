@@ -31,7 +31,7 @@ test_decision_defined_for_empty_input if {
 		"allow": false,
 		"reasons": ["app not allowed vendor", "no consent header", "no purpose header"],
 		"response": {"default": "drop", "fields": {}},
-		"request": {"drop": []},
+		"request": {"drop": [], "reveal": []},
 		"binary": "deny",
 	}
 }
@@ -46,7 +46,7 @@ test_decision_defined_for_app_only if {
 		"allow": false,
 		"reasons": ["app not allowed vendor", "no consent header", "no purpose header"],
 		"response": {"default": "drop", "fields": {}},
-		"request": {"drop": []},
+		"request": {"drop": [], "reveal": []},
 		"binary": "deny",
 	}
 }
@@ -137,7 +137,7 @@ test_tenant_operation_granted if {
 		"allow": true,
 		"reasons": ["tenant operation granted"],
 		"response": {"default": "drop", "fields": {"redirectUrls[]": "keep", "updateCallbackUrls[]": "keep"}},
-		"request": {"drop": []},
+		"request": {"drop": [], "reveal": []},
 		"binary": "deny",
 	}
 }

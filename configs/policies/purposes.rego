@@ -83,6 +83,13 @@ uses contains category if {
 # Categories that flow in this call, in either direction.
 disclosed := uses & consent.categories
 
+# Categories whose tokens the purpose turns back into values toward the vendor
+# (the purpose's reveal list), where the end user consented to them.
+revealable contains category if {
+	some category in object.get(definition, "reveal", [])
+	category in consent.categories
+}
+
 # The categories of the operation's response fields. Rules below iterate over
 # these few categories rather than over every field.
 response_categories := {category | some category in input.fields.response}

@@ -407,3 +407,35 @@ test_biometric_verification_finid_sends_iin_phone_photo if {
 	d.response.fields["person.surname"] == "drop"
 	d.response.fields.status == "keep"
 }
+
+# reveal ----------------------------------------------------------------------
+
+# The operation takes tokens back in these request fields (a profile's reveals).
+revealing(x, names) := object.union(x, {"request": {"reveals": names}})
+
+kb_reveals := ["birthNumber", "identityDocument.number"]
+
+# identity-confirmation turns the birth number's and document number's tokens
+# back into values toward KB.
+test_reveal_where_the_purpose_reveals if {
+	d := decide(revealing(sending(call(kb_verify_identity, "identity-confirmation", confirming), typed_in), kb_reveals))
+	d.allow == true
+	d.request.reveal == ["birthNumber", "identityDocument.number"]
+}
+
+# A category the end user did not consent to is neither sent nor revealed.
+test_reveal_needs_the_category_consented if {
+	d := decide(revealing(sending(call(kb_verify_identity, "identity-confirmation", ["identity", "document", "verification"]), typed_in), kb_reveals))
+	d.allow == true
+	d.request.reveal == ["identityDocument.number"]
+}
+
+# A purpose without a reveal list reveals nothing, and a denied call nothing.
+test_no_reveal_elsewhere if {
+	d := decide(revealing(call(finid_verify, "biometric-verification", ["biometric", "national_id", "contact"]), ["iin"]))
+	d.allow == true
+	d.request.reveal == []
+	denied := decide(revealing(call(kb_client_identity, "identity-confirmation", confirming), kb_reveals))
+	denied.allow == false
+	denied.request.reveal == []
+}
