@@ -14,19 +14,30 @@ var _ tokens.Store = (*Registry)(nil)
 
 // DataKey returns the consent's wrapped data key, storing create's if it has
 // none. The key is made outside the transaction (wrapping may ask Vault), and
-// the first one stored wins. A consent that is not active gets no new key.
+// the first one stored wins. Only an active consent's key is handed out: a
+// consent found expired has its key destroyed there and then, so its tokens
+// die with it even though nothing revoked it.
 func (r *Registry) DataKey(ctx context.Context, consentID string, create func() ([]byte, error)) ([]byte, error) {
 	var wrapped []byte
 	var shredded bool
+	var c Consent
 	err := r.st.view(ctx, func(tx storeTx) (err error) {
+		if err := tx.loadConsent(consentID, &c); err != nil {
+			return err
+		}
 		wrapped, shredded, err = tx.dataKey(consentID)
 		return err
 	})
-	switch {
+	switch c.settle(r.now()); {
 	case err != nil:
 		return nil, err
 	case shredded:
 		return nil, tokens.ErrShredded
+	case c.Status != Active:
+		if wrapped != nil {
+			r.shredLapsed(ctx, consentID)
+		}
+		return nil, fmt.Errorf("%w: consent %s is %s", tokens.ErrShredded, consentID, c.Status)
 	case wrapped != nil:
 		return wrapped, nil
 	}
@@ -79,4 +90,19 @@ func (r *Registry) Token(ctx context.Context, id []byte) ([]byte, error) {
 		err = tokens.ErrUnknown
 	}
 	return got, err
+}
+
+// shredLapsed destroys the data key of a consent found expired. A failure is
+// logged and changes nothing for the caller: the key is not handed out either
+// way, and the next look tries again.
+func (r *Registry) shredLapsed(ctx context.Context, consentID string) {
+	err := r.st.update(ctx, func(tx storeTx) error {
+		_, err := tx.shredDataKey(consentID)
+		return err
+	})
+	if err != nil {
+		r.log.Error("could not destroy the data key of an expired consent", "id", consentID, "error", err.Error())
+		return
+	}
+	r.log.Info("data key of an expired consent destroyed: its tokens are void", "id", consentID)
 }

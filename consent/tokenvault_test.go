@@ -81,15 +81,28 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 			t.Errorf("tokenize after revocation: %v", err)
 		}
 
-		// An expired consent gets no data key.
+		// An expired consent's tokens die with it: its key is destroyed when it is
+		// next looked for, and it gets no new one.
 		short := testRequest()
 		short.TTL = "1h"
 		exp, err := r.Create(ctx, "web", short)
 		if err != nil {
 			t.Fatal(err)
 		}
-		clk.Add(2 * time.Hour)
 		bind.ConsentID = exp.ID
+		lapsing, err := v.Tokenize(ctx, bind, tokens.Format{Kind: tokens.KindOpaque}, false, tokenizedBirthNumber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(2 * time.Hour)
+		if got, _, err := v.Reveal(ctx, lapsing, c.Subject, "web"); !errors.Is(err, tokens.ErrShredded) || got != "" {
+			t.Errorf("reveal under an expired consent: %q, %v", got, err)
+		}
+		var wrapped []byte
+		r.st.view(ctx, func(tx storeTx) (err error) { wrapped, _, err = tx.dataKey(exp.ID); return err })
+		if wrapped != nil {
+			t.Error("the expired consent's data key is still stored")
+		}
 		if _, err := v.Tokenize(ctx, bind, tokens.Format{Kind: tokens.KindOpaque}, false, tokenizedBirthNumber); !errors.Is(err, tokens.ErrShredded) {
 			t.Errorf("tokenize under an expired consent: %v", err)
 		}
