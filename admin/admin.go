@@ -12,6 +12,7 @@ import (
 	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/refusal"
+	"github.com/consentgate/consentgate/tokens"
 	"github.com/google/uuid"
 )
 
@@ -32,6 +33,9 @@ type Options struct {
 	// SubjectHMAC hashes a person's identifier as the audit log does
 	// (proxy.Gateway.SubjectHMAC), for POST /v1/audit/subject-hmac; nil leaves it out.
 	SubjectHMAC func(ctx context.Context, value string) (string, error)
+	// Tokens is the token vault, for POST /v1/tokens/reveal; nil leaves the
+	// route out.
+	Tokens *tokens.Vault
 	// Certificates lists the certificates in use, for GET /v1/certificates
 	// (`consentgate certs status`); nil leaves the route out.
 	Certificates func(ctx context.Context) []certs.InUse
@@ -85,11 +89,14 @@ func New(o Options) http.Handler {
 			json.NewEncoder(w).Encode(o.Certificates(r.Context()))
 		}))
 	}
+	if o.Tokens != nil {
+		mux.Handle("POST /v1/tokens/reveal", identity.Only(http.HandlerFunc(a.revealToken), identity.RoleAdmin))
+	}
 	mux.Handle("GET /v1/audit/tail", operators(a.auditTail))
 	mux.Handle("GET /v1/audit/snapshot", operators(a.auditSnapshot))
 	// Any other path or method: not found, but only to a proven caller.
 	mux.Handle("/", identity.Only(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/certificates, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz").Write(w, "")
+		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/certificates, /v1/tokens/reveal, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz").Write(w, "")
 	}), identity.RoleApp, identity.RoleAuditor, identity.RoleAdmin))
 	// Every answer carries a request id, as the gateway's do; problem+json
 	// bodies repeat it.

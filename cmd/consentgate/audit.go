@@ -350,26 +350,38 @@ func adminConnFlags(cmd *cobra.Command, f *exportFlags, who string) {
 	}
 }
 
-// adminCall sends one request to a gateway's admin API and reads the answer
-// (at most limit bytes); an answer other than 200 is an error with its text.
-func adminCall(ctx context.Context, client *http.Client, method, url string, limit int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+// adminCall sends one request to a gateway's admin API (with body, JSON, if
+// not nil) and reads the answer (at most limit bytes); an answer other than
+// 200 is an error with its text.
+func adminCall(ctx context.Context, client *http.Client, method, url string, body any, limit int64) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("admin API %s: %s: %s", url, resp.Status, bytes.TrimSpace(body))
+		return nil, fmt.Errorf("admin API %s: %s: %s", url, resp.Status, bytes.TrimSpace(answer))
 	}
-	return body, nil
+	return answer, nil
 }
 
 func exportFromAdmin(ctx context.Context, f exportFlags, w io.Writer) error {

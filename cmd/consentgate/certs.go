@@ -285,7 +285,7 @@ certificate is expired or revoked.`,
 			if err != nil {
 				return err
 			}
-			body, err := adminCall(cmd.Context(), client, http.MethodGet, f.admin+"/v1/certificates", 8<<20)
+			body, err := adminCall(cmd.Context(), client, http.MethodGet, f.admin+"/v1/certificates", nil, 8<<20)
 			if err != nil {
 				return err
 			}

@@ -34,7 +34,7 @@ an app reads and revokes its own consents, an admin any, an auditor reads.`,
 			if err != nil {
 				return err
 			}
-			body, err := adminCall(cmd.Context(), client, method, f.admin+"/v1/consents/"+url.PathEscape(args[0]), 1<<20)
+			body, err := adminCall(cmd.Context(), client, method, f.admin+"/v1/consents/"+url.PathEscape(args[0]), nil, 1<<20)
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/certs"
+	"github.com/consentgate/consentgate/tokens"
 )
 
 // Under kyc-onboarding the birth number reaches the app as a token shaped like
@@ -75,6 +79,45 @@ func TestDevRevealsTokensToTheVendor(t *testing.T) {
 	}
 	if n := e.sandboxes.KB.Count(); n != 1 {
 		t.Errorf("KB was called %d times, want once", n)
+	}
+	e.assertNoPII(t, raw)
+}
+
+// An admin reveals one token to a person with `consentgate tokens reveal`: the
+// audit log records the reason and the token's id first; an auditor may not;
+// once the consent is revoked there is no value to reveal.
+func TestDevAdminRevealsAToken(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	raw, _ := e.directAirbankPersonalData(t)["birthNumber"].(string)
+	_, body := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", under("dev-kyc", "kyc-onboarding"))
+	tok, _ := decode(t, body)["birthNumber"].(string)
+	reveal := func(who string) (string, error) {
+		cert := e.pki.Path(certs.AppCert(who))
+		return runCmd(t, "tokens", "reveal", "--admin", e.adminURL(), "--cert", cert, "--key", certs.KeyFile(cert),
+			"--cacert", e.pki.Path(certs.DevRootCert), "--reason", "support case 4711", "--token", tok)
+	}
+	out, err := reveal("secops")
+	if err != nil || !strings.Contains(out, `"value":"`+raw+`"`) || !strings.Contains(out, `"field":"birthNumber"`) {
+		t.Fatalf("admin reveal: %v\n%s", err, out)
+	}
+	var rec audit.Record
+	for _, r := range e.auditRecords(t) {
+		if r.Kind == audit.KindAdmin && r.Detail["action"] == "token revealed" {
+			rec = r
+		}
+	}
+	if rec.Detail["reason"] != "support case 4711" || rec.Detail["token_id"] != tokens.ID(tok) || rec.ConsentID != "dev-kyc" || rec.App != "secops" {
+		t.Errorf("audit record of the reveal: %+v", rec)
+	}
+	if out, err := reveal("auditor"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("an auditor revealed a token: %v\n%s", err, out)
+	}
+	if _, err := runCmd(t, "consents", "revoke", "--admin", e.adminURL(), "--cert", e.pki.Path(certs.AppCert("secops")),
+		"--key", certs.KeyFile(e.pki.Path(certs.AppCert("secops"))), "--cacert", e.pki.Path(certs.DevRootCert), "dev-kyc"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := reveal("secops"); err == nil || !strings.Contains(err.Error(), "404") || strings.Contains(out+err.Error(), raw) {
+		t.Errorf("reveal after revocation: %v\n%s", err, out)
 	}
 	e.assertNoPII(t, raw)
 }

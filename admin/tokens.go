@@ -1,0 +1,52 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/refusal"
+	"github.com/consentgate/consentgate/tokens"
+)
+
+// maxReason bounds the reason an admin gives for a reveal: a sentence and a
+// ticket number, recorded in the audit log (so never personal data).
+const maxReason = 300
+
+// revealToken serves POST /v1/tokens/reveal (admin role): one token's value,
+// for a person, with a reason. The record comes first: no record, no value.
+func (a *api) revealToken(w http.ResponseWriter, r *http.Request) {
+	var q struct {
+		Token  string `json:"token"`
+		Reason string `json:"reason"`
+	}
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&q)
+	q.Reason = strings.TrimSpace(q.Reason)
+	if err != nil || q.Token == "" || q.Reason == "" || len(q.Reason) > maxReason {
+		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request",
+			`the body is {"token": "<token>", "reason": "<why, at most 300 characters, no personal data: it is recorded>"}`).Write(w, "")
+		return
+	}
+	value, b, err := a.o.Tokens.RevealToAdmin(r.Context(), q.Token)
+	switch {
+	case errors.Is(err, tokens.ErrUnknown) || errors.Is(err, tokens.ErrShredded):
+		refusal.New(http.StatusNotFound, refusal.NotFound, "No such token",
+			"no token of that value, or its consent was withdrawn or has expired and its values are destroyed").Write(w, "")
+		return
+	case err != nil:
+		a.o.Logger.Error("token vault unavailable", "error", err.Error())
+		refusal.New(http.StatusServiceUnavailable, refusal.TokenVault, "Token vault unavailable", "").Write(w, "")
+		return
+	}
+	rec := audit.Record{ConsentID: b.ConsentID, SubjectHMAC: b.Subject, Vendor: b.Vendor, Detail: map[string]string{
+		"token_id": tokens.ID(q.Token), "field": b.Field, "category": b.Category, "token_app": b.App, "reason": q.Reason}}
+	if !a.recorded(w, r, rec, "token revealed") {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(map[string]string{"value": value, "consent_id": b.ConsentID, "app": b.App,
+		"vendor": b.Vendor, "field": b.Field, "category": b.Category})
+}
