@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/refusal"
 	"github.com/consentgate/consentgate/tokens"
 )
@@ -49,4 +50,27 @@ func (a *api) revealToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(map[string]string{"value": value, "consent_id": b.ConsentID, "app": b.App,
 		"vendor": b.Vendor, "field": b.Field, "category": b.Category})
+}
+
+// listTokens serves GET /v1/tokens?consent=ID (auditor, admin): the consent's
+// tokens by id and binding, never a token or a value.
+func (a *api) listTokens(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("consent")
+	if id == "" {
+		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request", "name the consent: ?consent=ID").Write(w, "")
+		return
+	}
+	list, err := a.o.Consents.TokensOf(r.Context(), id)
+	switch {
+	case errors.Is(err, consent.ErrNotFound):
+		refusal.New(http.StatusNotFound, refusal.NotFound, "No such consent", "").Write(w, "")
+		return
+	case err != nil:
+		a.o.Logger.Error("listing tokens failed", "error", err.Error())
+		refusal.New(http.StatusServiceUnavailable, refusal.ConsentStore, "Consent registry unavailable", "").Write(w, "")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(list)
 }

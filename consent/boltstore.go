@@ -41,7 +41,9 @@ var (
 	// call_budget maps "<consent id>\x00<key>" to its window's start (unix ns)
 	// and calls, 8 bytes each.
 	bucketBudget = []byte("call_budget")
-	keyKeyCheck  = []byte("subject_key_check")
+	// value_tokens_by_consent maps "<consent id>\x00<token id>" to nothing.
+	bucketTokensByCons = []byte("value_tokens_by_consent")
+	keyKeyCheck        = []byte("subject_key_check")
 )
 
 // lockTimeout is how long Open waits for another process to let go of the file. bbolt
@@ -64,7 +66,7 @@ func openBolt(path string) (*boltStore, error) {
 		return nil, fmt.Errorf("opening consent registry %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens, bucketResources, bucketResByCons, bucketErasures, bucketErasePend, bucketDataKeys, bucketValueTokens, bucketBudget} {
+		for _, name := range [][]byte{bucketConsents, bucketBySubject, bucketMeta, bucketPending, bucketTokens, bucketResources, bucketResByCons, bucketErasures, bucketErasePend, bucketDataKeys, bucketValueTokens, bucketBudget, bucketTokensByCons} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("creating bucket %s: %w", name, err)
 			}
@@ -478,7 +480,7 @@ func (b boltTx) shredDataKey(consentID string) (bool, error) {
 	return had, nil
 }
 
-func (b boltTx) putValueToken(id []byte, _ string, rec []byte) ([]byte, error) {
+func (b boltTx) putValueToken(id []byte, consentID string, rec []byte) ([]byte, error) {
 	bucket := b.tx.Bucket(bucketValueTokens)
 	if got := bucket.Get(id); got != nil {
 		return bytes.Clone(got), nil
@@ -486,7 +488,23 @@ func (b boltTx) putValueToken(id []byte, _ string, rec []byte) ([]byte, error) {
 	if err := bucket.Put(id, rec); err != nil {
 		return nil, fmt.Errorf("storing a token: %w", err)
 	}
+	if err := b.tx.Bucket(bucketTokensByCons).Put(append([]byte(consentID+"\x00"), id...), nil); err != nil {
+		return nil, fmt.Errorf("storing a token: %w", err)
+	}
 	return rec, nil
+}
+
+func (b boltTx) valueTokensOf(consentID string, n int) (ids, recs [][]byte, err error) {
+	prefix := []byte(consentID + "\x00")
+	tokens := b.tx.Bucket(bucketValueTokens)
+	c := b.tx.Bucket(bucketTokensByCons).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(ids) < n; k, _ = c.Next() {
+		id := bytes.Clone(k[len(prefix):])
+		if rec := tokens.Get(id); rec != nil {
+			ids, recs = append(ids, id), append(recs, bytes.Clone(rec))
+		}
+	}
+	return ids, recs, nil
 }
 
 func (b boltTx) valueToken(id []byte) ([]byte, error) {

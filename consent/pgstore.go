@@ -454,3 +454,19 @@ func (t pgTx) putBudget(consentID, key string, start time.Time, calls int) error
 	}
 	return nil
 }
+
+func (t pgTx) valueTokensOf(consentID string, n int) (ids, recs [][]byte, err error) {
+	rows, err := t.q.Query(t.ctx, `SELECT id, doc FROM consentgate_value_tokens WHERE consent_id = $1 ORDER BY id LIMIT $2`, consentID, n)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing the tokens of consent %s: %w", consentID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, doc []byte
+		if err := rows.Scan(&id, &doc); err != nil {
+			return nil, nil, fmt.Errorf("listing the tokens of consent %s: %w", consentID, err)
+		}
+		ids, recs = append(ids, id), append(recs, doc)
+	}
+	return ids, recs, rows.Err()
+}

@@ -92,6 +92,8 @@ type storeTx interface {
 	putValueToken(id []byte, consentID string, rec []byte) ([]byte, error)
 	// valueToken returns the record under id; nil if none.
 	valueToken(id []byte) ([]byte, error)
+	// valueTokensOf returns the ids and records of a consent's tokens, at most n.
+	valueTokensOf(consentID string, n int) (ids, recs [][]byte, err error)
 
 	// budget returns a consent's call budget window for key (zero if none);
 	// putBudget stores it.

@@ -106,3 +106,25 @@ func (r *Registry) shredLapsed(ctx context.Context, consentID string) {
 	}
 	r.log.Info("data key of an expired consent destroyed: its tokens are void", "id", consentID)
 }
+
+// maxListed bounds a listing of one consent's tokens.
+const maxListed = 10000
+
+// TokensOf lists a consent's tokens (ids and bindings, never tokens or values),
+// at most 10,000.
+func (r *Registry) TokensOf(ctx context.Context, consentID string) ([]tokens.Entry, error) {
+	var ids, recs [][]byte
+	err := r.st.view(ctx, func(tx storeTx) error {
+		var c Consent
+		if err := tx.loadConsent(consentID, &c); err != nil {
+			return err
+		}
+		var err error
+		ids, recs, err = tx.valueTokensOf(consentID, maxListed)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tokens.Entries(ids, recs)
+}

@@ -67,6 +67,15 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 		if strings.Contains(st.contents(t), tokenizedBirthNumber) {
 			t.Error("the store holds the value in clear")
 		}
+		listed, err := r.TokensOf(ctx, c.ID)
+		if err != nil || len(listed) != 2 || listed[0].ConsentID != c.ID || listed[0].Field != "birthNumber" {
+			t.Fatalf("TokensOf: %+v, %v", listed, err)
+		}
+		for _, l := range listed {
+			if l.ID != tokens.ID(tok) && l.ID != tokens.ID(opaque) {
+				t.Errorf("listed id %s is neither token's", l.ID)
+			}
+		}
 
 		if _, err := r.Revoke(ctx, "web", roleApp, c.ID); err != nil {
 			t.Fatal(err)

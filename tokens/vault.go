@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Binding is what a token is bound to: the consent, and through it the end
@@ -67,7 +68,29 @@ func New(store Store, wrap Wrapper) *Vault { return &Vault{store: store, wrap: w
 // value) and the value sealed under the consent's data key, bound to both.
 type record struct {
 	Binding
-	Sealed []byte `json:"sealed"`
+	Created time.Time `json:"created"`
+	Sealed  []byte    `json:"sealed"`
+}
+
+// Entry is a token as a listing shows it: its id and binding, never the token
+// (only its hash is stored) or the value.
+type Entry struct {
+	ID string `json:"id"`
+	Binding
+	Created time.Time `json:"created"`
+}
+
+// Entries reads stored records (Store.TokensOf) for a listing.
+func Entries(ids [][]byte, recs [][]byte) ([]Entry, error) {
+	out := make([]Entry, 0, len(recs))
+	for i, raw := range recs {
+		var r record
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, fmt.Errorf("token record: %w", err)
+		}
+		out = append(out, Entry{ID: hex.EncodeToString(ids[i][:8]), Binding: r.Binding, Created: r.Created})
+	}
+	return out, nil
 }
 
 // ConsentOf reads the consent a stored record is bound to: what the store files
@@ -126,7 +149,7 @@ func (v *Vault) put(ctx context.Context, dk []byte, b Binding, tok, value string
 	if err != nil {
 		return false, err
 	}
-	rec, _ := json.Marshal(record{Binding: b, Sealed: sealed})
+	rec, _ := json.Marshal(record{Binding: b, Created: time.Now().UTC().Truncate(time.Second), Sealed: sealed})
 	got, err := v.store.PutToken(ctx, key, rec)
 	if err != nil {
 		return false, fmt.Errorf("storing a token: %w", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -11,7 +12,7 @@ import (
 func newTokensCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tokens",
-		Short: "Reveal a token's value to a person, through a running gateway's admin API",
+		Short: "List a consent's tokens and reveal one to a person, through a running gateway's admin API",
 	}
 	var f exportFlags
 	var token, tokenEnv, reason string
@@ -52,6 +53,29 @@ a command line would be seen by others.`,
 	reveal.MarkFlagRequired("reason")
 	reveal.MarkFlagsMutuallyExclusive("token", "token-env")
 	adminConnFlags(reveal, &f, "admin")
-	cmd.AddCommand(reveal)
+	cmd.AddCommand(reveal, newTokensListCmd())
+	return cmd
+}
+
+func newTokensListCmd() *cobra.Command {
+	var f exportFlags
+	cmd := &cobra.Command{
+		Use:   "list --admin URL --cert F --key F --cacert F CONSENT",
+		Short: "List a consent's tokens: id, field, vendor, category, when made; never a token or value",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := adminClient(f.cert, f.key, f.cacert)
+			if err != nil {
+				return err
+			}
+			body, err := adminCall(cmd.Context(), client, http.MethodGet, f.admin+"/v1/tokens?consent="+url.QueryEscape(args[0]), nil, 16<<20)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(body)
+			return err
+		},
+	}
+	adminConnFlags(cmd, &f, "auditor or admin")
 	return cmd
 }

@@ -112,6 +112,12 @@ func TestDevAdminRevealsAToken(t *testing.T) {
 	if out, err := reveal("auditor"); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("an auditor revealed a token: %v\n%s", err, out)
 	}
+	auditor := e.pki.Path(certs.AppCert("auditor"))
+	out, err = runCmd(t, "tokens", "list", "--admin", e.adminURL(), "--cert", auditor, "--key", certs.KeyFile(auditor),
+		"--cacert", e.pki.Path(certs.DevRootCert), "dev-kyc")
+	if err != nil || !strings.Contains(out, `"id":"`+tokens.ID(tok)+`"`) || strings.Contains(out, tok) || strings.Contains(out, raw) {
+		t.Errorf("tokens list: %v\n%s", err, out)
+	}
 	if _, err := runCmd(t, "consents", "revoke", "--admin", e.adminURL(), "--cert", e.pki.Path(certs.AppCert("secops")),
 		"--key", certs.KeyFile(e.pki.Path(certs.AppCert("secops"))), "--cacert", e.pki.Path(certs.DevRootCert), "dev-kyc"); err != nil {
 		t.Fatal(err)
