@@ -168,6 +168,11 @@ type Keys struct {
 	// TokenVault is the AES-256 key (32 bytes, hex or base64) that wraps each
 	// consent's token data key. Required when a policy tokenizes.
 	TokenVault string `yaml:"token_vault"`
+	// TokenVaultPrevious is the token vault key before the last rotation:
+	// data keys wrapped under it are wrapped again under TokenVault (at start,
+	// in the background, and whenever one is used). Remove it once the log
+	// says every key was rewrapped.
+	TokenVaultPrevious string `yaml:"token_vault_previous"`
 	// TokenSeal is the AES-256 key (32 bytes, hex or base64) that seals end
 	// users' OAuth2 tokens and PKCE verifiers in state.db. Required when a
 	// vendor uses oauth2_authorization_code.

@@ -100,6 +100,12 @@ func (v *validator) config(c *Config) {
 	if c.Keys.TokenVault != "" {
 		v.secretRef("keys.token_vault", c.Keys.TokenVault)
 	}
+	if c.Keys.TokenVaultPrevious != "" {
+		v.secretRef("keys.token_vault_previous", c.Keys.TokenVaultPrevious)
+		if c.Keys.TokenVault == "" {
+			v.fail("keys.token_vault_previous", "needs keys.token_vault: it only opens what the key before it wrapped")
+		}
+	}
 	if c.Keys.TokenSealPrevious != "" {
 		v.secretRef("keys.token_seal_previous", c.Keys.TokenSealPrevious)
 		if c.Keys.TokenSeal == "" {

@@ -526,3 +526,25 @@ func (b boltTx) putBudget(consentID, key string, start time.Time, calls int) err
 	}
 	return nil
 }
+
+func (b boltTx) swapDataKey(consentID string, old, updated []byte) (bool, error) {
+	bucket := b.tx.Bucket(bucketDataKeys)
+	if got := bucket.Get([]byte(consentID)); len(got) == 0 || !bytes.Equal(got, old) {
+		return false, nil
+	}
+	if err := bucket.Put([]byte(consentID), updated); err != nil {
+		return false, fmt.Errorf("storing the data key of consent %s: %w", consentID, err)
+	}
+	return true, nil
+}
+
+func (b boltTx) dataKeyOwners() ([]string, error) {
+	var out []string
+	err := b.tx.Bucket(bucketDataKeys).ForEach(func(k, v []byte) error {
+		if len(v) > 0 {
+			out = append(out, string(k))
+		}
+		return nil
+	})
+	return out, err
+}

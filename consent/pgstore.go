@@ -470,3 +470,19 @@ func (t pgTx) valueTokensOf(consentID string, n int) (ids, recs [][]byte, err er
 	}
 	return ids, recs, rows.Err()
 }
+
+func (t pgTx) swapDataKey(consentID string, old, updated []byte) (bool, error) {
+	tag, err := t.q.Exec(t.ctx, `UPDATE consentgate_data_keys SET wrapped = $3 WHERE consent_id = $1 AND wrapped = $2`, consentID, old, updated)
+	if err != nil {
+		return false, fmt.Errorf("storing the data key of consent %s: %w", consentID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (t pgTx) dataKeyOwners() ([]string, error) {
+	rows, err := t.q.Query(t.ctx, `SELECT consent_id FROM consentgate_data_keys WHERE wrapped IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("listing data keys: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

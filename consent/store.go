@@ -87,6 +87,11 @@ type storeTx interface {
 	putDataKey(consentID string, wrapped []byte) error
 	// shredDataKey destroys a consent's data key for good; whether it had one.
 	shredDataKey(consentID string) (bool, error)
+	// swapDataKey replaces a consent's wrapped data key with updated only if
+	// old is what is stored; false if it is not.
+	swapDataKey(consentID string, old, updated []byte) (bool, error)
+	// dataKeyOwners lists the consents that hold a data key.
+	dataKeyOwners() ([]string, error)
 	// putValueToken stores a token record under id unless id is taken, and
 	// returns what is stored after.
 	putValueToken(id []byte, consentID string, rec []byte) ([]byte, error)

@@ -128,3 +128,24 @@ func (r *Registry) TokensOf(ctx context.Context, consentID string) ([]tokens.Ent
 	}
 	return tokens.Entries(ids, recs)
 }
+
+// SwapDataKey replaces a consent's wrapped data key (rewrapped under a new
+// wrapping key) only if old is what is stored.
+func (r *Registry) SwapDataKey(ctx context.Context, consentID string, old, updated []byte) (bool, error) {
+	var ok bool
+	err := r.st.update(ctx, func(tx storeTx) (err error) {
+		ok, err = tx.swapDataKey(consentID, old, updated)
+		return err
+	})
+	return ok, err
+}
+
+// DataKeyOwners lists the consents that hold a data key.
+func (r *Registry) DataKeyOwners(ctx context.Context) ([]string, error) {
+	var out []string
+	err := r.st.view(ctx, func(tx storeTx) (err error) {
+		out, err = tx.dataKeyOwners()
+		return err
+	})
+	return out, err
+}

@@ -42,7 +42,7 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 			t.Fatal(err)
 		}
 		bind := tokens.Binding{ConsentID: c.ID, Subject: c.Subject, App: "web", Category: "national_id", Vendor: "airbank", Field: "birthNumber"}
-		v := tokens.New(first, testWrapper(t))
+		v := tokens.New(first, testWrapper(t), nil)
 		tok, err := v.Tokenize(ctx, bind, tokens.Format{Kind: tokens.KindPreserve}, false, tokenizedBirthNumber)
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +55,7 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := st.open(t, o)
-		v = tokens.New(r, testWrapper(t))
+		v = tokens.New(r, testWrapper(t), nil)
 		for _, tk := range []string{tok, opaque} {
 			if got, _, err := v.Reveal(ctx, tk, c.Subject, "web"); err != nil || got != tokenizedBirthNumber {
 				t.Fatalf("after a restart %q reveals %q, %v", tk, got, err)
@@ -75,6 +75,17 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 			if l.ID != tokens.ID(tok) && l.ID != tokens.ID(opaque) {
 				t.Errorf("listed id %s is neither token's", l.ID)
 			}
+		}
+
+		// A new wrapping key: the data key is wrapped again under it, and then
+		// opens without the old one.
+		next, _ := secrets.ParseSealKey(strings.Repeat("5e", 32))
+		if n, err := tokens.New(r, next, testWrapper(t)).Rewrap(ctx); err != nil || n != 1 {
+			t.Fatalf("Rewrap: %d, %v", n, err)
+		}
+		v = tokens.New(r, next, nil)
+		if got, _, err := v.Reveal(ctx, tok, c.Subject, "web"); err != nil || got != tokenizedBirthNumber {
+			t.Fatalf("under the new key alone: %q, %v", got, err)
 		}
 
 		if _, err := r.Revoke(ctx, "web", roleApp, c.ID); err != nil {
@@ -165,7 +176,7 @@ func BenchmarkTokenizeDurable(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := tokens.New(r, testWrapper(b))
+	v := tokens.New(r, testWrapper(b), nil)
 	bind := tokens.Binding{ConsentID: c.ID, Subject: c.Subject, App: "web", Category: "national_id", Vendor: "airbank", Field: "birthNumber"}
 	b.SetParallelism(32)
 	b.ResetTimer()

@@ -38,7 +38,7 @@ func newRevealFixture(t *testing.T) *revealFixture {
 	}
 	t.Cleanup(func() { reg.Close() })
 	key, _ := secrets.ParseSealKey(strings.Repeat("ab", 32))
-	f := &revealFixture{reg: reg, vault: tokens.New(reg, key)}
+	f := &revealFixture{reg: reg, vault: tokens.New(reg, key, nil)}
 	create := func(app, subject string) *consent.Consent {
 		c, err := reg.Create(t.Context(), app, consent.Request{Subject: subject, Vendors: []string{"kb", "airbank"},
 			Purposes: []string{"identity-confirmation"}, Categories: []string{"national_id", "document"},

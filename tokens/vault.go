@@ -38,6 +38,10 @@ type Store interface {
 	PutToken(ctx context.Context, id, rec []byte) ([]byte, error)
 	// Token returns the record under id; ErrUnknown if there is none.
 	Token(ctx context.Context, id []byte) ([]byte, error)
+	// SwapDataKey replaces a consent's wrapped data key only if old is stored;
+	// DataKeyOwners lists the consents that hold one (key rotation).
+	SwapDataKey(ctx context.Context, consentID string, old, updated []byte) (bool, error)
+	DataKeyOwners(ctx context.Context) ([]string, error)
 }
 
 // Wrapper wraps data keys: the local key file's AES key or Vault's transit engine.
@@ -57,12 +61,18 @@ var (
 
 // Vault makes tokens and reveals their values.
 type Vault struct {
-	store Store
-	wrap  Wrapper
+	store    Store
+	wrap     Wrapper
+	previous Wrapper // the wrapping key before the last rotation; nil: none
 }
 
-// New is a vault over store, whose data keys wrap wraps.
-func New(store Store, wrap Wrapper) *Vault { return &Vault{store: store, wrap: wrap} }
+// New is a vault over store, whose data keys wrap wraps. While the wrapping
+// key is rotated, previous (or nil) is the one before: a data key that opens
+// only under it is wrapped again under wrap when it is next used, and Rewrap
+// does so for all of them, so that previous can be retired.
+func New(store Store, wrap, previous Wrapper) *Vault {
+	return &Vault{store: store, wrap: wrap, previous: previous}
+}
 
 // record is what is stored for a token: the binding in clear (no personal
 // value) and the value sealed under the consent's data key, bound to both.
@@ -225,7 +235,7 @@ func (v *Vault) dataKey(ctx context.Context, consentID string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data key of consent %s: %w", consentID, err)
 	}
-	return v.unwrap(consentID, wrapped)
+	return v.unwrap(ctx, consentID, wrapped)
 }
 
 // existingKey is dataKey for a reveal: a consent without a key has no tokens.
@@ -234,15 +244,54 @@ func (v *Vault) existingKey(ctx context.Context, consentID string) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("data key of consent %s: %w", consentID, err)
 	}
-	return v.unwrap(consentID, wrapped)
+	return v.unwrap(ctx, consentID, wrapped)
 }
 
-func (v *Vault) unwrap(consentID string, wrapped []byte) ([]byte, error) {
+// unwrap opens a data key under the wrapping key, else under the previous
+// one, and then wraps it again under the current key.
+func (v *Vault) unwrap(ctx context.Context, consentID string, wrapped []byte) ([]byte, error) {
 	dk, err := v.wrap.Open(wrapped, []byte(consentID))
-	if err != nil || len(dk) != 32 {
-		return nil, fmt.Errorf("data key of consent %s does not unwrap: %w", consentID, err)
+	if err == nil && len(dk) == 32 {
+		return dk, nil
 	}
-	return dk, nil
+	if v.previous != nil {
+		if old, perr := v.previous.Open(wrapped, []byte(consentID)); perr == nil && len(old) == 32 {
+			if again, werr := v.wrap.Seal(old, []byte(consentID)); werr == nil {
+				// Lost to a concurrent rewrap, it is wrapped again next time.
+				v.store.SwapDataKey(ctx, consentID, wrapped, again)
+			}
+			return old, nil
+		}
+	}
+	return nil, fmt.Errorf("data key of consent %s does not unwrap under the token vault key (rotated without token_vault_previous?): %v", consentID, err)
+}
+
+// Rewrap wraps every data key that opens only under the previous wrapping
+// key again under the current one, and says how many it rewrapped; once it
+// has run through, the previous key can be retired.
+func (v *Vault) Rewrap(ctx context.Context) (int, error) {
+	if v.previous == nil {
+		return 0, nil
+	}
+	owners, err := v.store.DataKeyOwners(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range owners {
+		wrapped, err := v.store.DataKey(ctx, id, func() ([]byte, error) { return nil, ErrShredded })
+		if err != nil {
+			continue // destroyed or lapsed meanwhile: nothing to rewrap
+		}
+		if _, err := v.wrap.Open(wrapped, []byte(id)); err == nil {
+			continue
+		}
+		if _, err := v.unwrap(ctx, id, wrapped); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 func seal(dk, plain, aad []byte) ([]byte, error) {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +63,22 @@ func (s *memStore) Token(_ context.Context, id []byte) ([]byte, error) {
 	return nil, ErrUnknown
 }
 
+func (s *memStore) SwapDataKey(_ context.Context, consentID string, old, updated []byte) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !bytes.Equal(s.keys[consentID], old) {
+		return false, nil
+	}
+	s.keys[consentID] = updated
+	return true, nil
+}
+
+func (s *memStore) DataKeyOwners(context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.keys)), nil
+}
+
 func (s *memStore) shred(consentID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -75,7 +93,7 @@ func testVault(t testing.TB) (*Vault, *memStore) {
 		t.Fatal(err)
 	}
 	s := newMemStore()
-	return New(s, wrap), s
+	return New(s, wrap, nil), s
 }
 
 const birthNumber = "915714/4238"
@@ -231,6 +249,50 @@ func BenchmarkReveal(b *testing.B) {
 	for b.Loop() {
 		if _, _, err := v.Reveal(ctx, tok, jana.Subject, jana.App); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Rotating the wrapping key: with the previous key named, tokens made under it
+// still reveal and their data keys are wrapped again under the new one; after
+// Rewrap the previous key is not needed; without it and before Rewrap, nothing
+// opens.
+func TestRotateTheWrappingKey(t *testing.T) {
+	s := newMemStore()
+	key := func(hex string) Wrapper {
+		k, err := secrets.ParseSealKey(strings.Repeat(hex, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	ctx := context.Background()
+	old, next := key("01"), key("02")
+	tok, err := New(s, old, nil).Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := jana
+	other.ConsentID = "c-2"
+	tok2, _ := New(s, old, nil).Tokenize(ctx, other, Format{Kind: KindOpaque}, false, birthNumber)
+	if _, _, err := New(s, next, nil).Reveal(ctx, tok, jana.Subject, jana.App); err == nil {
+		t.Fatal("a key wrapped under the old key opened under the new one alone")
+	}
+	rotating := New(s, next, old)
+	if got, _, err := rotating.Reveal(ctx, tok, jana.Subject, jana.App); err != nil || got != birthNumber {
+		t.Fatalf("reveal while rotating: %q, %v", got, err)
+	}
+	// Revealing rewrapped c-1's key; Rewrap does the rest.
+	if n, err := rotating.Rewrap(ctx); err != nil || n != 1 {
+		t.Fatalf("Rewrap: %d, %v; want the one key not used yet", n, err)
+	}
+	for _, tk := range []string{tok, tok2} {
+		b := jana
+		if tk == tok2 {
+			b = other
+		}
+		if got, _, err := New(s, next, nil).Reveal(ctx, tk, b.Subject, b.App); err != nil || got != birthNumber {
+			t.Errorf("after Rewrap, under the new key alone: %q, %v", got, err)
 		}
 	}
 }

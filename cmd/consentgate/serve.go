@@ -199,7 +199,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	vault, err := openTokenVault(ctx, cfg, p, consents)
+	vault, err := openTokenVault(ctx, cfg, p, consents, log)
 	if err != nil {
 		return nil, err
 	}
@@ -612,21 +612,46 @@ func (r *running) close() {
 // openTokenVault keeps tokens in the consent registry, their data keys wrapped
 // by keys.token_vault; without that key there is no vault, and a decision that
 // tokenizes fails closed.
-func openTokenVault(ctx context.Context, cfg *configs.Config, p secrets.Provider, consents *consent.Registry) (*tokens.Vault, error) {
+func openTokenVault(ctx context.Context, cfg *configs.Config, p secrets.Provider, consents *consent.Registry, log *slog.Logger) (*tokens.Vault, error) {
 	if cfg.Keys.TokenVault == "" {
 		return nil, nil
 	}
-	ref, err := secrets.ParseRef(cfg.Keys.TokenVault)
+	key, err := readSealKey(ctx, p, "keys.token_vault", cfg.Keys.TokenVault)
 	if err != nil {
-		return nil, fmt.Errorf("keys.token_vault: %w", err)
+		return nil, err
 	}
-	s, err := p.Get(ctx, ref)
+	if cfg.Keys.TokenVaultPrevious == "" {
+		return tokens.New(consents, key, nil), nil
+	}
+	previous, err := readSealKey(ctx, p, "keys.token_vault_previous", cfg.Keys.TokenVaultPrevious)
 	if err != nil {
-		return nil, fmt.Errorf("keys.token_vault: %w", err)
+		return nil, err
+	}
+	v := tokens.New(consents, key, previous)
+	go func() {
+		n, err := v.Rewrap(context.WithoutCancel(ctx))
+		if err != nil {
+			log.Error("token data keys not all rewrapped: keep keys.token_vault_previous", "rewrapped", n, "error", err.Error())
+			return
+		}
+		log.Info("token data keys rewrapped under keys.token_vault: keys.token_vault_previous can be removed", "rewrapped", n)
+	}()
+	return v, nil
+}
+
+// readSealKey reads an AES-256 key (hex or base64) from the secret provider.
+func readSealKey(ctx context.Context, p secrets.Provider, field, ref string) (*secrets.SealKey, error) {
+	r, err := secrets.ParseRef(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	s, err := p.Get(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
 	}
 	key, err := secrets.ParseSealKey(s.Value)
 	if err != nil {
-		return nil, fmt.Errorf("keys.token_vault: %w", err)
+		return nil, fmt.Errorf("%s: %w", field, err)
 	}
-	return tokens.New(consents, key), nil
+	return key, nil
 }
