@@ -168,6 +168,10 @@ type Keys struct {
 	// TokenVault is the AES-256 key (32 bytes, hex or base64) that wraps each
 	// consent's token data key. Required when a policy tokenizes.
 	TokenVault string `yaml:"token_vault"`
+	// TokenVaultTransit, instead of TokenVault, wraps the data keys with a key
+	// of Vault's transit engine, which never leaves Vault (secrets.provider
+	// vault; docs/vault.md has the policy it needs).
+	TokenVaultTransit *TransitKey `yaml:"token_vault_transit"`
 	// TokenVaultPrevious is the token vault key before the last rotation:
 	// data keys wrapped under it are wrapped again under TokenVault (at start,
 	// in the background, and whenever one is used). Remove it once the log
@@ -639,6 +643,13 @@ type Operation struct {
 	// with what was acquired through it: when a consent is withdrawn, it is
 	// called for every such resource bound to the consent.
 	Erases string `yaml:"erases"`
+}
+
+// TransitKey is a key of Vault's transit engine: its mount (default transit)
+// and name. It must be of type aes256-gcm96.
+type TransitKey struct {
+	Mount string `yaml:"mount"`
+	Key   string `yaml:"key"`
 }
 
 // TokenFormat is what a field's tokens look like (tokens.Format): opaque

@@ -100,10 +100,20 @@ func (v *validator) config(c *Config) {
 	if c.Keys.TokenVault != "" {
 		v.secretRef("keys.token_vault", c.Keys.TokenVault)
 	}
+	if tk := c.Keys.TokenVaultTransit; tk != nil {
+		switch {
+		case c.Keys.TokenVault != "":
+			v.fail("keys.token_vault_transit", "give either keys.token_vault or keys.token_vault_transit, not both")
+		case c.Secrets.Provider != "vault":
+			v.fail("keys.token_vault_transit", "needs secrets.provider vault")
+		case tk.Key == "":
+			v.fail("keys.token_vault_transit.key", "is required: the transit key's name")
+		}
+	}
 	if c.Keys.TokenVaultPrevious != "" {
 		v.secretRef("keys.token_vault_previous", c.Keys.TokenVaultPrevious)
-		if c.Keys.TokenVault == "" {
-			v.fail("keys.token_vault_previous", "needs keys.token_vault: it only opens what the key before it wrapped")
+		if c.Keys.TokenVault == "" && c.Keys.TokenVaultTransit == nil {
+			v.fail("keys.token_vault_previous", "needs keys.token_vault or keys.token_vault_transit: it only opens what the key before it wrapped")
 		}
 	}
 	if c.Keys.TokenSealPrevious != "" {

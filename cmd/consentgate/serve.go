@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -613,12 +615,32 @@ func (r *running) close() {
 // by keys.token_vault; without that key there is no vault, and a decision that
 // tokenizes fails closed.
 func openTokenVault(ctx context.Context, cfg *configs.Config, p secrets.Provider, consents *consent.Registry, log *slog.Logger) (*tokens.Vault, error) {
-	if cfg.Keys.TokenVault == "" {
+	var key tokens.Wrapper
+	switch tk := cfg.Keys.TokenVaultTransit; {
+	case tk != nil:
+		v, ok := p.(*secrets.Vault)
+		if !ok {
+			return nil, errors.New("keys.token_vault_transit: needs secrets.provider vault")
+		}
+		tr := v.Transit(cmp.Or(tk.Mount, "transit"), tk.Key)
+		// A transit key that is missing, of another type or out of the
+		// policy's reach is found now, not at the first tokenized call.
+		probe, err := tr.Seal(make([]byte, 32), []byte("consentgate start-up check"))
+		if err == nil {
+			_, err = tr.Open(probe, []byte("consentgate start-up check"))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("keys.token_vault_transit: %w", err)
+		}
+		key = tr
+	case cfg.Keys.TokenVault != "":
+		k, err := readSealKey(ctx, p, "keys.token_vault", cfg.Keys.TokenVault)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	default:
 		return nil, nil
-	}
-	key, err := readSealKey(ctx, p, "keys.token_vault", cfg.Keys.TokenVault)
-	if err != nil {
-		return nil, err
 	}
 	if cfg.Keys.TokenVaultPrevious == "" {
 		return tokens.New(consents, key, nil), nil

@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+
+	"github.com/hashicorp/vault/api"
 )
 
 // PolicyName is the Vault policy consentgate's AppRole gets.
@@ -51,4 +54,32 @@ func (s *Server) Provision(ctx context.Context, dir string, values map[string]ma
 		return "", "", err
 	}
 	return roleIDFile, secretIDFile, nil
+}
+
+// TransitPolicy is what consentgate further needs where the token vault's
+// keys are wrapped by Vault's transit engine (keys.token_vault_transit):
+// encrypt and decrypt with one key, nothing else. docs/vault.md shows it.
+func TransitPolicy(mount, key string) string {
+	return fmt.Sprintf(`# consentgate wraps and unwraps its token data keys with one transit key.
+path "%[1]s/encrypt/%[2]s" {
+  capabilities = ["update"]
+}
+path "%[1]s/decrypt/%[2]s" {
+  capabilities = ["update"]
+}
+`, mount, key)
+}
+
+// EnableTransit mounts the transit engine at mount (once) and creates key, of
+// type aes256-gcm96 (it binds associated data).
+func (s *Server) EnableTransit(ctx context.Context, mount, key string) error {
+	return s.apply(ctx, func(ctx context.Context, c *api.Client) error {
+		if err := c.Sys().MountWithContext(ctx, mount, &api.MountInput{Type: "transit"}); err != nil && !strings.Contains(err.Error(), "path is already in use") {
+			return fmt.Errorf("mounting transit at %s: %w", mount, err)
+		}
+		if _, err := c.Logical().WriteWithContext(ctx, mount+"/keys/"+key, map[string]any{"type": "aes256-gcm96"}); err != nil {
+			return fmt.Errorf("creating transit key %s: %w", key, err)
+		}
+		return nil
+	})
 }

@@ -16,6 +16,9 @@ func TestDocumentedPolicyIsTheTestedOne(t *testing.T) {
 	if !strings.Contains(string(doc), "```hcl\n"+Policy("secret")+"```") {
 		t.Errorf("docs/vault.md does not show the policy vaultdev provisions:\n%s", Policy("secret"))
 	}
+	if !strings.Contains(string(doc), "```hcl\n"+TransitPolicy("transit", "consentgate-tokens")+"```") {
+		t.Errorf("docs/vault.md does not show the transit policy the tests run with:\n%s", TransitPolicy("transit", "consentgate-tokens"))
+	}
 }
 
 // Without the binary, the error says how to build it.
