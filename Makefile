@@ -138,7 +138,8 @@ reliability: vault
 	CONSENTGATE_RELIABILITY=full CONSENTGATE_SOAK_DURATION=$(SOAK) CONSENTGATE_SOAK_RATE=$(SOAK_RATE) \
 		$(GO) test -count=1 -timeout 60m -v -run '^(TestReliability|TestFault)' ./cmd/consentgate/ ./internal/sandbox/
 
-# Measures consentgate (strict and async audit) against the direct vendor call
+# Measures consentgate (strict and async audit, and strict tokenizing the birth
+# number) against the direct vendor call
 # and nginx as an mTLS reverse proxy, on loopback, and writes a dated section
 # of bench/RESULTS.md. About 5 minutes; shorter runs for development, e.g.
 #   make bench BENCH_FLAGS='-duration 2s -levels 1,16 -targets direct,consentgate-strict'
@@ -150,10 +151,11 @@ bench:
 	$(GO) run ./bench -consentgate $(BIN)/consentgate-bench $(BENCH_FLAGS)
 
 # bench-quick is the comparison issue 16 tracks, in under 4 minutes on 2 cores:
-# 20,000 consents, 64 connections, nginx, go-proxy (Go's own floor) and both
-# consentgate modes; its last line is one JSON object (-json). It is
+# 20,000 consents, 64 connections, nginx, go-proxy (Go's own floor), both
+# consentgate audit modes and the tokenizing one (consentgate-tokens: each call
+# tokenizes a birth number); its last line is one JSON object (-json). It is
 # preliminary by design and writes no section to bench/RESULTS.md.
 bench-quick:
-	$(MAKE) bench BENCH_FLAGS='-targets nginx,go-proxy,consentgate-strict,consentgate-async -levels 64 -consents 20000 \
+	$(MAKE) bench BENCH_FLAGS='-targets nginx,go-proxy,consentgate-strict,consentgate-async,consentgate-tokens -levels 64 -consents 20000 \
 		-duration 20s -warmup 5s -open-duration 0 -idle-conns 0 -fsync-samples 200 -results "" -json $(BENCH_FLAGS)'
 

@@ -55,7 +55,7 @@ type options struct {
 	set          []string // flags given, for the command line shown in the report
 }
 
-var allTargets = []string{"direct", "nginx", "go-proxy", "consentgate-strict", "consentgate-async"}
+var allTargets = []string{"direct", "nginx", "go-proxy", "consentgate-strict", "consentgate-async", "consentgate-tokens"}
 
 // disturbed is how many cores other processes may keep busy on average
 // before a run counts as disturbed.

@@ -264,7 +264,7 @@ func (r *report) writeRatios(p func(string, ...any)) {
 	if r.target("go-proxy") != nil && r.target("nginx") != nil {
 		peers = append(peers, [2]string{"go-proxy", "nginx"})
 	}
-	for _, gw := range []string{"consentgate-strict", "consentgate-async"} {
+	for _, gw := range []string{"consentgate-strict", "consentgate-async", "consentgate-tokens"} {
 		for _, peer := range []string{"nginx", "go-proxy", "direct"} {
 			if r.target(gw) != nil && r.target(peer) != nil {
 				peers = append(peers, [2]string{gw, peer})
