@@ -42,7 +42,7 @@ func (a *api) revealToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec := audit.Record{ConsentID: b.ConsentID, SubjectHMAC: b.Subject, Vendor: b.Vendor, Detail: map[string]string{
-		"token_id": tokens.ID(q.Token), "field": b.Field, "category": b.Category, "token_app": b.App, "reason": q.Reason}}
+		"token_id": a.o.Tokens.ID(q.Token), "field": b.Field, "category": b.Category, "token_app": b.App, "reason": q.Reason}}
 	if !a.recorded(w, r, rec, "token revealed") {
 		return
 	}

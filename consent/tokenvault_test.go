@@ -12,6 +12,8 @@ import (
 
 const tokenizedBirthNumber = "915714/4238"
 
+var testIndexKey = []byte("the token vault's index key, for tests")
+
 func testWrapper(t testing.TB) tokens.Wrapper {
 	t.Helper()
 	k, err := secrets.ParseSealKey(strings.Repeat("4f", 32))
@@ -42,7 +44,7 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 			t.Fatal(err)
 		}
 		bind := tokens.Binding{ConsentID: c.ID, Subject: c.Subject, App: "web", Category: "national_id", Vendor: "airbank", Field: "birthNumber"}
-		v := tokens.New(first, testWrapper(t), nil)
+		v := tokens.New(first, testWrapper(t), nil, testIndexKey)
 		tok, err := v.Tokenize(ctx, bind, tokens.Format{Kind: tokens.KindPreserve}, false, tokenizedBirthNumber)
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +57,7 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := st.open(t, o)
-		v = tokens.New(r, testWrapper(t), nil)
+		v = tokens.New(r, testWrapper(t), nil, testIndexKey)
 		for _, tk := range []string{tok, opaque} {
 			if got, _, err := v.Reveal(ctx, tk, c.Subject, "web"); err != nil || got != tokenizedBirthNumber {
 				t.Fatalf("after a restart %q reveals %q, %v", tk, got, err)
@@ -72,7 +74,7 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 			t.Fatalf("TokensOf: %+v, %v", listed, err)
 		}
 		for _, l := range listed {
-			if l.ID != tokens.ID(tok) && l.ID != tokens.ID(opaque) {
+			if l.ID != v.ID(tok) && l.ID != v.ID(opaque) {
 				t.Errorf("listed id %s is neither token's", l.ID)
 			}
 		}
@@ -80,10 +82,10 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 		// A new wrapping key: the data key is wrapped again under it, and then
 		// opens without the old one.
 		next, _ := secrets.ParseSealKey(strings.Repeat("5e", 32))
-		if n, err := tokens.New(r, next, testWrapper(t)).Rewrap(ctx); err != nil || n != 1 {
+		if n, err := tokens.New(r, next, testWrapper(t), testIndexKey).Rewrap(ctx); err != nil || n != 1 {
 			t.Fatalf("Rewrap: %d, %v", n, err)
 		}
-		v = tokens.New(r, next, nil)
+		v = tokens.New(r, next, nil, testIndexKey)
 		if got, _, err := v.Reveal(ctx, tok, c.Subject, "web"); err != nil || got != tokenizedBirthNumber {
 			t.Fatalf("under the new key alone: %q, %v", got, err)
 		}
@@ -176,7 +178,7 @@ func BenchmarkTokenizeDurable(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := tokens.New(r, testWrapper(b), nil)
+	v := tokens.New(r, testWrapper(b), nil, testIndexKey)
 	bind := tokens.Binding{ConsentID: c.ID, Subject: c.Subject, App: "web", Category: "national_id", Vendor: "airbank", Field: "birthNumber"}
 	b.SetParallelism(32)
 	b.ResetTimer()

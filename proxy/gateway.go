@@ -263,7 +263,10 @@ type outbound struct {
 	named  map[string]string // the vendor ids the request names, by kind
 	caller *consentOf        // the app's own consent the call is under; nil: none
 	inj    *injection
-	scrub  *scrubber
+	scrub  *scrubber // injected secrets and revealed values, wherever echoed
+	// tokenized are the values stage 11 replaced by tokens: echoed elsewhere in
+	// the answer (a message, a header), they are redacted too.
+	tokenized []string
 	// decision is applied to the response; passthrough is set for a report-only
 	// route whose decision was a deny (nothing to minimise with).
 	decision    *policy.Decision

@@ -66,7 +66,7 @@ func TestTokenizeWithoutAVaultFailsClosed(t *testing.T) {
 		ob *outbound
 	}{
 		"no vault":   {&Gateway{}, &outbound{op: op, ex: &exchange{consentID: "c-1", subject: "s", app: "web", vendor: "airbank"}}},
-		"no consent": {&Gateway{tokens: tokens.New(nil, nil, nil)}, &outbound{op: op, ex: &exchange{app: "web", vendor: "airbank"}}},
+		"no consent": {&Gateway{tokens: tokens.New(nil, nil, nil, nil)}, &outbound{op: op, ex: &exchange{app: "web", vendor: "airbank"}}},
 	} {
 		_, err := c.g.tokenizer(t.Context(), c.ob)("birthNumber", "9157144238")
 		r := upstreamRefusal(err)

@@ -35,6 +35,9 @@ type call struct {
 	identifiers *audit.Hasher     // stage 8: the identifier key's HMAC
 	hashKey     []byte
 	inj         *injection // stage 9
+	// revealed are the values stage 7 put in place of tokens: a vendor that
+	// echoes one (an error message) must not hand it to the app.
+	revealed []string
 }
 
 // stages are the gateway pipeline in order, one file each (stageNN_*.go). Each

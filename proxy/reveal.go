@@ -43,7 +43,8 @@ func (g *Gateway) reveal(c *call) *refusal.Refusal {
 		case !slices.Contains(allowed, field):
 			return "", errNotRevealable{field, "the purpose does not reveal it to this vendor"}
 		}
-		c.ex.revealed = append(c.ex.revealed, field+"="+tokens.ID(value))
+		c.ex.revealed = append(c.ex.revealed, field+"="+g.tokens.ID(value))
+		c.revealed = append(c.revealed, got)
 		// The audit record is searchable by the value that went, not the token.
 		c.sent.identifiers = slices.DeleteFunc(c.sent.identifiers, func(s string) bool { return s == value })
 		if identifierPath(field, b.Category) {

@@ -38,7 +38,7 @@ func newRevealFixture(t *testing.T) *revealFixture {
 	}
 	t.Cleanup(func() { reg.Close() })
 	key, _ := secrets.ParseSealKey(strings.Repeat("ab", 32))
-	f := &revealFixture{reg: reg, vault: tokens.New(reg, key, nil)}
+	f := &revealFixture{reg: reg, vault: tokens.New(reg, key, nil, []byte("index key of the test vault"))}
 	create := func(app, subject string) *consent.Consent {
 		c, err := reg.Create(t.Context(), app, consent.Request{Subject: subject, Vendors: []string{"kb", "airbank"},
 			Purposes: []string{"identity-confirmation"}, Categories: []string{"national_id", "document"},
@@ -106,7 +106,7 @@ func TestRevealOnEgress(t *testing.T) {
 			case tt.wantBody != "" && string(c.sent.body) != tt.wantBody:
 				t.Fatalf("sent %s, want %s", c.sent.body, tt.wantBody)
 			}
-			if tt.wantBody != "" && strings.Contains(tt.body, f.token) && c.ex.revealed[0] != "birthNumber="+tokens.ID(f.token) {
+			if tt.wantBody != "" && strings.Contains(tt.body, f.token) && c.ex.revealed[0] != "birthNumber="+f.vault.ID(f.token) {
 				t.Errorf("revealed %v", c.ex.revealed)
 			}
 		})
@@ -124,5 +124,26 @@ func TestRevealOnEgress(t *testing.T) {
 	c, g = f.call(f.mine, `{"birthNumber":"`+f.token+`"}`, both...)
 	if r := g.reveal(c); r == nil || r.Kind != refusal.TokenNotRevealable || strings.Contains(string(c.sent.body), revealedBirthNumber) {
 		t.Fatalf("after revocation: %+v, body %s", r, c.sent.body)
+	}
+}
+
+// A vendor that echoes what it was sent (an error message naming the birth
+// number) hands the app nothing the app sent as a token; a value the app got
+// as a token does not reach it in another field or a header either.
+func TestRevealedAndTokenizedValuesAreNotEchoed(t *testing.T) {
+	f := newRevealFixture(t)
+	c, g := f.call(f.mine, `{"birthNumber":"`+f.token+`"}`, "birthNumber")
+	c.inj = &injection{}
+	if r := g.reveal(c); r != nil {
+		t.Fatal(r)
+	}
+	echo := outboundScrubber(c).bytes([]byte(`{"message":"birthNumber ` + revealedBirthNumber + ` does not match"}`))
+	if strings.Contains(string(echo), revealedBirthNumber) {
+		t.Errorf("the vendor's echo reached the app: %s", echo)
+	}
+	h := http.Header{"Content-Location": {"/persons/" + revealedBirthNumber}}
+	body := redactTokenized([]byte(`{"birthNumber":"4830196205","note":"for `+revealedBirthNumber+`"}`), h, []string{revealedBirthNumber})
+	if strings.Contains(string(body), revealedBirthNumber) || strings.Contains(h.Get("Content-Location"), revealedBirthNumber) {
+		t.Errorf("a tokenized value reached the app: %s, %v", body, h)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,13 +26,19 @@ func (g *Gateway) callVendor(c *call) {
 	ctx, cancel := context.WithTimeout(c.ctx, v.cfg.Timeouts.Request.Duration)
 	defer cancel()
 	ob := &outbound{ex: c.ex, vendor: v, op: c.rt.op, url: target, req: sent, named: c.named, caller: c.caller, inj: c.inj,
-		scrub: newScrubber(c.inj.secrets), decision: &c.decision, passthrough: c.passthrough, hashKey: c.hashKey,
+		scrub: outboundScrubber(c), decision: &c.decision, passthrough: c.passthrough, hashKey: c.hashKey,
 		identifiers: c.identifiers, sent: time.Now()}
 	c.ex.outcome = outcomeForwarded
 	v.proxy.ServeHTTP(c.w, c.r.WithContext(context.WithValue(ctx, outboundKey{}, ob)))
 }
 
 type outboundKey struct{}
+
+// outboundScrubber redacts, wherever the vendor echoes them, the secrets
+// injected into the call and the values revealed in place of the app's tokens.
+func outboundScrubber(c *call) *scrubber {
+	return newScrubber(append(slices.Clip(c.inj.secrets), c.revealed...))
+}
 
 // upstreamURL joins the base URL with the vendor path and the app's query minus
 // anything credential-like, then adds the injected query credentials.

@@ -129,7 +129,7 @@ func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
 	if err != nil {
 		return err
 	}
-	body := ob.scrub.bytes(out.Body)
+	body := redactTokenized(ob.scrub.bytes(out.Body), resp.Header, ob.tokenized)
 	if unknown := undeclared(out.Withheld, ob.op.cfg.Fields.Response); len(unknown) > 0 {
 		// A vendor that adds fields is told apart from one the profile
 		// describes: nobody decided on them, so they were dropped, and said.
@@ -152,6 +152,17 @@ func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
 	return nil
 }
 
+// redactTokenized redacts the values the app got as tokens wherever else the
+// answer carries them: an error message, a header.
+func redactTokenized(body []byte, h http.Header, values []string) []byte {
+	if len(values) == 0 {
+		return body
+	}
+	s := newScrubber(values)
+	s.header(h)
+	return s.bytes(body)
+}
+
 // errTokenVault means a value was to be tokenized and could not be: the
 // vendor's answer is not passed on.
 var errTokenVault = errors.New("token vault")
@@ -171,6 +182,7 @@ func (g *Gateway) tokenizer(ctx context.Context, ob *outbound) func(path, value 
 		if err != nil {
 			return "", fmt.Errorf("%w: %s: %w", errTokenVault, path, err)
 		}
+		ob.tokenized = append(ob.tokenized, value)
 		return tok, nil
 	}
 }

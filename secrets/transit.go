@@ -33,6 +33,9 @@ func (t *Transit) Seal(plaintext, aad []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault transit %s/encrypt/%s: %w", t.mount, t.key, err)
 	}
+	if s == nil {
+		return nil, fmt.Errorf("vault transit %s/encrypt/%s: an empty answer", t.mount, t.key)
+	}
 	c, _ := s.Data["ciphertext"].(string)
 	if c == "" {
 		return nil, fmt.Errorf("vault transit %s/encrypt/%s: no ciphertext in the answer", t.mount, t.key)
@@ -51,6 +54,9 @@ func (t *Transit) Open(sealed, aad []byte) ([]byte, error) {
 		// Vault answers 400 for a ciphertext or associated data that does not
 		// open, and other errors for an unreachable Vault: both fail closed.
 		return nil, errors.Join(ErrSealBroken, fmt.Errorf("vault transit %s/decrypt/%s: %w", t.mount, t.key, err))
+	}
+	if s == nil {
+		return nil, ErrSealBroken
 	}
 	p, _ := s.Data["plaintext"].(string)
 	plain, err := base64.StdEncoding.DecodeString(p)

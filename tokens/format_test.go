@@ -41,11 +41,12 @@ func TestPreserve(t *testing.T) {
 	}{
 		{"birth number", Format{Kind: KindPreserve}, "915714/4238", nil},
 		{"card, last four kept", Format{Kind: KindPreserve, KeepSuffix: 4, Check: CheckLuhn}, "4111 1111 1111 1111", ValidLuhn},
-		{"card without groups", Format{Kind: KindPreserve, KeepPrefix: 6, KeepSuffix: 4, Check: CheckLuhn}, "5555555555554444", ValidLuhn},
+		{"card without groups", Format{Kind: KindPreserve, KeepPrefix: 4, KeepSuffix: 4, Check: CheckLuhn}, "5555555555554444", ValidLuhn},
 		{"iban", Format{Kind: KindPreserve, Check: CheckIBAN}, "CZ65 0800 0000 1920 0014 5399", ValidIBAN},
 		{"iban, bank code kept", Format{Kind: KindPreserve, KeepPrefix: 9, Check: CheckIBAN}, "CZ6508000000192000145399", ValidIBAN},
 		{"name with diacritics", Format{Kind: KindPreserve}, "Nováková", nil},
-		{"document number", Format{Kind: KindPreserve, KeepPrefix: 2}, "AB123456", nil},
+		{"document number", Format{Kind: KindPreserve, KeepPrefix: 2}, "AB1234567", nil},
+		{"a name in any script", Format{Kind: KindPreserve}, "王小明 Wang", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,8 +81,9 @@ func checkShape(t testing.TB, f Format, value, tok string) {
 		switch {
 		case kept && k[i] != v[i]:
 			t.Fatalf("token %q of %q changed position %d, which is kept", tok, value, i)
-		case unicode.IsDigit(v[i]) != unicode.IsDigit(k[i]), unicode.IsUpper(v[i]) != unicode.IsUpper(k[i]), unicode.IsLower(v[i]) != unicode.IsLower(k[i]):
-			t.Fatalf("token %q of %q: position %d has another class", tok, value, i)
+		case kept:
+		case class(v[i]) != class(k[i]) || class(v[i]) != 0 && k[i] > unicode.MaxASCII:
+			t.Fatalf("token %q of %q: position %d has another class, or is not replaced", tok, value, i)
 		case !unicode.IsLetter(v[i]) && !unicode.IsDigit(v[i]) && k[i] != v[i]:
 			t.Fatalf("token %q of %q: separator at %d changed", tok, value, i)
 		}
@@ -96,7 +98,9 @@ func TestPreserveRefuses(t *testing.T) {
 		"nothing to replace": {Format{Kind: KindPreserve}, "--/--"},
 		"all kept":           {Format{Kind: KindPreserve, KeepPrefix: 3, KeepSuffix: 3}, "12345"},
 		"not an iban":        {Format{Kind: KindPreserve, Check: CheckIBAN}, "12345678"},
-		"luhn without digit": {Format{Kind: KindPreserve, KeepSuffix: 1, Check: CheckLuhn}, "ab1"},
+		"luhn without digit": {Format{Kind: KindPreserve, KeepSuffix: 1, Check: CheckLuhn}, "abcdefgh1"},
+		"too little random":  {Format{Kind: KindPreserve, KeepPrefix: 9}, "9157144238"},
+		"a short value":      {Format{Kind: KindPreserve}, "4238"},
 	} {
 		_, err := c.f.generate(rand.Reader, c.value)
 		if !errors.Is(err, ErrFormat) || strings.Contains(err.Error(), c.value) {
@@ -108,8 +112,8 @@ func TestPreserveRefuses(t *testing.T) {
 // A draw equal to the value is drawn again: the stream first yields the value.
 func TestTokenNeverEqualsTheValue(t *testing.T) {
 	f := Format{Kind: KindPreserve}
-	tok, err := f.generate(bytes.NewReader([]byte{7, 3}), "7")
-	if err != nil || tok != "3" {
+	tok, err := f.generate(bytes.NewReader([]byte{1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3, 2, 1}), "1234567")
+	if err != nil || tok != "7654321" {
 		t.Fatalf("token %q, %v: want the second draw", tok, err)
 	}
 }
@@ -182,4 +186,19 @@ func FuzzIsOpaque(f *testing.F) {
 			t.Fatalf("IsOpaque(%q)", s)
 		}
 	})
+}
+
+// class is what a format-preserving token keeps of a character: a digit, an
+// upper-case letter, another letter (lower-case or uncased, as in Chinese), or
+// a separator (0), which stays as it is.
+func class(r rune) int {
+	switch {
+	case unicode.IsDigit(r):
+		return 1
+	case unicode.IsUpper(r):
+		return 2
+	case unicode.IsLetter(r):
+		return 3
+	}
+	return 0
 }

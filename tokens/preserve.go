@@ -3,9 +3,13 @@ package tokens
 import (
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"unicode"
 )
+
+// minPreservedBits is the least randomness a format-preserving token carries.
+const minPreservedBits = 20
 
 const (
 	digits = "0123456789"
@@ -21,20 +25,24 @@ func (f Format) preserve(r io.Reader, value string) (string, error) {
 		keep = max(keep, 2) // the country
 	}
 	var drawn []int // positions replaced, in order
+	bits := 0.0
 	for i, c := range rs {
 		if i < keep || i >= len(rs)-f.KeepSuffix {
 			continue
 		}
+		// Every letter and digit of any script is replaced (by an ASCII one of
+		// its class; an uncased letter by a lower-case one): only separators
+		// stay, "CZ65 0800", "915714/4238".
 		var set string
 		switch {
-		case c >= '0' && c <= '9':
+		case unicode.IsDigit(c):
 			set = digits
 		case unicode.IsUpper(c):
 			set = upper
-		case unicode.IsLower(c):
+		case unicode.IsLetter(c):
 			set = lower
 		default:
-			continue // separators stay: "CZ65 0800", "915714/4238"
+			continue
 		}
 		b, err := pick(r, set)
 		if err != nil {
@@ -42,9 +50,15 @@ func (f Format) preserve(r io.Reader, value string) (string, error) {
 		}
 		rs[i] = rune(b)
 		drawn = append(drawn, i)
+		bits += math.Log2(float64(len(set)))
 	}
-	if len(drawn) == 0 {
-		return "", fmt.Errorf("%w: the value has no letter or digit outside what is kept", ErrFormat)
+	if f.Check != "" {
+		bits -= math.Log2(10) // a check digit is computed, not drawn
+	}
+	if bits < minPreservedBits {
+		// The value would be all but given away by the tokens that never
+		// equal it: an app that sees a few learns what is missing.
+		return "", fmt.Errorf("%w: the format keeps too much of the value (%.0f random bits, want %d)", ErrFormat, bits, minPreservedBits)
 	}
 	switch f.Check {
 	case CheckIBAN:

@@ -64,14 +64,17 @@ type Vault struct {
 	store    Store
 	wrap     Wrapper
 	previous Wrapper // the wrapping key before the last rotation; nil: none
+	index    []byte  // keys the hashes tokens are stored and named by
 }
 
 // New is a vault over store, whose data keys wrap wraps. While the wrapping
 // key is rotated, previous (or nil) is the one before: a data key that opens
 // only under it is wrapped again under wrap when it is next used, and Rewrap
-// does so for all of them, so that previous can be retired.
-func New(store Store, wrap, previous Wrapper) *Vault {
-	return &Vault{store: store, wrap: wrap, previous: previous}
+// does so for all of them, so that previous can be retired. indexKey keys the
+// hash a token is stored and named by: a format-preserving token has few
+// enough values that an unkeyed hash would give it away; it must not change.
+func New(store Store, wrap, previous Wrapper, indexKey []byte) *Vault {
+	return &Vault{store: store, wrap: wrap, previous: previous, index: indexKey}
 }
 
 // record is what is stored for a token: the binding in clear (no personal
@@ -113,13 +116,14 @@ func ConsentOf(rec []byte) (string, error) {
 	return r.ConsentID, nil
 }
 
-// ID names a token in audit records and as the store's key: no one learns the
-// token from it.
-func ID(token string) string { return hex.EncodeToString(storeKey(token)[:8]) }
+// ID names a token in audit records and listings: without the index key no
+// one learns the token from it, however few values its format has.
+func (v *Vault) ID(token string) string { return hex.EncodeToString(v.storeKey(token)[:8]) }
 
-func storeKey(token string) []byte {
-	sum := sha256.Sum256([]byte("consentgate token v1\x00" + token))
-	return sum[:]
+func (v *Vault) storeKey(token string) []byte {
+	m := hmac.New(sha256.New, v.index)
+	m.Write([]byte("consentgate token v1\x00" + token))
+	return m.Sum(nil)
 }
 
 // Tokenize returns a token for value, bound to b. Deterministic tokens are the
@@ -132,7 +136,7 @@ func (v *Vault) Tokenize(ctx context.Context, b Binding, f Format, deterministic
 	}
 	var r io.Reader = rand.Reader
 	if deterministic {
-		r = newStream(dk, b.Field, value)
+		r = newStream(subkey(dk, "deterministic tokens"), b.Field, value)
 	}
 	for range 16 {
 		tok, err := f.generate(r, value)
@@ -153,7 +157,7 @@ func (v *Vault) Tokenize(ctx context.Context, b Binding, f Format, deterministic
 
 // put stores tok for value; false if tok is another value's.
 func (v *Vault) put(ctx context.Context, dk []byte, b Binding, tok, value string) (bool, error) {
-	key := storeKey(tok)
+	key := v.storeKey(tok)
 	aad := sealAAD(key, b)
 	sealed, err := seal(dk, []byte(value), aad)
 	if err != nil {
@@ -195,14 +199,14 @@ func (v *Vault) RevealToAdmin(ctx context.Context, tok string) (string, Binding,
 }
 
 func (v *Vault) reveal(ctx context.Context, tok string, mine func(Binding) bool) (string, Binding, error) {
-	key := storeKey(tok)
+	key := v.storeKey(tok)
 	got, err := v.store.Token(ctx, key)
 	if err != nil {
 		return "", Binding{}, err
 	}
 	var rec record
 	if err := json.Unmarshal(got, &rec); err != nil {
-		return "", Binding{}, fmt.Errorf("token record %s: %w", ID(tok), err)
+		return "", Binding{}, fmt.Errorf("token record %s: %w", v.ID(tok), err)
 	}
 	if !mine(rec.Binding) {
 		return "", Binding{}, ErrNotYours
@@ -213,7 +217,7 @@ func (v *Vault) reveal(ctx context.Context, tok string, mine func(Binding) bool)
 	}
 	plain, err := open(dk, rec.Sealed, sealAAD(key, rec.Binding))
 	if err != nil {
-		return "", Binding{}, fmt.Errorf("token %s does not open: %w", ID(tok), err)
+		return "", Binding{}, fmt.Errorf("token %s does not open: %w", v.ID(tok), err)
 	}
 	return string(plain), rec.Binding, nil
 }
@@ -280,8 +284,12 @@ func (v *Vault) Rewrap(ctx context.Context) (int, error) {
 	n := 0
 	for _, id := range owners {
 		wrapped, err := v.store.DataKey(ctx, id, func() ([]byte, error) { return nil, ErrShredded })
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrShredded):
 			continue // destroyed or lapsed meanwhile: nothing to rewrap
+		case err != nil:
+			// Not to be taken for done: the previous key must stay.
+			return n, fmt.Errorf("rewrapping the data key of consent %s: %w", id, err)
 		}
 		if _, err := v.wrap.Open(wrapped, []byte(id)); err == nil {
 			continue
@@ -294,8 +302,17 @@ func (v *Vault) Rewrap(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// subkey derives a key for one use of a data key (HKDF-Expand with SHA-256,
+// one block), so sealing and deterministic tokens never share a key.
+func subkey(dk []byte, use string) []byte {
+	m := hmac.New(sha256.New, dk)
+	m.Write([]byte(use))
+	m.Write([]byte{1})
+	return m.Sum(nil)
+}
+
 func seal(dk, plain, aad []byte) ([]byte, error) {
-	g, err := gcm(dk)
+	g, err := gcm(subkey(dk, "sealing values"))
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +324,7 @@ func seal(dk, plain, aad []byte) ([]byte, error) {
 }
 
 func open(dk, sealed, aad []byte) ([]byte, error) {
-	g, err := gcm(dk)
+	g, err := gcm(subkey(dk, "sealing values"))
 	if err != nil {
 		return nil, err
 	}

@@ -3,9 +3,10 @@ package tokens
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -93,10 +94,12 @@ func testVault(t testing.TB) (*Vault, *memStore) {
 		t.Fatal(err)
 	}
 	s := newMemStore()
-	return New(s, wrap, nil), s
+	return New(s, wrap, nil, testIndex), s
 }
 
 const birthNumber = "915714/4238"
+
+var testIndex = []byte("the vault's index key, for tests")
 
 var jana = Binding{ConsentID: "c-1", Subject: strings.Repeat("5d", 32), App: "onboarding-web", Category: "national_id", Vendor: "airbank", Field: "birthNumber"}
 
@@ -200,7 +203,7 @@ func TestRebindingARecordBreaksIt(t *testing.T) {
 	v, s := testVault(t)
 	ctx := context.Background()
 	tok, _ := v.Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber)
-	key := string(storeKey(tok))
+	key := string(v.storeKey(tok))
 	var rec record
 	json.Unmarshal(s.tokens[key], &rec)
 	rec.Subject, rec.App = strings.Repeat("77", 32), "eshop-checkout"
@@ -210,24 +213,31 @@ func TestRebindingARecordBreaksIt(t *testing.T) {
 	}
 }
 
-// Format-preserving tokens of short values collide: each value still gets its
-// own token, never its value, and reveals to it.
+// A token already taken by another value (format-preserving tokens of one
+// field can collide) is drawn again: the deterministic token's first candidate
+// is stored beforehand for another value, and the value gets the second.
 func TestCollisionsDrawAgain(t *testing.T) {
 	v, _ := testVault(t)
 	ctx := context.Background()
-	seen := map[string]string{}
-	for i := range 30 {
-		value := fmt.Sprintf("%02d", i)
-		tok, err := v.Tokenize(ctx, jana, Format{Kind: KindPreserve}, false, value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tok == value || seen[tok] != "" {
-			t.Fatalf("token %q of %q: its value, or %q's too", tok, value, seen[tok])
-		}
-		seen[tok] = value
-		if got, _, _ := v.Reveal(ctx, tok, jana.Subject, jana.App); got != value {
-			t.Fatalf("token %q reveals %q, want %q", tok, got, value)
+	f := Format{Kind: KindPreserve}
+	dk, err := v.dataKey(ctx, jana.ConsentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := f.generate(newStream(subkey(dk, "deterministic tokens"), jana.Field, birthNumber), birthNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.put(ctx, dk, jana, first, "8001011234"); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := v.Tokenize(ctx, jana, f, true, birthNumber)
+	if err != nil || tok == first || tok == birthNumber {
+		t.Fatalf("token %q (first candidate %q), %v", tok, first, err)
+	}
+	for tk, want := range map[string]string{tok: birthNumber, first: "8001011234"} {
+		if got, _, _ := v.Reveal(ctx, tk, jana.Subject, jana.App); got != want {
+			t.Errorf("token %q reveals %q, want %q", tk, got, want)
 		}
 	}
 }
@@ -268,17 +278,17 @@ func TestRotateTheWrappingKey(t *testing.T) {
 	}
 	ctx := context.Background()
 	old, next := key("01"), key("02")
-	tok, err := New(s, old, nil).Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber)
+	tok, err := New(s, old, nil, testIndex).Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber)
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := jana
 	other.ConsentID = "c-2"
-	tok2, _ := New(s, old, nil).Tokenize(ctx, other, Format{Kind: KindOpaque}, false, birthNumber)
-	if _, _, err := New(s, next, nil).Reveal(ctx, tok, jana.Subject, jana.App); err == nil {
+	tok2, _ := New(s, old, nil, testIndex).Tokenize(ctx, other, Format{Kind: KindOpaque}, false, birthNumber)
+	if _, _, err := New(s, next, nil, testIndex).Reveal(ctx, tok, jana.Subject, jana.App); err == nil {
 		t.Fatal("a key wrapped under the old key opened under the new one alone")
 	}
-	rotating := New(s, next, old)
+	rotating := New(s, next, old, testIndex)
 	if got, _, err := rotating.Reveal(ctx, tok, jana.Subject, jana.App); err != nil || got != birthNumber {
 		t.Fatalf("reveal while rotating: %q, %v", got, err)
 	}
@@ -291,8 +301,19 @@ func TestRotateTheWrappingKey(t *testing.T) {
 		if tk == tok2 {
 			b = other
 		}
-		if got, _, err := New(s, next, nil).Reveal(ctx, tk, b.Subject, b.App); err != nil || got != birthNumber {
+		if got, _, err := New(s, next, nil, testIndex).Reveal(ctx, tk, b.Subject, b.App); err != nil || got != birthNumber {
 			t.Errorf("after Rewrap, under the new key alone: %q, %v", got, err)
 		}
+	}
+}
+
+// A token's id is keyed: a format-preserving token has too few values for an
+// unkeyed hash to hide it (10^10 birth numbers are hashed in minutes).
+func TestTokenIDIsKeyed(t *testing.T) {
+	s := newMemStore()
+	a, b := New(s, nil, nil, []byte("index key a")), New(s, nil, nil, []byte("index key b"))
+	unkeyed := sha256.Sum256([]byte("consentgate token v1\x00" + birthNumber))
+	if a.ID(birthNumber) == b.ID(birthNumber) || a.ID(birthNumber) == hex.EncodeToString(unkeyed[:8]) {
+		t.Error("the token id does not depend on the index key")
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -623,13 +625,7 @@ func openTokenVault(ctx context.Context, cfg *configs.Config, p secrets.Provider
 			return nil, errors.New("keys.token_vault_transit: needs secrets.provider vault")
 		}
 		tr := v.Transit(cmp.Or(tk.Mount, "transit"), tk.Key)
-		// A transit key that is missing, of another type or out of the
-		// policy's reach is found now, not at the first tokenized call.
-		probe, err := tr.Seal(make([]byte, 32), []byte("consentgate start-up check"))
-		if err == nil {
-			_, err = tr.Open(probe, []byte("consentgate start-up check"))
-		}
-		if err != nil {
+		if err := probeTransit(tr); err != nil {
 			return nil, fmt.Errorf("keys.token_vault_transit: %w", err)
 		}
 		key = tr
@@ -642,14 +638,18 @@ func openTokenVault(ctx context.Context, cfg *configs.Config, p secrets.Provider
 	default:
 		return nil, nil
 	}
+	index, err := tokenIndexKey(ctx, cfg, p)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Keys.TokenVaultPrevious == "" {
-		return tokens.New(consents, key, nil), nil
+		return tokens.New(consents, key, nil, index), nil
 	}
 	previous, err := readSealKey(ctx, p, "keys.token_vault_previous", cfg.Keys.TokenVaultPrevious)
 	if err != nil {
 		return nil, err
 	}
-	v := tokens.New(consents, key, previous)
+	v := tokens.New(consents, key, previous, index)
 	go func() {
 		n, err := v.Rewrap(context.WithoutCancel(ctx))
 		if err != nil {
@@ -659,6 +659,41 @@ func openTokenVault(ctx context.Context, cfg *configs.Config, p secrets.Provider
 		log.Info("token data keys rewrapped under keys.token_vault: keys.token_vault_previous can be removed", "rewrapped", n)
 	}()
 	return v, nil
+}
+
+// probeTransit finds a transit key that is missing, out of the policy's reach,
+// or that does not bind associated data (a key of another type, a Vault that
+// ignores it) now, not at the first tokenized call: each data key must open
+// only for its own consent.
+func probeTransit(tr *secrets.Transit) error {
+	probe, err := tr.Seal(make([]byte, 32), []byte("consentgate start-up check"))
+	if err != nil {
+		return err
+	}
+	if _, err := tr.Open(probe, []byte("consentgate start-up check")); err != nil {
+		return err
+	}
+	if _, err := tr.Open(probe, []byte("another consent")); err == nil {
+		return errors.New("the transit key opens under other associated data: use a key of type aes256-gcm96 on Vault 1.13 or later")
+	}
+	return nil
+}
+
+// tokenIndexKey keys the hashes tokens are stored and named by. It is derived
+// from keys.subject_hmac, which every replica shares and which must not change
+// (the registry checks it at start), so token ids stay the same.
+func tokenIndexKey(ctx context.Context, cfg *configs.Config, p secrets.Provider) ([]byte, error) {
+	ref, err := secrets.ParseRef(cfg.Keys.SubjectHMAC)
+	if err != nil {
+		return nil, fmt.Errorf("keys.subject_hmac: %w", err)
+	}
+	s, err := p.Get(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("keys.subject_hmac: %w", err)
+	}
+	m := hmac.New(sha256.New, []byte(s.Value))
+	m.Write([]byte("consentgate token index v1"))
+	return m.Sum(nil), nil
 }
 
 // readSealKey reads an AES-256 key (hex or base64) from the secret provider.

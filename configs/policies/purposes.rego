@@ -114,9 +114,12 @@ would_disclose contains "biometric" if {
 	"biometric" in uses
 }
 
+# The video goes whole, so only where the purpose keeps biometric data as it
+# is: a purpose that masks or tokenizes it gets no video.
 binary_allowed if {
 	input.body == "binary"
 	"biometric" in disclosed
+	definition.categories.biometric == "keep"
 }
 
 # A field is an age source by the last segment of its path.

@@ -371,6 +371,13 @@ test_liveness_video_allowed if {
 	d.response == {"default": "drop", "fields": {}}
 }
 
+# The video cannot be masked or tokenized: a purpose that does either to
+# biometric data gets no video.
+test_liveness_video_denied_where_biometric_is_tokenized if {
+	d := decide(call(biometric_liveness_video, "biometric-verification", ["biometric"])) with data.purposes["biometric-verification"].categories.biometric as "tokenize"
+	d.binary == "deny"
+}
+
 test_liveness_video_denied_without_biometric_consent if {
 	d := decide(call(biometric_liveness_video, "biometric-verification", ["identity", "document"]))
 	d.allow == false
