@@ -569,15 +569,11 @@ func auditSigningKey(ctx context.Context, cfg *configs.Config, p secrets.Provide
 	if k := cfg.Keys.AuditSigningPKCS11; k != nil {
 		return auditTokenKey(ctx, cfg, p, k)
 	}
-	ref, err := secrets.ParseRef(cfg.Keys.AuditSigning)
+	s, err := readKey(ctx, p, "keys.audit_signing", cfg.Keys.AuditSigning)
 	if err != nil {
-		return nil, fmt.Errorf("keys.audit_signing: %w", err)
+		return nil, err
 	}
-	s, err := p.Get(ctx, ref)
-	if err != nil {
-		return nil, fmt.Errorf("keys.audit_signing: %w", err)
-	}
-	block, _ := pem.Decode([]byte(s.Value))
+	block, _ := pem.Decode([]byte(s))
 	if block == nil {
 		return nil, errors.New("keys.audit_signing: not a PEM private key")
 	}

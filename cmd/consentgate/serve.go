@@ -399,13 +399,9 @@ func openPolicy(ctx context.Context, cfg *configs.Config, log *slog.Logger, alog
 }
 
 func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, purposes []string, alog *audit.Log, log *slog.Logger) (*consent.Registry, error) {
-	ref, err := secrets.ParseRef(cfg.Keys.SubjectHMAC)
+	key, err := readKey(ctx, p, "keys.subject_hmac", cfg.Keys.SubjectHMAC)
 	if err != nil {
-		return nil, fmt.Errorf("keys.subject_hmac: %w", err)
-	}
-	key, err := p.Get(ctx, ref)
-	if err != nil {
-		return nil, fmt.Errorf("keys.subject_hmac: %w", err)
+		return nil, err
 	}
 	var vendors []string
 	for _, v := range cfg.Vendors {
@@ -413,7 +409,7 @@ func openConsents(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	}
 	categories := slices.DeleteFunc(slices.Clone(configs.Categories), func(c string) bool { return c == "metadata" })
 	o := consent.Options{
-		SubjectKey: []byte(key.Value), Vendors: vendors, Purposes: purposes, Categories: categories, Logger: log,
+		SubjectKey: []byte(key), Vendors: vendors, Purposes: purposes, Categories: categories, Logger: log,
 		Erasure: proxy.ErasurePlan(cfg),
 		// A consent change the audit log cannot record does not happen.
 		Hook: func(ctx context.Context, ch consent.Change) error {
@@ -683,32 +679,38 @@ func probeTransit(tr *secrets.Transit) error {
 // from keys.subject_hmac, which every replica shares and which must not change
 // (the registry checks it at start), so token ids stay the same.
 func tokenIndexKey(ctx context.Context, cfg *configs.Config, p secrets.Provider) ([]byte, error) {
-	ref, err := secrets.ParseRef(cfg.Keys.SubjectHMAC)
+	s, err := readKey(ctx, p, "keys.subject_hmac", cfg.Keys.SubjectHMAC)
 	if err != nil {
-		return nil, fmt.Errorf("keys.subject_hmac: %w", err)
+		return nil, err
 	}
-	s, err := p.Get(ctx, ref)
-	if err != nil {
-		return nil, fmt.Errorf("keys.subject_hmac: %w", err)
-	}
-	m := hmac.New(sha256.New, []byte(s.Value))
+	m := hmac.New(sha256.New, []byte(s))
 	m.Write([]byte("consentgate token index v1"))
 	return m.Sum(nil), nil
 }
 
 // readSealKey reads an AES-256 key (hex or base64) from the secret provider.
 func readSealKey(ctx context.Context, p secrets.Provider, field, ref string) (*secrets.SealKey, error) {
-	r, err := secrets.ParseRef(ref)
+	s, err := readKey(ctx, p, field, ref)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", field, err)
+		return nil, err
 	}
-	s, err := p.Get(ctx, r)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", field, err)
-	}
-	key, err := secrets.ParseSealKey(s.Value)
+	key, err := secrets.ParseSealKey(s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", field, err)
 	}
 	return key, nil
+}
+
+// readKey reads one of consentgate's own keys (the reference in field) from
+// the secret provider; errors name the field, never the value.
+func readKey(ctx context.Context, p secrets.Provider, field, ref string) (string, error) {
+	r, err := secrets.ParseRef(ref)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", field, err)
+	}
+	s, err := p.Get(ctx, r)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", field, err)
+	}
+	return s.Value, nil
 }
