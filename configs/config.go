@@ -635,9 +635,10 @@ type Operation struct {
 	// header:<name>) in which an app may send a token back: where the decision
 	// reveals them, the token's value goes to the vendor instead.
 	Reveals []string `yaml:"reveals"`
-	// PerConsent bounds how often one consent may call the operation: a
-	// verify mode answers whether a guess is right, so without a bound an app
-	// could recover the data one guess at a time.
+	// PerConsent bounds how often one app may call the operation for one end
+	// user, across their consents: a verify mode answers whether a guess is
+	// right, so without a bound an app could recover the data one guess at a
+	// time.
 	PerConsent *CallBudget `yaml:"per_consent"`
 	// Erases names the kind of resource the operation deletes at the vendor,
 	// with what was acquired through it: when a consent is withdrawn, it is
@@ -668,7 +669,8 @@ type TokenFormat struct {
 }
 
 // CallBudget is a number of calls per window, counted from the first call of
-// the window and kept with the consent (so every replica counts together).
+// the window and kept in the consent registry per end user and app (so every
+// replica counts together).
 type CallBudget struct {
 	Calls int      `yaml:"calls"`
 	Per   Duration `yaml:"per"`

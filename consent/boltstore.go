@@ -38,8 +38,8 @@ var (
 	// once destroyed; value_tokens maps a token's id to its record.
 	bucketDataKeys    = []byte("data_keys")
 	bucketValueTokens = []byte("value_tokens")
-	// call_budget maps "<consent id>\x00<key>" to its window's start (unix ns)
-	// and calls, 8 bytes each.
+	// call_budget maps "<scope>\x00<key>" to its window's start (unix ns) and
+	// calls, 8 bytes each.
 	bucketBudget = []byte("call_budget")
 	// value_tokens_by_consent maps "<consent id>\x00<token id>" to nothing.
 	bucketTokensByCons = []byte("value_tokens_by_consent")
@@ -511,20 +511,21 @@ func (b boltTx) valueToken(id []byte) ([]byte, error) {
 	return bytes.Clone(b.tx.Bucket(bucketValueTokens).Get(id)), nil
 }
 
-func (b boltTx) budget(consentID, key string) (time.Time, int, error) {
-	v := b.tx.Bucket(bucketBudget).Get([]byte(consentID + "\x00" + key))
-	if len(v) != 16 {
-		return time.Time{}, 0, nil
+func (b boltTx) spend(scope, key string, now time.Time, per time.Duration) (time.Time, int, error) {
+	bucket, k := b.tx.Bucket(bucketBudget), []byte(scope+"\x00"+key)
+	start, calls := now, 0
+	if v := bucket.Get(k); len(v) == 16 {
+		start, calls = time.Unix(0, int64(binary.BigEndian.Uint64(v))), int(binary.BigEndian.Uint64(v[8:]))
 	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), int(binary.BigEndian.Uint64(v[8:])), nil
-}
-
-func (b boltTx) putBudget(consentID, key string, start time.Time, calls int) error {
+	if !now.Before(start.Add(per)) {
+		start, calls = now, 0
+	}
+	calls++
 	v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(start.UnixNano())), uint64(calls))
-	if err := b.tx.Bucket(bucketBudget).Put([]byte(consentID+"\x00"+key), v); err != nil {
-		return fmt.Errorf("storing the call budget of consent %s: %w", consentID, err)
+	if err := bucket.Put(k, v); err != nil {
+		return start, calls, fmt.Errorf("storing a call budget: %w", err)
 	}
-	return nil
+	return start, calls, nil
 }
 
 func (b boltTx) swapDataKey(consentID string, old, updated []byte) (bool, error) {

@@ -74,12 +74,14 @@ var pgMigrations = [][]string{
 			doc        bytea NOT NULL
 		)`,
 		`CREATE INDEX consentgate_value_tokens_consent ON consentgate_value_tokens (consent_id)`,
+		// scope is the end user's subject HMAC and the app, not a consent: an
+		// app could otherwise make a new consent for a fresh budget.
 		`CREATE TABLE consentgate_call_budget (
-			consent_id text NOT NULL REFERENCES consentgate_consents (id),
-			key        text NOT NULL,
-			start_ns   bigint NOT NULL,
-			calls      integer NOT NULL,
-			PRIMARY KEY (consent_id, key)
+			scope    text NOT NULL,
+			key      text NOT NULL,
+			start_ns bigint NOT NULL,
+			calls    integer NOT NULL,
+			PRIMARY KEY (scope, key)
 		)`,
 	},
 }

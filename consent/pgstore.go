@@ -431,28 +431,19 @@ func (t pgTx) valueToken(id []byte) ([]byte, error) {
 	return doc, nil
 }
 
-func (t pgTx) budget(consentID, key string) (time.Time, int, error) {
+func (t pgTx) spend(scope, key string, now time.Time, per time.Duration) (time.Time, int, error) {
 	var start int64
 	var calls int
-	err := t.q.QueryRow(t.ctx, `SELECT start_ns, calls FROM consentgate_call_budget WHERE consent_id = $1 AND key = $2`,
-		consentID, key).Scan(&start, &calls)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return time.Time{}, 0, nil
-	case err != nil:
-		return time.Time{}, 0, fmt.Errorf("reading the call budget of consent %s: %w", consentID, err)
+	// One statement: two replicas counting at once both count.
+	err := t.q.QueryRow(t.ctx, `INSERT INTO consentgate_call_budget AS b (scope, key, start_ns, calls) VALUES ($1, $2, $3, 1)
+		ON CONFLICT (scope, key) DO UPDATE SET
+			start_ns = CASE WHEN b.start_ns + $4 <= $3 THEN $3 ELSE b.start_ns END,
+			calls = CASE WHEN b.start_ns + $4 <= $3 THEN 1 ELSE b.calls + 1 END
+		RETURNING start_ns, calls`, scope, key, now.UnixNano(), per.Nanoseconds()).Scan(&start, &calls)
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("counting a call budget: %w", err)
 	}
 	return time.Unix(0, start), calls, nil
-}
-
-func (t pgTx) putBudget(consentID, key string, start time.Time, calls int) error {
-	_, err := t.q.Exec(t.ctx, `INSERT INTO consentgate_call_budget (consent_id, key, start_ns, calls) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (consent_id, key) DO UPDATE SET start_ns = excluded.start_ns, calls = excluded.calls`,
-		consentID, key, start.UnixNano(), calls)
-	if err != nil {
-		return fmt.Errorf("storing the call budget of consent %s: %w", consentID, err)
-	}
-	return nil
 }
 
 func (t pgTx) valueTokensOf(consentID string, n int) (ids, recs [][]byte, err error) {

@@ -100,8 +100,8 @@ type storeTx interface {
 	// valueTokensOf returns the ids and records of a consent's tokens, at most n.
 	valueTokensOf(consentID string, n int) (ids, recs [][]byte, err error)
 
-	// budget returns a consent's call budget window for key (zero if none);
-	// putBudget stores it.
-	budget(consentID, key string) (start time.Time, calls int, err error)
-	putBudget(consentID, key string, start time.Time, calls int) error
+	// spend counts one call of scope and key in its window (a new window when
+	// per has passed since the last one began) in one step, so that replicas
+	// count together, and returns the window's start and its calls so far.
+	spend(scope, key string, now time.Time, per time.Duration) (start time.Time, calls int, err error)
 }

@@ -131,8 +131,9 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 	})
 }
 
-// A consent's call budget is counted across registries on one store (replicas,
-// restarts), refuses once spent until its window ends, and is per key.
+// A call budget is the end user's with one app, across their consents; it is
+// counted across registries on one store (replicas, restarts), refuses once
+// spent until its window ends, and is per key.
 func TestSpendCallBudget(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		clk := newClock()
@@ -158,6 +159,22 @@ func TestSpendCallBudget(t *testing.T) {
 		}
 		if ok, _, _ := r.Spend(ctx, c.ID, "other.op", 3, time.Hour); !ok {
 			t.Error("another key shares the budget")
+		}
+		// A new consent of the same end user and app gets no fresh budget;
+		// another app's does.
+		again, err := r.Create(ctx, "web", testRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, _, _ := r.Spend(ctx, again.ID, "kb.verifyIdentity", 3, time.Hour); ok {
+			t.Error("a new consent of the same end user and app had a fresh budget")
+		}
+		mobile, err := r.Create(ctx, "mobile", testRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, _, _ := r.Spend(ctx, mobile.ID, "kb.verifyIdentity", 3, time.Hour); !ok {
+			t.Error("another app's consent shares the budget")
 		}
 		clk.Add(time.Hour)
 		if ok, _, err := r.Spend(ctx, c.ID, "kb.verifyIdentity", 3, time.Hour); !ok || err != nil {

@@ -12,7 +12,7 @@ import (
 // admitQuota is stage 6, the budgets: the vendor's (when the vendor has said
 // it is spent, or the profile's bucket is empty, the app gets 429 from
 // consentgate and the vendor no call it would refuse, quota.go), then the
-// consent's for an operation with per_consent (a verify mode).
+// end user's with the app for an operation with per_consent (a verify mode).
 func (g *Gateway) admitQuota(c *call) *refusal.Refusal {
 	v := c.rt.vendor
 	ok, refused := v.quota.admit(c.id.Name, g.now())
