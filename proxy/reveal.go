@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/consentgate/consentgate/configs"
@@ -138,13 +139,24 @@ func (s *sentRequest) replaceJSON(field string, fn func(field, value string) (st
 // replaceAt walks segs ("name" or "name[]") and replaces the strings there.
 func replaceAt(v any, segs []string, field string, fn func(field, value string) (string, error), changed *bool) (any, error) {
 	if len(segs) == 0 {
-		s, ok := v.(string)
-		if !ok {
-			return v, nil
+		switch leaf := v.(type) {
+		case string:
+			got, err := fn(field, leaf)
+			*changed = *changed || got != leaf
+			return got, err
+		case json.Number:
+			// A token of digits sent as a number is a token all the same.
+			got, err := fn(field, leaf.String())
+			if err != nil || got == leaf.String() {
+				return v, err
+			}
+			*changed = true
+			if _, perr := strconv.ParseFloat(got, 64); perr == nil && !strings.ContainsAny(got, " /+-eE.") {
+				return json.Number(got), nil
+			}
+			return got, nil
 		}
-		got, err := fn(field, s)
-		*changed = *changed || got != s
-		return got, err
+		return v, nil
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
