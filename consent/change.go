@@ -10,11 +10,14 @@ const (
 	ChangeCreated    = "created"
 	ChangeRevoked    = "revoked"
 	ChangeAuthorized = "authorized"
+	// ChangeKeyDestroyed: an expired consent's token data key was destroyed
+	// (a revocation says so in its own change).
+	ChangeKeyDestroyed = "data-key-destroyed"
 )
 
 // Change is passed to the hook on every create and revoke; the audit log will record it.
 type Change struct {
-	Kind    string  // ChangeCreated, ChangeRevoked or ChangeAuthorized
+	Kind    string  // ChangeCreated, ChangeRevoked, ChangeAuthorized or ChangeKeyDestroyed
 	Consent Consent // as stored after the change; Subject is the HMAC
 	Actor   string  // app or admin name; "seed" for Put
 	Role    string  // "app" or "admin"; "system" for Put

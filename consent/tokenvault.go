@@ -35,7 +35,7 @@ func (r *Registry) DataKey(ctx context.Context, consentID string, create func() 
 		return nil, tokens.ErrShredded
 	case c.Status != Active:
 		if wrapped != nil {
-			r.shredLapsed(ctx, consentID)
+			r.shredLapsed(ctx, &c)
 		}
 		return nil, fmt.Errorf("%w: consent %s is %s", tokens.ErrShredded, consentID, c.Status)
 	case wrapped != nil:
@@ -92,19 +92,23 @@ func (r *Registry) Token(ctx context.Context, id []byte) ([]byte, error) {
 	return got, err
 }
 
-// shredLapsed destroys the data key of a consent found expired. A failure is
-// logged and changes nothing for the caller: the key is not handed out either
-// way, and the next look tries again.
-func (r *Registry) shredLapsed(ctx context.Context, consentID string) {
+// shredLapsed destroys the data key of a consent found expired, with its
+// record (the hook): no record, no destruction. A failure is logged and
+// changes nothing for the caller: the key is not handed out either way, and
+// the next look tries again.
+func (r *Registry) shredLapsed(ctx context.Context, c *Consent) {
 	err := r.st.update(ctx, func(tx storeTx) error {
-		_, err := tx.shredDataKey(consentID)
-		return err
+		had, err := tx.shredDataKey(c.ID)
+		if err != nil || !had {
+			return err
+		}
+		return r.runHook(ctx, Change{Kind: ChangeKeyDestroyed, Consent: c.clone(), Actor: roleSystem, Role: roleSystem, DataKeyDestroyed: true})
 	})
 	if err != nil {
-		r.log.Error("could not destroy the data key of an expired consent", "id", consentID, "error", err.Error())
+		r.log.Error("could not destroy the data key of an expired consent", "id", c.ID, "error", err.Error())
 		return
 	}
-	r.log.Info("data key of an expired consent destroyed: its tokens are void", "id", consentID)
+	r.log.Info("data key of an expired consent destroyed: its tokens are void", "id", c.ID)
 }
 
 // maxListed bounds a listing of one consent's tokens.

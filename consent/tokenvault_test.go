@@ -125,6 +125,9 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 		if wrapped != nil {
 			t.Error("the expired consent's data key is still stored")
 		}
+		if ch := hooks.seen(); ch[len(ch)-1].Kind != ChangeKeyDestroyed || ch[len(ch)-1].Consent.ID != exp.ID || !ch[len(ch)-1].DataKeyDestroyed {
+			t.Errorf("the destruction was not recorded: %+v", ch[len(ch)-1])
+		}
 		if _, err := v.Tokenize(ctx, bind, tokens.Format{Kind: tokens.KindOpaque}, false, tokenizedBirthNumber); !errors.Is(err, tokens.ErrShredded) {
 			t.Errorf("tokenize under an expired consent: %v", err)
 		}
