@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/secrets"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -191,14 +193,20 @@ func (t *vendorTransport) renew() {
 
 // loadSource reads a configured value from the secret provider or a file.
 func (g *Gateway) loadSource(ctx context.Context, s *configs.Source) ([]byte, error) {
+	return ReadSource(ctx, g.cfg, g.secrets, s)
+}
+
+// ReadSource reads a configured value (a secret reference or a file, relative
+// to the configuration) from p or the file system.
+func ReadSource(ctx context.Context, cfg *configs.Config, p secrets.Provider, s *configs.Source) ([]byte, error) {
 	if s.File != "" {
-		return os.ReadFile(g.cfg.ResolvePath(s.File))
+		return os.ReadFile(cfg.ResolvePath(s.File))
 	}
 	ref, err := parseRef(s.Secret)
 	if err != nil {
 		return nil, err
 	}
-	sec, err := g.secrets.Get(ctx, ref)
+	sec, err := p.Get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -220,15 +228,26 @@ func (g *Gateway) caBundle(ctx context.Context, v *configs.Vendor) (*certs.CABun
 // is read on every load and must be the one the token was opened with (see
 // certs.PKCS11Key.Signer).
 func (g *Gateway) tokenKeyPair(ctx context.Context, certPEM []byte, k *configs.PKCS11Key) (*tls.Certificate, error) {
-	pin, err := g.loadSource(ctx, k.PIN)
+	signer, err := TokenSigner(ctx, g.cfg, g.secrets, "client_certificate.pkcs11", k)
 	if err != nil {
-		return nil, fmt.Errorf("client_certificate.pkcs11.pin: %w", err)
+		return nil, err
+	}
+	return certs.KeyPairWith(certPEM, signer)
+}
+
+// TokenSigner finds a configured key (field names it in errors) in its PKCS#11
+// token, with its PIN from the secret provider or a file: a vendor client
+// certificate's key, or the audit signing key.
+func TokenSigner(ctx context.Context, cfg *configs.Config, p secrets.Provider, field string, k *configs.PKCS11Key) (crypto.Signer, error) {
+	pin, err := ReadSource(ctx, cfg, p, k.PIN)
+	if err != nil {
+		return nil, fmt.Errorf("%s.pin: %w", field, err)
 	}
 	signer, err := tokenKey(k, string(pin)).Signer()
 	if err != nil {
-		return nil, fmt.Errorf("client_certificate.pkcs11: %w", err)
+		return nil, fmt.Errorf("%s: %w", field, err)
 	}
-	return certs.KeyPairWith(certPEM, signer)
+	return signer, nil
 }
 
 // tokenKey is a profile's pkcs11 key as certs reads it; pin is "" where only

@@ -28,6 +28,7 @@ import (
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/proxy"
 	"github.com/consentgate/consentgate/secrets"
 )
 
@@ -567,7 +568,7 @@ func loadForAudit(ctx context.Context, file string) (*configs.Config, secrets.Pr
 // Ed25519 or ECDSA P-256) from the provider.
 func auditSigningKey(ctx context.Context, cfg *configs.Config, p secrets.Provider) (crypto.Signer, error) {
 	if k := cfg.Keys.AuditSigningPKCS11; k != nil {
-		return auditTokenKey(ctx, cfg, p, k)
+		return proxy.TokenSigner(ctx, cfg, p, "keys.audit_signing_pkcs11", k)
 	}
 	s, err := readKey(ctx, p, "keys.audit_signing", cfg.Keys.AuditSigning)
 	if err != nil {
@@ -590,34 +591,6 @@ func auditSigningKey(ctx context.Context, cfg *configs.Config, p secrets.Provide
 		}
 	}
 	return nil, fmt.Errorf("keys.audit_signing: %T is not an Ed25519 or ECDSA P-256 key", key)
-}
-
-// auditTokenKey finds the checkpoint key in its PKCS#11 token, with the PIN from
-// the provider or a file.
-func auditTokenKey(ctx context.Context, cfg *configs.Config, p secrets.Provider, k *configs.PKCS11Key) (crypto.Signer, error) {
-	const f = "keys.audit_signing_pkcs11"
-	var pin []byte
-	var err error
-	if k.PIN.File != "" {
-		pin, err = os.ReadFile(cfg.ResolvePath(k.PIN.File))
-	} else {
-		var ref secrets.Ref
-		if ref, err = secrets.ParseRef(k.PIN.Secret); err == nil {
-			var s secrets.Secret
-			s, err = p.Get(ctx, ref)
-			pin = []byte(s.Value)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s.pin: %w", f, err)
-	}
-	id, _ := hex.DecodeString(k.KeyID) // validated with the configuration
-	tk := certs.PKCS11Key{Module: k.Module, TokenLabel: k.TokenLabel, KeyLabel: k.KeyLabel, KeyID: id, PIN: string(pin)}
-	s, err := tk.Signer()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f, err)
-	}
-	return s, nil
 }
 
 func newAuditReportCmd() *cobra.Command {
