@@ -66,13 +66,9 @@ func (r *Registry) DataKey(ctx context.Context, consentID string, create func() 
 }
 
 // PutToken stores a token record unless its id is taken.
-func (r *Registry) PutToken(ctx context.Context, id, rec []byte) ([]byte, error) {
+func (r *Registry) PutToken(ctx context.Context, consentID string, id, rec []byte) ([]byte, error) {
 	var got []byte
-	consentID, err := tokens.ConsentOf(rec)
-	if err != nil {
-		return nil, err
-	}
-	err = r.st.batch(ctx, func(tx storeTx) (err error) {
+	err := r.st.batch(ctx, func(tx storeTx) (err error) {
 		got, err = tx.putValueToken(id, consentID, rec)
 		return err
 	})

@@ -33,9 +33,9 @@ type Store interface {
 	// DataKey returns the consent's wrapped data key, storing create's first if it
 	// has none. ErrShredded if the consent's key was destroyed.
 	DataKey(ctx context.Context, consentID string, create func() ([]byte, error)) ([]byte, error)
-	// PutToken stores rec under id unless id is taken, and returns the record
-	// stored under id after.
-	PutToken(ctx context.Context, id, rec []byte) ([]byte, error)
+	// PutToken stores rec, bound to the consent, under id unless id is
+	// taken, and returns the record stored under id after.
+	PutToken(ctx context.Context, consentID string, id, rec []byte) ([]byte, error)
 	// Token returns the record under id; ErrUnknown if there is none.
 	Token(ctx context.Context, id []byte) ([]byte, error)
 	// SwapDataKey replaces a consent's wrapped data key only if old is stored;
@@ -106,16 +106,6 @@ func Entries(ids [][]byte, recs [][]byte) ([]Entry, error) {
 	return out, nil
 }
 
-// ConsentOf reads the consent a stored record is bound to: what the store files
-// it under, so that the consent's records can be found.
-func ConsentOf(rec []byte) (string, error) {
-	var r record
-	if err := json.Unmarshal(rec, &r); err != nil || r.ConsentID == "" {
-		return "", fmt.Errorf("a token record names no consent: %v", err)
-	}
-	return r.ConsentID, nil
-}
-
 // ID names a token in audit records and listings: without the index key no
 // one learns the token from it, however few values its format has.
 func (v *Vault) ID(token string) string { return hex.EncodeToString(v.storeKey(token)[:8]) }
@@ -130,7 +120,7 @@ func (v *Vault) storeKey(token string) []byte {
 // same for the same consent, field and value, so that an app can join records
 // without seeing the values; others are drawn at random.
 func (v *Vault) Tokenize(ctx context.Context, b Binding, f Format, deterministic bool, value string) (string, error) {
-	dk, err := v.dataKey(ctx, b.ConsentID)
+	dk, err := v.dataKey(ctx, b.ConsentID, true)
 	if err != nil {
 		return "", err
 	}
@@ -164,7 +154,7 @@ func (v *Vault) put(ctx context.Context, dk []byte, b Binding, tok, value string
 		return false, err
 	}
 	rec, _ := json.Marshal(record{Binding: b, Created: time.Now().UTC().Truncate(time.Second), Sealed: sealed})
-	got, err := v.store.PutToken(ctx, key, rec)
+	got, err := v.store.PutToken(ctx, b.ConsentID, key, rec)
 	if err != nil {
 		return false, fmt.Errorf("storing a token: %w", err)
 	}
@@ -211,7 +201,7 @@ func (v *Vault) reveal(ctx context.Context, tok string, mine func(Binding) bool)
 	if !mine(rec.Binding) {
 		return "", Binding{}, ErrNotYours
 	}
-	dk, err := v.existingKey(ctx, rec.ConsentID)
+	dk, err := v.dataKey(ctx, rec.ConsentID, false)
 	if err != nil {
 		return "", Binding{}, err
 	}
@@ -228,23 +218,17 @@ func sealAAD(key []byte, b Binding) []byte {
 }
 
 // dataKey unwraps the consent's data key, making one first if it has none.
-func (v *Vault) dataKey(ctx context.Context, consentID string) ([]byte, error) {
+func (v *Vault) dataKey(ctx context.Context, consentID string, create bool) ([]byte, error) {
 	wrapped, err := v.store.DataKey(ctx, consentID, func() ([]byte, error) {
+		if !create { // a reveal: a consent without a key has no tokens
+			return nil, ErrShredded
+		}
 		dk := make([]byte, 32)
 		if _, err := rand.Read(dk); err != nil {
 			return nil, err
 		}
 		return v.wrap.Seal(dk, []byte(consentID))
 	})
-	if err != nil {
-		return nil, fmt.Errorf("data key of consent %s: %w", consentID, err)
-	}
-	return v.unwrap(ctx, consentID, wrapped)
-}
-
-// existingKey is dataKey for a reveal: a consent without a key has no tokens.
-func (v *Vault) existingKey(ctx context.Context, consentID string) ([]byte, error) {
-	wrapped, err := v.store.DataKey(ctx, consentID, func() ([]byte, error) { return nil, ErrShredded })
 	if err != nil {
 		return nil, fmt.Errorf("data key of consent %s: %w", consentID, err)
 	}

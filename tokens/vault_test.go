@@ -45,7 +45,7 @@ func (s *memStore) DataKey(_ context.Context, consentID string, create func() ([
 	return k, nil
 }
 
-func (s *memStore) PutToken(_ context.Context, id, rec []byte) ([]byte, error) {
+func (s *memStore) PutToken(_ context.Context, _ string, id, rec []byte) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if got, ok := s.tokens[string(id)]; ok {
@@ -220,7 +220,7 @@ func TestCollisionsDrawAgain(t *testing.T) {
 	v, _ := testVault(t)
 	ctx := context.Background()
 	f := Format{Kind: KindPreserve}
-	dk, err := v.dataKey(ctx, jana.ConsentID)
+	dk, err := v.dataKey(ctx, jana.ConsentID, true)
 	if err != nil {
 		t.Fatal(err)
 	}
