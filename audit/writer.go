@@ -306,8 +306,10 @@ func (l *Log) signHead(msg []byte) (string, error) {
 	}
 	done := make(chan signed, 1)
 	go func() {
-		defer l.signing.Store(false)
 		sig, err := sign(l.key, msg)
+		// Cleared before the result is handed over: a caller that has the
+		// result may sign again at once.
+		l.signing.Store(false)
 		done <- signed{sig, err}
 	}()
 	timer := time.NewTimer(l.signTimeout)
