@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -763,6 +764,33 @@ func (o *Operation) SentFields() map[string]string {
 		m[HeaderField(name)] = c
 	}
 	return m
+}
+
+// IdentifierField says whether a field holds an identifier: a national id
+// (birth number, IIN) or a document number. Auditors search the log by their
+// values, and a tokenize:identifiers action tokenizes them.
+func IdentifierField(path, category string) bool {
+	if category == "national_id" {
+		return true
+	}
+	if category != "document" {
+		return false
+	}
+	last := path[strings.LastIndex(path, ".")+1:]
+	return strings.Contains(strings.ToLower(last), "number")
+}
+
+// Identifiers are the operation's response fields that hold identifiers
+// (IdentifierField), sorted.
+func (o *Operation) Identifiers() []string {
+	var out []string
+	for path, category := range o.Fields.Response {
+		if IdentifierField(path, category) {
+			out = append(out, path)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Tokens is the format as package tokens reads it; nil is opaque.

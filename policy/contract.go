@@ -29,6 +29,7 @@ type ContractOperation struct {
 	Vendor, ID, Method, Path, Body, Class string
 	Erasure                               bool
 	RequestFields, ResponseFields         map[string]string
+	Identifiers                           []string
 }
 
 // check validates the revision's data against the contract, then evaluates a
@@ -50,7 +51,7 @@ func (c *Contract) check(ctx context.Context, rev *revision, data map[string]any
 			if !slices.Contains(c.Categories, cat) {
 				fail(cat, "purpose %s names category %q, which no vendor profile uses (%s)", name, cat, strings.Join(c.Categories, ", "))
 			}
-			if a, _ := action.(string); !ValidAction(a) {
+			if a, _ := action.(string); !ValidCategoryAction(a) {
 				fail(fmt.Sprint(action), "purpose %s maps %s to %q, which is not an action consentgate can apply", name, cat, action)
 			}
 		}
@@ -118,7 +119,7 @@ func (c *Contract) evaluate(ctx context.Context, rev *revision, data, purposes m
 				Body: op.Body, Class: op.Class, Erasure: op.Erasure, Purpose: p, ConsentID: "contract-check",
 				Consent: &Consent{ID: "contract-check", App: app, Subject: strings.Repeat("0", 64), Vendors: []string{op.Vendor},
 					Purposes: names[1:], Categories: c.Categories, Status: "active", GrantedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour)},
-				RequestFields: op.RequestFields, ResponseFields: op.ResponseFields, Present: slices.Sorted(maps.Keys(op.RequestFields)), Now: now}
+				RequestFields: op.RequestFields, ResponseFields: op.ResponseFields, Identifiers: op.Identifiers, Present: slices.Sorted(maps.Keys(op.RequestFields)), Now: now}
 			if d := evaluate(ctx, rev, in.value(), 5*time.Second); d.Err != "" {
 				problems = append(problems, fmt.Sprintf("%s under purpose %q: %s: %s", op.ID, p, d.Reasons[0], d.Err))
 			}

@@ -25,7 +25,8 @@ func shippedContract(t *testing.T) *Contract {
 	for _, v := range cfg.Vendors {
 		for _, op := range v.Operations {
 			c.Operations = append(c.Operations, ContractOperation{Vendor: v.ID, ID: op.ID, Method: op.Method, Path: op.Path,
-				Body: op.Body, Class: op.Class, Erasure: op.Erases != "", RequestFields: op.SentFields(), ResponseFields: op.Fields.Response})
+				Body: op.Body, Class: op.Class, Erasure: op.Erases != "", RequestFields: op.SentFields(), ResponseFields: op.Fields.Response,
+				Identifiers: op.Identifiers()})
 		}
 	}
 	return c
@@ -75,6 +76,7 @@ func TestContractRefusesRevisionsThatDoNotFit(t *testing.T) {
 	contract := shippedContract(t)
 	tests := []struct{ name, old, new, at, want string }{
 		{"an action consentgate cannot apply", "      identity: keep\n      contact: keep\n", "      identity: bogus-action\n      contact: keep\n", "bogus-action", `maps identity to "bogus-action"`},
+		{"a tokenize variant consentgate does not know", "      identity: keep\n      contact: keep\n", "      identity: tokenize:names\n      contact: keep\n", "tokenize:names", `maps identity to "tokenize:names"`},
 		{"an unknown category", "      pep: keep", "      politics: keep", "politics", `names category "politics"`},
 		{"an unknown vendor", "vendors: [kb, airbank]\n    purposes: [age-verification]", "vendors: [kb, airbnb]\n    purposes: [age-verification]", "airbnb", `allowed vendor "airbnb"`},
 		{"an undefined purpose", "purposes: [aml-screening]", "purposes: [aml-screenin]", "aml-screenin", `allowed purpose "aml-screenin"`},

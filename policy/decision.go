@@ -30,6 +30,10 @@ const (
 	// ActionTokenize replaces the value with a token the app can send back
 	// later, bound to the consent (package tokens).
 	ActionTokenize = "tokenize"
+	// ActionTokenizeIdentifiers is for a purpose's category table, never a
+	// decision: the category's identifiers (input.fields.identifiers) are
+	// tokenized and its other fields kept.
+	ActionTokenizeIdentifiers = "tokenize:identifiers"
 )
 
 // Derivations a decision can name as "derive:<fn>".
@@ -39,6 +43,9 @@ var actionRE = regexp.MustCompile(`^(keep|drop|mask|hash|tokenize|derive:(age_ov
 
 // ValidAction reports whether a is an action consentgate can apply.
 func ValidAction(a string) bool { return actionRE.MatchString(a) }
+
+// ValidCategoryAction reports whether a purpose may map a category to a.
+func ValidCategoryAction(a string) bool { return ValidAction(a) || a == ActionTokenizeIdentifiers }
 
 // App is the caller as its certificate proves it.
 type App struct {
@@ -83,6 +90,9 @@ type Input struct {
 	// RequestFields and ResponseFields are the operation's field → category maps.
 	RequestFields  map[string]string
 	ResponseFields map[string]string
+	// Identifiers are the response fields the profile gives a token format
+	// (its tokens): what a tokenize:identifiers category tokenizes.
+	Identifiers []string
 	// Present are the field paths present in the app's JSON request body.
 	Present []string
 	// Reveals are the request fields in which the operation takes tokens back
@@ -117,11 +127,15 @@ func (in *Input) value() map[string]any {
 		"purpose":    in.Purpose,
 		"consent_id": in.ConsentID,
 		"consent":    consent,
-		"fields":     map[string]any{"request": fieldMap(in.RequestFields), "response": fieldMap(in.ResponseFields)},
+		"fields":     fieldsValue(in.RequestFields, in.ResponseFields, in.Identifiers),
 		"request":    map[string]any{"fields": anySlice(in.Present), "reveals": anySlice(in.Reveals)},
 		"quota":      map[string]any{"remaining": in.QuotaRemaining, "known": in.QuotaKnown},
 		"now":        in.Now.UTC().Format(time.RFC3339),
 	}
+}
+
+func fieldsValue(request, response map[string]string, identifiers []string) map[string]any {
+	return map[string]any{"request": fieldMap(request), "response": fieldMap(response), "identifiers": anySlice(identifiers)}
 }
 
 func anySlice(s []string) []any {

@@ -71,7 +71,8 @@ func (in *Input) appendNamed(b []byte, name string) []byte {
 	case "erasure":
 		return appendBool(b, in.Erasure)
 	case "fields":
-		b = binary.AppendUvarint(append(b, tagObject), 2)
+		b = binary.AppendUvarint(append(b, tagObject), 3)
+		b = appendStrings(appendString(b, "identifiers"), in.Identifiers)
 		b = appendStringMap(appendString(b, "request"), in.RequestFields)
 		return appendStringMap(appendString(b, "response"), in.ResponseFields)
 	case "method":

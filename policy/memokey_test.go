@@ -82,7 +82,7 @@ func randomInput(rng *rand.Rand) *Input {
 	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.FixedZone("x", rng.IntN(7)*3600)).Add(time.Duration(rng.IntN(100000)) * time.Second)
 	in := &Input{App: App{ID: s(), Role: s(), URI: s()}, Vendor: s(), Operation: s(), Method: s(), Path: s(), Body: s(),
 		Erasure: rng.IntN(2) == 0, Class: s(), Purpose: s(), ConsentID: s(), RequestFields: fields(), ResponseFields: fields(),
-		Present: list(), QuotaRemaining: rng.IntN(2000) - 1000, QuotaKnown: rng.IntN(2) == 0, Now: at}
+		Identifiers: list(), Present: list(), Reveals: list(), QuotaRemaining: rng.IntN(2000) - 1000, QuotaKnown: rng.IntN(2) == 0, Now: at}
 	if rng.IntN(3) > 0 {
 		in.Consent = &Consent{ID: s(), App: s(), Subject: s(), Vendors: list(), Purposes: list(), Categories: list(),
 			Status: s(), GrantedAt: at.Add(-time.Hour), ExpiresAt: at.Add(time.Duration(rng.IntN(1e6)) * time.Second)}

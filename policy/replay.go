@@ -69,12 +69,12 @@ func nonNil(s []string) []string {
 }
 
 // ReplayInput rebuilds an input from its recorded form and the operation's
-// field maps.
-func ReplayInput(recorded string, requestFields, responseFields map[string]string) (map[string]any, error) {
+// field maps and identifiers.
+func ReplayInput(recorded string, requestFields, responseFields map[string]string, identifiers []string) (map[string]any, error) {
 	var v map[string]any
 	if err := json.Unmarshal([]byte(recorded), &v); err != nil {
 		return nil, fmt.Errorf("recorded policy input: %w", err)
 	}
-	v["fields"] = map[string]any{"request": fieldMap(requestFields), "response": fieldMap(responseFields)}
+	v["fields"] = fieldsValue(requestFields, responseFields, identifiers)
 	return v, nil
 }

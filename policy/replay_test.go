@@ -18,7 +18,7 @@ func TestReplayable(t *testing.T) {
 	if strings.Contains(rec, "5f0c0ffee") || strings.Contains(rec, `"fields":{"request"`) || strings.Contains(rec, "identity") {
 		t.Fatalf("recorded input keeps the subject or the field maps: %s", rec)
 	}
-	v, err := ReplayInput(rec, nil, in.ResponseFields)
+	v, err := ReplayInput(rec, nil, in.ResponseFields, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

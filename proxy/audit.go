@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/configs"
 )
 
 // Auditor records what the gateway decides and does; *audit.Log implements it.
@@ -149,19 +150,6 @@ func (ex *exchange) asRecord(kind string, shed int64) audit.Record {
 	return r
 }
 
-// identifierPath says whether a field holds an identifier auditors must be able
-// to search by: national ids (birth number, IIN) and document numbers.
-func identifierPath(path, category string) bool {
-	if category == "national_id" {
-		return true
-	}
-	if category != "document" {
-		return false
-	}
-	last := path[strings.LastIndex(path, ".")+1:]
-	return strings.Contains(strings.ToLower(last), "number")
-}
-
 // identifierValues returns the scalar values at the identifier paths of fields
 // found in a decoded JSON document.
 func identifierValues(doc any, fields map[string]string) []string {
@@ -169,11 +157,11 @@ func identifierValues(doc any, fields map[string]string) []string {
 	walkPaths(doc, "", func(path string, v any) bool {
 		switch x := v.(type) {
 		case string:
-			if identifierPath(path, fields[path]) && x != "" {
+			if configs.IdentifierField(path, fields[path]) && x != "" {
 				out = append(out, x)
 			}
 		case json.Number:
-			if identifierPath(path, fields[path]) {
+			if configs.IdentifierField(path, fields[path]) {
 				out = append(out, x.String())
 			}
 		}

@@ -13,22 +13,3 @@ func TestDisclosedCategories(t *testing.T) {
 		t.Errorf("categories %v, want %v", got, want)
 	}
 }
-
-func TestIdentifierPaths(t *testing.T) {
-	tests := []struct {
-		path, category string
-		want           bool
-	}{
-		{"birthNumber", "national_id", true},
-		{"person.iin", "national_id", true},
-		{"primaryPersonalDocument.number", "document", true},
-		{"document_recognition_result.document_number", "document", true},
-		{"identityDocument.type", "document", false},
-		{"names", "identity", false},
-	}
-	for _, tt := range tests {
-		if got := identifierPath(tt.path, tt.category); got != tt.want {
-			t.Errorf("identifierPath(%s, %s) = %v", tt.path, tt.category, got)
-		}
-	}
-}

@@ -165,7 +165,7 @@ func (c *Callbacks) decide(cb *callback) *refusal.Refusal {
 	cv, ex := cb.cv, cb.ex
 	in := &policy.Input{App: policy.App{ID: cv.cfg.App, Role: identity.RoleApp}, Vendor: cv.v.cfg.ID, Operation: cv.op.cfg.ID,
 		Method: cv.op.cfg.Method, Path: cv.op.cfg.Path, Body: cv.op.cfg.Body,
-		RequestFields: cv.op.cfg.Fields.Request, ResponseFields: cv.op.cfg.Fields.Response, Now: c.gw.now()}
+		RequestFields: cv.op.cfg.Fields.Request, ResponseFields: cv.op.cfg.Fields.Response, Identifiers: cv.op.identifierList, Now: c.gw.now()}
 	ex.policyInput, ex.now = in.Replayable(), in.Now
 	d := c.gw.policy.Decide(cb.ctx, in)
 	cb.in, cb.decision, ex.decision = in, d, &d

@@ -464,7 +464,7 @@ func (req *appRequest) keepRequired(keep, disclosed, withheld map[string]bool) {
 }
 
 func (out *sentRequest) identify(path, category string, vals []string) {
-	if identifierPath(path, category) {
+	if configs.IdentifierField(path, category) {
 		for _, v := range vals {
 			if v != "" {
 				out.identifiers = append(out.identifiers, v)

@@ -48,7 +48,7 @@ func (g *Gateway) reveal(c *call) *refusal.Refusal {
 		c.revealed = append(c.revealed, got)
 		// The audit record is searchable by the value that went, not the token.
 		c.sent.identifiers = slices.DeleteFunc(c.sent.identifiers, func(s string) bool { return s == value })
-		if identifierPath(field, b.Category) {
+		if configs.IdentifierField(field, b.Category) {
 			c.sent.identifiers = append(c.sent.identifiers, got)
 		}
 		return got, nil

@@ -29,6 +29,8 @@ type operation struct {
 	// declared is its names, sorted, for the policy input.
 	sent     map[string]string
 	declared []string
+	// identifierList is identifiers' keys, sorted, for the policy input.
+	identifierList []string
 	// refs are where a request names vendor ids (resources.go).
 	refs []resourceRef
 	// limits bound a JSON request body's structure (shape.go).
@@ -42,9 +44,10 @@ func compileOperation(op *configs.Operation) *operation {
 	p := strings.TrimPrefix(op.Path, "/")
 	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/"), identifiers: map[string]bool{}, sent: op.SentFields(), refs: compileResources(op)}
 	c.declared = slices.Sorted(maps.Keys(c.sent))
+	c.identifierList = op.Identifiers()
 	c.limits = compileLimits(op.Limits)
 	for path, category := range op.Fields.Response {
-		if identifierPath(path, category) {
+		if configs.IdentifierField(path, category) {
 			c.identifiers[path] = true
 		}
 		if category == "verification" {

@@ -111,6 +111,7 @@ func (g *Gateway) decideInput(ctx context.Context, r *http.Request, id identity.
 		ConsentID:      r.Header.Get("X-Consent-Id"),
 		RequestFields:  op.sent,
 		ResponseFields: op.cfg.Fields.Response,
+		Identifiers:    op.identifierList,
 		Present:        op.declared,
 		Reveals:        op.cfg.Reveals,
 		Now:            g.now(),

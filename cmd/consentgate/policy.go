@@ -151,14 +151,15 @@ without surprises.`,
 					continue
 				}
 				var req, resp map[string]string
+				var ids []string
 				if v := cfg.Vendor(r.Vendor); v != nil {
 					for i := range v.Operations {
-						if v.Operations[i].ID == r.Operation {
-							req, resp = v.Operations[i].SentFields(), v.Operations[i].Fields.Response
+						if op := &v.Operations[i]; op.ID == r.Operation {
+							req, resp, ids = op.SentFields(), op.Fields.Response, op.Identifiers()
 						}
 					}
 				}
-				in, err := policy.ReplayInput(r.Detail["policy_input"], req, resp)
+				in, err := policy.ReplayInput(r.Detail["policy_input"], req, resp, ids)
 				if err != nil {
 					return fmt.Errorf("record %d: %w", r.Seq, err)
 				}
@@ -227,7 +228,8 @@ func policyContract(cfg *configs.Config) *policy.Contract {
 	for _, v := range cfg.Vendors {
 		for _, op := range v.Operations {
 			c.Operations = append(c.Operations, policy.ContractOperation{Vendor: v.ID, ID: op.ID, Method: op.Method, Path: op.Path,
-				Body: op.Body, Class: op.Class, Erasure: op.Erases != "", RequestFields: op.SentFields(), ResponseFields: op.Fields.Response})
+				Body: op.Body, Class: op.Class, Erasure: op.Erases != "", RequestFields: op.SentFields(), ResponseFields: op.Fields.Response,
+				Identifiers: op.Identifiers()})
 		}
 	}
 	return c

@@ -10,15 +10,19 @@ import (
 	"github.com/consentgate/consentgate/certs"
 )
 
-// Under kyc-onboarding the birth number reaches the app as a token shaped like
-// one (the profile's preserve format): the same length, digits where it has
-// digits, never the number; each call makes a new token, and the outcome
-// record names the field tokenized, not the token or the value.
-func TestDevTokenizesTheBirthNumber(t *testing.T) {
+// Under kyc-onboarding the birth number and the document number reach the app
+// as tokens shaped like them (the profile's preserve format): the same length,
+// digits where they have digits, never the values; the document's other fields
+// pass as they are (tokenize:identifiers); each call makes new tokens, and the
+// outcome record names the fields tokenized, not the tokens or the values.
+func TestDevTokenizesTheBirthNumberAndDocumentNumber(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
-	raw, _ := e.directAirbankPersonalData(t)["birthNumber"].(string)
-	if raw == "" {
-		t.Fatal("the sandbox has no birth number")
+	direct := e.directAirbankPersonalData(t)
+	rawBN, _ := direct["birthNumber"].(string)
+	rawDoc, _ := direct["primaryPersonalDocument"].(map[string]any)
+	rawDN, _ := rawDoc["number"].(string)
+	if rawBN == "" || rawDN == "" {
+		t.Fatalf("the sandbox has no birth number or document number: %v", direct)
 	}
 	var tokens []string
 	for range 2 {
@@ -26,24 +30,39 @@ func TestDevTokenizesTheBirthNumber(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
-		tok, _ := decode(t, body)["birthNumber"].(string)
-		if tok == raw || len(tok) != len(raw) {
-			t.Fatalf("birth number %q for %q: not a token of its shape", tok, raw)
+		got := decode(t, body)
+		doc, _ := got["primaryPersonalDocument"].(map[string]any)
+		bn, _ := got["birthNumber"].(string)
+		dn, _ := doc["number"].(string)
+		assertShapedToken(t, bn, rawBN)
+		assertShapedToken(t, dn, rawDN)
+		if doc["type"] != rawDoc["type"] || doc["validTo"] != rawDoc["validTo"] {
+			t.Errorf("document %v: its type and validity should pass as %v", doc, rawDoc)
 		}
-		for i := range raw {
-			if unicode.IsDigit(rune(raw[i])) != unicode.IsDigit(rune(tok[i])) {
-				t.Fatalf("token %q does not keep the digits of %q", tok, raw)
-			}
-		}
-		if out := e.outcomeOf(t, resp.Header.Get("X-Request-Id")); out.Detail["tokenized"] != "birthNumber" {
+		if out := e.outcomeOf(t, resp.Header.Get("X-Request-Id")); out.Detail["tokenized"] != "birthNumber,primaryPersonalDocument.number" {
 			t.Errorf("outcome record: tokenized %q", out.Detail["tokenized"])
 		}
-		tokens = append(tokens, tok)
+		tokens = append(tokens, bn+dn)
 	}
 	if tokens[0] == tokens[1] {
-		t.Error("two calls gave the same token: the profile asks for random ones")
+		t.Error("two calls gave the same tokens: the profile asks for random ones")
 	}
-	e.assertNoPII(t, raw)
+	e.assertNoPII(t, rawBN)
+	e.assertNoPII(t, rawDN)
+}
+
+// assertShapedToken fails unless tok is a token of raw's shape: the same
+// length, digits where raw has them, and not raw.
+func assertShapedToken(t *testing.T, tok, raw string) {
+	t.Helper()
+	if tok == raw || len(tok) != len(raw) {
+		t.Fatalf("%q for %q: not a token of its shape", tok, raw)
+	}
+	for i := range raw {
+		if unicode.IsDigit(rune(raw[i])) != unicode.IsDigit(rune(tok[i])) {
+			t.Fatalf("token %q does not keep the digits of %q", tok, raw)
+		}
+	}
 }
 
 // A token the app got from Air Bank under kyc-onboarding goes back toward KB's
@@ -53,10 +72,10 @@ func TestDevTokenizesTheBirthNumber(t *testing.T) {
 func TestDevRevealsTokensToTheVendor(t *testing.T) {
 	e := startTestDev(t, t.TempDir())
 	raw, _ := e.directAirbankPersonalData(t)["birthNumber"].(string)
-	_, body := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", under("dev-kyc", "kyc-onboarding"))
-	tok, _ := decode(t, body)["birthNumber"].(string)
+	_, personal := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", under("dev-kyc", "kyc-onboarding"))
+	tok, _ := decode(t, personal)["birthNumber"].(string)
 	if tok == "" || tok == raw {
-		t.Fatalf("no token: %s", body)
+		t.Fatalf("no token: %s", personal)
 	}
 	e.sandboxes.KB.Reset()
 	verify := e.gatewayURL() + "/v/kb/v1/clients/me/identity/verification"
@@ -79,7 +98,19 @@ func TestDevRevealsTokensToTheVendor(t *testing.T) {
 	if n := e.sandboxes.KB.Count(); n != 1 {
 		t.Errorf("KB was called %d times, want once", n)
 	}
+
+	// The document number's token goes back as a document number.
+	rawDN, _ := e.directAirbankPersonalData(t)["primaryPersonalDocument"].(map[string]any)["number"].(string)
+	docTok, _ := decode(t, personal)["primaryPersonalDocument"].(map[string]any)["number"].(string)
+	resp, body = call(t, e.app, "POST", verify, `{"identityDocument":{"number":"`+docTok+`"}}`, under("dev-kyc", "identity-confirmation"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("verify with a document number token: %d %s", resp.StatusCode, body)
+	}
+	if sent := string(lastRequest(t, e.sandboxes.KB).Body); rawDN == "" || !strings.Contains(sent, rawDN) || strings.Contains(sent, docTok) {
+		t.Errorf("KB got %s: want the document number %s, not the token", sent, rawDN)
+	}
 	e.assertNoPII(t, raw)
+	e.assertNoPII(t, rawDN)
 }
 
 // An admin reveals one token to a person with `consentgate tokens reveal`: the

@@ -112,13 +112,26 @@ request_map := m if {
 response_fields := {} if {
 	not allow
 } else := object.union(
-	{path: field_action[category] | some path, category in response_map},
+	{path: action_on(path, category) | some path, category in response_map},
 	{path: purposes.definition.age_source_action | not consent_free; not erasure; some path in purposes.age_paths},
 )
 
 # The action on each category the response has: a few categories, looked up
 # once each rather than once per field.
 field_action := {category: object.get(category_table, category, "drop") | some category in purposes.response_categories}
+
+# tokenize:identifiers tokenizes the category's identifiers (national ids,
+# document numbers: input.fields.identifiers) and keeps its other fields.
+action_on(path, category) := "tokenize" if {
+	field_action[category] == "tokenize:identifiers"
+	identifiers[path]
+} else := "keep" if {
+	field_action[category] == "tokenize:identifiers"
+} else := field_action[category]
+
+identifiers contains path if {
+	some path in input.fields.identifiers
+}
 
 # Metadata (ids, statuses) is not personal and every call needs it.
 category_table := {"metadata": "keep"} if {

@@ -41,10 +41,24 @@ call_with(op, purpose, consent) := {
 	"purpose": purpose,
 	"consent_id": consent.id,
 	"consent": consent,
-	"fields": op.fields,
+	"fields": object.union(op.fields, {"identifiers": identifiers_of(op)}),
 	"class": object.get(op, "class", "subject"),
 	"request": {"fields": []},
 	"now": now,
+}
+
+# The response fields the gateway names identifiers (configs.IdentifierField):
+# national ids and document numbers.
+identifiers_of(op) := sort([path |
+	some path, category in op.fields.response
+	is_identifier(path, category)
+])
+
+is_identifier(_, "national_id")
+
+is_identifier(path, "document") if {
+	segments := split(path, ".")
+	contains(lower(segments[count(segments) - 1]), "number")
 }
 
 # The same call, with the app's request body holding the given field paths.

@@ -25,7 +25,7 @@ test_kyc_onboarding_airbank_personal_data if {
 		"permanentAddress.buildingNumber": "keep",
 		"permanentAddress.postalCode": "keep",
 		"primaryPersonalDocument.type": "keep",
-		"primaryPersonalDocument.number": "keep",
+		"primaryPersonalDocument.number": "tokenize",
 		"primaryPersonalDocument.validTo": "keep",
 		"primaryPersonalDocument.country": "keep",
 		"politicallyExposedPerson": "drop",
@@ -49,7 +49,7 @@ test_kyc_onboarding_kb_identity_without_national_id if {
 		"placeOfBirth": "keep",
 		"politicallyExposedPerson": "drop",
 		"identityDocument.type": "keep",
-		"identityDocument.number": "keep",
+		"identityDocument.number": "tokenize",
 		"identityDocument.issuingCountry": "keep",
 		"identityDocument.placeOfIssue": "keep",
 		"identityDocument.issueDate": "keep",
@@ -88,8 +88,20 @@ test_kyc_onboarding_finid_verify_sends_iin_and_phone_not_photo if {
 	d.request.drop == ["photo"]
 	d.response.fields == object.union(
 		{path: "keep" | some path, _ in finid_verify.fields.response},
-		{"person.iin": "tokenize"},
+		{"person.iin": "tokenize", "person.documentNumber": "tokenize"},
 	)
+}
+
+# tokenize:identifiers tokenizes the fields the gateway names identifiers, of
+# the category it is given for, and keeps the category's others.
+test_tokenize_identifiers_follows_the_input if {
+	x := call(airbank_personal_data, "kyc-onboarding", ["identity", "document", "national_id"])
+	ids := ["primaryPersonalDocument.validTo", "names"]
+	d := decide(object.union(x, {"fields": {"identifiers": ids}}))
+	d.response.fields["primaryPersonalDocument.validTo"] == "tokenize"
+	d.response.fields["primaryPersonalDocument.number"] == "keep"
+	d.response.fields.names == "keep" # identity is kept: not tokenize:identifiers
+	d.response.fields.birthNumber == "tokenize" # national_id is tokenize
 }
 
 # A purpose that uses none of the operation's categories learns nothing.
