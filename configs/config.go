@@ -711,18 +711,22 @@ const (
 	UnknownAllow  = "allow"
 )
 
-// PathField names a path placeholder among an operation's resource references.
+// PathField names a path placeholder among an operation's request fields and
+// resource references.
 func PathField(name string) string { return "path:" + name }
 
 // Enforced reports whether policy denials are enforced on this operation.
 func (o *Operation) Enforced() bool { return o.Enforce == nil || *o.Enforce }
 
 // Fields maps what an operation sends and receives to data categories: body
-// fields as dotted paths (`[]` for arrays), query parameters and headers by name.
+// fields as dotted paths (`[]` for arrays), query parameters and headers by
+// name, path placeholders by name (a placeholder not listed carries an id, not
+// personal data).
 type Fields struct {
 	Request  map[string]string `yaml:"request"`
 	Query    map[string]string `yaml:"query"`
 	Headers  map[string]string `yaml:"headers"`
+	Path     map[string]string `yaml:"path"`
 	Response map[string]string `yaml:"response"`
 }
 
@@ -753,10 +757,14 @@ func QueryField(name string) string  { return "query:" + name }
 func HeaderField(name string) string { return "header:" + strings.ToLower(name) }
 
 // SentFields maps everything the operation declares it sends to a category:
-// body paths, query parameters (QueryField) and headers (HeaderField).
+// body paths, query parameters (QueryField), headers (HeaderField) and path
+// placeholders (PathField).
 func (o *Operation) SentFields() map[string]string {
-	m := make(map[string]string, len(o.Fields.Request)+len(o.Fields.Query)+len(o.Fields.Headers))
+	m := make(map[string]string, len(o.Fields.Request)+len(o.Fields.Query)+len(o.Fields.Headers)+len(o.Fields.Path))
 	maps.Copy(m, o.Fields.Request)
+	for name, c := range o.Fields.Path {
+		m[PathField(name)] = c
+	}
 	for name, c := range o.Fields.Query {
 		m[QueryField(name)] = c
 	}

@@ -786,6 +786,12 @@ func (v *validator) requestShape(f string, op *Operation) {
 		}
 		v.category(f+".fields.headers."+name, op.Fields.Headers[name])
 	}
+	for _, name := range slices.Sorted(maps.Keys(op.Fields.Path)) {
+		if !strings.Contains(op.Path, "{"+name+"}") {
+			v.fail(f+".fields.path."+name, "%q is not a placeholder of the path %s", name, op.Path)
+		}
+		v.category(f+".fields.path."+name, op.Fields.Path[name])
+	}
 }
 
 // credentialNames refuses an operation that would let apps send a parameter or
@@ -913,7 +919,7 @@ func (v *validator) erases(f string, vd *Vendor, op *Operation) {
 // tenantFields insists that an operation on the tenant carries no end user's
 // data: every field it declares is metadata, and it names no end user's ids.
 func (v *validator) tenantFields(f string, op *Operation) {
-	for _, m := range []map[string]string{op.Fields.Request, op.Fields.Query, op.Fields.Headers, op.Fields.Response} {
+	for _, m := range []map[string]string{op.Fields.Request, op.Fields.Query, op.Fields.Headers, op.Fields.Path, op.Fields.Response} {
 		for _, path := range slices.Sorted(maps.Keys(m)) {
 			if m[path] != "metadata" {
 				v.fail(f+".fields", "%s is %s, but a tenant operation carries metadata only", path, m[path])

@@ -239,6 +239,16 @@ operations:
       request: {iin: national_id, phone: contact, photo: biometric, "meta.tags[]": metadata, meta.n: metadata}
       query: {lang: metadata, photo: biometric}
       headers: {X-Note: metadata, X-Document-Number: document}
+  - id: echo.person
+    method: GET
+    path: /persons/{iin}/checks/{check}
+    fields:
+      path: {iin: national_id}
+  - id: echo.photoPath
+    method: GET
+    path: /photos/{photo}
+    fields:
+      path: {photo: biometric}
   - id: echo.form
     method: POST
     path: /form

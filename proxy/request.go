@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -396,6 +397,8 @@ func knownNames(vendors map[string]*vendor) map[string]bool {
 // sentRequest is what goes to the vendor: the minimised body with its media
 // type, query and headers, and what was disclosed and withheld.
 type sentRequest struct {
+	// path is the vendor path, escaped (route.path, tokens revealed).
+	path        string
 	body        []byte
 	contentType string
 	query       url.Values
@@ -573,4 +576,29 @@ func presentFields(v any, path string, out map[string]bool) {
 		}
 		return true
 	})
+}
+
+// withPath takes the vendor path along. A placeholder the profile gives a
+// category is a field like any other, except that the call cannot go without
+// it: where the decision withholds one, the call is refused.
+func (s *sentRequest) withPath(rt *route, drop []string) *refusal.Refusal {
+	s.path = rt.path
+	if len(rt.op.pathFields) == 0 {
+		return nil
+	}
+	segs := strings.Split(strings.Trim(rt.path, "/"), "/")
+	for _, field := range slices.Sorted(maps.Keys(rt.op.pathFields)) {
+		if slices.Contains(drop, field) {
+			return refusal.New(http.StatusForbidden, refusal.PathFieldWithheld, "Path field withheld",
+				fmt.Sprintf("the decision withholds %s, and operation %s cannot be called without it; the vendor was not called", field, rt.op.cfg.ID))
+		}
+		s.disclosed = append(s.disclosed, field)
+		if i := rt.op.pathFields[field]; i < len(segs) {
+			if v, err := url.PathUnescape(segs[i]); err == nil {
+				s.identify(field, rt.op.sent[field], []string{v})
+			}
+		}
+	}
+	slices.Sort(s.disclosed)
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/refusal"
 )
@@ -261,5 +262,38 @@ func TestUndeclaredNamesAreRedacted(t *testing.T) {
 	}
 	if _, ok := op.sent["a1234"]; !ok {
 		t.Fatal("declared field missing")
+	}
+}
+
+// A path placeholder the profile gives a category is a request field: the
+// audit record names it disclosed and keeps its value as an identifier; where
+// the decision withholds it (the test policy drops anything named photo), the
+// call is refused before the vendor, since a path cannot go without a segment.
+func TestPathFields(t *testing.T) {
+	env := newTestEnv(t)
+	resp, body := do(t, env.client, "GET", env.gatewayURL+"/v/echo/persons/8501011234/checks/7", "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("person: %d %s", resp.StatusCode, body)
+	}
+	if r, _ := env.seen.last(t); r.URL.EscapedPath() != "/base/persons/8501011234/checks/7" {
+		t.Errorf("vendor path %s", r.URL.EscapedPath())
+	}
+	var rec audit.Record
+	for _, r := range env.exportAll(t) {
+		if r.Operation == "echo.person" && r.Kind == audit.KindIntent {
+			rec = r
+		}
+	}
+	if !slices.Contains(rec.RequestDisclosed, "path:iin") || slices.Contains(rec.RequestDisclosed, "path:check") || len(rec.Identifiers) != 1 {
+		t.Errorf("intent record: disclosed %v, %d identifiers", rec.RequestDisclosed, len(rec.Identifiers))
+	}
+
+	n := env.seen.count()
+	resp, body = do(t, env.client, "GET", env.gatewayURL+"/v/echo/photos/face-123", "", nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "path-field-withheld") || !strings.Contains(body, "path:photo") {
+		t.Errorf("withheld path field: %d %s", resp.StatusCode, body)
+	}
+	if env.seen.count() != n {
+		t.Error("the vendor was called with a path field the decision withholds")
 	}
 }

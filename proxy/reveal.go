@@ -53,7 +53,7 @@ func (g *Gateway) reveal(c *call) *refusal.Refusal {
 		}
 		return got, nil
 	}
-	if err := c.sent.replace(op, fn); err != nil {
+	if err := c.sent.replace(c.rt.op, fn); err != nil {
 		var nr errNotRevealable
 		if errors.As(err, &nr) {
 			return refusal.New(http.StatusForbidden, refusal.TokenNotRevealable, "Token not revealable",
@@ -72,10 +72,14 @@ func (e errNotRevealable) Error() string { return e.field + ": " + e.why }
 
 // replace runs fn on every value the request sends in a reveals field, and
 // puts what it returns in its place.
-func (s *sentRequest) replace(op *configs.Operation, fn func(field, value string) (string, error)) error {
-	for _, field := range op.Reveals {
+func (s *sentRequest) replace(op *operation, fn func(field, value string) (string, error)) error {
+	for _, field := range op.cfg.Reveals {
 		var err error
 		switch {
+		case strings.HasPrefix(field, "path:"):
+			if i, ok := op.pathFields[field]; ok { // the profile's check makes it so
+				err = s.replacePath(i, field, fn)
+			}
 		case strings.HasPrefix(field, "query:"):
 			err = replaceValues(s.query, strings.TrimPrefix(field, "query:"), field, fn)
 		case strings.HasPrefix(field, "header:"):
@@ -89,6 +93,31 @@ func (s *sentRequest) replace(op *configs.Operation, fn func(field, value string
 			return err
 		}
 	}
+	return nil
+}
+
+// replacePath replaces the path segment at index i; the value goes escaped,
+// so a slash in it (a birth number's) stays in its segment.
+func (s *sentRequest) replacePath(i int, field string, fn func(field, value string) (string, error)) error {
+	segs := strings.Split(strings.TrimPrefix(s.path, "/"), "/")
+	if i >= len(segs) {
+		return nil
+	}
+	v, err := url.PathUnescape(segs[i])
+	if err != nil {
+		return nil // the route matched unescaped segments only
+	}
+	got, err := fn(field, v)
+	if err != nil || got == v {
+		return err
+	}
+	// The route refuses such a segment from an app: the vendor, or a proxy
+	// before it, could read it as another path.
+	if got == "" || got == "." || got == ".." || strings.ContainsAny(got, "/\\") {
+		return errNotRevealable{field, "its value cannot stand in a path segment"}
+	}
+	segs[i] = url.PathEscape(got)
+	s.path = "/" + strings.Join(segs, "/")
 	return nil
 }
 

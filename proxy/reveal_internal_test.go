@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -149,5 +150,54 @@ func TestRevealedAndTokenizedValuesAreNotEchoed(t *testing.T) {
 	body := redactTokenized([]byte(`{"birthNumber":"4830196205","note":"for `+revealedBirthNumber+`"}`), h, []string{revealedBirthNumber})
 	if strings.Contains(string(body), revealedBirthNumber) || strings.Contains(h.Get("Content-Location"), revealedBirthNumber) {
 		t.Errorf("a tokenized value reached the app: %s, %v", body, h)
+	}
+}
+
+// A token in a path placeholder the operation takes tokens in is revealed in
+// place, escaped or not as the app sent it; the usual refusals hold; a value
+// that would not stay one segment (a slash in it) is never put in the path.
+func TestRevealInThePath(t *testing.T) {
+	f := newRevealFixture(t)
+	slashed, err := f.vault.Tokenize(t.Context(), tokens.Binding{ConsentID: f.mine.ID, Subject: f.mine.Subject, App: f.mine.App,
+		Category: "national_id", Vendor: "airbank", Field: "birthNumber"}, tokens.Format{Kind: tokens.KindOpaque}, false, "915714/4238")
+	if err != nil {
+		t.Fatal(err)
+	}
+	escaped := func(s string) string {
+		var b strings.Builder
+		for i := range len(s) {
+			fmt.Fprintf(&b, "%%%02X", s[i])
+		}
+		return b.String()
+	}
+	op := compileOperation(&configs.Operation{ID: "kb.person", Path: "/v1/persons/{bn}/verification", Reveals: []string{"path:bn"},
+		Fields: configs.Fields{Path: map[string]string{"bn": "national_id"}}})
+	tests := []struct {
+		name, segment string
+		reveal        []string
+		want          string // the sent path; "" for a refusal
+	}{
+		{"own token", f.token, []string{"path:bn"}, "/v1/persons/" + revealedBirthNumber + "/verification"},
+		{"own token, percent-encoded", escaped(f.token), []string{"path:bn"}, "/v1/persons/" + revealedBirthNumber + "/verification"},
+		{"another end user's token", f.another, []string{"path:bn"}, ""},
+		{"the purpose does not reveal it", f.token, nil, ""},
+		{"a value with a slash", slashed, []string{"path:bn"}, ""},
+		{"no token", "8001011234", []string{"path:bn"}, "/v1/persons/8001011234/verification"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, g := f.call(f.mine, "", tt.reveal...)
+			c.rt = &route{op: op}
+			c.sent.path = "/v1/persons/" + tt.segment + "/verification"
+			r := g.reveal(c)
+			switch {
+			case tt.want == "" && (r == nil || r.Kind != refusal.TokenNotRevealable):
+				t.Fatalf("refusal %+v, sent %s", r, c.sent.path)
+			case tt.want == "" && (strings.Contains(c.sent.path, revealedBirthNumber) || strings.Contains(c.sent.path, "4238")):
+				t.Fatalf("refused, but the path holds the value: %s", c.sent.path)
+			case tt.want != "" && (r != nil || c.sent.path != tt.want):
+				t.Fatalf("refusal %+v, sent %s, want %s", r, c.sent.path, tt.want)
+			}
+		})
 	}
 }

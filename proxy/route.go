@@ -31,6 +31,9 @@ type operation struct {
 	declared []string
 	// identifierList is identifiers' keys, sorted, for the policy input.
 	identifierList []string
+	// pathFields are the path placeholders the profile gives a category
+	// (PathField name -> segment index).
+	pathFields map[string]int
 	// refs are where a request names vendor ids (resources.go).
 	refs []resourceRef
 	// limits bound a JSON request body's structure (shape.go).
@@ -57,8 +60,14 @@ func compileOperation(op *configs.Operation) *operation {
 			c.answers[path] = true
 		}
 	}
-	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
-		if strings.HasPrefix(seg, "{") {
+	for i, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		if name, ok := strings.CutPrefix(seg, "{"); ok {
+			if _, declared := op.Fields.Path[strings.TrimSuffix(name, "}")]; declared {
+				if c.pathFields == nil {
+					c.pathFields = map[string]int{}
+				}
+				c.pathFields[configs.PathField(strings.TrimSuffix(name, "}"))] = i
+			}
 			seg = ""
 		}
 		c.segments = append(c.segments, seg)

@@ -14,6 +14,9 @@ func (g *Gateway) minimiseRequest(c *call) *refusal.Refusal {
 	if err != nil {
 		return asRefusal(err)
 	}
+	if ref := sent.withPath(c.rt, drop); ref != nil {
+		return ref
+	}
 	c.sent = sent
 	c.ex.requestDisclosed, c.ex.requestWithheld = sent.disclosed, sent.withheld
 	c.ex.categories = disclosedCategories(sent.disclosed, c.rt.op.sent)

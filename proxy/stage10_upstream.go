@@ -22,7 +22,7 @@ import (
 // the vendor cannot be reached or its response is refused.
 func (g *Gateway) callVendor(c *call) {
 	v, sent := c.rt.vendor, c.sent
-	target := v.upstreamURL(c.rt.path, sent.query, c.inj.query)
+	target := v.upstreamURL(sent.path, sent.query, c.inj.query)
 	ctx, cancel := context.WithTimeout(c.ctx, v.cfg.Timeouts.Request.Duration)
 	defer cancel()
 	ob := &outbound{ex: c.ex, vendor: v, op: c.rt.op, url: target, req: sent, named: c.named, caller: c.caller, inj: c.inj,

@@ -37,6 +37,7 @@ const (
 	ResourceNotOwned     Kind = "resource-not-owned"
 	ResourceUnknown      Kind = "resource-unknown"
 	TokenNotRevealable   Kind = "token-not-revealable"
+	PathFieldWithheld    Kind = "path-field-withheld"
 	AuthorizationNeeded  Kind = "authorization-required"
 	AuthorizationFailure Kind = "authorization-failed"
 )
