@@ -539,6 +539,24 @@ func (b boltTx) swapDataKey(consentID string, old, updated []byte) (bool, error)
 	return true, nil
 }
 
+func (b boltTx) lapsedDataKeys(now time.Time) ([]string, error) {
+	var out []string
+	err := b.tx.Bucket(bucketDataKeys).ForEach(func(k, v []byte) error {
+		if len(v) == 0 {
+			return nil
+		}
+		var c Consent
+		if err := b.loadConsent(string(k), &c); err != nil {
+			return err
+		}
+		if c.settle(now); c.Status != Active {
+			out = append(out, c.ID)
+		}
+		return nil
+	})
+	return out, err
+}
+
 func (b boltTx) dataKeyOwners() ([]string, error) {
 	var out []string
 	err := b.tx.Bucket(bucketDataKeys).ForEach(func(k, v []byte) error {

@@ -131,10 +131,14 @@ type ErasureJob struct {
 }
 
 // ClaimErasures takes up to n due erasures for the caller to run, and plans
-// those of consents that expired since the last call. A claimed erasure is not
+// those of consents that expired since the last call (whose data keys it
+// destroys too, with or without an erasure plan). A claimed erasure is not
 // due again until lease has passed: a gateway that dies mid-call leaves it to be
 // tried again, by itself after a restart or by another replica.
 func (r *Registry) ClaimErasures(ctx context.Context, n int, lease time.Duration) ([]ErasureJob, error) {
+	if err := r.shredLapsedKeys(ctx); err != nil {
+		return nil, err
+	}
 	plan := r.erasure.Load()
 	if plan == nil {
 		return nil, nil

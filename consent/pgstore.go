@@ -470,6 +470,18 @@ func (t pgTx) swapDataKey(consentID string, old, updated []byte) (bool, error) {
 	return tag.RowsAffected() == 1, nil
 }
 
+func (t pgTx) lapsedDataKeys(now time.Time) ([]string, error) {
+	rows, err := t.q.Query(t.ctx, `SELECT k.consent_id FROM consentgate_data_keys k
+		JOIN consentgate_consents c ON c.id = k.consent_id
+		WHERE k.wrapped IS NOT NULL
+		AND (c.doc->>'status' = 'revoked' OR (c.doc->>'expires_at')::timestamptz <= $1)
+		ORDER BY 1`, now)
+	if err != nil {
+		return nil, fmt.Errorf("finding the data keys of lapsed consents: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
 func (t pgTx) dataKeyOwners() ([]string, error) {
 	rows, err := t.q.Query(t.ctx, `SELECT consent_id FROM consentgate_data_keys WHERE wrapped IS NOT NULL`)
 	if err != nil {

@@ -92,6 +92,9 @@ type storeTx interface {
 	swapDataKey(consentID string, old, updated []byte) (bool, error)
 	// dataKeyOwners lists the consents that hold a data key.
 	dataKeyOwners() ([]string, error)
+	// lapsedDataKeys lists the consents that hold a data key and are no
+	// longer active at now (expired; a revoked one has none left).
+	lapsedDataKeys(now time.Time) ([]string, error)
 	// putValueToken stores a token record under id unless id is taken, and
 	// returns what is stored after.
 	putValueToken(id []byte, consentID string, rec []byte) ([]byte, error)

@@ -35,7 +35,7 @@ func (r *Registry) DataKey(ctx context.Context, consentID string, create func() 
 		return nil, tokens.ErrShredded
 	case c.Status != Active:
 		if wrapped != nil {
-			r.shredLapsed(ctx, &c)
+			r.shredLapsed(ctx, c.ID)
 		}
 		return nil, fmt.Errorf("%w: consent %s is %s", tokens.ErrShredded, consentID, c.Status)
 	case wrapped != nil:
@@ -92,19 +92,45 @@ func (r *Registry) Token(ctx context.Context, id []byte) ([]byte, error) {
 // record (the hook): no record, no destruction. A failure is logged and
 // changes nothing for the caller: the key is not handed out either way, and
 // the next look tries again.
-func (r *Registry) shredLapsed(ctx context.Context, c *Consent) {
+func (r *Registry) shredLapsed(ctx context.Context, id string) {
+	destroyed := false
 	err := r.st.update(ctx, func(tx storeTx) error {
-		had, err := tx.shredDataKey(c.ID)
+		var c Consent
+		if err := tx.loadConsent(id, &c); err != nil {
+			return err
+		}
+		if c.settle(r.now()); c.Status == Active {
+			return nil // found expired by a reading this transaction does not bear out
+		}
+		had, err := tx.shredDataKey(id)
 		if err != nil || !had {
 			return err
 		}
+		destroyed = true
 		return r.runHook(ctx, Change{Kind: ChangeKeyDestroyed, Consent: c.clone(), Actor: roleSystem, Role: roleSystem, DataKeyDestroyed: true})
 	})
-	if err != nil {
-		r.log.Error("could not destroy the data key of an expired consent", "id", c.ID, "error", err.Error())
-		return
+	switch {
+	case err != nil:
+		r.log.Error("could not destroy the data key of an expired consent", "id", id, "error", err.Error())
+	case destroyed:
+		r.log.Info("data key of an expired consent destroyed: its tokens are void", "id", id)
 	}
-	r.log.Info("data key of an expired consent destroyed: its tokens are void", "id", c.ID)
+}
+
+// shredLapsedKeys destroys the data keys of consents that expired since the
+// last look, so that they do not wait for someone to ask for them.
+func (r *Registry) shredLapsedKeys(ctx context.Context) error {
+	var ids []string
+	if err := r.st.view(ctx, func(tx storeTx) (err error) {
+		ids, err = tx.lapsedDataKeys(r.now())
+		return err
+	}); err != nil {
+		return fmt.Errorf("finding the data keys of expired consents: %w", err)
+	}
+	for _, id := range ids {
+		r.shredLapsed(ctx, id)
+	}
+	return nil
 }
 
 // maxListed bounds a listing of one consent's tokens.

@@ -134,6 +134,51 @@ func TestTokenVaultInTheRegistry(t *testing.T) {
 	})
 }
 
+// An expired consent's data key is destroyed by the next sweep (the erasure
+// outbox's look, with or without an erasure plan), with its record, and not
+// only when someone next asks for it; an active consent's key is left alone.
+func TestExpiredConsentsKeysAreSwept(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		clk := newClock()
+		hooks := &hookLog{}
+		o := testOptions(clk)
+		o.Hook = hooks.hook
+		r := newTestStore(t, b).open(t, o)
+		ctx := t.Context()
+		v := tokens.New(r, testWrapper(t), nil, testIndexKey)
+		tokenize := func(ttl string) *Consent {
+			req := testRequest()
+			req.TTL = ttl
+			c, err := r.Create(ctx, "web", req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bind := tokens.Binding{ConsentID: c.ID, Subject: c.Subject, App: "web", Category: "national_id", Vendor: "airbank", Field: "birthNumber"}
+			if _, err := v.Tokenize(ctx, bind, tokens.Format{Kind: tokens.KindOpaque}, false, tokenizedBirthNumber); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		lapsing, lasting := tokenize("1h"), tokenize("48h")
+		clk.Add(2 * time.Hour)
+		if _, err := r.ClaimErasures(ctx, 16, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		owners, err := r.DataKeyOwners(ctx)
+		if err != nil || len(owners) != 1 || owners[0] != lasting.ID {
+			t.Fatalf("data keys held by %v (%v), want only the active consent %s", owners, err, lasting.ID)
+		}
+		ch := hooks.seen()
+		if len(ch) == 0 || ch[len(ch)-1].Kind != ChangeKeyDestroyed || ch[len(ch)-1].Consent.ID != lapsing.ID {
+			t.Errorf("the destruction was not recorded: %+v", ch)
+		}
+		n := len(ch)
+		if _, err := r.ClaimErasures(ctx, 16, time.Minute); err != nil || len(hooks.seen()) != n {
+			t.Errorf("a second sweep recorded again (%v): %+v", err, hooks.seen()[n:])
+		}
+	})
+}
+
 // A call budget is the end user's with one app, across their consents; it is
 // counted across registries on one store (replicas, restarts), refuses once
 // spent until its window ends, and is per key.
