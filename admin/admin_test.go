@@ -59,6 +59,9 @@ func TestRolesPerRoute(t *testing.T) {
 		{"GET", "/v1/elsewhere", identity.RoleAdmin, 404, refusal.NoRoute},
 		{"GET", "/v1/elsewhere", none, 401, refusal.IdentityRequired},
 		{"DELETE", "/v1/policy/status", none, 401, refusal.IdentityRequired},
+		{"POST", "/v1/subjects/erase", identity.RoleApp, 403, refusal.RoleNotAllowed},
+		{"POST", "/v1/subjects/erase", identity.RoleAuditor, 403, refusal.RoleNotAllowed},
+		{"POST", "/v1/subjects/erase", identity.RoleAdmin, 400, refusal.BadRequest}, // no body
 	} {
 		t.Run(tc.method+" "+tc.path+" as "+tc.role, func(t *testing.T) {
 			r := httptest.NewRequest(tc.method, tc.path, nil)

@@ -62,3 +62,28 @@ func (r *Registry) Revoke(ctx context.Context, actor, role, id string) (*Consent
 	}
 	return &c, nil
 }
+
+// EraseSubject withdraws every consent of one end user (subject is the raw app
+// user id), whichever app holds it, as the admin actor: each revocation
+// destroys the consent's token data key and plans its erasures at vendors, as
+// Revoke does. It returns the consents it revoked; those already withdrawn are
+// left as they are. A failure part way leaves the ones before it revoked, and
+// running it again finishes the rest.
+func (r *Registry) EraseSubject(ctx context.Context, actor, subject string) ([]Consent, error) {
+	all, err := r.BySubject(ctx, "", subject)
+	if err != nil {
+		return nil, err
+	}
+	var revoked []Consent
+	for _, c := range all {
+		if c.Status == Revoked {
+			continue
+		}
+		got, err := r.Revoke(ctx, actor, roleAdmin, c.ID)
+		if err != nil {
+			return revoked, fmt.Errorf("erasing an end user: revoking consent %s: %w", c.ID, err)
+		}
+		revoked = append(revoked, *got)
+	}
+	return revoked, nil
+}

@@ -257,3 +257,52 @@ func BenchmarkTokenizeDurable(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
+
+// Erasing an end user withdraws every consent of theirs, of every app: their
+// data keys are destroyed, so no token of theirs opens; another end user's
+// consent is untouched; erasing again revokes nothing more.
+func TestEraseSubject(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		r := newTestStore(t, b).open(t, testOptions(newClock()))
+		ctx := t.Context()
+		v := tokens.New(r, testWrapper(t), nil, testIndexKey)
+		create := func(app, subject string) (*Consent, string) {
+			req := testRequest()
+			req.Subject = subject
+			c, err := r.Create(ctx, app, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := v.Tokenize(ctx, tokens.Binding{ConsentID: c.ID, Subject: c.Subject, App: app, Category: "national_id",
+				Vendor: "airbank", Field: "birthNumber"}, tokens.Format{Kind: tokens.KindOpaque}, false, tokenizedBirthNumber)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c, tok
+		}
+		web, webTok := create("web", "jana")
+		mobile, mobileTok := create("mobile", "jana")
+		other, otherTok := create("web", "petr")
+		revoked, err := r.EraseSubject(ctx, "secops", "jana")
+		if err != nil || len(revoked) != 2 {
+			t.Fatalf("EraseSubject: %d revoked, %v", len(revoked), err)
+		}
+		for _, x := range []struct {
+			c   *Consent
+			tok string
+		}{{web, webTok}, {mobile, mobileTok}} {
+			if _, _, err := v.Reveal(ctx, x.tok, x.c.Subject, x.c.App); !errors.Is(err, tokens.ErrShredded) {
+				t.Errorf("a token of the erased end user under %s: %v", x.c.App, err)
+			}
+			if got, _ := r.Get(ctx, x.c.ID); got.Status != Revoked || got.RevokedBy != "secops" {
+				t.Errorf("consent %s: %s by %s", x.c.ID, got.Status, got.RevokedBy)
+			}
+		}
+		if got, _, err := v.Reveal(ctx, otherTok, other.Subject, "web"); err != nil || got != tokenizedBirthNumber {
+			t.Errorf("another end user's token: %q, %v", got, err)
+		}
+		if again, err := r.EraseSubject(ctx, "secops", "jana"); err != nil || len(again) != 0 {
+			t.Errorf("erasing again: %d revoked, %v", len(again), err)
+		}
+	})
+}

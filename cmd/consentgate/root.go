@@ -28,6 +28,6 @@ must never hold, and refuses every call it cannot place under a vendor profile.`
 		}
 		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l}))
 	}
-	root.AddCommand(newDevCmd(logger), newServeCmd(logger), newConfigCmd(), newCertsCmd(), newCACmd(logger), newPolicyCmd(), newAuditCmd(), newResourcesCmd(), newConsentsCmd(), newTokensCmd())
+	root.AddCommand(newDevCmd(logger), newServeCmd(logger), newConfigCmd(), newCertsCmd(), newCACmd(logger), newPolicyCmd(), newAuditCmd(), newResourcesCmd(), newConsentsCmd(), newTokensCmd(), newSubjectsCmd())
 	return root
 }

@@ -159,3 +159,54 @@ func TestDevAdminRevealsAToken(t *testing.T) {
 	}
 	e.assertNoPII(t, raw)
 }
+
+// `consentgate subjects erase` withdraws every consent of the end user: the
+// request is recorded with its reason and the subject's HMAC, never the id;
+// each consent's revocation says its data key was destroyed; the tokens the
+// app got no longer reveal and the next call is refused before the vendor. An
+// auditor may not erase.
+func TestDevErasesAnEndUser(t *testing.T) {
+	e := startTestDev(t, t.TempDir())
+	_, body := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", under("dev-kyc", "kyc-onboarding"))
+	tok, _ := decode(t, body)["birthNumber"].(string)
+	erase := func(who string) (string, error) {
+		cert := e.pki.Path(certs.AppCert(who))
+		t.Setenv("ERASE_SUBJECT", devSubject)
+		return runCmd(t, "subjects", "erase", "--admin", e.adminURL(), "--cert", cert, "--key", certs.KeyFile(cert),
+			"--cacert", e.pki.Path(certs.DevRootCert), "--reason", "GDPR request 77", "--subject-env", "ERASE_SUBJECT")
+	}
+	if out, err := erase("auditor"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("an auditor erased an end user: %v\n%s", err, out)
+	}
+	out, err := erase("secops")
+	if err != nil || !strings.Contains(out, `"dev-kyc"`) || !strings.Contains(out, `"dev-age"`) || strings.Contains(out, devSubject) {
+		t.Fatalf("erase: %v\n%s", err, out)
+	}
+	var asked audit.Record
+	destroyed := map[string]bool{}
+	for _, r := range e.auditRecords(t) {
+		if r.Kind == audit.KindAdmin && r.Detail["action"] == "subject erasure" {
+			asked = r
+		}
+		if r.Kind == audit.KindConsent && r.Detail["data_key_destroyed"] == "true" {
+			destroyed[r.ConsentID] = true
+		}
+	}
+	if asked.Detail["reason"] != "GDPR request 77" || asked.SubjectHMAC == "" || asked.App != "secops" {
+		t.Errorf("the erasure's record: %+v", asked)
+	}
+	if !destroyed["dev-kyc"] {
+		t.Errorf("no record says dev-kyc's data key was destroyed (%v)", destroyed)
+	}
+	cert := e.pki.Path(certs.AppCert("secops"))
+	if out, err := runCmd(t, "tokens", "reveal", "--admin", e.adminURL(), "--cert", cert, "--key", certs.KeyFile(cert),
+		"--cacert", e.pki.Path(certs.DevRootCert), "--reason", "check", "--token", tok); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("a token of the erased end user revealed: %v\n%s", err, out)
+	}
+	e.sandboxes.Airbank.Reset()
+	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/airbank/openapi/glClientIdentity/v1/personalData", "", under("dev-kyc", "kyc-onboarding"))
+	if resp.StatusCode != http.StatusForbidden || e.sandboxes.Airbank.Count() != 0 {
+		t.Errorf("a call after the erasure: %d %s, Air Bank called %d times", resp.StatusCode, body, e.sandboxes.Airbank.Count())
+	}
+	e.assertNoPII(t, devSubject)
+}
