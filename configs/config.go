@@ -178,6 +178,11 @@ type Keys struct {
 	// in the background, and whenever one is used). Remove it once the log
 	// says every key was rewrapped.
 	TokenVaultPrevious string `yaml:"token_vault_previous"`
+	// TokenVaultNext is the token vault key a rotation is about to make
+	// TokenVault: data keys wrapped under it open, and nothing is wrapped
+	// under it or rewrapped from it. Set it on every replica first, so that
+	// none fails on a key another has already rewrapped (docs/tokens.md).
+	TokenVaultNext string `yaml:"token_vault_next"`
 	// TokenSeal is the AES-256 key (32 bytes, hex or base64) that seals end
 	// users' OAuth2 tokens and PKCE verifiers in state.db. Required when a
 	// vendor uses oauth2_authorization_code.

@@ -210,6 +210,8 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"v.yaml:14: operations[0].fields.path.iin: \"iin\" is not a placeholder of the path /v1/things/{id}"},
 		{"path field category", goodMain, strings.Replace(goodVendor, "      response:", "      path:\n        id: secret\n      response:", 1),
 			"v.yaml:14: operations[0].fields.path.id: \"secret\" is not a data category"},
+		{"token vault next without the key it replaces", strings.Replace(goodMain, "keys:\n", "keys:\n  token_vault_next: consentgate/keys#next\n", 1), goodVendor,
+			"main.yaml:17: keys.token_vault_next: needs keys.token_vault"},
 		{"query category", goodMain, strings.Replace(goodVendor, "      response:", "      query:\n        iin: secret\n      response:", 1),
 			"v.yaml:14: operations[0].fields.query.iin: \"secret\" is not a data category"},
 		{"ids created, erasure not said", goodMain, strings.Replace(goodVendor, "        name: identity\n", "        name: identity\n    resources:\n      creates: {name: thing}\n", 1),

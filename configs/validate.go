@@ -116,6 +116,12 @@ func (v *validator) config(c *Config) {
 			v.fail("keys.token_vault_previous", "needs keys.token_vault or keys.token_vault_transit: it only opens what the key before it wrapped")
 		}
 	}
+	if c.Keys.TokenVaultNext != "" {
+		v.secretRef("keys.token_vault_next", c.Keys.TokenVaultNext)
+		if c.Keys.TokenVault == "" {
+			v.fail("keys.token_vault_next", "needs keys.token_vault: it is the local key that is to replace it")
+		}
+	}
 	if c.Keys.TokenSealPrevious != "" {
 		v.secretRef("keys.token_seal_previous", c.Keys.TokenSealPrevious)
 		if c.Keys.TokenSeal == "" {

@@ -64,6 +64,7 @@ type Vault struct {
 	store    Store
 	wrap     Wrapper
 	previous Wrapper // the wrapping key before the last rotation; nil: none
+	next     Wrapper // the wrapping key of a rotation under way; nil: none
 	index    []byte  // keys the hashes tokens are stored and named by
 }
 
@@ -75,6 +76,15 @@ type Vault struct {
 // enough values that an unkeyed hash would give it away; it must not change.
 func New(store Store, wrap, previous Wrapper, indexKey []byte) *Vault {
 	return &Vault{store: store, wrap: wrap, previous: previous, index: indexKey}
+}
+
+// OpensNext lets v open data keys wrapped under next, the key a rotation is
+// about to make the wrapping key, without wrapping under it or rewrapping
+// from it: replicas given it first keep working while others, already
+// rotated, rewrap the keys they share.
+func (v *Vault) OpensNext(next Wrapper) *Vault {
+	v.next = next
+	return v
 }
 
 // record is what is stored for a token: the binding in clear (no personal
@@ -235,11 +245,11 @@ func (v *Vault) dataKey(ctx context.Context, consentID string, create bool) ([]b
 	return v.unwrap(ctx, consentID, wrapped)
 }
 
-// unwrap opens a data key under the wrapping key, else under the previous
-// one, and then wraps it again under the current key.
+// unwrap opens a data key under the wrapping key or the next one, else under
+// the previous one, and then wraps it again under the current key.
 func (v *Vault) unwrap(ctx context.Context, consentID string, wrapped []byte) ([]byte, error) {
-	dk, err := v.wrap.Open(wrapped, []byte(consentID))
-	if err == nil && len(dk) == 32 {
+	dk, err := v.open(wrapped, consentID)
+	if err == nil {
 		return dk, nil
 	}
 	if v.previous != nil {
@@ -252,6 +262,23 @@ func (v *Vault) unwrap(ctx context.Context, consentID string, wrapped []byte) ([
 		}
 	}
 	return nil, fmt.Errorf("data key of consent %s does not unwrap under the token vault key (rotated without token_vault_previous?): %v", consentID, err)
+}
+
+// open opens a data key under the wrapping key, or the next one.
+func (v *Vault) open(wrapped []byte, consentID string) ([]byte, error) {
+	dk, err := v.wrap.Open(wrapped, []byte(consentID))
+	if err == nil && len(dk) == 32 {
+		return dk, nil
+	}
+	if v.next != nil {
+		if dk, nerr := v.next.Open(wrapped, []byte(consentID)); nerr == nil && len(dk) == 32 {
+			return dk, nil
+		}
+	}
+	if err == nil {
+		err = errors.New("not a 32-byte key")
+	}
+	return nil, err
 }
 
 // Rewrap wraps every data key that opens only under the previous wrapping
@@ -275,7 +302,7 @@ func (v *Vault) Rewrap(ctx context.Context) (int, error) {
 			// Not to be taken for done: the previous key must stay.
 			return n, fmt.Errorf("rewrapping the data key of consent %s: %w", id, err)
 		}
-		if _, err := v.wrap.Open(wrapped, []byte(id)); err == nil {
+		if _, err := v.open(wrapped, id); err == nil {
 			continue
 		}
 		if _, err := v.unwrap(ctx, id, wrapped); err != nil {

@@ -307,6 +307,57 @@ func TestRotateTheWrappingKey(t *testing.T) {
 	}
 }
 
+// A rotation across replicas: all are first given the coming key as next
+// (phase 1); then, one at a time, it becomes the wrapping key with the old one
+// as previous (phase 2). A replica still in phase 1 opens what a rotated one
+// has rewrapped, and neither rewraps the other's keys back: no call fails and
+// the keys end up under the new key.
+func TestRotateAcrossReplicas(t *testing.T) {
+	s := newMemStore()
+	key := func(hex string) Wrapper {
+		k, err := secrets.ParseSealKey(strings.Repeat(hex, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	ctx := context.Background()
+	old, next := key("01"), key("02")
+	tok, err := New(s, old, nil, testIndex).Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := New(s, old, nil, testIndex).OpensNext(next) // phase 1
+	rotated := New(s, next, old, testIndex)                // phase 2
+	if n, err := rotated.Rewrap(ctx); err != nil || n != 1 {
+		t.Fatalf("Rewrap: %d, %v", n, err)
+	}
+	underNext := string(s.keys[jana.ConsentID])
+	if got, _, err := waiting.Reveal(ctx, tok, jana.Subject, jana.App); err != nil || got != birthNumber {
+		t.Fatalf("a replica in phase 1, after another rewrapped: %q, %v", got, err)
+	}
+	if string(s.keys[jana.ConsentID]) != underNext {
+		t.Error("the phase-1 replica rewrapped a key back under the old key")
+	}
+	if _, _, err := New(s, old, nil, testIndex).Reveal(ctx, tok, jana.Subject, jana.App); err == nil {
+		t.Error("without next, a rewrapped key opened under the old key: the test proves nothing")
+	}
+	// A key the phase-1 replica makes meanwhile is under the old key; the
+	// rotated one rewraps it when it next runs through.
+	other := jana
+	other.ConsentID = "c-2"
+	tok2, err := waiting.Tokenize(ctx, other, Format{Kind: KindOpaque}, false, birthNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rotated.Rewrap(ctx); err != nil || n != 1 {
+		t.Fatalf("second Rewrap: %d, %v", n, err)
+	}
+	if got, _, err := New(s, next, nil, testIndex).Reveal(ctx, tok2, other.Subject, other.App); err != nil || got != birthNumber {
+		t.Errorf("after the rotation, under the new key alone: %q, %v", got, err)
+	}
+}
+
 // A token's id is keyed: a format-preserving token has too few values for an
 // unkeyed hash to hide it (10^10 birth numbers are hashed in minutes).
 func TestTokenIDIsKeyed(t *testing.T) {

@@ -638,14 +638,24 @@ func openTokenVault(ctx context.Context, cfg *configs.Config, p secrets.Provider
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Keys.TokenVaultPrevious == "" {
-		return tokens.New(consents, key, nil, index), nil
+	var previous, next tokens.Wrapper
+	if ref := cfg.Keys.TokenVaultPrevious; ref != "" {
+		if previous, err = readSealKey(ctx, p, "keys.token_vault_previous", ref); err != nil {
+			return nil, err
+		}
 	}
-	previous, err := readSealKey(ctx, p, "keys.token_vault_previous", cfg.Keys.TokenVaultPrevious)
-	if err != nil {
-		return nil, err
+	if ref := cfg.Keys.TokenVaultNext; ref != "" {
+		if next, err = readSealKey(ctx, p, "keys.token_vault_next", ref); err != nil {
+			return nil, err
+		}
 	}
 	v := tokens.New(consents, key, previous, index)
+	if next != nil {
+		v.OpensNext(next)
+	}
+	if previous == nil {
+		return v, nil
+	}
 	go func() {
 		n, err := v.Rewrap(context.WithoutCancel(ctx))
 		if err != nil {
