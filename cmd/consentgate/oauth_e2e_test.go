@@ -273,10 +273,12 @@ func TestDevOAuthFlowEndToEnd(t *testing.T) {
 		if !e.issuedBearer(t, vendor, firstToken[vendor]) {
 			t.Errorf("%s call carried %q", vendor, firstToken[vendor])
 		}
-		// The birth number comes as a token (kyc-onboarding tokenizes it).
+		// The birth number and the document number come as tokens
+		// (kyc-onboarding tokenizes them).
 		doc := decode(t, body)
 		bn, _ := doc["birthNumber"].(string)
-		if out := e.outcomeOf(t, resp.Header.Get("X-Request-Id")); bn == "" || out.Detail["tokenized"] != "birthNumber" {
+		if out := e.outcomeOf(t, resp.Header.Get("X-Request-Id")); bn == "" || !strings.HasPrefix(out.Detail["tokenized"], "birthNumber,") ||
+			!strings.HasSuffix(out.Detail["tokenized"], "Document.number") {
 			t.Errorf("%s birth number not tokenized: %q, outcome tokenized %q", vendor, bn, out.Detail["tokenized"])
 		}
 		if raw := direct["birthNumber"].(string); vendor == "airbank" && (strings.Contains(string(body), raw) || len(bn) != len(raw)) {
