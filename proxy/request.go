@@ -311,12 +311,18 @@ func (req *appRequest) fields() []string {
 	set := map[string]bool{}
 	if req.doc != nil {
 		presentFields(req.doc, "", set)
+		for name := range set {
+			if reservedName(name) {
+				delete(set, name)
+				set[bodyPrefix+name] = true
+			}
+		}
 	}
 	for name := range req.form {
-		set[name] = true
+		set[bodyName(name)] = true
 	}
 	for _, p := range req.parts {
-		set[p.name] = true
+		set[bodyName(p.name)] = true
 	}
 	for name := range req.query {
 		set[configs.QueryField(name)] = true
@@ -325,6 +331,24 @@ func (req *appRequest) fields() []string {
 		set[configs.HeaderField(name)] = true
 	}
 	return sortedKeys(set)
+}
+
+// reservedName says whether a body field's name is spelled as a field of
+// another place (query:lang, header:x-note, path:iin): it is never that field,
+// and never declared.
+func reservedName(name string) bool {
+	return strings.HasPrefix(name, "query:") || strings.HasPrefix(name, "header:") || strings.HasPrefix(name, "path:")
+}
+
+// bodyPrefix marks a body field with a reserved name among the request's fields,
+// where no profile can declare it.
+const bodyPrefix = "body:"
+
+func bodyName(name string) string {
+	if reservedName(name) {
+		return bodyPrefix + name
+	}
+	return name
 }
 
 func (req *appRequest) undeclared() []string {
@@ -483,7 +507,7 @@ func (req *appRequest) minimizeBody(out *sentRequest, keep, disclosed, withheld 
 	case req.json != nil:
 		fields := map[string]string{}
 		for f := range keep {
-			if !strings.HasPrefix(f, "query:") && !strings.HasPrefix(f, "header:") {
+			if !reservedName(f) {
 				fields[f] = minimise.ActionKeepScalar
 				delete(disclosed, f)
 			}
@@ -503,7 +527,7 @@ func (req *appRequest) minimizeBody(out *sentRequest, keep, disclosed, withheld 
 	case req.form != nil:
 		kept := url.Values{}
 		for name, vals := range req.form {
-			if keep[name] {
+			if !reservedName(name) && keep[name] {
 				kept[name] = vals
 				out.identify(name, req.op.sent[name], vals)
 			}
@@ -513,7 +537,7 @@ func (req *appRequest) minimizeBody(out *sentRequest, keep, disclosed, withheld 
 		var b bytes.Buffer
 		mw := multipart.NewWriter(&b)
 		for _, p := range req.parts {
-			if !keep[p.name] {
+			if reservedName(p.name) || !keep[p.name] {
 				continue
 			}
 			if err := writePart(mw, p); err != nil {

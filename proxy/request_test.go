@@ -297,3 +297,37 @@ func TestPathFields(t *testing.T) {
 		t.Error("the vendor was called with a path field the decision withholds")
 	}
 }
+
+// A body field spelled as a field of another place (path:iin, query:lang,
+// header:x-note) is never that field: it is undeclared, refused where the
+// profile refuses those and otherwise withheld, even when the real query
+// parameter of that name is sent and kept.
+func TestBodyFieldsNamedLikeOtherPlaces(t *testing.T) {
+	fields := configs.Fields{Request: map[string]string{"note": "metadata"}, Query: map[string]string{"lang": "metadata"},
+		Path: map[string]string{"iin": "national_id"}}
+	for _, tt := range []struct{ kind, contentType, body string }{
+		{configs.RequestJSON, "application/json", `{"note":"x","path:iin":"8001011234","query:lang":"8001011234"}`},
+		{configs.RequestForm, "application/x-www-form-urlencoded", `note=x&path%3Aiin=8001011234&query%3Alang=8001011234`},
+	} {
+		t.Run(tt.kind, func(t *testing.T) {
+			v, op := testOperation(t, tt.kind, configs.UndeclaredRefuse, fields)
+			op.cfg.Path = "/x/{iin}"
+			r := newAppRequest("POST", "/x?lang=cs", tt.body, map[string]string{"Content-Type": tt.contentType})
+			if _, err := readRequest(r, v, op); err == nil {
+				t.Error("undeclared: refuse let a body field named like a path or query field through")
+			}
+			v, op = testOperation(t, tt.kind, configs.UndeclaredDrop, fields)
+			req, err := readRequest(newAppRequest("POST", "/x?lang=cs", tt.body, map[string]string{"Content-Type": tt.contentType}), v, op)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent, err := req.minimize(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(sent.body), "8001011234") || sent.query.Get("lang") != "cs" {
+				t.Errorf("sent body %s, query %v", sent.body, sent.query)
+			}
+		})
+	}
+}
