@@ -894,6 +894,13 @@ func (v *validator) erases(f string, vd *Vendor, op *Operation) {
 		return
 	}
 	f = strings.TrimSuffix(f, ".resources") + ".erases"
+	// It runs under a withdrawn consent, which lets only metadata go: a path
+	// that needs personal data could never be called.
+	for _, name := range slices.Sorted(maps.Keys(op.Fields.Path)) {
+		if op.Fields.Path[name] != "metadata" {
+			v.fail(f, "the path's {%s} is %s, but an erasure runs under a withdrawn consent and sends metadata only", name, op.Fields.Path[name])
+		}
+	}
 	var creators []*Operation
 	for i := range vd.Operations {
 		if slices.Contains(slices.Collect(maps.Values(vd.Operations[i].Resources.Creates)), op.Erases) {
