@@ -794,11 +794,12 @@ func IdentifierField(path, category string) bool {
 }
 
 // Identifiers are the operation's response fields that hold identifiers
-// (IdentifierField), sorted.
+// (IdentifierField), and those it gives a token format (tokens:), which a
+// profile names where a field's name does not tell: passportNo. Sorted.
 func (o *Operation) Identifiers() []string {
 	var out []string
 	for path, category := range o.Fields.Response {
-		if IdentifierField(path, category) {
+		if _, formatted := o.Tokens[path]; formatted || IdentifierField(path, category) {
 			out = append(out, path)
 		}
 	}

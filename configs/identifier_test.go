@@ -24,13 +24,15 @@ func TestIdentifierField(t *testing.T) {
 	}
 }
 
-// An operation's identifiers are its national ids and document numbers, sorted,
-// and nothing else of the document category.
+// An operation's identifiers are its national ids, document numbers and the
+// fields it gives a token format, sorted, and nothing else of the document
+// category.
 func TestOperationIdentifiers(t *testing.T) {
 	op := &Operation{Fields: Fields{Response: map[string]string{
-		"primaryPersonalDocument.validTo": "document", "birthNumber": "national_id",
-		"primaryPersonalDocument.number": "document", "names": "identity", "id": "metadata"}}}
-	if got, want := op.Identifiers(), []string{"birthNumber", "primaryPersonalDocument.number"}; !slices.Equal(got, want) {
+		"primaryPersonalDocument.validTo": "document", "birthNumber": "national_id", "passport.passportNo": "document",
+		"primaryPersonalDocument.number": "document", "names": "identity", "id": "metadata"}},
+		Tokens: map[string]*TokenFormat{"passport.passportNo": nil}}
+	if got, want := op.Identifiers(), []string{"birthNumber", "passport.passportNo", "primaryPersonalDocument.number"}; !slices.Equal(got, want) {
 		t.Errorf("identifiers %v, want %v", got, want)
 	}
 }

@@ -90,8 +90,9 @@ type Input struct {
 	// RequestFields and ResponseFields are the operation's field → category maps.
 	RequestFields  map[string]string
 	ResponseFields map[string]string
-	// Identifiers are the response fields the profile gives a token format
-	// (its tokens): what a tokenize:identifiers category tokenizes.
+	// Identifiers are the response fields that hold identifiers: national
+	// ids, document numbers and fields the profile gives a token format
+	// (configs.Operation.Identifiers); what tokenize:identifiers tokenizes.
 	Identifiers []string
 	// Present are the field paths present in the app's JSON request body.
 	Present []string
