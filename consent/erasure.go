@@ -137,7 +137,8 @@ type ErasureJob struct {
 // tried again, by itself after a restart or by another replica.
 func (r *Registry) ClaimErasures(ctx context.Context, n int, lease time.Duration) ([]ErasureJob, error) {
 	if err := r.shredLapsedKeys(ctx); err != nil {
-		return nil, err
+		// The keys are not handed out either way; erasures must not wait on them.
+		r.log.Error("expired consents' data keys not destroyed this time", "error", err.Error())
 	}
 	plan := r.erasure.Load()
 	if plan == nil {

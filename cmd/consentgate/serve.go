@@ -649,6 +649,11 @@ func openTokenVault(ctx context.Context, cfg *configs.Config, p secrets.Provider
 			return nil, err
 		}
 	}
+	if previous != nil && next != nil && sameKey(next, previous) {
+		// Keys under it would open as next and never be rewrapped, and the
+		// log would say the previous key can go.
+		return nil, errors.New("keys.token_vault_next and keys.token_vault_previous are the same key: a rotation has one of them only")
+	}
 	v := tokens.New(consents, key, previous, index)
 	if next != nil {
 		v.OpensNext(next)
@@ -665,6 +670,16 @@ func openTokenVault(ctx context.Context, cfg *configs.Config, p secrets.Provider
 		log.Info("token data keys rewrapped under keys.token_vault: keys.token_vault_previous can be removed", "rewrapped", n)
 	}()
 	return v, nil
+}
+
+// sameKey says whether b opens what a seals.
+func sameKey(a, b tokens.Wrapper) bool {
+	probe, err := a.Seal(make([]byte, 32), []byte("consentgate key comparison"))
+	if err != nil {
+		return false
+	}
+	_, err = b.Open(probe, []byte("consentgate key comparison"))
+	return err == nil
 }
 
 // probeTransit finds a transit key that is missing, out of the policy's reach,
