@@ -5,8 +5,10 @@
 # deploy tests run it the same way) and PostgreSQL (the shared consent backend's
 # tests start a throwaway server: internal/pgdev), tinyproxy (a real HTTP
 # CONNECT proxy for the egress tests: internal/tinyproxy), SoftHSM2 (a
-# PKCS#11 token for the HSM tests: internal/softhsm) and Prometheus (its
-# promtool checks the shipped alert rules). Debian packages, through apt.
+# PKCS#11 token for the HSM tests: internal/softhsm), Prometheus (its
+# promtool checks the shipped alert rules) and rsyslog with its TLS driver (a
+# syslog receiver for the audit stream tests: internal/rsyslogdev). Debian
+# packages, through apt.
 set -euo pipefail
 
 missing=()
@@ -15,6 +17,10 @@ command -v busybox >/dev/null 2>&1 || missing+=(busybox)
 command -v tinyproxy >/dev/null 2>&1 || missing+=(tinyproxy)
 command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# rsyslog with its TLS driver: a real RFC 5425 receiver for the audit stream tests
+# (internal/rsyslogdev).
+command -v rsyslogd >/dev/null 2>&1 || missing+=(rsyslog)
+compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
 # Debian keeps initdb off PATH, under /usr/lib/postgresql/<version>/bin.
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
 	missing+=(postgresql)
