@@ -129,14 +129,16 @@ fuzz:
 # briefly. 20 SIGKILLs under load, every vendor fault (hang, reset, 5xx, slow
 # body, malformed JSON, wrong certificates), a Vault outage and its recovery
 # (hence the vault prerequisite), policy reloads every 100 ms under
-# load for a minute, and a SOAK-long soak at SOAK_RATE calls a second across the
-# five vendors. Without -race (make test has it), so the soak measures the
+# load for a minute, a SOAK-long soak at SOAK_RATE calls a second across the
+# five vendors, and the audit stream's syslog receiver away for a minute under
+# load (10 s in make test). Without -race (make test has it), so the soak measures the
 # memory of a real build. See cmd/consentgate/reliability_test.go for the knobs.
 SOAK ?= 10m
 SOAK_RATE ?= 20
 reliability: vault
 	CONSENTGATE_RELIABILITY=full CONSENTGATE_SOAK_DURATION=$(SOAK) CONSENTGATE_SOAK_RATE=$(SOAK_RATE) \
 		$(GO) test -count=1 -timeout 60m -v -run '^(TestReliability|TestFault)' ./cmd/consentgate/ ./internal/sandbox/
+	CONSENTGATE_OUTAGE=1m $(GO) test -count=1 -v -run '^TestSyslogReceiverAwayUnderLoad$$' ./audit/stream/
 
 # Measures consentgate (strict and async audit, and strict tokenizing the birth
 # number) against the direct vendor call

@@ -94,6 +94,30 @@ type Audit struct {
 	// use: refusals made before any vendor was called are counted, not
 	// recorded, within it (default 256 MiB; -1: no reserve).
 	ReserveBytes int64 `yaml:"reserve_bytes"`
+	// Streams deliver every record to SIEMs, at least once and in order, from
+	// a cursor kept in data_dir (docs/siem.md).
+	Streams []AuditStream `yaml:"streams"`
+}
+
+// AuditStream is one SIEM the audit log is delivered to. Type says how:
+// syslog (RFC 5424 over TLS to Address), http (JSON lines, or Splunk HEC
+// events with format hec, posted to URL) or otlp (OTLP/HTTP logs posted to
+// URL, the collector's .../v1/logs).
+type AuditStream struct {
+	Name    string `yaml:"name"`
+	Type    string `yaml:"type"`
+	Address string `yaml:"address"`
+	URL     string `yaml:"url"`
+	Format  string `yaml:"format"`
+	// Token is a secret reference: HEC's token, or a bearer token.
+	Token string `yaml:"token"`
+	// CAFile verifies the receiver (default: the system roots); CertFile and
+	// KeyFile, when set, are the client certificate it asks for.
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Batch is the most records sent at once (default 500).
+	Batch int `yaml:"batch"`
 }
 
 // Tracing exports OpenTelemetry spans of every exchange (one per pipeline

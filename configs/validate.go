@@ -340,6 +340,49 @@ func (v *validator) audit(a *Audit) {
 	if a.ReserveBytes < -1 {
 		v.fail("audit.reserve_bytes", "must be -1 (no reserve), 0 (the default, 256 MiB) or a number of bytes")
 	}
+	names := map[string]bool{}
+	for i := range a.Streams {
+		v.auditStream(fmt.Sprintf("audit.streams[%d]", i), &a.Streams[i], names)
+	}
+}
+
+var streamNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+func (v *validator) auditStream(f string, s *AuditStream, names map[string]bool) {
+	switch {
+	case !streamNameRE.MatchString(s.Name):
+		v.fail(f+".name", "%q is not a name: lower-case letters, digits and -", s.Name)
+	case names[s.Name]:
+		v.fail(f+".name", "%q is used twice: each stream keeps its own cursor by name", s.Name)
+	}
+	names[s.Name] = true
+	switch s.Type {
+	case "syslog":
+		if _, _, err := net.SplitHostPort(s.Address); err != nil {
+			v.fail(f+".address", "is required for syslog: host:port of the RFC 5425 (TLS) receiver")
+		}
+	case "http", "otlp":
+		if u, err := url.Parse(s.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+			v.fail(f+".url", "%q is not an https URL: audit records leave only over TLS", s.URL)
+		}
+	default:
+		v.fail(f+".type", "%q is unknown: use syslog, http or otlp", s.Type)
+	}
+	switch {
+	case s.Type == "http" && s.Format != "jsonl" && s.Format != "hec":
+		v.fail(f+".format", "%q is unknown: use jsonl or hec", s.Format)
+	case s.Type != "http" && s.Format != "":
+		v.fail(f+".format", "is for http streams only")
+	}
+	if s.Token != "" {
+		v.secretRef(f+".token", s.Token)
+	}
+	if (s.CertFile == "") != (s.KeyFile == "") {
+		v.fail(f+".cert_file", "cert_file and key_file go together")
+	}
+	if s.Batch < 0 || s.Batch > 10000 {
+		v.fail(f+".batch", "%d is outside 1..10000", s.Batch)
+	}
 }
 
 func (v *validator) addr(field, val string, required bool) {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/consentgate/consentgate/admin"
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/audit/stream"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
@@ -154,6 +155,8 @@ type running struct {
 	// profiles reloads the vendor profiles from the configuration file; nil
 	// for dev, whose profiles are built in.
 	profiles *profiles
+	// streams deliver the audit log to SIEMs while the gateway serves.
+	streams []*stream.Stream
 }
 
 func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (_ *running, err error) {
@@ -183,6 +186,13 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	}
 	release = append(release, func() { alog.Close() })
 	registerAuditMetrics(reg, alog)
+	streams, err := openStreams(ctx, cfg, p, alog, log)
+	if err != nil {
+		return nil, err
+	}
+	if len(streams) > 0 {
+		reg.MustRegister(stream.Collector(streams))
+	}
 	ready := registerSecretMetrics(reg, p)
 	engine, err := openPolicy(ctx, cfg, log, alog, reg)
 	if err != nil {
@@ -248,7 +258,8 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, gw: gw, in: in, serving: serving, srv: srv, log: log, tracer: tp, reg: reg}, nil
+	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, gw: gw, in: in, serving: serving, srv: srv, log: log, tracer: tp,
+		reg: reg, streams: streams}, nil
 }
 
 // inboundTLS is what every listener speaks: the serving certificate (ACME's
@@ -534,6 +545,8 @@ func (r *running) serve(ctx context.Context) error {
 			Lease: r.cfg.Consents.ErasureLease.Duration, Logger: r.log}).Run(ctx)
 	}()
 	defer func() { <-erasing }()
+	// The audit log reaches the SIEMs; the stop waits for the batch in flight.
+	defer runStreams(ctx, r.streams, r.log)()
 	r.log.Info("consentgate started", "node", r.cfg.Node, "gateway", r.srv.Addr(proxy.ListenGateway), "forward", r.srv.Addr(proxy.ListenForward), "admin", r.srv.Addr(proxy.ListenAdmin),
 		"callbacks", r.srv.Addr(proxy.ListenCallbacks),
 		"vendors", len(r.cfg.Vendors), "policy_revision", r.engine.Revision())
