@@ -47,6 +47,13 @@ func TestDevAuditTrail(t *testing.T) {
 		}
 		call(t, e.app, "GET", e.gatewayURL()+c.path, "", h)
 	}
+	// Every record so far reaches the dev SIEM through the audit stream.
+	head := e.running.audit.Head().Seq
+	for deadline := time.Now().Add(10 * time.Second); uint64(e.inbox.siemRecords.Load()) < head; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dev SIEM has %d of %d records", e.inbox.siemRecords.Load(), head)
+		}
+	}
 	// The running gateway exports through the admin API to the auditor only.
 	if out, err := runCmd(t, "audit", "export", "--admin", e.adminURL(),
 		"--cert", e.pki.Path("apps/onboarding-web.crt"), "--key", e.pki.Path("apps/onboarding-web.key"), "--cacert", e.pki.Path("ca.crt")); err == nil {

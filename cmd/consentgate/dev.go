@@ -203,6 +203,9 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (_ *devStack,
 	if err := pointAtSandboxes(cfg, sb, inbox, pki, o.vendorTimeouts); err != nil {
 		return nil, err
 	}
+	// The audit log streams to a stand-in SIEM, as a bank's would to its own.
+	cfg.Audit.Streams = append(cfg.Audit.Streams, configs.AuditStream{Name: "dev-siem", Type: "http", Format: "jsonl",
+		URL: inbox.url + "/siem", CAFile: pki.Path(certs.DevSandboxRootCert)})
 	if o.profiles != nil {
 		byID := map[string]*configs.Vendor{}
 		for _, v := range cfg.Vendors {

@@ -1,24 +1,29 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/consentgate/consentgate/certs"
 )
 
 // inbox stands, in dev, for the app that receives vendor callbacks: it logs
-// what arrives and keeps it for tests.
+// what arrives and keeps it for tests. On /siem it stands for a SIEM instead:
+// the dev audit stream's JSON lines are counted there, not kept.
 type inbox struct {
 	url string
 	srv *http.Server
 
 	mu       sync.Mutex
 	received []inboxMessage
+	// siemRecords counts the audit records the dev SIEM stream delivered.
+	siemRecords atomic.Int64
 }
 
 type inboxMessage struct {
@@ -38,7 +43,14 @@ func startInbox(pki *certs.DevPKI, log *slog.Logger) (*inbox, error) {
 	}
 	in := &inbox{url: "https://" + ln.Addr().(*net.TCPAddr).String()}
 	in.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+		if r.URL.Path == "/siem" {
+			n := bytes.Count(body, []byte("\n"))
+			in.siemRecords.Add(int64(n))
+			log.Debug("dev SIEM: audit records received", "records", n)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		in.mu.Lock()
 		in.received = append(in.received, inboxMessage{Path: r.URL.Path, Header: r.Header.Clone(), Body: string(body)})
 		in.mu.Unlock()
