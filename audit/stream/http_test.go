@@ -139,3 +139,29 @@ func TestHTTPSinks(t *testing.T) {
 		})
 	}
 }
+
+// An OTLP receiver that answers 200 but rejects records (partial success) has
+// not taken the batch: it is counted as a failure and sent again.
+func TestOTLPPartialRejectionIsAFailure(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		resp := &collogs.ExportLogsServiceResponse{}
+		if calls.Add(1) == 1 {
+			resp.PartialSuccess = &collogs.ExportLogsPartialSuccess{RejectedLogRecords: 3, ErrorMessage: "over quota"}
+		}
+		b, _ := proto.Marshal(resp)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(b)
+	}))
+	defer srv.Close()
+	l := openLog(t)
+	appendN(t, l, 10)
+	s := &Stream{Name: "otel", Source: l, Sink: &OTLP{URL: srv.URL, Client: srv.Client()}, Cursor: NewCursor(filepath.Join(t.TempDir(), "c")),
+		MinBackoff: 10 * time.Millisecond}
+	run(t, s)
+	eventually(t, 10*time.Second, "the batch delivered on the second try", func() bool { return s.Stats().Lag == 0 })
+	if st := s.Stats(); st.Failures != 1 || calls.Load() != 2 {
+		t.Errorf("stats %+v after %d requests: want the rejected batch counted once and sent again", st, calls.Load())
+	}
+}
