@@ -269,15 +269,8 @@ func BenchmarkReveal(b *testing.B) {
 // opens.
 func TestRotateTheWrappingKey(t *testing.T) {
 	s := newMemStore()
-	key := func(hex string) Wrapper {
-		k, err := secrets.ParseSealKey(strings.Repeat(hex, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
 	ctx := context.Background()
-	old, next := key("01"), key("02")
+	old, next := wrapKey(t, "01"), wrapKey(t, "02")
 	tok, err := New(s, old, nil, testIndex).Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber)
 	if err != nil {
 		t.Fatal(err)
@@ -314,15 +307,8 @@ func TestRotateTheWrappingKey(t *testing.T) {
 // the keys end up under the new key.
 func TestRotateAcrossReplicas(t *testing.T) {
 	s := newMemStore()
-	key := func(hex string) Wrapper {
-		k, err := secrets.ParseSealKey(strings.Repeat(hex, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
 	ctx := context.Background()
-	old, next := key("01"), key("02")
+	old, next := wrapKey(t, "01"), wrapKey(t, "02")
 	tok, err := New(s, old, nil, testIndex).Tokenize(ctx, jana, Format{Kind: KindOpaque}, false, birthNumber)
 	if err != nil {
 		t.Fatal(err)
@@ -356,6 +342,16 @@ func TestRotateAcrossReplicas(t *testing.T) {
 	if got, _, err := New(s, next, nil, testIndex).Reveal(ctx, tok2, other.Subject, other.App); err != nil || got != birthNumber {
 		t.Errorf("after the rotation, under the new key alone: %q, %v", got, err)
 	}
+}
+
+// wrapKey is a wrapping key of 32 bytes of hex.
+func wrapKey(t *testing.T, hex string) Wrapper {
+	t.Helper()
+	k, err := secrets.ParseSealKey(strings.Repeat(hex, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // A token's id is keyed: a format-preserving token has too few values for an
