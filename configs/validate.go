@@ -362,8 +362,11 @@ func (v *validator) auditStream(f string, s *AuditStream, names map[string]bool)
 			v.fail(f+".address", "is required for syslog: host:port of the RFC 5425 (TLS) receiver")
 		}
 	case "http", "otlp":
-		if u, err := url.Parse(s.URL); err != nil || u.Scheme != "https" || u.Host == "" {
-			v.fail(f+".url", "%q is not an https URL: audit records leave only over TLS", s.URL)
+		switch u, err := url.Parse(s.URL); {
+		case err != nil || u.Scheme != "https" || u.Host == "":
+			v.fail(f+".url", "is not an https URL: audit records leave only over TLS")
+		case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+			v.fail(f+".url", "holds user info, a query or a fragment: put a credential in token, a secret reference, not in the URL")
 		}
 	default:
 		v.fail(f+".type", "%q is unknown: use syslog, http or otlp", s.Type)

@@ -3,11 +3,14 @@ package stream
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/consentgate/consentgate/audit"
 )
@@ -62,7 +65,7 @@ func (h *HTTP) Send(ctx context.Context, lines []audit.Line) error {
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %s", h.URL, resp.Status)
+		return fmt.Errorf("%s answered %s", redacted(h.URL), resp.Status)
 	}
 	if h.Format == FormatHEC {
 		var hec struct {
@@ -70,10 +73,31 @@ func (h *HTTP) Send(ctx context.Context, lines []audit.Line) error {
 			Text string `json:"text"`
 		}
 		if json.Unmarshal(answer, &hec) == nil && hec.Code != nil && *hec.Code != 0 {
-			return fmt.Errorf("%s answered HEC code %d (%.100s)", h.URL, *hec.Code, hec.Text)
+			return fmt.Errorf("%s answered HEC code %d (%.100s)", redacted(h.URL), *hec.Code, hec.Text)
 		}
 	}
 	return nil
+}
+
+// NewClient is the HTTP client of the HTTP and OTLP sinks: it follows no
+// redirect, since a redirected POST comes back as a GET whose 200 would
+// acknowledge a batch no receiver took, and a redirect to plain http would
+// carry the token in clear.
+func NewClient(tc *tls.Config) *http.Client {
+	return &http.Client{
+		Timeout:       time.Minute,
+		Transport:     &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// redacted is u without what could be a secret: user info and query.
+func redacted(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "the receiver"
+	}
+	return p.Scheme + "://" + p.Host + p.Path
 }
 
 func (h *HTTP) Close() error {

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -130,7 +132,9 @@ func TestHTTPSinks(t *testing.T) {
 					t.Fatalf("record %d arrived as %s (want seq %d, stored %s)", seq, line, i+1, stored[uint64(i+1)])
 				}
 			}
-			if st := s.Stats(); st.Failures != 2 || st.Delivered != uint64(len(stored)) || st.Lag != 0 {
+			// The receiver has the lines a moment before the sink has its answer.
+			eventually(t, 5*time.Second, "the stream counts everything delivered", func() bool { return s.Stats().Lag == 0 })
+			if st := s.Stats(); st.Failures != 2 || st.Delivered != uint64(len(stored)) {
 				t.Errorf("stats %+v: want the two refused batches counted, everything delivered", st)
 			}
 			if rc.auth[0] != tt.wantAuth {
@@ -163,5 +167,74 @@ func TestOTLPPartialRejectionIsAFailure(t *testing.T) {
 	eventually(t, 10*time.Second, "the batch delivered on the second try", func() bool { return s.Stats().Lag == 0 })
 	if st := s.Stats(); st.Failures != 1 || calls.Load() != 2 {
 		t.Errorf("stats %+v after %d requests: want the rejected batch counted once and sent again", st, calls.Load())
+	}
+}
+
+// A receiver behind something that redirects (a login page, a plain-http
+// hop) has not taken the batch: the sinks' client follows no redirect, so the
+// batch fails and is sent again, and the token never goes to the new place.
+func TestRedirectsAreNotDelivery(t *testing.T) {
+	var plain atomic.Int64
+	insecure := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			plain.Add(1)
+		}
+	}))
+	defer insecure.Close()
+	var posts atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+			code := http.StatusFound
+			if posts.Load()%2 == 0 {
+				code = http.StatusTemporaryRedirect
+			}
+			http.Redirect(w, r, insecure.URL+"/login", code)
+			return
+		}
+		w.Write([]byte("<html>login</html>")) // what a GET after a 302 would get
+	}))
+	defer srv.Close()
+	client := NewClient(srv.Client().Transport.(*http.Transport).TLSClientConfig)
+	l := openLog(t)
+	appendN(t, l, 20)
+	s := &Stream{Name: "splunk", Source: l, Sink: &HTTP{URL: srv.URL, Format: FormatHEC, Token: "s3cr3t-hec", Client: client},
+		Cursor: NewCursor(filepath.Join(t.TempDir(), "c")), MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	run(t, s)
+	eventually(t, 5*time.Second, "a few tries", func() bool { return posts.Load() >= 4 })
+	if st := s.Stats(); st.Acked != 0 || st.Up || st.Failures == 0 {
+		t.Errorf("stats %+v: a redirected batch counted as delivered", st)
+	}
+	if plain.Load() != 0 {
+		t.Error("the token followed a redirect to plain http")
+	}
+}
+
+// A stream that stops (its cursor cannot be kept) shows as down; one whose
+// cursor is past the log's head (audit.db put back from a backup) refuses to
+// run rather than skip the records written under those numbers again.
+func TestStreamStopsVisibly(t *testing.T) {
+	l := openLog(t)
+	appendN(t, l, 5)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	defer srv.Close()
+	dir := t.TempDir()
+	s := &Stream{Name: "a", Source: l, Sink: &HTTP{URL: srv.URL, Client: srv.Client()}, Cursor: NewCursor(filepath.Join(dir, "sub", "c"))}
+	os.WriteFile(filepath.Join(dir, "sub"), []byte("not a directory"), 0o600)
+	if err := s.Run(t.Context()); err == nil || s.Stats().Up {
+		t.Errorf("a stream whose cursor cannot be saved: %v, %+v", err, s.Stats())
+	}
+	ahead := NewCursor(filepath.Join(dir, "ahead"))
+	ahead.Save(l.LogID(), 5000)
+	s = &Stream{Name: "b", Source: l, Sink: &HTTP{URL: srv.URL, Client: srv.Client()}, Cursor: ahead}
+	if err := s.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "past the log's head") {
+		t.Errorf("a cursor past the head: %v", err)
+	}
+}
+
+// An error names the receiver without what could be a credential.
+func TestRedactedURL(t *testing.T) {
+	if got := redacted("https://u:hunter2@siem.test:8088/services/collector?token=qs-secret#x"); got != "https://siem.test:8088/services/collector" {
+		t.Errorf("redacted: %s", got)
 	}
 }

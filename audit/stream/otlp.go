@@ -62,11 +62,11 @@ func (o *OTLP) Send(ctx context.Context, lines []audit.Line) error {
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %s", o.URL, resp.Status)
+		return fmt.Errorf("%s answered %s", redacted(o.URL), resp.Status)
 	}
 	var got collogs.ExportLogsServiceResponse
 	if proto.Unmarshal(answer, &got) == nil && got.GetPartialSuccess().GetRejectedLogRecords() > 0 {
-		return fmt.Errorf("%s rejected %d of %d records (%.100s)", o.URL, got.GetPartialSuccess().GetRejectedLogRecords(),
+		return fmt.Errorf("%s rejected %d of %d records (%.100s)", redacted(o.URL), got.GetPartialSuccess().GetRejectedLogRecords(),
 			len(lines), got.GetPartialSuccess().GetErrorMessage())
 	}
 	return nil

@@ -68,10 +68,17 @@ func (s *Stream) Stats() Stats {
 // cursor cannot be read or written (a delivery failure is retried forever,
 // and shows as lag and failures).
 func (s *Stream) Run(ctx context.Context) error {
+	defer s.up.Store(false) // a stream that stops is down, whatever its last batch did
 	logID := s.Source.LogID()
 	acked, err := s.Cursor.Load(logID)
 	if err != nil {
 		return err
+	}
+	if head := s.Source.Head().Seq; acked > head {
+		// The log was put back from a backup: the records written after it
+		// under the same numbers would be skipped.
+		return fmt.Errorf("audit stream %s: its cursor (%d) is past the log's head (%d): was audit.db restored? "+
+			"Remove %s to send the log again from its first record", s.Name, acked, head, s.Cursor.path)
 	}
 	s.acked.Store(acked)
 	backoff := time.Duration(0)

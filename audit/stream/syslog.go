@@ -54,6 +54,9 @@ func (s *Syslog) Send(ctx context.Context, lines []audit.Line) error {
 	if dl, ok := ctx.Deadline(); ok {
 		s.conn.SetWriteDeadline(dl)
 	}
+	// A stop must not wait for a receiver that does not read.
+	conn := s.conn
+	defer context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Now()) })()
 	if _, err := s.conn.Write(s.frames(lines)); err != nil {
 		s.drop()
 		return err

@@ -2,12 +2,19 @@ package stream
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/internal/rsyslogdev"
 	"github.com/consentgate/consentgate/internal/tier"
 )
@@ -142,4 +149,50 @@ func TestSyslogReceiverAwayUnderLoad(t *testing.T) {
 		t.Errorf("after the outage: %+v", st)
 	}
 	t.Logf("%d records, %d sent twice, outage %s", len(stored), dups, outage)
+}
+
+// A receiver that accepts and never reads: stopping the stream does not wait
+// for the send timeout.
+func TestSyslogStopsPromptlyWhenTheReceiverDoesNotRead(t *testing.T) {
+	ca, err := certs.NewCA(pkix.Name{CommonName: "test"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "127.0.0.1"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake() // and then never a read
+			defer c.Close()
+		}
+	}()
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	// More than any socket buffer holds: the write blocks.
+	big := audit.Line{Seq: 1, Data: []byte(`{"seq":1,"kind":"outcome","time":"2026-12-06T10:00:00Z","error":"` + strings.Repeat("x", 1<<20) + `"}`)}
+	batch := make([]audit.Line, 64)
+	for i := range batch {
+		batch[i] = big
+	}
+	sink := &Syslog{Address: ln.Addr().String(), TLS: &tls.Config{RootCAs: pool}, Hostname: "node-1"}
+	defer sink.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	time.AfterFunc(500*time.Millisecond, cancel)
+	start := time.Now()
+	err = sink.Send(ctx, batch)
+	if took := time.Since(start); err == nil || took > 3*time.Second {
+		t.Errorf("Send to a receiver that does not read: %v after %s; want an error soon after the cancel", err, took)
+	}
 }

@@ -5,10 +5,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/audit/stream"
@@ -57,7 +55,7 @@ func streamSink(ctx context.Context, cfg *configs.Config, p secrets.Provider, l 
 		}
 		token = strings.TrimSpace(t)
 	}
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}}
+	client := stream.NewClient(tc)
 	switch sc.Type {
 	case "syslog":
 		return &stream.Syslog{Address: sc.Address, TLS: tc, Hostname: cfg.Node}, nil
@@ -69,7 +67,8 @@ func streamSink(ctx context.Context, cfg *configs.Config, p secrets.Provider, l 
 }
 
 // runStreams delivers the audit log to every stream until ctx ends; a stream
-// whose cursor cannot be kept stops, says so, and shows as down.
+// whose cursor cannot be kept, or is past the log's head, stops, says so, and
+// shows as down.
 func runStreams(ctx context.Context, streams []*stream.Stream, log *slog.Logger) (wait func()) {
 	done := make(chan struct{}, len(streams))
 	for _, s := range streams {
