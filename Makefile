@@ -156,10 +156,12 @@ bench:
 
 # bench-quick is the comparison issue 16 tracks, in under 4 minutes on 2 cores:
 # 20,000 consents, 64 connections, nginx, go-proxy (Go's own floor), both
-# consentgate audit modes and the tokenizing one (consentgate-tokens: each call
-# tokenizes a birth number); its last line is one JSON object (-json). It is
-# preliminary by design and writes no section to bench/RESULTS.md.
+# consentgate audit modes, the tokenizing one (consentgate-tokens: each call
+# tokenizes a birth number) and the streaming one (consentgate-stream: strict,
+# its audit log streamed to a SIEM, with the stream's lag when the load stops);
+# its last line is one JSON object (-json). It is preliminary by design and
+# writes no section to bench/RESULTS.md.
 bench-quick:
-	$(MAKE) bench BENCH_FLAGS='-targets nginx,go-proxy,consentgate-strict,consentgate-async,consentgate-tokens -levels 64 -consents 20000 \
+	$(MAKE) bench BENCH_FLAGS='-targets nginx,go-proxy,consentgate-strict,consentgate-async,consentgate-tokens,consentgate-stream -levels 64 -consents 20000 \
 		-duration 20s -warmup 5s -open-duration 0 -idle-conns 0 -fsync-samples 200 -results "" -json $(BENCH_FLAGS)'
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -84,6 +85,7 @@ type gateway struct {
 	dir        string
 	gatewayURL string
 	adminURL   string
+	siem       *siemReceiver // consentgate-stream's SIEM; nil otherwise
 }
 
 // startGateway writes the configuration for mode ("strict", "async", or
@@ -108,10 +110,19 @@ func startGateway(s *stack, bin, mode, profileDir string) (*gateway, error) {
 	cfgFile := filepath.Join(dir, "consentgate.yaml")
 	gw := s.pki.Path(gatewayCert)
 	auditMode := mode
-	if mode == "tokens" {
+	if mode == "tokens" || mode == "stream" {
 		auditMode = "strict"
 	}
 	cfg := fmt.Sprintf(gatewayConfig, benchTrustDomain, dir, gw, certs.KeyFile(gw), s.pki.Path(certs.DevRootCert), policies, auditMode)
+	var siem *siemReceiver
+	if mode == "stream" {
+		var err error
+		if siem, err = startSIEM(gw); err != nil {
+			return nil, err
+		}
+		cfg = strings.Replace(cfg, "  mode: strict\n", fmt.Sprintf("  mode: strict\n  streams:\n    - {name: bench-siem, type: http, format: jsonl, url: %q, ca_file: %q}\n",
+			siem.url, s.pki.Path(certs.DevRootCert)), 1)
+	}
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -137,7 +148,7 @@ func startGateway(s *stack, bin, mode, profileDir string) (*gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (see %s)", err, logFile.Name())
 	}
-	g := &gateway{child: c, mode: mode, dir: dir}
+	g := &gateway{child: c, mode: mode, dir: dir, siem: siem}
 	for _, kv := range strings.Fields(c.addr) {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {
@@ -277,6 +288,7 @@ func (g *gateway) target(s *stack, consentIDs []string) *target {
 	return &target{
 		name: "consentgate-" + g.mode, url: g.gatewayURL + "/v/kb" + kbPath, header: h, tls: s.appTLS,
 		pid: g.pid(), check: checkMinimisedBody, audit: g.auditCounters(s), consents: consentIDs,
+		streamLag: g.streamLag(s),
 	}
 }
 
@@ -334,6 +346,63 @@ func (g *gateway) auditCounters(s *stack) func() (records, commits uint64, err e
 	}
 }
 
+// streamLag scrapes consentgate_audit_stream_lag_records; nil without a stream.
+func (g *gateway) streamLag(s *stack) func() (float64, error) {
+	if g.siem == nil {
+		return nil
+	}
+	tr := newTransport(s.auditorTLS, 1)
+	return func() (float64, error) {
+		req, err := http.NewRequest(http.MethodGet, g.adminURL+"/metrics", nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, `consentgate_audit_stream_lag_records{stream="bench-siem"} `); ok {
+				return strconv.ParseFloat(v, 64)
+			}
+		}
+		return 0, fmt.Errorf("/metrics has no lag of the bench-siem stream")
+	}
+}
+
+// siemReceiver is consentgate-stream's SIEM: JSON lines over HTTPS on
+// loopback, counted and discarded, in the benchmark process as a SIEM would be
+// on another machine.
+type siemReceiver struct {
+	url     string
+	srv     *http.Server
+	records atomic.Int64
+}
+
+func startSIEM(certFile string) (*siemReceiver, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, certs.KeyFile(certFile))
+	if err != nil {
+		return nil, err
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		return nil, err
+	}
+	r := &siemReceiver{url: "https://" + ln.Addr().String() + "/siem"}
+	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.records.Add(int64(bytes.Count(body, []byte("\n"))))
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go r.srv.Serve(ln)
+	return r, nil
+}
+
 // writeBenchPolicies writes the shipped policies with their data cut to the
 // vendors the benchmark configures: the gateway checks a policy against its
 // profiles, and refuses one whose data names vendors it has no profile of.
@@ -380,13 +449,22 @@ func writeBenchPolicies(dir string, vendors ...string) error {
 	return os.WriteFile(file, out, 0o600)
 }
 
-// categories are what the benchmark's consents grant: national_id only for
-// the tokens target, since kyc-onboarding tokenizes it (one durable token
-// write per call); the strict and async targets measure the call path
-// without the token vault.
+// categories are what the benchmark's consents grant: national_id and
+// document only for the tokens target, since kyc-onboarding tokenizes the
+// birth number and the document number (durable token writes on every call);
+// the other targets measure the call path without the token vault.
 func (g *gateway) categories() []string {
 	if g.mode == "tokens" {
 		return []string{"identity", "address", "document", "national_id"}
 	}
-	return []string{"identity", "address", "document"}
+	return []string{"identity", "address"}
+}
+
+// stop stops the gateway, then its SIEM.
+func (g *gateway) stop() error {
+	err := g.child.stop()
+	if g.siem != nil {
+		g.siem.srv.Close()
+	}
+	return err
 }

@@ -34,6 +34,9 @@ type target struct {
 	// audit reads consentgate's audit counters (records, group commits);
 	// nil for targets that keep no audit log.
 	audit func() (records, commits uint64, err error)
+	// streamLag reads the audit stream's lag (records written, not yet
+	// acknowledged by the SIEM); nil for targets without a stream.
+	streamLag func() (float64, error)
 	// consents, when more than one, are the end users' consents the calls
 	// take turns under, as calls for many end users do.
 	consents []string
@@ -61,6 +64,11 @@ type loadResult struct {
 	// auditRecords and auditCommits are the audit records and group commits
 	// (fsyncs) consentgate made in the window.
 	auditRecords, auditCommits uint64
+	// streamLag is the audit stream's lag when the load stopped, and
+	// streamDrain how long the SIEM then took to have every record
+	// (consentgate-stream only).
+	streamLag   float64
+	streamDrain time.Duration
 }
 
 func (r loadResult) rps() float64 {

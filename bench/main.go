@@ -55,7 +55,7 @@ type options struct {
 	set          []string // flags given, for the command line shown in the report
 }
 
-var allTargets = []string{"direct", "nginx", "go-proxy", "consentgate-strict", "consentgate-async", "consentgate-tokens"}
+var allTargets = []string{"direct", "nginx", "go-proxy", "consentgate-strict", "consentgate-async", "consentgate-tokens", "consentgate-stream"}
 
 // disturbed is how many cores other processes may keep busy on average
 // before a run counts as disturbed.
@@ -301,12 +301,31 @@ func measure(t *target, o *options, logf func(string, ...any)) *targetResult {
 	tr := &targetResult{name: t.name}
 	for _, c := range o.levels {
 		l := closedLoop(t, c, o.warmup, o.dur)
+		if t.streamLag != nil {
+			l.streamLag, l.streamDrain = drainStream(t)
+			logf("%-19s %4d conns  audit stream: lag %.0f records when the load stopped, all delivered %s later",
+				t.name, c, l.streamLag, l.streamDrain.Round(time.Millisecond))
+		}
 		logf("%-19s %4d conns  %8.0f req/s  p50 %-9s p99 %-9s p99.9 %-9s cpu %.3f s/1k  rss %s  errors %d %s",
 			t.name, c, l.rps(), fmtLatency(l.hist.percentile(50)), fmtLatency(l.hist.percentile(99)),
 			fmtLatency(l.hist.percentile(99.9)), l.cpuPer1k(), fmtMB(l.peakRSS), l.errors, l.firstErr)
 		tr.levels = append(tr.levels, l)
 	}
 	return tr
+}
+
+// drainStream reads the stream's lag as the load stops, then waits (at most a
+// minute) until the SIEM has every record.
+func drainStream(t *target) (lag float64, drain time.Duration) {
+	lag, _ = t.streamLag()
+	start := time.Now()
+	for time.Since(start) < time.Minute {
+		if l, err := t.streamLag(); err == nil && l == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return lag, time.Since(start)
 }
 
 // measureServer is measure for a proxy: first the probe and the idle

@@ -210,6 +210,7 @@ func (r *report) markdown() string {
 	p("\n")
 	r.writeRatios(p)
 	r.writeSaturation(p)
+	r.writeStream(p)
 
 	p("### Physical limit\n\n")
 	f := r.fsync
@@ -264,7 +265,7 @@ func (r *report) writeRatios(p func(string, ...any)) {
 	if r.target("go-proxy") != nil && r.target("nginx") != nil {
 		peers = append(peers, [2]string{"go-proxy", "nginx"})
 	}
-	for _, gw := range []string{"consentgate-strict", "consentgate-async", "consentgate-tokens"} {
+	for _, gw := range []string{"consentgate-strict", "consentgate-async", "consentgate-tokens", "consentgate-stream"} {
 		for _, peer := range []string{"nginx", "go-proxy", "direct"} {
 			if r.target(gw) != nil && r.target(peer) != nil {
 				peers = append(peers, [2]string{gw, peer})
@@ -290,6 +291,23 @@ func (r *report) writeRatios(p func(string, ...any)) {
 			p(" %s | %s |", fmtRatio(ratio(a.rps(), b.rps())), fmtRatio(ratio(a.cpuPer1k(), b.cpuPer1k())))
 		}
 		p("\n")
+	}
+	p("\n")
+}
+
+// writeStream says whether the audit stream kept up: its lag when each load
+// level stopped, and how long the SIEM then took to have every record.
+func (r *report) writeStream(p func(string, ...any)) {
+	t := r.target("consentgate-stream")
+	if t == nil {
+		return
+	}
+	p("### Audit stream\n\nconsentgate-stream is consentgate-strict with its audit log streamed (JSON lines over HTTPS) to a SIEM "+
+		"on loopback. Lag: records committed and not yet acknowledged when the level's load stopped.\n\n")
+	p("| conns | req/s | audit records/s | lag at stop | delivered within |\n| ---: | ---: | ---: | ---: | ---: |\n")
+	for _, l := range t.levels {
+		p("| %d | %.0f | %.0f | %.0f | %s |\n", l.conns, l.rps(), float64(l.auditRecords)/l.duration.Seconds(), l.streamLag,
+			l.streamDrain.Round(time.Millisecond))
 	}
 	p("\n")
 }
