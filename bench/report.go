@@ -302,7 +302,7 @@ func (r *report) writeStream(p func(string, ...any)) {
 	if t == nil {
 		return
 	}
-	p("### Audit stream\n\nconsentgate-stream is consentgate-strict with its audit log streamed (JSON lines over HTTPS) to a SIEM "+
+	p("### Audit stream\n\nconsentgate-stream is consentgate-strict with its audit log streamed (JSON lines over HTTPS) to a SIEM " +
 		"on loopback. Lag: records committed and not yet acknowledged when the level's load stopped.\n\n")
 	p("| conns | req/s | audit records/s | lag at stop | delivered within |\n| ---: | ---: | ---: | ---: | ---: |\n")
 	for _, l := range t.levels {
