@@ -3,8 +3,10 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
@@ -65,37 +67,58 @@ func New(o Options) http.Handler {
 	consents := o.Consents.Handler()
 	mux.Handle("/v1/consents", consents)
 	mux.Handle("/v1/consents/", consents)
-	mux.Handle("GET /v1/policy/status", operators(a.policyStatus))
+	// A route asked with a method it does not take is 405 with Allow, not the
+	// catch-all's 404; the caller must still be proven.
+	allowed := map[string][]string{}
+	handle := func(pattern string, h http.Handler) {
+		method, path, _ := strings.Cut(pattern, " ")
+		mux.Handle(pattern, h)
+		if allowed[path] == nil {
+			mux.Handle(path, identity.Only(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				allow := strings.Join(allowed[path], ", ")
+				w.Header().Set("Allow", allow)
+				refusal.New(http.StatusMethodNotAllowed, refusal.MethodNotAllowed, "Method not allowed",
+					fmt.Sprintf("%s is not allowed here; use %s", r.Method, allow)).Write(w, "")
+			}), identity.RoleApp, identity.RoleAuditor, identity.RoleAdmin))
+		}
+		if method == http.MethodGet {
+			allowed[path] = append(allowed[path], http.MethodGet, http.MethodHead)
+		} else {
+			allowed[path] = append(allowed[path], method)
+		}
+	}
+	handleFunc := func(pattern string, h http.HandlerFunc) { handle(pattern, h) }
+	handle("GET /v1/policy/status", operators(a.policyStatus))
 	if o.Metrics != nil {
-		mux.Handle("GET /metrics", identity.Only(o.Metrics, identity.RoleAuditor, identity.RoleAdmin))
+		handle("GET /metrics", identity.Only(o.Metrics, identity.RoleAuditor, identity.RoleAdmin))
 	}
 	if o.OAuthStart != nil {
-		mux.HandleFunc("GET /v1/oauth/{vendor}/start", o.OAuthStart)
+		handleFunc("GET /v1/oauth/{vendor}/start", o.OAuthStart)
 	}
 	if o.ImportResource != nil {
-		mux.HandleFunc("POST /v1/resources", o.ImportResource)
+		handleFunc("POST /v1/resources", o.ImportResource)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.Handle("GET /v1/audit/head", operators(a.auditHead))
-	mux.Handle("GET /v1/audit/export", operators(a.auditExport))
+	handleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	handleFunc("GET /readyz", a.readyz)
+	handle("GET /v1/audit/head", operators(a.auditHead))
+	handle("GET /v1/audit/export", operators(a.auditExport))
 	if o.SubjectHMAC != nil {
-		mux.Handle("POST /v1/audit/subject-hmac", operators(a.subjectHMAC))
+		handle("POST /v1/audit/subject-hmac", operators(a.subjectHMAC))
 	}
 	if o.Certificates != nil {
-		mux.Handle("GET /v1/certificates", operators(func(w http.ResponseWriter, r *http.Request) {
+		handle("GET /v1/certificates", operators(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "no-store")
 			json.NewEncoder(w).Encode(o.Certificates(r.Context()))
 		}))
 	}
 	if o.Tokens != nil {
-		mux.Handle("POST /v1/tokens/reveal", identity.Only(http.HandlerFunc(a.revealToken), identity.RoleAdmin))
-		mux.Handle("GET /v1/tokens", operators(a.listTokens))
+		handle("POST /v1/tokens/reveal", identity.Only(http.HandlerFunc(a.revealToken), identity.RoleAdmin))
+		handle("GET /v1/tokens", operators(a.listTokens))
 	}
-	mux.Handle("POST /v1/subjects/erase", identity.Only(http.HandlerFunc(a.eraseSubject), identity.RoleAdmin))
-	mux.Handle("GET /v1/audit/tail", operators(a.auditTail))
-	mux.Handle("GET /v1/audit/snapshot", operators(a.auditSnapshot))
+	handle("POST /v1/subjects/erase", identity.Only(http.HandlerFunc(a.eraseSubject), identity.RoleAdmin))
+	handle("GET /v1/audit/tail", operators(a.auditTail))
+	handle("GET /v1/audit/snapshot", operators(a.auditSnapshot))
 	// Any other path or method: not found, but only to a proven caller.
 	mux.Handle("/", identity.Only(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/certificates, /v1/tokens, /v1/tokens/reveal, /v1/subjects/erase, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz").Write(w, "")

@@ -59,6 +59,10 @@ func TestRolesPerRoute(t *testing.T) {
 		{"GET", "/v1/elsewhere", identity.RoleAdmin, 404, refusal.NoRoute},
 		{"GET", "/v1/elsewhere", none, 401, refusal.IdentityRequired},
 		{"DELETE", "/v1/policy/status", none, 401, refusal.IdentityRequired},
+		{"DELETE", "/v1/policy/status", identity.RoleAdmin, 405, refusal.MethodNotAllowed},
+		{"POST", "/v1/audit/export", identity.RoleAuditor, 405, refusal.MethodNotAllowed},
+		{"GET", "/v1/subjects/erase", identity.RoleAdmin, 405, refusal.MethodNotAllowed},
+		{"HEAD", "/v1/audit/head", identity.RoleAuditor, 200, ""},
 		{"POST", "/v1/subjects/erase", identity.RoleApp, 403, refusal.RoleNotAllowed},
 		{"POST", "/v1/subjects/erase", identity.RoleAuditor, 403, refusal.RoleNotAllowed},
 		{"POST", "/v1/subjects/erase", identity.RoleAdmin, 400, refusal.BadRequest}, // no body
@@ -75,6 +79,9 @@ func TestRolesPerRoute(t *testing.T) {
 			}
 			if tc.kind != "" && !strings.Contains(rec.Body.String(), `"type":"`+tc.kind.Type()+`"`) {
 				t.Errorf("body %s, want kind %s", rec.Body, tc.kind)
+			}
+			if allow := rec.Header().Get("Allow"); (tc.status == 405) != (allow != "") || (allow != "" && strings.Contains(allow, tc.method)) {
+				t.Errorf("Allow %q for %s", allow, tc.method)
 			}
 			if id := rec.Header().Get("X-Request-Id"); id == "" || (tc.kind != "" && !strings.Contains(rec.Body.String(), `"request_id":"`+id+`"`)) {
 				t.Errorf("X-Request-Id %q, body %s: every answer carries its request id", id, rec.Body)
