@@ -757,6 +757,10 @@ type Fields struct {
 	Headers  map[string]string `yaml:"headers"`
 	Path     map[string]string `yaml:"path"`
 	Response map[string]string `yaml:"response"`
+	// ResponseHeaders are the vendor's answer headers that reach the app
+	// besides the standard ones (content type, caching, dates, Retry-After,
+	// rate limits): ids and statuses only, so every one is metadata.
+	ResponseHeaders map[string]string `yaml:"response_headers"`
 }
 
 // Categories are the data categories policies speak in.

@@ -223,6 +223,8 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"main.yaml:23: audit.streams[1].name: \"siem\" is used twice"},
 		{"audit stream of no known type", strings.Replace(goodMain, "vendors:\n", "audit:\n  streams:\n    - {name: siem, type: kafka}\nvendors:\n", 1), goodVendor,
 			"main.yaml:22: audit.streams[0].type: \"kafka\" is unknown: use syslog, http or otlp"},
+		{"personal data in a response header", goodMain, strings.Replace(goodVendor, "      response:", "      response_headers:\n        X-Customer-Name: identity\n      response:", 1),
+			"v.yaml:14: operations[0].fields.response_headers.X-Customer-Name: is identity, but a header cannot be minimised"},
 		{"query category", goodMain, strings.Replace(goodVendor, "      response:", "      query:\n        iin: secret\n      response:", 1),
 			"v.yaml:14: operations[0].fields.query.iin: \"secret\" is not a data category"},
 		{"ids created, erasure not said", goodMain, strings.Replace(goodVendor, "        name: identity\n", "        name: identity\n    resources:\n      creates: {name: thing}\n", 1),

@@ -838,6 +838,14 @@ func (v *validator) requestShape(f string, op *Operation) {
 		}
 		v.category(f+".fields.headers."+name, op.Fields.Headers[name])
 	}
+	for _, name := range slices.Sorted(maps.Keys(op.Fields.ResponseHeaders)) {
+		switch {
+		case !tokenRE.MatchString(name):
+			v.fail(f+".fields.response_headers."+name, "%q is not a header name", name)
+		case op.Fields.ResponseHeaders[name] != "metadata":
+			v.fail(f+".fields.response_headers."+name, "is %s, but a header cannot be minimised: only metadata passes in one", op.Fields.ResponseHeaders[name])
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(op.Fields.Path)) {
 		if !strings.Contains(op.Path, "{"+name+"}") {
 			v.fail(f+".fields.path."+name, "%q is not a placeholder of the path %s", name, op.Path)

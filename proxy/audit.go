@@ -147,6 +147,10 @@ func (ex *exchange) asRecord(kind string, shed int64) audit.Record {
 	if len(ex.tokenized) > 0 {
 		r.Detail["tokenized"] = strings.Join(ex.tokenized, ",")
 	}
+	// Counted, not named: a header's name can be someone's data too.
+	if ex.responseHeadersWithheld > 0 {
+		r.Detail["response_headers_withheld"] = strconv.Itoa(ex.responseHeadersWithheld)
+	}
 	return r
 }
 

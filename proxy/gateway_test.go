@@ -81,6 +81,8 @@ func echoUpstream(t testing.TB, s *seen) *httptest.Server {
 		}
 		w.Header().Set("X-Echo-Key", r.Header.Get("Apikey"))
 		w.Header().Set("Set-Cookie", "vendor-session=abc")
+		w.Header().Set("X-Customer-Name", "Jana Nováková")
+		w.Header().Set("X-Ratelimit-Remaining", "99")
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"header": r.Header, "query": r.URL.RawQuery, "body": string(body), "path": r.URL.Path})
 	}))
@@ -221,6 +223,8 @@ operations:
     path: /things/{id}
     fields:
       query: {x: metadata}
+      # Passed, so the test sees an echoed secret scrubbed from a header.
+      response_headers: {X-Echo-Key: metadata}
   - id: echo.create
     method: POST
     path: /sessions/

@@ -72,7 +72,10 @@ type exchange struct {
 	disclosed []string
 	withheld  []string
 	tokenized []string // withheld too: the app got tokens of their values
-	revealed  []string // "<field>=<token id>": tokens whose values went to the vendor
+	// responseHeadersWithheld counts the vendor's own answer headers no
+	// profile let through.
+	responseHeadersWithheld int
+	revealed                []string // "<field>=<token id>": tokens whose values went to the vendor
 	// initiator is "erasure" for the erasure outbox's own calls.
 	initiator string
 	// tenant is set for an operation on the tenant (class: tenant).

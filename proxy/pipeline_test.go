@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -490,4 +491,33 @@ type problem struct {
 	RequestID  string   `json:"request_id"`
 	DecisionID string   `json:"decision_id"`
 	Reasons    []string `json:"reasons"`
+}
+
+// A vendor's own answer headers reach the app only where the operation
+// declares them: one echoing a person's data (X-Customer-Name), or any other
+// nobody declared, is withheld and counted in the outcome record, unnamed;
+// standard headers and rate limits pass.
+func TestVendorResponseHeadersAreMinimised(t *testing.T) {
+	env := newTestEnv(t)
+	resp, _ := do(t, env.client, "POST", env.gatewayURL+"/v/echo/verify", `{"iin":"1"}`, map[string]string{"Content-Type": "application/json"})
+	if resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("Content-Type withheld: %v", resp.Header)
+	}
+	for _, h := range []string{"X-Echo-Key", "X-Customer-Name", "Set-Cookie"} {
+		if v := resp.Header.Get(h); v != "" {
+			t.Errorf("the vendor's %s reached the app: %q", h, v)
+		}
+	}
+	if resp.Header.Get("X-Ratelimit-Remaining") != "99" {
+		t.Errorf("rate limit header withheld: %v", resp.Header)
+	}
+	var out audit.Record
+	for _, r := range env.exportAll(t) {
+		if r.Kind == audit.KindOutcome && r.Operation == "echo.verify" {
+			out = r
+		}
+	}
+	if out.Detail["response_headers_withheld"] != "3" || strings.Contains(fmt.Sprint(out), "Novák") {
+		t.Errorf("outcome record: %v", out.Detail)
+	}
 }

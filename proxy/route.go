@@ -34,6 +34,9 @@ type operation struct {
 	// pathFields are the path placeholders the profile gives a category
 	// (PathField name -> segment index).
 	pathFields map[string]int
+	// responseHeaders are the answer headers the profile lets through, by
+	// canonical name (fields.response_headers).
+	responseHeaders map[string]bool
 	// refs are where a request names vendor ids (resources.go).
 	refs []resourceRef
 	// limits bound a JSON request body's structure (shape.go).
@@ -48,6 +51,10 @@ func compileOperation(op *configs.Operation) *operation {
 	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/"), identifiers: map[string]bool{}, sent: op.SentFields(), refs: compileResources(op)}
 	c.declared = slices.Sorted(maps.Keys(c.sent))
 	c.identifierList = op.Identifiers()
+	c.responseHeaders = map[string]bool{}
+	for name := range op.Fields.ResponseHeaders {
+		c.responseHeaders[http.CanonicalHeaderKey(name)] = true
+	}
 	c.limits = compileLimits(op.Limits)
 	for path, category := range op.Fields.Response {
 		if configs.IdentifierField(path, category) {

@@ -62,9 +62,11 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return fmt.Errorf("%w: %q", ErrUnexpectedEncoding, enc)
 	}
-	// Vendor session cookies belong to consentgate's connection, not to the app.
-	resp.Header.Del("Set-Cookie")
-	resp.Header.Del("Set-Cookie2")
+	// Vendor session cookies belong to consentgate's connection, and the
+	// vendor's own headers to no one the policy named.
+	if n := minimiseResponseHeaders(resp.Header, ob.op); n > 0 {
+		ob.ex.responseHeadersWithheld = n
+	}
 	ob.scrub.header(resp.Header)
 	// What of the app's request data never reached the vendor: the vendor's
 	// answer is about the rest (a verify mode's "verified" above all). Headers
