@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -85,20 +86,29 @@ func TestHTTPSinks(t *testing.T) {
 		}
 		return out
 	}
+	// The OTLP receiver decodes as the OpenTelemetry Collector does (pdata).
 	otlp := func(t *testing.T, body []byte) []string {
-		var req collogs.ExportLogsServiceRequest
-		if err := proto.Unmarshal(body, &req); err != nil {
+		req := plogotlp.NewExportRequest()
+		if err := req.UnmarshalProto(body); err != nil {
 			t.Errorf("OTLP request: %v", err)
 			return nil
 		}
 		var out []string
-		for _, rl := range req.ResourceLogs {
-			for _, sl := range rl.ScopeLogs {
-				for _, lr := range sl.LogRecords {
-					if lr.Attributes[0].Key != "consentgate.audit.seq" || uint64(lr.Attributes[0].Value.GetIntValue()) != seqOf(t, lr.Body.GetStringValue()) {
-						t.Errorf("OTLP record attributes %v", lr.Attributes)
+		rls := req.Logs().ResourceLogs()
+		for i := range rls.Len() {
+			if name, _ := rls.At(i).Resource().Attributes().Get("service.name"); name.Str() != "consentgate" {
+				t.Errorf("service.name %q", name.Str())
+			}
+			sls := rls.At(i).ScopeLogs()
+			for j := range sls.Len() {
+				lrs := sls.At(j).LogRecords()
+				for k := range lrs.Len() {
+					lr := lrs.At(k)
+					seq, _ := lr.Attributes().Get("consentgate.audit.seq")
+					if uint64(seq.Int()) != seqOf(t, lr.Body().Str()) || lr.Timestamp() == 0 {
+						t.Errorf("OTLP record: seq attribute %d, time %v, body %.80s", seq.Int(), lr.Timestamp(), lr.Body().Str())
 					}
-					out = append(out, lr.Body.GetStringValue())
+					out = append(out, lr.Body().Str())
 				}
 			}
 		}
