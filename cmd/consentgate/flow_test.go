@@ -121,6 +121,12 @@ func TestDevBiometricSessionResultAndVideo(t *testing.T) {
 	if len(video) < 1024 {
 		t.Errorf("video of %d bytes", len(video))
 	}
+	// The profile lets the file's name through (the session id), nothing else of
+	// the vendor's own headers.
+	resp, _ := call(t, e.app, "GET", e.gatewayURL()+"/v/biometric/api/v1/liveness/video/download/?session_id="+id, "", under("dev-kyc", "biometric-verification"))
+	if cd := resp.Header.Get("Content-Disposition"); !strings.Contains(cd, id+".mp4") {
+		t.Errorf("Content-Disposition %q", cd)
+	}
 	// A session consentgate never saw created is not asked for (issue 13 §2).
 	before := e.sandboxes.Biometric.Count()
 	resp, body := call(t, e.app, "GET", e.gatewayURL()+"/v/biometric/api/v1/flows/session/result/?session_id=00000000-0000-0000-0000-000000000000", "", under("dev-kyc", "biometric-verification"))
