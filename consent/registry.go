@@ -25,6 +25,9 @@ type Registry struct {
 	hook              func(context.Context, Change) error
 	log               *slog.Logger
 	erasure           atomic.Pointer[ErasurePlan] // nil: none
+	// keysSwept is when expired consents' data keys were last looked for
+	// (shredLapsedKeys), in Unix nanoseconds.
+	keysSwept atomic.Int64
 }
 
 // Open opens (creating, mode 0600) the registry file at path: the embedded store,

@@ -3,6 +3,7 @@ package consent
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/consentgate/consentgate/tokens"
 )
@@ -117,9 +118,20 @@ func (r *Registry) shredLapsed(ctx context.Context, id string) {
 	}
 }
 
+// keySweepEvery is how often shredLapsedKeys looks: the look reads every
+// consent that holds a key, and an expired consent's key is never handed out
+// meanwhile, so once a minute is soon enough.
+const keySweepEvery = time.Minute
+
 // shredLapsedKeys destroys the data keys of consents that expired since the
-// last look, so that they do not wait for someone to ask for them.
+// last look, so that they do not wait for someone to ask for them. It looks at
+// most once per keySweepEvery.
 func (r *Registry) shredLapsedKeys(ctx context.Context) error {
+	now := r.now()
+	if last := r.keysSwept.Load(); last != 0 && now.Sub(time.Unix(0, last)) < keySweepEvery {
+		return nil
+	}
+	r.keysSwept.Store(now.UnixNano())
 	var ids []string
 	if err := r.st.view(ctx, func(tx storeTx) (err error) {
 		ids, err = tx.lapsedDataKeys(r.now())
