@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/identity"
@@ -17,23 +16,16 @@ import (
 // recorded first (subject HMAC and reason): no record, nothing revoked. Each
 // revocation then has its own consent record.
 func (a *api) eraseSubject(w http.ResponseWriter, r *http.Request) {
-	var q struct {
-		Subject string `json:"subject"`
-		Reason  string `json:"reason"`
-	}
-	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&q)
-	q.Reason = strings.TrimSpace(q.Reason)
-	if err != nil || q.Subject == "" || q.Reason == "" || len(q.Reason) > maxReason {
-		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request",
-			`the body is {"subject": "<the app user id>", "reason": "<why, at most 300 characters, no personal data: it is recorded>"}`).Write(w, "")
+	subject, reason, ok := readWithReason(w, r, "subject", "<the app user id>")
+	if !ok {
 		return
 	}
-	h := a.o.Consents.SubjectHMAC(q.Subject)
-	if !a.recorded(w, r, audit.Record{SubjectHMAC: h, Detail: map[string]string{"reason": q.Reason}}, "subject erasure") {
+	h := a.o.Consents.SubjectHMAC(subject)
+	if !a.recorded(w, r, audit.Record{SubjectHMAC: h, Detail: map[string]string{"reason": reason}}, "subject erasure") {
 		return
 	}
 	id, _ := identity.From(r.Context())
-	revoked, err := a.o.Consents.EraseSubject(r.Context(), id.Name, q.Subject)
+	revoked, err := a.o.Consents.EraseSubject(r.Context(), id.Name, subject)
 	ids := make([]string, 0, len(revoked))
 	for _, c := range revoked {
 		ids = append(ids, c.ID)

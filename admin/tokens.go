@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -16,21 +17,29 @@ import (
 // ticket number, recorded in the audit log (so never personal data).
 const maxReason = 300
 
+// readWithReason reads an admin action's body, {"<field>": "...", "reason":
+// "..."}, both required, the reason at most maxReason bytes; on a bad body it
+// answers 400 and returns false. what describes the field's value.
+func readWithReason(w http.ResponseWriter, r *http.Request, field, what string) (value, reason string, ok bool) {
+	var q map[string]string
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&q)
+	value, reason = q[field], strings.TrimSpace(q["reason"])
+	if err != nil || value == "" || reason == "" || len(reason) > maxReason {
+		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request", fmt.Sprintf(
+			`the body is {%q: %q, "reason": "<why, at most %d characters, no personal data: it is recorded>"}`, field, what, maxReason)).Write(w, "")
+		return "", "", false
+	}
+	return value, reason, true
+}
+
 // revealToken serves POST /v1/tokens/reveal (admin role): one token's value,
 // for a person, with a reason. The record comes first: no record, no value.
 func (a *api) revealToken(w http.ResponseWriter, r *http.Request) {
-	var q struct {
-		Token  string `json:"token"`
-		Reason string `json:"reason"`
-	}
-	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&q)
-	q.Reason = strings.TrimSpace(q.Reason)
-	if err != nil || q.Token == "" || q.Reason == "" || len(q.Reason) > maxReason {
-		refusal.New(http.StatusBadRequest, refusal.BadRequest, "Bad request",
-			`the body is {"token": "<token>", "reason": "<why, at most 300 characters, no personal data: it is recorded>"}`).Write(w, "")
+	token, reason, ok := readWithReason(w, r, "token", "<token>")
+	if !ok {
 		return
 	}
-	value, b, err := a.o.Tokens.RevealToAdmin(r.Context(), q.Token)
+	value, b, err := a.o.Tokens.RevealToAdmin(r.Context(), token)
 	switch {
 	case errors.Is(err, tokens.ErrUnknown) || errors.Is(err, tokens.ErrShredded):
 		refusal.New(http.StatusNotFound, refusal.NotFound, "No such token",
@@ -42,7 +51,7 @@ func (a *api) revealToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec := audit.Record{ConsentID: b.ConsentID, SubjectHMAC: b.Subject, Vendor: b.Vendor, Detail: map[string]string{
-		"token_id": a.o.Tokens.ID(q.Token), "field": b.Field, "category": b.Category, "token_app": b.App, "reason": q.Reason}}
+		"token_id": a.o.Tokens.ID(token), "field": b.Field, "category": b.Category, "token_app": b.App, "reason": reason}}
 	if !a.recorded(w, r, rec, "token revealed") {
 		return
 	}
