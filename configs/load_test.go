@@ -221,6 +221,8 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"main.yaml:22: audit.streams[0].url: holds user info, a query or a fragment"},
 		{"audit streams with one name", strings.Replace(goodMain, "vendors:\n", "audit:\n  streams:\n    - {name: siem, type: syslog, address: 'siem:6514'}\n    - {name: siem, type: otlp, url: 'https://otel:4318/v1/logs'}\nvendors:\n", 1), goodVendor,
 			"main.yaml:23: audit.streams[1].name: \"siem\" is used twice"},
+		{"a token a syslog stream would not send", strings.Replace(goodMain, "vendors:\n", "audit:\n  streams:\n    - {name: siem, type: syslog, address: 'siem:6514', token: 'siem#t'}\nvendors:\n", 1), goodVendor,
+			"main.yaml:22: audit.streams[0].token: is for http streams only"},
 		{"audit stream of no known type", strings.Replace(goodMain, "vendors:\n", "audit:\n  streams:\n    - {name: siem, type: kafka}\nvendors:\n", 1), goodVendor,
 			"main.yaml:22: audit.streams[0].type: \"kafka\" is unknown: use syslog, http or otlp"},
 		{"personal data in a response header", goodMain, strings.Replace(goodVendor, "      response:", "      response_headers:\n        X-Customer-Name: identity\n      response:", 1),

@@ -377,7 +377,10 @@ func (v *validator) auditStream(f string, s *AuditStream, names map[string]bool)
 	case s.Type != "http" && s.Format != "":
 		v.fail(f+".format", "is for http streams only")
 	}
-	if s.Token != "" {
+	switch {
+	case s.Token != "" && s.Type != "http":
+		v.fail(f+".token", "is for http streams only: a %s receiver takes a client certificate (cert_file, key_file)", s.Type)
+	case s.Token != "":
 		v.secretRef(f+".token", s.Token)
 	}
 	if (s.CertFile == "") != (s.KeyFile == "") {
