@@ -66,6 +66,13 @@ func startCommand(t *testing.T, args ...string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// A child the test forgot would hold its ports into the next test.
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
 	ready := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -464,16 +465,30 @@ func checkDevAddresses(o devOptions) error {
 	return nil
 }
 
+// handedOut is every port freeLoopbackPort has returned in this process: one
+// process (a test binary above all) asks for several, and two of them the same
+// would leave the second listener unable to bind.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // freeLoopbackPort is a loopback port nothing listened on a moment ago. It is
 // taken below Linux's ephemeral range (32768 up) when one is free there: the
 // ACME solver binds it seconds later, and a port the kernel hands out for
 // ":0" in the meantime (another test, a client socket) would make the CA's
 // validation fail until the order times out.
 func freeLoopbackPort() (int, error) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	for range 64 {
 		port := 20000 + mrand.IntN(12768)
+		if handedOut.ports[port] {
+			continue // free now, but promised to a listener that may not be up yet
+		}
 		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
 			ln.Close()
+			handedOut.ports[port] = true
 			return port, nil
 		}
 	}
