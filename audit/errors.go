@@ -22,6 +22,9 @@ var (
 	ErrCorrupt = errors.New("audit log is corrupt")
 	// ErrNotLog means a file or stream is not an audit log or export of this format.
 	ErrNotLog = errors.New("not a consentgate audit log")
+	// ErrPruned means records asked for have left this node: their segment was
+	// archived and deleted under the retention policy.
+	ErrPruned = errors.New("audit records pruned from this node")
 	// ErrVerify is what every *VerifyError wraps, so callers can test for "the log was
 	// read and does not verify" apart from "the log could not be read".
 	ErrVerify = errors.New("audit log does not verify")
@@ -32,13 +35,19 @@ var (
 type VerifyError struct {
 	Seq    uint64
 	Reason string
+	// File is the segment or file the record is in, when several were verified.
+	File string
 }
 
 func (e *VerifyError) Error() string {
-	if e.Seq == 0 {
-		return fmt.Sprintf("%s: export header: %s", ErrVerify, e.Reason)
+	in := ""
+	if e.File != "" {
+		in = " in " + e.File
 	}
-	return fmt.Sprintf("%s: record %d: %s", ErrVerify, e.Seq, e.Reason)
+	if e.Seq == 0 {
+		return fmt.Sprintf("%s: export header%s: %s", ErrVerify, in, e.Reason)
+	}
+	return fmt.Sprintf("%s: record %d%s: %s", ErrVerify, e.Seq, in, e.Reason)
 }
 
 func (e *VerifyError) Unwrap() error { return ErrVerify }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Filter selects the records an export carries in full. Zero fields select everything;
@@ -55,15 +54,18 @@ const exportFormat = "consentgate-audit-export/1"
 
 // exportHeader is the first line of an export.
 type exportHeader struct {
-	Format     string      `json:"format"`
-	LogID      string      `json:"log_id"`
-	Node       string      `json:"node"`
-	PublicKey  string      `json:"public_key"` // hex of the key's raw bytes
-	Partial    bool        `json:"partial"`
-	Filter     Filter      `json:"filter"`
-	ExportedAt time.Time   `json:"exported_at"`
-	Head       *signedHead `json:"head,omitempty"`
-	Signature  string      `json:"signature,omitempty"` // over signedMessage; none from ExportFile
+	Format     string    `json:"format"`
+	LogID      string    `json:"log_id"`
+	Node       string    `json:"node"`
+	PublicKey  string    `json:"public_key"` // hex of the key's raw bytes
+	Partial    bool      `json:"partial"`
+	Filter     Filter    `json:"filter"`
+	ExportedAt time.Time `json:"exported_at"`
+	// Start is the first record's sequence number when it is not 1: the signed
+	// checkpoint a log whose older segments were pruned continues from.
+	Start     uint64      `json:"start,omitempty"`
+	Head      *signedHead `json:"head,omitempty"`
+	Signature string      `json:"signature,omitempty"` // over signedMessage; none from ExportFile
 }
 
 // signedHead states that the log reached record Seq with hash Hash as of Time. Export
@@ -88,6 +90,9 @@ func (h *exportHeader) encode(withSignature bool) []byte {
 	o.key("filter")
 	o.b = append(o.b, h.Filter.encode()...)
 	o.time("exported_at", h.ExportedAt)
+	if h.Start > 1 {
+		o.uint("start", h.Start)
+	}
 	if hd := h.Head; hd != nil {
 		o.key("head")
 		in := jsonObject{b: o.b}
@@ -130,29 +135,45 @@ func parseHeader(line []byte) (exportHeader, *VerifyError) {
 	return h, nil
 }
 
-// exportSource is a log file and what an export of it needs to know.
+// exportSource is a log, as the files that hold it in log order, and what an export
+// of it needs to know.
 type exportSource struct {
-	db   *bolt.DB
-	meta meta
-	key  crypto.Signer // nil: the header is not signed (ExportFile)
-	now  func() time.Time
+	files []viewFunc
+	meta  meta
+	key   crypto.Signer // nil: the header is not signed (ExportFiles)
+	now   func() time.Time
 }
 
-// Export writes the log as JSONL: a header line, then every record up to the head as
-// of the call, in order, each line exactly as stored. With a filter, records outside it
-// are stubs (seq, kind "elided", prev_hash, hash) and the header says partial. The
-// header, head included, is signed now, so a cut-off export fails Verify.
+// viewFunc runs fn in a read transaction of one file of a log.
+type viewFunc func(fn func(*bolt.Tx) error) error
+
+// Export writes the log as JSONL: a header line, then every record on this node up to
+// the head as of the call (its sealed segments, then the active file), in order, each
+// line exactly as stored. With a filter, records outside it are stubs (seq, kind
+// "elided", prev_hash, hash) and the header says partial. The header, head and start
+// included, is signed now, so a cut-off export fails Verify.
 // Records are read in short transactions, so a large export never holds the file
 // against the writer.
 func (l *Log) Export(ctx context.Context, w io.Writer, f Filter) error {
 	if l.isClosed() {
 		return fmt.Errorf("%w: closed", ErrUnavailable)
 	}
-	err := export(ctx, w, f, exportSource{db: l.db, meta: meta{logID: l.id, node: l.node, pub: l.pub}, key: l.key, now: l.now})
-	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	l.dbMu.RLock()
+	first := l.segFirst
+	segs, err := Segments(l.segDir)
+	l.dbMu.RUnlock()
+	if err != nil {
+		return err
 	}
-	return err
+	var files []viewFunc
+	for _, s := range segs {
+		if s.First < first {
+			files = append(files, func(fn func(*bolt.Tx) error) error { return viewSegment(l.segDir, s.First, fn) })
+		}
+	}
+	// Read where the active file's first record is: after a rotation that is a segment.
+	files = append(files, func(fn func(*bolt.Tx) error) error { return l.viewAt(first, fn) })
+	return export(ctx, w, f, exportSource{files: files, meta: meta{logID: l.id, node: l.node, pub: l.pub}, key: l.key, now: l.now})
 }
 
 // ExportFile exports a log file, opened read-only, as Export does (it fails with
@@ -160,22 +181,40 @@ func (l *Log) Export(ctx context.Context, w io.Writer, f Filter) error {
 // the header is not signed; its head is the last checkpoint's signed statement, and
 // records after that checkpoint are exported but unvouched (Report.Unvouched).
 func ExportFile(ctx context.Context, dbPath string, w io.Writer, f Filter) error {
-	db, err := openReadOnly(dbPath)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	return ExportFiles(ctx, []string{dbPath}, w, f)
+}
+
+// ExportFiles is ExportFile of a log held in several files (Files: its segments and
+// the active file), given in log order.
+func ExportFiles(ctx context.Context, paths []string, w io.Writer, f Filter) error {
+	var files []viewFunc
 	var m meta
-	if err := db.View(func(tx *bolt.Tx) error {
-		m, err = readMeta(tx)
-		return err
-	}); err != nil {
-		return fmt.Errorf("exporting %s: %w", dbPath, err)
+	for _, p := range paths {
+		db, err := openReadOnly(p)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		var fm meta
+		if err := db.View(func(tx *bolt.Tx) error {
+			fm, err = readMeta(tx)
+			return err
+		}); err != nil {
+			return fmt.Errorf("exporting %s: %w", p, err)
+		}
+		if m.logID != "" && fm.logID != m.logID {
+			return fmt.Errorf("exporting %s: %w: a file of another log (%s, not %s)", p, ErrNotLog, fm.logID, m.logID)
+		}
+		m = fm
+		files = append(files, db.View)
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("exporting: %w: no file given", ErrNotLog)
 	}
 	if m.pub.raw == nil {
-		return fmt.Errorf("exporting %s: %w: no public key", dbPath, ErrNotLog)
+		return fmt.Errorf("exporting %s: %w: no public key", paths[len(paths)-1], ErrNotLog)
 	}
-	return export(ctx, w, f, exportSource{db: db, meta: m, now: time.Now})
+	return export(ctx, w, f, exportSource{files: files, meta: m, now: time.Now})
 }
 
 // exportChunk is how many records one read transaction covers. A long read transaction
@@ -214,36 +253,54 @@ func headerOf(f Filter, src exportSource) (exportHeader, []byte, error) {
 		Filter:     f,
 		ExportedAt: src.now().UTC().Round(0),
 	}
-	var lastKey []byte // the head's key: records appended during the export are not in it
-	err := src.db.View(func(tx *bolt.Tx) error {
+	err := src.files[0](func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
 		if b == nil {
 			return ErrNotLog
 		}
-		c := b.Cursor()
-		k, v := c.Last()
-		head := Head{Hash: genesis(h.LogID)}
-		if k != nil {
-			lastKey = bytes.Clone(k)
-			head = Head{Seq: seqOf(k), Hash: lenient(v).Hash}
-		}
-		if src.key != nil {
-			h.Head = &signedHead{Seq: head.Seq, Hash: head.Hash, Time: h.ExportedAt}
-			return nil
-		}
-		for ; k != nil; k, v = c.Prev() {
-			if r := lenient(v); r.Kind == KindCheckpoint {
-				seq, _ := strconv.ParseUint(r.Detail[DetailHeadSeq], 10, 64)
-				h.Head = &signedHead{Seq: seq, Hash: r.Detail[DetailHeadHash], Time: r.Time, Signature: r.Detail[DetailSignature]}
-				return nil
-			}
+		if k, _ := b.Cursor().First(); k != nil {
+			h.Start = seqOf(k)
 		}
 		return nil
 	})
 	if err != nil {
 		return h, nil, fmt.Errorf("exporting audit log: %w", err)
 	}
+	var lastKey []byte // the head's key: records appended during the export are not in it
+	head := Head{Hash: genesis(h.LogID)}
+	for i := len(src.files) - 1; i >= 0 && (h.Head == nil || lastKey == nil); i-- {
+		err := src.files[i](func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketRecords)
+			if b == nil {
+				return ErrNotLog
+			}
+			c := b.Cursor()
+			k, v := c.Last()
+			if k != nil && lastKey == nil {
+				lastKey = bytes.Clone(k)
+				head = Head{Seq: seqOf(k), Hash: lenient(v).Hash}
+			}
+			if src.key != nil {
+				return nil
+			}
+			for ; k != nil; k, v = c.Prev() {
+				if r := lenient(v); r.Kind == KindCheckpoint {
+					seq, _ := strconv.ParseUint(r.Detail[DetailHeadSeq], 10, 64)
+					h.Head = &signedHead{Seq: seq, Hash: r.Detail[DetailHeadHash], Time: r.Time, Signature: r.Detail[DetailSignature]}
+					return nil
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return h, nil, fmt.Errorf("exporting audit log: %w", err)
+		}
+		if src.key != nil {
+			break
+		}
+	}
 	if src.key != nil {
+		h.Head = &signedHead{Seq: head.Seq, Hash: head.Hash, Time: h.ExportedAt}
 		if h.Signature, err = sign(src.key, h.signedMessage()); err != nil {
 			return h, nil, fmt.Errorf("exporting audit log: %w", err)
 		}
@@ -251,40 +308,53 @@ func headerOf(f Filter, src exportSource) (exportHeader, []byte, error) {
 	return h, lastKey, nil
 }
 
-// exportRecords writes every record up to lastKey, a chunk of them per read
-// transaction: a long one would keep the writer from growing the file (bbolt
-// remaps under an exclusive lock).
+// exportRecords writes every record up to lastKey, file after file, a chunk of them
+// per read transaction: a long one would keep the writer from growing the file
+// (bbolt remaps under an exclusive lock). A file after the first starts after the
+// record the one before ended with (the checkpoint both hold).
 func exportRecords(ctx context.Context, bw *bufio.Writer, f Filter, src exportSource, lastKey []byte) error {
 	var lines []byte
-	// from is where the next transaction starts: the key after the last one exported
-	// (appending a zero byte gives the least key greater than it), so even a file with
-	// malformed keys is walked once, in order.
-	from := []byte{}
-	for done := false; !done; {
-		if err := ctx.Err(); err != nil {
-			return err
+	var lastSeq uint64
+	for i, file := range src.files {
+		// from is where the next transaction starts: the key after the last one exported
+		// (appending a zero byte gives the least key greater than it), so even a file with
+		// malformed keys is walked once, in order.
+		from := []byte{}
+		if i > 0 {
+			from = seqKey(lastSeq + 1)
 		}
-		// Lines are copied out of the transaction and written after it ends, so a slow
-		// reader of the export does not hold the transaction open either.
-		lines = lines[:0]
-		err := src.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketRecords).Cursor()
-			n := 0
-			k, v := c.Seek(from)
-			for ; k != nil && n < exportChunk && bytes.Compare(k, lastKey) <= 0; k, v = c.Next() {
-				lines = appendExportLine(lines, v, f)
-				lines = append(lines, '\n')
-				from = append(append(from[:0], k...), 0)
-				n++
+		for fileDone := false; !fileDone; {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			done = k == nil || bytes.Compare(k, lastKey) > 0
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("exporting audit log: %w", err)
-		}
-		if _, err := bw.Write(lines); err != nil {
-			return fmt.Errorf("writing audit export: %w", err)
+			// Lines are copied out of the transaction and written after it ends, so a slow
+			// reader of the export does not hold the transaction open either.
+			lines = lines[:0]
+			end := false
+			err := file(func(tx *bolt.Tx) error {
+				c := tx.Bucket(bucketRecords).Cursor()
+				n := 0
+				k, v := c.Seek(from)
+				for ; k != nil && n < exportChunk && bytes.Compare(k, lastKey) <= 0; k, v = c.Next() {
+					lines = appendExportLine(lines, v, f)
+					lines = append(lines, '\n')
+					from = append(append(from[:0], k...), 0)
+					lastSeq = max(lastSeq, seqOf(k))
+					n++
+				}
+				end = k != nil && bytes.Compare(k, lastKey) > 0
+				fileDone = k == nil || end
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("exporting audit log: %w", err)
+			}
+			if _, err := bw.Write(lines); err != nil {
+				return fmt.Errorf("writing audit export: %w", err)
+			}
+			if end {
+				return nil
+			}
 		}
 	}
 	return nil
@@ -383,11 +453,11 @@ func (lr *lineReader) misplaced(want, found uint64) string {
 	return fmt.Sprintf("gap: record %d is missing (the next is record %d)", want, found)
 }
 
-// ExportReader is ExportFile as a stream to read, for tools that consume an
+// ExportReader is ExportFiles as a stream to read, for tools that consume an
 // export (report, replay) straight from a file; an export error surfaces as the
 // reader's error.
-func ExportReader(ctx context.Context, dbPath string, f Filter) io.ReadCloser {
+func ExportReader(ctx context.Context, paths []string, f Filter) io.ReadCloser {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(ExportFile(ctx, dbPath, pw, f)) }()
+	go func() { pw.CloseWithError(ExportFiles(ctx, paths, pw, f)) }()
 	return pr
 }

@@ -20,14 +20,24 @@ import (
 // Log is an open audit log. It is safe for concurrent use: Append from any number of
 // goroutines; one writer goroutine orders, hashes and commits their records in batches.
 type Log struct {
-	db   *bolt.DB
-	path string
-	id   string
-	node string
-	key  crypto.Signer
-	pub  key
-	log  *slog.Logger
-	now  func() time.Time
+	// dbMu guards db, segFirst against a rotation: readers hold it for reading
+	// while they use the file; the writer, the only one to change them, takes it
+	// to swap the file.
+	dbMu     sync.RWMutex
+	db       *bolt.DB
+	segFirst uint64 // the active file's first record
+	path     string
+	segDir   string
+	segBytes int64
+	segAge   time.Duration
+	size     int64     // the active file's size after the last commit (the writer's alone)
+	segStart time.Time // the time of the active file's first record (the writer's alone)
+	id       string
+	node     string
+	key      crypto.Signer
+	pub      key
+	log      *slog.Logger
+	now      func() time.Time
 
 	strict     bool
 	batchSize  int
@@ -86,7 +96,10 @@ func Open(path string, o Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.path = path
+	l.path, l.segDir = path, SegmentDir(path)
+	if err := recoverRotation(path); err != nil {
+		return nil, fmt.Errorf("opening audit log %s: %w", path, err)
+	}
 	if err := checkLength(path); err != nil {
 		return nil, err
 	}
@@ -132,19 +145,9 @@ func (l *Log) prepare(tx *bolt.Tx) error {
 		if k, _ := tx.Cursor().First(); k != nil {
 			return fmt.Errorf("%w: the file holds other data", ErrNotLog)
 		}
-		for _, name := range [][]byte{bucketRecords, bucketMeta} {
-			if _, err := tx.CreateBucket(name); err != nil {
-				return fmt.Errorf("creating bucket %s: %w", name, err)
-			}
-		}
-		m := tx.Bucket(bucketMeta)
-		for k, v := range map[string]string{
-			string(metaFormat): fileFormat, string(metaLogID): uuid.NewString(), string(metaNode): l.node,
-			string(metaPublicKey): l.pub.hex(), string(metaFingerprint): l.pub.fingerprint(),
-		} {
-			if err := m.Put([]byte(k), []byte(v)); err != nil {
-				return fmt.Errorf("writing log identity: %w", err)
-			}
+		l.id = uuid.NewString()
+		if err := l.writeIdentity(tx); err != nil {
+			return err
 		}
 	}
 	m, err := readMeta(tx)
@@ -158,11 +161,36 @@ func (l *Log) prepare(tx *bolt.Tx) error {
 	return nil
 }
 
+// writeIdentity creates the buckets of a new file and writes the log's identity:
+// a new log's, or the one a rotation continues.
+func (l *Log) writeIdentity(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketRecords, bucketMeta} {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return fmt.Errorf("creating bucket %s: %w", name, err)
+		}
+	}
+	m := tx.Bucket(bucketMeta)
+	for k, v := range map[string]string{
+		string(metaFormat): fileFormat, string(metaLogID): l.id, string(metaNode): l.node,
+		string(metaPublicKey): l.pub.hex(), string(metaFingerprint): l.pub.fingerprint(),
+	} {
+		if err := m.Put([]byte(k), []byte(v)); err != nil {
+			return fmt.Errorf("writing log identity: %w", err)
+		}
+	}
+	return nil
+}
+
 // loadTail finds the head and verifies the records from the last checkpoint on, which
 // is what the writer continues from.
 func (l *Log) loadTail(tx *bolt.Tx) error {
 	l.st = writerState{hash: genesis(l.id)}
+	l.size = tx.Size()
 	c := tx.Bucket(bucketRecords).Cursor()
+	l.segFirst = 1
+	if k, v := c.First(); k != nil {
+		l.segFirst, l.segStart = seqOf(k), lenient(v).Time
+	}
 	start, prev := uint64(1), l.st.hash
 	for k, v := c.Last(); k != nil; k, v = c.Prev() {
 		r, _, err := parseLine(v)
@@ -300,6 +328,11 @@ func (l *Log) Snapshot(w io.Writer) (int64, error) {
 		return 0, fmt.Errorf("%w: closed", ErrUnavailable)
 	}
 	var n int64
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	if l.db == nil {
+		return 0, fmt.Errorf("%w: no active file", ErrUnavailable)
+	}
 	err := l.db.View(func(tx *bolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
@@ -328,6 +361,11 @@ func (l *Log) Close() error {
 	close(l.queue)
 	<-l.done
 	err := l.final
+	l.dbMu.Lock()
+	defer l.dbMu.Unlock()
+	if l.db == nil {
+		return errors.Join(err, fmt.Errorf("%w: no active file", ErrUnavailable))
+	}
 	if cerr := l.db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing audit log %s: %w", l.path, cerr)
 	}

@@ -53,6 +53,11 @@ type Options struct {
 	// ReserveBytes is the free space on the log's file system that only records
 	// of disclosures may use (see InReserve). Zero: 256 MiB; negative: none.
 	ReserveBytes int64
+	// SegmentBytes seals the active file into a segment (see SegmentDir) once it
+	// holds this many bytes; SegmentAge once its first record is this old. Zero:
+	// never.
+	SegmentBytes int64
+	SegmentAge   time.Duration
 }
 
 const (
@@ -83,6 +88,8 @@ func newLog(o Options) (*Log, error) {
 		cpInterval:  o.CheckpointInterval,
 		signTimeout: cmp.Or(o.SignTimeout, defaultSignTimeout),
 		now:         o.Now,
+		segBytes:    o.SegmentBytes,
+		segAge:      o.SegmentAge,
 		log:         o.Logger,
 	}
 	switch o.Mode {

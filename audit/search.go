@@ -12,23 +12,37 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Search calls fn, in log order, with every record of the log file at dbPath (opened
-// read-only) whose SubjectHMAC or one of whose Identifiers equals identifierHMAC, as
-// computed by HMAC with the gateway's key. It stops at fn's first error and returns it.
-// It does not verify the log: run VerifyDB for that.
+// Search calls fn, in log order, with every record of the log at dbPath (its sealed
+// segments, then the file, each opened read-only) whose SubjectHMAC or one of whose
+// Identifiers equals identifierHMAC, as computed by HMAC with the gateway's key. It
+// stops at fn's first error and returns it. It does not verify the log: run
+// VerifyFiles for that.
 func Search(ctx context.Context, dbPath string, identifierHMAC string, fn func(Record) error) error {
 	want, err := searchTerm(identifierHMAC)
 	if err != nil {
 		return err
 	}
-	db, err := openReadOnly(dbPath)
+	paths, err := Files(dbPath)
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if err := searchFile(ctx, p, want, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func searchFile(ctx context.Context, path string, want term, fn func(Record) error) error {
+	db, err := openReadOnly(path)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	return db.View(func(tx *bolt.Tx) error {
 		if _, err := readMeta(tx); err != nil {
-			return fmt.Errorf("searching %s: %w", dbPath, err)
+			return fmt.Errorf("searching %s: %w", path, err)
 		}
 		c := tx.Bucket(bucketRecords).Cursor()
 		n := 0

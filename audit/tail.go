@@ -2,10 +2,13 @@ package audit
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Line is one record as export and streams carry it: its canonical line.
@@ -15,10 +18,12 @@ type Line struct {
 }
 
 // Lines returns up to max records after sequence number after, oldest first,
-// as their export lines: what a stream to a SIEM sends.
+// as their export lines: what a stream to a SIEM sends. Records in a sealed
+// segment come from it, a segment's worth at most per call; records no longer
+// on this node are an error wrapping ErrPruned.
 func (l *Log) Lines(after uint64, max int) ([]Line, error) {
 	var out []Line
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.viewAt(after+1, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
 			out = append(out, Line{Seq: seqOf(k), Data: append([]byte(nil), v...)})
@@ -41,21 +46,54 @@ func (l *Log) Tail(ctx context.Context, w io.Writer, after uint64, max int, wait
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	last := after
-	var lines []byte
-	err := l.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
-		n := 0
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && n < max; k, v = c.Next() {
-			lines = append(append(lines, v...), '\n')
-			last = seqOf(k)
-			n++
-		}
-		return nil
-	})
-	if err != nil {
+	lines, err := l.Lines(after, max)
+	if err != nil || len(lines) == 0 {
 		return after, err
 	}
-	_, err = w.Write(lines)
-	return last, err
+	var b []byte
+	for _, ln := range lines {
+		b = append(append(b, ln.Data...), '\n')
+	}
+	_, err = w.Write(b)
+	return lines[len(lines)-1].Seq, err
+}
+
+// viewAt runs fn in a read transaction of the file that holds record seq: the
+// active one, or a sealed segment.
+func (l *Log) viewAt(seq uint64, fn func(*bolt.Tx) error) error {
+	l.dbMu.RLock()
+	if seq < l.segFirst {
+		l.dbMu.RUnlock()
+		return viewSegment(l.segDir, seq, fn)
+	}
+	defer l.dbMu.RUnlock()
+	if l.db == nil {
+		return fmt.Errorf("%w: no active file", ErrUnavailable)
+	}
+	err := l.db.View(fn)
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// viewSegment runs fn on the sealed segment in dir that holds record seq.
+func viewSegment(dir string, seq uint64, fn func(*bolt.Tx) error) error {
+	segs, err := Segments(dir)
+	if err != nil {
+		return err
+	}
+	// A checkpoint that sealed one segment starts the next: read it there, where
+	// the records after it are too.
+	for i := len(segs) - 1; i >= 0; i-- {
+		if s := segs[i]; s.First <= seq && seq <= s.Last {
+			db, err := openReadOnly(s.Path)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			return db.View(fn)
+		}
+	}
+	return fmt.Errorf("%w: record %d is in no segment on this node", ErrPruned, seq)
 }

@@ -43,6 +43,9 @@ type Report struct {
 	// Head is the last record: its sequence number and hash (the time only if it was
 	// present in full). An auditor can keep it and pass it as an Anchor later.
 	Head Head
+	// Start is the first record verified: 1, or, for a log whose older segments were
+	// archived or deleted, the signed checkpoint it continues from (0: no records).
+	Start uint64
 }
 
 // A VerifyOption makes Verify or VerifyDB stricter.
@@ -72,46 +75,77 @@ func Anchor(h Head) VerifyOption {
 // VerifyDB verifies a log file, opened read-only (it fails with ErrLocked while a
 // gateway has it open: verify a snapshot). Every record must decode to its canonical
 // form, hash to its hash, follow the record before it in sequence and in the chain, and
-// every checkpoint must be signed by pub. The error for a log that fails is a
+// every checkpoint must be signed by pub. A file that starts at a checkpoint after
+// record 1 (a segment, or the active file after a rotation) is verified from that
+// signed statement on (Report.Start). The error for a log that fails is a
 // *VerifyError naming the first bad record. Records after the last checkpoint are
 // counted in Report.Unvouched and fail only with RequireVouched.
 func VerifyDB(path string, pub PublicKey, opts ...VerifyOption) (Report, error) {
+	return VerifyFiles([]string{path}, pub, opts...)
+}
+
+// VerifyFiles verifies a log held in several files, given in log order (Files lists
+// a log's local ones; archived segments go before them): one chain across them,
+// each file continuing the one before from the checkpoint that sealed it. A segment
+// missing between two others, or one that does not continue the chain, is named in
+// the *VerifyError (File).
+func VerifyFiles(paths []string, pub PublicKey, opts ...VerifyOption) (Report, error) {
 	vk, err := keyOf(pub)
 	if err != nil {
 		return Report{}, fmt.Errorf("audit verify: need the log's public key: %w", err)
+	}
+	if len(paths) == 0 {
+		return Report{}, errors.New("audit verify: no file given")
 	}
 	cfg := verifyConfig{}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	var c *chain
+	for _, p := range paths {
+		if err := verifyFile(p, vk, cfg, &c); err != nil {
+			var verr *VerifyError
+			if errors.As(err, &verr) && len(paths) > 1 {
+				verr.File = p
+			}
+			return reportOf(c), err
+		}
+	}
+	if verr := c.finish(); verr != nil {
+		return c.rep, verr
+	}
+	return c.rep, nil
+}
+
+func reportOf(c *chain) Report {
+	if c == nil {
+		return Report{}
+	}
+	return c.rep
+}
+
+// verifyFile adds the records of one file to the chain *c, starting it if nil.
+func verifyFile(path string, vk key, cfg verifyConfig, c **chain) error {
 	db, err := openReadOnly(path)
 	if err != nil {
-		return Report{}, err
+		return err
 	}
 	defer db.Close()
-	var rep Report
-	err = db.View(func(tx *bolt.Tx) error {
+	return db.View(func(tx *bolt.Tx) error {
 		m, err := readMeta(tx)
 		if err != nil {
 			return fmt.Errorf("verifying %s: %w", path, err)
 		}
-		c := newChain(vk, m.logID, cfg)
-		defer func() { rep = c.rep }()
+		if *c == nil {
+			*c = newChain(vk, m.logID, cfg)
+		} else if m.logID != (*c).logID {
+			return &VerifyError{Seq: (*c).next, Reason: fmt.Sprintf("a file of another log (%s, not %s)", m.logID, (*c).logID)}
+		}
 		if m.pub.raw != nil && !bytes.Equal(m.pub.raw, vk.raw) {
-			c.keyHint = fmt.Sprintf(" (the file names another key, fingerprint %s)", m.pub.fingerprint())
+			(*c).keyHint = fmt.Sprintf(" (the file names another key, fingerprint %s)", m.pub.fingerprint())
 		}
-		cur := tx.Bucket(bucketRecords).Cursor()
-		for k, v := cur.First(); k != nil; k, v = cur.Next() {
-			if verr := c.addStored(k, v); verr != nil {
-				return verr
-			}
-		}
-		if verr := c.finish(); verr != nil {
-			return verr
-		}
-		return nil
+		return (*c).addFile(tx)
 	})
-	return rep, err
 }
 
 // Verify verifies an export read from r, as Export and ExportFile write it, against
@@ -164,6 +198,12 @@ func Verify(r io.Reader, pub PublicKey, opts ...VerifyOption) (Report, error) {
 		}
 		if stub && !h.Partial {
 			return c.rep, &VerifyError{Seq: c.next, Reason: "elided record in an export whose header says it is complete"}
+		}
+		if c.rep.Start == 0 && h.Start > 1 {
+			if rec.Seq != h.Start {
+				return c.rep, &VerifyError{Seq: h.Start, Reason: fmt.Sprintf("the export's header says it starts at record %d, but its first record is %d", h.Start, rec.Seq)}
+			}
+			c.begin(&rec)
 		}
 		want := c.next
 		if verr := c.add(&rec, stub, func(found uint64) string { return lr.misplaced(want, found) }); verr != nil {
@@ -250,6 +290,53 @@ func (c *chain) header(h *exportHeader) *VerifyError {
 	return nil
 }
 
+// addFile checks the records of a file in order. A file whose first record is a
+// checkpoint after record 1 continues a sealed segment: the chain starts there, at a
+// statement the key signed, if nothing came before it.
+func (c *chain) addFile(tx *bolt.Tx) error {
+	cur := tx.Bucket(bucketRecords).Cursor()
+	k, v := cur.First()
+	switch at := seqOf(k); {
+	case k == nil:
+	case c.rep.Start == 0 && c.next == 1:
+		if r, stub, err := parseLine(v); err == nil && !stub {
+			c.begin(&r)
+		}
+	case at > c.next:
+		return &VerifyError{Seq: c.next, Reason: fmt.Sprintf("missing segment: records %d to %d are in no file given", c.next, at-1)}
+	case at+1 == c.next && c.repeatsLast(v):
+		k, v = cur.Next() // the checkpoint the segment before ended with
+	case at+1 == c.next:
+		return &VerifyError{Seq: at, Reason: "does not continue the segment before: its first record is not the checkpoint that one ended with"}
+	}
+	for ; k != nil; k, v = cur.Next() {
+		if verr := c.addStored(k, v); verr != nil {
+			return verr
+		}
+	}
+	return nil
+}
+
+// repeatsLast reports whether v is, intact, the record the chain ended with: a
+// segment starts with the checkpoint that sealed the one before it.
+func (c *chain) repeatsLast(v []byte) bool {
+	r, stub, err := parseLine(v)
+	if err != nil || stub || r.Hash != c.prev {
+		return false
+	}
+	prev, ok := decodeHash(r.PrevHash)
+	sum := chainHash(prev, recordBody(nil, &r))
+	return ok && hex.EncodeToString(sum[:]) == r.Hash
+}
+
+// begin starts the chain at r, which must be a checkpoint after record 1 (else the
+// chain starts at genesis as usual, and a missing record 1 is reported as a gap).
+func (c *chain) begin(r *Record) {
+	if r.Seq > 1 && r.Kind == KindCheckpoint {
+		c.next, c.prev = r.Seq, r.PrevHash
+	}
+}
+
 // addStored checks a record of a file, under its bbolt key.
 func (c *chain) addStored(k, v []byte) *VerifyError {
 	if len(k) != 8 {
@@ -330,6 +417,14 @@ func (c *chain) add(r *Record, stub bool, misplaced func(found uint64) string) *
 			c.intents[r.RequestID] = at
 		case r.Kind == KindOutcome:
 			delete(c.intents, r.RequestID)
+		}
+	}
+	if c.rep.Start == 0 {
+		c.rep.Start = at
+		for seq, ms := range c.marks {
+			if seq > 0 && seq < at {
+				return fail("the log starts at signed checkpoint %d, but %s is record %d (history pruned past it)", at, ms[0].what, seq)
+			}
 		}
 	}
 	c.rep.Head = Head{Seq: at, Hash: r.Hash}

@@ -60,10 +60,16 @@ func (l *Log) run() {
 			if l.st.since > 0 {
 				l.commit(nil, true)
 			}
+			if l.rotateDue() {
+				l.rotate()
+			}
 			continue
 		}
 		open := l.gather(&batch, fill)
 		l.commit(batch, false)
+		if l.rotateDue() {
+			l.rotate()
+		}
 		if !open {
 			l.shutdown()
 			return
@@ -155,17 +161,21 @@ func (l *Log) commit(batch []*pending, checkpoint bool) error {
 		release(batch, nil)
 		return cpErr
 	}
-	err := l.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRecords)
-		// Keys only ever grow: full pages instead of bbolt's half-full default.
-		b.FillPercent = 1
-		for _, e := range entries {
-			if err := b.Put(e.key, e.val); err != nil {
-				return err
+	err := l.activeFile()
+	if err == nil {
+		err = l.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketRecords)
+			// Keys only ever grow: full pages instead of bbolt's half-full default.
+			b.FillPercent = 1
+			for _, e := range entries {
+				if err := b.Put(e.key, e.val); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			l.size = tx.Size()
+			return nil
+		})
+	}
 	if err != nil {
 		err = fmt.Errorf("%w: writing records %d to %d: %w", ErrUnavailable, l.st.seq+1, st.seq, err)
 		l.setFailure(err)
@@ -190,6 +200,9 @@ func (l *Log) commit(batch []*pending, checkpoint bool) error {
 				"head_seq", e.cp.Detail[DetailHeadSeq], "head_hash", e.cp.Detail[DetailHeadHash])
 		}
 	}
+	if l.segStart.IsZero() {
+		l.segStart = st.time
+	}
 	l.st = st
 	l.publishHead()
 	for _, e := range entries {
@@ -211,6 +224,17 @@ func (l *Log) commit(batch []*pending, checkpoint bool) error {
 		}
 	}
 	return cpErr
+}
+
+// activeFile makes sure the writer has a file: a rotation that could not open the
+// next one leaves it without, and each commit tries again.
+func (l *Log) activeFile() error {
+	if l.db != nil {
+		return nil
+	}
+	l.dbMu.Lock()
+	defer l.dbMu.Unlock()
+	return l.reopen(nil)
 }
 
 // release answers the batch's callers: err, else why a checkpoint asked for failed.

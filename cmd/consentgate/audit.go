@@ -75,7 +75,11 @@ Exit 0 with a summary, or exit 1 naming the first bad sequence number and why.`,
 			var rep audit.Report
 			switch {
 			case db != "" && export == "":
-				rep, err = audit.VerifyDB(db, pub, opts...)
+				files, ferr := audit.Files(db)
+				if ferr != nil {
+					return ferr
+				}
+				rep, err = audit.VerifyFiles(files, pub, opts...)
 			case export != "" && db == "":
 				f, ferr := os.Open(export)
 				if ferr != nil {
@@ -93,7 +97,7 @@ Exit 0 with a summary, or exit 1 naming the first bad sequence number and why.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&db, "db", "", "audit.db file (not in use by a running gateway)")
+	cmd.Flags().StringVar(&db, "db", "", "audit.db file (not in use by a running gateway); its sealed segments are read too")
 	cmd.Flags().StringVar(&export, "export", "", "export file (JSONL)")
 	cmd.Flags().StringVar(&pubkey, "pubkey", "", "public key PEM (consentgate audit pubkey)")
 	cmd.Flags().BoolVar(&requireVouched, "require-vouched", false, "fail on records after the last signed checkpoint (use on a file the gateway closed cleanly)")
@@ -104,6 +108,9 @@ Exit 0 with a summary, or exit 1 naming the first bad sequence number and why.`,
 
 func printReport(w io.Writer, r audit.Report) {
 	fmt.Fprintf(w, "verified: %d records, %d checkpoints\n", r.Records, r.Checkpoints)
+	if r.Start > 1 {
+		fmt.Fprintf(w, "the chain starts at record %d, a signed checkpoint: the history before it is not in what was verified (pruned or archived)\n", r.Start)
+	}
 	if r.Records > 0 {
 		fmt.Fprintf(w, "from %s to %s\n", r.First.UTC().Format(time.RFC3339Nano), r.Last.UTC().Format(time.RFC3339Nano))
 	}
@@ -184,7 +191,7 @@ stream is for reading (or --format csv); the per-replica exports stay the eviden
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.db, "db", "", "audit.db file (not in use by a running gateway)")
+	fl.StringVar(&f.db, "db", "", "audit.db file (not in use by a running gateway); its sealed segments are read too")
 	fl.StringVar(&f.admin, "admin", "", "admin URL of a running gateway, e.g. https://127.0.0.1:9443")
 	fl.StringVar(&f.cert, "cert", "", "auditor certificate (with --admin)")
 	fl.StringVar(&f.key, "key", "", "auditor key (with --admin)")
@@ -316,7 +323,11 @@ func verifyExportFile(file string, keys map[string]audit.PublicKey) (verifiedExp
 func exportTo(ctx context.Context, f exportFlags, filter audit.Filter, w io.Writer) error {
 	switch {
 	case f.db != "" && f.admin == "":
-		return audit.ExportFile(ctx, f.db, w, filter)
+		files, err := audit.Files(f.db)
+		if err != nil {
+			return err
+		}
+		return audit.ExportFiles(ctx, files, w, filter)
 	case f.admin != "" && f.db == "":
 		return exportFromAdmin(ctx, f, w)
 	default:

@@ -23,7 +23,7 @@ type auditSource struct {
 
 func (s *auditSource) flags(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&s.db, "db", "", "audit.db file (not in use by a running gateway)")
+	fl.StringVar(&s.db, "db", "", "audit.db file (not in use by a running gateway); its sealed segments are read too")
 	fl.StringVar(&s.export, "export", "", "export file (JSONL)")
 	fl.StringVar(&s.pubkey, "pubkey", "", "public key PEM the records must verify with (consentgate audit pubkey)")
 	fl.BoolVar(&s.unverified, "unverified", false, "read records that were not verified, and say so in every result")
@@ -37,10 +37,14 @@ func (s *auditSource) open(ctx context.Context) (io.ReadCloser, error) {
 		return nil, errors.New("give exactly one of --db, --export or --admin")
 	}
 	if s.db != "" {
-		if err := s.verify(func(pub audit.PublicKey) error { _, err := audit.VerifyDB(s.db, pub); return err }); err != nil {
+		files, err := audit.Files(s.db)
+		if err != nil {
 			return nil, err
 		}
-		return audit.ExportReader(ctx, s.db, audit.Filter{}), nil
+		if err := s.verify(func(pub audit.PublicKey) error { _, err := audit.VerifyFiles(files, pub); return err }); err != nil {
+			return nil, err
+		}
+		return audit.ExportReader(ctx, files, audit.Filter{}), nil
 	}
 	var f *os.File
 	var err error

@@ -194,7 +194,7 @@ func TestReliabilityCrashLoop(t *testing.T) {
 		t.Fatalf("after %d SIGKILLs the chain does not verify: %v", rounds, err)
 	}
 	outcomes := map[string]bool{}
-	pr := audit.ExportReader(context.Background(), filepath.Join(dir, "audit.db"), audit.Filter{})
+	pr := audit.ExportReader(context.Background(), []string{filepath.Join(dir, "audit.db")}, audit.Filter{})
 	defer pr.Close()
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
