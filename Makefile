@@ -13,11 +13,11 @@ KUBECONFORM_VERSION := v0.7.0
 KUBE_VERSION := 1.34.2
 SCHEMAS := $(abspath .cache/k8s-schemas/v$(KUBE_VERSION)-standalone-strict)
 
-.PHONY: test test-deps vet fmt-check lint vulncheck chart-check vault build dev dev-vault clean-dev fuzz reliability bench bench-quick opa docs
+.PHONY: s3 test test-deps vet fmt-check lint vulncheck chart-check vault build dev dev-vault clean-dev fuzz reliability bench bench-quick opa docs
 
 # ./cmd/consentgate first: its end-to-end tests are the longest package by far,
 # and started first they overlap with all the others (2 cores).
-test: test-deps vault vet fmt-check lint vulncheck chart-check
+test: test-deps vault s3 vet fmt-check lint vulncheck chart-check
 	$(GO) test -race ./cmd/consentgate ./...
 	$(GO) run ./cmd/consentgate policy check configs/policies
 	$(GO) run ./cmd/consentgate policy test configs/policies
@@ -39,6 +39,13 @@ lint: $(BIN)/staticcheck
 # into .cache/bin/vault from deploy/vault-dev (~11 min cold), then reused.
 vault:
 	@GO=$(GO) deploy/scripts/build-vault.sh
+
+# The S3-compatible store the audit archive tests run (internal/s3dev): the
+# Versity S3 Gateway, Apache 2.0, built once into .cache/bin (about a minute).
+VERSITYGW_VERSION := v1.8.0
+s3: $(BIN)/versitygw
+$(BIN)/versitygw:
+	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

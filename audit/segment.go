@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -258,4 +259,49 @@ func (l *Log) reopen(why error) error {
 	l.size = 0
 	db.View(func(tx *bolt.Tx) error { l.size = tx.Size(); return nil })
 	return why
+}
+
+// Sealed is when the segment was sealed: the time of its last record, the
+// checkpoint that sealed it.
+func (s Segment) Sealed() (time.Time, error) {
+	db, err := openReadOnly(s.Path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer db.Close()
+	var t time.Time
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		if b == nil {
+			return ErrNotLog
+		}
+		k, v := b.Cursor().Last()
+		if k == nil || seqOf(k) != s.Last {
+			return fmt.Errorf("%w: segment %s does not end at record %d", ErrCorrupt, s.Name(), s.Last)
+		}
+		t = lenient(v).Time
+		return nil
+	})
+	return t, err
+}
+
+// FirstSeq is the sequence number of the first record in the log file at path
+// (0: none), opened read-only.
+func FirstSeq(path string) (uint64, error) {
+	db, err := openReadOnly(path)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var seq uint64
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		if b == nil {
+			return ErrNotLog
+		}
+		k, _ := b.Cursor().First()
+		seq = seqOf(k)
+		return nil
+	})
+	return seq, err
 }

@@ -97,6 +97,52 @@ type Audit struct {
 	// Streams deliver every record to SIEMs, at least once and in order, from
 	// a cursor kept in data_dir (docs/siem.md).
 	Streams []AuditStream `yaml:"streams"`
+	// Segment seals the log into a segment file (in audit-segments next to
+	// it) at a size or an age, so that its history can be archived.
+	Segment AuditSegment `yaml:"segment"`
+	// Retention archives sealed segments and deletes them here, and later
+	// from the archive; without it every segment stays on this node.
+	Retention *AuditRetention `yaml:"retention"`
+}
+
+// AuditSegment says when the active audit file is sealed: at MaxBytes
+// (default 1 GiB) or when its first record is MaxAge old (default 24h);
+// -1 (-1s for the age) turns either off.
+type AuditSegment struct {
+	MaxBytes int64    `yaml:"max_bytes"`
+	MaxAge   Duration `yaml:"max_age"`
+}
+
+// AuditRetention keeps sealed segments here for KeepLocal after they were
+// sealed, then copies each to the archive, verifies the copy and deletes it
+// here; the archive keeps it KeepArchive (under object lock where the store
+// has it) and then deletes it. Interval is how often it looks (default 1m).
+type AuditRetention struct {
+	KeepLocal   Duration     `yaml:"keep_local"`
+	KeepArchive Duration     `yaml:"keep_archive"`
+	Interval    Duration     `yaml:"interval"`
+	Archive     AuditArchive `yaml:"archive"`
+}
+
+// AuditArchive is where sealed segments go: a directory (a mounted volume)
+// or an S3-compatible bucket; exactly one.
+type AuditArchive struct {
+	Dir string   `yaml:"dir"`
+	S3  *AuditS3 `yaml:"s3"`
+}
+
+// AuditS3 is a bucket of an S3-compatible store. The keys are secret
+// references; ObjectLock (governance or compliance) locks every object for
+// keep_archive, in a bucket created with object lock enabled.
+type AuditS3 struct {
+	Endpoint   string `yaml:"endpoint"`
+	Region     string `yaml:"region"`
+	Bucket     string `yaml:"bucket"`
+	Prefix     string `yaml:"prefix"`
+	AccessKey  string `yaml:"access_key"`
+	SecretKey  string `yaml:"secret_key"`
+	CAFile     string `yaml:"ca_file"`
+	ObjectLock string `yaml:"object_lock"`
 }
 
 // AuditStream is one SIEM the audit log is delivered to. Type says how:

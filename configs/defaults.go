@@ -70,6 +70,11 @@ func (c *Config) setDefaults() {
 	or(&a.MaxDelay, dur(time.Millisecond))
 	or(&a.CheckpointEvery, 1000)
 	or(&a.CheckpointInterval, dur(10*time.Second))
+	or(&a.Segment.MaxBytes, 1<<30)
+	or(&a.Segment.MaxAge, dur(24*time.Hour))
+	if r := a.Retention; r != nil {
+		or(&r.Interval, dur(time.Minute))
+	}
 	// Tracing is off without an endpoint; its other keys alone are an error.
 	if t := &c.Tracing; t.Endpoint != "" {
 		or(&t.SampleRatio, 1)

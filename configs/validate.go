@@ -344,6 +344,53 @@ func (v *validator) audit(a *Audit) {
 	for i := range a.Streams {
 		v.auditStream(fmt.Sprintf("audit.streams[%d]", i), &a.Streams[i], names)
 	}
+	if a.Segment.MaxBytes != -1 && a.Segment.MaxBytes < 64<<10 {
+		v.fail("audit.segment.max_bytes", "%d: use at least 65536 (64 KiB), or -1 for no size limit", a.Segment.MaxBytes)
+	}
+	if d := a.Segment.MaxAge.Duration; d >= 0 && d < time.Minute {
+		v.fail("audit.segment.max_age", "%s: use at least 1m, or -1s for no age limit", d)
+	}
+	if a.Retention != nil {
+		v.retention(a.Retention)
+	}
+}
+
+func (v *validator) retention(r *AuditRetention) {
+	if r.KeepLocal.Duration < 0 {
+		v.fail("audit.retention.keep_local", "must not be negative")
+	}
+	if r.KeepArchive.Duration <= 0 {
+		v.fail("audit.retention.keep_archive", "is required: how long the archive keeps a segment (say 61320h, seven years)")
+	}
+	if r.Interval.Duration < time.Second {
+		v.fail("audit.retention.interval", "%s: use at least 1s", r.Interval)
+	}
+	switch a := r.Archive; {
+	case (a.Dir == "") == (a.S3 == nil):
+		v.fail("audit.retention.archive", "give exactly one of dir or s3: segments are deleted here only once a copy is verified there")
+	case a.S3 != nil:
+		v.archiveS3(a.S3)
+	}
+}
+
+func (v *validator) archiveS3(s *AuditS3) {
+	const f = "audit.retention.archive.s3"
+	switch u, err := url.Parse(s.Endpoint); {
+	case err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" && u.Path != "/":
+		v.fail(f+".endpoint", "is not an https URL of a store's root: segments leave only over TLS")
+	case u.User != nil || u.RawQuery != "":
+		v.fail(f+".endpoint", "holds user info or a query: the keys are access_key and secret_key, secret references")
+	}
+	if s.Bucket == "" {
+		v.fail(f+".bucket", "is required")
+	}
+	v.secretRef(f+".access_key", s.AccessKey)
+	v.secretRef(f+".secret_key", s.SecretKey)
+	switch s.ObjectLock {
+	case "", "governance", "compliance":
+	default:
+		v.fail(f+".object_lock", "%q is unknown: use governance or compliance, or leave it out", s.ObjectLock)
+	}
 }
 
 var streamNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)

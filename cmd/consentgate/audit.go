@@ -41,12 +41,17 @@ func newAuditCmd() *cobra.Command {
 func newAuditVerifyCmd() *cobra.Command {
 	var db, export, pubkey, anchor string
 	var requireVouched bool
+	var arch archiveFlags
 	cmd := &cobra.Command{
 		Use:   "verify (--db FILE | --export FILE) --pubkey FILE",
 		Short: "Prove the log complete and untouched, or name the first bad record",
 		Long: `Verify the hash chain and the signed checkpoints of an audit log file (the
 gateway stopped, or a snapshot) or of an export, with only the public key.
-Exit 0 with a summary, or exit 1 naming the first bad sequence number and why.`,
+With --db, the sealed segments beside the file are verified with it, as one
+chain; with --archive or --archive-config, the archived ones too. A log whose
+older segments are not given verifies from the signed checkpoint it starts at,
+and says so. Exit 0 with a summary, or exit 1 naming the first bad sequence
+number, the segment it is in, and why.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			raw, err := os.ReadFile(pubkey)
@@ -75,12 +80,16 @@ Exit 0 with a summary, or exit 1 naming the first bad sequence number and why.`,
 			var rep audit.Report
 			switch {
 			case db != "" && export == "":
-				files, ferr := audit.Files(db)
+				files, done, ferr := arch.files(cmd.Context(), db)
 				if ferr != nil {
 					return ferr
 				}
+				defer done()
 				rep, err = audit.VerifyFiles(files, pub, opts...)
 			case export != "" && db == "":
+				if arch.set() {
+					return errNotWithExport
+				}
 				f, ferr := os.Open(export)
 				if ferr != nil {
 					return ferr
@@ -102,6 +111,7 @@ Exit 0 with a summary, or exit 1 naming the first bad sequence number and why.`,
 	cmd.Flags().StringVar(&pubkey, "pubkey", "", "public key PEM (consentgate audit pubkey)")
 	cmd.Flags().BoolVar(&requireVouched, "require-vouched", false, "fail on records after the last signed checkpoint (use on a file the gateway closed cleanly)")
 	cmd.Flags().StringVar(&anchor, "anchor", "", "a head kept earlier (JSON from /v1/audit/head): the log must still contain it, which detects truncation back to a checkpoint")
+	arch.flags(cmd)
 	cmd.MarkFlagRequired("pubkey")
 	return cmd
 }

@@ -19,6 +19,7 @@ type auditSource struct {
 	db, export, pubkey string
 	unverified         bool
 	admin              exportFlags
+	archive            archiveFlags
 }
 
 func (s *auditSource) flags(cmd *cobra.Command) {
@@ -27,6 +28,7 @@ func (s *auditSource) flags(cmd *cobra.Command) {
 	fl.StringVar(&s.export, "export", "", "export file (JSONL)")
 	fl.StringVar(&s.pubkey, "pubkey", "", "public key PEM the records must verify with (consentgate audit pubkey)")
 	fl.BoolVar(&s.unverified, "unverified", false, "read records that were not verified, and say so in every result")
+	s.archive.flags(cmd)
 }
 
 // open verifies the source (a stream from the gateway is first kept in a
@@ -37,14 +39,18 @@ func (s *auditSource) open(ctx context.Context) (io.ReadCloser, error) {
 		return nil, errors.New("give exactly one of --db, --export or --admin")
 	}
 	if s.db != "" {
-		files, err := audit.Files(s.db)
+		files, done, err := s.archive.files(ctx, s.db)
 		if err != nil {
 			return nil, err
 		}
 		if err := s.verify(func(pub audit.PublicKey) error { _, err := audit.VerifyFiles(files, pub); return err }); err != nil {
+			done()
 			return nil, err
 		}
-		return audit.ExportReader(ctx, files, audit.Filter{}), nil
+		return readCloser{audit.ExportReader(ctx, files, audit.Filter{}), done}, nil
+	}
+	if s.archive.set() {
+		return nil, errNotWithExport
 	}
 	var f *os.File
 	var err error
@@ -104,4 +110,16 @@ func (s *auditSource) verify(check func(pub audit.PublicKey) error) error {
 		return fmt.Errorf("the records do not verify, so nothing was read from them: %w (consentgate audit verify says more; --unverified reads them anyway)", err)
 	}
 	return nil
+}
+
+// readCloser runs done once the reader is closed: the fetched archive goes.
+type readCloser struct {
+	io.ReadCloser
+	done func()
+}
+
+func (r readCloser) Close() error {
+	err := r.ReadCloser.Close()
+	r.done()
+	return err
 }

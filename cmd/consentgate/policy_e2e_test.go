@@ -418,7 +418,9 @@ func TestDevReloadedPurposeIsUsableAtOnce(t *testing.T) {
 	if bytes.Equal(bogus, data) {
 		t.Fatal("edit did not apply")
 	}
-	if err := os.WriteFile(file, bogus, 0o600); err != nil {
+	// Replaced whole, as a deploy does: a reload that caught the file half
+	// written would fail for another reason than the one tested.
+	if err := replaceFile(file, bogus); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the refused reload", func() bool { return e.policyStatus(t).ReloadFailures > 0 })
@@ -431,7 +433,7 @@ func TestDevReloadedPurposeIsUsableAtOnce(t *testing.T) {
 	}
 
 	good := bytes.Replace(bogus, []byte("identity: publish"), []byte("identity: keep"), 1)
-	if err := os.WriteFile(file, good, 0o600); err != nil {
+	if err := replaceFile(file, good); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the new revision", func() bool { return e.policyStatus(t).Revision != first })
@@ -472,4 +474,13 @@ func (e *devEnv) placeholdTokens(t *testing.T, resp *http.Response, body []byte)
 		body = bytes.ReplaceAll(body, quoted, []byte(`"<token>"`))
 	}
 	return body
+}
+
+// replaceFile puts data at file in one rename.
+func replaceFile(file string, data []byte) error {
+	tmp := file + ".new"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
 }

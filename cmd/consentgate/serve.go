@@ -27,6 +27,7 @@ import (
 
 	"github.com/consentgate/consentgate/admin"
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/audit/archive"
 	"github.com/consentgate/consentgate/audit/stream"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
@@ -157,6 +158,8 @@ type running struct {
 	profiles *profiles
 	// streams deliver the audit log to SIEMs while the gateway serves.
 	streams []*stream.Stream
+	// retention moves sealed audit segments to the archive; nil: none.
+	retention *archive.Retention
 }
 
 func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, log *slog.Logger) (_ *running, err error) {
@@ -192,6 +195,13 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	}
 	if len(streams) > 0 {
 		reg.MustRegister(stream.Collector(streams))
+	}
+	retention, err := openRetention(ctx, cfg, p, alog, streams, log)
+	if err != nil {
+		return nil, err
+	}
+	if retention != nil {
+		registerRetentionMetrics(reg, retention)
 	}
 	ready := registerSecretMetrics(reg, p)
 	engine, err := openPolicy(ctx, cfg, log, alog, reg)
@@ -259,7 +269,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 		return nil, err
 	}
 	return &running{cfg: cfg, secrets: p, audit: alog, engine: engine, consents: consents, gw: gw, in: in, serving: serving, srv: srv, log: log, tracer: tp,
-		reg: reg, streams: streams}, nil
+		reg: reg, streams: streams, retention: retention}, nil
 }
 
 // inboundTLS is what every listener speaks: the serving certificate (ACME's
@@ -333,7 +343,8 @@ func openAudit(ctx context.Context, cfg *configs.Config, p secrets.Provider, log
 	a := cfg.Audit
 	l, err := audit.Open(cfg.ResolvePath(a.Path), audit.Options{Node: cfg.Node, Mode: a.Mode, BatchSize: a.BatchSize,
 		MaxDelay: a.MaxDelay.Duration, CheckpointEvery: a.CheckpointEvery, CheckpointInterval: a.CheckpointInterval.Duration,
-		ReserveBytes: a.ReserveBytes, SigningKey: key, Logger: log})
+		ReserveBytes: a.ReserveBytes, SigningKey: key, Logger: log,
+		SegmentBytes: max(a.Segment.MaxBytes, 0), SegmentAge: max(a.Segment.MaxAge.Duration, 0)})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
@@ -547,6 +558,14 @@ func (r *running) serve(ctx context.Context) error {
 	defer func() { <-erasing }()
 	// The audit log reaches the SIEMs; the stop waits for the batch in flight.
 	defer runStreams(ctx, r.streams, r.log)()
+	if r.retention != nil {
+		retaining := make(chan struct{})
+		go func() {
+			defer close(retaining)
+			r.retention.Run(ctx, r.cfg.Audit.Retention.Interval.Duration)
+		}()
+		defer func() { <-retaining }()
+	}
 	r.log.Info("consentgate started", "node", r.cfg.Node, "gateway", r.srv.Addr(proxy.ListenGateway), "forward", r.srv.Addr(proxy.ListenForward), "admin", r.srv.Addr(proxy.ListenAdmin),
 		"callbacks", r.srv.Addr(proxy.ListenCallbacks),
 		"vendors", len(r.cfg.Vendors), "policy_revision", r.engine.Revision())

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/audit/archive"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/internal/sandbox"
@@ -113,6 +115,22 @@ func TestReliabilitySoak(t *testing.T) {
 	}
 	gw, fw, admin := freeAddr(t), freeAddr(t), freeAddr(t)
 	dir, file, _ := serveWithSandboxes(t, gw, fw, admin)
+	// The log seals a segment every 64 KiB (a few seconds of this load), and the
+	// retention policy archives each at once: under load, no call may notice.
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, file, strings.Replace(string(data), "audit:\n", `audit:
+  segment:
+    max_bytes: 65536
+  retention:
+    keep_local: 0s
+    keep_archive: 24h
+    interval: 1s
+    archive:
+      dir: archive
+`, 1))
 	cmd := startCommand(t, "serve", "--config", file, "--log-level", "error")
 	defer func() {
 		if cmd.ProcessState == nil {
@@ -175,6 +193,15 @@ func TestReliabilitySoak(t *testing.T) {
 
 	start := time.Now()
 	warmUp, every := length/5, max(length/20, time.Second)
+	defer func() {
+		if !t.Failed() {
+			return
+		}
+		// What the gateway said about its segments, for a failure to explain.
+		if m, err := metricsText(statsClient, "https://"+admin); err == nil {
+			t.Logf("audit metrics:\n%s", grepLines(m, "consentgate_audit_"))
+		}
+	}()
 	var samples []processStats
 	for next := warmUp; next <= length; next += every {
 		time.Sleep(time.Until(start.Add(next)))
@@ -189,6 +216,10 @@ func TestReliabilitySoak(t *testing.T) {
 	cancel()
 	wg.Wait()
 	elapsed := time.Since(start)
+	metrics, err := metricsText(statsClient, "https://"+admin)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// A clean stop, then every intent must have its outcome.
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -205,9 +236,20 @@ func TestReliabilitySoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := audit.VerifyDB(filepath.Join(dir, "audit.db"), pub)
+	// The whole chain, from record 1: the archived segments, then what is here.
+	arch := archive.Dir{Path: filepath.Join(dir, "archive")}
+	files, err := archive.Files(context.Background(), arch, filepath.Join(dir, "audit.db"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.VerifyFiles(files, pub, audit.RequireVouched())
 	if err != nil {
 		t.Fatalf("the audit chain does not verify after the soak: %v", err)
+	}
+	archived, _ := arch.List(context.Background())
+	// The metric was read before the stop; the policy may have archived more since.
+	if n := metricValue(metrics, "consentgate_audit_segments_archived_total"); rep.Start != 1 || len(archived) < 2 || n < 1 || n > float64(len(archived)) {
+		t.Errorf("the chain starts at %d with %d segments archived; the gateway says:\n%s", rep.Start, len(archived), grepLines(metrics, "consentgate_audit_segments"))
 	}
 	if len(rep.Incomplete) != 0 {
 		t.Errorf("%d intents without an outcome after a clean stop, e.g. %s", len(rep.Incomplete), rep.Incomplete[0])
@@ -224,8 +266,8 @@ func TestReliabilitySoak(t *testing.T) {
 	}
 	base, end := samples[0], samples[len(samples)-1]
 	peak := slices.MaxFunc(samples, func(a, b processStats) int { return int(a.rss - b.rss) })
-	t.Logf("soak %s at up to %d calls/s: %d calls (%.1f/s; %s), %d failed, %d audit records",
-		length, rate, total, float64(total)/elapsed.Seconds(), strings.Join(perVendor, ", "), len(failures), rep.Records)
+	t.Logf("soak %s at up to %d calls/s: %d calls (%.1f/s; %s), %d failed, %d audit records, %d segments archived",
+		length, rate, total, float64(total)/elapsed.Seconds(), strings.Join(perVendor, ", "), len(failures), rep.Records, len(archived))
 	t.Logf("after warm-up: %s; end: %s; peak: %s", base, end, peak)
 	if len(failures) > 0 {
 		t.Errorf("%d of %d calls failed, first: %s", len(failures), total+len(failures), failures[0])
@@ -238,6 +280,44 @@ func TestReliabilitySoak(t *testing.T) {
 			t.Errorf("the gateway grew: %s, after warm-up %s", s, base)
 		}
 	}
+}
+
+// metricsText is the gateway's /metrics page.
+func metricsText(c *http.Client, adminURL string) (string, error) {
+	resp, err := c.Get(adminURL + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("/metrics: status %d", resp.StatusCode)
+	}
+	return string(b), err
+}
+
+// grepLines are the lines of s that start with prefix.
+func grepLines(s, prefix string) string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// metricValue is the value of the unlabelled metric name on a /metrics page (-1: absent).
+func metricValue(page, name string) float64 {
+	for line := range strings.Lines(page) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // serveWithSandboxes lays out a `consentgate serve` configuration whose vendor
