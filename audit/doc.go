@@ -29,6 +29,17 @@
 // is the canonical form with prev_hash and hash last; readers refuse any line that is
 // not byte for byte the canonical encoding of what it decodes to.
 //
+// # Segments
+//
+// With SegmentBytes or SegmentAge set, the writer seals the active file when it is
+// that big or its first record that old: it writes a checkpoint, prepares the next
+// file holding that same checkpoint as its first record, and moves the sealed file
+// to SegmentDir as <first>-<last>.db. Every file so verifies alone from a signed
+// statement (Report.Start), consecutive files share one record, and VerifyFiles,
+// ExportFiles and Search read a log's files as one chain and name a missing or
+// altered segment. Readers of the running log (Lines, Tail, Export) find records
+// in sealed segments; package archive moves old segments off the node.
+//
 // # Checkpoints
 //
 // A checkpoint is a record of kind "checkpoint" in the same chain, written after every

@@ -145,6 +145,7 @@ type exportFlags struct {
 	cert, key, cacert          string
 	from, to                   string
 	vendor, app, purpose, cons string
+	archive                    archiveFlags // with db
 }
 
 func (f *exportFlags) filter() (audit.Filter, error) {
@@ -216,6 +217,7 @@ stream is for reading (or --format csv); the per-replica exports stay the eviden
 	fl.StringVar(&f.cons, "consent", "", "only this consent id")
 	fl.BoolVar(&f.merge, "merge", false, "verify the export files given as arguments and merge them by time")
 	fl.StringArrayVar(&f.pubkeys, "pubkey", nil, "with --merge: a replica's public key PEM (repeat for each key)")
+	f.archive.flags(cmd)
 	return cmd
 }
 
@@ -333,11 +335,14 @@ func verifyExportFile(file string, keys map[string]audit.PublicKey) (verifiedExp
 func exportTo(ctx context.Context, f exportFlags, filter audit.Filter, w io.Writer) error {
 	switch {
 	case f.db != "" && f.admin == "":
-		files, err := audit.Files(f.db)
+		files, done, err := f.archive.files(ctx, f.db)
 		if err != nil {
 			return err
 		}
+		defer done()
 		return audit.ExportFiles(ctx, files, w, filter)
+	case f.archive.set():
+		return errNotWithExport
 	case f.admin != "" && f.db == "":
 		return exportFromAdmin(ctx, f, w)
 	default:

@@ -25,7 +25,7 @@ func (a *archiveFlags) flags(cmd *cobra.Command) {
 }
 
 // errNotWithExport refuses the archive flags where they would be ignored.
-var errNotWithExport = errors.New("--archive and --archive-config go with --db: an export holds what it holds")
+var errNotWithExport = errors.New("--archive and --archive-config go with --db: an export or a running gateway holds what it holds")
 
 func (a *archiveFlags) set() bool { return a.dir != "" || a.config != "" }
 

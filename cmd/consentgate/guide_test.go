@@ -54,7 +54,7 @@ func TestAuditorGuideCommands(t *testing.T) {
 
 	runGuide := func(line string) {
 		t.Helper()
-		line = strings.NewReplacer("$DIR", dir, "$CONFIG", cfg, "https://127.0.0.1:9443", e.adminURL()).Replace(line)
+		line = strings.NewReplacer("$DIR", dir, "$CONFIG", cfg, "$ARCHIVE", filepath.Join(work, "archive"), "https://127.0.0.1:9443", e.adminURL()).Replace(line)
 		var redirect string
 		if before, after, ok := strings.Cut(line, " > "); ok {
 			line, redirect = before, strings.TrimSpace(after)
