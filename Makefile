@@ -156,7 +156,7 @@ reliability: vault
 #   make bench BENCH_FLAGS='-duration 2s -levels 1,16 -targets direct,consentgate-strict'
 # (see go run ./bench -h). Run it on an otherwise idle machine.
 BENCH_FLAGS ?=
-bench:
+bench: s3
 	@deploy/scripts/install-nginx.sh
 	$(GO) build -trimpath -o $(BIN)/consentgate-bench ./cmd/consentgate
 	$(GO) run ./bench -consentgate $(BIN)/consentgate-bench $(BENCH_FLAGS)

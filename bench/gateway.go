@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
+	"github.com/consentgate/consentgate/internal/s3dev"
 	"github.com/consentgate/consentgate/secrets"
 	"go.yaml.in/yaml/v3"
 )
@@ -86,6 +88,21 @@ type gateway struct {
 	gatewayURL string
 	adminURL   string
 	siem       *siemReceiver // consentgate-stream's SIEM; nil otherwise
+	store      *s3dev.Server // consentgate-stream's audit archive; nil otherwise
+}
+
+// archiveConfig seals the audit log every 32 MiB and archives each segment to
+// store as soon as the stream has delivered it.
+func archiveConfig(store *s3dev.Server) string {
+	return fmt.Sprintf(`  segment:
+    max_bytes: 33554432
+  retention:
+    keep_local: 0s
+    keep_archive: 24h
+    interval: 1s
+    archive:
+      s3: {endpoint: %q, bucket: %q, prefix: bench, access_key: "consentgate/archive#access_key", secret_key: "consentgate/archive#secret_key", ca_file: %q, object_lock: governance}
+`, store.Endpoint, s3dev.Bucket, store.CAFile)
 }
 
 // startGateway writes the configuration for mode ("strict", "async", or
@@ -104,7 +121,16 @@ func startGateway(s *stack, bin, mode, profileDir string) (*gateway, error) {
 	if err := writeKBProfile(filepath.Join(dir, "vendors", "kb.yaml"), s); err != nil {
 		return nil, err
 	}
-	if err := writeGatewaySecrets(filepath.Join(dir, "secrets.yaml"), s); err != nil {
+	var store *s3dev.Server
+	if mode == "stream" {
+		// The audit log also seals a segment every 32 MiB (every few seconds
+		// at this load) and uploads it at once: calls must not notice.
+		var err error
+		if store, err = s3dev.Start(context.Background(), filepath.Join(dir, "s3")); err != nil {
+			return nil, fmt.Errorf("the archive's S3 store: %w", err)
+		}
+	}
+	if err := writeGatewaySecrets(filepath.Join(dir, "secrets.yaml"), s, store); err != nil {
 		return nil, err
 	}
 	cfgFile := filepath.Join(dir, "consentgate.yaml")
@@ -121,7 +147,7 @@ func startGateway(s *stack, bin, mode, profileDir string) (*gateway, error) {
 			return nil, err
 		}
 		cfg = strings.Replace(cfg, "  mode: strict\n", fmt.Sprintf("  mode: strict\n  streams:\n    - {name: bench-siem, type: http, format: jsonl, url: %q, ca_file: %q}\n",
-			siem.url, s.pki.Path(certs.DevRootCert)), 1)
+			siem.url, s.pki.Path(certs.DevRootCert))+archiveConfig(store), 1)
 	}
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -148,7 +174,7 @@ func startGateway(s *stack, bin, mode, profileDir string) (*gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (see %s)", err, logFile.Name())
 	}
-	g := &gateway{child: c, mode: mode, dir: dir, siem: siem}
+	g := &gateway{child: c, mode: mode, dir: dir, siem: siem, store: store}
 	for _, kv := range strings.Fields(c.addr) {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {
@@ -193,7 +219,7 @@ func writeKBProfile(file string, s *stack) error {
 
 // writeGatewaySecrets writes the file secret store: kb's credentials and
 // company seal, and consentgate's own keys.
-func writeGatewaySecrets(file string, s *stack) error {
+func writeGatewaySecrets(file string, s *stack, store *s3dev.Server) error {
 	seal := s.pki.Path(certs.DevKBCert)
 	certPEM, err := os.ReadFile(seal)
 	if err != nil {
@@ -211,12 +237,16 @@ func writeGatewaySecrets(file string, s *stack) error {
 	if err != nil {
 		return err
 	}
-	return secrets.WriteFile(file, map[string]map[string]string{
+	all := map[string]map[string]string{
 		"vendors/kb": {"api_key": s.apiKey, "access_token": s.token,
 			"client_cert": string(certPEM), "client_key": string(keyPEM)},
 		"consentgate/keys": {"subject_hmac": randomHex(32), "field_hmac": randomHex(32), "token_vault": randomHex(32),
 			"audit_signing": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))},
-	})
+	}
+	if store != nil {
+		all["consentgate/archive"] = map[string]string{"access_key": store.AccessKey, "secret_key": store.SecretKey}
+	}
+	return secrets.WriteFile(file, all)
 }
 
 // grantConsents creates, as the onboarding-web app through the admin API, n
@@ -289,6 +319,7 @@ func (g *gateway) target(s *stack, consentIDs []string) *target {
 		name: "consentgate-" + g.mode, url: g.gatewayURL + "/v/kb" + kbPath, header: h, tls: s.appTLS,
 		pid: g.pid(), check: checkMinimisedBody, audit: g.auditCounters(s), consents: consentIDs,
 		streamLag: g.streamLag(s),
+		archived:  g.archived(s),
 	}
 }
 
@@ -351,6 +382,19 @@ func (g *gateway) streamLag(s *stack) func() (float64, error) {
 	if g.siem == nil {
 		return nil
 	}
+	return g.metric(s, `consentgate_audit_stream_lag_records{stream="bench-siem"}`)
+}
+
+// archived scrapes consentgate_audit_segments_archived_total; nil without an archive.
+func (g *gateway) archived(s *stack) func() (float64, error) {
+	if g.store == nil {
+		return nil
+	}
+	return g.metric(s, "consentgate_audit_segments_archived_total")
+}
+
+// metric reads one sample of the gateway's /metrics, by its name and labels.
+func (g *gateway) metric(s *stack, name string) func() (float64, error) {
 	tr := newTransport(s.auditorTLS, 1)
 	return func() (float64, error) {
 		req, err := http.NewRequest(http.MethodGet, g.adminURL+"/metrics", nil)
@@ -367,11 +411,11 @@ func (g *gateway) streamLag(s *stack) func() (float64, error) {
 			return 0, err
 		}
 		for _, line := range strings.Split(string(raw), "\n") {
-			if v, ok := strings.CutPrefix(line, `consentgate_audit_stream_lag_records{stream="bench-siem"} `); ok {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
 				return strconv.ParseFloat(v, 64)
 			}
 		}
-		return 0, fmt.Errorf("/metrics has no lag of the bench-siem stream")
+		return 0, fmt.Errorf("/metrics has no %s", name)
 	}
 }
 
@@ -465,6 +509,9 @@ func (g *gateway) stop() error {
 	err := g.child.stop()
 	if g.siem != nil {
 		g.siem.srv.Close()
+	}
+	if g.store != nil {
+		g.store.Close()
 	}
 	return err
 }

@@ -37,6 +37,9 @@ type target struct {
 	// streamLag reads the audit stream's lag (records written, not yet
 	// acknowledged by the SIEM); nil for targets without a stream.
 	streamLag func() (float64, error)
+	// archived reads how many audit segments were sealed and archived so
+	// far; nil for targets without an archive.
+	archived func() (float64, error)
 	// consents, when more than one, are the end users' consents the calls
 	// take turns under, as calls for many end users do.
 	consents []string
@@ -69,6 +72,9 @@ type loadResult struct {
 	// (consentgate-stream only).
 	streamLag   float64
 	streamDrain time.Duration
+	// archived counts the audit segments sealed and archived in the window
+	// and the drain after it (consentgate-stream only).
+	archived float64
 }
 
 func (r loadResult) rps() float64 {

@@ -300,11 +300,16 @@ func benchmark(o *options, log io.Writer) (*report, error) {
 func measure(t *target, o *options, logf func(string, ...any)) *targetResult {
 	tr := &targetResult{name: t.name}
 	for _, c := range o.levels {
+		before := archivedSoFar(t)
 		l := closedLoop(t, c, o.warmup, o.dur)
 		if t.streamLag != nil {
 			l.streamLag, l.streamDrain = drainStream(t)
 			logf("%-19s %4d conns  audit stream: lag %.0f records when the load stopped, all delivered %s later",
 				t.name, c, l.streamLag, l.streamDrain.Round(time.Millisecond))
+		}
+		if t.archived != nil {
+			l.archived = archivedSoFar(t) - before
+			logf("%-19s %4d conns  %.0f audit segments sealed and uploaded during the level", t.name, c, l.archived)
 		}
 		logf("%-19s %4d conns  %8.0f req/s  p50 %-9s p99 %-9s p99.9 %-9s cpu %.3f s/1k  rss %s  errors %d %s",
 			t.name, c, l.rps(), fmtLatency(l.hist.percentile(50)), fmtLatency(l.hist.percentile(99)),
@@ -312,6 +317,15 @@ func measure(t *target, o *options, logf func(string, ...any)) *targetResult {
 		tr.levels = append(tr.levels, l)
 	}
 	return tr
+}
+
+// archivedSoFar is the target's count of archived segments (0 without one).
+func archivedSoFar(t *target) float64 {
+	if t.archived == nil {
+		return 0
+	}
+	n, _ := t.archived()
+	return n
 }
 
 // drainStream reads the stream's lag as the load stops, then waits (at most a

@@ -302,12 +302,20 @@ func (r *report) writeStream(p func(string, ...any)) {
 	if t == nil {
 		return
 	}
-	p("### Audit stream\n\nconsentgate-stream is consentgate-strict with its audit log streamed (JSON lines over HTTPS) to a SIEM " +
-		"on loopback. Lag: records committed and not yet acknowledged when the level's load stopped.\n\n")
-	p("| conns | req/s | audit records/s | lag at stop | delivered within |\n| ---: | ---: | ---: | ---: | ---: |\n")
+	p("### Audit stream and archive\n\nconsentgate-stream is consentgate-strict with its audit log streamed (JSON lines over HTTPS) to a SIEM " +
+		"on loopback, sealed into a segment every 32 MiB and each segment uploaded at once to an S3 store (versitygw, object lock) " +
+		"on loopback. Lag: records committed and not yet acknowledged when the level's load stopped. Segments: sealed and uploaded " +
+		"during the level. p99 against consentgate-strict's at the same connections is what streaming, sealing and uploading add.\n\n")
+	p("| conns | req/s | audit records/s | lag at stop | delivered within | segments | p99 | strict p99 |\n" +
+		"| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	strict := r.target("consentgate-strict")
 	for _, l := range t.levels {
-		p("| %d | %.0f | %.0f | %.0f | %s |\n", l.conns, l.rps(), float64(l.auditRecords)/l.duration.Seconds(), l.streamLag,
-			l.streamDrain.Round(time.Millisecond))
+		sp := "–"
+		if sl := level(strict, l.conns); sl != nil {
+			sp = fmtLatency(sl.hist.percentile(99))
+		}
+		p("| %d | %.0f | %.0f | %.0f | %s | %.0f | %s | %s |\n", l.conns, l.rps(), float64(l.auditRecords)/l.duration.Seconds(), l.streamLag,
+			l.streamDrain.Round(time.Millisecond), l.archived, fmtLatency(l.hist.percentile(99)), sp)
 	}
 	p("\n")
 }

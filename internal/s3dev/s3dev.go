@@ -64,6 +64,9 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	s := &Server{AccessKey: "archiver", SecretKey: randomHex(), CAFile: filepath.Join(dir, "ca.pem"), RootCAs: x509.NewCertPool()}
 	cert, key, err := s.writeTLS(dir)
 	if err != nil {
