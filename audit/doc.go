@@ -34,8 +34,11 @@
 // With SegmentBytes or SegmentAge set, the writer seals the active file when it is
 // that big or its first record that old: it writes a checkpoint, prepares the next
 // file holding that same checkpoint as its first record, and moves the sealed file
-// to SegmentDir as <first>-<last>.db. Every file so verifies alone from a signed
-// statement (Report.Start), consecutive files share one record, and VerifyFiles,
+// to SegmentDir as <first>-<last>.db. The sealing checkpoint carries detail seals
+// "true" and signs "consentgate audit seal v1\n" + the rest of the head message,
+// so a chain may start only there, never at an ordinary checkpoint. Every file so
+// verifies alone from a signed statement (Report.Start), consecutive files share
+// one record, and VerifyFiles,
 // ExportFiles and Search read a log's files as one chain and name a missing or
 // altered segment. Readers of the running log (Lines, Tail, Export) find records
 // in sealed segments; package archive moves old segments off the node.

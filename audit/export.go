@@ -168,7 +168,7 @@ func (l *Log) Export(ctx context.Context, w io.Writer, f Filter) error {
 	var files []viewFunc
 	for _, s := range segs {
 		if s.First < first {
-			files = append(files, func(fn func(*bolt.Tx) error) error { return viewSegment(l.segDir, s.First, fn) })
+			files = append(files, func(fn func(*bolt.Tx) error) error { return viewSegment(l.segDir, s.First, first, fn) })
 		}
 	}
 	// Read where the active file's first record is: after a rotation that is a segment.

@@ -26,7 +26,18 @@ type PublicKey = crypto.PublicKey
 // whose hash is hash, as of t. The prefix keeps these signatures from being valid for
 // any other message the key might sign (an export header's differs).
 func headMessage(logID string, seq uint64, hash string, t time.Time) []byte {
-	b := []byte("consentgate audit head v1\n")
+	return signedHeadMessage("consentgate audit head v1\n", logID, seq, hash, t)
+}
+
+// sealMessage is what the checkpoint sealing a segment signs: a head message under
+// its own prefix, so that a chain may start only at a checkpoint the key made to
+// end a segment, never at one of the checkpoints within it.
+func sealMessage(logID string, seq uint64, hash string, t time.Time) []byte {
+	return signedHeadMessage("consentgate audit seal v1\n", logID, seq, hash, t)
+}
+
+func signedHeadMessage(prefix, logID string, seq uint64, hash string, t time.Time) []byte {
+	b := []byte(prefix)
 	b = append(b, logID...)
 	b = append(b, '\n')
 	b = strconv.AppendUint(b, seq, 10)

@@ -60,6 +60,8 @@ type Log struct {
 	signAfter   time.Time // no checkpoint falling due is signed before (the writer's alone)
 	signTimeout time.Duration
 	signing     atomic.Bool // a signature is under way
+	sealing     bool        // the next checkpoint seals the active file (the writer's alone)
+	lastSealed  bool        // the last record written is a sealing checkpoint (the writer's alone)
 
 	reserve reserve
 	head    atomic.Pointer[Head]
@@ -144,6 +146,9 @@ func (l *Log) prepare(tx *bolt.Tx) error {
 	if tx.Bucket(bucketMeta) == nil {
 		if k, _ := tx.Cursor().First(); k != nil {
 			return fmt.Errorf("%w: the file holds other data", ErrNotLog)
+		}
+		if err := checkNotRestart(l.path); err != nil {
+			return err
 		}
 		l.id = uuid.NewString()
 		if err := l.writeIdentity(tx); err != nil {

@@ -28,6 +28,9 @@ const (
 	DetailHeadHash  = "head_hash" // hash of that record
 	DetailLogID     = "log_id"    // the log it belongs to
 	DetailSignature = "signature" // hex Ed25519 signature, see headMessage
+	// DetailSeals is "true" on the checkpoint that seals a segment; its signature
+	// is then over sealMessage, so no other checkpoint can pass for one.
+	DetailSeals = "seals"
 )
 
 // Record is one entry of the log. Append sets Seq, Time, Node, PrevHash and Hash; the

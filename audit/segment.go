@@ -82,10 +82,12 @@ func Files(path string) ([]string, error) {
 	for _, s := range segs {
 		out = append(out, s.Path)
 	}
-	if _, err := os.Stat(path); err == nil || len(out) == 0 {
-		out = append(out, path)
+	if _, err := os.Stat(path); err != nil && len(out) > 0 {
+		// As Open refuses it: leaving it out would lose the newest records unseen.
+		return nil, fmt.Errorf("%w: %s is missing but %s holds sealed segments up to record %d: without it the newest records are not verified",
+			ErrCorrupt, path, SegmentDir(path), segs[len(segs)-1].Last)
 	}
-	return out, nil
+	return append(out, path), nil
 }
 
 func compareUint(a, b uint64) int {
@@ -110,9 +112,19 @@ func recoverRotation(path string) error {
 	next := path + nextSuffix
 	_, errActive := os.Stat(path)
 	_, errNext := os.Stat(next)
+	if errNext == nil && errActive == nil {
+		// The next file goes only if the active one is a log: a rotation that
+		// failed after the move may have left an empty file in its place.
+		valid, err := isLog(path)
+		if err != nil {
+			return err
+		}
+		if valid {
+			return os.Remove(next)
+		}
+		errActive = os.ErrNotExist
+	}
 	switch {
-	case errNext == nil && errActive == nil:
-		return os.Remove(next)
 	case errNext == nil:
 		if err := os.Rename(next, path); err != nil {
 			return fmt.Errorf("finishing the rotation of %s: %w", path, err)
@@ -130,6 +142,31 @@ func recoverRotation(path string) error {
 		}
 	}
 	return nil
+}
+
+// isLog reports whether the file at path is an audit log; an error means it could
+// not tell (another process holds the file).
+func isLog(path string) (bool, error) {
+	db, err := openReadOnly(path)
+	if errors.Is(err, ErrLocked) {
+		return false, err
+	}
+	if err != nil {
+		return false, nil
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error { _, err := readMeta(tx); return err }) == nil, nil
+}
+
+// checkNotRestart refuses to create a new log beside sealed segments: it would start
+// another chain where the old one should continue.
+func checkNotRestart(path string) error {
+	segs, err := Segments(SegmentDir(path))
+	if err != nil || len(segs) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w: %s holds no log but %s holds sealed segments up to record %d: restore the file (a new one would start another chain)",
+		ErrCorrupt, path, SegmentDir(path), segs[len(segs)-1].Last)
 }
 
 func syncDir(dir string) error {
@@ -158,9 +195,9 @@ func (l *Log) rotateDue() bool {
 // writer's alone). A failure leaves the active file in place, logged; the next commit
 // tries again.
 func (l *Log) rotate() {
-	if l.st.since > 0 {
-		if err := l.commit(nil, true); err != nil || l.st.since > 0 {
-			l.log.Warn("audit segment not sealed: its checkpoint was not written; trying again later", "log_id", l.id, "error", fmt.Sprint(err))
+	if !l.lastSeals() {
+		if err := l.commitSeal(); err != nil {
+			l.log.Warn("audit segment not sealed: its checkpoint was not written; trying again later", "log_id", l.id, "error", err.Error())
 			return
 		}
 	}
@@ -175,6 +212,34 @@ func (l *Log) rotate() {
 	}
 	l.log.Info("audit segment sealed", "log_id", l.id, "segment", seg.Path, "first_seq", seg.First, "last_seq", seg.Last)
 }
+
+// commitSeal writes the checkpoint that seals the active file (even right after
+// another checkpoint: only a sealing one may start a segment).
+func (l *Log) commitSeal() error {
+	l.sealing = true
+	defer func() { l.sealing = false }()
+	st := l.st
+	entries, err := l.checkpoint(nil, &st, false)
+	if err != nil {
+		return err
+	}
+	err = l.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRecords).Put(entries[0].key, entries[0].val)
+	})
+	releaseSealBuffer(entries[0].val)
+	if err != nil {
+		return fmt.Errorf("%w: writing the sealing checkpoint: %w", ErrUnavailable, err)
+	}
+	l.st = st
+	l.publishHead()
+	l.checkpoints.Add(1)
+	l.lastSealed = true
+	return nil
+}
+
+// lastSeals reports whether the last record is a sealing checkpoint (a rotation
+// that wrote it and then failed to move the file).
+func (l *Log) lastSeals() bool { return l.lastSealed && l.st.since == 0 }
 
 // moveActive prepares the next file, then moves the active one to seg and the next one
 // into its place. Called with dbMu held.
@@ -248,7 +313,11 @@ func (l *Log) createNext(path string, seq uint64, line []byte) error {
 // failed one (why says what failed, and is returned). Without a file every commit
 // fails, until a later one opens it.
 func (l *Log) reopen(why error) error {
-	db, err := bolt.Open(l.path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	var db *bolt.DB
+	_, err := os.Stat(l.path) // bolt.Open would create a missing file: an empty log
+	if err == nil {
+		db, err = bolt.Open(l.path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	}
 	if err != nil {
 		l.db = nil
 		err = fmt.Errorf("%w: reopening %s: %w", ErrUnavailable, l.path, err)
@@ -275,7 +344,11 @@ func (s Segment) Sealed() (time.Time, error) {
 		if b == nil {
 			return ErrNotLog
 		}
-		k, v := b.Cursor().Last()
+		c := b.Cursor()
+		if k, _ := c.First(); k == nil || seqOf(k) != s.First {
+			return fmt.Errorf("%w: segment %s does not start at record %d", ErrCorrupt, s.Name(), s.First)
+		}
+		k, v := c.Last()
 		if k == nil || seqOf(k) != s.Last {
 			return fmt.Errorf("%w: segment %s does not end at record %d", ErrCorrupt, s.Name(), s.Last)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,5 +266,198 @@ func TestParseSegmentName(t *testing.T) {
 		if _, _, got := ParseSegmentName(name); got != ok {
 			t.Errorf("ParseSegmentName(%q) = %v", name, got)
 		}
+	}
+}
+
+// Cutting a log's front to one of its ordinary checkpoints is tampering, not
+// pruning: a chain may start only at a checkpoint signed as sealing a segment, and
+// a segment must hold the records its name says.
+func TestCutToAnOrdinaryCheckpointFails(t *testing.T) {
+	t.Run("a log that never rotated", func(t *testing.T) {
+		path, pub := closedLog(t, 120, 50) // checkpoints at 51 and 102
+		editRecords(t, path, func(b *bolt.Bucket) error {
+			for s := uint64(1); s < 51; s++ {
+				if err := b.Delete(seqKey(s)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		wantVerifyErrorAt(t, path, pub, 1, "gap")
+	})
+	t.Run("a segment cut at its front", func(t *testing.T) {
+		o := testOptions(t)
+		o.SegmentBytes = 64 << 10
+		o.CheckpointEvery = 10
+		l, path := MustOpen(t, o)
+		appendN(t, l, 300)
+		l.Close()
+		segs, _ := Segments(SegmentDir(path))
+		editRecords(t, segs[0].Path, func(b *bolt.Bucket) error {
+			for s := uint64(1); s < 11; s++ { // record 11 is a checkpoint
+				if err := b.Delete(seqKey(s)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		files, _ := Files(path)
+		_, err := VerifyFiles(files, l.PublicKey())
+		var verr *VerifyError
+		if !errors.As(err, &verr) || verr.File != segs[0].Path || !strings.Contains(verr.Reason, "name says records 1 to") {
+			t.Errorf("the first segment cut to checkpoint 11: %v", err)
+		}
+		renamed := filepath.Join(t.TempDir(), segmentName(11, segs[0].Last))
+		if err := os.Rename(segs[0].Path, renamed); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := VerifyDB(renamed, l.PublicKey()); err == nil {
+			t.Error("a segment cut to an ordinary checkpoint, and renamed to match, verified")
+		}
+	})
+	t.Run("an offline export cut at its front", func(t *testing.T) {
+		path, pub := closedLog(t, 120, 50)
+		var buf bytes.Buffer
+		if err := ExportFiles(context.Background(), []string{path}, &buf, Filter{}); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+		h, verr := parseHeader([]byte(lines[0]))
+		if verr != nil {
+			t.Fatal(verr)
+		}
+		h.Start = 51 // the header of ExportFile is not signed
+		cut := append([]string{string(h.encode(true))}, lines[51:]...)
+		if _, err := Verify(strings.NewReader(joinLines(cut)), pub); err == nil {
+			t.Error("an offline export cut to checkpoint 51 verified")
+		}
+	})
+}
+
+func wantVerifyErrorAt(t *testing.T, path string, pub PublicKey, seq uint64, reason string) {
+	t.Helper()
+	_, err := VerifyDB(path, pub, RequireVouched())
+	var verr *VerifyError
+	if !errors.As(err, &verr) || verr.Seq != seq || !strings.Contains(verr.Reason, reason) {
+		t.Errorf("VerifyDB: %v, want record %d: %s", err, seq, reason)
+	}
+}
+
+// Beside sealed segments, a missing or empty active file is an error for the
+// verifier as for the gateway: never a shorter log, never a new chain.
+func TestActiveFileMissingOrEmptyBesideSegments(t *testing.T) {
+	path, pub, o := segmentedLog(t, 400)
+	if err := os.Rename(path, path+".kept"); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Rename(path+".kept", path)
+	if files, err := Files(path); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Files without the active file: %v, %v", files, err)
+	}
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := Open(path, o); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Open of an empty file beside sealed segments: %v", err)
+		if err == nil {
+			l.Close()
+		}
+	}
+	// A rotation that failed and left an empty file where the active one was, with
+	// the prepared next file beside it: the next file is the continuation.
+	next, err := os.ReadFile(path + ".kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+nextSuffix, next, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path, o)
+	if err != nil {
+		t.Fatalf("Open with an empty active file and the prepared next one: %v", err)
+	}
+	appendN(t, l, 2)
+	l.Close()
+	files, _ := Files(path)
+	if rep, err := VerifyFiles(files, pub, RequireVouched()); err != nil || rep.Start != 1 {
+		t.Errorf("after recovery: %+v, %v", rep, err)
+	}
+	os.Remove(path + ".kept")
+}
+
+// A rotation whose file vanished does not create an empty log in its place.
+func TestReopenDoesNotCreateTheFile(t *testing.T) {
+	l, path := MustOpen(t, testOptions(t))
+	appendN(t, l, 5)
+	l.dbMu.Lock()
+	l.db.Close()
+	if err := os.Rename(path, path+".elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	err := l.reopen(nil)
+	l.dbMu.Unlock()
+	if _, serr := os.Stat(path); err == nil || serr == nil {
+		t.Errorf("reopen of a missing file: %v; the file exists: %v", err, serr == nil)
+	}
+	if _, err := l.Append(context.Background(), sampleRecord(1)); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Append without a file: %v", err)
+	}
+	if err := os.Rename(path+".elsewhere", path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(context.Background(), sampleRecord(2)); err != nil {
+		t.Errorf("Append once the file is back: %v", err)
+	}
+}
+
+// Streams and exports read a log that rotates under them: every record once, in
+// order, and every export verifies.
+func TestReadersDuringRotation(t *testing.T) {
+	o := testOptions(t)
+	o.SegmentBytes = 64 << 10
+	o.CheckpointEvery = 20
+	l, _ := MustOpen(t, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { appendConcurrently(t, l, 4, 150); cancel() })
+	wg.Go(func() {
+		var seq uint64
+		for {
+			lines, err := l.Lines(seq, 37)
+			if err != nil {
+				t.Errorf("Lines(%d): %v", seq, err)
+				return
+			}
+			for _, ln := range lines {
+				if ln.Seq != seq+1 {
+					t.Errorf("Lines after %d gave %d", seq, ln.Seq)
+					return
+				}
+				seq = ln.Seq
+			}
+			if len(lines) == 0 {
+				if ctx.Err() != nil && seq == l.Head().Seq {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			var b bytes.Buffer
+			if err := l.Export(context.Background(), &b, Filter{}); err != nil {
+				t.Errorf("Export: %v", err)
+				return
+			}
+			if _, err := Verify(&b, l.PublicKey()); err != nil {
+				t.Errorf("an export during rotations: %v", err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	if segs, _ := Segments(l.segDir); len(segs) < 3 {
+		t.Errorf("only %d segments sealed: the test did not rotate under its readers", len(segs))
 	}
 }

@@ -62,9 +62,9 @@ func (l *Log) Tail(ctx context.Context, w io.Writer, after uint64, max int, wait
 // active one, or a sealed segment.
 func (l *Log) viewAt(seq uint64, fn func(*bolt.Tx) error) error {
 	l.dbMu.RLock()
-	if seq < l.segFirst {
+	if first := l.segFirst; seq < first {
 		l.dbMu.RUnlock()
-		return viewSegment(l.segDir, seq, fn)
+		return viewSegment(l.segDir, seq, first, fn)
 	}
 	defer l.dbMu.RUnlock()
 	if l.db == nil {
@@ -77,8 +77,9 @@ func (l *Log) viewAt(seq uint64, fn func(*bolt.Tx) error) error {
 	return err
 }
 
-// viewSegment runs fn on the sealed segment in dir that holds record seq.
-func viewSegment(dir string, seq uint64, fn func(*bolt.Tx) error) error {
+// viewSegment runs fn on the sealed segment in dir that holds record seq; active is
+// the active file's first record, the oldest on the node when no segment is.
+func viewSegment(dir string, seq, active uint64, fn func(*bolt.Tx) error) error {
 	segs, err := Segments(dir)
 	if err != nil {
 		return err
@@ -95,5 +96,18 @@ func viewSegment(dir string, seq uint64, fn func(*bolt.Tx) error) error {
 			return db.View(fn)
 		}
 	}
-	return fmt.Errorf("%w: record %d is in no segment on this node", ErrPruned, seq)
+	oldest := active
+	if len(segs) > 0 {
+		oldest = segs[0].First
+	}
+	return &PrunedError{Seq: seq, Oldest: oldest}
 }
+
+// PrunedError says that record Seq has left this node; Oldest is the oldest still on it.
+type PrunedError struct{ Seq, Oldest uint64 }
+
+func (e *PrunedError) Error() string {
+	return fmt.Sprintf("%s: record %d is in no segment on this node (the oldest here is %d; the archive has it)", ErrPruned, e.Seq, e.Oldest)
+}
+
+func (e *PrunedError) Unwrap() error { return ErrPruned }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -144,8 +145,27 @@ func verifyFile(path string, vk key, cfg verifyConfig, c **chain) error {
 		if m.pub.raw != nil && !bytes.Equal(m.pub.raw, vk.raw) {
 			(*c).keyHint = fmt.Sprintf(" (the file names another key, fingerprint %s)", m.pub.fingerprint())
 		}
+		if verr := namedRange(tx, filepath.Base(path)); verr != nil {
+			return verr
+		}
 		return (*c).addFile(tx)
 	})
+}
+
+// namedRange checks a segment's records against its name: a segment cut at either
+// end to one of its checkpoints would otherwise pass for a shorter one.
+func namedRange(tx *bolt.Tx, name string) *VerifyError {
+	first, last, ok := ParseSegmentName(name)
+	if !ok {
+		return nil
+	}
+	c := tx.Bucket(bucketRecords).Cursor()
+	k1, _ := c.First()
+	k2, _ := c.Last()
+	if seqOf(k1) != first || seqOf(k2) != last {
+		return &VerifyError{Seq: first, Reason: fmt.Sprintf("the segment's name says records %d to %d, it holds %d to %d", first, last, seqOf(k1), seqOf(k2))}
+	}
+	return nil
 }
 
 // Verify verifies an export read from r, as Export and ExportFile write it, against
@@ -329,10 +349,11 @@ func (c *chain) repeatsLast(v []byte) bool {
 	return ok && hex.EncodeToString(sum[:]) == r.Hash
 }
 
-// begin starts the chain at r, which must be a checkpoint after record 1 (else the
-// chain starts at genesis as usual, and a missing record 1 is reported as a gap).
+// begin starts the chain at r, which must be a checkpoint after record 1 that sealed
+// a segment (its signature, over sealMessage, is checked as the chain adds it); else
+// the chain starts at genesis as usual, and a missing record 1 is reported as a gap.
 func (c *chain) begin(r *Record) {
-	if r.Seq > 1 && r.Kind == KindCheckpoint {
+	if r.Seq > 1 && r.Kind == KindCheckpoint && r.Detail[DetailSeals] == "true" {
 		c.next, c.prev = r.Seq, r.PrevHash
 	}
 }
@@ -343,6 +364,9 @@ func (c *chain) addStored(k, v []byte) *VerifyError {
 		return &VerifyError{Seq: c.next, Reason: fmt.Sprintf("malformed key %x after record %d", k, c.next-1)}
 	}
 	at := binary.BigEndian.Uint64(k)
+	if at < c.next {
+		return &VerifyError{Seq: c.next, Reason: fmt.Sprintf("reordered: sequence number %d stored after record %d", at, c.next-1)}
+	}
 	if at > c.next {
 		return &VerifyError{Seq: c.next, Reason: fmt.Sprintf("gap: no record stored under sequence number %d (the next is %d)", c.next, at)}
 	}
@@ -449,7 +473,10 @@ func (c *chain) checkpoint(r *Record) string {
 		return fmt.Sprintf("checkpoint's head_hash is not the hash of record %d", at-1)
 	case d[DetailLogID] != c.logID:
 		return fmt.Sprintf("checkpoint of another log (%q)", d[DetailLogID])
-	case !c.pub.verify(headMessage(c.logID, at-1, r.PrevHash, r.Time), d[DetailSignature]):
+	case d[DetailSeals] != "" && d[DetailSeals] != "true":
+		return fmt.Sprintf("checkpoint's seals is %q", d[DetailSeals])
+	case d[DetailSeals] == "" && !c.pub.verify(headMessage(c.logID, at-1, r.PrevHash, r.Time), d[DetailSignature]),
+		d[DetailSeals] == "true" && !c.pub.verify(sealMessage(c.logID, at-1, r.PrevHash, r.Time), d[DetailSignature]):
 		return "bad checkpoint signature: not made by the given public key (forged checkpoint, or another key)" + c.keyHint
 	}
 	return ""

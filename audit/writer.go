@@ -57,11 +57,11 @@ func (l *Log) run() {
 			l.coming.Add(-1)
 			batch = append(batch, p)
 		case <-tick.C:
-			if l.st.since > 0 {
-				l.commit(nil, true)
-			}
+			// A rotation due writes its own, sealing, checkpoint.
 			if l.rotateDue() {
 				l.rotate()
+			} else if l.st.since > 0 {
+				l.commit(nil, true)
 			}
 			continue
 		}
@@ -203,6 +203,7 @@ func (l *Log) commit(batch []*pending, checkpoint bool) error {
 	if l.segStart.IsZero() {
 		l.segStart = st.time
 	}
+	l.lastSealed = false
 	l.st = st
 	l.publishHead()
 	for _, e := range entries {
@@ -297,7 +298,11 @@ func (l *Log) checkpoint(entries []entry, st *writerState, auto bool) ([]entry, 
 	if auto && t.Before(l.signAfter) {
 		return entries, nil
 	}
-	sig, err := l.signHead(headMessage(l.id, st.seq, st.hash, t))
+	msg := headMessage(l.id, st.seq, st.hash, t)
+	if l.sealing {
+		msg = sealMessage(l.id, st.seq, st.hash, t)
+	}
+	sig, err := l.signHead(msg)
 	if err != nil {
 		l.unsigned.Add(1)
 		l.signAfter = l.now().Add(signRetry) // from when the failure returned
@@ -311,6 +316,9 @@ func (l *Log) checkpoint(entries []entry, st *writerState, auto bool) ([]entry, 
 		DetailLogID:     l.id,
 		DetailSignature: sig,
 	}}
+	if l.sealing {
+		cp.Detail[DetailSeals] = "true"
+	}
 	e := l.seal(cp, st, t)
 	st.since = 0
 	e.cp = cp

@@ -65,7 +65,7 @@ func (d Dir) List(context.Context) ([]Object, error) {
 	}
 	var out []Object
 	for _, e := range entries {
-		if _, _, ok := audit.ParseSegmentName(e.Name()); !ok {
+		if !isSegment(e.Name()) {
 			continue
 		}
 		info, err := e.Info()
@@ -91,4 +91,9 @@ func syncDir(dir string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+func isSegment(name string) bool {
+	_, _, ok := audit.ParseSegmentName(name)
+	return ok
 }

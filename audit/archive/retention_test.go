@@ -16,6 +16,7 @@ import (
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/internal/s3dev"
 	"github.com/consentgate/consentgate/internal/tier"
+	"github.com/minio/minio-go/v7"
 )
 
 var hmacKey = []byte("0123456789abcdef0123456789abcdef")
@@ -278,5 +279,68 @@ func TestRetentionExpiresTheArchive(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An archive that is the segment directory itself (or a link to it) would read
+// each segment back as its own copy and delete the only one: refused.
+func TestRetentionRefusesTheSegmentDirAsArchive(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	path, pub := sealedLog(t, clk, 300)
+	segs, _ := audit.Segments(audit.SegmentDir(path))
+	link := filepath.Join(t.TempDir(), "archive")
+	if err := os.Symlink(audit.SegmentDir(path), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{audit.SegmentDir(path), link} {
+		r := &Retention{SegmentDir: audit.SegmentDir(path), Store: Dir{Path: dir}, PublicKey: pub, KeepArchive: time.Hour, Now: clk.Now}
+		if err := r.Once(context.Background()); err == nil || !strings.Contains(err.Error(), "is where the segments are") {
+			t.Errorf("archive %s: %v", dir, err)
+		}
+		if left, _ := audit.Segments(audit.SegmentDir(path)); len(left) != len(segs) {
+			t.Fatalf("archive %s: %d of %d segments left", dir, len(left), len(segs))
+		}
+	}
+}
+
+// The archive lists and expires its segments only: other objects in the bucket
+// are not its to delete.
+func TestS3ExpiresOnlySegments(t *testing.T) {
+	tier.Needs(t, "the S3 store (versitygw, built by make s3)")
+	ctx := context.Background()
+	srv, err := s3dev.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"README.txt", "reports/q3.csv"} {
+		if _, err := c.PutObject(ctx, s3dev.Bucket, name, strings.NewReader("not audit"), 9, minio.PutObjectOptions{SendContentMd5: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := NewS3(S3Options{Endpoint: srv.Endpoint, Bucket: s3dev.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, RootCAs: srv.RootCAs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Now()}
+	path, pub := sealedLog(t, clk, 150)
+	r := &Retention{SegmentDir: audit.SegmentDir(path), Store: s, PublicKey: pub, KeepArchive: time.Minute, Now: clk.Now}
+	if err := r.Once(ctx); err != nil || r.Stats().Archived == 0 {
+		t.Fatalf("%+v, %v", r.Stats(), err)
+	}
+	clk.add(time.Hour)
+	if err := r.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for o := range c.ListObjects(ctx, s3dev.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+		left = append(left, o.Key)
+	}
+	if r.Stats().Expired != r.Stats().Archived || strings.Join(left, ",") != "README.txt,reports/q3.csv" {
+		t.Errorf("after expiry: %+v, the bucket holds %q", r.Stats(), left)
 	}
 }

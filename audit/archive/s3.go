@@ -129,7 +129,8 @@ func (s *S3) List(ctx context.Context) ([]Object, error) {
 		if o.Err != nil {
 			return nil, fmt.Errorf("listing %s: %w", s, o.Err)
 		}
-		if name := strings.TrimPrefix(o.Key, prefix); !strings.Contains(name, "/") {
+		// Only segments: whatever else shares the bucket is not the archive's to expire.
+		if name := strings.TrimPrefix(o.Key, prefix); isSegment(name) {
 			out = append(out, Object{Name: name, Size: o.Size, Stored: o.LastModified})
 		}
 	}

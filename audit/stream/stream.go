@@ -3,6 +3,7 @@ package stream
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -84,8 +85,23 @@ func (s *Stream) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		lines, err := s.Source.Lines(acked, cmp.Or(s.Batch, 500))
-		if err != nil {
-			return fmt.Errorf("audit stream %s: reading the log: %w", s.Name, err)
+		var pruned *audit.PrunedError
+		switch {
+		case errors.As(err, &pruned) && pruned.Oldest > acked+1:
+			// Only a stream added after its records were archived gets here: the
+			// retention policy keeps what a configured stream has not delivered.
+			s.log().Warn("audit stream: records it never delivered have been archived and left this node; it goes on from the oldest here",
+				"stream", s.Name, "from_seq", acked+1, "to_seq", pruned.Oldest-1)
+			acked = pruned.Oldest - 1
+			s.acked.Store(acked)
+			continue
+		case err != nil:
+			// A file being swapped, a disk error: tried again, shown as a failure.
+			s.failures.Add(1)
+			s.up.Store(false)
+			s.log().Warn("audit stream: reading the log failed; trying again", "stream", s.Name, "after_seq", acked, "error", err.Error())
+			wait(ctx, cmp.Or(s.MinBackoff, 500*time.Millisecond))
+			continue
 		}
 		if len(lines) == 0 {
 			wait(ctx, cmp.Or(s.Poll, 200*time.Millisecond))

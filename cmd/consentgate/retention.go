@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +49,11 @@ func openRetention(ctx context.Context, cfg *configs.Config, p secrets.Provider,
 func archiveStore(ctx context.Context, cfg *configs.Config, p secrets.Provider) (archive.Store, error) {
 	a := cfg.Audit.Retention.Archive
 	if a.S3 == nil {
-		return archive.Dir{Path: cfg.ResolvePath(a.Dir)}, nil
+		dir, segs := filepath.Clean(cfg.ResolvePath(a.Dir)), audit.SegmentDir(cfg.ResolvePath(cfg.Audit.Path))
+		if dir == filepath.Clean(segs) || sameDir(dir, segs) {
+			return nil, fmt.Errorf("audit.retention.archive.dir: %s is where the sealed segments are: archiving there would delete them", a.Dir)
+		}
+		return archive.Dir{Path: dir}, nil
 	}
 	const field = "audit.retention.archive.s3"
 	o := archive.S3Options{Endpoint: a.S3.Endpoint, Region: a.S3.Region, Bucket: a.S3.Bucket, Prefix: a.S3.Prefix, ObjectLock: a.S3.ObjectLock}
@@ -80,4 +86,11 @@ func registerRetentionMetrics(reg prometheus.Registerer, r *archive.Retention) {
 		counter("consentgate_audit_retention_failures_total", "Rounds of the audit retention policy that left a due segment on the node.",
 			func(s archive.Stats) uint64 { return s.Failures }),
 	)
+}
+
+// sameDir reports whether a and b are one directory (a link, a bind mount).
+func sameDir(a, b string) bool {
+	ia, errA := os.Stat(a)
+	ib, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(ia, ib)
 }
