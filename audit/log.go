@@ -105,7 +105,7 @@ func Open(path string, o Options) (*Log, error) {
 	if err := checkLength(path); err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	db, err := bolt.Open(path, 0o600, l.boltOptions())
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("opening audit log %s: %w (still locked after %s; is another consentgate running on it?)", path, ErrLocked, lockTimeout)
 	}

@@ -290,7 +290,7 @@ func (l *Log) moveActive(seg Segment) error {
 // record, the checkpoint that seals the current one.
 func (l *Log) createNext(path string, seq uint64, line []byte) error {
 	os.Remove(path) // a leftover of an attempt that failed
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	db, err := bolt.Open(path, 0o600, l.boltOptions())
 	if err != nil {
 		return fmt.Errorf("creating the next audit file: %w", err)
 	}
@@ -316,7 +316,7 @@ func (l *Log) reopen(why error) error {
 	var db *bolt.DB
 	_, err := os.Stat(l.path) // bolt.Open would create a missing file: an empty log
 	if err == nil {
-		db, err = bolt.Open(l.path, 0o600, &bolt.Options{Timeout: lockTimeout})
+		db, err = bolt.Open(l.path, 0o600, l.boltOptions())
 	}
 	if err != nil {
 		l.db = nil
@@ -377,4 +377,20 @@ func FirstSeq(path string) (uint64, error) {
 		return nil
 	})
 	return seq, err
+}
+
+// boltOptions open the active file. With segments, its memory map is made big
+// enough for a whole segment at once: bbolt grows the map by doubling, and every
+// growth holds up the writer, so each new file would repeat the ten or so stalls
+// a log pays once.
+func (l *Log) boltOptions() *bolt.Options {
+	o := &bolt.Options{Timeout: lockTimeout}
+	if l.segBytes > 0 {
+		size := 1 << 15
+		for size < 1<<30 && int64(size) < l.segBytes+l.segBytes/4 {
+			size <<= 1
+		}
+		o.InitialMmapSize = size
+	}
+	return o
 }

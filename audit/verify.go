@@ -55,6 +55,16 @@ type VerifyOption func(*verifyConfig)
 type verifyConfig struct {
 	requireVouched bool
 	anchors        []Head
+	pace           func() // called every paceEvery records of a file
+}
+
+const paceEvery = 512
+
+// Pace calls fn every few hundred records VerifyDB and VerifyFiles read: a
+// background check (the retention policy's) sleeps in it so as to use only a
+// share of the CPU the gateway's calls need.
+func Pace(fn func()) VerifyOption {
+	return func(c *verifyConfig) { c.pace = fn }
 }
 
 // RequireVouched makes records no checkpoint covers (Report.Unvouched) a failure, named
@@ -329,9 +339,12 @@ func (c *chain) addFile(tx *bolt.Tx) error {
 	case at+1 == c.next:
 		return &VerifyError{Seq: at, Reason: "does not continue the segment before: its first record is not the checkpoint that one ended with"}
 	}
-	for ; k != nil; k, v = cur.Next() {
+	for n := 1; k != nil; k, v = cur.Next() {
 		if verr := c.addStored(k, v); verr != nil {
 			return verr
+		}
+		if n++; c.cfg.pace != nil && n%paceEvery == 0 {
+			c.cfg.pace()
 		}
 	}
 	return nil

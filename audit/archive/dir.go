@@ -20,21 +20,19 @@ func (d Dir) String() string { return d.Path }
 
 // Put copies the file in under a temporary name, syncs it and renames it, so that
 // a name in the directory is always a complete copy.
-func (d Dir) Put(ctx context.Context, name, path string, _ time.Time) error {
+func (d Dir) Put(ctx context.Context, name string, src io.Reader, size int64, _ time.Time) error {
 	if err := os.MkdirAll(d.Path, 0o700); err != nil {
 		return err
 	}
-	src, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
 	tmp, err := os.CreateTemp(d.Path, ".incoming-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // once renamed, there is nothing to remove
-	_, err = io.Copy(tmp, src)
+	n, err := io.Copy(tmp, src)
+	if err == nil && n != size {
+		err = fmt.Errorf("copied %d bytes of %d", n, size)
+	}
 	err = errors.Join(err, tmp.Sync(), tmp.Chmod(0o400), tmp.Close())
 	if err != nil {
 		return fmt.Errorf("archiving %s to %s: %w", name, d.Path, err)

@@ -29,6 +29,10 @@ type Retention struct {
 	Delivered func() uint64
 	Now       func() time.Time // nil: time.Now
 	Log       *slog.Logger     // nil: discard
+	// Idle is how long the policy rests for each unit of time it works on a
+	// segment (verifying, hashing, uploading), so that it takes at most
+	// 1/(1+Idle) of a core from the gateway's calls. Zero: no rest (tests).
+	Idle float64
 
 	archived, expired, failures atomic.Uint64
 }
@@ -92,26 +96,27 @@ func (r *Retention) Once(ctx context.Context) error {
 // archive copies s to the store unless an identical copy is there (an attempt
 // that stopped before deleting), compares what the store returns, then deletes s.
 func (r *Retention) archive(ctx context.Context, s audit.Segment, now time.Time) error {
-	if _, err := audit.VerifyDB(s.Path, r.PublicKey, audit.RequireVouched()); err != nil {
+	p := newPacer(r.Idle)
+	if _, err := audit.VerifyDB(s.Path, r.PublicKey, audit.RequireVouched(), audit.Pace(p.rest)); err != nil {
 		return fmt.Errorf("segment %s does not verify, so it is not archived: %w", s.Name(), err)
 	}
 	if d, ok := r.Store.(Dir); ok && sameFile(filepath.Join(d.Path, s.Name()), s.Path) {
 		return fmt.Errorf("the archive %s is where the segments are: %s would be deleted with no copy", d.Path, s.Name())
 	}
-	local, err := fileSum(s.Path)
+	local, err := fileSum(s.Path, p)
 	if err != nil {
 		return err
 	}
-	stored, err := storedSum(ctx, r.Store, s.Name())
+	stored, err := storedSum(ctx, r.Store, s.Name(), p)
 	switch {
 	case err == nil && stored == local:
 	case err == nil:
 		return fmt.Errorf("%s already holds a different %s: the local one is kept; compare them", r.Store, s.Name())
 	case errors.Is(err, os.ErrNotExist):
-		if err := r.Store.Put(ctx, s.Name(), s.Path, now.Add(r.KeepArchive)); err != nil {
+		if err := r.put(ctx, s, now, p); err != nil {
 			return err
 		}
-		if stored, err = storedSum(ctx, r.Store, s.Name()); err != nil {
+		if stored, err = storedSum(ctx, r.Store, s.Name(), p); err != nil {
 			return err
 		}
 		if stored != local {
@@ -130,6 +135,20 @@ func (r *Retention) archive(ctx context.Context, s audit.Segment, now time.Time)
 	r.logger().Info("audit segment archived and deleted here", "segment", s.Name(), "archive", r.Store.String(),
 		"first_seq", s.First, "last_seq", s.Last)
 	return nil
+}
+
+// put uploads the segment, paced.
+func (r *Retention) put(ctx context.Context, s audit.Segment, now time.Time, p *pacer) error {
+	f, err := os.Open(s.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return r.Store.Put(ctx, s.Name(), p.reader(f), info.Size(), now.Add(r.KeepArchive))
 }
 
 // expire deletes the objects the archive has kept for KeepArchive. One it cannot

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -231,18 +232,13 @@ func TestRetentionKeepsWhatCannotLeave(t *testing.T) {
 // corrupting stores a copy with one byte changed: a store that damages data.
 type corrupting struct{ Store }
 
-func (c corrupting) Put(ctx context.Context, name, path string, until time.Time) error {
-	data, err := os.ReadFile(path)
+func (c corrupting) Put(ctx context.Context, name string, r io.Reader, size int64, until time.Time) error {
+	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
 	}
 	data[len(data)/2] ^= 1
-	bad := path + ".bad"
-	if err := os.WriteFile(bad, data, 0o600); err != nil {
-		return err
-	}
-	defer os.Remove(bad)
-	return c.Store.Put(ctx, name, bad, until)
+	return c.Store.Put(ctx, name, bytes.NewReader(data), size, until)
 }
 
 // The archive deletes a segment once it has kept it for KeepArchive; a store

@@ -83,21 +83,12 @@ func (s *S3) key(name string) string {
 
 // Put uploads the file with its MD5 (which object lock requires) and, with object
 // lock, its retention.
-func (s *S3) Put(ctx context.Context, name, file string, retainUntil time.Time) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
+func (s *S3) Put(ctx context.Context, name string, r io.Reader, size int64, retainUntil time.Time) error {
 	o := minio.PutObjectOptions{ContentType: "application/octet-stream", SendContentMd5: true}
 	if s.lock != "" {
 		o.Mode, o.RetainUntilDate = s.lock, retainUntil.UTC()
 	}
-	if _, err := s.client.PutObject(ctx, s.bucket, s.key(name), f, info.Size(), o); err != nil {
+	if _, err := s.client.PutObject(ctx, s.bucket, s.key(name), r, size, o); err != nil {
 		return fmt.Errorf("archiving %s to %s: %w", name, s, err)
 	}
 	return nil

@@ -16,9 +16,9 @@ import (
 
 // Store is where archived segments are kept, by name (the segment's file name).
 type Store interface {
-	// Put stores the file at path as name, locked against deletion until
+	// Put stores size bytes read from r as name, locked against deletion until
 	// retainUntil where the store can lock.
-	Put(ctx context.Context, name, path string, retainUntil time.Time) error
+	Put(ctx context.Context, name string, r io.Reader, size int64, retainUntil time.Time) error
 	// Open reads the object name; a missing one is an error wrapping os.ErrNotExist.
 	Open(ctx context.Context, name string) (io.ReadCloser, error)
 	// List is every object, with when it was stored.
@@ -37,13 +37,13 @@ type Object struct {
 }
 
 // fileSum is the SHA-256 of the file at path.
-func fileSum(path string) ([32]byte, error) {
+func fileSum(path string, p *pacer) ([32]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return [32]byte{}, err
 	}
 	defer f.Close()
-	return readSum(f)
+	return readSum(p.reader(f))
 }
 
 func readSum(r io.Reader) ([32]byte, error) {
@@ -56,13 +56,13 @@ func readSum(r io.Reader) ([32]byte, error) {
 
 // storedSum is the SHA-256 of what the store holds as name: read back in full, so
 // that a copy is trusted only once the bytes came back from the store.
-func storedSum(ctx context.Context, s Store, name string) ([32]byte, error) {
+func storedSum(ctx context.Context, s Store, name string, p *pacer) ([32]byte, error) {
 	r, err := s.Open(ctx, name)
 	if err != nil {
 		return [32]byte{}, err
 	}
 	defer r.Close()
-	sum, err := readSum(r)
+	sum, err := readSum(p.reader(r))
 	if err != nil {
 		return sum, fmt.Errorf("reading %s back from %s: %w", name, s, err)
 	}

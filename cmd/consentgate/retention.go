@@ -30,7 +30,8 @@ func openRetention(ctx context.Context, cfg *configs.Config, p secrets.Provider,
 		return nil, err
 	}
 	r := &archive.Retention{SegmentDir: audit.SegmentDir(cfg.ResolvePath(cfg.Audit.Path)), Store: store, PublicKey: l.PublicKey(),
-		KeepLocal: rc.KeepLocal.Duration, KeepArchive: rc.KeepArchive.Duration, Log: log.With("component", "audit-retention")}
+		KeepLocal: rc.KeepLocal.Duration, KeepArchive: rc.KeepArchive.Duration, Log: log.With("component", "audit-retention"),
+		Idle: retentionIdle}
 	if len(streams) > 0 {
 		r.Delivered = func() uint64 {
 			least := streams[0].Stats().Acked
@@ -43,6 +44,11 @@ func openRetention(ctx context.Context, cfg *configs.Config, p secrets.Provider,
 	log.Info("audit retention on", "archive", store.String(), "keep_local", rc.KeepLocal.String(), "keep_archive", rc.KeepArchive.String())
 	return r, nil
 }
+
+// retentionIdle keeps archiving to a quarter of a core at most: it rests three
+// times as long as it works, so sealing and uploading do not take the CPU vendor
+// calls need (bench/RESULTS.md measures it).
+const retentionIdle = 3
 
 // archiveStore is the archive audit.retention names, its keys read from the
 // secret provider.
