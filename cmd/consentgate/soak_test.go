@@ -247,6 +247,22 @@ func TestReliabilitySoak(t *testing.T) {
 		t.Fatalf("the audit chain does not verify after the soak: %v", err)
 	}
 	archived, _ := arch.List(context.Background())
+	// A person's records, and the record of processing, come from the archive too.
+	pubFile := filepath.Join(t.TempDir(), "audit.pub")
+	writeTestFile(t, pubFile, pem.String())
+	db := filepath.Join(dir, "audit.db")
+	found := func(args ...string) int {
+		out, err := runCmd(t, append([]string{"audit", "search", "--config", file, "--db", db, "--pubkey", pubFile, "--subject", "soak-user"}, args...)...)
+		if err != nil {
+			t.Fatalf("audit search %v: %v\n%s", args, err, tail(out))
+		}
+		return strings.Count(out, `"subject_hmac":`)
+	}
+	out, err := runCmd(t, "audit", "report", "--config", file, "--db", db, "--pubkey", pubFile, "--archive", arch.Path)
+	if err != nil {
+		t.Fatalf("audit report --archive: %v\n%s", err, out)
+	}
+	kbCalls := reportedCalls(out, "kb")
 	// The metric was read before the stop; the policy may have archived more since.
 	if n := metricValue(metrics, "consentgate_audit_segments_archived_total"); rep.Start != 1 || len(archived) < 2 || n < 1 || n > float64(len(archived)) {
 		t.Errorf("the chain starts at %d with %d segments archived; the gateway says:\n%s", rep.Start, len(archived), grepLines(metrics, "consentgate_audit_segments"))
@@ -264,6 +280,13 @@ func TestReliabilitySoak(t *testing.T) {
 			t.Errorf("no call to %s was answered", c.vendor)
 		}
 	}
+	// Each answered call is an intent and an outcome about the soak's person.
+	if here, all := found(), found("--archive", arch.Path); all < 2*total || here >= all {
+		t.Errorf("search for the soak's person: %d records with the archive, %d without, %d calls answered", all, here, total)
+	}
+	if kbCalls != answered["kb"] {
+		t.Errorf("the record of processing across the archive counts %d kb calls, %d were answered", kbCalls, answered["kb"])
+	}
 	base, end := samples[0], samples[len(samples)-1]
 	peak := slices.MaxFunc(samples, func(a, b processStats) int { return int(a.rss - b.rss) })
 	t.Logf("soak %s at up to %d calls/s: %d calls (%.1f/s; %s), %d failed, %d audit records, %d segments archived",
@@ -280,6 +303,23 @@ func TestReliabilitySoak(t *testing.T) {
 			t.Errorf("the gateway grew: %s, after warm-up %s", s, base)
 		}
 	}
+}
+
+// reportedCalls sums the calls to vendor the record of processing counts, by its
+// "Transfers by purpose" rows: disclosures, without personal data, denials, other.
+func reportedCalls(report, vendor string) int {
+	n := 0
+	for line := range strings.Lines(report) {
+		cells := strings.Split(strings.TrimSpace(line), "|")
+		if len(cells) != 10 || strings.TrimSpace(cells[2]) != vendor {
+			continue
+		}
+		for _, c := range cells[5:9] {
+			v, _ := strconv.Atoi(strings.TrimSpace(c))
+			n += v
+		}
+	}
+	return n
 }
 
 // metricsText is the gateway's /metrics page.
