@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,12 +33,15 @@ type Log struct {
 	segAge   time.Duration
 	size     int64     // the active file's size after the last commit (the writer's alone)
 	segStart time.Time // the time of the active file's first record (the writer's alone)
-	id       string
-	node     string
-	key      crypto.Signer
-	pub      key
-	log      *slog.Logger
-	now      func() time.Time
+
+	linkRetention time.Duration
+	links         *linkKeys // nil: no link keys
+	id            string
+	node          string
+	key           crypto.Signer
+	pub           key
+	log           *slog.Logger
+	now           func() time.Time
 
 	strict     bool
 	batchSize  int
@@ -123,6 +127,12 @@ func Open(path string, o Options) (*Log, error) {
 	if err := db.View(l.loadTail); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening audit log %s: %w", path, err)
+	}
+	if l.linkRetention > 0 {
+		if l.links, err = openLinkKeys(LinkKeysPath(path), l.id, l.linkRetention); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	l.db = db
 	l.queue = make(chan *pending, l.batchSize)
@@ -240,6 +250,11 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	r, err := prepareRecord(r)
 	if err != nil {
 		return Record{}, err
+	}
+	if l.links != nil {
+		if err := l.links.pseudonymize(&r, l.now()); err != nil {
+			return Record{}, err
+		}
 	}
 	p := &pending{rec: r}
 	if l.strict {
@@ -371,9 +386,40 @@ func (l *Log) Close() error {
 	if l.db == nil {
 		return errors.Join(err, fmt.Errorf("%w: no active file", ErrUnavailable))
 	}
+	if cerr := l.links.close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing audit link keys: %w", cerr)
+	}
 	if cerr := l.db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing audit log %s: %w", l.path, cerr)
 	}
 	l.log.Info("audit log closed", "log_id", l.id, "head_seq", l.st.seq, "error", err)
 	return err
+}
+
+// ForgetLinkKeys destroys the link keys of the people no record has named for
+// LinkRetention, records how many it destroyed, and returns that number. From then
+// on their records cannot be tied to them. The gateway runs it every hour.
+func (l *Log) ForgetLinkKeys(ctx context.Context) (int, error) {
+	if l.links == nil {
+		return 0, nil
+	}
+	n, err := l.links.sweep(l.now())
+	if err != nil {
+		return 0, fmt.Errorf("destroying audit link keys: %w", err)
+	}
+	if n > 0 {
+		if _, err := l.Append(ctx, Record{Kind: KindSystem, Detail: map[string]string{
+			"event": "link keys destroyed", "count": strconv.Itoa(n)}}); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// LinkTerms are the search terms for h in this log: see the function LinkTerms.
+func (l *Log) LinkTerms(h string) ([]string, error) {
+	if l.links == nil {
+		return []string{h}, nil
+	}
+	return l.links.terms(h)
 }

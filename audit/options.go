@@ -58,6 +58,10 @@ type Options struct {
 	// never.
 	SegmentBytes int64
 	SegmentAge   time.Duration
+	// LinkRetention turns on link keys (see LinkKeysPath): records name a person
+	// only through a key of theirs, destroyed once no record has named them for
+	// this long. Zero: records carry the subject and identifier HMACs as given.
+	LinkRetention time.Duration
 }
 
 const (
@@ -79,18 +83,19 @@ func newLog(o Options) (*Log, error) {
 		return nil, fmt.Errorf("audit log: signing key: %w", err)
 	}
 	l := &Log{
-		key:         o.SigningKey,
-		pub:         pub,
-		node:        o.Node,
-		batchSize:   o.BatchSize,
-		maxDelay:    o.MaxDelay,
-		cpEvery:     o.CheckpointEvery,
-		cpInterval:  o.CheckpointInterval,
-		signTimeout: cmp.Or(o.SignTimeout, defaultSignTimeout),
-		now:         o.Now,
-		segBytes:    o.SegmentBytes,
-		segAge:      o.SegmentAge,
-		log:         o.Logger,
+		key:           o.SigningKey,
+		pub:           pub,
+		node:          o.Node,
+		batchSize:     o.BatchSize,
+		maxDelay:      o.MaxDelay,
+		cpEvery:       o.CheckpointEvery,
+		cpInterval:    o.CheckpointInterval,
+		signTimeout:   cmp.Or(o.SignTimeout, defaultSignTimeout),
+		now:           o.Now,
+		segBytes:      o.SegmentBytes,
+		segAge:        o.SegmentAge,
+		linkRetention: o.LinkRetention,
+		log:           o.Logger,
 	}
 	switch o.Mode {
 	case "", ModeStrict:

@@ -82,8 +82,10 @@ type SubjectErasure struct {
 type ProcessingOptions struct {
 	// From ≤ time < To; zero bounds are open.
 	From, To time.Time
-	// Subject, an HMAC as HMAC makes it, limits the report to one person.
+	// Subject, an HMAC as HMAC makes it, limits the report to one person; Terms
+	// are its other forms in a log with link keys (LinkTerms).
 	Subject string
+	Terms   []string
 	// Erasure maps a vendor to how an end user's data is erased there (the
 	// profile's erasure operation, or why there is none).
 	Erasure map[string]string
@@ -91,10 +93,11 @@ type ProcessingOptions struct {
 
 // processing accumulates a report while an export is read.
 type processing struct {
-	o    ProcessingOptions
-	rep  ProcessingReport
-	rows map[[3]string]*ProcessingRow
-	cats map[[3]string]map[string]bool
+	o     ProcessingOptions
+	terms map[string]bool // Subject and Terms
+	rep   ProcessingReport
+	rows  map[[3]string]*ProcessingRow
+	cats  map[[3]string]map[string]bool
 	// consents of the subject, by id, in the order first seen.
 	consents map[string]*SubjectConsent
 	order    []string
@@ -103,7 +106,11 @@ type processing struct {
 // Processing reads an export (full or partial) and builds the report.
 func Processing(r io.Reader, o ProcessingOptions) (ProcessingReport, error) {
 	p := &processing{o: o, rep: ProcessingReport{From: o.From, To: o.To, Subject: o.Subject},
-		rows: map[[3]string]*ProcessingRow{}, cats: map[[3]string]map[string]bool{}, consents: map[string]*SubjectConsent{}}
+		rows: map[[3]string]*ProcessingRow{}, cats: map[[3]string]map[string]bool{}, consents: map[string]*SubjectConsent{},
+		terms: map[string]bool{o.Subject: true}}
+	for _, t := range o.Terms {
+		p.terms[t] = true
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -127,7 +134,16 @@ func (p *processing) counts(rec *Record) bool {
 		(!p.o.From.IsZero() && rec.Time.Before(p.o.From)) || (!p.o.To.IsZero() && !rec.Time.Before(p.o.To)) {
 		return false
 	}
-	return p.o.Subject == "" || rec.SubjectHMAC == p.o.Subject || slices.Contains(rec.Identifiers, p.o.Subject)
+	if p.o.Subject == "" {
+		return true
+	}
+	return p.isSubject(rec.SubjectHMAC) || slices.ContainsFunc(rec.Identifiers, p.isSubject)
+}
+
+// isSubject reports whether h is the person's HMAC, or one of its forms under link
+// keys (ProcessingOptions.Terms).
+func (p *processing) isSubject(h string) bool {
+	return h != "" && p.terms[h]
 }
 
 func (p *processing) add(rec *Record) {

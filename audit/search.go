@@ -63,7 +63,13 @@ func searchFile(ctx context.Context, path string, want term, fn func(Record) err
 // SearchExport is Search over an export read from r. Elided stubs carry no identifiers
 // and never match. It does not verify the export: run Verify for that.
 func SearchExport(r io.Reader, identifierHMAC string, fn func(Record) error) error {
-	want, err := searchTerm(identifierHMAC)
+	return SearchExportTerms(r, []string{identifierHMAC}, fn)
+}
+
+// SearchExportTerms is SearchExport for records that hold any of the terms: the
+// forms one HMAC takes in a log with link keys (LinkTerms).
+func SearchExportTerms(r io.Reader, terms []string, fn func(Record) error) error {
+	want, err := searchTerms(terms)
 	if err != nil {
 		return err
 	}
@@ -88,30 +94,64 @@ func SearchExport(r io.Reader, identifierHMAC string, fn func(Record) error) err
 // searchTerm checks that what is searched for is an HMAC: a raw identifier would find
 // nothing, and would have been typed into a tool that may log its arguments.
 func searchTerm(h string) (term, error) {
-	h = strings.ToLower(strings.TrimSpace(h))
-	if !isHMAC(h) {
-		return term{}, fmt.Errorf("%w: search term must be an identifier's HMAC (64 hex digits), see audit.HMAC", ErrInvalid)
+	return searchTerms([]string{h})
+}
+
+func searchTerms(hs []string) (term, error) {
+	t := term{set: map[string]bool{}}
+	for _, h := range hs {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if !isHMAC(h) {
+			return term{}, fmt.Errorf("%w: search term must be an identifier's HMAC (64 hex digits), see audit.HMAC", ErrInvalid)
+		}
+		t.set[h] = true
+		if len(hs) <= maxScanTerms {
+			t.scan = append(t.scan, []byte(h))
+		}
 	}
-	return term{s: h, b: []byte(h)}, nil
+	return t, nil
 }
 
-// term is the HMAC searched for, also as bytes to scan stored lines with.
+// maxScanTerms is how many terms are looked for in a line's bytes before it is
+// decoded; with more (a person's identifier under every link key) every line with
+// a subject or identifiers is decoded.
+const maxScanTerms = 16
+
+// term is what is searched for: the HMACs, and, when few, the same as bytes to
+// scan stored lines with.
 type term struct {
-	s string
-	b []byte
+	set  map[string]bool
+	scan [][]byte
 }
 
-// searchLine decodes only lines that contain the HMAC at all: a 64-digit hex string
-// does not occur by chance, so almost every line is skipped undecoded.
+var (
+	subjectMember     = []byte(`"subject_hmac":`)
+	identifiersMember = []byte(`"identifiers":`)
+)
+
+// mayMatch skips lines cheaply: a 64-digit hex string does not occur by chance, so
+// almost every line is skipped undecoded.
+func (t term) mayMatch(line []byte) bool {
+	if t.scan == nil {
+		return bytes.Contains(line, subjectMember) || bytes.Contains(line, identifiersMember)
+	}
+	for _, b := range t.scan {
+		if bytes.Contains(line, b) {
+			return true
+		}
+	}
+	return false
+}
+
 func searchLine(line []byte, want term, fn func(Record) error) error {
-	if !bytes.Contains(line, want.b) {
+	if !want.mayMatch(line) {
 		return nil
 	}
 	r := lenient(line)
 	if r.Kind == KindCheckpoint || r.Kind == KindElided {
 		return nil
 	}
-	if r.SubjectHMAC == want.s || slices.Contains(r.Identifiers, want.s) {
+	if want.set[r.SubjectHMAC] || slices.ContainsFunc(r.Identifiers, func(id string) bool { return want.set[id] }) {
 		return fn(r)
 	}
 	return nil
