@@ -66,12 +66,19 @@ func (a *api) subjectHMAC(w http.ResponseWriter, r *http.Request) {
 		refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Key unavailable", "").Write(w, "")
 		return
 	}
+	// The forms h takes in records whose subjects have link keys: what a search
+	// must look for (audit.LinkTerms).
+	terms, err := a.o.Audit.LinkTerms(h)
+	if err != nil {
+		refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable, "Link keys unavailable", "").Write(w, "")
+		return
+	}
 	if !a.recorded(w, r, audit.Record{SubjectHMAC: h}, "subject lookup") {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(map[string]string{"subject_hmac": h})
+	json.NewEncoder(w).Encode(map[string]any{"subject_hmac": h, "terms": terms})
 }
 
 func (a *api) auditTail(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Link keys let a person's records become unlinkable when their retention ends,
@@ -311,6 +312,9 @@ func LinkTerms(path, h string) ([]string, error) {
 		return []string{h}, nil
 	}
 	db, err := bolt.Open(file, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s is in use by a running gateway: ask it (--admin), which knows the keys", ErrLocked, file)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening audit link keys %s: %w", file, err)
 	}

@@ -103,6 +103,10 @@ type Audit struct {
 	// Retention archives sealed segments and deletes them here, and later
 	// from the archive; without it every segment stays on this node.
 	Retention *AuditRetention `yaml:"retention"`
+	// LinkRetention, when set, names people in records only through a key of
+	// theirs (audit-links.db beside the log), destroyed once no record has
+	// named them for this long: their records then cannot be tied to them.
+	LinkRetention Duration `yaml:"link_retention"`
 }
 
 // AuditSegment says when the active audit file is sealed: at MaxBytes

@@ -353,6 +353,9 @@ func (v *validator) audit(a *Audit) {
 	if a.Retention != nil {
 		v.retention(a.Retention)
 	}
+	if d := a.LinkRetention.Duration; d != 0 && d < 24*time.Hour {
+		v.fail("audit.link_retention", "%s: use at least 24h (a key's last use is kept to the day), or leave it out", d)
+	}
 }
 
 func (v *validator) retention(r *AuditRetention) {

@@ -482,12 +482,12 @@ marks every result "unverified": true).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			var h string
+			var terms []string
 			var err error
 			if src.admin.admin != "" {
-				h, err = subjectHMACFromAdmin(ctx, src.admin, subject)
+				_, terms, err = subjectHMACFromAdmin(ctx, src.admin, subject)
 			} else {
-				h, err = subjectHMACFromConfig(ctx, file, subject)
+				_, terms, err = subjectHMACFromConfig(ctx, file, src.db, subject)
 			}
 			if err != nil {
 				return err
@@ -502,7 +502,7 @@ marks every result "unverified": true).`,
 			defer r.Close()
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			n := 0
-			err = audit.SearchExport(r, h, func(rec audit.Record) error {
+			err = audit.SearchExportTerms(r, terms, func(rec audit.Record) error {
 				n++
 				if !src.unverified {
 					return enc.Encode(rec)
@@ -532,51 +532,57 @@ marks every result "unverified": true).`,
 
 // subjectHMACFromConfig hashes value with the key the configuration's secret
 // provider holds.
-func subjectHMACFromConfig(ctx context.Context, file, value string) (string, error) {
+// The terms are the HMAC's forms in records under link keys, from the link keys
+// beside db (else beside the configuration's audit log): the gateway stopped.
+func subjectHMACFromConfig(ctx context.Context, file, db, value string) (string, []string, error) {
 	cfg, p, err := loadForAudit(ctx, file)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer closeSecrets(p, slog.New(slog.DiscardHandler))
 	ref, err := secrets.ParseRef(cfg.Keys.SubjectHMAC)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	key, err := p.Get(ctx, ref)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return audit.HMAC([]byte(key.Value), value), nil
+	h := audit.HMAC([]byte(key.Value), value)
+	terms, err := audit.LinkTerms(cmp.Or(db, cfg.ResolvePath(cfg.Audit.Path)), h)
+	return h, terms, err
 }
 
-// subjectHMACFromAdmin asks the running gateway, which records the lookup.
-func subjectHMACFromAdmin(ctx context.Context, f exportFlags, value string) (string, error) {
+// subjectHMACFromAdmin asks the running gateway, which records the lookup, for
+// the HMAC and its forms under link keys.
+func subjectHMACFromAdmin(ctx context.Context, f exportFlags, value string) (string, []string, error) {
 	client, err := adminClient(f.cert, f.key, f.cacert)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	body, _ := json.Marshal(map[string]string{"subject": value})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.admin+"/v1/audit/subject-hmac", bytes.NewReader(body))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer resp.Body.Close()
 	var out struct {
-		SubjectHMAC string `json:"subject_hmac"`
+		SubjectHMAC string   `json:"subject_hmac"`
+		Terms       []string `json:"terms"`
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return "", fmt.Errorf("admin API: %s: %s", resp.Status, msg)
+		return "", nil, fmt.Errorf("admin API: %s: %s", resp.Status, msg)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.SubjectHMAC == "" {
-		return "", fmt.Errorf("admin API: no subject_hmac in the answer")
+		return "", nil, fmt.Errorf("admin API: no subject_hmac in the answer")
 	}
-	return out.SubjectHMAC, nil
+	return out.SubjectHMAC, append(out.Terms, out.SubjectHMAC), nil
 }
 
 // loadForAudit loads the configuration and opens its secret provider; the
@@ -673,9 +679,9 @@ func reportOptions(ctx context.Context, from, to, file, subject string, src *aud
 	}
 	if subject != "" {
 		if src.admin.admin != "" {
-			o.Subject, err = subjectHMACFromAdmin(ctx, src.admin, subject)
+			o.Subject, o.Terms, err = subjectHMACFromAdmin(ctx, src.admin, subject)
 		} else {
-			o.Subject, err = subjectHMACFromConfig(ctx, cmp.Or(file, "configs/consentgate.yaml"), subject)
+			o.Subject, o.Terms, err = subjectHMACFromConfig(ctx, cmp.Or(file, "configs/consentgate.yaml"), src.db, subject)
 		}
 	}
 	return o, err

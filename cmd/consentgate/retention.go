@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -99,4 +100,25 @@ func sameDir(a, b string) bool {
 	ia, errA := os.Stat(a)
 	ib, errB := os.Stat(b)
 	return errA == nil && errB == nil && os.SameFile(ia, ib)
+}
+
+// forgetLinkKeys destroys, every interval, the link keys of people no record has
+// named for audit.link_retention.
+func forgetLinkKeys(ctx context.Context, l *audit.Log, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := l.ForgetLinkKeys(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("audit link keys not destroyed; trying again later", "error", err.Error())
+		case n > 0:
+			log.Info("audit link keys destroyed: their people's records can no longer be tied to them", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -344,7 +344,8 @@ func openAudit(ctx context.Context, cfg *configs.Config, p secrets.Provider, log
 	l, err := audit.Open(cfg.ResolvePath(a.Path), audit.Options{Node: cfg.Node, Mode: a.Mode, BatchSize: a.BatchSize,
 		MaxDelay: a.MaxDelay.Duration, CheckpointEvery: a.CheckpointEvery, CheckpointInterval: a.CheckpointInterval.Duration,
 		ReserveBytes: a.ReserveBytes, SigningKey: key, Logger: log,
-		SegmentBytes: max(a.Segment.MaxBytes, 0), SegmentAge: max(a.Segment.MaxAge.Duration, 0)})
+		SegmentBytes: max(a.Segment.MaxBytes, 0), SegmentAge: max(a.Segment.MaxAge.Duration, 0),
+		LinkRetention: a.LinkRetention.Duration})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
@@ -558,6 +559,14 @@ func (r *running) serve(ctx context.Context) error {
 	defer func() { <-erasing }()
 	// The audit log reaches the SIEMs; the stop waits for the batch in flight.
 	defer runStreams(ctx, r.streams, r.log)()
+	if r.cfg.Audit.LinkRetention.Duration > 0 {
+		forgetting := make(chan struct{})
+		go func() {
+			defer close(forgetting)
+			forgetLinkKeys(ctx, r.audit, time.Hour, r.log)
+		}()
+		defer func() { <-forgetting }()
+	}
 	if r.retention != nil {
 		retaining := make(chan struct{})
 		go func() {
