@@ -80,10 +80,16 @@ func archiveStore(ctx context.Context, cfg *configs.Config, p secrets.Provider) 
 	return archive.NewS3(o)
 }
 
-// registerRetentionMetrics counts what the retention policy did.
+// registerRetentionMetrics counts what the retention policy did; without one
+// (r nil) the counters stay at zero, so that dashboards and alerts find them.
 func registerRetentionMetrics(reg prometheus.Registerer, r *archive.Retention) {
 	counter := func(name, help string, f func(archive.Stats) uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(r.Stats())) })
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+			if r == nil {
+				return 0
+			}
+			return float64(f(r.Stats()))
+		})
 	}
 	reg.MustRegister(
 		counter("consentgate_audit_segments_archived_total", "Sealed audit segments copied to the archive, verified there and deleted here.",

@@ -200,9 +200,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	if err != nil {
 		return nil, err
 	}
-	if retention != nil {
-		registerRetentionMetrics(reg, retention)
-	}
+	registerRetentionMetrics(reg, retention)
 	ready := registerSecretMetrics(reg, p)
 	engine, err := openPolicy(ctx, cfg, log, alog, reg)
 	if err != nil {
