@@ -43,6 +43,15 @@
 // altered segment. Readers of the running log (Lines, Tail, Export) find records
 // in sealed segments; package archive moves old segments off the node.
 //
+// # Link keys
+//
+// With LinkRetention set, Append names a record's end user only through a random
+// key of theirs, in a file beside the log (LinkKeysPath): subject_hmac becomes
+// HMAC(key, subject HMAC), each identifier HMAC(key, identifier HMAC). LinkTerms
+// gives the forms to search for; ForgetLinkKeys destroys the keys of people no
+// record has named for LinkRetention, after which their records still verify but
+// cannot be tied to them.
+//
 // # Checkpoints
 //
 // A checkpoint is a record of kind "checkpoint" in the same chain, written after every

@@ -89,6 +89,7 @@ func openLinkKeys(path, logID string, retention time.Duration) (*linkKeys, error
 		db.Close()
 		return nil, fmt.Errorf("opening audit link keys %s: %w", path, err)
 	}
+	db.MaxBatchDelay = time.Millisecond // a new person's first record waits for it
 	return &linkKeys{path: path, db: db, retention: retention, cache: map[string]*linkKey{}, indexed: map[string]bool{}}, nil
 }
 
@@ -131,8 +132,8 @@ func (k *linkKeys) key(subject string, now time.Time) ([32]byte, error) {
 		return c.key, nil
 	}
 	var lk linkKey
+	// dbMu is let go before mu is taken again: sweep takes them the other way.
 	k.dbMu.RLock()
-	defer k.dbMu.RUnlock()
 	err := k.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLinkKeys)
 		if v := b.Get([]byte(subject)); len(v) == 40 {
@@ -143,6 +144,7 @@ func (k *linkKeys) key(subject string, now time.Time) ([32]byte, error) {
 		lk.used = day
 		return b.Put([]byte(subject), binary.BigEndian.AppendUint64(lk.key[:], uint64(day.Unix())))
 	})
+	k.dbMu.RUnlock()
 	if err != nil {
 		return [32]byte{}, err
 	}
@@ -166,7 +168,6 @@ func (k *linkKeys) index(subject string, ids []string) error {
 		return nil
 	}
 	k.dbMu.RLock()
-	defer k.dbMu.RUnlock()
 	err := k.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLinked)
 		for _, pair := range missing {
@@ -176,6 +177,7 @@ func (k *linkKeys) index(subject string, ids []string) error {
 		}
 		return nil
 	})
+	k.dbMu.RUnlock()
 	if err != nil {
 		return err
 	}
@@ -292,6 +294,7 @@ func (k *linkKeys) rewrite() error {
 	if err != nil {
 		return fmt.Errorf("reopening the link keys: %w", err)
 	}
+	db.MaxBatchDelay = time.Millisecond
 	k.db = db
 	return nil
 }

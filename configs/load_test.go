@@ -223,6 +223,8 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"main.yaml:23: audit.streams[1].name: \"siem\" is used twice"},
 		{"a token a syslog stream would not send", strings.Replace(goodMain, "vendors:\n", "audit:\n  streams:\n    - {name: siem, type: syslog, address: 'siem:6514', token: 'siem#t'}\nvendors:\n", 1), goodVendor,
 			"main.yaml:22: audit.streams[0].token: is for http streams only"},
+		{"link retention under a day", strings.Replace(goodMain, "vendors:\n", "audit:\n  link_retention: 1h\nvendors:\n", 1), goodVendor,
+			"main.yaml:21: audit.link_retention: 1h0m0s: use at least 24h"},
 		{"audit segment too small", strings.Replace(goodMain, "vendors:\n", "audit:\n  segment: {max_bytes: 4096}\nvendors:\n", 1), goodVendor,
 			"main.yaml:21: audit.segment.max_bytes: 4096: use at least 65536"},
 		{"retention without an archive", strings.Replace(goodMain, "vendors:\n", "audit:\n  retention: {keep_local: 720h, keep_archive: 61320h}\nvendors:\n", 1), goodVendor,

@@ -211,6 +211,17 @@ func (e *devEnv) recordOf(t *testing.T, requestID, kind string) audit.Record {
 	return audit.Record{}
 }
 
+// names reports whether h, a record's subject or identifier HMAC, is the end
+// user subject: their HMAC, or its form under their link key.
+func (e *devEnv) names(t *testing.T, h, subject string) bool {
+	t.Helper()
+	terms, err := e.audit.LinkTerms(e.consents.SubjectHMAC(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h != "" && slices.Contains(terms, h)
+}
+
 func (e *devEnv) auditRecords(t *testing.T) []audit.Record {
 	t.Helper()
 	var b bytes.Buffer

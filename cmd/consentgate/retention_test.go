@@ -140,3 +140,33 @@ func mustRead(t *testing.T, file string) string {
 	}
 	return string(b)
 }
+
+// The gateway's hourly round destroys the link keys of people no record has
+// named for audit.link_retention.
+func TestForgetLinkKeysRound(t *testing.T) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	l, err := audit.Open(filepath.Join(t.TempDir(), "audit.db"), audit.Options{SigningKey: key, LinkRetention: 24 * time.Hour,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h := audit.HMAC([]byte("k"), "user-1")
+	if _, err := l.Append(context.Background(), audit.Record{Kind: audit.KindIntent, SubjectHMAC: h}); err != nil {
+		t.Fatal(err)
+	}
+	if terms, _ := l.LinkTerms(h); len(terms) != 2 {
+		t.Fatalf("terms before: %d", len(terms))
+	}
+	now = now.Add(72 * time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // one round, then stop
+	forgetLinkKeys(ctx, l, time.Hour, slog.New(slog.DiscardHandler))
+	if terms, _ := l.LinkTerms(h); len(terms) != 1 {
+		t.Errorf("terms after the round: %d, want the HMAC alone", len(terms))
+	}
+}
