@@ -65,6 +65,9 @@ func TestRotationSealsSegments(t *testing.T) {
 	if rep.Records != n || rep.Start != 1 {
 		t.Errorf("the chain across segments: %d records from %d, want %d from 1", rep.Records, rep.Start, n)
 	}
+	if fast, err := VerifyFiles(files, pub, RequireVouched(), ByBytes()); err != nil || fast.Records != n || fast.Head != rep.Head || fast.Checkpoints != rep.Checkpoints {
+		t.Errorf("by bytes: %+v, %v; in full: %+v", fast, err, rep)
+	}
 	// The export of all of it verifies and carries every record once.
 	var buf bytes.Buffer
 	if err := ExportFiles(context.Background(), files, &buf, Filter{}); err != nil {

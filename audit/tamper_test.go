@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 
@@ -120,6 +121,13 @@ func TestVerifyDBCatchesTampering(t *testing.T) {
 			}
 			_, err = VerifyDB(path, pub, opts...)
 			wantVerifyError(t, err, tt.seq, tt.reason)
+			// The check by bytes fails at the same record, if not always for the
+			// same stated reason (it does not decode what it need not).
+			_, err = VerifyDB(path, pub, append(opts, ByBytes())...)
+			var verr *VerifyError
+			if !errors.As(err, &verr) || verr.Seq != tt.seq {
+				t.Errorf("ByBytes: %v, want a failure at record %d", err, tt.seq)
+			}
 		})
 	}
 }

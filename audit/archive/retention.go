@@ -97,7 +97,7 @@ func (r *Retention) Once(ctx context.Context) error {
 // that stopped before deleting), compares what the store returns, then deletes s.
 func (r *Retention) archive(ctx context.Context, s audit.Segment, now time.Time) error {
 	p := newPacer(r.Idle)
-	if _, err := audit.VerifyDB(s.Path, r.PublicKey, audit.RequireVouched(), audit.Pace(p.rest)); err != nil {
+	if _, err := audit.VerifyDB(s.Path, r.PublicKey, audit.RequireVouched(), audit.ByBytes(), audit.Pace(p.rest)); err != nil {
 		return fmt.Errorf("segment %s does not verify, so it is not archived: %w", s.Name(), err)
 	}
 	if d, ok := r.Store.(Dir); ok && sameFile(filepath.Join(d.Path, s.Name()), s.Path) {
