@@ -2,6 +2,7 @@ package archive
 
 import (
 	"io"
+	"os"
 	"time"
 )
 
@@ -47,6 +48,29 @@ func (pr *pacedReader) Read(b []byte) (int, error) {
 	if pr.n += n; pr.n >= 1<<20 {
 		pr.n = 0
 		pr.p.rest()
+	}
+	return n, err
+}
+
+// file paces reads of f as reader does, keeping it an io.ReaderAt: an S3 upload
+// then reads each part from the file where it is instead of buffering it.
+func (p *pacer) file(f *os.File) io.Reader {
+	if p == nil || p.idle <= 0 {
+		return f
+	}
+	return &pacedFile{pacedReader: pacedReader{r: f, p: p}, f: f}
+}
+
+type pacedFile struct {
+	pacedReader
+	f *os.File
+}
+
+func (pf *pacedFile) ReadAt(b []byte, off int64) (int, error) {
+	n, err := pf.f.ReadAt(b, off)
+	if pf.n += n; pf.n >= 1<<20 {
+		pf.n = 0
+		pf.p.rest()
 	}
 	return n, err
 }

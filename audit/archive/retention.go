@@ -148,7 +148,7 @@ func (r *Retention) put(ctx context.Context, s audit.Segment, now time.Time, p *
 	if err != nil {
 		return err
 	}
-	return r.Store.Put(ctx, s.Name(), p.reader(f), info.Size(), now.Add(r.KeepArchive))
+	return r.Store.Put(ctx, s.Name(), p.file(f), info.Size(), now.Add(r.KeepArchive))
 }
 
 // expire deletes the objects the archive has kept for KeepArchive. One it cannot

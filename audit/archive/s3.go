@@ -55,6 +55,8 @@ func NewS3(o S3Options) (*S3, error) {
 		Transport: tr,
 		// Path-style: the bucket need not be a DNS name of the store.
 		BucketLookup: minio.BucketLookupPath,
+		// Checksums sent as trailers, computed while the body streams (Put).
+		TrailingHeaders: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("archive endpoint %s: %w", u.Host, err)
@@ -84,7 +86,10 @@ func (s *S3) key(name string) string {
 // Put uploads the file with its MD5 (which object lock requires) and, with object
 // lock, its retention.
 func (s *S3) Put(ctx context.Context, name string, r io.Reader, size int64, retainUntil time.Time) error {
-	o := minio.PutObjectOptions{ContentType: "application/octet-stream", SendContentMd5: true}
+	// A checksum the store verifies (object lock requires one): CRC32C per part,
+	// computed as the parts stream from r, one at a time, rather than an MD5 that
+	// would have each part buffered in memory first.
+	o := minio.PutObjectOptions{ContentType: "application/octet-stream", Checksum: minio.ChecksumCRC32C, NumThreads: 1}
 	if s.lock != "" {
 		o.Mode, o.RetainUntilDate = s.lock, retainUntil.UTC()
 	}
