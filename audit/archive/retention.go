@@ -100,7 +100,7 @@ func (r *Retention) archive(ctx context.Context, s audit.Segment, now time.Time)
 	if _, err := audit.VerifyDB(s.Path, r.PublicKey, audit.RequireVouched(), audit.ByBytes(), audit.Pace(p.rest)); err != nil {
 		return fmt.Errorf("segment %s does not verify, so it is not archived: %w", s.Name(), err)
 	}
-	if d, ok := r.Store.(Dir); ok && sameFile(filepath.Join(d.Path, s.Name()), s.Path) {
+	if d, ok := r.Store.(Dir); ok && SameFile(filepath.Join(d.Path, s.Name()), s.Path) {
 		return fmt.Errorf("the archive %s is where the segments are: %s would be deleted with no copy", d.Path, s.Name())
 	}
 	local, err := fileSum(s.Path, p)
@@ -188,8 +188,9 @@ func (r *Retention) logger() *slog.Logger {
 	return r.Log
 }
 
-// sameFile reports whether a and b are one file (a link, a bind mount, the same path).
-func sameFile(a, b string) bool {
+// SameFile reports whether a and b are one file or folder (a link, a bind mount,
+// the same path).
+func SameFile(a, b string) bool {
 	ia, errA := os.Stat(a)
 	ib, errB := os.Stat(b)
 	return errA == nil && errB == nil && os.SameFile(ia, ib)

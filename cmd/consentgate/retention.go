@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -57,7 +56,7 @@ func archiveStore(ctx context.Context, cfg *configs.Config, p secrets.Provider) 
 	a := cfg.Audit.Retention.Archive
 	if a.S3 == nil {
 		dir, segs := filepath.Clean(cfg.ResolvePath(a.Dir)), audit.SegmentDir(cfg.ResolvePath(cfg.Audit.Path))
-		if dir == filepath.Clean(segs) || sameDir(dir, segs) {
+		if dir == filepath.Clean(segs) || archive.SameFile(dir, segs) {
 			return nil, fmt.Errorf("audit.retention.archive.dir: %s is where the sealed segments are: archiving there would delete them", a.Dir)
 		}
 		return archive.Dir{Path: dir}, nil
@@ -99,13 +98,6 @@ func registerRetentionMetrics(reg prometheus.Registerer, r *archive.Retention) {
 		counter("consentgate_audit_retention_failures_total", "Rounds of the audit retention policy that left a due segment on the node.",
 			func(s archive.Stats) uint64 { return s.Failures }),
 	)
-}
-
-// sameDir reports whether a and b are one directory (a link, a bind mount).
-func sameDir(a, b string) bool {
-	ia, errA := os.Stat(a)
-	ib, errB := os.Stat(b)
-	return errA == nil && errB == nil && os.SameFile(ia, ib)
 }
 
 // forgetLinkKeys destroys, every interval, the link keys of people no record has
