@@ -53,6 +53,7 @@ type linkKeys struct {
 	mu        sync.Mutex
 	cache     map[string]*linkKey
 	indexed   map[string]bool // identifier || subject pairs known to be in bucketLinked
+	closed    bool            // under dbMu
 }
 
 type linkKey struct {
@@ -63,6 +64,7 @@ type linkKey struct {
 // openLinkKeys opens (creating) the key file of the log with id logID; a file of
 // another log is refused, as its keys would link nothing here.
 func openLinkKeys(path, logID string, retention time.Duration) (*linkKeys, error) {
+	os.RemoveAll(path + ".rewrite") // a rewrite cut short: the file in place is whole
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("opening audit link keys %s: %w", path, err)
@@ -134,16 +136,19 @@ func (k *linkKeys) key(subject string, now time.Time) ([32]byte, error) {
 	var lk linkKey
 	// dbMu is let go before mu is taken again: sweep takes them the other way.
 	k.dbMu.RLock()
-	err := k.db.Batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLinkKeys)
-		if v := b.Get([]byte(subject)); len(v) == 40 {
-			copy(lk.key[:], v)
-		} else if _, err := rand.Read(lk.key[:]); err != nil {
-			return err
-		}
-		lk.used = day
-		return b.Put([]byte(subject), binary.BigEndian.AppendUint64(lk.key[:], uint64(day.Unix())))
-	})
+	db, err := k.open()
+	if err == nil {
+		err = db.Batch(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketLinkKeys)
+			if v := b.Get([]byte(subject)); len(v) == 40 {
+				copy(lk.key[:], v)
+			} else if _, err := rand.Read(lk.key[:]); err != nil {
+				return err
+			}
+			lk.used = day
+			return b.Put([]byte(subject), binary.BigEndian.AppendUint64(lk.key[:], uint64(day.Unix())))
+		})
+	}
 	k.dbMu.RUnlock()
 	if err != nil {
 		return [32]byte{}, err
@@ -168,15 +173,18 @@ func (k *linkKeys) index(subject string, ids []string) error {
 		return nil
 	}
 	k.dbMu.RLock()
-	err := k.db.Batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLinked)
-		for _, pair := range missing {
-			if err := b.Put(pair, nil); err != nil {
-				return err
+	db, err := k.open()
+	if err == nil {
+		err = db.Batch(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketLinked)
+			for _, pair := range missing {
+				if err := b.Put(pair, nil); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	k.dbMu.RUnlock()
 	if err != nil {
 		return err
@@ -190,7 +198,10 @@ func (k *linkKeys) index(subject string, ids []string) error {
 }
 
 // sweep destroys the keys of subjects no record has named for the retention, and
-// returns how many.
+// returns how many. It never deletes in place (bbolt keeps deleted values in its
+// free pages): the live keys and index entries are copied into a new file that
+// replaces the old one, so the file on disk is either the old one, nothing
+// destroyed, or the new one, which holds nothing of the destroyed.
 func (k *linkKeys) sweep(now time.Time) (int, error) {
 	if k.retention <= 0 {
 		return 0, nil
@@ -199,39 +210,31 @@ func (k *linkKeys) sweep(now time.Time) (int, error) {
 	defer k.mu.Unlock()
 	k.dbMu.Lock()
 	defer k.dbMu.Unlock()
-	cut := now.Add(-k.retention).Unix()
+	if k.closed {
+		return 0, fmt.Errorf("%w: closed", ErrUnavailable)
+	}
+	if err := k.reopen(); err != nil {
+		return 0, err
+	}
+	// A day of last use lasts until its end: a key used at 23:59 is not a day older.
+	cut := now.Add(-k.retention).Unix() - 24*60*60
 	gone := map[string]bool{}
-	err := k.db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketLinkKeys).Cursor()
-		for s, v := c.First(); s != nil; s, v = c.Next() {
+	err := k.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLinkKeys).ForEach(func(s, v []byte) error {
 			if len(v) == 40 && int64(binary.BigEndian.Uint64(v[32:])) < cut {
-				if err := c.Delete(); err != nil {
-					return err
-				}
 				gone[string(s)] = true
 			}
-		}
-		// The index would still say which identifiers were this person's.
-		c = tx.Bucket(bucketLinked).Cursor()
-		for pair, _ := c.First(); pair != nil; pair, _ = c.Next() {
-			if len(pair) == 128 && gone[string(pair[64:])] {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+			return nil
+		})
 	})
-	if err != nil {
+	if err != nil || len(gone) == 0 {
 		return 0, err
+	}
+	if err := k.replace(gone); err != nil {
+		return 0, fmt.Errorf("rewriting the link keys without the %d destroyed: %w", len(gone), err)
 	}
 	for s := range gone {
 		delete(k.cache, s)
-	}
-	if len(gone) > 0 {
-		if err := k.rewrite(); err != nil {
-			return len(gone), err
-		}
 	}
 	for pair := range k.indexed {
 		if len(pair) == 128 && gone[pair[64:]] {
@@ -241,6 +244,90 @@ func (k *linkKeys) sweep(now time.Time) (int, error) {
 	return len(gone), nil
 }
 
+// replace writes the file anew without the subjects in gone and puts it in place.
+// Called with dbMu held; on an error before the rename the old file stays.
+func (k *linkKeys) replace(gone map[string]bool) error {
+	tmp := k.path + ".rewrite"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		return err
+	}
+	err = k.db.View(func(src *bolt.Tx) error {
+		return dst.Update(func(tx *bolt.Tx) error { return copyLive(src, tx, gone) })
+	})
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := k.db.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	k.db = nil
+	if replaceFault != nil {
+		err = replaceFault()
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return errors.Join(err, k.reopen())
+	}
+	if err := os.Rename(tmp, k.path); err != nil {
+		os.Remove(tmp)
+		return errors.Join(err, k.reopen())
+	}
+	if err := syncDir(filepath.Dir(k.path)); err != nil {
+		return errors.Join(err, k.reopen())
+	}
+	return k.reopen()
+}
+
+// replaceFault, set by tests, fails a rewrite just before the new file would take
+// the old one's place: the worst moment, with both on disk.
+var replaceFault func() error
+
+// copyLive copies the meta, and the keys and index entries of subjects not in gone.
+func copyLive(src, dst *bolt.Tx, gone map[string]bool) error {
+	for _, name := range [][]byte{linkMeta, bucketLinkKeys, bucketLinked} {
+		out, err := dst.CreateBucket(name)
+		if err != nil {
+			return err
+		}
+		err = src.Bucket(name).ForEach(func(key, v []byte) error {
+			switch {
+			case bytes.Equal(name, bucketLinkKeys) && gone[string(key)]:
+				return nil
+			case bytes.Equal(name, bucketLinked) && len(key) == 128 && gone[string(key[64:])]:
+				return nil
+			}
+			return out.Put(key, v)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reopen opens the file again if a rewrite left it closed. Called with dbMu held.
+func (k *linkKeys) reopen() error {
+	if k.db != nil {
+		return nil
+	}
+	db, err := bolt.Open(k.path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		return fmt.Errorf("%w: reopening the link keys: %w", ErrUnavailable, err)
+	}
+	db.MaxBatchDelay = time.Millisecond
+	k.db = db
+	return nil
+}
+
 // terms are the forms h takes in records: h itself (records written before link
 // keys, or without a subject), h under its own key (h a subject HMAC), and h under
 // the key of each subject whose records hold it (h an identifier HMAC).
@@ -248,7 +335,11 @@ func (k *linkKeys) terms(h string) ([]string, error) {
 	out := []string{h}
 	k.dbMu.RLock()
 	defer k.dbMu.RUnlock()
-	err := k.db.View(func(tx *bolt.Tx) error {
+	db, err := k.open()
+	if err != nil {
+		return nil, err
+	}
+	err = db.View(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(bucketLinkKeys)
 		add := func(subject []byte) {
 			if v := keys.Get(subject); len(v) == 40 {
@@ -265,45 +356,26 @@ func (k *linkKeys) terms(h string) ([]string, error) {
 	return out, err
 }
 
-// rewrite copies the live keys into a new file that replaces the old one: bbolt
-// leaves deleted values in its free pages, where a destroyed key would survive.
-// Called with dbMu held.
-func (k *linkKeys) rewrite() error {
-	tmp := k.path + ".rewrite"
-	os.Remove(tmp)
-	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if err != nil {
-		return err
-	}
-	err = bolt.Compact(dst, k.db, 0)
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("rewriting the link keys: %w", err)
-	}
-	if err := k.db.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, k.path); err != nil {
-		os.Remove(tmp)
-	}
-	syncDir(filepath.Dir(k.path))
-	db, err := bolt.Open(k.path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if err != nil {
-		return fmt.Errorf("reopening the link keys: %w", err)
-	}
-	db.MaxBatchDelay = time.Millisecond
-	k.db = db
-	return nil
-}
-
 func (k *linkKeys) close() error {
 	if k == nil {
 		return nil
 	}
+	k.dbMu.Lock()
+	defer k.dbMu.Unlock()
+	k.closed = true
+	if k.db == nil {
+		return nil
+	}
 	return k.db.Close()
+}
+
+// open is the file to use, or an error if a rewrite could not reopen it (records
+// naming someone are refused until it can). Called with dbMu held for reading.
+func (k *linkKeys) open() (*bolt.DB, error) {
+	if k.db == nil || k.closed {
+		return nil, fmt.Errorf("%w: the link keys file is not open", ErrUnavailable)
+	}
+	return k.db, nil
 }
 
 // LinkTerms are the search terms for h (a subject or identifier HMAC) in the log at

@@ -111,3 +111,68 @@ func TestLinkKeysOfAnotherLogAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// A rewrite that cannot happen destroys nothing: the keys stay whole in the old
+// file, and the next sweep destroys them for good and records it.
+func TestLinkKeysRewriteFailureDestroysNothing(t *testing.T) {
+	clk := newClock()
+	o := testOptions(t)
+	o.Now = clk.Now
+	o.LinkRetention = 24 * time.Hour
+	l, path := MustOpen(t, o)
+	ctx := context.Background()
+	alice := HMAC(testHMACKey, "alice")
+	r := sampleRecord(1)
+	r.SubjectHMAC, r.Identifiers = alice, []string{HMAC(testHMACKey, testBirthNumber)}
+	if _, err := l.Append(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	clk.mu.Lock()
+	clk.t = clk.t.Add(3 * 24 * time.Hour)
+	clk.mu.Unlock()
+	replaceFault = func() error { return errors.New("disk full") }
+	n, err := l.ForgetLinkKeys(ctx)
+	replaceFault = nil
+	if err == nil || n != 0 {
+		t.Fatalf("a sweep that could not rewrite: %d, %v", n, err)
+	}
+	if terms, _ := l.LinkTerms(alice); len(terms) != 2 {
+		t.Fatalf("alice's key after the failed sweep: %d terms, want it whole", len(terms))
+	}
+	if n, err := l.ForgetLinkKeys(ctx); err != nil || n != 1 {
+		t.Fatalf("the next sweep: %d, %v", n, err)
+	}
+	l.Close()
+	raw, err := os.ReadFile(LinkKeysPath(path))
+	if err != nil || bytes.Contains(raw, []byte(alice)) {
+		t.Errorf("the keys file still names alice (%v)", err)
+	}
+	if _, err := os.Stat(LinkKeysPath(path) + ".rewrite"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the rewrite's leftover is still there: %v", err)
+	}
+}
+
+// The day of a key's last use lasts until its end: a record at 23:59 keeps the
+// key a whole retention after it.
+func TestLinkKeysLastForTheWholeRetention(t *testing.T) {
+	now := time.Date(2026, 12, 1, 23, 59, 0, 0, time.UTC)
+	o := testOptions(t)
+	o.Now = func() time.Time { return now }
+	o.LinkRetention = 24 * time.Hour
+	l, _ := MustOpen(t, o)
+	alice := HMAC(testHMACKey, "alice")
+	r := sampleRecord(2)
+	r.SubjectHMAC = alice
+	if _, err := l.Append(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		after time.Duration
+		gone  int
+	}{{2 * time.Minute, 0}, {23 * time.Hour, 0}, {24*time.Hour + 2*time.Minute, 1}} {
+		now = time.Date(2026, 12, 1, 23, 59, 0, 0, time.UTC).Add(c.after)
+		if n, err := l.ForgetLinkKeys(context.Background()); err != nil || n != c.gone {
+			t.Errorf("%s after the last use: %d keys destroyed, %v; want %d", c.after, n, err, c.gone)
+		}
+	}
+}
