@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"crypto/sha256"
+	"hash"
 	"io"
 	"os"
 	"time"
@@ -52,25 +54,55 @@ func (pr *pacedReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// file paces reads of f as reader does, keeping it an io.ReaderAt: an S3 upload
-// then reads each part from the file where it is instead of buffering it.
-func (p *pacer) file(f *os.File) io.Reader {
-	if p == nil || p.idle <= 0 {
-		return f
-	}
-	return &pacedFile{pacedReader: pacedReader{r: f, p: p}, f: f}
+// upload is f as an upload reads it: paced, an io.ReaderAt (an S3 upload then
+// reads each part from the file where it is instead of buffering it), and hashed
+// as the bytes go out in order, so the file need not be read once more for its
+// SHA-256 (sum reports whether every byte went out once, in order).
+func (p *pacer) upload(f *os.File) *uploadFile {
+	return &uploadFile{pacedReader: pacedReader{r: f, p: p}, f: f, h: sha256.New()}
 }
 
-type pacedFile struct {
+type uploadFile struct {
 	pacedReader
-	f *os.File
+	f      *os.File
+	h      hash.Hash
+	pos    int64 // bytes hashed, from the start
+	broken bool  // a read skipped ahead: the hash is not the file's
 }
 
-func (pf *pacedFile) ReadAt(b []byte, off int64) (int, error) {
-	n, err := pf.f.ReadAt(b, off)
-	if pf.n += n; pf.n >= 1<<20 {
-		pf.n = 0
-		pf.p.rest()
+func (u *uploadFile) Read(b []byte) (int, error) {
+	n, err := u.pacedReader.Read(b)
+	u.hashed(b[:n], u.pos)
+	return n, err
+}
+
+func (u *uploadFile) ReadAt(b []byte, off int64) (int, error) {
+	n, err := u.f.ReadAt(b, off)
+	u.hashed(b[:n], off)
+	if u.n += n; u.n >= 1<<20 {
+		u.n = 0
+		u.p.rest()
 	}
 	return n, err
+}
+
+// hashed takes bytes read at off into the hash if they continue it; a part read
+// again (a retried upload) is left out.
+func (u *uploadFile) hashed(b []byte, off int64) {
+	switch end := off + int64(len(b)); {
+	case off == u.pos:
+		u.h.Write(b)
+		u.pos = end
+	case end <= u.pos:
+	default:
+		u.broken = true
+	}
+}
+
+// sum is the SHA-256 of the size bytes read, if they were all read in order.
+func (u *uploadFile) sum(size int64) ([32]byte, bool) {
+	if u.broken || u.pos != size {
+		return [32]byte{}, false
+	}
+	return [32]byte(u.h.Sum(nil)), true
 }

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"io"
 	"os"
 	"testing"
@@ -28,27 +29,42 @@ func TestPacerRests(t *testing.T) {
 	}
 }
 
-// A paced file stays an io.ReaderAt (an S3 upload reads parts in place) and rests
-// on reads at offsets too.
-func TestPacedFileReadsAt(t *testing.T) {
+// An upload's file stays an io.ReaderAt (an S3 upload reads parts in place),
+// rests on reads at offsets too, and hashes what went out in order; a read that
+// skips ahead leaves it without a hash, a part read again is not hashed twice.
+func TestUploadFileHashesWhatGoesOut(t *testing.T) {
+	data := make([]byte, 2<<20+7)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
 	f, err := os.CreateTemp(t.TempDir(), "seg")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(make([]byte, 2<<20)); err != nil {
+	if _, err := f.Write(data); err != nil {
 		t.Fatal(err)
 	}
 	rests := 0
 	p := newPacer(3)
 	p.sleep = func(time.Duration) { rests++ }
-	r, ok := p.file(f).(io.ReaderAt)
-	if !ok {
-		t.Fatal("a paced file is not an io.ReaderAt")
+	u := p.upload(f)
+	var r io.ReaderAt = u
+	half := int64(len(data) / 2)
+	// Two parts, the first read twice (a retry).
+	for _, part := range [][2]int64{{0, half}, {0, half}, {half, int64(len(data)) - half}} {
+		if _, err := io.Copy(io.Discard, io.NewSectionReader(r, part[0], part[1])); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := io.Copy(io.Discard, io.NewSectionReader(r, 0, 2<<20)); err != nil {
-		t.Fatal(err)
+	if sum, ok := u.sum(int64(len(data))); !ok || sum != sha256.Sum256(data) {
+		t.Errorf("the upload's hash: %x, %v", sum, ok)
 	}
-	if rests != 2 {
-		t.Errorf("%d rests reading 2 MiB at offsets, want 2", rests)
+	if rests < 3 {
+		t.Errorf("%d rests reading 3 MiB at offsets", rests)
+	}
+	skipped := p.upload(f)
+	io.Copy(io.Discard, io.NewSectionReader(skipped, half, int64(len(data))-half))
+	if _, ok := skipped.sum(int64(len(data))); ok {
+		t.Error("an upload that skipped the first half has a hash")
 	}
 }

@@ -103,17 +103,20 @@ func (r *Retention) archive(ctx context.Context, s audit.Segment, now time.Time)
 	if d, ok := r.Store.(Dir); ok && SameFile(filepath.Join(d.Path, s.Name()), s.Path) {
 		return fmt.Errorf("the archive %s is where the segments are: %s would be deleted with no copy", d.Path, s.Name())
 	}
-	local, err := fileSum(s.Path, p)
-	if err != nil {
-		return err
-	}
 	stored, err := storedSum(ctx, r.Store, s.Name(), p)
 	switch {
-	case err == nil && stored == local:
 	case err == nil:
-		return fmt.Errorf("%s already holds a different %s: the local one is kept; compare them", r.Store, s.Name())
+		// A copy is there (an attempt stopped before deleting): it must be this one.
+		local, err := fileSum(s.Path, p)
+		if err != nil {
+			return err
+		}
+		if stored != local {
+			return fmt.Errorf("%s already holds a different %s: the local one is kept; compare them", r.Store, s.Name())
+		}
 	case errors.Is(err, os.ErrNotExist):
-		if err := r.put(ctx, s, now, p); err != nil {
+		local, err := r.put(ctx, s, now, p)
+		if err != nil {
 			return err
 		}
 		if stored, err = storedSum(ctx, r.Store, s.Name(), p); err != nil {
@@ -137,18 +140,26 @@ func (r *Retention) archive(ctx context.Context, s audit.Segment, now time.Time)
 	return nil
 }
 
-// put uploads the segment, paced.
-func (r *Retention) put(ctx context.Context, s audit.Segment, now time.Time, p *pacer) error {
+// put uploads the segment, paced, and returns the SHA-256 of what it sent (of the
+// file read again, if the upload did not read it once in order).
+func (r *Retention) put(ctx context.Context, s audit.Segment, now time.Time, p *pacer) ([32]byte, error) {
 	f, err := os.Open(s.Path)
 	if err != nil {
-		return err
+		return [32]byte{}, err
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return err
+		return [32]byte{}, err
 	}
-	return r.Store.Put(ctx, s.Name(), p.file(f), info.Size(), now.Add(r.KeepArchive))
+	u := p.upload(f)
+	if err := r.Store.Put(ctx, s.Name(), u, info.Size(), now.Add(r.KeepArchive)); err != nil {
+		return [32]byte{}, err
+	}
+	if sum, ok := u.sum(info.Size()); ok {
+		return sum, nil
+	}
+	return fileSum(s.Path, p)
 }
 
 // expire deletes the objects the archive has kept for KeepArchive. One it cannot
