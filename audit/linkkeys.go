@@ -53,6 +53,7 @@ type linkKeys struct {
 	mu        sync.Mutex
 	cache     map[string]*linkKey
 	indexed   map[string]bool // identifier || subject pairs known to be in bucketLinked
+	day       time.Time       // the day cache and indexed are of: they start empty each day
 	closed    bool            // under dbMu
 }
 
@@ -128,6 +129,11 @@ func linked(key [32]byte, h string) string {
 func (k *linkKeys) key(subject string, now time.Time) ([32]byte, error) {
 	day := now.UTC().Truncate(24 * time.Hour)
 	k.mu.Lock()
+	if !day.Equal(k.day) {
+		// A key cached yesterday must be written again today anyway: dropping
+		// the maps keeps them to the people of one day, not of the retention.
+		k.cache, k.indexed, k.day = map[string]*linkKey{}, map[string]bool{}, day
+	}
 	c, ok := k.cache[subject]
 	k.mu.Unlock()
 	if ok && !c.used.Before(day) {

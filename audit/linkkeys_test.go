@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -174,5 +175,30 @@ func TestLinkKeysLastForTheWholeRetention(t *testing.T) {
 		if n, err := l.ForgetLinkKeys(context.Background()); err != nil || n != c.gone {
 			t.Errorf("%s after the last use: %d keys destroyed, %v; want %d", c.after, n, err, c.gone)
 		}
+	}
+}
+
+// The keys cached in memory are the day's: a long-running gateway does not hold
+// every person of the retention in memory.
+func TestLinkKeysCacheIsTheDays(t *testing.T) {
+	k, err := openLinkKeys(filepath.Join(t.TempDir(), "links.db"), "log-1", 30*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.close()
+	day1 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, s := range []string{"a", "b", "c"} {
+		r := Record{SubjectHMAC: HMAC(testHMACKey, s), Identifiers: []string{HMAC(testHMACKey, s+"-id")}}
+		if err := k.pseudonymize(&r, day1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := k.key(HMAC(testHMACKey, "a"), day1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := k.key(HMAC(testHMACKey, "a"), day1.Add(24*time.Hour))
+	if err != nil || again != first || len(k.cache) != 1 || len(k.indexed) != 0 {
+		t.Errorf("the next day: same key %v, %d cached, %d pairs noted, %v", again == first, len(k.cache), len(k.indexed), err)
 	}
 }

@@ -195,16 +195,18 @@ func (l *Log) rotateDue() bool {
 // writer's alone). A failure leaves the active file in place, logged; the next commit
 // tries again.
 func (l *Log) rotate() {
+	// The lock first: while a reader holds the file (a snapshot), every commit
+	// would otherwise sign and write another sealing checkpoint in vain.
+	if !l.dbMu.TryLock() {
+		return // rotating now would stall every Append behind the reader
+	}
+	defer l.dbMu.Unlock()
 	if !l.lastSeals() {
 		if err := l.commitSeal(); err != nil {
 			l.log.Warn("audit segment not sealed: its checkpoint was not written; trying again later", "log_id", l.id, "error", err.Error())
 			return
 		}
 	}
-	if !l.dbMu.TryLock() {
-		return // a reader holds the file (a snapshot); rotating would stall every Append
-	}
-	defer l.dbMu.Unlock()
 	seg := Segment{Path: filepath.Join(l.segDir, segmentName(l.segFirst, l.st.seq)), First: l.segFirst, Last: l.st.seq}
 	if err := l.moveActive(seg); err != nil {
 		l.log.Error("audit segment not sealed; the active file stays in use", "log_id", l.id, "segment", seg.Name(), "error", err.Error())

@@ -464,3 +464,30 @@ func TestReadersDuringRotation(t *testing.T) {
 		t.Errorf("only %d segments sealed: the test did not rotate under its readers", len(segs))
 	}
 }
+
+// While a reader holds the file (a snapshot), a rotation waits, and the commits
+// meanwhile do not each sign a sealing checkpoint in vain.
+func TestRotationWaitsForAReaderWithoutSealing(t *testing.T) {
+	o := testOptions(t)
+	o.SegmentBytes = 1 // always due
+	l, path := MustOpen(t, o)
+	appendN(t, l, 1)
+	l.dbMu.RLock()
+	before := l.Stats().Checkpoints
+	appendN(t, l, 20)
+	during := l.Stats().Checkpoints - before
+	l.dbMu.RUnlock()
+	if during > 1 {
+		t.Errorf("%d checkpoints written while a reader held the file, over 20 commits", during)
+	}
+	appendN(t, l, 1)
+	// The writer rotates after it has answered the commit's callers.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if segs, _ := Segments(SegmentDir(path)); len(segs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no segment sealed once the reader let go")
+		}
+	}
+}
