@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -67,7 +68,7 @@ func Segments(dir string) ([]Segment, error) {
 			out = append(out, Segment{Path: filepath.Join(dir, e.Name()), First: first, Last: last})
 		}
 	}
-	slices.SortFunc(out, func(a, b Segment) int { return compareUint(a.First, b.First) })
+	slices.SortFunc(out, func(a, b Segment) int { return cmp.Compare(a.First, b.First) })
 	return out, nil
 }
 
@@ -88,16 +89,6 @@ func Files(path string) ([]string, error) {
 			ErrCorrupt, path, SegmentDir(path), segs[len(segs)-1].Last)
 	}
 	return append(out, path), nil
-}
-
-func compareUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // nextSuffix names the file a rotation prepares before it moves the active one.

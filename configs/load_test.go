@@ -239,6 +239,8 @@ func TestLoadErrorsNameFileLineField(t *testing.T) {
 			"main.yaml:24: audit.retention.archive.s3.object_lock: \"legal-hold\" is unknown"},
 		{"audit stream of no known type", strings.Replace(goodMain, "vendors:\n", "audit:\n  streams:\n    - {name: siem, type: kafka}\nvendors:\n", 1), goodVendor,
 			"main.yaml:22: audit.streams[0].type: \"kafka\" is unknown: use syslog, http or otlp"},
+		{"a vendor cookie passed to the app", goodMain, strings.Replace(goodVendor, "      response:", "      response_headers:\n        set-cookie: metadata\n      response:", 1),
+			"v.yaml:14: operations[0].fields.response_headers.set-cookie: a vendor's cookies never reach an app"},
 		{"personal data in a response header", goodMain, strings.Replace(goodVendor, "      response:", "      response_headers:\n        X-Customer-Name: identity\n      response:", 1),
 			"v.yaml:14: operations[0].fields.response_headers.X-Customer-Name: is identity, but a header cannot be minimised"},
 		{"query category", goodMain, strings.Replace(goodVendor, "      response:", "      query:\n        iin: secret\n      response:", 1),

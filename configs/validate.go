@@ -895,6 +895,9 @@ func (v *validator) requestShape(f string, op *Operation) {
 		switch {
 		case !tokenRE.MatchString(name):
 			v.fail(f+".fields.response_headers."+name, "%q is not a header name", name)
+		case strings.EqualFold(name, "Set-Cookie") || strings.EqualFold(name, "Set-Cookie2"):
+			// The vendor's session belongs to consentgate's connection, never to an app.
+			v.fail(f+".fields.response_headers."+name, "a vendor's cookies never reach an app")
 		case op.Fields.ResponseHeaders[name] != "metadata":
 			v.fail(f+".fields.response_headers."+name, "is %s, but a header cannot be minimised: only metadata passes in one", op.Fields.ResponseHeaders[name])
 		}

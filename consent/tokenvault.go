@@ -128,10 +128,10 @@ const keySweepEvery = time.Minute
 // most once per keySweepEvery.
 func (r *Registry) shredLapsedKeys(ctx context.Context) error {
 	now := r.now()
-	if last := r.keysSwept.Load(); last != 0 && now.Sub(time.Unix(0, last)) < keySweepEvery {
-		return nil
+	last := r.keysSwept.Load()
+	if last != 0 && now.Sub(time.Unix(0, last)) < keySweepEvery || !r.keysSwept.CompareAndSwap(last, now.UnixNano()) {
+		return nil // not due, or another caller sweeps now
 	}
-	r.keysSwept.Store(now.UnixNano())
 	var ids []string
 	if err := r.st.view(ctx, func(tx storeTx) (err error) {
 		ids, err = tx.lapsedDataKeys(r.now())

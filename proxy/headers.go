@@ -30,6 +30,11 @@ func minimiseResponseHeaders(h http.Header, op *operation) int {
 // rateLimitHeader: X-RateLimit-*, X-Rate-Limit-*, RateLimit-* and RateLimit
 // (the IETF draft), numbers a vendor states about the company's quota.
 func rateLimitHeader(name string) bool {
-	n := strings.ToLower(name)
-	return strings.HasPrefix(n, "x-ratelimit") || strings.HasPrefix(n, "x-rate-limit") || strings.HasPrefix(n, "ratelimit")
+	return hasPrefixFold(name, "x-ratelimit") || hasPrefixFold(name, "x-rate-limit") || hasPrefixFold(name, "ratelimit")
+}
+
+// hasPrefixFold is strings.HasPrefix ignoring case, without lowering a copy of s
+// for every header of every answer.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }

@@ -82,12 +82,10 @@ func Files(ctx context.Context, s Store, dbPath, tmp string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	firstHere := uint64(1 << 63)
-	for _, seg := range here {
-		firstHere = min(firstHere, seg.First)
-	}
-	if len(here) == 0 {
-		firstHere = activeFirst(dbPath, firstHere)
+	// Archived segments before the oldest record here; the rest are on the node.
+	firstHere := activeFirst(dbPath, 1<<63)
+	if len(here) > 0 {
+		firstHere = here[0].First // Segments are in log order
 	}
 	objs, err := s.List(ctx)
 	if err != nil {
