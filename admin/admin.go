@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -75,10 +74,7 @@ func New(o Options) http.Handler {
 		mux.Handle(pattern, h)
 		if allowed[path] == nil {
 			mux.Handle(path, identity.Only(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				allow := strings.Join(allowed[path], ", ")
-				w.Header().Set("Allow", allow)
-				refusal.New(http.StatusMethodNotAllowed, refusal.MethodNotAllowed, "Method not allowed",
-					fmt.Sprintf("%s is not allowed here; use %s", r.Method, allow)).Write(w, "")
+				refusal.WrongMethod(w, r, strings.Join(allowed[path], ", "))
 			}), identity.RoleApp, identity.RoleAuditor, identity.RoleAdmin))
 		}
 		if method == http.MethodGet {

@@ -57,10 +57,7 @@ func (r *Registry) Handler() http.Handler {
 }
 
 func methodNotAllowed(allow string) http.HandlerFunc {
-	return func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("Allow", allow)
-		writeProblem(w, http.StatusMethodNotAllowed, refusal.MethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", req.Method, allow))
-	}
+	return func(w http.ResponseWriter, req *http.Request) { refusal.WrongMethod(w, req, allow) }
 }
 
 func (r *Registry) serveCreate(w http.ResponseWriter, req *http.Request) {

@@ -2,6 +2,7 @@ package refusal
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 )
 
@@ -28,6 +29,14 @@ type Refusal struct {
 // New is a refusal with fixed text.
 func New(status int, kind Kind, title, detail string) *Refusal {
 	return &Refusal{Status: status, Kind: kind, Title: title, Detail: detail}
+}
+
+// WrongMethod answers a request for a route that takes other methods: 405 with
+// Allow, as every listener answers it.
+func WrongMethod(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	New(http.StatusMethodNotAllowed, MethodNotAllowed, "Method not allowed",
+		fmt.Sprintf("%s is not allowed here; use %s", r.Method, allow)).Write(w, "")
 }
 
 // Error makes a Refusal an error for stages that return one.
