@@ -40,6 +40,8 @@ type Options struct {
 	// Certificates lists the certificates in use, for GET /v1/certificates
 	// (`consentgate certs status`); nil leaves the route out.
 	Certificates func(ctx context.Context) []certs.InUse
+	// Console serves /console/ (package console); nil leaves it out.
+	Console http.Handler
 	// Ready are further readiness checks (secrets fresh, certificates valid).
 	// Each names what is wrong without any secret; the first failure answers 503.
 	Ready []ReadyCheck
@@ -115,6 +117,9 @@ func New(o Options) http.Handler {
 	handle("POST /v1/subjects/erase", identity.Only(http.HandlerFunc(a.eraseSubject), identity.RoleAdmin))
 	handle("GET /v1/audit/tail", operators(a.auditTail))
 	handle("GET /v1/audit/snapshot", operators(a.auditSnapshot))
+	if o.Console != nil {
+		mux.Handle("/console/", o.Console)
+	}
 	// Any other path or method: not found, but only to a proven caller.
 	mux.Handle("/", identity.Only(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/certificates, /v1/tokens, /v1/tokens/reveal, /v1/subjects/erase, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz").Write(w, "")

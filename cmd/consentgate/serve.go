@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ import (
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/console"
 	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/proxy"
 	"github.com/consentgate/consentgate/secrets"
@@ -261,7 +263,8 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	}
 	adminAPI := admin.New(admin.Options{Consents: consents, Policy: engine, Audit: alog, Logger: log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: oauthStart, ImportResource: gw.ImportResource,
-		SubjectHMAC: gw.SubjectHMAC, Certificates: inUse, Tokens: vault, Ready: ready})
+		SubjectHMAC: gw.SubjectHMAC, Certificates: inUse, Tokens: vault, Ready: ready,
+		Console: console.New(console.Options{Audit: alog, Logger: log.With("component", "console"), Secret: randomKey()})})
 	srv, err := listen(cfg, in, gw, adminAPI, log)
 	if err != nil {
 		return nil, err
@@ -777,4 +780,11 @@ func readKey(ctx context.Context, p secrets.Provider, field, ref string) (string
 		return "", fmt.Errorf("%s: %w", field, err)
 	}
 	return s.Value, nil
+}
+
+// randomKey is 32 random bytes, for a key that lives as long as the process.
+func randomKey() []byte {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
 }

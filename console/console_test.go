@@ -1,0 +1,125 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/identity"
+)
+
+func newConsole(t *testing.T) (http.Handler, *audit.Log) {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(filepath.Join(t.TempDir(), "audit.db"), audit.Options{SigningKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	for range 5 {
+		if _, err := l.Append(context.Background(), audit.Record{Kind: audit.KindIntent, App: "onboarding-web", Vendor: "kb"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	return New(Options{Audit: l, Secret: secret}), l
+}
+
+var (
+	auditor = identity.Identity{Role: identity.RoleAuditor, Name: "auditor", URI: "spiffe://consentgate.test/auditor/auditor"}
+	app     = identity.Identity{Role: identity.RoleApp, Name: "onboarding-web", URI: "spiffe://consentgate.test/app/onboarding-web"}
+)
+
+func do(h http.Handler, who identity.Identity, method, target string, form url.Values, header map[string]string) *httptest.ResponseRecorder {
+	var body *strings.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	} else {
+		body = strings.NewReader("")
+	}
+	r := httptest.NewRequest(method, "https://127.0.0.1:9443"+target, body)
+	if form != nil {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range header {
+		r.Header.Set(k, v)
+	}
+	r = r.WithContext(identity.With(r.Context(), who))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// Pages are for auditors and admins, carry a strict CSP, and hold no inline
+// script or style for it to refuse.
+func TestConsolePagesAndRoles(t *testing.T) {
+	h, _ := newConsole(t)
+	for _, path := range []string{"/console/", "/console/integrity"} {
+		w := do(h, auditor, "GET", path, nil, nil)
+		body := w.Body.String()
+		if w.Code != http.StatusOK || !strings.Contains(w.Header().Get("Content-Security-Policy"), "default-src 'none'") ||
+			!strings.Contains(body, "auditor (auditor)") || strings.Contains(body, "<script") || strings.Contains(body, "style=") {
+			t.Errorf("GET %s as an auditor: %d %q\n%s", path, w.Code, w.Header().Get("Content-Security-Policy"), body)
+		}
+		if w := do(h, app, "GET", path, nil, nil); w.Code != http.StatusForbidden {
+			t.Errorf("GET %s as an app: %d", path, w.Code)
+		}
+	}
+	if w := do(h, auditor, "GET", "/console/integrity", nil, nil); !strings.Contains(w.Body.String(), "record 5,") {
+		t.Errorf("the integrity page does not show the head (record 5):\n%s", w.Body)
+	}
+	if w := do(h, auditor, "GET", "/console/static/console.css", nil, nil); w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/css") {
+		t.Errorf("the stylesheet: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+}
+
+// A verification runs only from the console's own form, and is recorded.
+func TestConsoleVerifyNeedsItsOwnForm(t *testing.T) {
+	h, l := newConsole(t)
+	page := do(h, auditor, "GET", "/console/integrity", nil, nil).Body.String()
+	i := strings.Index(page, `name="csrf" value="`)
+	if i < 0 {
+		t.Fatalf("no CSRF token in the form:\n%s", page)
+	}
+	token := page[i+len(`name="csrf" value="`):][:64]
+	head := l.Head().Seq
+	for name, c := range map[string]struct {
+		form   url.Values
+		header map[string]string
+	}{
+		"no token":            {url.Values{}, nil},
+		"another's token":     {url.Values{"csrf": {strings.Repeat("0", 64)}}, nil},
+		"from another site":   {url.Values{"csrf": {token}}, map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		"from another origin": {url.Values{"csrf": {token}}, map[string]string{"Origin": "https://evil.example"}},
+	} {
+		if w := do(h, auditor, "POST", "/console/integrity", c.form, c.header); w.Code != http.StatusForbidden {
+			t.Errorf("%s: %d", name, w.Code)
+		}
+	}
+	if l.Head().Seq != head {
+		t.Fatal("a refused form was recorded or ran")
+	}
+	w := do(h, auditor, "POST", "/console/integrity", url.Values{"csrf": {token}}, map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "https://127.0.0.1:9443"})
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "Verified: 5 records") {
+		t.Fatalf("the console's own form: %d\n%s", w.Code, w.Body)
+	}
+	var b bytes.Buffer
+	if err := l.Export(context.Background(), &b, audit.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"action":"console verify"`) || !strings.Contains(b.String(), `"result":"verified"`) {
+		t.Error("the verification is not in the audit log")
+	}
+}
