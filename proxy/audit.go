@@ -135,6 +135,12 @@ func (ex *exchange) asRecord(kind string, shed int64) audit.Record {
 	r.Disclosed, r.Withheld = ex.disclosed, ex.withheld
 	r.Error = ex.err
 	detail()
+	// What came of the call, and the refusal's kind when it stopped: what the
+	// console's timeline filters on, without parsing Error.
+	r.Detail["outcome"] = ex.outcome
+	if ex.refusal != "" {
+		r.Detail["refusal"] = string(ex.refusal)
+	}
 	if ex.wouldDeny {
 		r.Detail["would_deny"] = "true"
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/consentgate/consentgate/refusal"
+
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/consentgate/consentgate/policy"
@@ -59,6 +61,7 @@ type exchange struct {
 	upstreamStatus int
 	bytesIn        int64
 	outcome        string
+	refusal        refusal.Kind // why the call stopped, when it did
 	err            string
 	consentID      string
 	purpose        string

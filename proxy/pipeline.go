@@ -92,7 +92,7 @@ const statusClientGone = 499
 // listener that calls vendors: the outcome record first, then problem+json. If
 // the record cannot be written, the answer is 503 audit-unavailable instead.
 func (g *Gateway) answer(ctx context.Context, w http.ResponseWriter, ex *exchange, ref *refusal.Refusal) {
-	ex.status = ref.Status
+	ex.status, ex.refusal = ref.Status, ref.Kind
 	switch {
 	case ref.Failed:
 		ex.outcome = outcomeFailed

@@ -371,6 +371,11 @@ func TestEveryCallHasIntentAndOutcomeRecords(t *testing.T) {
 	if outcome.PathTemplate != "/things/{id}" {
 		t.Errorf("path_template %q", outcome.PathTemplate)
 	}
+	// What came of each call, and a refusal's kind, for the console's filters.
+	if outcome.Detail["outcome"] != "forwarded" || outcome.Detail["refusal"] != "" ||
+		refused.Detail["outcome"] != "refused" || refused.Detail["refusal"] != string(refusal.NoRoute) {
+		t.Errorf("outcome details: forwarded %v, refused %v", outcome.Detail, refused.Detail)
+	}
 	raw, _ := json.Marshal(recs)
 	assertNoSecret(t, "audit export", string(raw))
 	if strings.Contains(string(raw), "9157144238") || strings.Contains(string(raw), "app-own-apikey") {
