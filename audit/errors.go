@@ -51,3 +51,6 @@ func (e *VerifyError) Error() string {
 }
 
 func (e *VerifyError) Unwrap() error { return ErrVerify }
+
+// ErrNoRecord means a sequence number asked for is beyond the head.
+var ErrNoRecord = errors.New("no such audit record")

@@ -43,7 +43,7 @@ func TestHMACIsPlainHMACOfNormalisedValue(t *testing.T) {
 	if got := HMAC(testHMACKey, testBirthNumber); got != want {
 		t.Errorf("HMAC = %s, want %s", got, want)
 	}
-	if !isHMAC(want) {
+	if !IsHMAC(want) {
 		t.Errorf("%s is not what Append accepts", want)
 	}
 }

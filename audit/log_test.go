@@ -25,7 +25,7 @@ func TestAppendStoresTheChain(t *testing.T) {
 	got := appendN(t, l, 3)
 	prev := genesis(l.LogID())
 	for i, r := range got {
-		if r.Seq != uint64(i+1) || r.Node != "node-1" || r.PrevHash != prev || !isHMAC(r.Hash) {
+		if r.Seq != uint64(i+1) || r.Node != "node-1" || r.PrevHash != prev || !IsHMAC(r.Hash) {
 			t.Errorf("record %d = seq %d node %q prev %q hash %q", i, r.Seq, r.Node, r.PrevHash, r.Hash)
 		}
 		if r.Time.Location() != time.UTC || r.Time.IsZero() {

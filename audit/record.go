@@ -88,11 +88,11 @@ func prepareRecord(r Record) (Record, error) {
 	}
 	// Refusing anything that is not an HMAC is the last guard against a raw birth
 	// number reaching the file. The message never quotes the value.
-	if r.SubjectHMAC != "" && !isHMAC(r.SubjectHMAC) {
+	if r.SubjectHMAC != "" && !IsHMAC(r.SubjectHMAC) {
 		return Record{}, fmt.Errorf("%w: subject_hmac must be HMAC hex (64 lowercase hex digits), see audit.HMAC", ErrInvalid)
 	}
 	for i, id := range r.Identifiers {
-		if !isHMAC(id) {
+		if !IsHMAC(id) {
 			return Record{}, fmt.Errorf("%w: identifiers[%d] must be HMAC hex (64 lowercase hex digits), see audit.HMAC", ErrInvalid, i)
 		}
 	}
@@ -133,8 +133,8 @@ func validStrings(ss []string) []string {
 	return out
 }
 
-// isHMAC reports whether s looks like HMAC-SHA256 hex as HMAC returns it.
-func isHMAC(s string) bool {
+// IsHMAC reports whether s looks like HMAC-SHA256 hex as HMAC returns it.
+func IsHMAC(s string) bool {
 	return isHex(s, 64)
 }
 

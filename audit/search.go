@@ -101,7 +101,7 @@ func searchTerms(hs []string) (term, error) {
 	t := term{set: map[string]bool{}}
 	for _, h := range hs {
 		h = strings.ToLower(strings.TrimSpace(h))
-		if !isHMAC(h) {
+		if !IsHMAC(h) {
 			return term{}, fmt.Errorf("%w: search term must be an identifier's HMAC (64 hex digits), see audit.HMAC", ErrInvalid)
 		}
 		t.set[h] = true
