@@ -117,6 +117,28 @@ func (c *Config) Vendor(id string) *Vendor {
 	return nil
 }
 
+// OperationFields are an operation's request and response field maps and its
+// identifiers (nil for an operation no profile has): what a policy replay adds
+// to a recorded input (policy.FieldMaps).
+func (c *Config) OperationFields(vendor, operation string) (request, response map[string]string, identifiers []string) {
+	return OperationFields(c.Vendors, vendor, operation)
+}
+
+// OperationFields is Config.OperationFields over a list of profiles.
+func OperationFields(vendors []*Vendor, vendor, operation string) (request, response map[string]string, identifiers []string) {
+	for _, v := range vendors {
+		if v.ID != vendor {
+			continue
+		}
+		for i := range v.Operations {
+			if op := &v.Operations[i]; op.ID == operation {
+				return op.SentFields(), op.Fields.Response, op.Identifiers()
+			}
+		}
+	}
+	return nil, nil, nil
+}
+
 // AuthorizationCode returns the vendor's oauth2_authorization_code credential,
 // or nil.
 func (v *Vendor) AuthorizationCode() *Credential {

@@ -63,6 +63,7 @@ type Engine struct {
 	lastErr  string
 	lastErrT time.Time
 	failures int
+	history  []Revision // see remember
 }
 
 // Status is what /v1/policy/status shows.
@@ -106,6 +107,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		return nil, err
 	}
 	e.cur.Store(rev)
+	e.remember(rev)
 	e.metrics.revision(rev.id)
 	e.log.Info("policy loaded", "revision", rev.id, "source", o.Source.String(), "files", len(rev.files), "memo", rev.memo.describe())
 	if o.OnRevision != nil {
@@ -149,6 +151,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 		return err
 	}
 	old := e.cur.Swap(rev)
+	e.remember(rev)
 	e.metrics.revision(rev.id)
 	for _, fn := range e.onServe {
 		fn()

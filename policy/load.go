@@ -51,6 +51,9 @@ type revision struct {
 	query    rego.PreparedEvalQuery
 	loadedAt time.Time
 	files    []string
+	// sources are the revision's text by file (modules as written, the data
+	// as indented JSON), for the console's diff of two revisions.
+	sources  map[string]string
 	purposes []string
 	returnTo map[string][]*url.URL
 	memo     *memo
@@ -173,7 +176,8 @@ func load(ctx context.Context, src Source, memoEntries int, contract *Contract) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: preparing %s: %w", src, Query, err)
 	}
-	rev := &revision{id: id, query: pq, loadedAt: time.Now(), files: files, memo: newMemo(compiler, modules, memoEntries)}
+	rev := &revision{id: id, query: pq, loadedAt: time.Now(), files: files, sources: sourcesOf(src, b, data),
+		memo: newMemo(compiler, modules, memoEntries)}
 	if ps, ok := data["purposes"].(map[string]any); ok {
 		rev.purposes = slices.Sorted(maps.Keys(ps))
 	}
@@ -223,6 +227,34 @@ func identify(src Source, b *bundle.Bundle, data map[string]any) (map[string]*as
 	}
 	h.Write(dataJSON)
 	return modules, files, hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// sourcesOf is a revision's text by file: each module as written, and each
+// data file of a folder as written (of a bundle, its data merged, as indented
+// JSON).
+func sourcesOf(src Source, b *bundle.Bundle, data map[string]any) map[string]string {
+	out := map[string]string{}
+	name := func(p string) string {
+		if rel, err := filepath.Rel(src.Dir, p); src.Dir != "" && err == nil {
+			return filepath.ToSlash(rel)
+		}
+		return p
+	}
+	for _, m := range b.Modules {
+		out[name(m.Path)] = string(m.Raw)
+	}
+	if src.Dir == "" {
+		if d, err := json.MarshalIndent(data, "", "  "); err == nil {
+			out["(data)"] = string(d) + "\n"
+		}
+		return out
+	}
+	for _, f := range dataFiles(src.Dir) {
+		if raw, err := os.ReadFile(f); err == nil {
+			out[name(f)] = string(raw)
+		}
+	}
+	return out
 }
 
 // smoke evaluates a call with no consent: any policy that cannot answer it, or

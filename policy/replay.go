@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -77,4 +79,64 @@ func ReplayInput(recorded string, requestFields, responseFields map[string]strin
 	}
 	v["fields"] = fieldsValue(requestFields, responseFields, identifiers)
 	return v, nil
+}
+
+// Recorded is one decision as the audit log keeps it, for Replay.
+type Recorded struct {
+	Seq                                        uint64
+	RequestID, App, Vendor, Operation, Purpose string
+	Input                                      string // the record's policy_input
+	Allow                                      bool
+	Reasons                                    []string
+}
+
+// Change is a recorded decision the candidate would decide otherwise.
+type Change struct {
+	Recorded
+	NowAllow   bool
+	NowReasons []string
+}
+
+// FieldMaps gives an operation's field maps and identifiers, as the vendor
+// profiles in service define them (nil maps for an operation they no longer have).
+type FieldMaps func(vendor, operation string) (request, response map[string]string, identifiers []string)
+
+// Replay asks e, a candidate, the questions of recorded decisions and counts
+// what would change: `consentgate policy replay` and the console's dry run.
+type Replay struct {
+	Replayed, NewlyDenied, NewlyAllowed, Changed int
+	Changes                                      []Change // the first MaxChanges
+	MaxChanges                                   int      // 0: every change is kept
+}
+
+// Add replays one recorded decision with e and reports the change, if any.
+func (rp *Replay) Add(ctx context.Context, e *Engine, fields FieldMaps, r Recorded) (*Change, error) {
+	req, resp, ids := fields(r.Vendor, r.Operation)
+	in, err := ReplayInput(r.Input, req, resp, ids)
+	if err != nil {
+		return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+	}
+	d := e.DecideRaw(ctx, in)
+	rp.Replayed++
+	if d.Allow == r.Allow && slices.Equal(sortedCopy(d.Reasons), sortedCopy(r.Reasons)) {
+		return nil, nil
+	}
+	rp.Changed++
+	switch {
+	case r.Allow && !d.Allow:
+		rp.NewlyDenied++
+	case !r.Allow && d.Allow:
+		rp.NewlyAllowed++
+	}
+	c := Change{Recorded: r, NowAllow: d.Allow, NowReasons: d.Reasons}
+	if rp.MaxChanges == 0 || len(rp.Changes) < rp.MaxChanges {
+		rp.Changes = append(rp.Changes, c)
+	}
+	return &c, nil
+}
+
+func sortedCopy(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }

@@ -144,44 +144,26 @@ without surprises.`,
 			out := cmd.OutOrStdout()
 			sc := bufio.NewScanner(f)
 			sc.Buffer(make([]byte, 64<<10), 16<<20)
-			var replayed, changed, newlyDenied, newlyAllowed int
+			var rp policy.Replay
+			fields := cfg.OperationFields
 			for sc.Scan() {
 				var r audit.Record
 				if json.Unmarshal(sc.Bytes(), &r) != nil || r.Detail["policy_input"] == "" || r.Allow == nil {
 					continue
 				}
-				var req, resp map[string]string
-				var ids []string
-				if v := cfg.Vendor(r.Vendor); v != nil {
-					for i := range v.Operations {
-						if op := &v.Operations[i]; op.ID == r.Operation {
-							req, resp, ids = op.SentFields(), op.Fields.Response, op.Identifiers()
-						}
-					}
-				}
-				in, err := policy.ReplayInput(r.Detail["policy_input"], req, resp, ids)
+				c, err := rp.Add(cmd.Context(), e, fields, recordedDecision(r))
 				if err != nil {
-					return fmt.Errorf("record %d: %w", r.Seq, err)
+					return err
 				}
-				d := e.DecideRaw(cmd.Context(), in)
-				replayed++
-				if d.Allow == *r.Allow && slices.Equal(sorted(d.Reasons), sorted(r.Reasons)) {
-					continue
+				if c != nil {
+					fmt.Fprintf(out, "seq %d %s %s purpose=%s app=%s: %s %v -> %s %v\n", r.Seq, r.RequestID, r.Operation, r.Purpose, r.App,
+						verdict(c.Allow), c.Reasons, verdict(c.NowAllow), c.NowReasons)
 				}
-				changed++
-				switch {
-				case *r.Allow && !d.Allow:
-					newlyDenied++
-				case !*r.Allow && d.Allow:
-					newlyAllowed++
-				}
-				fmt.Fprintf(out, "seq %d %s %s purpose=%s app=%s: %s %v -> %s %v\n", r.Seq, r.RequestID, r.Operation, r.Purpose, r.App,
-					verdict(*r.Allow), r.Reasons, verdict(d.Allow), d.Reasons)
 			}
 			if err := sc.Err(); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "%d decisions replayed, %d would change (%d newly denied, %d newly allowed)\n", replayed, changed, newlyDenied, newlyAllowed)
+			fmt.Fprintf(out, "%d decisions replayed, %d would change (%d newly denied, %d newly allowed)\n", rp.Replayed, rp.Changed, rp.NewlyDenied, rp.NewlyAllowed)
 			return nil
 		},
 	}
@@ -199,10 +181,10 @@ func verdict(allow bool) string {
 	return "deny"
 }
 
-func sorted(s []string) []string {
-	s = slices.Clone(s)
-	slices.Sort(s)
-	return s
+// recordedDecision is what a replay needs of an intent or outcome record.
+func recordedDecision(r audit.Record) policy.Recorded {
+	return policy.Recorded{Seq: r.Seq, RequestID: r.RequestID, App: r.App, Vendor: r.Vendor, Operation: r.Operation,
+		Purpose: r.Purpose, Input: r.Detail["policy_input"], Allow: *r.Allow, Reasons: r.Reasons}
 }
 
 // contractFor is the decision contract of a configuration's vendor profiles,
