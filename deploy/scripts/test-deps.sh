@@ -6,9 +6,10 @@
 # tests start a throwaway server: internal/pgdev), tinyproxy (a real HTTP
 # CONNECT proxy for the egress tests: internal/tinyproxy), SoftHSM2 (a
 # PKCS#11 token for the HSM tests: internal/softhsm), Prometheus (its
-# promtool checks the shipped alert rules) and rsyslog with its TLS driver (a
-# syslog receiver for the audit stream tests: internal/rsyslogdev). Debian
-# packages, through apt.
+# promtool checks the shipped alert rules), rsyslog with its TLS driver (a
+# syslog receiver for the audit stream tests: internal/rsyslogdev) and headless
+# Chromium with NSS's tools (the web console's browser tests: internal/browser).
+# Debian packages, through apt.
 set -euo pipefail
 
 missing=()
@@ -21,6 +22,13 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # (internal/rsyslogdev).
 command -v rsyslogd >/dev/null 2>&1 || missing+=(rsyslog)
 compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
+# Headless Chromium and NSS's certutil/pk12util: a real browser presenting a
+# client certificate to the mTLS web console (internal/browser). No
+# AutoSelectCertificateForUrls policy under /etc/chromium is written:
+# internal/browser puts the same setting, for loopback origins only, into each
+# browser's own throwaway profile, which Chromium honours, headless too.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+{ command -v certutil && command -v pk12util; } >/dev/null 2>&1 || missing+=(libnss3-tools)
 # Debian keeps initdb off PATH, under /usr/lib/postgresql/<version>/bin.
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
 	missing+=(postgresql)
