@@ -34,10 +34,19 @@ func (r *Registry) BySubject(ctx context.Context, app, subject string) ([]Consen
 	if subject == "" {
 		return nil, fmt.Errorf("%w: subject is required", ErrInvalid)
 	}
+	return r.BySubjectHMAC(ctx, app, r.SubjectHMAC(subject))
+}
+
+// BySubjectHMAC is BySubject for a subject already hashed (SubjectHMAC): the
+// console holds a person's HMAC between pages, never their id.
+func (r *Registry) BySubjectHMAC(ctx context.Context, app, h string) ([]Consent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var all []Consent
 	err := r.st.view(ctx, func(tx storeTx) error {
 		var err error
-		all, err = tx.bySubject(r.SubjectHMAC(subject))
+		all, err = tx.bySubject(h)
 		return err
 	})
 	if err != nil {

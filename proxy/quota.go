@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,4 +196,38 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 // rounded up, at least 1.
 func retryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
+}
+
+// QuotaState is where a vendor's budget stands, for the console's vendors page.
+type QuotaState struct {
+	Vendor string
+	// PerSecond and Burst are the profile's own budget (0: none).
+	PerSecond float64
+	Burst     int
+	// Remaining and Limit are what the vendor last said (-1 and 0 while it has
+	// not); BlockedUntil is set while it has said none is left.
+	Remaining, Limit int
+	BlockedUntil     time.Time
+}
+
+// Quotas is every vendor's quota state, by vendor id.
+func (g *Gateway) Quotas() []QuotaState {
+	vendors := g.vendorsNow()
+	now := g.now()
+	var out []QuotaState
+	for _, id := range slices.Sorted(maps.Keys(vendors)) {
+		q := vendors[id].quota
+		s := QuotaState{Vendor: id}
+		if q.vendor != nil {
+			s.PerSecond, s.Burst = float64(q.vendor.Limit()), q.vendor.Burst()
+		}
+		q.mu.Lock()
+		s.Remaining, s.Limit = q.remaining, q.limit
+		if now.Before(q.blockedUntil) {
+			s.BlockedUntil = q.blockedUntil
+		}
+		q.mu.Unlock()
+		out = append(out, s)
+	}
+	return out
 }

@@ -241,3 +241,14 @@ func (g *Gateway) logCertificate(v *vendor) {
 		g.log.Warn("vendor client certificate expires soon", "vendor", v.cfg.ID, "days_left", r.DaysLeft, "not_after", r.NotAfter)
 	}
 }
+
+// Profiles are the vendor profiles in service, by id order: what a policy
+// replay and the access report read of them.
+func (g *Gateway) Profiles() []*configs.Vendor {
+	vendors := g.vendorsNow()
+	out := make([]*configs.Vendor, 0, len(vendors))
+	for _, id := range slices.Sorted(maps.Keys(vendors)) {
+		out = append(out, vendors[id].cfg)
+	}
+	return out
+}

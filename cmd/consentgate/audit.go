@@ -737,8 +737,14 @@ func erasurePaths(file string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return erasureWays(cfg.Vendors), nil
+}
+
+// erasureWays maps each vendor to how an end user's data is erased there (its
+// profile's erasure operation, or why there is none), for the access report.
+func erasureWays(vendors []*configs.Vendor) map[string]string {
 	out := map[string]string{}
-	for _, v := range cfg.Vendors {
+	for _, v := range vendors {
 		if v.Erasure.Unavailable != "" {
 			out[v.ID] = audit.ErasureUnavailable(v.Erasure.Unavailable)
 		}
@@ -748,7 +754,7 @@ func erasurePaths(file string) (map[string]string, error) {
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 func newAuditTailCmd() *cobra.Command {

@@ -33,7 +33,6 @@ import (
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
-	"github.com/consentgate/consentgate/console"
 	"github.com/consentgate/consentgate/policy"
 	"github.com/consentgate/consentgate/proxy"
 	"github.com/consentgate/consentgate/secrets"
@@ -264,7 +263,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	adminAPI := admin.New(admin.Options{Consents: consents, Policy: engine, Audit: alog, Logger: log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: oauthStart, ImportResource: gw.ImportResource,
 		SubjectHMAC: gw.SubjectHMAC, Certificates: inUse, Tokens: vault, Ready: ready,
-		Console: console.New(console.Options{Audit: alog, Logger: log.With("component", "console"), Secret: randomKey()})})
+		Console: newConsole(alog, consents, engine, gw, p, reg, inUse, log)})
 	srv, err := listen(cfg, in, gw, adminAPI, log)
 	if err != nil {
 		return nil, err

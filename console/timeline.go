@@ -1,0 +1,145 @@
+package console
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/consentgate/consentgate/audit"
+)
+
+// timelineData is the timeline page: the filter as given, a page of records,
+// and the link to the next, older page.
+type timelineData struct {
+	Filter  url.Values
+	Page    audit.Page
+	Older   string // query of the next page; "" when none
+	Error   string
+	Kinds   []string
+	Outcome []string
+}
+
+// timeline serves GET /console/timeline: records newest first, filtered by
+// what is not personal (time, app, vendor, operation, purpose, outcome,
+// refusal kind), a bounded page at a time.
+func (c *console) timeline(w http.ResponseWriter, r *http.Request) {
+	q, err := timelineQuery(r.URL.Query())
+	d := timelineData{Filter: r.URL.Query(), Kinds: kinds, Outcome: outcomes}
+	if err != nil {
+		d.Error = err.Error()
+		c.renderStatus(w, r, http.StatusBadRequest, "timeline.html", "Audit timeline", d)
+		return
+	}
+	d.Page, err = c.o.Audit.Timeline(r.Context(), q)
+	if err != nil {
+		c.o.Logger.Error("timeline not read", "error", err.Error())
+		c.fail(w, r, http.StatusServiceUnavailable, "The audit log could not be read.")
+		return
+	}
+	if d.Page.Next > 0 {
+		next := r.URL.Query()
+		next.Set("before", strconv.FormatUint(d.Page.Next, 10))
+		d.Older = next.Encode()
+	}
+	c.render(w, r, "timeline.html", "Audit timeline", d)
+}
+
+var (
+	kinds    = []string{audit.KindIntent, audit.KindOutcome, audit.KindConsent, audit.KindPolicy, audit.KindAdmin, audit.KindSystem, audit.KindCheckpoint}
+	outcomes = []string{"forwarded", "refused", "denied", "failed"}
+)
+
+// timelineQuery reads the filter form; times are the browser's datetime-local
+// values (read as UTC) or RFC 3339.
+func timelineQuery(v url.Values) (audit.Query, error) {
+	q := audit.Query{App: v.Get("app"), Vendor: v.Get("vendor"), Operation: v.Get("operation"), Purpose: v.Get("purpose"),
+		Kind: v.Get("kind"), Outcome: v.Get("outcome"), Refusal: v.Get("refusal")}
+	for name, dst := range map[string]*time.Time{"from": &q.From, "to": &q.To} {
+		if s := v.Get(name); s != "" {
+			t, err := parseTime(s)
+			if err != nil {
+				return q, errors.New(name + " must be a date and time (2026-12-07T10:00, UTC) or RFC 3339")
+			}
+			*dst = t
+		}
+	}
+	if s := v.Get("before"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return q, errors.New("before must be a record number")
+		}
+		q.Before = n
+	}
+	return q, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02T15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, errors.New("not a time")
+}
+
+// recordData is a record's page: the record, and where it stands in the chain.
+type recordData struct {
+	Record audit.Record
+	// Checkpoint is the first signed checkpoint after the record, which
+	// vouches for it; nil when none is signed yet (or none within reach).
+	Checkpoint *audit.Record
+	Pair       *audit.Record // the intent of an outcome, or the outcome of an intent
+}
+
+// recordPage serves GET /console/records/{seq}.
+func (c *console) recordPage(w http.ResponseWriter, r *http.Request) {
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		c.fail(w, r, http.StatusNotFound, "There is no such record.")
+		return
+	}
+	rec, err := c.o.Audit.Record(seq)
+	switch {
+	case errors.Is(err, audit.ErrNoRecord):
+		c.fail(w, r, http.StatusNotFound, "There is no such record.")
+		return
+	case errors.Is(err, audit.ErrPruned):
+		c.fail(w, r, http.StatusNotFound, "This record has left the node: read it from the archive (consentgate audit search --archive).")
+		return
+	case err != nil:
+		c.o.Logger.Error("record not read", "seq", seq, "error", err.Error())
+		c.fail(w, r, http.StatusServiceUnavailable, "The audit log could not be read.")
+		return
+	}
+	d := recordData{Record: rec}
+	d.Checkpoint = c.following(seq, 1100, func(x *audit.Record) bool { return x.Kind == audit.KindCheckpoint })
+	switch {
+	case rec.RequestID == "":
+	case rec.Kind == audit.KindIntent:
+		d.Pair = c.following(seq, 1000, func(x *audit.Record) bool { return x.RequestID == rec.RequestID && x.Kind == audit.KindOutcome })
+	case rec.Kind == audit.KindOutcome:
+		p, err := c.o.Audit.Timeline(r.Context(), audit.Query{Before: seq, Limit: 1, MaxScan: 1000, RequestID: rec.RequestID, Kind: audit.KindIntent})
+		if err == nil && len(p.Records) == 1 {
+			d.Pair = &p.Records[0]
+		}
+	}
+	c.render(w, r, "record.html", "Record "+strconv.FormatUint(seq, 10), d)
+}
+
+// following is the first record within n after seq that ok accepts.
+func (c *console) following(seq uint64, n int, ok func(*audit.Record) bool) *audit.Record {
+	lines, err := c.o.Audit.Lines(seq, n)
+	if err != nil {
+		return nil
+	}
+	for _, ln := range lines {
+		var x audit.Record
+		if json.Unmarshal(ln.Data, &x) == nil && ok(&x) {
+			return &x
+		}
+	}
+	return nil
+}

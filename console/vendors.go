@@ -1,0 +1,53 @@
+package console
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/consentgate/consentgate/certs"
+)
+
+// Vendor is what the vendors page shows of one vendor: the gateway's own
+// state, read where /metrics and /v1/certificates read it.
+type Vendor struct {
+	ID           string
+	Certificates []certs.InUse
+	// Quota: the profile's budget, and what the vendor last said of its own.
+	PerSecond        float64
+	Burst            int
+	Remaining, Limit int // -1 and 0 while the vendor has not said
+	BlockedUntil     time.Time
+	// Calls since start by what the app was answered: 2xx, 4xx, 5xx.
+	Calls, OK, ClientErrors, ServerErrors float64
+}
+
+// Other is the calls answered otherwise (1xx, 3xx, or the app gone).
+func (v Vendor) Other() float64 { return v.Calls - v.OK - v.ClientErrors - v.ServerErrors }
+
+// ErrorRate is the share of calls answered 5xx.
+func (v Vendor) ErrorRate() float64 {
+	if v.Calls == 0 {
+		return 0
+	}
+	return v.ServerErrors / v.Calls
+}
+
+// vendorsData is the vendors page.
+type vendorsData struct {
+	Vendors []Vendor
+	// SecretsAge is how long ago the secret store last confirmed the oldest
+	// cached secret; negative when the store caches nothing.
+	SecretsAge time.Duration
+}
+
+func (c *console) vendors(w http.ResponseWriter, r *http.Request) {
+	if c.o.Vendors == nil {
+		c.fail(w, r, http.StatusNotFound, "This gateway shows no vendors page.")
+		return
+	}
+	d := vendorsData{Vendors: c.o.Vendors(r.Context()), SecretsAge: -1}
+	if c.o.SecretsAge != nil {
+		d.SecretsAge = c.o.SecretsAge()
+	}
+	c.render(w, r, "vendors.html", "Vendors", d)
+}
