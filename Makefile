@@ -55,8 +55,9 @@ $(BIN)/staticcheck:
 # docs regenerates what the code generates: the CLI reference (docs/cli, from
 # the cobra commands) and the JSON Schemas of consentgate.yaml and vendor
 # profiles (docs/schema, from the configs types). Tests fail when they drift.
-docs:
-	$(GO) test ./cmd/consentgate -run '^TestCLIReferenceIsCurrent$$' -count=1 -update
+# It also retakes the console's screenshots (docs/console) in a real browser.
+docs: test-deps
+	$(GO) test ./cmd/consentgate -run '^(TestCLIReferenceIsCurrent|TestDevConsoleInABrowser)$$' -count=1 -update
 	$(GO) test ./internal/schema -run '^TestSchemasAreCurrent$$' -count=1 -update
 
 opa: $(BIN)/opa

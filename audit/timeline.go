@@ -82,6 +82,9 @@ func (l *Log) Timeline(ctx context.Context, q Query) (Page, error) {
 	if q.Before > 0 && q.Before-1 < next {
 		next = q.Before - 1
 	}
+	if !q.To.IsZero() {
+		next = l.lastBefore(q.To, next)
+	}
 	var p Page
 	needles := q.needles()
 	for next > 0 && len(p.Records) < q.Limit && p.Scanned < q.MaxScan {
@@ -126,6 +129,9 @@ func scanBack(tx *bolt.Tx, seq uint64, q Query, needles [][]byte, p *Page) (uint
 		if !containsAll(v, needles) {
 			continue
 		}
+		if t, ok := timeOf(v); ok && !q.inWindow(t) {
+			continue
+		}
 		var r Record
 		if err := json.Unmarshal(v, &r); err != nil {
 			return 0, fmt.Errorf("record %d does not decode: %w", seqOf(k), err)
@@ -137,6 +143,58 @@ func scanBack(tx *bolt.Tx, seq uint64, q Query, needles [][]byte, p *Page) (uint
 	// The file's first record; the one before it is in the previous file.
 	first, _ := c.First()
 	return seqOf(first) - 1, nil
+}
+
+func (q Query) inWindow(t time.Time) bool {
+	return (q.From.IsZero() || !t.Before(q.From)) && (q.To.IsZero() || t.Before(q.To))
+}
+
+// timeOf reads a stored line's time without decoding the rest: the canonical
+// encoding writes it third, as "time":"<RFC 3339>".
+func timeOf(line []byte) (time.Time, bool) {
+	i := bytes.Index(line, []byte(`,"time":"`))
+	if i < 0 || i > 40 {
+		return time.Time{}, false
+	}
+	rest := line[i+len(`,"time":"`):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return t, err == nil
+}
+
+// lastBefore is the newest record at or below seq stamped before t, found by
+// bisection: the page starts there rather than reading its way down from the
+// head. Records are stamped in sequence; one stamped before t after a clock
+// step back, above the point found, is not shown.
+func (l *Log) lastBefore(t time.Time, seq uint64) uint64 {
+	// Within the active file only: each read of a sealed segment opens and
+	// checks it. A t before the active file starts reads down from its start.
+	l.dbMu.RLock()
+	first := l.segFirst
+	l.dbMu.RUnlock()
+	if seq < first {
+		return seq
+	}
+	lo, hi := first-1, seq // record lo is before t (or is first-1); hi may not be
+	if r, err := l.Record(hi); err == nil && r.Time.Before(t) {
+		return hi
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		r, err := l.Record(mid)
+		if err != nil {
+			return seq // unreadable: read down from seq as usual
+		}
+		if r.Time.Before(t) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 func containsAll(line []byte, needles [][]byte) bool {
