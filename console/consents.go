@@ -13,7 +13,6 @@ import (
 // person (POST, hashed at once), and what it found.
 type consentsData struct {
 	ID       string
-	Subject  string // the HMAC searched for
 	Searched bool
 	Consents []consent.Consent
 	Revoked  *consent.Consent
@@ -30,16 +29,16 @@ func (c *console) consents(w http.ResponseWriter, r *http.Request) {
 		if !c.form(w, r) {
 			return
 		}
-		h, ok := c.subject(w, r)
-		if !ok || !c.record(w, r, "consent search", audit.Record{SubjectHMAC: h}) {
+		p, ok := c.subject(w, r)
+		if !ok || !c.record(w, r, "consent search", p.record()) {
 			return
 		}
-		list, err := c.o.Consents.BySubjectHMAC(r.Context(), "", h)
+		list, err := c.o.Consents.BySubjectHMAC(r.Context(), "", p.Subject)
 		if err != nil {
 			c.fail(w, r, http.StatusServiceUnavailable, "The consent registry could not be read.")
 			return
 		}
-		d.Subject, d.Searched, d.Consents = h, true, list
+		d.Searched, d.Consents = true, list
 	case d.ID != "":
 		cs, err := c.o.Consents.Get(r.Context(), d.ID)
 		switch {

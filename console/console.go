@@ -51,12 +51,17 @@ type console struct {
 	o     Options
 	pages *template.Template
 	csrf  csrf
+	// reading holds a whole-log read (a verification, an access report) and
+	// dryRun a dry run: one of each at a time, so that no role's clicks can
+	// take the gateway's cores from its calls.
+	reading, dryRunning chan struct{}
 }
 
 // New is the console, to be mounted at /console/ on the admin listener (behind
 // identity.Middleware: every request carries its certificate's identity).
 func New(o Options) http.Handler {
-	c := &console{o: o, pages: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")), csrf: csrf{secret: o.Secret}}
+	c := &console{o: o, pages: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")), csrf: csrf{secret: o.Secret},
+		reading: make(chan struct{}, 1), dryRunning: make(chan struct{}, 1)}
 	if c.o.Logger == nil {
 		c.o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -159,6 +164,24 @@ func (c *console) form(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// heavy takes the whole-log read's turn, or answers 429: one runs at a time.
+func (c *console) heavy(w http.ResponseWriter, r *http.Request) bool {
+	return c.turn(w, r, c.reading, "A verification or an access report is running; try again when it ends.")
+}
+
+func (c *console) done() { <-c.reading }
+
+func (c *console) turn(w http.ResponseWriter, r *http.Request, slot chan struct{}, busy string) bool {
+	select {
+	case slot <- struct{}{}:
+		return true
+	default:
+		w.Header().Set("Retry-After", "10")
+		c.fail(w, r, http.StatusTooManyRequests, busy)
+		return false
+	}
 }
 
 // maxForm bounds a form; a dry run's upload has its own bound.

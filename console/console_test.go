@@ -123,3 +123,50 @@ func TestConsoleVerifyNeedsItsOwnForm(t *testing.T) {
 		t.Error("the verification is not in the audit log")
 	}
 }
+
+var admin = identity.Identity{Role: identity.RoleAdmin, Name: "secops", URI: "spiffe://consentgate.test/admin/secops"}
+
+// Every form that changes state or names a person is refused without the
+// console's own token, from another site, or from an opaque origin; the admin
+// forms are refused to an auditor even with a valid token.
+func TestConsoleFormsAreGuarded(t *testing.T) {
+	h, l := newConsole(t)
+	page := do(h, auditor, "GET", "/console/integrity", nil, nil).Body.String()
+	i := strings.Index(page, `name="csrf" value="`)
+	auditorToken := page[i+len(`name="csrf" value="`):][:64]
+	head := l.Head().Seq
+	posts := []string{"/console/integrity", "/console/person", "/console/person/report", "/console/consents",
+		"/console/consents/c-1/revoke", "/console/policy/dry-run"}
+	for _, path := range posts {
+		for name, c := range map[string]struct {
+			form   url.Values
+			header map[string]string
+		}{
+			"no token":              {url.Values{"subject": {"a"}}, nil},
+			"a wrong token":         {url.Values{"subject": {"a"}, "csrf": {strings.Repeat("ab", 32)}}, nil},
+			"from another site":     {url.Values{"subject": {"a"}, "csrf": {auditorToken}}, map[string]string{"Sec-Fetch-Site": "cross-site"}},
+			"from an opaque origin": {url.Values{"subject": {"a"}, "csrf": {auditorToken}}, map[string]string{"Origin": "null"}},
+		} {
+			if w := do(h, auditor, "POST", path, c.form, c.header); w.Code != http.StatusForbidden {
+				t.Errorf("POST %s, %s: %d", path, name, w.Code)
+			}
+		}
+	}
+	for _, path := range []string{"/console/consents/c-1/revoke", "/console/policy/dry-run"} {
+		w := do(h, auditor, "POST", path, url.Values{"csrf": {auditorToken}, "confirm": {"yes"}}, map[string]string{"Sec-Fetch-Site": "same-origin"})
+		if w.Code != http.StatusForbidden {
+			t.Errorf("an auditor's POST %s with a valid token: %d", path, w.Code)
+		}
+	}
+	// A token is bound to its holder: the auditor's does not pass for an admin.
+	if w := do(h, admin, "POST", "/console/consents/c-1/revoke", url.Values{"csrf": {auditorToken}, "confirm": {"yes"}}, nil); w.Code != http.StatusForbidden {
+		t.Errorf("an admin's POST with the auditor's token: %d", w.Code)
+	}
+	if l.Head().Seq != head {
+		t.Error("a refused form was recorded or ran")
+	}
+	// No state changes by GET.
+	if w := do(h, admin, "GET", "/console/consents/c-1/revoke", nil, nil); w.Code != http.StatusMethodNotAllowed && w.Code != http.StatusNotFound {
+		t.Errorf("GET of the revoke form: %d", w.Code)
+	}
+}

@@ -32,10 +32,10 @@ func (c *console) integrityNow() integrityData {
 // through the verifier as it is written, so the whole log is never in memory.
 // The run is recorded, with its result.
 func (c *console) verify(w http.ResponseWriter, r *http.Request) {
-	if !c.csrf.check(r) {
-		http.Error(w, "this form did not come from the console's own page", http.StatusForbidden)
+	if !c.form(w, r) || !c.heavy(w, r) {
 		return
 	}
+	defer c.done()
 	d := c.integrityNow()
 	d.Ran = true
 	rep, err := verifyLive(r.Context(), c.o.Audit)

@@ -10,13 +10,21 @@ import (
 	"github.com/consentgate/consentgate/consent"
 )
 
-// personData is a person's page. The person is named only by their HMAC: the
+// personData is a person's page. The person is named only by their HMACs: the
 // id typed in is hashed at once and neither kept nor logged; the page's forms
-// carry the HMAC, never the id.
+// carry the HMACs, never the id.
 type personData struct {
-	Subject  string // HMAC
+	Person   person
 	Consents []personConsent
 	Error    string
+}
+
+// person is one end user as the console holds them between pages: the
+// consent registry's HMAC of the id as typed (what consents, and the records
+// of calls under them, name), and the gateway's HMAC of the id normalised as
+// identifiers are (what records name a birth number or document number by).
+type person struct {
+	Subject, Identifier string
 }
 
 type personConsent struct {
@@ -32,19 +40,19 @@ func (c *console) personForm(w http.ResponseWriter, r *http.Request) {
 // person serves POST /console/person: the person's consents, the vendor
 // resources bound to them and where their erasure stands, read from the
 // consent registry's indexes (not from the log). The lookup is recorded, with
-// the HMAC, before anything is read.
+// the HMACs, before anything is read.
 func (c *console) person(w http.ResponseWriter, r *http.Request) {
 	if !c.form(w, r) {
 		return
 	}
-	h, ok := c.subject(w, r)
-	if !ok || !c.record(w, r, "person lookup", audit.Record{SubjectHMAC: h}) {
+	p, ok := c.subject(w, r)
+	if !ok || !c.record(w, r, "person lookup", p.record()) {
 		return
 	}
-	d := personData{Subject: h}
-	list, err := c.o.Consents.BySubjectHMAC(r.Context(), "", h)
+	d := personData{Person: p}
+	list, err := c.o.Consents.BySubjectHMAC(r.Context(), "", p.Subject)
 	if err != nil {
-		c.o.Logger.Error("consents not read", "subject_hmac", h, "error", err.Error())
+		c.o.Logger.Error("consents not read", "subject_hmac", p.Subject, "error", err.Error())
 		c.fail(w, r, http.StatusServiceUnavailable, "The consent registry could not be read.")
 		return
 	}
@@ -64,28 +72,38 @@ func (c *console) person(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, "person.html", "A person", d)
 }
 
-// subject is the HMAC of the form's person: "subject" (an id, hashed here) or
-// "subject_hmac" (from the person page's own forms).
-func (c *console) subject(w http.ResponseWriter, r *http.Request) (string, bool) {
+// record is what the audit record of a lookup names of p: HMACs only.
+func (p person) record() audit.Record {
+	rec := audit.Record{SubjectHMAC: p.Subject}
+	if p.Identifier != p.Subject {
+		rec.Identifiers = []string{p.Identifier}
+	}
+	return rec
+}
+
+// subject is the form's person: "subject" (an id, hashed here) or
+// "subject_hmac" and "identifier_hmac" (from the person page's own forms).
+func (c *console) subject(w http.ResponseWriter, r *http.Request) (person, bool) {
 	if h := r.PostFormValue("subject_hmac"); h != "" {
-		if !audit.IsHMAC(h) {
-			c.fail(w, r, http.StatusBadRequest, "subject_hmac must be 64 hex digits.")
-			return "", false
+		p := person{Subject: h, Identifier: r.PostFormValue("identifier_hmac")}
+		if !audit.IsHMAC(p.Subject) || !audit.IsHMAC(p.Identifier) {
+			c.fail(w, r, http.StatusBadRequest, "subject_hmac and identifier_hmac are 64 hex digits each.")
+			return person{}, false
 		}
-		return h, true
+		return p, true
 	}
 	id := r.PostFormValue("subject")
 	if id == "" {
-		c.renderStatus(w, r, http.StatusBadRequest, "person.html", "A person", personData{Error: "Enter an end-user id."})
-		return "", false
+		c.fail(w, r, http.StatusBadRequest, "Enter an end-user id.")
+		return person{}, false
 	}
 	h, err := c.o.SubjectHMAC(r.Context(), id)
 	if err != nil {
 		c.o.Logger.Error("subject key unavailable", "error", err.Error())
 		c.fail(w, r, http.StatusServiceUnavailable, "The key that hashes end-user ids is unavailable.")
-		return "", false
+		return person{}, false
 	}
-	return h, true
+	return person{Subject: c.o.Consents.SubjectHMAC(id), Identifier: h}, true
 }
 
 // personReport serves POST /console/person/report: the person's access report
@@ -95,7 +113,7 @@ func (c *console) personReport(w http.ResponseWriter, r *http.Request) {
 	if !c.form(w, r) {
 		return
 	}
-	h, ok := c.subject(w, r)
+	p, ok := c.subject(w, r)
 	if !ok {
 		return
 	}
@@ -104,17 +122,23 @@ func (c *console) personReport(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadRequest, "format is json or html.")
 		return
 	}
-	terms, err := c.o.Audit.LinkTerms(h)
+	terms, err := p.terms(c.o.Audit)
 	if err != nil {
 		c.fail(w, r, http.StatusServiceUnavailable, "The audit log's link keys could not be read.")
 		return
 	}
-	if !c.record(w, r, "access report", audit.Record{SubjectHMAC: h, Detail: map[string]string{"format": format}}) {
+	if !c.heavy(w, r) {
 		return
 	}
-	rep, err := accessReport(r.Context(), c.o.Audit, audit.ProcessingOptions{Subject: h, Terms: terms, Erasure: c.o.Erasure()})
+	defer c.done()
+	rec := p.record()
+	rec.Detail = map[string]string{"format": format}
+	if !c.record(w, r, "access report", rec) {
+		return
+	}
+	rep, err := accessReport(r.Context(), c.o.Audit, audit.ProcessingOptions{Subject: p.Subject, Terms: terms, Erasure: c.o.Erasure()})
 	if err != nil {
-		c.o.Logger.Error("access report not built", "subject_hmac", h, "error", err.Error())
+		c.o.Logger.Error("access report not built", "subject_hmac", p.Subject, "error", err.Error())
 		c.fail(w, r, http.StatusServiceUnavailable, "The access report could not be built: the audit log did not read or verify.")
 		return
 	}
@@ -127,6 +151,20 @@ func (c *console) personReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.render(w, r, "report.html", "Access report", rep)
+}
+
+// terms are every form records may name p by: the identifier HMAC, and both
+// HMACs' forms under link keys (audit.LinkTerms).
+func (p person) terms(l *audit.Log) ([]string, error) {
+	out := []string{p.Identifier}
+	for _, h := range []string{p.Subject, p.Identifier} {
+		t, err := l.LinkTerms(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t...)
+	}
+	return out, nil
 }
 
 // accessReport reads the live log's export through the verifier and the

@@ -1,9 +1,14 @@
 package console
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -11,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	udiff "github.com/aymanbagabas/go-udiff"
 
@@ -33,6 +39,7 @@ type dryRunResult struct {
 	Candidate string // its revision id
 	Error     string // why it does not load
 	Asked     int    // decisions asked for
+	Stopped   bool   // the replay ran out of time
 	policy.Replay
 }
 
@@ -118,19 +125,32 @@ func diffSources(from, to map[string]string) []fileDiff {
 	return out
 }
 
-// Dry-run bounds: the upload, and the decisions replayed.
+// Dry-run bounds: the upload, the decisions replayed, the records read to
+// find them, and the time one dry run may take.
 const (
 	maxUpload     = 4 << 20
 	defaultReplay = 1000
 	maxReplay     = 20000
 	maxChanges    = 200
+	maxReplayScan = 1_000_000
+	dryRunTime    = 2 * time.Minute
 )
 
 // dryRun serves POST /console/policy/dry-run (admins): the uploaded files
 // over the policy folder in service make a candidate, which is loaded as a
 // reload would load it and asked the last N recorded questions; the page shows
-// what would change and the diff. Nothing goes live.
+// what would change and the diff. Nothing goes live. The dry run is recorded,
+// with the files' hashes, before any of the uploaded code runs, and its result
+// after.
 func (c *console) dryRun(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		c.fail(w, r, http.StatusForbidden, "This form did not come from the console's own page.")
+		return
+	}
+	if !c.turn(w, r, c.dryRunning, "A dry run is running; try again when it ends.") {
+		return
+	}
+	defer func() { <-c.dryRunning }()
 	r.Body = http.MaxBytesReader(w, r.Body, maxUpload)
 	if err := r.ParseMultipartForm(maxUpload); err != nil {
 		c.fail(w, r, http.StatusBadRequest, "The upload is not a form of policy files of at most 4 MiB.")
@@ -152,88 +172,166 @@ func (c *console) dryRun(w http.ResponseWriter, r *http.Request) {
 	d := c.policyPage()
 	res := &dryRunResult{Asked: n}
 	d.DryRun = res
-	dir, err := c.candidateDir(r.MultipartForm.File["files"])
-	if dir != "" {
-		defer os.RemoveAll(dir)
-	}
+	files, err := readUploads(r.MultipartForm.File["files"])
 	if err != nil {
 		res.Error = err.Error()
 		c.renderStatus(w, r, http.StatusBadRequest, "policy.html", "Policy", d)
 		return
 	}
-	cand, err := c.o.Policy.Candidate(r.Context(), dir)
+	if !c.record(w, r, "policy dry run", audit.Record{Detail: map[string]string{"files": describe(files), "last": strconv.Itoa(n)}}) {
+		return
+	}
+	c.runDryRun(w, r, d, files)
+}
+
+// runDryRun loads the candidate and replays; both bounded by dryRunTime.
+func (c *console) runDryRun(w http.ResponseWriter, r *http.Request, d policyData, files map[string][]byte) {
+	res := d.DryRun
+	ctx, cancel := context.WithTimeout(r.Context(), dryRunTime)
+	defer cancel()
+	dir, err := c.candidateDir(files)
+	if dir != "" {
+		defer os.RemoveAll(dir)
+	}
 	if err != nil {
-		res.Error = strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), "")
+		c.o.Logger.Error("dry run candidate not written", "error", err.Error())
+		c.fail(w, r, http.StatusInternalServerError, "The candidate could not be written to a temporary folder.")
+		return
+	}
+	cand, err := c.o.Policy.Candidate(ctx, dir)
+	if err != nil {
+		res.Error = strings.NewReplacer(dir+string(filepath.Separator), "", dir, "(candidate)").Replace(err.Error())
 		c.renderStatus(w, r, http.StatusUnprocessableEntity, "policy.html", "Policy", d)
 		return
 	}
 	cur := cand.Current()
 	res.Candidate, d.Diff = cur.ID, diffSources(c.o.Policy.Current().Sources, cur.Sources)
 	res.MaxChanges = maxChanges
-	if err := c.replay(r, cand, n, &res.Replay); err != nil {
-		c.o.Logger.Error("dry run not replayed", "error", err.Error())
-		c.fail(w, r, http.StatusServiceUnavailable, "The recorded decisions could not be read.")
-		return
+	if err := c.replay(ctx, cand, res.Asked, &res.Replay); err != nil {
+		if ctx.Err() == nil {
+			c.o.Logger.Error("dry run not replayed", "error", err.Error())
+			c.fail(w, r, http.StatusServiceUnavailable, "The recorded decisions could not be read.")
+			return
+		}
+		res.Stopped = true
 	}
-	if !c.record(w, r, "policy dry run", audit.Record{PolicyRevision: cur.ID, Detail: map[string]string{
+	if !c.record(w, r, "policy dry run result", audit.Record{PolicyRevision: cur.ID, Detail: map[string]string{
 		"replayed": strconv.Itoa(res.Replayed), "changed": strconv.Itoa(res.Changed)}}) {
 		return
 	}
 	c.render(w, r, "policy.html", "Policy", d)
 }
 
-// candidateDir writes the policy folder in service, then the uploaded files
-// over it (by name, at its top), into a new temporary folder.
-func (c *console) candidateDir(files []*multipart.FileHeader) (string, error) {
-	if len(files) == 0 {
-		return "", errors.New("choose at least one policy file (.rego, .json or .yaml)")
+// readUploads reads the uploaded policy files by name (at the folder's top:
+// any path in a name is dropped).
+func readUploads(headers []*multipart.FileHeader) (map[string][]byte, error) {
+	if len(headers) == 0 {
+		return nil, errors.New("choose at least one policy file (.rego, .json or .yaml)")
 	}
-	dir, err := os.MkdirTemp("", "consentgate-dry-run-")
-	if err != nil {
-		return "", err
-	}
-	if src := c.o.Policy.Source().Dir; src != "" {
-		if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
-			return dir, fmt.Errorf("the policy folder in service could not be copied: %w", err)
-		}
-	}
-	for _, fh := range files {
+	out := map[string][]byte{}
+	for _, fh := range headers {
 		name := filepath.Base(filepath.Clean("/" + fh.Filename))
 		switch filepath.Ext(name) {
 		case ".rego", ".json", ".yaml", ".yml":
 		default:
-			return dir, fmt.Errorf("%s: only .rego, .json and .yaml files make a policy", name)
+			return nil, fmt.Errorf("%s: only .rego, .json and .yaml files make a policy", name)
 		}
-		if err := copyUpload(fh, filepath.Join(dir, name)); err != nil {
+		f, err := fh.Open()
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		out[name] = data
+	}
+	return out, nil
+}
+
+// describe names files by name and SHA-256, for the dry run's record.
+func describe(files map[string][]byte) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		sum := sha256.Sum256(files[name])
+		parts = append(parts, name+":"+hex.EncodeToString(sum[:]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// candidateDir writes the policy folder in service, then the uploaded files
+// over it, into a new temporary folder. Only file contents are copied: a link
+// in the folder becomes a file of its target's content (a linked folder is
+// left out), so nothing written here can land outside it.
+func (c *console) candidateDir(files map[string][]byte) (string, error) {
+	dir, err := os.MkdirTemp("", "consentgate-dry-run-")
+	if err != nil {
+		return "", err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return dir, err
+	}
+	defer root.Close()
+	if src := c.o.Policy.Source().Dir; src != "" {
+		if err := copyContents(src, root); err != nil {
+			return dir, fmt.Errorf("copying the policy folder in service: %w", err)
+		}
+	}
+	for name, data := range files {
+		root.Remove(name)
+		if err := writeNew(root, name, data); err != nil {
 			return dir, err
 		}
 	}
 	return dir, nil
 }
 
-func copyUpload(fh *multipart.FileHeader, path string) error {
-	f, err := fh.Open()
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, f); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+// copyContents copies the regular files under src (and the targets of links
+// to files) into root as new regular files.
+func copyContents(src string, root *os.Root) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if d.IsDir() {
+			return root.Mkdir(rel, 0o700)
+		}
+		if info, err := os.Stat(p); err != nil || !info.Mode().IsRegular() {
+			return nil // a dangling link, or a link to a folder
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return writeNew(root, rel, data)
+	})
 }
 
-// replay asks cand the last n recorded decisions on this node, newest first.
-func (c *console) replay(r *http.Request, cand *policy.Engine, n int, rp *policy.Replay) error {
-	q := audit.Query{HasDetail: "policy_input", Limit: min(n, 500), MaxScan: 1 << 30}
-	for asked := 0; asked < n; {
-		q.Limit = min(n-asked, 500)
-		p, err := c.o.Audit.Timeline(r.Context(), q)
+func writeNew(root *os.Root, name string, data []byte) error {
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// replay asks cand the last n recorded decisions on this node, newest first,
+// reading at most maxReplayScan records to find them.
+func (c *console) replay(ctx context.Context, cand *policy.Engine, n int, rp *policy.Replay) error {
+	q := audit.Query{HasDetail: "policy_input"}
+	for asked, scanned := 0, 0; asked < n && scanned < maxReplayScan; {
+		q.Limit, q.MaxScan = min(n-asked, 500), maxReplayScan-scanned
+		p, err := c.o.Audit.Timeline(ctx, q)
 		if err != nil {
 			return err
 		}
@@ -241,13 +339,16 @@ func (c *console) replay(r *http.Request, cand *policy.Engine, n int, rp *policy
 			if rec.Allow == nil {
 				continue
 			}
-			if _, err := rp.Add(r.Context(), cand, c.o.Fields, policy.Recorded{Seq: rec.Seq, RequestID: rec.RequestID, App: rec.App,
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if _, err := rp.Add(ctx, cand, c.o.Fields, policy.Recorded{Seq: rec.Seq, RequestID: rec.RequestID, App: rec.App,
 				Vendor: rec.Vendor, Operation: rec.Operation, Purpose: rec.Purpose, Input: rec.Detail["policy_input"],
 				Allow: *rec.Allow, Reasons: rec.Reasons}); err != nil {
 				return err
 			}
 		}
-		asked += len(p.Records)
+		asked, scanned = asked+len(p.Records), scanned+p.Scanned
 		if p.Next == 0 {
 			break
 		}

@@ -16,7 +16,7 @@ import (
 type timelineData struct {
 	Filter  url.Values
 	Page    audit.Page
-	Older   string // query of the next page; "" when none
+	Older   string // address of the next page; "" when none
 	Error   string
 	Kinds   []string
 	Outcome []string
@@ -42,7 +42,7 @@ func (c *console) timeline(w http.ResponseWriter, r *http.Request) {
 	if d.Page.Next > 0 {
 		next := r.URL.Query()
 		next.Set("before", strconv.FormatUint(d.Page.Next, 10))
-		d.Older = next.Encode()
+		d.Older = "/console/timeline?" + next.Encode()
 	}
 	c.render(w, r, "timeline.html", "Audit timeline", d)
 }

@@ -162,7 +162,7 @@ func load(ctx context.Context, src Source, memoEntries int, contract *Contract) 
 	if err != nil {
 		return nil, err
 	}
-	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
+	compiler := ast.NewCompiler().WithEnablePrintStatements(false).WithCapabilities(capabilities)
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, compileError(src.Dir, compiler.Errors)
 	}
@@ -228,6 +228,19 @@ func identify(src Source, b *bundle.Bundle, data map[string]any) (map[string]*as
 	h.Write(dataJSON)
 	return modules, files, hex.EncodeToString(h.Sum(nil))[:16], nil
 }
+
+// capabilities are OPA's built-in functions less those that reach outside the
+// decision: a policy (or a candidate an admin uploads for a dry run) decides
+// from its input and data, and must not fetch URLs, resolve names or read the
+// process's environment.
+var capabilities = func() *ast.Capabilities {
+	c := ast.CapabilitiesForThisVersion()
+	c.Builtins = slices.DeleteFunc(c.Builtins, func(b *ast.Builtin) bool { return denied[b.Name] })
+	c.AllowNet = []string{}
+	return c
+}()
+
+var denied = map[string]bool{"http.send": true, "net.lookup_ip_addr": true, "opa.runtime": true}
 
 // sourcesOf is a revision's text by file: each module as written, and each
 // data file of a folder as written (of a bundle, its data merged, as indented

@@ -117,6 +117,9 @@ func (rp *Replay) Add(ctx context.Context, e *Engine, fields FieldMaps, r Record
 		return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 	}
 	d := e.DecideRaw(ctx, in)
+	if err := ctx.Err(); err != nil {
+		return nil, err // a decision cut short is no answer of the candidate's
+	}
 	rp.Replayed++
 	if d.Allow == r.Allow && slices.Equal(sortedCopy(d.Reasons), sortedCopy(r.Reasons)) {
 		return nil, nil

@@ -1,0 +1,55 @@
+package policy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A policy cannot reach outside its decision: http.send, name lookups and the
+// process's runtime are not built in, so such a policy does not load.
+func TestPolicyCannotReachOutside(t *testing.T) {
+	for _, call := range []string{`http.send({"method": "GET", "url": "http://169.254.169.254/"}).raw_body`,
+		`sprintf("%v", [net.lookup_ip_addr("example.com")])`, `sprintf("%v", [opa.runtime()])`} {
+		dir := t.TempDir()
+		src := "package consentgate\n\ndecision := {\"allow\": false, \"reasons\": [" + call + "]}\n"
+		os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o600)
+		_, err := New(context.Background(), Options{Source: Source{Dir: dir}})
+		if err == nil || !strings.Contains(err.Error(), "undefined function") {
+			t.Errorf("%s: %v", call, err)
+		}
+	}
+}
+
+// The engine remembers the revisions it served, with their text, and a
+// candidate is loaded without serving.
+func TestHistoryAndCandidate(t *testing.T) {
+	dir := t.TempDir()
+	write := func(reason string) {
+		os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package consentgate\n\ndecision := {\"allow\": false, \"reasons\": [\""+reason+"\"]}\n"), 0o600)
+	}
+	write("one")
+	e, err := New(context.Background(), Options{Source: Source{Dir: dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("two")
+	if err := e.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := e.History()
+	if len(h) != 2 || h[1].ID != e.Revision() || !strings.Contains(h[0].Sources["p.rego"], `"one"`) || !strings.Contains(h[1].Sources["p.rego"], `"two"`) {
+		t.Fatalf("history = %+v", h)
+	}
+	cand := t.TempDir()
+	os.WriteFile(filepath.Join(cand, "p.rego"), []byte("package consentgate\n\ndecision := {\"allow\": false, \"reasons\": [\"three\"]}\n"), 0o600)
+	c, err := e.Candidate(context.Background(), cand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Revision() == e.Revision() || len(e.History()) != 2 {
+		t.Errorf("the candidate %s changed the engine's history or revision", c.Revision())
+	}
+}
