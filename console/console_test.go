@@ -65,7 +65,7 @@ func do(h http.Handler, who identity.Identity, method, target string, form url.V
 // Pages are for auditors and admins, carry a strict CSP, and hold no inline
 // script or style for it to refuse.
 func TestConsolePagesAndRoles(t *testing.T) {
-	h, _ := newConsole(t)
+	h, l := newConsole(t)
 	for _, path := range []string{"/console/", "/console/integrity"} {
 		w := do(h, auditor, "GET", path, nil, nil)
 		body := w.Body.String()
@@ -77,8 +77,16 @@ func TestConsolePagesAndRoles(t *testing.T) {
 			t.Errorf("GET %s as an app: %d", path, w.Code)
 		}
 	}
-	if w := do(h, auditor, "GET", "/console/integrity", nil, nil); !strings.Contains(w.Body.String(), "record 5,") {
-		t.Errorf("the integrity page does not show the head (record 5):\n%s", w.Body)
+	if w := do(h, auditor, "GET", "/console/integrity", nil, nil); !strings.Contains(w.Body.String(), "record 5,") ||
+		!strings.Contains(w.Body.String(), "none in the last 20,000 records") {
+		t.Errorf("the integrity page does not show the head (record 5) and no checkpoint:\n%s", w.Body)
+	}
+	if err := l.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w := do(h, auditor, "GET", "/console/integrity", nil, nil); !strings.Contains(w.Body.String(), `<a href="/console/records/6">record 6</a>`) ||
+		!strings.Contains(w.Body.String(), "vouching for records 1 to 5") {
+		t.Errorf("the integrity page does not show the last checkpoint (record 6):\n%s", w.Body)
 	}
 	if w := do(h, auditor, "GET", "/console/static/console.css", nil, nil); w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/css") {
 		t.Errorf("the stylesheet: %d %s", w.Code, w.Header().Get("Content-Type"))

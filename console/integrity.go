@@ -12,20 +12,29 @@ import (
 // integrityData is the integrity page: the log's head, and a verification's
 // result when one was asked for.
 type integrityData struct {
-	LogID  string
-	Head   audit.Head
-	Stats  audit.Stats
-	Ran    bool
-	Report audit.Report
-	Error  string
+	LogID string
+	Head  audit.Head
+	// Checkpoint is the last signed checkpoint (nil: none within reach).
+	Checkpoint *audit.Record
+	Stats      audit.Stats
+	Ran        bool
+	Report     audit.Report
+	Error      string
 }
 
 func (c *console) integrity(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, "integrity.html", "Integrity", c.integrityNow())
+	c.render(w, r, "integrity.html", "Integrity", c.integrityNow(r.Context()))
 }
 
-func (c *console) integrityNow() integrityData {
-	return integrityData{LogID: c.o.Audit.LogID(), Head: c.o.Audit.Head(), Stats: c.o.Audit.Stats()}
+func (c *console) integrityNow(ctx context.Context) integrityData {
+	d := integrityData{LogID: c.o.Audit.LogID(), Head: c.o.Audit.Head(), Stats: c.o.Audit.Stats()}
+	// Checkpoints follow every 1,000 records at most (by default), or seal a
+	// segment: the last is near the head.
+	p, err := c.o.Audit.Timeline(ctx, audit.Query{Kind: audit.KindCheckpoint, Limit: 1, MaxScan: 20_000})
+	if err == nil && len(p.Records) == 1 {
+		d.Checkpoint = &p.Records[0]
+	}
+	return d
 }
 
 // verify runs a verification of the live log: its export, signed now, read back
@@ -36,7 +45,7 @@ func (c *console) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer c.done()
-	d := c.integrityNow()
+	d := c.integrityNow(r.Context())
 	d.Ran = true
 	rep, err := verifyLive(r.Context(), c.o.Audit)
 	d.Report = rep

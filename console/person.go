@@ -8,6 +8,7 @@ import (
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/tokens"
 )
 
 // personData is a person's page. The person is named only by their HMACs: the
@@ -31,6 +32,7 @@ type personConsent struct {
 	consent.Consent
 	Resources []consent.Resource
 	Erasures  []consent.Erasure
+	Tokens    []tokens.Entry // ids and bindings, never a token or a value
 }
 
 func (c *console) personForm(w http.ResponseWriter, r *http.Request) {
@@ -61,6 +63,9 @@ func (c *console) person(w http.ResponseWriter, r *http.Request) {
 		pc.Resources, err = c.o.Consents.Resources(r.Context(), cs.ID)
 		if err == nil {
 			pc.Erasures, err = c.o.Consents.Erasures(r.Context(), cs.ID)
+		}
+		if err == nil {
+			pc.Tokens, err = c.o.Consents.TokensOf(r.Context(), cs.ID)
 		}
 		if err != nil {
 			c.o.Logger.Error("resources not read", "consent_id", cs.ID, "error", err.Error())

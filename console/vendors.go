@@ -17,12 +17,24 @@ type Vendor struct {
 	Burst            int
 	Remaining, Limit int // -1 and 0 while the vendor has not said
 	BlockedUntil     time.Time
+	// SecretsFetched is when the secret store last confirmed the oldest of
+	// the vendor's credential secrets (zero: none, or one is unreadable).
+	SecretsFetched time.Time
 	// Calls since start by what the app was answered: 2xx, 4xx, 5xx.
 	Calls, OK, ClientErrors, ServerErrors float64
 }
 
 // Other is the calls answered otherwise (1xx, 3xx, or the app gone).
 func (v Vendor) Other() float64 { return v.Calls - v.OK - v.ClientErrors - v.ServerErrors }
+
+// SecretsAge is how old the vendor's oldest cached secret is, rounded to the
+// second; "" when there is none.
+func (v Vendor) SecretsAge(now time.Time) string {
+	if v.SecretsFetched.IsZero() {
+		return ""
+	}
+	return now.Sub(v.SecretsFetched).Round(time.Second).String()
+}
 
 // ErrorRate is the share of calls answered 5xx.
 func (v Vendor) ErrorRate() float64 {
@@ -38,6 +50,7 @@ type vendorsData struct {
 	// SecretsAge is how long ago the secret store last confirmed the oldest
 	// cached secret; negative when the store caches nothing.
 	SecretsAge time.Duration
+	Now        time.Time
 }
 
 func (c *console) vendors(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +58,7 @@ func (c *console) vendors(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusNotFound, "This gateway shows no vendors page.")
 		return
 	}
-	d := vendorsData{Vendors: c.o.Vendors(r.Context()), SecretsAge: -1}
+	d := vendorsData{Vendors: c.o.Vendors(r.Context()), SecretsAge: -1, Now: c.o.Now()}
 	if c.o.SecretsAge != nil {
 		d.SecretsAge = c.o.SecretsAge()
 	}

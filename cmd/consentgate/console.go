@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -26,7 +27,7 @@ func newConsole(alog *audit.Log, consents *consent.Registry, engine *policy.Engi
 			return configs.OperationFields(gw.Profiles(), vendor, op)
 		},
 		Erasure: func() map[string]string { return erasureWays(gw.Profiles()) },
-		Vendors: func(ctx context.Context) []console.Vendor { return vendorStates(ctx, gw, reg, inUse) },
+		Vendors: func(ctx context.Context) []console.Vendor { return vendorStates(ctx, gw, p, reg, inUse) },
 		Logger:  log.With("component", "console"), Secret: randomKey()}
 	if c, ok := p.(secrets.Cached); ok {
 		o.SecretsAge = c.CacheAge
@@ -36,7 +37,7 @@ func newConsole(alog *audit.Log, consents *consent.Registry, engine *policy.Engi
 
 // vendorStates are the vendors page's rows: certificates, quota, and the calls
 // answered since start by status class (consentgate_requests_total).
-func vendorStates(ctx context.Context, gw *proxy.Gateway, reg prometheus.Gatherer, inUse func(context.Context) []certs.InUse) []console.Vendor {
+func vendorStates(ctx context.Context, gw *proxy.Gateway, p secrets.Provider, reg prometheus.Gatherer, inUse func(context.Context) []certs.InUse) []console.Vendor {
 	var out []console.Vendor
 	byID := map[string]*console.Vendor{}
 	for _, q := range gw.Quotas() {
@@ -45,6 +46,11 @@ func vendorStates(ctx context.Context, gw *proxy.Gateway, reg prometheus.Gathere
 	}
 	for i := range out {
 		byID[out[i].ID] = &out[i]
+	}
+	for _, prof := range gw.Profiles() {
+		if v := byID[prof.ID]; v != nil {
+			v.SecretsFetched = oldestFetch(ctx, p, prof)
+		}
 	}
 	for _, c := range inUse(ctx) {
 		if v := byID[c.Vendor]; v != nil {
@@ -86,4 +92,26 @@ func vendorStates(ctx context.Context, gw *proxy.Gateway, reg prometheus.Gathere
 		}
 	}
 	return out
+}
+
+// oldestFetch is when the secret store last confirmed the oldest of a
+// vendor's credential secrets (zero when it has none, or one is unreadable).
+func oldestFetch(ctx context.Context, p secrets.Provider, v *configs.Vendor) time.Time {
+	var oldest time.Time
+	for _, c := range v.Credentials {
+		for _, r := range []string{c.Secret, c.ClientSecret} {
+			ref, err := secrets.ParseRef(r)
+			if err != nil {
+				continue
+			}
+			s, err := p.Get(ctx, ref)
+			if err != nil {
+				return time.Time{}
+			}
+			if oldest.IsZero() || s.FetchedAt.Before(oldest) {
+				oldest = s.FetchedAt
+			}
+		}
+	}
+	return oldest
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -224,7 +225,18 @@ func TestDevConsoleInABrowser(t *testing.T) {
 		t.Error("the dry run put the candidate into service")
 	}
 	shot(t, admin, "policy-dry-run")
+	// Vendors: KB's client certificate, when its secrets were confirmed, and the calls to Air Bank.
 	e.page(t, admin, "/console/vendors")
+	rows, err := chromedp.Run(admin, chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.vendors tbody tr")].map(
+		r => [...r.cells].map(c => c.innerText.replace(/\n/g, " ")).join("|"))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb := regexp.MustCompile(`^kb\|.*vendor-client: 3\d\d days left.*\|\d+s ago\|`)
+	airbank := regexp.MustCompile(`^airbank\|.*\|[1-9]\d*\|[1-9]\d*\|[1-9]\d*\|0\|\d+\|0\.0%$`) // calls, 2xx, 4xx, 5xx, other, rate
+	if !slices.ContainsFunc(rows, kb.MatchString) || !slices.ContainsFunc(rows, airbank.MatchString) {
+		t.Errorf("the vendors page's rows:\n%s", strings.Join(rows, "\n"))
+	}
 	shot(t, admin, "vendors")
 	e.page(t, admin, "/console/integrity")
 	if got := submit(t, admin, `form[action="/console/integrity"]`, nil); !strings.Contains(got, "Verified:") {
