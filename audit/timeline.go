@@ -168,29 +168,24 @@ func timeOf(line []byte) (time.Time, bool) {
 // lastBefore is the newest record at or below seq stamped before t, found by
 // bisection: the page starts there rather than reading its way down from the
 // head. Records are stamped in sequence; one stamped before t after a clock
-// step back, above the point found, is not shown.
+// step back, above the point found, is not shown. Records no longer on this
+// node count as before t (they are older than every record here).
 func (l *Log) lastBefore(t time.Time, seq uint64) uint64 {
-	// Within the active file only: each read of a sealed segment opens and
-	// checks it. A t before the active file starts reads down from its start.
-	l.dbMu.RLock()
-	first := l.segFirst
-	l.dbMu.RUnlock()
-	if seq < first {
-		return seq
-	}
-	lo, hi := first-1, seq // record lo is before t (or is first-1); hi may not be
+	lo, hi := uint64(0), seq // lo is before t (0: no record is); hi may not be
 	if r, err := l.Record(hi); err == nil && r.Time.Before(t) {
 		return hi
 	}
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
 		r, err := l.Record(mid)
-		if err != nil {
-			return seq // unreadable: read down from seq as usual
-		}
-		if r.Time.Before(t) {
+		switch {
+		case errors.Is(err, ErrPruned):
 			lo = mid
-		} else {
+		case err != nil:
+			return seq // unreadable: read down from seq as usual
+		case r.Time.Before(t):
+			lo = mid
+		default:
 			hi = mid
 		}
 	}
