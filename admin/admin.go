@@ -122,7 +122,7 @@ func New(o Options) http.Handler {
 	}
 	// Any other path or method: not found, but only to a proven caller.
 	mux.Handle("/", identity.Only(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/certificates, /v1/tokens, /v1/tokens/reveal, /v1/subjects/erase, /v1/audit/{head,export,tail,snapshot}, /healthz, /readyz").Write(w, "")
+		refusal.New(http.StatusNotFound, refusal.NoRoute, "Not found", "admin routes are /v1/consents, /v1/oauth/{vendor}/start, /v1/policy/status, /v1/certificates, /v1/tokens, /v1/tokens/reveal, /v1/subjects/erase, /v1/audit/{head,export,tail,snapshot}, /console/, /healthz, /readyz").Write(w, "")
 	}), identity.RoleApp, identity.RoleAuditor, identity.RoleAdmin))
 	// Every answer carries a request id, as the gateway's do; problem+json
 	// bodies repeat it.

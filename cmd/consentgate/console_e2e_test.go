@@ -120,6 +120,11 @@ func TestDevConsoleInABrowser(t *testing.T) {
 		t.Fatalf("a call for another purpose: %d", resp.StatusCode)
 	}
 
+	// An app's certificate opens no console page.
+	if status, err := browser.Open(e.consoleBrowser(t, "onboarding-web"), e.adminURL()+"/console/"); err != nil || status != http.StatusForbidden {
+		t.Errorf("an app's browser: %d %v", status, err)
+	}
+
 	auditor := e.consoleBrowser(t, "auditor")
 	home := e.page(t, auditor, "/console/")
 	if !strings.Contains(home, "auditor (auditor)") {
