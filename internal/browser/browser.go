@@ -12,12 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/consentgate/consentgate/internal/logsink"
 	"github.com/consentgate/consentgate/internal/tier"
 )
 
@@ -67,7 +67,7 @@ func Start(t testing.TB, o Options) context.Context {
 		t.Fatal(err)
 	}
 
-	out := new(output)
+	out := new(logsink.Buffer)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin),
 		chromedp.UserDataDir(profile),
@@ -90,7 +90,7 @@ func Start(t testing.TB, o Options) context.Context {
 		cancel()
 		cancelAlloc()
 		if t.Failed() {
-			t.Logf("Chromium's output:\n%s", out)
+			t.Logf("Chromium's output:\n%s", withoutDBus(out.String()))
 		}
 	})
 	// The first run starts the browser: it must not carry a caller's timeout,
@@ -179,25 +179,11 @@ func run(stdin []byte, name string, args ...string) error {
 	return nil
 }
 
-// output keeps what Chromium prints, to show when the test fails.
-type output struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-// String leaves out the D-Bus complaints: a test machine has no session bus,
-// and Chromium says so many times over.
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+// withoutDBus leaves out the D-Bus complaints: a test machine has no session
+// bus, and Chromium says so many times over.
+func withoutDBus(out string) string {
 	var b strings.Builder
-	for line := range strings.Lines(o.buf.String()) {
+	for line := range strings.Lines(out) {
 		if !strings.Contains(line, "dbus") {
 			b.WriteString(line)
 		}
