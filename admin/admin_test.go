@@ -1,11 +1,14 @@
 package admin
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -95,5 +98,44 @@ func TestRolesPerRoute(t *testing.T) {
 	exports := strings.Count(out.String(), `"action":"audit export"`)
 	if exports != 1 {
 		t.Errorf("%d audit exports recorded, want the one that was allowed", exports)
+	}
+}
+
+// A person looked up by an app user id with separators is found by both
+// forms: the identifier HMAC (normalised) and the consent registry's (as typed).
+func TestSubjectLookupGivesTheRegistrysForm(t *testing.T) {
+	dir := t.TempDir()
+	_, signing, _ := ed25519.GenerateKey(rand.Reader)
+	alog, err := audit.Open(filepath.Join(dir, "audit.db"), audit.Options{Node: "test", SigningKey: signing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alog.Close() })
+	key := []byte("test-subject-hmac-key-0123456789abcdef")
+	reg, err := consent.Open(filepath.Join(dir, "state.db"), consent.Options{SubjectKey: key,
+		Vendors: []string{"bank"}, Purposes: []string{"p"}, Categories: []string{"identity"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	h := New(Options{Consents: reg, Audit: alog,
+		SubjectHMAC: func(_ context.Context, v string) (string, error) { return audit.HMAC(key, v), nil }})
+	for _, id := range []string{"123-456", " alice ", "alice"} {
+		r := httptest.NewRequest("POST", "/v1/audit/subject-hmac", strings.NewReader(`{"subject":"`+id+`"}`))
+		r = r.WithContext(identity.With(r.Context(), identity.Identity{Role: identity.RoleAuditor, Name: "auditor"}))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		var got struct {
+			SubjectHMAC string   `json:"subject_hmac"`
+			Terms       []string `json:"terms"`
+		}
+		json.Unmarshal(w.Body.Bytes(), &got)
+		raw := reg.SubjectHMAC(id)
+		if raw != audit.SubjectHMAC(key, id) {
+			t.Fatalf("%q: the registry's HMAC %s is not audit.SubjectHMAC's, which offline lookups use", id, raw)
+		}
+		if w.Code != http.StatusOK || got.SubjectHMAC != audit.HMAC(key, id) || !slices.Contains(got.Terms, raw) {
+			t.Errorf("%q: %d %+v (registry form %s)", id, w.Code, got, raw)
+		}
 	}
 }

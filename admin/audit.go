@@ -66,9 +66,10 @@ func (a *api) subjectHMAC(w http.ResponseWriter, r *http.Request) {
 		refusal.New(http.StatusServiceUnavailable, refusal.Credentials, "Key unavailable", "").Write(w, "")
 		return
 	}
-	// The forms h takes in records whose subjects have link keys: what a search
-	// must look for (audit.LinkTerms).
-	terms, err := a.o.Audit.LinkTerms(h)
+	// The other forms records may name the person by: the consent registry's
+	// HMAC of an app user id as the app sent it (not normalised as identifiers
+	// are), and both HMACs' forms under link keys (audit.LinkTerms).
+	terms, err := a.o.Audit.LinkTerms(h, a.o.Consents.SubjectHMAC(q.Subject))
 	if err != nil {
 		refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable, "Link keys unavailable", "").Write(w, "")
 		return

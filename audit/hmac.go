@@ -27,6 +27,15 @@ func HMAC(key []byte, value string) string {
 	return digest(hmac.New(sha256.New, key), value)
 }
 
+// SubjectHMAC is an app user id's HMAC as the consent registry names it, and
+// the records of calls under its consents: of the id as the app sent it, not
+// normalised as identifiers are. Looking a person up needs both forms.
+func SubjectHMAC(key []byte, subject string) string {
+	m := hmac.New(sha256.New, key)
+	io.WriteString(m, subject)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
 // digest is the lowercase hex HMAC of value, normalised, with m keyed and
 // reset.
 func digest(m hash.Hash, value string) string {

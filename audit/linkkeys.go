@@ -384,13 +384,14 @@ func (k *linkKeys) open() (*bolt.DB, error) {
 	return k.db, nil
 }
 
-// LinkTerms are the search terms for h (a subject or identifier HMAC) in the log at
-// path, from its link keys file (opened read-only: the gateway stopped, or a copy).
-// Without a link keys file, h is the only term.
-func LinkTerms(path, h string) ([]string, error) {
+// LinkTerms are the search terms for a person's HMACs (subject or identifier
+// HMACs) in the log at path, from its link keys file (opened read-only: the
+// gateway stopped, or a copy), each once. Without a link keys file, the HMACs
+// are the only terms.
+func LinkTerms(path string, hs ...string) ([]string, error) {
 	file := LinkKeysPath(path)
 	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
-		return []string{h}, nil
+		return uniq(hs), nil
 	}
 	db, err := bolt.Open(file, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
 	if errors.Is(err, berrors.ErrTimeout) {
@@ -400,5 +401,5 @@ func LinkTerms(path, h string) ([]string, error) {
 		return nil, fmt.Errorf("opening audit link keys %s: %w", file, err)
 	}
 	defer db.Close()
-	return (&linkKeys{db: db}).terms(h)
+	return termsOf(&linkKeys{db: db}, hs)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -416,10 +417,30 @@ func (l *Log) ForgetLinkKeys(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// LinkTerms are the search terms for h in this log: see the function LinkTerms.
-func (l *Log) LinkTerms(h string) ([]string, error) {
+// LinkTerms are the search terms for a person's HMACs in this log: see the
+// function LinkTerms.
+func (l *Log) LinkTerms(hs ...string) ([]string, error) {
 	if l.links == nil {
-		return []string{h}, nil
+		return uniq(hs), nil
 	}
-	return l.links.terms(h)
+	return termsOf(l.links, hs)
+}
+
+// termsOf is every h's terms under k, each once.
+func termsOf(k *linkKeys, hs []string) ([]string, error) {
+	var out []string
+	for _, h := range hs {
+		t, err := k.terms(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t...)
+	}
+	return uniq(out), nil
+}
+
+func uniq(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return slices.Compact(s)
 }

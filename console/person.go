@@ -127,7 +127,7 @@ func (c *console) personReport(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadRequest, "format is json or html.")
 		return
 	}
-	terms, err := p.terms(c.o.Audit)
+	terms, err := c.o.Audit.LinkTerms(p.Subject, p.Identifier)
 	if err != nil {
 		c.fail(w, r, http.StatusServiceUnavailable, "The audit log's link keys could not be read.")
 		return
@@ -156,20 +156,6 @@ func (c *console) personReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.render(w, r, "report.html", "Access report", rep)
-}
-
-// terms are every form records may name p by: the identifier HMAC, and both
-// HMACs' forms under link keys (audit.LinkTerms).
-func (p person) terms(l *audit.Log) ([]string, error) {
-	out := []string{p.Identifier}
-	for _, h := range []string{p.Subject, p.Identifier} {
-		t, err := l.LinkTerms(h)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t...)
-	}
-	return out, nil
 }
 
 // accessReport reads the live log's export through the verifier and the

@@ -549,7 +549,7 @@ func subjectHMACFromConfig(ctx context.Context, file, db, value string) (string,
 		return "", nil, err
 	}
 	h := audit.HMAC([]byte(key.Value), value)
-	terms, err := audit.LinkTerms(cmp.Or(db, cfg.ResolvePath(cfg.Audit.Path)), h)
+	terms, err := audit.LinkTerms(cmp.Or(db, cfg.ResolvePath(cfg.Audit.Path)), h, audit.SubjectHMAC([]byte(key.Value), value))
 	return h, terms, err
 }
 
