@@ -18,10 +18,11 @@ import (
 	"github.com/consentgate/consentgate/refusal"
 )
 
-// Who may use which admin route: one check (identity.Require) answers 401
-// without an identity and 403 role-not-allowed for a proven role the route is
-// not for, on every route, and reading the audit log is itself recorded.
-func TestRolesPerRoute(t *testing.T) {
+var subjectKey = []byte("test-subject-hmac-key-0123456789abcdef")
+
+// newStores are an audit log and a consent registry (under subjectKey) for a test.
+func newStores(t *testing.T) (*audit.Log, *consent.Registry) {
+	t.Helper()
 	dir := t.TempDir()
 	_, signing, _ := ed25519.GenerateKey(rand.Reader)
 	alog, err := audit.Open(filepath.Join(dir, "audit.db"), audit.Options{Node: "test", SigningKey: signing})
@@ -29,12 +30,20 @@ func TestRolesPerRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { alog.Close() })
-	reg, err := consent.Open(filepath.Join(dir, "state.db"), consent.Options{SubjectKey: []byte("test-subject-hmac-key-0123456789abcdef"),
+	reg, err := consent.Open(filepath.Join(dir, "state.db"), consent.Options{SubjectKey: subjectKey,
 		Vendors: []string{"bank"}, Purposes: []string{"p"}, Categories: []string{"identity"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
+	return alog, reg
+}
+
+// Who may use which admin route: one check (identity.Require) answers 401
+// without an identity and 403 role-not-allowed for a proven role the route is
+// not for, on every route, and reading the audit log is itself recorded.
+func TestRolesPerRoute(t *testing.T) {
+	alog, reg := newStores(t)
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("# metrics\n")) })
 	h := New(Options{Consents: reg, Audit: alog, Metrics: metrics})
 
@@ -104,22 +113,9 @@ func TestRolesPerRoute(t *testing.T) {
 // A person looked up by an app user id with separators is found by both
 // forms: the identifier HMAC (normalised) and the consent registry's (as typed).
 func TestSubjectLookupGivesTheRegistrysForm(t *testing.T) {
-	dir := t.TempDir()
-	_, signing, _ := ed25519.GenerateKey(rand.Reader)
-	alog, err := audit.Open(filepath.Join(dir, "audit.db"), audit.Options{Node: "test", SigningKey: signing})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alog.Close() })
-	key := []byte("test-subject-hmac-key-0123456789abcdef")
-	reg, err := consent.Open(filepath.Join(dir, "state.db"), consent.Options{SubjectKey: key,
-		Vendors: []string{"bank"}, Purposes: []string{"p"}, Categories: []string{"identity"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	alog, reg := newStores(t)
 	h := New(Options{Consents: reg, Audit: alog,
-		SubjectHMAC: func(_ context.Context, v string) (string, error) { return audit.HMAC(key, v), nil }})
+		SubjectHMAC: func(_ context.Context, v string) (string, error) { return audit.HMAC(subjectKey, v), nil }})
 	for _, id := range []string{"123-456", " alice ", "alice"} {
 		r := httptest.NewRequest("POST", "/v1/audit/subject-hmac", strings.NewReader(`{"subject":"`+id+`"}`))
 		r = r.WithContext(identity.With(r.Context(), identity.Identity{Role: identity.RoleAuditor, Name: "auditor"}))
@@ -131,10 +127,10 @@ func TestSubjectLookupGivesTheRegistrysForm(t *testing.T) {
 		}
 		json.Unmarshal(w.Body.Bytes(), &got)
 		raw := reg.SubjectHMAC(id)
-		if raw != audit.SubjectHMAC(key, id) {
+		if raw != audit.SubjectHMAC(subjectKey, id) {
 			t.Fatalf("%q: the registry's HMAC %s is not audit.SubjectHMAC's, which offline lookups use", id, raw)
 		}
-		if w.Code != http.StatusOK || got.SubjectHMAC != audit.HMAC(key, id) || !slices.Contains(got.Terms, raw) {
+		if w.Code != http.StatusOK || got.SubjectHMAC != audit.HMAC(subjectKey, id) || !slices.Contains(got.Terms, raw) {
 			t.Errorf("%q: %d %+v (registry form %s)", id, w.Code, got, raw)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentgate/consentgate/internal/freeport"
+
 	"github.com/consentgate/consentgate/certs"
 )
 
@@ -90,7 +92,7 @@ func startNginx(s *stack, bin string) (*child, *target, error) {
 			userLine = "user www-data;\n"
 		}
 	}
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -138,15 +140,6 @@ func findNginx() (string, error) {
 
 // freePort is a loopback port nothing listens on right now (nginx cannot
 // report the port it bound, so it is chosen here).
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func waitListening(addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {

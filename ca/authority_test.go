@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consentgate/consentgate/internal/freeport"
 
 	"github.com/consentgate/consentgate/certs"
 )
@@ -38,15 +39,13 @@ func openTestAuthority(t *testing.T, dir string) *Authority {
 	return a
 }
 
-// freePort returns a loopback port nothing listens on right now.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // The whole internal PKI on loopback: the embedded step-ca serves ACME,

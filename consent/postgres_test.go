@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/consentgate/consentgate/internal/freeport"
 
 	"github.com/consentgate/consentgate/internal/logsink"
 	"github.com/consentgate/consentgate/internal/pgdev"
@@ -469,12 +470,11 @@ func TestPostgresPasswordNeverLeaves(t *testing.T) {
 
 func freePortForTest(t *testing.T) int {
 	t.Helper()
-	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	port, err := freeport.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // With the database unreachable, every call fails with an error that is not

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/internal/freeport"
+
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/internal/logsink"
@@ -26,12 +28,12 @@ import (
 
 // freeAddr is a loopback address nothing listens on right now, kept across
 // restarts of a child gateway. It comes from below the ephemeral range (see
-// freeLoopbackPort): the clients' own connections take local ports from that
+// freeport.Loopback): the clients' own connections take local ports from that
 // range, and one that took the port while the child was down would keep the
 // restarted child from binding it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	port, err := freeLoopbackPort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"net/url"
@@ -22,8 +21,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/consentgate/consentgate/internal/freeport"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -421,7 +421,7 @@ func startDevCA(ctx context.Context, o devOptions, cfg *configs.Config, pki *cer
 	}
 	// The challenge solver listens on a loopback port chosen now; the CA
 	// validates there whatever name the gateway asks for.
-	port, err := freeLoopbackPort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		auth.Close()
 		return nil, nil, err
@@ -463,41 +463,6 @@ func checkDevAddresses(o devOptions) error {
 		return fmt.Errorf("cannot listen on every address; stop what holds them or choose others with the flags named:\n  %s", strings.Join(taken, "\n  "))
 	}
 	return nil
-}
-
-// handedOut is every port freeLoopbackPort has returned in this process: one
-// process (a test binary above all) asks for several, and two of them the same
-// would leave the second listener unable to bind.
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
-
-// freeLoopbackPort is a loopback port nothing listened on a moment ago. It is
-// taken below Linux's ephemeral range (32768 up) when one is free there: the
-// ACME solver binds it seconds later, and a port the kernel hands out for
-// ":0" in the meantime (another test, a client socket) would make the CA's
-// validation fail until the order times out.
-func freeLoopbackPort() (int, error) {
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for range 64 {
-		port := 20000 + mrand.IntN(12768)
-		if handedOut.ports[port] {
-			continue // free now, but promised to a listener that may not be up yet
-		}
-		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
-			ln.Close()
-			handedOut.ports[port] = true
-			return port, nil
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // devPolicies picks the policy directory: the repository's, so that edits show at

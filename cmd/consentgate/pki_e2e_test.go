@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/internal/freeport"
+
 	"github.com/consentgate/consentgate/ca"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/internal/logsink"
@@ -46,7 +48,7 @@ func waitForLine(t *testing.T, out *logsink.Buffer, re *regexp.Regexp, done <-ch
 // is refused in the handshake.
 func TestServeWithACMEFromCAServe(t *testing.T) {
 	dir, file, pki := writeServeConfig(t)
-	port, err := freeLoopbackPort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}

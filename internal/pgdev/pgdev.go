@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -20,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/consentgate/consentgate/internal/freeport"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -158,7 +159,7 @@ func (s *Server) start(ctx context.Context, bin string, owner *syscall.Credentia
 	// The port is free when chosen, and may not be when bound: try a few.
 	var err error
 	for range 3 {
-		if s.Port, err = freePort(); err != nil {
+		if s.Port, err = freeport.Loopback(); err != nil {
 			return err
 		}
 		if err = s.run(ctx, bin, owner, append(args, "-p", strconv.Itoa(s.Port))); err == nil {
@@ -361,15 +362,6 @@ func (s *Server) writeFile(owner *syscall.Credential, path string, data []byte) 
 		return err
 	}
 	return s.own(owner, path)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomHex(n int) string {

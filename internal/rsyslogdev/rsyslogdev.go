@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/consentgate/consentgate/internal/freeport"
+
 	"github.com/consentgate/consentgate/certs"
 )
 
@@ -63,7 +65,7 @@ func Start(dir string) (*Server, error) {
 			return nil, err
 		}
 	}
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}
@@ -167,13 +169,4 @@ func (s *Server) Messages() ([]string, error) {
 		}
 	}
 	return out, sc.Err()
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/consentgate/consentgate/internal/freeport"
 )
 
 // Options are the proxy's settings; the zero value asks for no credentials
@@ -51,7 +53,7 @@ func Start(dir string, o Options) (*Proxy, error) {
 }
 
 func start(bin, dir string, o Options) (*Proxy, error) {
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return nil, err
 	}
@@ -90,15 +92,6 @@ func start(bin, dir string, o Options) (*Proxy, error) {
 	}
 	p.Close()
 	return nil, errors.New("tinyproxy did not listen within 10 s")
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Log is what the proxy logged so far: its tunnels and refusals.

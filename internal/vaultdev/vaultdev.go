@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/consentgate/consentgate/internal/freeport"
 
 	"github.com/hashicorp/vault/api"
 )
@@ -129,7 +130,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	listen, err := freeAddr()
+	listen, err := freeport.LoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -424,15 +425,6 @@ func cleanEnv() []string {
 		}
 	}
 	return env
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 func randomHex(n int) string {
