@@ -287,7 +287,7 @@ func (k *linkKeys) replace(gone map[string]bool) error {
 		os.Remove(tmp)
 		return errors.Join(err, k.reopen())
 	}
-	if err := syncDir(filepath.Dir(k.path)); err != nil {
+	if err := SyncDir(filepath.Dir(k.path)); err != nil {
 		return errors.Join(err, k.reopen())
 	}
 	return k.reopen()

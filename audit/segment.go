@@ -120,7 +120,7 @@ func recoverRotation(path string) error {
 		if err := os.Rename(next, path); err != nil {
 			return fmt.Errorf("finishing the rotation of %s: %w", path, err)
 		}
-		return syncDir(filepath.Dir(path))
+		return SyncDir(filepath.Dir(path))
 	case errors.Is(errActive, os.ErrNotExist):
 		segs, err := Segments(SegmentDir(path))
 		if err != nil {
@@ -160,7 +160,9 @@ func checkNotRestart(path string) error {
 		ErrCorrupt, path, SegmentDir(path), segs[len(segs)-1].Last)
 }
 
-func syncDir(dir string) error {
+// SyncDir makes a folder's entries durable (a file created, renamed or removed
+// in it survives a crash): what every writer of files beside the log needs.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -263,7 +265,7 @@ func (l *Log) moveActive(seg Segment) error {
 	}
 	// The move must be on disk before the next file takes the active name: a crash
 	// in between leaves the sealed segment and the prepared file (recoverRotation).
-	if err := errors.Join(syncDir(l.segDir), syncDir(filepath.Dir(l.path))); err != nil {
+	if err := errors.Join(SyncDir(l.segDir), SyncDir(filepath.Dir(l.path))); err != nil {
 		l.log.Warn("audit segment: syncing the directories", "error", err.Error())
 	}
 	if err := os.Rename(next, l.path); err != nil {
@@ -272,7 +274,7 @@ func (l *Log) moveActive(seg Segment) error {
 		}
 		return l.reopen(fmt.Errorf("putting the next file in place: %w", err))
 	}
-	if err := syncDir(filepath.Dir(l.path)); err != nil {
+	if err := SyncDir(filepath.Dir(l.path)); err != nil {
 		l.log.Warn("audit segment: syncing the directory", "error", err.Error())
 	}
 	l.segFirst, l.segStart = seg.Last, l.st.time

@@ -42,7 +42,7 @@ func (d Dir) Put(ctx context.Context, name string, src io.Reader, size int64, _ 
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("archiving %s to %s: %w", name, d.Path, err)
 	}
-	return syncDir(d.Path)
+	return audit.SyncDir(d.Path)
 }
 
 func (d Dir) Open(_ context.Context, name string) (io.ReadCloser, error) {
@@ -79,16 +79,7 @@ func (d Dir) Delete(_ context.Context, name string) error {
 	if err := os.Remove(filepath.Join(d.Path, name)); err != nil {
 		return err
 	}
-	return syncDir(d.Path)
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return audit.SyncDir(d.Path)
 }
 
 func isSegment(name string) bool {

@@ -131,7 +131,7 @@ func (r *Retention) archive(ctx context.Context, s audit.Segment, now time.Time)
 	if err := os.Remove(s.Path); err != nil {
 		return err
 	}
-	if err := syncDir(r.SegmentDir); err != nil {
+	if err := audit.SyncDir(r.SegmentDir); err != nil {
 		return err
 	}
 	r.archived.Add(1)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/consentgate/consentgate/audit"
 )
 
 // Cursor is how far a stream's receiver has acknowledged the log: a file
@@ -64,19 +66,10 @@ func (c *Cursor) Save(logID string, seq uint64) error {
 		err = os.Rename(f.Name(), c.path)
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = audit.SyncDir(dir)
 	}
 	if err != nil {
 		return fmt.Errorf("stream cursor %s: %w", c.path, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
