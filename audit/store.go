@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -70,6 +71,7 @@ func openReadOnly(path string) (*bolt.DB, error) {
 	if err := checkLength(path); err != nil {
 		return nil, err
 	}
+	before, stamped := stampOf(path)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("opening audit log %s read-only: %w (still locked after %s: a gateway has it open; use a snapshot)", path, ErrLocked, lockTimeout)
@@ -77,37 +79,53 @@ func openReadOnly(path string) (*bolt.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening audit log %s read-only: %w", path, err)
 	}
-	if err := checkedOnce(db, path); err != nil {
+	if err := checkedOnce(db, path, before, stamped); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return db, nil
 }
 
-// checked holds the files that passed bbolt's consistency check, by path, size
-// and modification time: a sealed segment read again and again (a timeline's
-// pages, a stream catching up) is checked once per process, not on every open,
-// which cost ~200 ms for a segment of a million records.
-var checked sync.Map
+// checked holds the files that passed bbolt's consistency check, by path: a
+// sealed segment read again and again (a timeline's pages, a stream catching
+// up) is checked once per process, not on every open, which cost ~200 ms for a
+// segment of a million records. A file counts as the one checked only while
+// its device, inode, size, modification and change times are the same: a copy
+// put in its place, or a write with its modification time put back (cp -p,
+// touch -r), changes the change time, which no tool can set.
+var checked sync.Map // path → fileStamp
 
 type fileStamp struct {
-	path string
-	size int64
-	mod  time.Time
+	dev, ino uint64
+	size     int64
+	mod, chg time.Time
 }
 
-func checkedOnce(db *bolt.DB, path string) error {
+func stampOf(path string) (fileStamp, bool) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return checkConsistency(db, path)
+		return fileStamp{}, false
 	}
-	stamp := fileStamp{path: path, size: info.Size(), mod: info.ModTime()}
-	if _, ok := checked.Load(stamp); ok {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileStamp{}, false
+	}
+	return fileStamp{dev: uint64(st.Dev), ino: st.Ino, size: info.Size(), mod: info.ModTime(),
+		chg: time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec))}, true
+}
+
+// checkedOnce checks db, opened from path, unless the same file passed the
+// check before. before is path's stamp taken before db was opened: a file
+// swapped in meanwhile is checked and not remembered.
+func checkedOnce(db *bolt.DB, path string, before fileStamp, stamped bool) error {
+	if v, ok := checked.Load(path); stamped && ok && v.(fileStamp) == before {
 		return nil
 	}
 	if err := checkConsistency(db, path); err != nil {
 		return err
 	}
-	checked.Store(stamp, true)
+	if after, ok := stampOf(path); stamped && ok && after == before {
+		checked.Store(path, before)
+	}
 	return nil
 }

@@ -122,6 +122,13 @@ func scanBack(tx *bolt.Tx, seq uint64, q Query, needles [][]byte, p *Page) (uint
 		k, v = c.Prev()
 	}
 	for ; k != nil; k, v = c.Prev() {
+		if !q.From.IsZero() {
+			// Records are stamped in sequence: below a window's start, no
+			// older record is in it.
+			if t, ok := timeOf(v); ok && t.Before(q.From) {
+				return 0, nil
+			}
+		}
 		if len(p.Records) == q.Limit || p.Scanned == q.MaxScan {
 			return seqOf(k), nil
 		}

@@ -12,7 +12,9 @@ import (
 // process's runtime are not built in, so such a policy does not load.
 func TestPolicyCannotReachOutside(t *testing.T) {
 	for _, call := range []string{`http.send({"method": "GET", "url": "http://169.254.169.254/"}).raw_body`,
-		`sprintf("%v", [net.lookup_ip_addr("example.com")])`, `sprintf("%v", [opa.runtime()])`} {
+		`sprintf("%v", [net.lookup_ip_addr("example.com")])`, `sprintf("%v", [opa.runtime()])`,
+		`sprintf("%v", [json.match_schema({}, {"$ref": "file:///etc/passwd"})])`,
+		`sprintf("%v", [json.verify_schema({"$ref": "file:///etc/passwd"})])`} {
 		dir := t.TempDir()
 		src := "package consentgate\n\ndecision := {\"allow\": false, \"reasons\": [" + call + "]}\n"
 		os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o600)
@@ -51,5 +53,28 @@ func TestHistoryAndCandidate(t *testing.T) {
 	}
 	if c.Revision() == e.Revision() || len(e.History()) != 2 {
 		t.Errorf("the candidate %s changed the engine's history or revision", c.Revision())
+	}
+}
+
+// The built-ins a policy may call are the ones judged not to reach outside
+// the decision (testdata/builtins.txt). An OPA upgrade that adds one fails
+// here until someone has judged it: network, files, the environment and the
+// process are never for a policy.
+func TestBuiltinsAreJudged(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("testdata", "builtins.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	judged := map[string]bool{}
+	for _, n := range strings.Fields(string(want)) {
+		judged[n] = true
+	}
+	for _, b := range capabilities.Builtins {
+		if !judged[b.Name] {
+			t.Errorf("OPA built-in %s is new: judge whether it reaches outside a decision (add it to policy.denied if it does), then list it in testdata/builtins.txt", b.Name)
+		}
+		if denied[b.Name] {
+			t.Errorf("denied built-in %s is available", b.Name)
+		}
 	}
 }
