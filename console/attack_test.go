@@ -311,3 +311,35 @@ func TestNoMarkupFromData(t *testing.T) {
 		}
 	}
 }
+
+// A candidate cannot read the gateway's files through a JSON schema's
+// "$ref": "file://…": the schema built-ins are not built in.
+func TestDryRunCannotReadLocalFiles(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "credentials.json")
+	os.WriteFile(secret, []byte(`{"type":"HOST-SECRET-abc123","private_key":"k"}`), 0o600)
+	rg := newRig(t, nil)
+	cand := `package consentgate
+decision := {"allow": false, "reasons": [sprintf("%v", [json.match_schema({}, {"$ref": "file://` + secret + `"})])]}
+`
+	w := dryRun(t, rg.h, tokenOf(t, rg.h, admin), map[string]string{"policy.rego": cand})
+	if strings.Contains(w.Body.String(), "HOST-SECRET-abc123") || !strings.Contains(w.Body.String(), "undefined function") {
+		t.Errorf("the dry run of a candidate reading %s (%d):\n%s", secret, w.Code, w.Body)
+	}
+}
+
+// The candidate is what a reload would load: a link in the policy folder (a
+// Kubernetes ConfigMap volume is made of them) is left out, as the loader
+// leaves it out, so the live policy uploaded unchanged changes nothing.
+func TestDryRunCandidateIsWhatAReloadLoads(t *testing.T) {
+	elsewhere := filepath.Join(t.TempDir(), "old.rego")
+	os.WriteFile(elsewhere, []byte("package consentgate\n\ndecision := {\"allow\": true, \"reasons\": [\"left over\"]}\n"), 0o644)
+	rg := newRig(t, func(live string) {
+		if err := os.Symlink(elsewhere, filepath.Join(live, "old.rego")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	w := dryRun(t, rg.h, tokenOf(t, rg.h, admin), map[string]string{"policy.rego": livePolicy})
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "0 would change") {
+		t.Errorf("the live policy, uploaded unchanged (%d):\n%s", w.Code, w.Body)
+	}
+}

@@ -32,6 +32,10 @@ type Options struct {
 	SubjectHMAC func(ctx context.Context, value string) (string, error)
 	// Fields are the vendor profiles' field maps, for a dry run's replay.
 	Fields policy.FieldMaps
+	// DryRun runs a dry run; nil runs it in this process (policy.DryRun). The
+	// gateway runs it in a process of its own, with a memory bound: the
+	// candidate is code an admin uploaded.
+	DryRun func(ctx context.Context, in policy.DryRunInput) (policy.DryRunResult, error)
 	// Erasure maps a vendor to how an end user's data is erased there
 	// (audit.ProcessingOptions.Erasure), for the access report.
 	Erasure func() map[string]string
@@ -67,6 +71,9 @@ func New(o Options) http.Handler {
 	}
 	if c.o.Now == nil {
 		c.o.Now = time.Now
+	}
+	if c.o.DryRun == nil {
+		c.o.DryRun = policy.DryRun
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /console/static/", http.StripPrefix("/console/", http.FileServerFS(staticFS)))

@@ -198,28 +198,51 @@ func (c *console) runDryRun(w http.ResponseWriter, r *http.Request, d policyData
 		c.fail(w, r, http.StatusInternalServerError, "The candidate could not be written to a temporary folder.")
 		return
 	}
-	cand, err := c.o.Policy.Candidate(ctx, dir)
-	if err != nil {
-		res.Error = strings.NewReplacer(dir+string(filepath.Separator), "", dir, "(candidate)").Replace(err.Error())
+	in := c.o.Policy.DryRunInput(dir)
+	in.MaxChanges = maxChanges
+	if in.Decisions, err = c.recordedDecisions(ctx, res.Asked); err != nil {
+		c.o.Logger.Error("dry run decisions not read", "error", err.Error())
+		c.fail(w, r, http.StatusServiceUnavailable, "The recorded decisions could not be read.")
+		return
+	}
+	in.Fields = c.fieldsOf(in.Decisions)
+	out, err := c.o.DryRun(ctx, in)
+	switch {
+	case ctx.Err() != nil:
+		res.Stopped = true
+	case err != nil:
+		c.o.Logger.Error("dry run failed", "error", err.Error())
+		res.Error = "The candidate could not be evaluated: " + err.Error()
+		c.renderStatus(w, r, http.StatusUnprocessableEntity, "policy.html", "Policy", d)
+		return
+	case out.Error != "":
+		res.Error = strings.NewReplacer(dir+string(filepath.Separator), "", dir, "(candidate)").Replace(out.Error)
 		c.renderStatus(w, r, http.StatusUnprocessableEntity, "policy.html", "Policy", d)
 		return
 	}
-	cur := cand.Current()
-	res.Candidate, d.Diff = cur.ID, diffSources(c.o.Policy.Current().Sources, cur.Sources)
-	res.MaxChanges = maxChanges
-	if err := c.replay(ctx, cand, res.Asked, &res.Replay); err != nil {
-		if ctx.Err() == nil {
-			c.o.Logger.Error("dry run not replayed", "error", err.Error())
-			c.fail(w, r, http.StatusServiceUnavailable, "The recorded decisions could not be read.")
-			return
-		}
-		res.Stopped = true
+	res.Candidate, res.Replay = out.Candidate.ID, out.Replay
+	if out.Candidate.ID != "" {
+		d.Diff = diffSources(c.o.Policy.Current().Sources, out.Candidate.Sources)
 	}
-	if !c.record(w, r, "policy dry run result", audit.Record{PolicyRevision: cur.ID, Detail: map[string]string{
-		"replayed": strconv.Itoa(res.Replayed), "changed": strconv.Itoa(res.Changed)}}) {
+	if !c.record(w, r, "policy dry run result", audit.Record{PolicyRevision: out.Candidate.ID, Detail: map[string]string{
+		"replayed": strconv.Itoa(res.Replayed), "changed": strconv.Itoa(res.Changed), "stopped": strconv.FormatBool(res.Stopped)}}) {
 		return
 	}
 	c.render(w, r, "policy.html", "Policy", d)
+}
+
+// fieldsOf are the field maps of the operations the decisions are about, as
+// the profiles in service have them.
+func (c *console) fieldsOf(decisions []policy.Recorded) map[string]policy.OperationFields {
+	out := map[string]policy.OperationFields{}
+	for _, d := range decisions {
+		key := policy.FieldsKey(d.Vendor, d.Operation)
+		if _, ok := out[key]; !ok {
+			req, resp, ids := c.o.Fields(d.Vendor, d.Operation)
+			out[key] = policy.OperationFields{Request: req, Response: resp, Identifiers: ids}
+		}
+	}
+	return out
 }
 
 // readUploads reads the uploaded policy files by name (at the folder's top:
@@ -261,9 +284,9 @@ func describe(files map[string][]byte) string {
 }
 
 // candidateDir writes the policy folder in service, then the uploaded files
-// over it, into a new temporary folder. Only file contents are copied: a link
-// in the folder becomes a file of its target's content (a linked folder is
-// left out), so nothing written here can land outside it.
+// over it, into a new temporary folder. Links in the folder are left out, as
+// the policy loader leaves them out, and files are written as new files in a
+// folder opened as an os.Root: nothing written here can land outside it.
 func (c *console) candidateDir(files map[string][]byte) (string, error) {
 	dir, err := os.MkdirTemp("", "consentgate-dry-run-")
 	if err != nil {
@@ -288,8 +311,7 @@ func (c *console) candidateDir(files map[string][]byte) (string, error) {
 	return dir, nil
 }
 
-// copyContents copies the regular files under src (and the targets of links
-// to files) into root as new regular files.
+// copyContents copies the folders and regular files under src into root.
 func copyContents(src string, root *os.Root) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -299,11 +321,11 @@ func copyContents(src string, root *os.Root) error {
 		if err != nil || rel == "." {
 			return err
 		}
-		if d.IsDir() {
+		switch {
+		case d.IsDir():
 			return root.Mkdir(rel, 0o700)
-		}
-		if info, err := os.Stat(p); err != nil || !info.Mode().IsRegular() {
-			return nil // a dangling link, or a link to a folder
+		case !d.Type().IsRegular():
+			return nil // a link (the loader skips it too), a device, a pipe
 		}
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -325,34 +347,28 @@ func writeNew(root *os.Root, name string, data []byte) error {
 	return f.Close()
 }
 
-// replay asks cand the last n recorded decisions on this node, newest first,
-// reading at most maxReplayScan records to find them.
-func (c *console) replay(ctx context.Context, cand *policy.Engine, n int, rp *policy.Replay) error {
+// recordedDecisions are the last n decisions recorded on this node, newest
+// first, found within maxReplayScan records.
+func (c *console) recordedDecisions(ctx context.Context, n int) ([]policy.Recorded, error) {
+	var out []policy.Recorded
 	q := audit.Query{HasDetail: "policy_input"}
-	for asked, scanned := 0, 0; asked < n && scanned < maxReplayScan; {
-		q.Limit, q.MaxScan = min(n-asked, 500), maxReplayScan-scanned
+	for scanned := 0; len(out) < n && scanned < maxReplayScan; {
+		q.Limit, q.MaxScan = min(n-len(out), 500), maxReplayScan-scanned
 		p, err := c.o.Audit.Timeline(ctx, q)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, rec := range p.Records {
-			if rec.Allow == nil {
-				continue
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if _, err := rp.Add(ctx, cand, c.o.Fields, policy.Recorded{Seq: rec.Seq, RequestID: rec.RequestID, App: rec.App,
-				Vendor: rec.Vendor, Operation: rec.Operation, Purpose: rec.Purpose, Input: rec.Detail["policy_input"],
-				Allow: *rec.Allow, Reasons: rec.Reasons}); err != nil {
-				return err
+			if rec.Allow != nil {
+				out = append(out, policy.Recorded{Seq: rec.Seq, RequestID: rec.RequestID, App: rec.App, Vendor: rec.Vendor,
+					Operation: rec.Operation, Purpose: rec.Purpose, Input: rec.Detail["policy_input"], Allow: *rec.Allow, Reasons: rec.Reasons})
 			}
 		}
-		asked, scanned = asked+len(p.Records), scanned+p.Scanned
+		scanned += p.Scanned
 		if p.Next == 0 {
 			break
 		}
 		q.Before = p.Next
 	}
-	return nil
+	return out, nil
 }

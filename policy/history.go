@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"context"
 	"time"
 )
 
@@ -41,14 +40,6 @@ func (e *Engine) History() []Revision {
 
 // Current is the revision in service.
 func (e *Engine) Current() Revision { return e.cur.Load().public() }
-
-// Candidate loads the policy in dir exactly as a reload would (the same
-// contract and checks) into an engine of its own, which never serves: what a
-// dry run asks before the policy goes live.
-func (e *Engine) Candidate(ctx context.Context, dir string) (*Engine, error) {
-	return New(ctx, Options{Source: Source{Dir: dir}, Timeout: e.opts.Timeout, MaxConcurrent: 1, MemoEntries: -1,
-		Contract: e.opts.Contract})
-}
 
 // Source is where the engine loads its policy from.
 func (e *Engine) Source() Source { return e.opts.Source }

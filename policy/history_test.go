@@ -47,12 +47,17 @@ func TestHistoryAndCandidate(t *testing.T) {
 	}
 	cand := t.TempDir()
 	os.WriteFile(filepath.Join(cand, "p.rego"), []byte("package consentgate\n\ndecision := {\"allow\": false, \"reasons\": [\"three\"]}\n"), 0o600)
-	c, err := e.Candidate(context.Background(), cand)
-	if err != nil {
-		t.Fatal(err)
+	in := e.DryRunInput(cand)
+	in.Decisions = []Recorded{{Seq: 7, Input: `{"app":{"id":"web"}}`, Allow: false, Reasons: []string{"two"}}}
+	res, err := DryRun(context.Background(), in)
+	if err != nil || res.Error != "" {
+		t.Fatal(err, res.Error)
 	}
-	if c.Revision() == e.Revision() || len(e.History()) != 2 {
-		t.Errorf("the candidate %s changed the engine's history or revision", c.Revision())
+	if res.Candidate.ID == e.Revision() || len(e.History()) != 2 || e.Revision() != h[1].ID {
+		t.Errorf("the candidate %s changed the engine's history or revision", res.Candidate.ID)
+	}
+	if res.Replay.Replayed != 1 || res.Replay.Changed != 1 || len(res.Replay.Changes) != 1 || res.Replay.Changes[0].NowReasons[0] != "three" {
+		t.Errorf("replay = %+v", res.Replay)
 	}
 }
 

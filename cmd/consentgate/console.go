@@ -27,6 +27,7 @@ func newConsole(alog *audit.Log, consents *consent.Registry, engine *policy.Engi
 			return configs.OperationFields(gw.Profiles(), vendor, op)
 		},
 		Erasure: func() map[string]string { return erasureWays(gw.Profiles()) },
+		DryRun:  dryRunInWorker,
 		Vendors: func(ctx context.Context) []console.Vendor { return vendorStates(ctx, gw, p, reg, inUse) },
 		Logger:  log.With("component", "console"), Secret: randomKey()}
 	if c, ok := p.(secrets.Cached); ok {

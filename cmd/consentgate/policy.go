@@ -17,7 +17,7 @@ import (
 
 func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Test, check and evaluate Rego policies"}
-	cmd.AddCommand(newPolicyTestCmd(), newPolicyCheckCmd(), newPolicyEvalCmd(), newPolicyReplayCmd())
+	cmd.AddCommand(newPolicyTestCmd(), newPolicyCheckCmd(), newPolicyEvalCmd(), newPolicyReplayCmd(), newDryRunWorkerCmd())
 	return cmd
 }
 
