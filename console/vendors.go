@@ -18,8 +18,10 @@ type Vendor struct {
 	Remaining, Limit int // -1 and 0 while the vendor has not said
 	BlockedUntil     time.Time
 	// SecretsFetched is when the secret store last confirmed the oldest of
-	// the vendor's credential secrets (zero: none, or one is unreadable).
+	// the vendor's credential secrets (zero: none); SecretsProblem is what is
+	// wrong with any of them ("unavailable", "stale", "not read yet").
 	SecretsFetched time.Time
+	SecretsProblem string
 	// Calls since start by what the app was answered: 2xx, 4xx, 5xx.
 	Calls, OK, ClientErrors, ServerErrors float64
 }

@@ -18,6 +18,8 @@ var (
 	// ErrSealBroken means a sealed value does not open: tampered with, moved to
 	// another place, or sealed under another key.
 	ErrSealBroken = errors.New("sealed value does not open")
+	// ErrNotRead means a cache holds no value for the reference yet (Peek).
+	ErrNotRead = errors.New("secret not read yet")
 	// ErrUnavailable means the provider cannot vouch for a value now: Vault is
 	// unreachable, refuses the read, or the cached value is older than allowed.
 	// Callers fail closed on it.

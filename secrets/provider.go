@@ -45,6 +45,14 @@ type Provider interface {
 	Get(ctx context.Context, ref Ref) (Secret, error)
 }
 
+// Peeker is a cache that answers from what it holds, never reading the source:
+// for status pages, which must neither wait on the source nor grow the cache.
+type Peeker interface {
+	// Peek is Get from the cache only: ErrNotRead when it holds nothing for
+	// ref's path.
+	Peek(ref Ref) (Secret, error)
+}
+
 // Cached is a Provider that answers from a cache it refreshes in the background,
 // so its values have an age: the metrics gauge and the readiness check use it.
 type Cached interface {

@@ -221,6 +221,17 @@ func (v *Vault) Get(ctx context.Context, ref Ref) (Secret, error) {
 	return v.value(e, ref)
 }
 
+// Peek is Get from the cache only (Peeker).
+func (v *Vault) Peek(ref Ref) (Secret, error) {
+	v.mu.RLock()
+	e := v.entries[ref.Path]
+	v.mu.RUnlock()
+	if e == nil {
+		return Secret{}, fmt.Errorf("secret %s: %w", ref, ErrNotRead)
+	}
+	return v.value(e, ref)
+}
+
 // value picks ref's key out of an entry, refusing one that is too old.
 func (v *Vault) value(e *vaultEntry, ref Ref) (Secret, error) {
 	if e.err != nil {

@@ -135,6 +135,16 @@ func TestVaultAppRoleReadsKV(t *testing.T) {
 	if v.logins.Load() != 1 {
 		t.Errorf("logins = %d, want 1", v.logins.Load())
 	}
+	// Peek answers from the cache alone: what Get read, and nothing else.
+	if p, err := v.Peek(Ref{"vendors/airbank", "api_key"}); err != nil || p.FetchedAt != s.FetchedAt {
+		t.Errorf("Peek of a cached secret: %v %v", p.FetchedAt, err)
+	}
+	if _, err := v.Peek(Ref{"vendors/kb", "api_key"}); !errors.Is(err, ErrNotRead) {
+		t.Errorf("Peek of a secret never read: %v", err)
+	}
+	if _, err := v.Peek(Ref{"vendors/kb", "api_key"}); !errors.Is(err, ErrNotRead) {
+		t.Errorf("Peek read the secret through: %v", err)
+	}
 	tests := []struct {
 		ref  string
 		want error
@@ -342,6 +352,9 @@ func TestVaultOutage(t *testing.T) {
 	}
 	if v.CacheAge() <= maxStale {
 		t.Errorf("CacheAge %s not beyond max_stale", v.CacheAge())
+	}
+	if _, err := v.Peek(r); !errors.As(err, &stale) {
+		t.Errorf("Peek of a stale secret: %v", err)
 	}
 	// A path never read before cannot be served either.
 	if _, err := v.Get(ctx, Ref{"vendors/kb", "api_key"}); !errors.Is(err, ErrUnavailable) {

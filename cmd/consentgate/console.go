@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -50,7 +51,7 @@ func vendorStates(ctx context.Context, gw *proxy.Gateway, p secrets.Provider, re
 	}
 	for _, prof := range gw.Profiles() {
 		if v := byID[prof.ID]; v != nil {
-			v.SecretsFetched = oldestFetch(ctx, p, prof)
+			v.SecretsFetched, v.SecretsProblem = secretsState(ctx, p, prof)
 		}
 	}
 	for _, c := range inUse(ctx) {
@@ -95,24 +96,46 @@ func vendorStates(ctx context.Context, gw *proxy.Gateway, p secrets.Provider, re
 	return out
 }
 
-// oldestFetch is when the secret store last confirmed the oldest of a
-// vendor's credential secrets (zero when it has none, or one is unreadable).
-func oldestFetch(ctx context.Context, p secrets.Provider, v *configs.Vendor) time.Time {
+// secretsState is when the secret store last confirmed the oldest of a
+// vendor's credential secrets (zero when it has none), and what is wrong with
+// any of them: "unavailable" (refused, deleted, or the store unreachable),
+// "stale" (older than the store may serve) or "not read yet" (no call needed
+// it). A cache is only peeked at: a status page never reads through.
+func secretsState(ctx context.Context, p secrets.Provider, v *configs.Vendor) (time.Time, string) {
 	var oldest time.Time
+	var stale, notRead, unavailable bool
 	for _, c := range v.Credentials {
 		for _, r := range []string{c.Secret, c.ClientSecret} {
 			ref, err := secrets.ParseRef(r)
 			if err != nil {
 				continue
 			}
-			s, err := p.Get(ctx, ref)
-			if err != nil {
-				return time.Time{}
+			var s secrets.Secret
+			if pk, ok := p.(secrets.Peeker); ok {
+				s, err = pk.Peek(ref)
+			} else {
+				s, err = p.Get(ctx, ref)
 			}
-			if oldest.IsZero() || s.FetchedAt.Before(oldest) {
+			var se *secrets.StaleError
+			switch {
+			case errors.As(err, &se):
+				stale = true
+			case errors.Is(err, secrets.ErrNotRead):
+				notRead = true
+			case err != nil:
+				unavailable = true
+			case oldest.IsZero() || s.FetchedAt.Before(oldest):
 				oldest = s.FetchedAt
 			}
 		}
 	}
-	return oldest
+	switch {
+	case unavailable:
+		return oldest, "unavailable"
+	case stale:
+		return oldest, "stale"
+	case notRead:
+		return oldest, "not read yet"
+	}
+	return oldest, ""
 }
