@@ -56,8 +56,8 @@ type console struct {
 	pages *template.Template
 	csrf  csrf
 	// reading holds a whole-log read (a verification, an access report) and
-	// dryRun a dry run: one of each at a time, so that no role's clicks can
-	// take the gateway's cores from its calls.
+	// dryRunning a dry run: one of each at a time, so that no one's clicks
+	// can take the gateway's cores from its calls.
 	reading, dryRunning chan struct{}
 }
 
@@ -95,8 +95,10 @@ func New(o Options) http.Handler {
 	return secure(identity.Only(mux, identity.RoleAuditor, identity.RoleAdmin))
 }
 
-// secure sets what every console answer carries: no script or style from
-// anywhere but the console itself, no framing, nothing cached or referred.
+// secure sets what every console answer carries: no script at all, styles
+// from the console itself, no framing, nothing cached, and a referrer only to
+// the console (so that its own forms carry an Origin the CSRF check can read:
+// with no-referrer, browsers send "Origin: null").
 func secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
