@@ -327,6 +327,10 @@ func (l *Log) publishHead() {
 	l.head.Store(&Head{Seq: l.st.seq, Hash: l.st.hash, Time: l.st.time})
 }
 
+// CheckpointEvery is how many records a checkpoint follows at most: how far
+// a reader looks for the checkpoint that vouches for a record.
+func (l *Log) CheckpointEvery() int { return l.cpEvery }
+
 // LogID is the log's identity, chosen when its file was created; record 1 chains to it.
 func (l *Log) LogID() string { return l.id }
 

@@ -17,7 +17,6 @@ type consentsData struct {
 	Consents []consent.Consent
 	Revoked  *consent.Consent
 	Confirm  *consent.Consent // a revocation asked for, waiting for its confirmation
-	Error    string
 }
 
 // consents serves GET /console/consents?id= and POST /console/consents
@@ -73,7 +72,7 @@ func (c *console) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostFormValue("confirm") != "yes" {
-		c.render(w, r, "consents.html", "Revoke a consent?", consentsData{Confirm: cs})
+		c.render(w, r, "consents.html", "Consents", consentsData{Confirm: cs})
 		return
 	}
 	if !c.record(w, r, "consent revoke", audit.Record{ConsentID: id}) {

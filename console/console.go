@@ -64,8 +64,8 @@ type console struct {
 // New is the console, to be mounted at /console/ on the admin listener (behind
 // identity.Middleware: every request carries its certificate's identity).
 func New(o Options) http.Handler {
-	c := &console{o: o, pages: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")), csrf: csrf{secret: o.Secret},
-		reading: make(chan struct{}, 1), dryRunning: make(chan struct{}, 1)}
+	pages := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
+	c := &console{o: o, pages: pages, csrf: csrf{secret: o.Secret}, reading: make(chan struct{}, 1), dryRunning: make(chan struct{}, 1)}
 	if c.o.Logger == nil {
 		c.o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -175,21 +175,22 @@ func (c *console) form(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// heavy takes the whole-log read's turn, or answers 429: one runs at a time.
-func (c *console) heavy(w http.ResponseWriter, r *http.Request) bool {
-	return c.turn(w, r, c.reading, "A verification or an access report is running; try again when it ends.")
-}
+// What a second whole-log read or dry run is told while one runs.
+const (
+	busyReading = "A verification or an access report is running; try again when it ends."
+	busyDryRun  = "A dry run is running; try again when it ends."
+)
 
-func (c *console) done() { <-c.reading }
-
-func (c *console) turn(w http.ResponseWriter, r *http.Request, slot chan struct{}, busy string) bool {
+// acquire takes slot (one of its kind at a time) and returns its release, or
+// answers 429 with busy.
+func (c *console) acquire(w http.ResponseWriter, r *http.Request, slot chan struct{}, busy string) (release func(), ok bool) {
 	select {
 	case slot <- struct{}{}:
-		return true
+		return func() { <-slot }, true
 	default:
 		w.Header().Set("Retry-After", "10")
 		c.fail(w, r, http.StatusTooManyRequests, busy)
-		return false
+		return nil, false
 	}
 }
 

@@ -2,6 +2,7 @@ package console
 
 import (
 	"html/template"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -21,14 +22,22 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"deref2": func(t *time.Time) time.Time {
+	"timeOrZero": func(t *time.Time) time.Time {
 		if t == nil {
 			return time.Time{}
 		}
 		return *t
 	},
-	"pct": func(f float64) float64 { return f * 100 },
-	"deref": func(b *bool) string {
+	"pct":   func(f float64) float64 { return f * 100 },
+	"count": func(f float64) string { return strconv.FormatFloat(f, 'f', 0, 64) },
+	// local is a time as a datetime-local input shows it (UTC, no zone).
+	"local": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02T15:04:05")
+	},
+	"decision": func(b *bool) string {
 		switch {
 		case b == nil:
 			return ""

@@ -17,7 +17,6 @@ import (
 type personData struct {
 	Person   person
 	Consents []personConsent
-	Error    string
 }
 
 // person is one end user as the console holds them between pages: the
@@ -132,10 +131,11 @@ func (c *console) personReport(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusServiceUnavailable, "The audit log's link keys could not be read.")
 		return
 	}
-	if !c.heavy(w, r) {
+	release, ok := c.acquire(w, r, c.reading, busyReading)
+	if !ok {
 		return
 	}
-	defer c.done()
+	defer release()
 	rec := p.record()
 	rec.Detail = map[string]string{"format": format}
 	if !c.record(w, r, "access report", rec) {
@@ -158,23 +158,17 @@ func (c *console) personReport(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, "report.html", "Access report", rep)
 }
 
-// accessReport reads the live log's export through the verifier and the
-// report at once: a report is never made from records that do not verify.
+// accessReport is the access report of the live log, read through the
+// verifier: a report is never made from records that do not verify.
 func accessReport(ctx context.Context, l *audit.Log, o audit.ProcessingOptions) (audit.ProcessingReport, error) {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(l.Export(ctx, pw, audit.Filter{})) }()
-	defer pr.Close()
-	vr, vw := io.Pipe()
-	verified := make(chan error, 1)
-	go func() {
-		_, err := audit.Verify(vr, l.PublicKey())
-		io.Copy(io.Discard, vr) // what Verify left, so the tee below never waits
-		verified <- err
-	}()
-	rep, err := audit.Processing(io.TeeReader(pr, vw), o)
-	vw.CloseWithError(err)
-	if verr := <-verified; verr != nil {
-		return audit.ProcessingReport{}, verr
+	var rep audit.ProcessingReport
+	_, err := readVerified(ctx, l, func(r io.Reader) error {
+		var err error
+		rep, err = audit.Processing(r, o)
+		return err
+	})
+	if err != nil {
+		return audit.ProcessingReport{}, err
 	}
-	return rep, err
+	return rep, nil
 }

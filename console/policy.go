@@ -33,13 +33,18 @@ type policyData struct {
 	From, To   string
 	DryRun     *dryRunResult
 	FromBundle bool
+	// Files are the revision's files relative to its source folder.
+	Files  []string
+	Bounds struct{ Default, Max int }
 }
 
 type dryRunResult struct {
 	Candidate string // its revision id
 	Error     string // why it does not load
 	Asked     int    // decisions asked for
-	Stopped   bool   // the replay ran out of time
+	// ErrorTitle says which failure Error is: the upload, the candidate not
+	// loading, its process failing, or the time bound.
+	ErrorTitle string
 	policy.Replay
 }
 
@@ -57,7 +62,15 @@ type diffLine struct {
 func (c *console) policyPage() policyData {
 	h := c.o.Policy.History()
 	slices.Reverse(h)
-	return policyData{Status: c.o.Policy.Status(), History: h, FromBundle: c.o.Policy.Source().Dir == ""}
+	d := policyData{Status: c.o.Policy.Status(), History: h, FromBundle: c.o.Policy.Source().Dir == ""}
+	d.Bounds.Default, d.Bounds.Max = defaultReplay, maxReplay
+	for _, f := range d.Status.Files {
+		if rel, err := filepath.Rel(d.Status.Source, f); err == nil && !strings.HasPrefix(rel, "..") {
+			f = rel
+		}
+		d.Files = append(d.Files, f)
+	}
+	return d
 }
 
 func (c *console) policy(w http.ResponseWriter, r *http.Request) {
@@ -95,13 +108,7 @@ func diffSources(from, to map[string]string) []fileDiff {
 		names[n] = true
 	}
 	var out []fileDiff
-	for _, n := range slices.Sorted(func(yield func(string) bool) {
-		for k := range names {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, n := range slices.Sorted(maps.Keys(names)) {
 		if from[n] == to[n] {
 			continue
 		}
@@ -143,14 +150,17 @@ const (
 // with the files' hashes, before any of the uploaded code runs, and its result
 // after.
 func (c *console) dryRun(w http.ResponseWriter, r *http.Request) {
+	// The token is inside the multipart body, which is read only after the
+	// headers say the form comes from the console's own origin.
 	if !sameOrigin(r) {
 		c.fail(w, r, http.StatusForbidden, "This form did not come from the console's own page.")
 		return
 	}
-	if !c.turn(w, r, c.dryRunning, "A dry run is running; try again when it ends.") {
+	release, ok := c.acquire(w, r, c.dryRunning, busyDryRun)
+	if !ok {
 		return
 	}
-	defer func() { <-c.dryRunning }()
+	defer release()
 	r.Body = http.MaxBytesReader(w, r.Body, maxUpload)
 	if err := r.ParseMultipartForm(maxUpload); err != nil {
 		c.fail(w, r, http.StatusBadRequest, "The upload is not a form of policy files of at most 4 MiB.")
@@ -174,7 +184,7 @@ func (c *console) dryRun(w http.ResponseWriter, r *http.Request) {
 	d.DryRun = res
 	files, err := readUploads(r.MultipartForm.File["files"])
 	if err != nil {
-		res.Error = err.Error()
+		res.ErrorTitle, res.Error = "The upload is not a policy:", err.Error()
 		c.renderStatus(w, r, http.StatusBadRequest, "policy.html", "Policy", d)
 		return
 	}
@@ -207,28 +217,32 @@ func (c *console) runDryRun(w http.ResponseWriter, r *http.Request, d policyData
 	}
 	in.Fields = c.fieldsOf(in.Decisions)
 	out, err := c.o.DryRun(ctx, in)
+	status := http.StatusOK
 	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return // the admin left; the record of the dry run says it began
 	case ctx.Err() != nil:
-		res.Stopped = true
+		res.ErrorTitle, res.Error = "The dry run stopped at its time bound:", fmt.Sprintf("it took longer than %s; replay fewer decisions", dryRunTime)
+		status = http.StatusServiceUnavailable
 	case err != nil:
-		c.o.Logger.Error("dry run failed", "error", err.Error())
-		res.Error = "The candidate could not be evaluated: " + err.Error()
-		c.renderStatus(w, r, http.StatusUnprocessableEntity, "policy.html", "Policy", d)
-		return
+		res.ErrorTitle, res.Error = "The candidate could not be evaluated:", err.Error()
+		status = http.StatusUnprocessableEntity
 	case out.Error != "":
+		res.ErrorTitle = "The candidate does not load, so it could not go live either:"
 		res.Error = strings.NewReplacer(dir+string(filepath.Separator), "", dir, "(candidate)").Replace(out.Error)
-		c.renderStatus(w, r, http.StatusUnprocessableEntity, "policy.html", "Policy", d)
-		return
-	}
-	res.Candidate, res.Replay = out.Candidate.ID, out.Replay
-	if out.Candidate.ID != "" {
+		status = http.StatusUnprocessableEntity
+	default:
+		res.Candidate, res.Replay = out.Candidate.ID, out.Replay
 		d.Diff = diffSources(c.o.Policy.Current().Sources, out.Candidate.Sources)
 	}
-	if !c.record(w, r, "policy dry run result", audit.Record{PolicyRevision: out.Candidate.ID, Detail: map[string]string{
-		"replayed": strconv.Itoa(res.Replayed), "changed": strconv.Itoa(res.Changed), "stopped": strconv.FormatBool(res.Stopped)}}) {
+	result := map[string]string{"replayed": strconv.Itoa(res.Replayed), "changed": strconv.Itoa(res.Changed)}
+	if res.Error != "" {
+		result = map[string]string{"failed": res.ErrorTitle}
+	}
+	if !c.record(w, r, "policy dry run result", audit.Record{PolicyRevision: out.Candidate.ID, Detail: result}) {
 		return
 	}
-	c.render(w, r, "policy.html", "Policy", d)
+	c.renderStatus(w, r, status, "policy.html", "Policy", d)
 }
 
 // fieldsOf are the field maps of the operations the decisions are about, as

@@ -14,12 +14,13 @@ import (
 // timelineData is the timeline page: the filter as given, a page of records,
 // and the link to the next, older page.
 type timelineData struct {
-	Filter  url.Values
-	Page    audit.Page
-	Older   string // address of the next page; "" when none
-	Error   string
-	Kinds   []string
-	Outcome []string
+	Filter   url.Values
+	From, To time.Time // the window, for the form's time inputs
+	Page     audit.Page
+	Older    string // address of the next page; "" when none
+	Error    string
+	Kinds    []string
+	Outcome  []string
 }
 
 // timeline serves GET /console/timeline: records newest first, filtered by
@@ -27,7 +28,7 @@ type timelineData struct {
 // refusal kind), a bounded page at a time.
 func (c *console) timeline(w http.ResponseWriter, r *http.Request) {
 	q, err := timelineQuery(r.URL.Query())
-	d := timelineData{Filter: r.URL.Query(), Kinds: kinds, Outcome: outcomes}
+	d := timelineData{Filter: r.URL.Query(), From: q.From, To: q.To, Kinds: kinds, Outcome: outcomes}
 	if err != nil {
 		d.Error = err.Error()
 		c.renderStatus(w, r, http.StatusBadRequest, "timeline.html", "Audit timeline", d)
@@ -57,13 +58,16 @@ var (
 func timelineQuery(v url.Values) (audit.Query, error) {
 	q := audit.Query{App: v.Get("app"), Vendor: v.Get("vendor"), Operation: v.Get("operation"), Purpose: v.Get("purpose"),
 		Kind: v.Get("kind"), Outcome: v.Get("outcome"), Refusal: v.Get("refusal")}
-	for name, dst := range map[string]*time.Time{"from": &q.From, "to": &q.To} {
-		if s := v.Get(name); s != "" {
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if s := v.Get(f.name); s != "" {
 			t, err := parseTime(s)
 			if err != nil {
-				return q, errors.New(name + " must be a date and time (2026-12-07T10:00, UTC) or RFC 3339")
+				return q, errors.New(f.name + " must be a date and time (2026-12-07T10:00, UTC) or RFC 3339")
 			}
-			*dst = t
+			*f.dst = t
 		}
 	}
 	if s := v.Get("before"); s != "" {
@@ -92,6 +96,7 @@ type recordData struct {
 	// vouches for it; nil when none is signed yet (or none within reach).
 	Checkpoint *audit.Record
 	Pair       *audit.Record // the intent of an outcome, or the outcome of an intent
+	Within     int           // how far after the record a checkpoint was looked for
 }
 
 // recordPage serves GET /console/records/{seq}.
@@ -114,8 +119,8 @@ func (c *console) recordPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusServiceUnavailable, "The audit log could not be read.")
 		return
 	}
-	d := recordData{Record: rec}
-	d.Checkpoint = c.following(seq, 1100, func(x *audit.Record) bool { return x.Kind == audit.KindCheckpoint })
+	d := recordData{Record: rec, Within: c.checkpointReach()}
+	d.Checkpoint = c.following(seq, c.checkpointReach(), func(x *audit.Record) bool { return x.Kind == audit.KindCheckpoint })
 	switch {
 	case rec.RequestID == "":
 	case rec.Kind == audit.KindIntent:

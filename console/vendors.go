@@ -62,7 +62,7 @@ func (c *console) vendors(w http.ResponseWriter, r *http.Request) {
 	}
 	d := vendorsData{Vendors: c.o.Vendors(r.Context()), SecretsAge: -1, Now: c.o.Now()}
 	if c.o.SecretsAge != nil {
-		d.SecretsAge = c.o.SecretsAge()
+		d.SecretsAge = c.o.SecretsAge().Round(time.Second)
 	}
 	c.render(w, r, "vendors.html", "Vendors", d)
 }
