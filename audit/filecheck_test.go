@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Issue 14 finding 7: a truncated audit.db crashed `audit verify` (SIGSEGV or a
@@ -98,4 +100,44 @@ func lineOf(out, prefix string) string {
 func tail(b []byte) string {
 	s := string(b)
 	return s[max(0, len(s)-1500):]
+}
+
+// A file is checked for consistency once while it is unchanged, and again
+// after any change, also one whose modification time was put back (cp -p,
+// rsync -t, touch -r): unchecked, a damaged page would panic a reader.
+func TestConsistencyCheckedAgainAfterAChange(t *testing.T) {
+	for name, mtime := range map[string]func(before time.Time) time.Time{
+		"modification time moved": func(time.Time) time.Time { return time.Now().Add(time.Second) },
+		"modification time kept":  func(before time.Time) time.Time { return before },
+	} {
+		t.Run(name, func(t *testing.T) {
+			path, _ := closedLog(t, 300, 100)
+			info, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := openReadOnly(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Page 3 onwards holds the tree: zero one of its pages in place.
+			if _, err := f.WriteAt(make([]byte, 4096), 4*4096); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			m := mtime(info.ModTime())
+			os.Chtimes(path, m, m)
+			if db, err := openReadOnly(path); err == nil {
+				db.Close()
+				t.Fatal("a file damaged since its last check opened without an error")
+			} else if !errors.Is(err, ErrCorrupt) {
+				t.Errorf("the damaged file: %v", err)
+			}
+		})
+	}
 }

@@ -3,10 +3,8 @@ package audit
 import (
 	"context"
 	"errors"
-	"os"
 	"slices"
 	"testing"
-	"time"
 )
 
 // A timeline read page by page, across sealed segments, is exactly the records
@@ -166,33 +164,5 @@ func TestTimelineSeeksTheWindowsEnd(t *testing.T) {
 				t.Errorf("segments %d, window %v: got %d records %v…, want %d %v…", segBytes, w, len(got), head(got), len(want), head(want))
 			}
 		}
-	}
-}
-
-// A file is checked for consistency once while it is unchanged, and again
-// after any change: a page damaged since is still found.
-func TestConsistencyCheckedAgainAfterAChange(t *testing.T) {
-	path, _ := closedLog(t, 300, 100)
-	db, err := openReadOnly(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Page 3 onwards holds the tree: zero one of its pages in place.
-	if _, err := f.WriteAt(make([]byte, 4096), 4*4096); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	later := time.Now().Add(time.Second)
-	os.Chtimes(path, later, later)
-	if db, err := openReadOnly(path); err == nil {
-		db.Close()
-		t.Fatal("a file damaged since its last check opened without an error")
-	} else if !errors.Is(err, ErrCorrupt) {
-		t.Errorf("the damaged file: %v", err)
 	}
 }

@@ -6,49 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
-
-// A file changed in place with its modification time put back (cp -p,
-// rsync -t, tar x, touch -r, a restore from backup) is checked again: its
-// change time moved. Unchecked, a damaged page would panic a reader.
-func TestConsistencyCheckedAgainWithTheModificationTimeKept(t *testing.T) {
-	path, _ := closedLog(t, 300, 100)
-	info, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := openReadOnly(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(make([]byte, 4096), 4*4096); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	os.Chtimes(path, info.ModTime(), info.ModTime()) // same size, same mtime
-	db, err = openReadOnly(path)
-	if err == nil {
-		defer db.Close()
-		t.Errorf("a file damaged since its check (its mtime kept) opened without an error")
-		func() {
-			defer func() {
-				if p := recover(); p != nil {
-					t.Errorf("and reading it panics: %v", p)
-				}
-			}()
-			db.View(func(tx *bolt.Tx) error {
-				return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error { return nil })
-			})
-		}()
-	}
-}
 
 // Pages of a time window, read with small pages and scan bounds, across
 // sealed segments (a sealing checkpoint in two files) and after the oldest
