@@ -706,7 +706,9 @@ func readDevCredentials(ctx context.Context, file string) (sandbox.Credentials, 
 }
 
 // printReady prints the ready line (every listener, the internal CA and the
-// policy folder watched), then a curl command per vendor.
+// policy folder watched), then a curl command per vendor, and one that opens
+// the web console as the dev auditor (a browser holding that certificate opens
+// it too: docs/console.md).
 func (d *devStack) printReady(w io.Writer) {
 	fmt.Fprintf(w, "%s ca=%s policies=%s\n", d.running.readyLine(), d.ca.URL(), d.cfg.Policy.Dir)
 	if d.vault != nil {
@@ -716,6 +718,9 @@ func (d *devStack) printReady(w io.Writer) {
 	for _, c := range d.curlCommands() {
 		fmt.Fprintln(w, c)
 	}
+	auditor := d.pki.Path(certs.AppCert("auditor"))
+	fmt.Fprintf(w, "curl -sS --cacert %s --cert %s --key %s %s/console/\n",
+		shellQuote(d.pki.Path(certs.DevRootCert)), shellQuote(auditor), shellQuote(certs.KeyFile(auditor)), d.running.adminURL())
 }
 
 // devCalls are the example calls printed by `consentgate dev`, one per vendor,

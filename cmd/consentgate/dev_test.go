@@ -483,17 +483,27 @@ func TestDevPrintsReadyLineAndWorkingCurlCommands(t *testing.T) {
 		t.Fatalf("ready line %q (policies watched: %s)", sc.Text(), e.cfg.Policy.Dir)
 	}
 	var vendors []string
+	console := false
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, "curl ") {
 			t.Fatalf("unexpected line %q", line)
 		}
-		m := regexp.MustCompile(`/v/([a-z]+)/`).FindStringSubmatch(line)
-		vendors = append(vendors, m[1])
 		if _, err := exec.LookPath("curl"); err != nil {
 			tier.Needs(t, "curl")
 			t.Fatalf("curl is needed to prove the printed commands work: %v", err)
 		}
+		if strings.HasSuffix(line, e.adminURL()+"/console/") {
+			// The last line opens the console as the dev auditor.
+			got, err := exec.Command("sh", "-c", line+" -w '\n%{http_code}'").Output()
+			if err != nil || !strings.HasSuffix(string(got), "\n200") || !strings.Contains(string(got), "auditor (auditor)") {
+				t.Errorf("%s: %v\n%s", line, err, got)
+			}
+			console = true
+			continue
+		}
+		m := regexp.MustCompile(`/v/([a-z]+)/`).FindStringSubmatch(line)
+		vendors = append(vendors, m[1])
 		// Pasted twice, each works: no example collides with its own first run.
 		var body string
 		for range 2 {
@@ -512,8 +522,8 @@ func TestDevPrintsReadyLineAndWorkingCurlCommands(t *testing.T) {
 		}
 		e.assertNoSecrets(t, "curl output", body)
 	}
-	if want := []string{"kb", "airbank", "biometric", "finid", "banqware"}; !slices.Equal(vendors, want) {
-		t.Errorf("curl commands for %v, want %v", vendors, want)
+	if want := []string{"kb", "airbank", "biometric", "finid", "banqware"}; !slices.Equal(vendors, want) || !console {
+		t.Errorf("curl commands for %v and the console %v, want %v and the console", vendors, console, want)
 	}
 }
 
