@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -611,7 +610,7 @@ func (s *sentRequest) withPath(rt *route, drop []string) *refusal.Refusal {
 		return nil
 	}
 	segs := strings.Split(strings.Trim(rt.path, "/"), "/")
-	for _, field := range slices.Sorted(maps.Keys(rt.op.pathFields)) {
+	for _, field := range rt.op.pathFieldNames {
 		if slices.Contains(drop, field) {
 			return refusal.New(http.StatusForbidden, refusal.PathFieldWithheld, "Path field withheld",
 				fmt.Sprintf("the decision withholds %s, and operation %s cannot be called without it; the vendor was not called", field, rt.op.cfg.ID))

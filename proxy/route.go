@@ -32,8 +32,9 @@ type operation struct {
 	// identifierList is identifiers' keys, sorted, for the policy input.
 	identifierList []string
 	// pathFields are the path placeholders the profile gives a category
-	// (PathField name -> segment index).
-	pathFields map[string]int
+	// (PathField name -> segment index); pathFieldNames their names, sorted.
+	pathFields     map[string]int
+	pathFieldNames []string
 	// responseHeaders are the answer headers the profile lets through, by
 	// canonical name (fields.response_headers).
 	responseHeaders map[string]bool
@@ -79,6 +80,7 @@ func compileOperation(op *configs.Operation) *operation {
 		}
 		c.segments = append(c.segments, seg)
 	}
+	c.pathFieldNames = slices.Sorted(maps.Keys(c.pathFields))
 	return c
 }
 
