@@ -19,9 +19,10 @@ type operation struct {
 	cfg      *configs.Operation
 	segments []string // literal segments, or "" for a placeholder
 	trailing bool     // the template ends with a slash
-	// identifiers are the response paths whose values the audit record keeps
-	// (hashed) so an auditor can search by them.
-	identifiers map[string]bool
+	// searchable are the response paths whose values the audit record keeps
+	// (hashed) so an auditor can search by them: national ids and document
+	// numbers (configs.IdentifierField). identifierList, below, is wider.
+	searchable map[string]bool
 	// answers are the response paths of category verification: yes or no,
 	// whatever the vendor puts there (a verify mode must not echo its record).
 	answers map[string]bool
@@ -29,7 +30,9 @@ type operation struct {
 	// declared is its names, sorted, for the policy input.
 	sent     map[string]string
 	declared []string
-	// identifierList is identifiers' keys, sorted, for the policy input.
+	// identifierList is what the policy input calls identifiers
+	// (Operation.Identifiers: the searchable paths and those with a token
+	// format), the fields tokenize:identifiers turns into tokens.
 	identifierList []string
 	// pathFields are the path placeholders the profile gives a category
 	// (PathField name -> segment index); pathFieldNames their names, sorted.
@@ -49,7 +52,7 @@ type operation struct {
 
 func compileOperation(op *configs.Operation) *operation {
 	p := strings.TrimPrefix(op.Path, "/")
-	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/"), identifiers: map[string]bool{}, sent: op.SentFields(), refs: compileResources(op)}
+	c := &operation{cfg: op, trailing: strings.HasSuffix(p, "/"), searchable: map[string]bool{}, sent: op.SentFields(), refs: compileResources(op)}
 	c.declared = slices.Sorted(maps.Keys(c.sent))
 	c.identifierList = op.Identifiers()
 	c.responseHeaders = map[string]bool{}
@@ -59,7 +62,7 @@ func compileOperation(op *configs.Operation) *operation {
 	c.limits = compileLimits(op.Limits)
 	for path, category := range op.Fields.Response {
 		if configs.IdentifierField(path, category) {
-			c.identifiers[path] = true
+			c.searchable[path] = true
 		}
 		if category == "verification" {
 			if c.answers == nil {

@@ -120,7 +120,7 @@ func (g *Gateway) minimiseResponse(resp *http.Response, ob *outbound) error {
 		fields = booleansOnly(fields, ob.op.answers)
 	}
 	m := minimise.New(fields, def, ob.hashKey, ex.now)
-	m.Identify = ob.op.identifiers
+	m.Identify = ob.op.searchable
 	m.Tokenize = g.tokenizer(ctx, ob)
 	_, span := g.stage(ctx, spanMinimise)
 	out, err := m.Minimise(raw)
