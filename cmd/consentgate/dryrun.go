@@ -55,17 +55,14 @@ func newDryRunWorkerCmd() *cobra.Command {
 // dry-run-worker), killed when ctx ends. A child that ran out of memory is
 // said so; of anything else it says on stderr, the first line is kept.
 func dryRunInWorker(ctx context.Context, in policy.DryRunInput) (policy.DryRunResult, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return policy.DryRunResult{}, err
-	}
 	body, err := json.Marshal(in)
 	if err != nil {
 		return policy.DryRunResult{}, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "policy", "dry-run-worker")
-	// A test binary runs as the command only when told to (main_test.go).
-	cmd.Env = append(os.Environ(), "CONSENTGATE_RUN_MAIN=1")
+	cmd, err := workerCommand(ctx)
+	if err != nil {
+		return policy.DryRunResult{}, err
+	}
 	cmd.Stdin = bytes.NewReader(body)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -84,6 +81,20 @@ func dryRunInWorker(ctx context.Context, in policy.DryRunInput) (policy.DryRunRe
 		return policy.DryRunResult{}, errors.New("the dry run's process gave no result")
 	}
 	return res, nil
+}
+
+// workerCommand is the dry-run worker's command: this executable, with none
+// of the gateway's environment (Vault credentials, say), since it runs
+// uploaded code. A test binary runs as the command only when told to
+// (main_test.go).
+func workerCommand(ctx context.Context) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "policy", "dry-run-worker")
+	cmd.Env = []string{"CONSENTGATE_RUN_MAIN=1"}
+	return cmd, nil
 }
 
 func firstLine(s string) string {

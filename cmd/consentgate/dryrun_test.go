@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +25,13 @@ func candidate(t *testing.T, src string) string {
 
 // A dry run runs in a process of its own: a candidate that asks for more
 // memory than the bound kills that process, not the gateway, and says so; one
-// that loads is replayed there; and the dry run ends at its time bound.
+// that loads is replayed there, without the gateway's environment; and the
+// dry run ends at its time bound.
 func TestDryRunInAProcessOfItsOwn(t *testing.T) {
+	t.Setenv("VAULT_SECRET_ID", "gateway-only")
+	if cmd, err := workerCommand(context.Background()); err != nil || slices.ContainsFunc(cmd.Env, func(v string) bool { return strings.Contains(v, "gateway-only") }) || len(cmd.Env) != 1 {
+		t.Fatalf("the worker's environment: %v %v", cmd.Env, err)
+	}
 	// Each string sixteen times the one before: s7 is 4 GiB, asked for at once.
 	bomb := `s0 := "0123456789abcdef"` + "\n"
 	for i := 1; i <= 7; i++ {
