@@ -19,6 +19,8 @@ type DryRunInput struct {
 	Fields     map[string]OperationFields
 	Decisions  []Recorded
 	MaxChanges int
+	// Bound is how long the whole dry run may take (0: no bound of its own).
+	Bound time.Duration
 }
 
 // OperationFields are one operation's field maps and identifiers.

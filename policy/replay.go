@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -131,11 +132,23 @@ func (rp *Replay) Add(ctx context.Context, e *Engine, fields FieldMaps, r Record
 	case !r.Allow && d.Allow:
 		rp.NewlyAllowed++
 	}
-	c := Change{Recorded: r, NowAllow: d.Allow, NowReasons: d.Reasons}
+	c := Change{Recorded: r, NowAllow: d.Allow, NowReasons: shown(d.Reasons)}
 	if rp.MaxChanges == 0 || len(rp.Changes) < rp.MaxChanges {
 		rp.Changes = append(rp.Changes, c)
 	}
 	return &c, nil
+}
+
+// shown is what a change keeps of a candidate's reasons, which are its own
+// text of any length: the first 20, each cut at 300 bytes.
+func shown(reasons []string) []string {
+	out := slices.Clone(reasons[:min(len(reasons), 20)])
+	for i, r := range out {
+		if len(r) > 300 {
+			out[i] = strings.ToValidUTF8(r[:300], "") + "…"
+		}
+	}
+	return out
 }
 
 func sortedCopy(s []string) []string {

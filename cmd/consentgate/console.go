@@ -105,7 +105,7 @@ func secretsState(ctx context.Context, p secrets.Provider, v *configs.Vendor) (t
 	var oldest time.Time
 	var stale, notRead, unavailable bool
 	for _, c := range v.Credentials {
-		for _, r := range []string{c.Secret, c.ClientSecret} {
+		for _, r := range []string{c.Secret, c.ClientID, c.ClientSecret} {
 			ref, err := secrets.ParseRef(r)
 			if err != nil {
 				continue
