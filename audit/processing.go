@@ -27,7 +27,10 @@ type ProcessingReport struct {
 	// Subject is the person's HMAC when the report is about one person.
 	Subject string `json:"subject_hmac,omitempty"`
 	// Unverified says the records were not verified against the public key.
-	Unverified bool             `json:"unverified,omitempty"`
+	Unverified bool `json:"unverified,omitempty"`
+	// Start, when above 1, is the first record read: the history before it
+	// was archived (or deleted) and is not in this report.
+	Start      uint64           `json:"start,omitempty"`
 	Rows       []ProcessingRow  `json:"rows"`
 	Recipients []Recipient      `json:"recipients"`
 	Consents   []SubjectConsent `json:"consents,omitempty"`

@@ -368,3 +368,35 @@ func TestEveryPageRenders(t *testing.T) {
 		t.Errorf("the window's end is not given back to the form's time input:\n%s", body)
 	}
 }
+
+// An access report of a log whose older segments left the node says where it
+// starts and how to get the rest; the JSON says it too.
+func TestAccessReportSaysWhereItStarts(t *testing.T) {
+	_, sk, _ := ed25519.GenerateKey(rand.Reader)
+	path := filepath.Join(t.TempDir(), "audit.db")
+	l, err := audit.Open(path, audit.Options{SigningKey: sk, SegmentBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	for range 600 {
+		if _, err := l.Append(context.Background(), audit.Record{Kind: audit.KindIntent, App: "web", Vendor: "kb"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs, err := audit.Segments(audit.SegmentDir(path))
+	if err != nil || len(segs) < 2 {
+		t.Fatalf("%d segments, %v", len(segs), err)
+	}
+	os.Remove(segs[0].Path) // archived, as retention does
+	h := New(Options{Audit: l, Secret: make([]byte, 32), Erasure: func() map[string]string { return nil }})
+	token := tokenOf(t, h, auditor)
+	hm := strings.Repeat("ab", 32)
+	for format, want := range map[string]string{"html": "from record " + strconv.FormatUint(segs[1].First, 10),
+		"json": `"start": ` + strconv.FormatUint(segs[1].First, 10)} {
+		w := do(h, auditor, "POST", "/console/person/report", url.Values{"csrf": {token}, "subject_hmac": {hm}, "identifier_hmac": {hm}, "format": {format}}, nil)
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), want) {
+			t.Errorf("%s: %d, want %q in\n%s", format, w.Code, want, w.Body)
+		}
+	}
+}

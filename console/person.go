@@ -162,13 +162,16 @@ func (c *console) personReport(w http.ResponseWriter, r *http.Request) {
 // verifier: a report is never made from records that do not verify.
 func accessReport(ctx context.Context, l *audit.Log, o audit.ProcessingOptions) (audit.ProcessingReport, error) {
 	var rep audit.ProcessingReport
-	_, err := readVerified(ctx, l, func(r io.Reader) error {
+	verified, err := readVerified(ctx, l, func(r io.Reader) error {
 		var err error
 		rep, err = audit.Processing(r, o)
 		return err
 	})
 	if err != nil {
 		return audit.ProcessingReport{}, err
+	}
+	if verified.Start > 1 {
+		rep.Start = verified.Start
 	}
 	return rep, nil
 }
