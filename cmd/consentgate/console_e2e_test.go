@@ -159,7 +159,8 @@ func TestDevConsoleInABrowser(t *testing.T) {
 	// A person, by a POSTed id: their consent, and never the id in an address or the page.
 	e.page(t, auditor, "/console/person")
 	got = submit(t, auditor, "form.lookup", map[string]string{"subject": person})
-	if !strings.Contains(got, id) || !strings.Contains(got, "active") || strings.Contains(got, person) || strings.Contains(location(t, auditor), person) {
+	if !strings.Contains(got, id) || !strings.Contains(got, "active") || !strings.Contains(got, "Authorised at\nairbank on ") ||
+		strings.Contains(got, person) || strings.Contains(location(t, auditor), person) {
 		t.Errorf("the person page:\n%s\n(at %s)", got, location(t, auditor))
 	}
 	shot(t, auditor, "person")
