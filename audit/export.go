@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -155,6 +156,14 @@ type viewFunc func(fn func(*bolt.Tx) error) error
 // Records are read in short transactions, so a large export never holds the file
 // against the writer.
 func (l *Log) Export(ctx context.Context, w io.Writer, f Filter) error {
+	return l.ExportWithArchived(ctx, w, f, nil)
+}
+
+// ExportWithArchived is Export with the log's archived history before it:
+// archived are segment files of this log that have left the node (named as
+// sealed, <first>-<last>.db, in log order); those that are still on the node
+// are left out. The export is one chain from the first archived record.
+func (l *Log) ExportWithArchived(ctx context.Context, w io.Writer, f Filter, archived []string) error {
 	if l.isClosed() {
 		return fmt.Errorf("%w: closed", ErrUnavailable)
 	}
@@ -165,7 +174,15 @@ func (l *Log) Export(ctx context.Context, w io.Writer, f Filter) error {
 	if err != nil {
 		return err
 	}
-	var files []viewFunc
+	oldest := first
+	if len(segs) > 0 {
+		oldest = segs[0].First
+	}
+	files, closeAll, err := l.archivedFiles(archived, oldest)
+	defer closeAll()
+	if err != nil {
+		return err
+	}
 	for _, s := range segs {
 		if s.First < first {
 			files = append(files, func(fn func(*bolt.Tx) error) error { return viewSegment(l.segDir, s.First, first, fn) })
@@ -174,6 +191,50 @@ func (l *Log) Export(ctx context.Context, w io.Writer, f Filter) error {
 	// Read where the active file's first record is: after a rotation that is a segment.
 	files = append(files, func(fn func(*bolt.Tx) error) error { return l.viewAt(first, fn) })
 	return export(ctx, w, f, exportSource{files: files, meta: meta{logID: l.id, node: l.node, pub: l.pub}, key: l.key, now: l.now})
+}
+
+// archivedFiles opens the archived segments that end where the node's history
+// begins (oldest) or before, checking each belongs to this log.
+func (l *Log) archivedFiles(paths []string, oldest uint64) ([]viewFunc, func(), error) {
+	var files []viewFunc
+	var dbs []*bolt.DB
+	closeAll := func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}
+	for _, p := range paths {
+		if first, _, ok := ParseSegmentName(filepath.Base(p)); !ok || first >= oldest {
+			continue
+		}
+		db, err := openReadOnly(p)
+		if err != nil {
+			return nil, closeAll, err
+		}
+		dbs = append(dbs, db)
+		var m meta
+		if err := db.View(func(tx *bolt.Tx) error { m, err = readMeta(tx); return err }); err != nil {
+			return nil, closeAll, fmt.Errorf("archived segment %s: %w", p, err)
+		}
+		if m.logID != l.id {
+			return nil, closeAll, fmt.Errorf("archived segment %s: %w: a file of another log (%s, not %s)", p, ErrNotLog, m.logID, l.id)
+		}
+		files = append(files, db.View)
+	}
+	return files, closeAll, nil
+}
+
+// OldestOnNode is the first record still on this node: what an archive holds
+// the history before.
+func (l *Log) OldestOnNode() (uint64, error) {
+	l.dbMu.RLock()
+	first := l.segFirst
+	l.dbMu.RUnlock()
+	segs, err := Segments(l.segDir)
+	if err != nil || len(segs) == 0 {
+		return first, err
+	}
+	return min(first, segs[0].First), nil
 }
 
 // ExportFile exports a log file, opened read-only, as Export does (it fails with

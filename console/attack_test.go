@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/audit/archive"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/identity"
 	"github.com/consentgate/consentgate/policy"
@@ -369,9 +370,10 @@ func TestEveryPageRenders(t *testing.T) {
 	}
 }
 
-// An access report of a log whose older segments left the node says where it
-// starts and how to get the rest; the JSON says it too.
-func TestAccessReportSaysWhereItStarts(t *testing.T) {
+// An access report of a log whose older segments left the node reads them
+// from the archive and covers the whole history; without an archive it says
+// where it starts and how to get the rest (the JSON says it too).
+func TestAccessReportReadsTheArchive(t *testing.T) {
 	_, sk, _ := ed25519.GenerateKey(rand.Reader)
 	path := filepath.Join(t.TempDir(), "audit.db")
 	l, err := audit.Open(path, audit.Options{SigningKey: sk, SegmentBytes: 64 << 10})
@@ -379,8 +381,15 @@ func TestAccessReportSaysWhereItStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	for range 600 {
-		if _, err := l.Append(context.Background(), audit.Record{Kind: audit.KindIntent, App: "web", Vendor: "kb"}); err != nil {
+	hm := strings.Repeat("ab", 32)
+	allow := true
+	for i := range 600 {
+		r := audit.Record{Kind: audit.KindIntent, App: "web", Vendor: "kb"}
+		if i%100 == 0 { // a disclosure about the person, in every segment
+			r = audit.Record{Kind: audit.KindOutcome, App: "web", Vendor: "kb", Operation: "kb.identity", Purpose: "kyc",
+				SubjectHMAC: hm, Allow: &allow, Status: 200, Disclosed: []string{"name"}, Detail: map[string]string{"categories": "identity"}}
+		}
+		if _, err := l.Append(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -388,15 +397,31 @@ func TestAccessReportSaysWhereItStarts(t *testing.T) {
 	if err != nil || len(segs) < 2 {
 		t.Fatalf("%d segments, %v", len(segs), err)
 	}
-	os.Remove(segs[0].Path) // archived, as retention does
-	h := New(Options{Audit: l, Secret: make([]byte, 32), Erasure: func() map[string]string { return nil }})
-	token := tokenOf(t, h, auditor)
-	hm := strings.Repeat("ab", 32)
-	for format, want := range map[string]string{"html": "from record " + strconv.FormatUint(segs[1].First, 10),
-		"json": `"start": ` + strconv.FormatUint(segs[1].First, 10)} {
-		w := do(h, auditor, "POST", "/console/person/report", url.Values{"csrf": {token}, "subject_hmac": {hm}, "identifier_hmac": {hm}, "format": {format}}, nil)
-		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), want) {
-			t.Errorf("%s: %d, want %q in\n%s", format, w.Code, want, w.Body)
+	store := t.TempDir() // archived, as retention does: copied, then gone from the node
+	if err := os.Rename(segs[0].Path, filepath.Join(store, filepath.Base(segs[0].Path))); err != nil {
+		t.Fatal(err)
+	}
+	report := func(h http.Handler, format string) string {
+		w := do(h, auditor, "POST", "/console/person/report", url.Values{"csrf": {tokenOf(t, h, auditor)}, "subject_hmac": {hm},
+			"identifier_hmac": {hm}, "format": {format}}, nil)
+		if w.Code != http.StatusOK {
+			t.Fatalf("%s report: %d\n%s", format, w.Code, w.Body)
 		}
+		return w.Body.String()
+	}
+	node := New(Options{Audit: l, Secret: make([]byte, 32), Erasure: func() map[string]string { return nil }})
+	start := strconv.FormatUint(segs[1].First, 10)
+	if got := report(node, "html"); !strings.Contains(got, "from record "+start) {
+		t.Errorf("the node-only report does not say it starts at %s:\n%s", start, got)
+	}
+	if got := report(node, "json"); !strings.Contains(got, `"start": `+start) || !strings.Contains(got, `"disclosures": 5`) {
+		t.Errorf("the node-only JSON report:\n%s", got)
+	}
+	whole := New(Options{Audit: l, Secret: make([]byte, 32), Erasure: func() map[string]string { return nil },
+		Archived: func(ctx context.Context, first uint64, tmp string) ([]string, error) {
+			return archive.Archived(ctx, archive.Dir{Path: store}, first, tmp)
+		}})
+	if got := report(whole, "json"); strings.Contains(got, `"start"`) || !strings.Contains(got, `"disclosures": 6`) {
+		t.Errorf("the report with the archive:\n%s", got)
 	}
 }

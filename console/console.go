@@ -39,6 +39,10 @@ type Options struct {
 	// Erasure maps a vendor to how an end user's data is erased there
 	// (audit.ProcessingOptions.Erasure), for the access report.
 	Erasure func() map[string]string
+	// Archived gives the log's archived segments that begin before record
+	// first, as files (fetched into tmp when the archive is not a folder), for
+	// the access report; nil: no archive, the report covers the node.
+	Archived func(ctx context.Context, first uint64, tmp string) ([]string, error)
 	// Vendors reads the vendors page's facts; nil leaves the page out.
 	Vendors func(ctx context.Context) []Vendor
 	// SecretsAge is the secret store's cache age (secrets.Cached); nil when

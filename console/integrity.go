@@ -60,7 +60,7 @@ func (c *console) verify(w http.ResponseWriter, r *http.Request) {
 	}
 	d := c.integrityNow(r.Context())
 	d.Ran = true
-	rep, err := readVerified(r.Context(), c.o.Audit, nil)
+	rep, err := readVerified(r.Context(), c.o.Audit, nil, nil)
 	d.Report = rep
 	result := "verified"
 	if err != nil {
@@ -72,12 +72,13 @@ func (c *console) verify(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, "integrity.html", "Integrity", d)
 }
 
-// readVerified reads the live log's export through the verifier and, when read
-// is not nil, through read at the same time: the whole log is never in memory,
-// and nothing read counts unless all of it verifies.
-func readVerified(ctx context.Context, l *audit.Log, read func(io.Reader) error) (audit.Report, error) {
+// readVerified reads the live log's export (with the archived segments
+// before it, if any) through the verifier and, when read is not nil, through
+// read at the same time: the whole log is never in memory, and nothing read
+// counts unless all of it verifies.
+func readVerified(ctx context.Context, l *audit.Log, archived []string, read func(io.Reader) error) (audit.Report, error) {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(l.Export(ctx, pw, audit.Filter{})) }()
+	go func() { pw.CloseWithError(l.ExportWithArchived(ctx, pw, audit.Filter{}, archived)) }()
 	defer pr.Close()
 	if read == nil {
 		return audit.Verify(pr, l.PublicKey())

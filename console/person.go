@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 
 	"github.com/consentgate/consentgate/audit"
 	"github.com/consentgate/consentgate/consent"
@@ -141,7 +142,14 @@ func (c *console) personReport(w http.ResponseWriter, r *http.Request) {
 	if !c.record(w, r, "access report", rec) {
 		return
 	}
-	rep, err := accessReport(r.Context(), c.o.Audit, audit.ProcessingOptions{Subject: p.Subject, Terms: terms, Erasure: c.o.Erasure()})
+	archived, cleanup, err := c.archived(r.Context())
+	defer cleanup()
+	if err != nil {
+		c.o.Logger.Error("archived audit segments not read", "error", err.Error())
+		c.fail(w, r, http.StatusServiceUnavailable, "The audit archive could not be read, so the access report would miss its history.")
+		return
+	}
+	rep, err := accessReport(r.Context(), c.o.Audit, archived, audit.ProcessingOptions{Subject: p.Subject, Terms: terms, Erasure: c.o.Erasure()})
 	if err != nil {
 		c.o.Logger.Error("access report not built", "subject_hmac", p.Subject, "error", err.Error())
 		c.fail(w, r, http.StatusServiceUnavailable, "The access report could not be built: the audit log did not read or verify.")
@@ -158,11 +166,31 @@ func (c *console) personReport(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, "report.html", "Access report", rep)
 }
 
+// archived are the log's archived segments, as files in a temporary folder
+// that cleanup removes (none without an archive).
+func (c *console) archived(ctx context.Context) (paths []string, cleanup func(), err error) {
+	cleanup = func() {}
+	if c.o.Archived == nil {
+		return nil, cleanup, nil
+	}
+	first, err := c.o.Audit.OldestOnNode()
+	if err != nil {
+		return nil, cleanup, err
+	}
+	tmp, err := os.MkdirTemp("", "consentgate-report-")
+	if err != nil {
+		return nil, cleanup, err
+	}
+	cleanup = func() { os.RemoveAll(tmp) }
+	paths, err = c.o.Archived(ctx, first, tmp)
+	return paths, cleanup, err
+}
+
 // accessReport is the access report of the live log, read through the
 // verifier: a report is never made from records that do not verify.
-func accessReport(ctx context.Context, l *audit.Log, o audit.ProcessingOptions) (audit.ProcessingReport, error) {
+func accessReport(ctx context.Context, l *audit.Log, archived []string, o audit.ProcessingOptions) (audit.ProcessingReport, error) {
 	var rep audit.ProcessingReport
-	verified, err := readVerified(ctx, l, func(r io.Reader) error {
+	verified, err := readVerified(ctx, l, archived, func(r io.Reader) error {
 		var err error
 		rep, err = audit.Processing(r, o)
 		return err

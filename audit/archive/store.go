@@ -87,6 +87,18 @@ func Files(ctx context.Context, s Store, dbPath, tmp string) ([]string, error) {
 	if len(here) > 0 {
 		firstHere = here[0].First // Segments are in log order
 	}
+	out, err := Archived(ctx, s, firstHere, tmp)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, local...), nil
+}
+
+// Archived are the segments in s that begin before record firstHere (the
+// oldest on the node), in log order, as files: a directory store's own, or
+// copies in tmp. A running gateway's log exports them before its own
+// (audit.Log.ExportWithArchived).
+func Archived(ctx context.Context, s Store, firstHere uint64, tmp string) ([]string, error) {
 	objs, err := s.List(ctx)
 	if err != nil {
 		return nil, err
@@ -106,7 +118,7 @@ func Files(ctx context.Context, s Store, dbPath, tmp string) ([]string, error) {
 		}
 		out = append(out, p)
 	}
-	return append(out, local...), nil
+	return out, nil
 }
 
 // activeFirst is the first record of the active file, or def if it cannot be read.

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/consentgate/consentgate/audit"
+	"github.com/consentgate/consentgate/audit/archive"
 	"github.com/consentgate/consentgate/certs"
 	"github.com/consentgate/consentgate/configs"
 	"github.com/consentgate/consentgate/consent"
@@ -22,7 +23,7 @@ import (
 // newConsole is the web console on the admin listener, reading the gateway's
 // own parts: the ones the admin API, /metrics and the CLI read.
 func newConsole(alog *audit.Log, consents *consent.Registry, engine *policy.Engine, gw *proxy.Gateway, p secrets.Provider,
-	reg prometheus.Gatherer, inUse func(context.Context) []certs.InUse, log *slog.Logger) http.Handler {
+	reg prometheus.Gatherer, inUse func(context.Context) []certs.InUse, retention *archive.Retention, log *slog.Logger) http.Handler {
 	o := console.Options{Audit: alog, Consents: consents, Policy: engine, SubjectHMAC: gw.SubjectHMAC,
 		Fields: func(vendor, op string) (map[string]string, map[string]string, []string) {
 			return configs.OperationFields(gw.Profiles(), vendor, op)
@@ -33,6 +34,11 @@ func newConsole(alog *audit.Log, consents *consent.Registry, engine *policy.Engi
 		Logger:  log.With("component", "console"), Secret: randomKey()}
 	if c, ok := p.(secrets.Cached); ok {
 		o.SecretsAge = c.CacheAge
+	}
+	if retention != nil {
+		o.Archived = func(ctx context.Context, first uint64, tmp string) ([]string, error) {
+			return archive.Archived(ctx, retention.Store, first, tmp)
+		}
 	}
 	return console.New(o)
 }

@@ -263,7 +263,7 @@ func startGateway(ctx context.Context, cfg *configs.Config, p secrets.Provider, 
 	adminAPI := admin.New(admin.Options{Consents: consents, Policy: engine, Audit: alog, Logger: log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), OAuthStart: oauthStart, ImportResource: gw.ImportResource,
 		SubjectHMAC: gw.SubjectHMAC, Certificates: inUse, Tokens: vault, Ready: ready,
-		Console: newConsole(alog, consents, engine, gw, p, reg, inUse, log)})
+		Console: newConsole(alog, consents, engine, gw, p, reg, inUse, retention, log)})
 	srv, err := listen(cfg, in, gw, adminAPI, log)
 	if err != nil {
 		return nil, err
