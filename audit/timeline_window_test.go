@@ -1,8 +1,12 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -78,4 +82,45 @@ func TestTimelineWindowsProperty(t *testing.T) {
 		}
 	}
 	_ = time.Second
+}
+
+// A live export with the archived segments before it is one chain from record
+// 1; segments still on the node are not read twice; a segment of another log
+// is refused.
+func TestExportWithArchived(t *testing.T) {
+	o := testOptions(t)
+	o.SegmentBytes = 64 << 10
+	l, path := MustOpen(t, o)
+	appendN(t, l, 900)
+	segs, err := Segments(SegmentDir(path))
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("%d segments, %v", len(segs), err)
+	}
+	store := t.TempDir()
+	moved := filepath.Join(store, filepath.Base(segs[0].Path))
+	if err := os.Rename(segs[0].Path, moved); err != nil {
+		t.Fatal(err)
+	}
+	// segs[1] is archived too, but still on the node: read once, from the node.
+	copied := filepath.Join(store, filepath.Base(segs[1].Path))
+	data, _ := os.ReadFile(segs[1].Path)
+	os.WriteFile(copied, data, 0o600)
+	var b bytes.Buffer
+	if err := l.ExportWithArchived(context.Background(), &b, Filter{}, []string{moved, copied}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(&b, l.PublicKey())
+	if err != nil || rep.Start != 1 || rep.Head.Seq != l.Head().Seq {
+		t.Fatalf("the export with the archive: start %d head %d (log head %d), %v", rep.Start, rep.Head.Seq, l.Head().Seq, err)
+	}
+	if first, err := l.OldestOnNode(); err != nil || first != segs[1].First {
+		t.Errorf("OldestOnNode = %d, %v; want %d", first, err, segs[1].First)
+	}
+	other, _ := closedLog(t, 10, 5)
+	foreign := filepath.Join(store, segmentName(1, 5))
+	data, _ = os.ReadFile(other)
+	os.WriteFile(foreign, data, 0o600)
+	if err := l.ExportWithArchived(context.Background(), io.Discard, Filter{}, []string{foreign}); !errors.Is(err, ErrNotLog) {
+		t.Errorf("a segment of another log: %v", err)
+	}
 }
