@@ -33,6 +33,9 @@ func newDryRunWorkerCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Where the gateway and its worker share a memory limit (a
+			// container's), the kernel's OOM killer is to pick the worker.
+			os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0)
 			limit := &syscall.Rlimit{Cur: dryRunMemory, Max: dryRunMemory}
 			if err := syscall.Setrlimit(syscall.RLIMIT_DATA, limit); err != nil {
 				return fmt.Errorf("bounding the dry run's memory: %w", err)

@@ -151,6 +151,17 @@ decision := {"allow": false, "reasons": ["slow"]} if not slow`)
 	}
 	t.Logf("helper %d, worker %d", helper.Process.Pid, worker)
 	defer syscall.Kill(worker, syscall.SIGKILL)
+	// The kernel's OOM killer would pick it before the gateway.
+	adj := func() string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", worker))
+		return strings.TrimSpace(string(b))
+	}
+	for deadline := time.Now().Add(5 * time.Second); adj() != "1000" && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if adj() != "1000" {
+		t.Errorf("the worker's oom_score_adj is %q, want 1000", adj())
+	}
 	// What the worker inherited of the "gateway"'s open files.
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", worker))
 	for _, fd := range fds {
