@@ -174,11 +174,15 @@ func (l *Log) ExportWithArchived(ctx context.Context, w io.Writer, f Filter, arc
 	if err != nil {
 		return err
 	}
-	oldest := first
-	if len(segs) > 0 {
-		oldest = segs[0].First
+	// The archived segments that have left the node: those before its oldest.
+	oldest := oldestOf(first, segs)
+	var before []string
+	for _, p := range archived {
+		if from, _, ok := ParseSegmentName(filepath.Base(p)); ok && from < oldest {
+			before = append(before, p)
+		}
 	}
-	files, closeAll, err := l.archivedFiles(archived, oldest)
+	files, _, closeAll, err := openChain(before, l.id)
 	defer closeAll()
 	if err != nil {
 		return err
@@ -193,37 +197,6 @@ func (l *Log) ExportWithArchived(ctx context.Context, w io.Writer, f Filter, arc
 	return export(ctx, w, f, exportSource{files: files, meta: meta{logID: l.id, node: l.node, pub: l.pub}, key: l.key, now: l.now})
 }
 
-// archivedFiles opens the archived segments that end where the node's history
-// begins (oldest) or before, checking each belongs to this log.
-func (l *Log) archivedFiles(paths []string, oldest uint64) ([]viewFunc, func(), error) {
-	var files []viewFunc
-	var dbs []*bolt.DB
-	closeAll := func() {
-		for _, db := range dbs {
-			db.Close()
-		}
-	}
-	for _, p := range paths {
-		if first, _, ok := ParseSegmentName(filepath.Base(p)); !ok || first >= oldest {
-			continue
-		}
-		db, err := openReadOnly(p)
-		if err != nil {
-			return nil, closeAll, err
-		}
-		dbs = append(dbs, db)
-		var m meta
-		if err := db.View(func(tx *bolt.Tx) error { m, err = readMeta(tx); return err }); err != nil {
-			return nil, closeAll, fmt.Errorf("archived segment %s: %w", p, err)
-		}
-		if m.logID != l.id {
-			return nil, closeAll, fmt.Errorf("archived segment %s: %w: a file of another log (%s, not %s)", p, ErrNotLog, m.logID, l.id)
-		}
-		files = append(files, db.View)
-	}
-	return files, closeAll, nil
-}
-
 // OldestOnNode is the first record still on this node: what an archive holds
 // the history before.
 func (l *Log) OldestOnNode() (uint64, error) {
@@ -231,10 +204,16 @@ func (l *Log) OldestOnNode() (uint64, error) {
 	first := l.segFirst
 	l.dbMu.RUnlock()
 	segs, err := Segments(l.segDir)
-	if err != nil || len(segs) == 0 {
-		return first, err
+	return oldestOf(first, segs), err
+}
+
+// oldestOf is the first record of a log whose active file starts at first,
+// with sealed segments segs (in log order).
+func oldestOf(first uint64, segs []Segment) uint64 {
+	if len(segs) > 0 {
+		return min(first, segs[0].First)
 	}
-	return min(first, segs[0].First), nil
+	return first
 }
 
 // ExportFile exports a log file, opened read-only, as Export does (it fails with
@@ -248,26 +227,10 @@ func ExportFile(ctx context.Context, dbPath string, w io.Writer, f Filter) error
 // ExportFiles is ExportFile of a log held in several files (Files: its segments and
 // the active file), given in log order.
 func ExportFiles(ctx context.Context, paths []string, w io.Writer, f Filter) error {
-	var files []viewFunc
-	var m meta
-	for _, p := range paths {
-		db, err := openReadOnly(p)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		var fm meta
-		if err := db.View(func(tx *bolt.Tx) error {
-			fm, err = readMeta(tx)
-			return err
-		}); err != nil {
-			return fmt.Errorf("exporting %s: %w", p, err)
-		}
-		if m.logID != "" && fm.logID != m.logID {
-			return fmt.Errorf("exporting %s: %w: a file of another log (%s, not %s)", p, ErrNotLog, fm.logID, m.logID)
-		}
-		m = fm
-		files = append(files, db.View)
+	files, m, closeAll, err := openChain(paths, "")
+	defer closeAll()
+	if err != nil {
+		return err
 	}
 	if len(files) == 0 {
 		return fmt.Errorf("exporting: %w: no file given", ErrNotLog)
@@ -276,6 +239,37 @@ func ExportFiles(ctx context.Context, paths []string, w io.Writer, f Filter) err
 		return fmt.Errorf("exporting %s: %w: no public key", paths[len(paths)-1], ErrNotLog)
 	}
 	return export(ctx, w, f, exportSource{files: files, meta: m, now: time.Now})
+}
+
+// openChain opens the files of one log read-only, in log order: logID, or
+// with "" the first file's. closeAll closes what was opened, also on error.
+func openChain(paths []string, logID string) (files []viewFunc, m meta, closeAll func(), err error) {
+	var dbs []*bolt.DB
+	closeAll = func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}
+	for _, p := range paths {
+		db, err := openReadOnly(p)
+		if err != nil {
+			return nil, m, closeAll, err
+		}
+		dbs = append(dbs, db)
+		var fm meta
+		if err := db.View(func(tx *bolt.Tx) error {
+			fm, err = readMeta(tx)
+			return err
+		}); err != nil {
+			return nil, m, closeAll, fmt.Errorf("exporting %s: %w", p, err)
+		}
+		if logID != "" && fm.logID != logID {
+			return nil, m, closeAll, fmt.Errorf("exporting %s: %w: a file of another log (%s, not %s)", p, ErrNotLog, fm.logID, logID)
+		}
+		logID, m = fm.logID, fm
+		files = append(files, db.View)
+	}
+	return files, m, closeAll, nil
 }
 
 // exportChunk is how many records one read transaction covers. A long read transaction
