@@ -31,12 +31,16 @@ type Filter struct {
 func (f Filter) isZero() bool { return f == Filter{} }
 
 func (f Filter) match(r *Record) bool {
-	return (f.From.IsZero() || !r.Time.Before(f.From)) &&
-		(f.To.IsZero() || r.Time.Before(f.To)) &&
+	return f.inWindow(r.Time) &&
 		(f.Vendor == "" || r.Vendor == f.Vendor) &&
 		(f.App == "" || r.App == f.App) &&
 		(f.Purpose == "" || r.Purpose == f.Purpose) &&
 		(f.Consent == "" || r.ConsentID == f.Consent)
+}
+
+// inWindow reports whether t is at or after From and before To.
+func (f Filter) inWindow(t time.Time) bool {
+	return (f.From.IsZero() || !t.Before(f.From)) && (f.To.IsZero() || t.Before(f.To))
 }
 
 func (f Filter) encode() []byte {

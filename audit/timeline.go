@@ -43,10 +43,11 @@ type Page struct {
 	Partial bool
 }
 
+// match is an export Filter's test (time, app, vendor, purpose) and the
+// timeline's own.
 func (q Query) match(r *Record) bool {
-	return (q.From.IsZero() || !r.Time.Before(q.From)) && (q.To.IsZero() || r.Time.Before(q.To)) &&
-		(q.App == "" || r.App == q.App) && (q.Vendor == "" || r.Vendor == q.Vendor) &&
-		(q.Operation == "" || r.Operation == q.Operation) && (q.Purpose == "" || r.Purpose == q.Purpose) &&
+	return Filter{From: q.From, To: q.To, App: q.App, Vendor: q.Vendor, Purpose: q.Purpose}.match(r) &&
+		(q.Operation == "" || r.Operation == q.Operation) &&
 		(q.Kind == "" || r.Kind == q.Kind) && (q.RequestID == "" || r.RequestID == q.RequestID) &&
 		(q.Outcome == "" || r.Kind == KindOutcome && r.Detail["outcome"] == q.Outcome) &&
 		(q.Refusal == "" || r.Kind == KindOutcome && r.Detail["refusal"] == q.Refusal) &&
@@ -152,9 +153,7 @@ func scanBack(tx *bolt.Tx, seq uint64, q Query, needles [][]byte, p *Page) (uint
 	return seqOf(first) - 1, nil
 }
 
-func (q Query) inWindow(t time.Time) bool {
-	return (q.From.IsZero() || !t.Before(q.From)) && (q.To.IsZero() || t.Before(q.To))
-}
+func (q Query) inWindow(t time.Time) bool { return Filter{From: q.From, To: q.To}.inWindow(t) }
 
 // timeOf reads a stored line's time without decoding the rest: the canonical
 // encoding writes it third, as "time":"<RFC 3339>".
