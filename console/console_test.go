@@ -180,3 +180,35 @@ func TestConsoleFormsAreGuarded(t *testing.T) {
 		t.Errorf("GET of the revoke form: %d", w.Code)
 	}
 }
+
+// A record's page links the checkpoint that vouches for it, and an intent
+// and its outcome to each other, across the records of other calls between.
+func TestRecordPageLinksCheckpointAndPair(t *testing.T) {
+	h, l := newConsole(t) // records 1 to 5
+	allow := true
+	for _, r := range []audit.Record{
+		{Kind: audit.KindIntent, RequestID: "req-a", App: "web", Vendor: "kb", Allow: &allow}, // 6
+		{Kind: audit.KindIntent, RequestID: "req-b", App: "web", Vendor: "kb", Allow: &allow}, // 7
+		{Kind: audit.KindOutcome, RequestID: "req-b", App: "web", Vendor: "kb", Status: 200},  // 8
+		{Kind: audit.KindOutcome, RequestID: "req-a", App: "web", Vendor: "kb", Status: 200},  // 9
+	} {
+		if _, err := l.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Checkpoint(context.Background()); err != nil { // 10
+		t.Fatal(err)
+	}
+	for path, want := range map[string][]string{
+		"/console/records/6": {`the signed checkpoint <a href="/console/records/10">10</a>`, `<a href="/console/records/9">record 9</a>`},
+		"/console/records/9": {`the signed checkpoint <a href="/console/records/10">10</a>`, `<a href="/console/records/6">record 6</a>`},
+		"/console/records/2": {`the signed checkpoint <a href="/console/records/10">10</a>`},
+	} {
+		body := do(h, auditor, "GET", path, nil, nil).Body.String()
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s lacks %s:\n%s", path, w, body)
+			}
+		}
+	}
+}

@@ -1,7 +1,7 @@
 package console
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -120,13 +120,14 @@ func (c *console) recordPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := recordData{Record: rec, Within: c.checkpointReach()}
-	d.Checkpoint = c.following(seq, c.checkpointReach(), func(x *audit.Record) bool { return x.Kind == audit.KindCheckpoint })
+	ctx := r.Context()
+	d.Checkpoint = c.firstAfter(ctx, seq, d.Within, audit.Query{Kind: audit.KindCheckpoint})
 	switch {
 	case rec.RequestID == "":
 	case rec.Kind == audit.KindIntent:
-		d.Pair = c.following(seq, 1000, func(x *audit.Record) bool { return x.RequestID == rec.RequestID && x.Kind == audit.KindOutcome })
+		d.Pair = c.firstAfter(ctx, seq, pairReach, audit.Query{Kind: audit.KindOutcome, RequestID: rec.RequestID})
 	case rec.Kind == audit.KindOutcome:
-		p, err := c.o.Audit.Timeline(r.Context(), audit.Query{Before: seq, Limit: 1, MaxScan: 1000, RequestID: rec.RequestID, Kind: audit.KindIntent})
+		p, err := c.o.Audit.Timeline(ctx, audit.Query{Before: seq, Limit: 1, MaxScan: pairReach, Kind: audit.KindIntent, RequestID: rec.RequestID})
 		if err == nil && len(p.Records) == 1 {
 			d.Pair = &p.Records[0]
 		}
@@ -134,17 +135,23 @@ func (c *console) recordPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, "record.html", "Record "+strconv.FormatUint(seq, 10), d)
 }
 
-// following is the first record within n after seq that ok accepts.
-func (c *console) following(seq uint64, n int, ok func(*audit.Record) bool) *audit.Record {
-	lines, err := c.o.Audit.Lines(seq, n)
+// pairReach is how far apart an intent and its outcome are looked for: the
+// records of every call made while the vendor answered lie between them.
+const pairReach = 100_000
+
+// firstAfter is the first record q matches within n after seq: the timeline
+// reads a window above seq downwards, skipping by bytes what cannot match.
+func (c *console) firstAfter(ctx context.Context, seq uint64, n int, q audit.Query) *audit.Record {
+	q.Before, q.Limit, q.MaxScan = seq+uint64(n)+1, n, n
+	p, err := c.o.Audit.Timeline(ctx, q)
 	if err != nil {
 		return nil
 	}
-	for _, ln := range lines {
-		var x audit.Record
-		if json.Unmarshal(ln.Data, &x) == nil && ok(&x) {
-			return &x
+	var first *audit.Record
+	for i := range p.Records { // newest first: the last one after seq is the first
+		if p.Records[i].Seq > seq {
+			first = &p.Records[i]
 		}
 	}
-	return nil
+	return first
 }
