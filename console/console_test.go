@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/consentgate/consentgate/audit"
@@ -199,10 +201,31 @@ func TestRecordPageLinksCheckpointAndPair(t *testing.T) {
 	if err := l.Checkpoint(context.Background()); err != nil { // 10
 		t.Fatal(err)
 	}
+	// A call whose outcome comes 1,500 records after its intent.
+	far, err := l.Append(context.Background(), audit.Record{Kind: audit.KindIntent, RequestID: "req-far", App: "web", Vendor: "kb", Allow: &allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 15 {
+		wg.Go(func() {
+			for range 100 {
+				l.Append(context.Background(), audit.Record{Kind: audit.KindIntent, App: "web", Vendor: "kb"})
+			}
+		})
+	}
+	wg.Wait()
+	out, err := l.Append(context.Background(), audit.Record{Kind: audit.KindOutcome, RequestID: "req-far", App: "web", Vendor: "kb", Status: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	farPage := fmt.Sprintf("/console/records/%d", far.Seq)
+	outLink := fmt.Sprintf(`<a href="/console/records/%d">record %d</a>`, out.Seq, out.Seq)
 	for path, want := range map[string][]string{
 		"/console/records/6": {`the signed checkpoint <a href="/console/records/10">10</a>`, `<a href="/console/records/9">record 9</a>`},
 		"/console/records/9": {`the signed checkpoint <a href="/console/records/10">10</a>`, `<a href="/console/records/6">record 6</a>`},
 		"/console/records/2": {`the signed checkpoint <a href="/console/records/10">10</a>`},
+		farPage:              {outLink},
 	} {
 		body := do(h, auditor, "GET", path, nil, nil).Body.String()
 		for _, w := range want {

@@ -140,18 +140,20 @@ func (c *console) recordPage(w http.ResponseWriter, r *http.Request) {
 const pairReach = 100_000
 
 // firstAfter is the first record q matches within n after seq: the timeline
-// reads a window above seq downwards, skipping by bytes what cannot match.
+// reads a window above seq downwards, skipping by bytes what cannot match. A
+// near window is tried first, since most are found there.
 func (c *console) firstAfter(ctx context.Context, seq uint64, n int, q audit.Query) *audit.Record {
-	q.Before, q.Limit, q.MaxScan = seq+uint64(n)+1, n, n
-	p, err := c.o.Audit.Timeline(ctx, q)
-	if err != nil {
-		return nil
-	}
-	var first *audit.Record
-	for i := range p.Records { // newest first: the last one after seq is the first
-		if p.Records[i].Seq > seq {
-			first = &p.Records[i]
+	for _, window := range []int{min(n, 1000), n} {
+		q.Before, q.Limit, q.MaxScan = seq+uint64(window)+1, window, window
+		p, err := c.o.Audit.Timeline(ctx, q)
+		if err != nil {
+			return nil
+		}
+		for i := len(p.Records) - 1; i >= 0; i-- { // newest first: the first after seq is last
+			if p.Records[i].Seq > seq {
+				return &p.Records[i]
+			}
 		}
 	}
-	return first
+	return nil
 }
